@@ -1,0 +1,52 @@
+/**
+ * @file mem.h
+ * @brief Allocation (log and abort on out-of-memory), assertions and small shared macros.
+ *
+ * The suite runs supervised: an allocation failure is logged and aborts the process
+ * (STYLE rule 11). Bounded buffers report TN_ERR_TOO_LARGE instead (see buf.h).
+ */
+#ifndef TAINA_MEM_H
+#define TAINA_MEM_H
+
+#include <stddef.h>
+#include <stdlib.h>
+
+/** @brief malloc that aborts on failure. Caller owns the result; free with free(). */
+void *tn_xmalloc(size_t n);
+/** @brief calloc that aborts on failure. Caller owns the result; free with free(). */
+void *tn_xcalloc(size_t nmemb, size_t size);
+/** @brief realloc that aborts on failure. Caller owns the result; free with free(). */
+void *tn_xrealloc(void *p, size_t n);
+/** @brief strdup that aborts on failure; NULL in gives NULL out. Caller owns the result. */
+char *tn_xstrdup(const char *s);
+/** @brief strndup that aborts on failure. Caller owns the result. */
+char *tn_xstrndup(const char *s, size_t n);
+/** @brief asprintf-like formatting that aborts on failure. Caller owns the result. */
+char *tn_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/** @brief Log "file:line: assertion failed" and abort. Used by TN_ASSERT. */
+void tn_assert_fail(const char *expr, const char *file, int line) __attribute__((noreturn));
+
+/** Internal invariants: a failure is a bug in the suite, never in its input. */
+#define TN_ASSERT(expr)                                                                            \
+    do {                                                                                           \
+        if (!(expr))                                                                               \
+            tn_assert_fail(#expr, __FILE__, __LINE__);                                             \
+    } while (0)
+
+/** Free and set to NULL, so a handed-off or freed pointer cannot be used again. */
+#define TN_FREE(p)                                                                                 \
+    do {                                                                                           \
+        free(p);                                                                                   \
+        (p) = NULL;                                                                                \
+    } while (0)
+
+#define TN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define TN_MIN(a, b)    ((a) < (b) ? (a) : (b))
+#define TN_MAX(a, b)    ((a) > (b) ? (a) : (b))
+#define TN_UNUSED(x)    ((void)(x))
+
+/** A static helper that unit tests may call: declare it in the module's _int.h. */
+#define TN_TESTABLE
+
+#endif

@@ -1,0 +1,139 @@
+/* Growable byte buffers with a hard cap. */
+#include "taina/buf.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "taina/mem.h"
+
+void tn_buf_init(tn_buf_t *b, size_t max)
+{
+    memset(b, 0, sizeof(*b));
+    b->max = max;
+}
+
+void tn_buf_cleanup(tn_buf_t *b)
+{
+    if (!b)
+        return;
+    TN_FREE(b->data);
+    b->len = b->cap = 0;
+}
+
+void tn_buf_reset(tn_buf_t *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+static tn_err_t reserve(tn_buf_t *b, size_t extra)
+{
+    if (extra > b->max - b->len || b->len > b->max)
+        return TN_ERR_TOO_LARGE;
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return TN_OK;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < need)
+        cap = cap > ((size_t)-1) / 2 ? need : cap * 2;
+    b->data = tn_xrealloc(b->data, cap);
+    b->cap = cap;
+    return TN_OK;
+}
+
+tn_err_t tn_buf_add(tn_buf_t *b, const void *p, size_t n)
+{
+    tn_err_t rc = reserve(b, n);
+    if (rc != TN_OK)
+        return rc;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return TN_OK;
+}
+
+tn_err_t tn_buf_adds(tn_buf_t *b, const char *s)
+{
+    return tn_buf_add(b, s, strlen(s));
+}
+
+tn_err_t tn_buf_vaddf(tn_buf_t *b, const char *fmt, va_list ap)
+{
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0)
+        return TN_ERR_INVALID;
+    tn_err_t rc = reserve(b, (size_t)n);
+    if (rc != TN_OK)
+        return rc;
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    b->len += (size_t)n;
+    return TN_OK;
+}
+
+tn_err_t tn_buf_addf(tn_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    tn_err_t rc = tn_buf_vaddf(b, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+tn_err_t tn_buf_add_json_str(tn_buf_t *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t start = b->len;
+    tn_err_t rc = tn_buf_add(b, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)s; rc == TN_OK && *p; p++) {
+        char esc[7];
+        switch (*p) {
+        case '"':
+            rc = tn_buf_add(b, "\\\"", 2);
+            break;
+        case '\\':
+            rc = tn_buf_add(b, "\\\\", 2);
+            break;
+        case '\n':
+            rc = tn_buf_add(b, "\\n", 2);
+            break;
+        case '\r':
+            rc = tn_buf_add(b, "\\r", 2);
+            break;
+        case '\t':
+            rc = tn_buf_add(b, "\\t", 2);
+            break;
+        default:
+            if (*p < 0x20) {
+                memcpy(esc, "\\u00", 4);
+                esc[4] = hex[*p >> 4];
+                esc[5] = hex[*p & 0xf];
+                rc = tn_buf_add(b, esc, 6);
+            } else {
+                rc = tn_buf_add(b, p, 1);
+            }
+        }
+    }
+    if (rc == TN_OK)
+        rc = tn_buf_add(b, "\"", 1);
+    if (rc != TN_OK) {
+        b->len = start; /* all or nothing */
+        if (b->data)
+            b->data[start] = '\0';
+    }
+    return rc;
+}
+
+char *tn_buf_detach(tn_buf_t *b, size_t *len)
+{
+    char *p = b->data ? b->data : tn_xstrdup("");
+    if (len)
+        *len = b->len;
+    b->data = NULL;
+    b->len = b->cap = 0;
+    return p;
+}
