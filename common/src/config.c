@@ -16,7 +16,7 @@
 #define MAX_TABLES   8
 #define MAX_LINE     8192
 
-typedef enum { SRC_UNSET, SRC_DEFAULT, SRC_FILE, SRC_ENV } src_t;
+typedef enum { SRC_UNSET, SRC_DEFAULT, SRC_FILE, SRC_ENV, SRC_ARG } src_t;
 
 typedef struct table {
     const char *title;
@@ -35,7 +35,7 @@ struct tn_cfg {
 };
 
 static const char *const type_names[] = {"string", "int", "bool", "duration", "size", "enum", "url"};
-static const char *const src_names[] = {"unset", "default", "file", "env"};
+static const char *const src_names[] = {"unset", "default", "file", "env", "argument"};
 
 tn_cfg_t *tn_cfg_new(const char *program)
 {
@@ -411,8 +411,55 @@ out:
     return rc;
 }
 
+/* One command-line override: --name value (name may omit the table title prefix). */
+typedef struct arg_override {
+    const char *name;
+    size_t nlen;
+    const char *value;
+} arg_override_t;
+
+static tn_err_t load(tn_cfg_t *cfg, const char *file, char *const *envp,
+                     const arg_override_t *args, size_t nargs, char *errbuf, size_t errlen);
+
 tn_err_t tn_cfg_load(tn_cfg_t *cfg, const char *file, char *const *envp, char *errbuf,
                      size_t errlen)
+{
+    return load(cfg, file, envp, NULL, 0, errbuf, errlen);
+}
+
+/* Find the key a command-line flag names: "bootstrap-file" matches bootstrap_file or, in a
+ * table titled "devstack", devstack_bootstrap_file. */
+static tn_err_t apply_arg(tn_cfg_t *cfg, const arg_override_t *a, char *errbuf, size_t errlen)
+{
+    char name[128];
+    if (a->nlen >= sizeof(name) - 1)
+        goto unknown;
+    for (size_t i = 0; i < a->nlen; i++)
+        name[i] = a->name[i] == '-' ? '_' : a->name[i];
+    name[a->nlen] = '\0';
+    tn_err_t rc = apply(cfg, name, a->nlen, a->value, SRC_ARG, errbuf, errlen);
+    if (rc != TN_DECLINED)
+        return rc;
+    for (size_t i = 0; i < cfg->ntables; i++) {
+        char full[256];
+        int n = snprintf(full, sizeof(full), "%s_%s", cfg->tables[i].title, name);
+        table_t *t;
+        const tn_cfg_key_t *k;
+        int idx = find_key(cfg, full, (size_t)n, &t, &k);
+        if (idx >= 0 && t == &cfg->tables[i]) {
+            if (set_value(t, k, a->value, errbuf, errlen) != TN_OK)
+                return TN_ERR_CONFIG;
+            t->src[idx] = SRC_ARG;
+            return TN_OK;
+        }
+    }
+unknown:
+    snprintf(errbuf, errlen, "unknown option --%.*s (try --help)", (int)a->nlen, a->name);
+    return TN_ERR_CONFIG;
+}
+
+static tn_err_t load(tn_cfg_t *cfg, const char *file, char *const *envp,
+                     const arg_override_t *args, size_t nargs, char *errbuf, size_t errlen)
 {
     /* 1. defaults */
     for (size_t i = 0; i < cfg->ntables; i++) {
@@ -441,7 +488,12 @@ tn_err_t tn_cfg_load(tn_cfg_t *cfg, const char *file, char *const *envp, char *e
         if (rc < 0)
             return TN_ERR_CONFIG;
     }
-    /* 4. required keys */
+    /* 4. command line */
+    for (size_t i = 0; i < nargs; i++) {
+        if (apply_arg(cfg, &args[i], errbuf, errlen) != TN_OK)
+            return TN_ERR_CONFIG;
+    }
+    /* 5. required keys */
     for (size_t i = 0; i < cfg->ntables; i++) {
         table_t *t = &cfg->tables[i];
         for (size_t j = 0; j < t->nkeys; j++) {
@@ -528,10 +580,11 @@ static void type_text(const tn_cfg_key_t *k, char *buf, size_t len)
 void tn_cfg_print_help(const tn_cfg_t *cfg, FILE *out)
 {
     fprintf(out,
-            "Usage: %s [--config FILE] [--print-config] [--list-config] [--help]\n\n"
+            "Usage: %s [--config FILE] [--KEY VALUE]... [--print-config] [--list-config] [--help]\n\n"
             "Configuration comes from the environment (TAINA_<KEY>) and, with --config, a file\n"
             "of KEY=value lines (environment wins). Kafka client properties pass through as\n"
-            "TAINA_KAFKA_<PROPERTY>, dots as underscores (TAINA_KAFKA_SASL_MECHANISM).\n",
+            "TAINA_KAFKA_<PROPERTY>, dots as underscores (TAINA_KAFKA_SASL_MECHANISM).\n"
+            "A key may also be given as --key-name VALUE (highest precedence).\n",
             cfg->program);
     for (size_t i = 0; i < cfg->ntables; i++) {
         const table_t *t = &cfg->tables[i];
@@ -595,6 +648,9 @@ tn_cfg_action_t tn_cfg_from_args(tn_cfg_t *cfg, int argc, char **argv, char *con
     const char *file = NULL;
     int help = 0, print = 0, markdown = 0;
     char errbuf[1024];
+    arg_override_t *ov = tn_xcalloc((size_t)argc + 1, sizeof(*ov));
+    size_t nov = 0;
+    tn_cfg_action_t act = TN_CFG_EXIT_BAD;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -607,31 +663,49 @@ tn_cfg_action_t tn_cfg_from_args(tn_cfg_t *cfg, int argc, char **argv, char *con
         } else if (strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0) {
             if (i + 1 >= argc) {
                 fprintf(err, "%s: --config needs a file name\n", cfg->program);
-                return TN_CFG_EXIT_BAD;
+                goto out;
             }
             file = argv[++i];
         } else if (strncmp(a, "--config=", 9) == 0) {
             file = a + 9;
+        } else if (strncmp(a, "--", 2) == 0 && a[2]) {
+            /* --key value, --key=value, or a bare --flag meaning true */
+            const char *eq = strchr(a, '=');
+            ov[nov].name = a + 2;
+            ov[nov].nlen = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+            if (eq)
+                ov[nov].value = eq + 1;
+            else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0)
+                ov[nov].value = argv[++i];
+            else
+                ov[nov].value = "true";
+            nov++;
         } else {
             fprintf(err, "%s: unknown argument \"%s\" (try --help)\n", cfg->program, a);
-            return TN_CFG_EXIT_BAD;
+            goto out;
         }
     }
     if (help) {
         tn_cfg_print_help(cfg, out);
-        return TN_CFG_EXIT_OK;
+        act = TN_CFG_EXIT_OK;
+        goto out;
     }
     if (markdown) {
         tn_cfg_print_markdown(cfg, out);
-        return TN_CFG_EXIT_OK;
+        act = TN_CFG_EXIT_OK;
+        goto out;
     }
-    if (tn_cfg_load(cfg, file, envp, errbuf, sizeof(errbuf)) != TN_OK) {
+    if (load(cfg, file, envp, ov, nov, errbuf, sizeof(errbuf)) != TN_OK) {
         fprintf(err, "%s: configuration error: %s\n", cfg->program, errbuf);
-        return TN_CFG_EXIT_BAD;
+        goto out;
     }
     if (print) {
         tn_cfg_print_effective(cfg, out);
-        return TN_CFG_EXIT_OK;
+        act = TN_CFG_EXIT_OK;
+        goto out;
     }
-    return TN_CFG_RUN;
+    act = TN_CFG_RUN;
+out:
+    free(ov);
+    return act;
 }

@@ -145,12 +145,16 @@ void tn_log_ctx_clear(void)
     ctx_trace[0] = ctx_request[0] = ctx_action[0] = '\0';
 }
 
-static void add_field(tn_buf_t *b, const char *key, const char *val)
+static tn_err_t add_field(tn_buf_t *b, const char *key, const char *val)
 {
-    tn_buf_adds(b, ",");
-    tn_buf_add_json_str(b, key);
-    tn_buf_adds(b, ":");
-    tn_buf_add_json_str(b, val ? val : "");
+    tn_err_t rc = tn_buf_adds(b, ",");
+    if (rc == TN_OK)
+        rc = tn_buf_add_json_str(b, key);
+    if (rc == TN_OK)
+        rc = tn_buf_adds(b, ":");
+    if (rc == TN_OK)
+        rc = tn_buf_add_json_str(b, val ? val : "");
+    return rc;
 }
 
 void tn_log_write(tn_log_level_t level, const tn_log_field_t *fields, const char *fmt, ...)
@@ -171,19 +175,22 @@ void tn_log_write(tn_log_level_t level, const tn_log_field_t *fields, const char
     pthread_mutex_unlock(&log_lock);
     tn_buf_adds(&b, ",\"msg\":");
     tn_buf_add_json_str(&b, msg);
+    tn_err_t rc = TN_OK;
     if (ctx_trace[0])
-        add_field(&b, "trace_id", ctx_trace);
-    if (ctx_request[0])
-        add_field(&b, "request_id", ctx_request);
-    if (ctx_action[0])
-        add_field(&b, "action", ctx_action);
-    for (const tn_log_field_t *f = fields; f && f->key; f++)
-        add_field(&b, f->key, f->val);
-    if (tn_buf_adds(&b, "}\n") != TN_OK) {
-        /* Too long: keep what fits and close the object so the line stays valid JSON. */
-        b.len = 0;
-        tn_buf_addf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"log line too long\"}\n", ts,
-                    tn_log_level_name(level));
+        rc = add_field(&b, "trace_id", ctx_trace);
+    if (rc == TN_OK && ctx_request[0])
+        rc = add_field(&b, "request_id", ctx_request);
+    if (rc == TN_OK && ctx_action[0])
+        rc = add_field(&b, "action", ctx_action);
+    for (const tn_log_field_t *f = fields; rc == TN_OK && f && f->key; f++)
+        rc = add_field(&b, f->key, f->val);
+    if (rc == TN_OK)
+        rc = tn_buf_adds(&b, "}\n");
+    if (rc != TN_OK) {
+        /* Too long: say so in a line that is still one valid JSON object. */
+        tn_buf_reset(&b);
+        tn_buf_addf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"log line over 64 KiB dropped\"}\n",
+                    ts, tn_log_level_name(level));
     }
 
     pthread_mutex_lock(&log_lock);

@@ -95,7 +95,9 @@ tn_err_t tn_cfg_load(tn_cfg_t *cfg, const char *file, char *const *envp, char *e
 
 /**
  * @brief The whole start-up dance for a program: parse argv (--help, --print-config,
- *        --list-config, --config FILE), load, print what was asked for to @p out and errors
+ *        --list-config, --config FILE, and --key-name VALUE for any declared key, which wins
+ *        over the environment; in a table titled "devstack", --bootstrap-file also names
+ *        devstack_bootstrap_file), load, print what was asked for to @p out and errors
  *        (one line) to @p err.
  */
 tn_cfg_action_t tn_cfg_from_args(tn_cfg_t *cfg, int argc, char **argv, char *const *envp,

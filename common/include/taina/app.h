@@ -1,0 +1,86 @@
+/**
+ * @file app.h
+ * @brief The one skeleton every service and tool main runs (STYLE rule 24).
+ *
+ * A program is a definition: its name, its config table and three hooks. tn_app_main()
+ * parses arguments, loads the common and the program's config tables, sets up logging,
+ * metrics and signals, then calls init, run and shutdown, and returns the exit code:
+ * 0 clean stop, 2 bad configuration, 1 anything else.
+ *
+ *     static const tn_app_def_t def = {
+ *         .name = "ingest", .summary = "HTTP and Kafka ingest",
+ *         .features = TN_APP_HTTP | TN_APP_KAFKA | TN_APP_AUTH,
+ *         .keys = ingest_keys, .nkeys = TN_ARRAY_LEN(ingest_keys),
+ *         .cfg_size = sizeof(ingest_cfg_t),
+ *         .init = ingest_init, .run = ingest_run, .shutdown = ingest_shutdown,
+ *     };
+ *     int main(int argc, char **argv) { return tn_app_main(&def, argc, argv, environ); }
+ */
+#ifndef TAINA_APP_H
+#define TAINA_APP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "taina/config.h"
+#include "taina/err.h"
+#include "taina/metrics.h"
+
+typedef struct tn_app tn_app_t;
+
+/** Which groups of common keys a program takes. */
+enum {
+    TN_APP_HTTP = 1 << 0,  /**< http_port, http_bind, limits */
+    TN_APP_KAFKA = 1 << 1, /**< kafka_brokers, statistics interval, passthrough */
+    TN_APP_AUTH = 1 << 2   /**< api_keys_file, auth_disabled */
+};
+
+/** Values of the common keys (the groups a program did not ask for keep their zero). */
+typedef struct tn_app_common {
+    int log_level;           /**< tn_log_level_t */
+    char *log_debug;         /**< debug contexts, "kafka,http" */
+    int64_t shutdown_grace_ms;
+    int64_t http_port;
+    char *http_bind;
+    int64_t http_max_body;
+    int64_t http_max_connections;
+    int64_t http_timeout_ms;
+    int64_t http_threads;
+    char *kafka_brokers;
+    int64_t kafka_stats_interval_ms;
+    char *api_keys_file;
+    bool auth_disabled;
+} tn_app_common_t;
+
+typedef struct tn_app_def {
+    const char *name;    /**< "ingest": service name in logs; the program is taina-<name> */
+    const char *summary; /**< one line for --help */
+    unsigned features;   /**< TN_APP_* */
+    const tn_cfg_key_t *keys; /**< the program's own table (may be NULL) */
+    size_t nkeys;
+    size_t cfg_size; /**< size of the struct the keys' offsets refer to; allocated zeroed */
+    /** Build everything; on failure free what was built. TN_ERR_CONFIG exits 2. */
+    tn_err_t (*init)(tn_app_t *app, void *cfg, void **state);
+    /** The loop: return when tn_lifecycle_is_stopping() or on a fatal error. */
+    tn_err_t (*run)(tn_app_t *app, void *state);
+    /** Drain and free @p state (called after init succeeded, also when run failed). */
+    void (*shutdown)(tn_app_t *app, void *state);
+} tn_app_def_t;
+
+/**
+ * @brief Run a program. @p envp is the environment (`environ`), read only by config.
+ * @returns the process exit code.
+ */
+int tn_app_main(const tn_app_def_t *def, int argc, char **argv, char *const *envp);
+
+/** @brief The common config values. Borrowed; valid while the app runs. */
+const tn_app_common_t *tn_app_common(const tn_app_t *app);
+/** @brief The metrics registry of the process. Borrowed; valid while the app runs. */
+tn_metrics_t *tn_app_metrics(tn_app_t *app);
+/** @brief Kafka passthrough properties (TAINA_KAFKA_*). Borrowed; valid while the app runs. */
+const tn_cfg_prop_t *tn_app_kafka_props(const tn_app_t *app, size_t *n);
+/** @brief The program's short name ("ingest"). */
+const char *tn_app_name(const tn_app_t *app);
+
+#endif

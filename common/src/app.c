@@ -1,0 +1,165 @@
+/* The program skeleton: config, logging, metrics, signals, then init / run / shutdown. */
+#include "taina/app.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "taina/lifecycle.h"
+#include "taina/log.h"
+#include "taina/mem.h"
+
+struct tn_app {
+    const tn_app_def_t *def;
+    tn_cfg_t *cfg;
+    tn_app_common_t common;
+    void *svc_cfg;
+    tn_metrics_t *metrics;
+};
+
+static const char *const log_levels[] = {"debug", "info", "warn", "error", "fatal", "off", NULL};
+
+#define KEY(name, type, field, def, flags, help, min, max)                                         \
+    {name, type, offsetof(tn_app_common_t, field), def, flags, help, min, max, NULL}
+
+static const tn_cfg_key_t base_keys[] = {
+    {"log_level", TN_CFG_ENUM, offsetof(tn_app_common_t, log_level), "info", 0,
+     "Minimum level of the JSON log lines on stderr", 0, 0, log_levels},
+    KEY("log_debug", TN_CFG_STRING, log_debug, "", 0,
+        "Debug contexts to log: all, kafka, http, client, db, config, audio; -name removes one", 0,
+        0),
+    KEY("shutdown_grace", TN_CFG_DURATION, shutdown_grace_ms, "20s", 0,
+        "On SIGTERM, time allowed to drain in-flight work before exiting anyway", 0, 3600000),
+};
+
+static const tn_cfg_key_t http_keys[] = {
+    KEY("http_port", TN_CFG_INT, http_port, "8080", 0, "HTTP listen port (0 = any free port)", 0,
+        65535),
+    KEY("http_bind", TN_CFG_STRING, http_bind, "0.0.0.0", 0, "HTTP listen address", 0, 0),
+    KEY("http_max_body", TN_CFG_SIZE, http_max_body, "1MiB", 0,
+        "Largest request body accepted (larger gets 413)", 1, 1LL << 31),
+    KEY("http_max_connections", TN_CFG_INT, http_max_connections, "1024", 0,
+        "Concurrent HTTP connections accepted", 1, 1000000),
+    KEY("http_timeout", TN_CFG_DURATION, http_timeout_ms, "30s", 0,
+        "Idle timeout of an HTTP connection", 1000, 3600000),
+    KEY("http_threads", TN_CFG_INT, http_threads, "8", 0, "HTTP worker threads", 1, 1024),
+};
+
+static const tn_cfg_key_t kafka_keys[] = {
+    KEY("kafka_brokers", TN_CFG_STRING, kafka_brokers, "127.0.0.1:9092", TN_CFG_REQUIRED,
+        "Kafka bootstrap servers (host:port,...); other client properties as TAINA_KAFKA_<PROP>",
+        0, 0),
+    KEY("kafka_stats_interval", TN_CFG_DURATION, kafka_stats_interval_ms, "5s", 0,
+        "How often librdkafka statistics (consumer lag gauges) are refreshed", 100, 3600000),
+};
+
+static const tn_cfg_key_t auth_keys[] = {
+    KEY("api_keys_file", TN_CFG_STRING, api_keys_file, "", 0,
+        "File of API keys: one 'TENANT_ID SHA256_HEX_OF_KEY' per line", 0, 0),
+    KEY("auth_disabled", TN_CFG_BOOL, auth_disabled, "false", 0,
+        "Accept requests without API keys (all as tenant 'default'); for local use only", 0, 0),
+};
+
+const tn_app_common_t *tn_app_common(const tn_app_t *app)
+{
+    return &app->common;
+}
+
+tn_metrics_t *tn_app_metrics(tn_app_t *app)
+{
+    return app->metrics;
+}
+
+const tn_cfg_prop_t *tn_app_kafka_props(const tn_app_t *app, size_t *n)
+{
+    return tn_cfg_kafka_props(app->cfg, n);
+}
+
+const char *tn_app_name(const tn_app_t *app)
+{
+    return app->def->name;
+}
+
+/* Checks that span keys (a rule between two keys rather than one value). */
+static int check_combined(tn_app_t *app, char *errbuf, size_t errlen)
+{
+    const tn_app_common_t *c = &app->common;
+    if ((app->def->features & TN_APP_AUTH) && !c->auth_disabled &&
+        (!c->api_keys_file || !*c->api_keys_file)) {
+        snprintf(errbuf, errlen,
+                 "TAINA_API_KEYS_FILE is required (or set TAINA_AUTH_DISABLED=1 for local use)");
+        return -1;
+    }
+    return 0;
+}
+
+int tn_app_main(const tn_app_def_t *def, int argc, char **argv, char *const *envp)
+{
+    int code = 1;
+    void *state = NULL;
+    char errbuf[512];
+    char *program = tn_xasprintf("taina-%s", def->name);
+    tn_app_t *app = tn_xcalloc(1, sizeof(*app));
+    app->def = def;
+    app->cfg = tn_cfg_new(program);
+    app->svc_cfg = tn_xcalloc(1, def->cfg_size ? def->cfg_size : 1);
+
+    tn_cfg_add_table(app->cfg, "common", base_keys, TN_ARRAY_LEN(base_keys), &app->common);
+    if (def->features & TN_APP_HTTP)
+        tn_cfg_add_table(app->cfg, "http", http_keys, TN_ARRAY_LEN(http_keys), &app->common);
+    if (def->features & TN_APP_KAFKA)
+        tn_cfg_add_table(app->cfg, "kafka", kafka_keys, TN_ARRAY_LEN(kafka_keys), &app->common);
+    if (def->features & TN_APP_AUTH)
+        tn_cfg_add_table(app->cfg, "auth", auth_keys, TN_ARRAY_LEN(auth_keys), &app->common);
+    if (def->keys)
+        tn_cfg_add_table(app->cfg, def->name, def->keys, def->nkeys, app->svc_cfg);
+
+    switch (tn_cfg_from_args(app->cfg, argc, argv, envp, stdout, stderr)) {
+    case TN_CFG_EXIT_OK:
+        code = 0;
+        goto out;
+    case TN_CFG_EXIT_BAD:
+        code = 2;
+        goto out;
+    case TN_CFG_RUN:
+        break;
+    }
+    int dbg = 0;
+    if (tn_log_dbg_parse(app->common.log_debug, &dbg, errbuf, sizeof(errbuf)) != TN_OK ||
+        check_combined(app, errbuf, sizeof(errbuf)) != 0) {
+        fprintf(stderr, "%s: configuration error: %s\n", program, errbuf);
+        code = 2;
+        goto out;
+    }
+    tn_log_init(def->name, (tn_log_level_t)app->common.log_level);
+    tn_log_set_dbg(dbg);
+    if (tn_lifecycle_install() != TN_OK)
+        goto out;
+    app->metrics = tn_metrics_new();
+    if ((def->features & TN_APP_AUTH) && app->common.auth_disabled)
+        TN_LOG(TN_LOG_WARN, "authentication is disabled (TAINA_AUTH_DISABLED): every request "
+                            "belongs to tenant 'default'");
+
+    TN_LOG(TN_LOG_INFO, "starting %s", program);
+    tn_err_t rc = def->init ? def->init(app, app->svc_cfg, &state) : TN_OK;
+    if (rc != TN_OK) {
+        TN_LOG(TN_LOG_ERROR, "start-up failed: %s", tn_err_str(rc));
+        code = rc == TN_ERR_CONFIG ? 2 : 1;
+        goto out;
+    }
+    rc = def->run ? def->run(app, state) : TN_OK;
+    if (rc != TN_OK)
+        TN_LOG(TN_LOG_ERROR, "stopped on error: %s", tn_err_str(rc));
+    tn_lifecycle_arm_grace(app->common.shutdown_grace_ms);
+    TN_LOG(TN_LOG_INFO, "draining (grace %lld ms)", (long long)app->common.shutdown_grace_ms);
+    if (def->shutdown)
+        def->shutdown(app, state);
+    TN_LOG(TN_LOG_INFO, "stopped");
+    code = rc == TN_OK ? 0 : 1;
+out:
+    tn_metrics_destroy(app->metrics);
+    tn_cfg_destroy(app->cfg);
+    free(app->svc_cfg);
+    free(app);
+    free(program);
+    return code;
+}

@@ -1,0 +1,67 @@
+/* Unit tests for common/src/buf.c: capped growth, formatting, JSON strings. */
+#include "tn_test.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "taina/buf.h"
+
+static void test_grow_and_cap(void **state)
+{
+    (void)state;
+    tn_buf_t b;
+    tn_buf_init(&b, 10);
+    assert_int_equal(tn_buf_adds(&b, "hello"), TN_OK);
+    assert_int_equal(tn_buf_addf(&b, "%d", 1234), TN_OK);
+    assert_string_equal(b.data, "hello1234");
+    assert_int_equal(tn_buf_adds(&b, "xy"), TN_ERR_TOO_LARGE);
+    assert_string_equal(b.data, "hello1234"); /* unchanged on failure */
+    assert_int_equal(tn_buf_addf(&b, "%s", "ab"), TN_ERR_TOO_LARGE);
+    assert_int_equal(tn_buf_adds(&b, "!"), TN_OK);
+    assert_int_equal(b.len, 10);
+    tn_buf_reset(&b);
+    assert_int_equal(b.len, 0);
+    assert_string_equal(b.data, "");
+    tn_buf_cleanup(&b);
+    tn_buf_cleanup(&b); /* twice is fine */
+}
+
+static void test_big_growth(void **state)
+{
+    (void)state;
+    tn_buf_t b;
+    tn_buf_init(&b, 1 << 20);
+    for (int i = 0; i < 10000; i++)
+        assert_int_equal(tn_buf_add(&b, "0123456789", 10), TN_OK);
+    assert_int_equal(b.len, 100000);
+    size_t len;
+    char *s = tn_buf_detach(&b, &len);
+    assert_int_equal(len, 100000);
+    assert_int_equal(s[99999], '9');
+    assert_null(b.data);
+    free(s);
+}
+
+static void test_json_string(void **state)
+{
+    (void)state;
+    tn_buf_t b;
+    tn_buf_init(&b, 100);
+    assert_int_equal(tn_buf_add_json_str(&b, "a\"b\\c\n\t\x01é"), TN_OK);
+    assert_string_equal(b.data, "\"a\\\"b\\\\c\\n\\t\\u0001é\"");
+    tn_buf_reset(&b);
+    b.max = 5;
+    assert_int_equal(tn_buf_add_json_str(&b, "too long"), TN_ERR_TOO_LARGE);
+    assert_int_equal(b.len, 0); /* all or nothing */
+    tn_buf_cleanup(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_grow_and_cap),
+        cmocka_unit_test(test_big_growth),
+        cmocka_unit_test(test_json_string),
+    };
+    return cmocka_run_group_tests_name("buf", tests, NULL, NULL);
+}
