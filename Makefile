@@ -2,6 +2,7 @@
 #
 #   make deps    install the Debian packages in tools/deps/packages.txt (as root), or print the command
 #   make         build the common library, services, tools and tests
+#   make demo    run the suite on its embedded defaults (local Kafka, services as they land)
 #   make test    unit + integration tests; ends with "N passed, N failed"
 #   make asan    the whole test suite under ASan + UBSan (in build/asan)
 #   make lint    clang-format check, cppcheck, banned functions
@@ -54,7 +55,7 @@ UNIT_BINS  := $(UNIT_SRCS:tests/unit/common/%.c=$(BUILD)/tests/unit/%)
 ITEST_SRCS := $(wildcard tests/integration/[0-9]*.c)
 ITEST_BINS := $(ITEST_SRCS:tests/integration/%.c=$(BUILD)/tests/integration/%)
 
-.PHONY: all deps test asan lint clean install
+.PHONY: all deps test asan lint clean install demo
 .SECONDARY:
 .DEFAULT_GOAL := all
 
@@ -107,6 +108,9 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(SUP_LIB) $(LI
 # Tests
 test: all
 	@BUILD=$(BUILD) tests/run.sh
+
+demo: all
+	@tools/demo/run.sh
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 test

@@ -19,7 +19,9 @@ struct tn_app {
 static const char *const log_levels[] = {"debug", "info", "warn", "error", "fatal", "off", NULL};
 
 #define KEY(name, type, field, def, flags, help, min, max)                                         \
-    {name, type, offsetof(tn_app_common_t, field), def, flags, help, min, max, NULL}
+    {                                                                                              \
+        name, type, offsetof(tn_app_common_t, field), def, flags, help, min, max, NULL             \
+    }
 
 static const tn_cfg_key_t base_keys[] = {
     {"log_level", TN_CFG_ENUM, offsetof(tn_app_common_t, log_level), "info", 0,
@@ -46,8 +48,8 @@ static const tn_cfg_key_t http_keys[] = {
 
 static const tn_cfg_key_t kafka_keys[] = {
     KEY("kafka_brokers", TN_CFG_STRING, kafka_brokers, "127.0.0.1:9092", TN_CFG_REQUIRED,
-        "Kafka bootstrap servers (host:port,...); other client properties as TAINA_KAFKA_<PROP>",
-        0, 0),
+        "Kafka bootstrap servers (host:port,...); other client properties as TAINA_KAFKA_<PROP>", 0,
+        0),
     KEY("kafka_stats_interval", TN_CFG_DURATION, kafka_stats_interval_ms, "5s", 0,
         "How often librdkafka statistics (consumer lag gauges) are refreshed", 100, 3600000),
 };

@@ -34,7 +34,8 @@ struct tn_cfg {
     size_t nprops;
 };
 
-static const char *const type_names[] = {"string", "int", "bool", "duration", "size", "enum", "url"};
+static const char *const type_names[] = {"string", "int",  "bool", "duration",
+                                         "size",   "enum", "url"};
 static const char *const src_names[] = {"unset", "default", "file", "env", "argument"};
 
 tn_cfg_t *tn_cfg_new(const char *program)
@@ -161,9 +162,9 @@ tn_err_t tn_cfg_parse_size(const char *s, int64_t *bytes)
     static const struct {
         const char *suffix;
         int64_t mult;
-    } units[] = {{"", 1},           {"b", 1},          {"k", 1 << 10},   {"kb", 1 << 10},
-                 {"kib", 1 << 10},  {"m", 1 << 20},    {"mb", 1 << 20},  {"mib", 1 << 20},
-                 {"g", 1 << 30},    {"gb", 1 << 30},   {"gib", 1 << 30}};
+    } units[] = {{"", 1},          {"b", 1},        {"k", 1 << 10},  {"kb", 1 << 10},
+                 {"kib", 1 << 10}, {"m", 1 << 20},  {"mb", 1 << 20}, {"mib", 1 << 20},
+                 {"g", 1 << 30},   {"gb", 1 << 30}, {"gib", 1 << 30}};
     if (!isdigit((unsigned char)*s))
         return TN_ERR_INVALID;
     char *end;
@@ -239,8 +240,7 @@ static tn_err_t set_value(const table_t *t, const tn_cfg_key_t *k, const char *t
         return TN_OK;
     case TN_CFG_BOOL:
         if (tn_cfg_parse_bool(text, (bool *)field) != TN_OK) {
-            snprintf(errbuf, errlen, "%s: \"%s\" is not a boolean (use true or false)", name,
-                     text);
+            snprintf(errbuf, errlen, "%s: \"%s\" is not a boolean (use true or false)", name, text);
             return TN_ERR_CONFIG;
         }
         return TN_OK;
@@ -275,8 +275,8 @@ static tn_err_t set_value(const table_t *t, const tn_cfg_key_t *k, const char *t
         return TN_ERR_CONFIG;
     }
     if (k->min < k->max && (v < k->min || v > k->max)) {
-        snprintf(errbuf, errlen, "%s: %s is out of range [%" PRId64 ", %" PRId64 "]%s", name,
-                 text, k->min, k->max,
+        snprintf(errbuf, errlen, "%s: %s is out of range [%" PRId64 ", %" PRId64 "]%s", name, text,
+                 k->min, k->max,
                  k->type == TN_CFG_DURATION ? " milliseconds"
                  : k->type == TN_CFG_SIZE   ? " bytes"
                                             : "");
@@ -418,8 +418,8 @@ typedef struct arg_override {
     const char *value;
 } arg_override_t;
 
-static tn_err_t load(tn_cfg_t *cfg, const char *file, char *const *envp,
-                     const arg_override_t *args, size_t nargs, char *errbuf, size_t errlen);
+static tn_err_t load(tn_cfg_t *cfg, const char *file, char *const *envp, const arg_override_t *args,
+                     size_t nargs, char *errbuf, size_t errlen);
 
 tn_err_t tn_cfg_load(tn_cfg_t *cfg, const char *file, char *const *envp, char *errbuf,
                      size_t errlen)
@@ -458,8 +458,8 @@ unknown:
     return TN_ERR_CONFIG;
 }
 
-static tn_err_t load(tn_cfg_t *cfg, const char *file, char *const *envp,
-                     const arg_override_t *args, size_t nargs, char *errbuf, size_t errlen)
+static tn_err_t load(tn_cfg_t *cfg, const char *file, char *const *envp, const arg_override_t *args,
+                     size_t nargs, char *errbuf, size_t errlen)
 {
     /* 1. defaults */
     for (size_t i = 0; i < cfg->ntables; i++) {
@@ -579,13 +579,14 @@ static void type_text(const tn_cfg_key_t *k, char *buf, size_t len)
 
 void tn_cfg_print_help(const tn_cfg_t *cfg, FILE *out)
 {
-    fprintf(out,
-            "Usage: %s [--config FILE] [--KEY VALUE]... [--print-config] [--list-config] [--help]\n\n"
-            "Configuration comes from the environment (TAINA_<KEY>) and, with --config, a file\n"
-            "of KEY=value lines (environment wins). Kafka client properties pass through as\n"
-            "TAINA_KAFKA_<PROPERTY>, dots as underscores (TAINA_KAFKA_SASL_MECHANISM).\n"
-            "A key may also be given as --key-name VALUE (highest precedence).\n",
-            cfg->program);
+    fprintf(
+        out,
+        "Usage: %s [--config FILE] [--KEY VALUE]... [--print-config] [--list-config] [--help]\n\n"
+        "Configuration comes from the environment (TAINA_<KEY>) and, with --config, a file\n"
+        "of KEY=value lines (environment wins). Kafka client properties pass through as\n"
+        "TAINA_KAFKA_<PROPERTY>, dots as underscores (TAINA_KAFKA_SASL_MECHANISM).\n"
+        "A key may also be given as --key-name VALUE (highest precedence).\n",
+        cfg->program);
     for (size_t i = 0; i < cfg->ntables; i++) {
         const table_t *t = &cfg->tables[i];
         fprintf(out, "\n%s:\n", t->title);
@@ -642,8 +643,8 @@ void tn_cfg_print_markdown(const tn_cfg_t *cfg, FILE *out)
     }
 }
 
-tn_cfg_action_t tn_cfg_from_args(tn_cfg_t *cfg, int argc, char **argv, char *const *envp,
-                                 FILE *out, FILE *err)
+tn_cfg_action_t tn_cfg_from_args(tn_cfg_t *cfg, int argc, char **argv, char *const *envp, FILE *out,
+                                 FILE *err)
 {
     const char *file = NULL;
     int help = 0, print = 0, markdown = 0;

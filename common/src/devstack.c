@@ -114,8 +114,8 @@ tn_err_t tn_devstack_create_topics_file(tn_devstack_t *ds, const char *path, siz
         if (!name || !*name || !json_is_integer(parts) || json_integer_value(parts) < 1 ||
             json_integer_value(parts) > 1000) {
             snprintf(errbuf, errlen,
-                     "%s: topic #%zu needs a \"name\" and \"partitions\" between 1 and 1000",
-                     path, i);
+                     "%s: topic #%zu needs a \"name\" and \"partitions\" between 1 and 1000", path,
+                     i);
             goto out;
         }
         rc = tn_devstack_create_topic(ds, name, (int)json_integer_value(parts),

@@ -111,8 +111,7 @@ static void *watchdog(void *arg)
 void tn_lifecycle_arm_grace(int64_t grace_ms)
 {
     int64_t expected = 0;
-    if (!atomic_compare_exchange_strong(&grace_deadline, &expected,
-                                        tn_clock_mono_ms() + grace_ms))
+    if (!atomic_compare_exchange_strong(&grace_deadline, &expected, tn_clock_mono_ms() + grace_ms))
         return;
     pthread_t th;
     if (pthread_create(&th, NULL, watchdog, NULL) == 0)

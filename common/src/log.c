@@ -26,7 +26,7 @@ static const struct {
     const char *name;
     int bit;
 } dbg_names[] = {
-    {"kafka", TN_DBG_KAFKA}, {"http", TN_DBG_HTTP},   {"client", TN_DBG_CLIENT},
+    {"kafka", TN_DBG_KAFKA}, {"http", TN_DBG_HTTP},     {"client", TN_DBG_CLIENT},
     {"db", TN_DBG_DB},       {"config", TN_DBG_CONFIG}, {"audio", TN_DBG_AUDIO},
 };
 
@@ -89,8 +89,10 @@ tn_err_t tn_log_dbg_parse(const char *s, int *mask, char *errbuf, size_t errlen)
                 if (strlen(dbg_names[i].name) == nl && strncmp(name, dbg_names[i].name, nl) == 0)
                     bit = dbg_names[i].bit;
             if (bit < 0) {
-                snprintf(errbuf, errlen, "unknown debug context \"%.*s\" (known: all, kafka, http, "
-                                         "client, db, config, audio)", (int)nl, name);
+                snprintf(errbuf, errlen,
+                         "unknown debug context \"%.*s\" (known: all, kafka, http, "
+                         "client, db, config, audio)",
+                         (int)nl, name);
                 return TN_ERR_INVALID;
             }
             m = neg ? (m & ~bit) : (m | bit);
@@ -189,7 +191,8 @@ void tn_log_write(tn_log_level_t level, const tn_log_field_t *fields, const char
     if (rc != TN_OK) {
         /* Too long: say so in a line that is still one valid JSON object. */
         tn_buf_reset(&b);
-        tn_buf_addf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"log line over 64 KiB dropped\"}\n",
+        tn_buf_addf(&b,
+                    "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"log line over 64 KiB dropped\"}\n",
                     ts, tn_log_level_name(level));
     }
 

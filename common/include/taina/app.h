@@ -38,8 +38,8 @@ enum {
 
 /** Values of the common keys (the groups a program did not ask for keep their zero). */
 typedef struct tn_app_common {
-    int log_level;           /**< tn_log_level_t */
-    char *log_debug;         /**< debug contexts, "kafka,http" */
+    int log_level;   /**< tn_log_level_t */
+    char *log_debug; /**< debug contexts, "kafka,http" */
     int64_t shutdown_grace_ms;
     int64_t http_port;
     char *http_bind;
@@ -54,9 +54,9 @@ typedef struct tn_app_common {
 } tn_app_common_t;
 
 typedef struct tn_app_def {
-    const char *name;    /**< "ingest": service name in logs; the program is taina-<name> */
-    const char *summary; /**< one line for --help */
-    unsigned features;   /**< TN_APP_* */
+    const char *name;         /**< "ingest": service name in logs; the program is taina-<name> */
+    const char *summary;      /**< one line for --help */
+    unsigned features;        /**< TN_APP_* */
     const tn_cfg_key_t *keys; /**< the program's own table (may be NULL) */
     size_t nkeys;
     size_t cfg_size; /**< size of the struct the keys' offsets refer to; allocated zeroed */

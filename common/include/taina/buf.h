@@ -14,10 +14,10 @@
 #include "taina/err.h"
 
 typedef struct tn_buf {
-    char *data;  /**< Owned by the buffer; NULL until the first append. */
-    size_t len;  /**< Bytes used, not counting the terminating NUL. */
-    size_t cap;  /**< Bytes allocated. */
-    size_t max;  /**< Largest allowed len; appends beyond it fail with TN_ERR_TOO_LARGE. */
+    char *data; /**< Owned by the buffer; NULL until the first append. */
+    size_t len; /**< Bytes used, not counting the terminating NUL. */
+    size_t cap; /**< Bytes allocated. */
+    size_t max; /**< Largest allowed len; appends beyond it fail with TN_ERR_TOO_LARGE. */
 } tn_buf_t;
 
 /** @brief Initialise an empty buffer that may grow to @p max bytes. */

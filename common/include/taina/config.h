@@ -47,19 +47,19 @@ enum {
 
 /** One configuration key. Tables of these are static const data. */
 typedef struct tn_cfg_key {
-    const char *name;            /**< lower-case, e.g. "http_port" -> TAINA_HTTP_PORT */
-    tn_cfg_type_t type;          /**< how the text is parsed and where it is stored */
-    size_t offset;               /**< offsetof(field) in the struct the table is bound to */
-    const char *def;             /**< default as text, parsed like any value; NULL = unset */
-    unsigned flags;              /**< TN_CFG_REQUIRED, TN_CFG_SECRET */
-    const char *help;            /**< one line */
-    int64_t min, max;            /**< INT, DURATION (ms), SIZE (bytes): bounds when min < max */
-    const char *const *choices;  /**< ENUM: NULL-terminated names */
+    const char *name;           /**< lower-case, e.g. "http_port" -> TAINA_HTTP_PORT */
+    tn_cfg_type_t type;         /**< how the text is parsed and where it is stored */
+    size_t offset;              /**< offsetof(field) in the struct the table is bound to */
+    const char *def;            /**< default as text, parsed like any value; NULL = unset */
+    unsigned flags;             /**< TN_CFG_REQUIRED, TN_CFG_SECRET */
+    const char *help;           /**< one line */
+    int64_t min, max;           /**< INT, DURATION (ms), SIZE (bytes): bounds when min < max */
+    const char *const *choices; /**< ENUM: NULL-terminated names */
 } tn_cfg_key_t;
 
 /** A Kafka client property passed through from TAINA_KAFKA_<PROPERTY>. */
 typedef struct tn_cfg_prop {
-    char *name;  /**< librdkafka property name ("sasl.mechanism") */
+    char *name; /**< librdkafka property name ("sasl.mechanism") */
     char *value;
 } tn_cfg_prop_t;
 
@@ -67,9 +67,9 @@ typedef struct tn_cfg tn_cfg_t;
 
 /** What the caller of tn_cfg_from_args() should do next. */
 typedef enum {
-    TN_CFG_RUN = 0,      /**< configuration loaded: start */
-    TN_CFG_EXIT_OK = 1,  /**< --help or --print-config done: exit 0 */
-    TN_CFG_EXIT_BAD = 2  /**< bad arguments or values, one line printed: exit 2 */
+    TN_CFG_RUN = 0,     /**< configuration loaded: start */
+    TN_CFG_EXIT_OK = 1, /**< --help or --print-config done: exit 0 */
+    TN_CFG_EXIT_BAD = 2 /**< bad arguments or values, one line printed: exit 2 */
 } tn_cfg_action_t;
 
 /** @brief A configuration for @p program. Caller owns the result; free with tn_cfg_destroy(). */
@@ -100,8 +100,8 @@ tn_err_t tn_cfg_load(tn_cfg_t *cfg, const char *file, char *const *envp, char *e
  *        devstack_bootstrap_file), load, print what was asked for to @p out and errors
  *        (one line) to @p err.
  */
-tn_cfg_action_t tn_cfg_from_args(tn_cfg_t *cfg, int argc, char **argv, char *const *envp,
-                                 FILE *out, FILE *err);
+tn_cfg_action_t tn_cfg_from_args(tn_cfg_t *cfg, int argc, char **argv, char *const *envp, FILE *out,
+                                 FILE *err);
 
 /** @brief Print usage and the table of keys (env name, type, default, help). */
 void tn_cfg_print_help(const tn_cfg_t *cfg, FILE *out);

@@ -27,7 +27,8 @@ typedef struct tn_devstack tn_devstack_t;
 tn_devstack_t *tn_devstack_new(int brokers, char *errbuf, size_t errlen);
 /** @brief Stop the cluster and free it. NULL ok. Clients connected to it lose their broker. */
 void tn_devstack_destroy(tn_devstack_t *ds);
-/** @brief The bootstrap servers ("127.0.0.1:p1,127.0.0.1:p2,..."). Borrowed; valid until destroy. */
+/** @brief The bootstrap servers ("127.0.0.1:p1,127.0.0.1:p2,..."). Borrowed; valid until destroy.
+ */
 const char *tn_devstack_bootstrap(const tn_devstack_t *ds);
 /** @brief Create one topic. @returns TN_OK, or TN_ERR_KAFKA with the reason in @p errbuf. */
 tn_err_t tn_devstack_create_topic(tn_devstack_t *ds, const char *name, int partitions,

@@ -26,7 +26,7 @@
     X(TN_ERR_UPSTREAM, -11, "upstream answered with an error")                                     \
     X(TN_ERR_AUTH, -12, "not authorized")                                                          \
     X(TN_ERR_KAFKA, -13, "kafka error")                                                            \
-    X(TN_ERR_FATAL, -14, "fatal error, the component must be recreated")                          \
+    X(TN_ERR_FATAL, -14, "fatal error, the component must be recreated")                           \
     X(TN_ERR_EXISTS, -15, "already exists")                                                        \
     X(TN_ERR_STOPPED, -16, "stopped")                                                              \
     X(TN_ERR_SCHEMA, -17, "schema violation")

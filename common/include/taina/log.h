@@ -70,7 +70,7 @@ extern volatile int tn_log_dbg_mask;
     do {                                                                                           \
         if (!(tn_log_dbg_mask & (ctx)))                                                            \
             break;                                                                                 \
-        tn_log_write(TN_LOG_DEBUG, TN_F({"ctx", tn_log_dbg_name(ctx)}), __VA_ARGS__);             \
+        tn_log_write(TN_LOG_DEBUG, TN_F({"ctx", tn_log_dbg_name(ctx)}), __VA_ARGS__);              \
     } while (0)
 
 /** @brief Set the service name on every line and the minimum level. Call once at start. */

@@ -24,15 +24,17 @@ typedef struct demo_cfg {
 static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
 
 #define K(name, type, field, def, flags, help)                                                     \
-    {name, type, offsetof(demo_cfg_t, field), def, flags, help, 0, 0, NULL}
+    {                                                                                              \
+        name, type, offsetof(demo_cfg_t, field), def, flags, help, 0, 0, NULL                      \
+    }
 
 static const tn_cfg_key_t demo_keys[] = {
     K("kafka_brokers", TN_CFG_STRING, brokers, "127.0.0.1:9092", 0, "Kafka bootstrap servers"),
     {"http_port", TN_CFG_INT, offsetof(demo_cfg_t, port), "8080", 0, "HTTP port", 1, 65535, NULL},
     K("auth_disabled", TN_CFG_BOOL, auth_disabled, "false", 0, "Disable API keys"),
     K("shutdown_grace", TN_CFG_DURATION, grace_ms, "10s", 0, "Drain time on SIGTERM"),
-    {"max_body", TN_CFG_SIZE, offsetof(demo_cfg_t, max_body), "1MiB", 0, "Largest request body",
-     1, 1 << 30, NULL},
+    {"max_body", TN_CFG_SIZE, offsetof(demo_cfg_t, max_body), "1MiB", 0, "Largest request body", 1,
+     1 << 30, NULL},
     {"log_level", TN_CFG_ENUM, offsetof(demo_cfg_t, level), "info", 0, "Log level", 0, 0, levels},
     K("qdrant_url", TN_CFG_URL, qdrant_url, NULL, 0, "Qdrant base URL"),
     K("qdrant_api_key", TN_CFG_STRING, api_key, NULL, TN_CFG_SECRET, "Qdrant API key"),
@@ -66,9 +68,14 @@ static int teardown(void **state)
 static void test_defaults_and_env(void **state)
 {
     fixture_t *f = *state;
-    char *env[] = {"TAINA_MUST_HAVE=x", "TAINA_HTTP_PORT=9000", "TAINA_AUTH_DISABLED=yes",
-                   "TAINA_SHUTDOWN_GRACE=1m30s", "TAINA_LOG_LEVEL=WARN", "PATH=/bin",
-                   "TAINA_OTHER_SERVICE_KEY=ignored", NULL};
+    char *env[] = {"TAINA_MUST_HAVE=x",
+                   "TAINA_HTTP_PORT=9000",
+                   "TAINA_AUTH_DISABLED=yes",
+                   "TAINA_SHUTDOWN_GRACE=1m30s",
+                   "TAINA_LOG_LEVEL=WARN",
+                   "PATH=/bin",
+                   "TAINA_OTHER_SERVICE_KEY=ignored",
+                   NULL};
     assert_int_equal(tn_cfg_load(f->cfg, NULL, env, f->err, sizeof(f->err)), TN_OK);
     assert_string_equal(f->v.brokers, "127.0.0.1:9092");
     assert_int_equal(f->v.port, 9000);
@@ -99,9 +106,9 @@ static void test_out_of_range(void **state)
 static void test_bad_values_each_type(void **state)
 {
     fixture_t *f = *state;
-    const char *bad[] = {"TAINA_AUTH_DISABLED=maybe", "TAINA_SHUTDOWN_GRACE=10",
+    const char *bad[] = {"TAINA_AUTH_DISABLED=maybe",      "TAINA_SHUTDOWN_GRACE=10",
                          "TAINA_SHUTDOWN_GRACE=5 parsecs", "TAINA_MAX_BODY=lots",
-                         "TAINA_LOG_LEVEL=loud", "TAINA_QDRANT_URL=ftp://x",
+                         "TAINA_LOG_LEVEL=loud",           "TAINA_QDRANT_URL=ftp://x",
                          "TAINA_QDRANT_URL=http://"};
     for (size_t i = 0; i < TN_ARRAY_LEN(bad); i++) {
         char *env[] = {"TAINA_MUST_HAVE=x", (char *)bad[i], NULL};
@@ -233,8 +240,16 @@ static void test_command_line_overrides(void **state)
 {
     fixture_t *f = *state;
     char *env[] = {"TAINA_MUST_HAVE=x", "TAINA_HTTP_PORT=9000", NULL};
-    char *argv[] = {"prog", "--http-port", "9100", "--auth-disabled", "--max-body=2KB",
-                    "--log_level", "debug", "--colour", "red", NULL};
+    char *argv[] = {"prog",
+                    "--http-port",
+                    "9100",
+                    "--auth-disabled",
+                    "--max-body=2KB",
+                    "--log_level",
+                    "debug",
+                    "--colour",
+                    "red",
+                    NULL};
     FILE *null = fopen("/dev/null", "w");
     assert_int_equal(tn_cfg_from_args(f->cfg, 9, argv, env, null, null), TN_CFG_RUN);
     assert_int_equal(f->v.port, 9100); /* argument wins over environment */

@@ -42,9 +42,8 @@ static void test_bad_topics_files(void **state)
     assert_non_null(ds);
     char *dir = tn_test_mkdtemp("devstack");
     char *path = tn_xasprintf("%s/t.json", dir);
-    assert_int_equal(tn_devstack_create_topics_file(ds, "/nonexistent.json", NULL, err,
-                                                    sizeof(err)),
-                     TN_ERR_IO);
+    assert_int_equal(
+        tn_devstack_create_topics_file(ds, "/nonexistent.json", NULL, err, sizeof(err)), TN_ERR_IO);
     tn_test_write_file(path, "{\"topics\": [");
     assert_int_equal(tn_devstack_create_topics_file(ds, path, NULL, err, sizeof(err)),
                      TN_ERR_PARSE);

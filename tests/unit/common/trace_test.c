@@ -28,15 +28,15 @@ static void test_parse_invalid(void **state)
     (void)state;
     const char *bad[] = {
         "",
-        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",       /* short */
-        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",    /* upper case */
-        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",    /* zero trace id */
-        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",    /* zero span id */
-        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",    /* version ff */
-        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",  /* v00 with extra */
-        "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",    /* separator */
-        "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",    /* not hex */
-        "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",   /* junk after flags */
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",      /* short */
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",   /* upper case */
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",   /* zero trace id */
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",   /* zero span id */
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",   /* version ff */
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x", /* v00 with extra */
+        "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",   /* separator */
+        "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",   /* not hex */
+        "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",  /* junk after flags */
     };
     tn_trace_t t;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -71,8 +71,8 @@ static void test_uuid4(void **state)
     tn_uuid4(a, sizeof(a));
     tn_uuid4(b, sizeof(b));
     assert_int_equal(strlen(a), 36);
-    assert_int_equal(a[14], '4');                  /* version */
-    assert_non_null(strchr("89ab", a[19]));       /* variant */
+    assert_int_equal(a[14], '4');           /* version */
+    assert_non_null(strchr("89ab", a[19])); /* variant */
     assert_int_equal(a[8], '-');
     assert_string_not_equal(a, b);
 }

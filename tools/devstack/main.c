@@ -1,0 +1,155 @@
+/* taina-devstack: a local Kafka (librdkafka's mock cluster) with the suite's topics. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "taina/app.h"
+#include "taina/devstack.h"
+#include "taina/lifecycle.h"
+#include "taina/log.h"
+#include "taina/mem.h"
+
+extern char **environ;
+
+typedef struct devstack_cfg {
+    int64_t brokers;
+    char *topics_file;
+    char *bootstrap_file;
+} devstack_cfg_t;
+
+static const tn_cfg_key_t devstack_keys[] = {
+    {"devstack_brokers", TN_CFG_INT, offsetof(devstack_cfg_t, brokers), "3", 0,
+     "Number of mock brokers", 1, 9, NULL},
+    {"devstack_topics_file", TN_CFG_STRING, offsetof(devstack_cfg_t, topics_file),
+     "schemas/topics.json", 0, "Topics to create (name, partitions, replication)", 0, 0, NULL},
+    {"devstack_bootstrap_file", TN_CFG_STRING, offsetof(devstack_cfg_t, bootstrap_file), "", 0,
+     "Also write the bootstrap address to this file (removed at exit)", 0, 0, NULL},
+};
+
+typedef struct devstack_state {
+    tn_devstack_t *ds;
+    const devstack_cfg_t *cfg;
+} devstack_state_t;
+
+/* The default topics file is found from the repository root or beside the build tree. */
+static char *find_topics_file(const char *path)
+{
+    if (access(path, R_OK) == 0 || path[0] == '/')
+        return tn_xstrdup(path);
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = '\0';
+        const char *rel[] = {"../../%s", "../../../%s", "../share/taina/%s"};
+        for (size_t i = 0; i < TN_ARRAY_LEN(rel); i++) {
+            char *cand = tn_xasprintf("%s/", exe);
+            char *full = tn_xasprintf(rel[i], path);
+            char *p = tn_xasprintf("%s%s", cand, full);
+            free(cand);
+            free(full);
+            if (access(p, R_OK) == 0)
+                return p;
+            free(p);
+        }
+    }
+    return tn_xstrdup(path);
+}
+
+static tn_err_t write_bootstrap(const char *path, const char *bootstrap)
+{
+    char *tmp = tn_xasprintf("%s.tmp", path);
+    tn_err_t rc = TN_ERR_IO;
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        goto out;
+    fprintf(f, "%s\n", bootstrap);
+    if (fclose(f) != 0 || rename(tmp, path) != 0)
+        goto out;
+    rc = TN_OK;
+out:
+    if (rc != TN_OK)
+        TN_LOG(TN_LOG_ERROR, "cannot write %s: %s", path, strerror(errno));
+    free(tmp);
+    return rc;
+}
+
+static tn_err_t devstack_init(tn_app_t *app, void *cfgp, void **state)
+{
+    (void)app;
+    devstack_cfg_t *cfg = cfgp;
+    char errbuf[512];
+    size_t ntopics = 0;
+    tn_err_t rc = TN_ERR;
+    char *topics = find_topics_file(cfg->topics_file);
+    devstack_state_t *st = tn_xcalloc(1, sizeof(*st));
+    st->cfg = cfg;
+    st->ds = tn_devstack_new((int)cfg->brokers, errbuf, sizeof(errbuf));
+    if (!st->ds) {
+        TN_LOG(TN_LOG_ERROR, "%s", errbuf);
+        goto out;
+    }
+    rc = tn_devstack_create_topics_file(st->ds, topics, &ntopics, errbuf, sizeof(errbuf));
+    if (rc != TN_OK) {
+        TN_LOG(TN_LOG_ERROR, "%s", errbuf);
+        rc = rc == TN_ERR_KAFKA ? rc : TN_ERR_CONFIG;
+        goto out;
+    }
+    if (*cfg->bootstrap_file) {
+        rc = write_bootstrap(cfg->bootstrap_file, tn_devstack_bootstrap(st->ds));
+        if (rc != TN_OK)
+            goto out;
+    }
+    TN_LOGF(TN_LOG_INFO, TN_F({"bootstrap", tn_devstack_bootstrap(st->ds)}, {"topics", topics}),
+            "devstack ready: %d brokers, %zu topics", (int)cfg->brokers, ntopics);
+    printf("%s\n", tn_devstack_bootstrap(st->ds));
+    fflush(stdout);
+    rc = TN_OK;
+out:
+    free(topics);
+    if (rc != TN_OK) {
+        tn_devstack_destroy(st->ds);
+        free(st);
+        st = NULL;
+    }
+    *state = st;
+    return rc;
+}
+
+static tn_err_t devstack_run(tn_app_t *app, void *state)
+{
+    (void)app;
+    (void)state;
+    tn_lifecycle_wait(-1);
+    return TN_OK;
+}
+
+static void devstack_shutdown(tn_app_t *app, void *state)
+{
+    (void)app;
+    devstack_state_t *st = state;
+    if (*st->cfg->bootstrap_file)
+        unlink(st->cfg->bootstrap_file);
+    tn_devstack_destroy(st->ds);
+    free(st);
+}
+
+static const tn_app_def_t devstack_def = {
+    .name = "devstack",
+    .summary = "local Kafka (librdkafka mock cluster) with the suite's topics",
+    .keys = devstack_keys,
+    .nkeys = TN_ARRAY_LEN(devstack_keys),
+    .cfg_size = sizeof(devstack_cfg_t),
+    .init = devstack_init,
+    .run = devstack_run,
+    .shutdown = devstack_shutdown,
+};
+
+int main(int argc, char **argv)
+{
+    return tn_app_main(&devstack_def, argc, argv, environ);
+}
