@@ -45,13 +45,11 @@ static char *find_topics_file(const char *path)
         char *slash = strrchr(exe, '/');
         if (slash)
             *slash = '\0';
-        const char *rel[] = {"../../%s", "../../../%s", "../share/taina/%s"};
+        /* build/bin, build/asan/bin, or an installed PREFIX/bin with PREFIX/share/taina */
+        const char *rel[] = {"../..", "../../..", "../share/taina"};
         for (size_t i = 0; i < TN_ARRAY_LEN(rel); i++) {
-            char *cand = tn_xasprintf("%s/", exe);
-            char *full = tn_xasprintf(rel[i], path);
-            char *p = tn_xasprintf("%s%s", cand, full);
-            free(cand);
-            free(full);
+            const char *base = strncmp(path, "schemas/", 8) == 0 && i == 2 ? path + 8 : path;
+            char *p = tn_xasprintf("%s/%s/%s", exe, rel[i], base);
             if (access(p, R_OK) == 0)
                 return p;
             free(p);
