@@ -18,7 +18,7 @@
  *   SIZE         int64_t   bytes; "1048576", "64KB", "10MiB", "1G" (binary multiples)
  *   ENUM         int       index into the key's NULL-terminated `choices`
  *
- * Nothing else in the suite reads the environment: getenv() is banned outside config.c.
+ * Nothing else in the suite reads the environment (make lint rejects getenv elsewhere).
  */
 #ifndef TAINA_CONFIG_H
 #define TAINA_CONFIG_H
