@@ -133,3 +133,90 @@ out:
     json_decref(root);
     return rc;
 }
+
+/* ---------------------------------------------------------------------------------------------
+ * Faults */
+
+static const struct {
+    const char *name;
+    int16_t key;
+} apis[] = {
+    {"Produce", 0},
+    {"Fetch", 1},
+    {"ListOffsets", 2},
+    {"Metadata", 3},
+    {"OffsetCommit", 8},
+    {"OffsetFetch", 9},
+    {"FindCoordinator", 10},
+    {"JoinGroup", 11},
+    {"Heartbeat", 12},
+    {"LeaveGroup", 13},
+    {"SyncGroup", 14},
+    {"InitProducerId", 22},
+    {"AddPartitionsToTxn", 24},
+    {"AddOffsetsToTxn", 25},
+    {"EndTxn", 26},
+    {"TxnOffsetCommit", 28},
+};
+
+static int error_code(const char *name, rd_kafka_resp_err_t *out)
+{
+    const struct rd_kafka_err_desc *descs;
+    size_t n;
+    rd_kafka_get_err_descs(&descs, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (descs[i].name && strcmp(descs[i].name, name) == 0) {
+            *out = descs[i].code;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+tn_err_t tn_devstack_push_errors(tn_devstack_t *ds, const char *api, size_t count,
+                                 const char *error)
+{
+    rd_kafka_resp_err_t err;
+    if (error_code(error, &err) != 0)
+        return TN_ERR_INVALID;
+    for (size_t i = 0; i < sizeof(apis) / sizeof(apis[0]); i++) {
+        if (strcmp(apis[i].name, api) == 0) {
+            rd_kafka_resp_err_t *errs = tn_xcalloc(count ? count : 1, sizeof(*errs));
+            for (size_t j = 0; j < count; j++)
+                errs[j] = err;
+            rd_kafka_mock_push_request_errors_array(ds->mcluster, apis[i].key, count, errs);
+            free(errs);
+            return TN_OK;
+        }
+    }
+    return TN_ERR_INVALID;
+}
+
+static tn_err_t broker_ok(const tn_devstack_t *ds, int id)
+{
+    return id >= 1 && id <= ds->brokers ? TN_OK : TN_ERR_INVALID;
+}
+
+tn_err_t tn_devstack_broker_set_up(tn_devstack_t *ds, int id, int up)
+{
+    if (broker_ok(ds, id) != TN_OK)
+        return TN_ERR_INVALID;
+    rd_kafka_resp_err_t err = up ? rd_kafka_mock_broker_set_up(ds->mcluster, id)
+                                 : rd_kafka_mock_broker_set_down(ds->mcluster, id);
+    return err ? TN_ERR_KAFKA : TN_OK;
+}
+
+tn_err_t tn_devstack_broker_set_rtt(tn_devstack_t *ds, int id, int rtt_ms)
+{
+    if (broker_ok(ds, id) != TN_OK || rtt_ms < 0)
+        return TN_ERR_INVALID;
+    return rd_kafka_mock_broker_set_rtt(ds->mcluster, id, rtt_ms) ? TN_ERR_KAFKA : TN_OK;
+}
+
+tn_err_t tn_devstack_set_leader(tn_devstack_t *ds, const char *topic, int partition, int id)
+{
+    if (broker_ok(ds, id) != TN_OK)
+        return TN_ERR_INVALID;
+    return rd_kafka_mock_partition_set_leader(ds->mcluster, topic, partition, id) ? TN_ERR_KAFKA
+                                                                                  : TN_OK;
+}

@@ -42,4 +42,21 @@ tn_err_t tn_devstack_create_topic(tn_devstack_t *ds, const char *name, int parti
 tn_err_t tn_devstack_create_topics_file(tn_devstack_t *ds, const char *path, size_t *ntopics,
                                         char *errbuf, size_t errlen);
 
+/* Faults, for tests of reconnects, retries and idempotence (see librdkafka's mock API). */
+
+/**
+ * @brief Make the next @p count requests of API @p api ("Produce", "Fetch", "OffsetCommit",
+ *        "JoinGroup", "EndTxn", ... as Kafka names them) fail with error @p error (a Kafka error
+ *        name such as "NOT_ENOUGH_REPLICAS" or "REQUEST_TIMED_OUT"), on any broker.
+ * @returns TN_OK, or TN_ERR_INVALID for an unknown API or error name.
+ */
+tn_err_t tn_devstack_push_errors(tn_devstack_t *ds, const char *api, size_t count,
+                                 const char *error);
+/** @brief Take broker @p id (1..brokers) down (connections closed, no new ones) or up again. */
+tn_err_t tn_devstack_broker_set_up(tn_devstack_t *ds, int id, int up);
+/** @brief Add @p rtt_ms of round-trip time to every response of broker @p id. */
+tn_err_t tn_devstack_broker_set_rtt(tn_devstack_t *ds, int id, int rtt_ms);
+/** @brief Move the leader of @p topic [@p partition] to broker @p id. */
+tn_err_t tn_devstack_set_leader(tn_devstack_t *ds, const char *topic, int partition, int id);
+
 #endif

@@ -1,0 +1,224 @@
+/**
+ * @file kafka.h
+ * @brief Kafka for the suite (wraps librdkafka): idempotent producer with delivery accounting,
+ *        group consumer with manual commits and cooperative-sticky assignment, transactions
+ *        for consume-transform-produce, DLQ records, and consumer lag gauges.
+ *
+ * Producer defaults: enable.idempotence=true, acks=all, compression.type=lz4, linger.ms=5.
+ * Consumer defaults: enable.auto.commit=false, enable.auto.offset.store=false,
+ * partition.assignment.strategy=cooperative-sticky, isolation.level=read_committed,
+ * auto.offset.reset=earliest. Passthrough properties (TAINA_KAFKA_*) are applied last, so
+ * SASL/SSL settings and overrides work.
+ *
+ * Metrics (when a registry is given):
+ *   taina_kafka_records_produced_total{topic}, taina_kafka_produce_errors_total{topic,reason},
+ *   taina_kafka_records_consumed_total{topic},
+ *   taina_kafka_consumer_lag{group,topic,partition} (assigned partitions only) and
+ *   taina_kafka_consumer_group_lag{group,topic} (their sum; the autoscaling signal).
+ *
+ * @thread A producer may be used from many threads at once; its delivery reports are served by
+ *         its own poll thread. A consumer is used from one thread at a time; its rebalance and
+ *         statistics callbacks run inside tn_kafka_consumer_poll() on that thread.
+ */
+#ifndef TAINA_KAFKA_H
+#define TAINA_KAFKA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "taina/config.h"
+#include "taina/err.h"
+#include "taina/metrics.h"
+
+typedef struct tn_kafka_producer tn_kafka_producer_t;
+typedef struct tn_kafka_consumer tn_kafka_consumer_t;
+
+/** DLQ header names (DESIGN.md). */
+#define TN_KAFKA_H_ERROR        "taina-error"
+#define TN_KAFKA_H_ERROR_DETAIL "taina-error-detail"
+#define TN_KAFKA_H_SRC_TOPIC    "taina-source-topic"
+#define TN_KAFKA_H_SRC_PART     "taina-source-partition"
+#define TN_KAFKA_H_SRC_OFFSET   "taina-source-offset"
+#define TN_KAFKA_H_SCHEMA       "taina-schema"
+
+/** What the caller of a failed operation should do (STYLE rule 9). */
+typedef struct tn_kafka_error {
+    int retriable; /**< the same call may succeed later */
+    int abortable; /**< the transaction must be aborted (then the batch redone) */
+    int fatal;     /**< the client is unusable: recreate it (e.g. producer fenced) */
+    char msg[256]; /**< librdkafka's text */
+} tn_kafka_error_t;
+
+/** Connection options shared by producers and consumers. All pointers borrowed during _new. */
+typedef struct tn_kafka_opts {
+    const char *brokers;        /**< bootstrap servers */
+    const tn_cfg_prop_t *props; /**< passthrough properties, applied last (may be NULL) */
+    size_t nprops;
+    tn_metrics_t *metrics;     /**< borrowed, must outlive the client; NULL = no metrics */
+    int64_t stats_interval_ms; /**< statistics (lag gauges) period; 0 = off */
+    const char *client_id;     /**< default "taina" */
+} tn_kafka_opts_t;
+
+/** One header of a record to produce. */
+typedef struct tn_kafka_header {
+    const char *name;
+    const void *value;
+    size_t len;
+} tn_kafka_header_t;
+
+/** A record to produce. Every buffer is copied by the produce call. */
+typedef struct tn_kafka_record {
+    const char *topic;
+    int32_t partition; /**< -1: by key (murmur2, as Java clients) */
+    const void *key;
+    size_t key_len;
+    const void *value;
+    size_t value_len;
+    const tn_kafka_header_t *headers;
+    size_t nheaders;
+} tn_kafka_record_t;
+
+/**
+ * A consumed record. Fields are borrowed views into librdkafka's message: valid until
+ * tn_kafka_msg_release().
+ */
+typedef struct tn_kafka_msg {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp_ms; /**< -1 when unknown */
+    const void *key;
+    size_t key_len;
+    const void *value;
+    size_t value_len;
+    void *rkm; /**< private: the rd_kafka_message_t */
+} tn_kafka_msg_t;
+
+/* ------------------------------------------------------------------------------------------ */
+/* Producer                                                                                     */
+
+/**
+ * @brief A producer; with @p transactional_id a transactional one (call tn_kafka_txn_init()).
+ * @returns NULL with one sentence in @p errbuf (e.g. an unknown passthrough property).
+ *          Caller owns the result; free with tn_kafka_producer_destroy().
+ */
+tn_kafka_producer_t *tn_kafka_producer_new(const tn_kafka_opts_t *o, const char *transactional_id,
+                                           char *errbuf, size_t errlen);
+/** @brief Flush (up to 10 s), stop the poll thread and free. NULL ok. */
+void tn_kafka_producer_destroy(tn_kafka_producer_t *p);
+
+/**
+ * @brief Enqueue one record; the outcome arrives as a delivery report (counted).
+ * @returns TN_OK; TN_ERR_TOO_LARGE (record over message.max.bytes); TN_AGAIN (local queue full,
+ *          retry after a moment); TN_ERR_KAFKA otherwise. Reason in @p e (may be NULL).
+ */
+tn_err_t tn_kafka_produce(tn_kafka_producer_t *p, const tn_kafka_record_t *r, tn_kafka_error_t *e);
+
+/**
+ * @brief Produce @p n records and wait until the broker acknowledged or refused each, or
+ *        @p timeout_ms passed. results[i] is TN_OK when record i is durably written.
+ * @returns TN_OK when all succeeded; TN_ERR_TIMEOUT when some were still unacknowledged at the
+ *          deadline (their result is TN_ERR_TIMEOUT; they may still be delivered later);
+ *          TN_ERR_KAFKA when some failed.
+ */
+tn_err_t tn_kafka_produce_sync(tn_kafka_producer_t *p, const tn_kafka_record_t *recs, size_t n,
+                               tn_err_t *results, int64_t timeout_ms);
+
+/** @brief Wait until every enqueued record is acknowledged. TN_OK or TN_ERR_TIMEOUT. */
+tn_err_t tn_kafka_producer_flush(tn_kafka_producer_t *p, int64_t timeout_ms);
+
+/** Delivery accounting since the producer was created. */
+typedef struct tn_kafka_producer_stats {
+    uint64_t produced;  /**< enqueued */
+    uint64_t delivered; /**< acknowledged by the broker */
+    uint64_t failed;    /**< refused or timed out */
+} tn_kafka_producer_stats_t;
+
+/** @brief Current delivery accounting. */
+void tn_kafka_producer_get_stats(tn_kafka_producer_t *p, tn_kafka_producer_stats_t *st);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Transactions (consume-transform-produce, exactly once)                                       */
+
+/** @brief Register the transactional id with the cluster (fences older instances). */
+tn_err_t tn_kafka_txn_init(tn_kafka_producer_t *p, int64_t timeout_ms, tn_kafka_error_t *e);
+/** @brief Begin a transaction. */
+tn_err_t tn_kafka_txn_begin(tn_kafka_producer_t *p, tn_kafka_error_t *e);
+/**
+ * @brief Add the consumer's current positions (the next offsets to read on its assignment)
+ *        to the transaction, then commit it: outputs and input offsets become visible at once.
+ * @returns TN_OK; on failure @p e says whether to abort (abortable) or recreate (fatal).
+ */
+tn_err_t tn_kafka_txn_commit(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons, int64_t timeout_ms,
+                             tn_kafka_error_t *e);
+/**
+ * @brief Abort the transaction and rewind @p cons (may be NULL) to its committed offsets, so
+ *        the aborted batch is consumed again.
+ */
+tn_err_t tn_kafka_txn_abort(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons, int64_t timeout_ms,
+                            tn_kafka_error_t *e);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Consumer                                                                                     */
+
+/**
+ * @brief A consumer of @p topics (NULL-terminated).
+ * @param group the consumer group; NULL = no group: every partition of the topics is assigned
+ *        from the beginning and nothing is committed (for services that materialize a topic).
+ * @returns NULL with one sentence in @p errbuf. Caller owns the result; free with
+ *          tn_kafka_consumer_destroy().
+ */
+tn_kafka_consumer_t *tn_kafka_consumer_new(const tn_kafka_opts_t *o, const char *group,
+                                           const char *const *topics, char *errbuf, size_t errlen);
+/** @brief Close (commits stored offsets, leaves the group) if not closed yet, then free. NULL ok.
+ */
+void tn_kafka_consumer_destroy(tn_kafka_consumer_t *cons);
+
+/**
+ * @brief Wait up to @p timeout_ms for a record.
+ * @returns TN_OK with @p out filled (release it with tn_kafka_msg_release()); TN_AGAIN when none
+ *          arrived (also for partition EOF); TN_ERR_KAFKA for a consumer error (logged; the
+ *          consumer goes on unless it is fatal, see @p e).
+ */
+tn_err_t tn_kafka_consumer_poll(tn_kafka_consumer_t *cons, int64_t timeout_ms, tn_kafka_msg_t *out,
+                                tn_kafka_error_t *e);
+/** @brief Release a polled record. */
+void tn_kafka_msg_release(tn_kafka_msg_t *m);
+/**
+ * @brief The value of header @p name of a polled record (the last one if repeated).
+ * @returns a borrowed pointer valid until release, or NULL. @p len may be NULL.
+ */
+const void *tn_kafka_msg_header(const tn_kafka_msg_t *m, const char *name, size_t *len);
+/** @brief Number of headers of a polled record, and the i-th one. */
+size_t tn_kafka_msg_header_count(const tn_kafka_msg_t *m);
+tn_err_t tn_kafka_msg_header_at(const tn_kafka_msg_t *m, size_t i, const char **name,
+                                const void **value, size_t *len);
+
+/** @brief Mark @p m processed: its offset + 1 is committed by the next commit or close. */
+tn_err_t tn_kafka_consumer_store(tn_kafka_consumer_t *cons, const tn_kafka_msg_t *m);
+/** @brief Commit the stored offsets (synchronously when @p sync). No-op without a group. */
+tn_err_t tn_kafka_consumer_commit(tn_kafka_consumer_t *cons, int sync);
+/** @brief Stop (or resume) fetching one partition, e.g. while an upstream is down. */
+tn_err_t tn_kafka_consumer_pause(tn_kafka_consumer_t *cons, const char *topic, int32_t partition);
+tn_err_t tn_kafka_consumer_resume(tn_kafka_consumer_t *cons, const char *topic, int32_t partition);
+/** @brief Continue one partition from @p offset. */
+tn_err_t tn_kafka_consumer_seek(tn_kafka_consumer_t *cons, const char *topic, int32_t partition,
+                                int64_t offset);
+/** @brief Number of partitions currently assigned to this consumer. */
+size_t tn_kafka_consumer_assigned(const tn_kafka_consumer_t *cons);
+/** @brief Commit stored offsets and leave the group. Idempotent. */
+void tn_kafka_consumer_close(tn_kafka_consumer_t *cons);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Dead letters                                                                                 */
+
+/**
+ * @brief Send @p orig to @p dlq_topic with its key, value and headers, plus taina-error
+ *        (@p reason, a machine code), taina-error-detail and taina-source-topic/-partition/
+ *        -offset. Inside an open transaction of @p p it is part of that transaction.
+ */
+tn_err_t tn_kafka_dlq_send(tn_kafka_producer_t *p, const char *dlq_topic,
+                           const tn_kafka_msg_t *orig, const char *reason, const char *detail,
+                           tn_kafka_error_t *e);
+
+#endif

@@ -1,0 +1,957 @@
+/* Kafka through librdkafka: producer, consumer, transactions, DLQ, lag gauges. */
+#include "taina/kafka.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "taina/buf.h"
+#include "taina/clock.h"
+#include "taina/log.h"
+#include "taina/mem.h"
+
+/* ---------------------------------------------------------------------------------------------
+ * Shared: configuration, logging, errors, metrics */
+
+typedef struct kmetrics {
+    tn_metric_t *produced, *produce_errors, *consumed, *lag, *group_lag;
+} kmetrics_t;
+
+static void kmetrics_init(kmetrics_t *km, tn_metrics_t *m)
+{
+    memset(km, 0, sizeof(*km));
+    if (!m)
+        return;
+    km->produced = tn_metrics_counter(m, "taina_kafka_records_produced_total",
+                                      "Records acknowledged by the broker.", TN_LABELS("topic"));
+    km->produce_errors = tn_metrics_counter(m, "taina_kafka_produce_errors_total",
+                                            "Records the broker refused or that timed out.",
+                                            TN_LABELS("topic", "reason"));
+    km->consumed = tn_metrics_counter(m, "taina_kafka_records_consumed_total",
+                                      "Records handed to the application.", TN_LABELS("topic"));
+    km->lag = tn_metrics_gauge(m, "taina_kafka_consumer_lag",
+                               "Records behind the high watermark, per assigned partition.",
+                               TN_LABELS("group", "topic", "partition"));
+    km->group_lag = tn_metrics_gauge(m, "taina_kafka_consumer_group_lag",
+                                     "Records behind the high watermark, summed per topic over "
+                                     "this consumer's partitions.",
+                                     TN_LABELS("group", "topic"));
+}
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    /* syslog levels: 0..3 errors, 4 warning, 5..6 notice/info, 7 debug */
+    tn_log_level_t l = level <= 3   ? TN_LOG_ERROR
+                       : level == 4 ? TN_LOG_WARN
+                       : level <= 6 ? TN_LOG_INFO
+                                    : TN_LOG_DEBUG;
+    if (l == TN_LOG_DEBUG && !(tn_log_dbg_mask & TN_DBG_KAFKA))
+        return;
+    TN_LOGF(l, TN_F({"client", rd_kafka_name(rk)}, {"facility", fac}), "kafka: %s", buf);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    (void)opaque;
+    TN_LOGF(err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? TN_LOG_ERROR : TN_LOG_WARN,
+            TN_F({"client", rd_kafka_name(rk)}, {"code", rd_kafka_err2name(err)}), "kafka: %s",
+            reason);
+}
+
+static void fill_error(tn_kafka_error_t *e, rd_kafka_resp_err_t err, const char *msg)
+{
+    if (!e)
+        return;
+    memset(e, 0, sizeof(*e));
+    snprintf(e->msg, sizeof(e->msg), "%s", msg ? msg : rd_kafka_err2str(err));
+    e->retriable = err == RD_KAFKA_RESP_ERR__QUEUE_FULL || err == RD_KAFKA_RESP_ERR__TIMED_OUT ||
+                   err == RD_KAFKA_RESP_ERR__TRANSPORT ||
+                   err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN;
+    e->fatal = err == RD_KAFKA_RESP_ERR__FATAL || err == RD_KAFKA_RESP_ERR__FENCED ||
+               err == RD_KAFKA_RESP_ERR_PRODUCER_FENCED;
+}
+
+/* Map an rd_kafka_error_t (transactional APIs) and free it. */
+static tn_err_t take_error(rd_kafka_error_t *error, tn_kafka_error_t *e, const char *what)
+{
+    if (!error)
+        return TN_OK;
+    if (e) {
+        memset(e, 0, sizeof(*e));
+        snprintf(e->msg, sizeof(e->msg), "%s: %s", what, rd_kafka_error_string(error));
+        e->retriable = rd_kafka_error_is_retriable(error);
+        e->abortable = rd_kafka_error_txn_requires_abort(error);
+        e->fatal = rd_kafka_error_is_fatal(error);
+    }
+    TN_LOGF(TN_LOG_WARN, TN_F({"code", rd_kafka_error_name(error)}), "kafka: %s: %s", what,
+            rd_kafka_error_string(error));
+    tn_err_t rc = rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__TIMED_OUT ? TN_ERR_TIMEOUT
+                  : rd_kafka_error_is_fatal(error)                           ? TN_ERR_FATAL
+                                                                             : TN_ERR_KAFKA;
+    rd_kafka_error_destroy(error);
+    return rc;
+}
+
+static tn_err_t map_err(rd_kafka_resp_err_t err)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR_NO_ERROR:
+        return TN_OK;
+    case RD_KAFKA_RESP_ERR__QUEUE_FULL:
+        return TN_AGAIN;
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+        return TN_ERR_TOO_LARGE;
+    case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:
+        return TN_ERR_TIMEOUT;
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+        return TN_ERR_NOT_FOUND;
+    case RD_KAFKA_RESP_ERR__FATAL:
+        return TN_ERR_FATAL;
+    default:
+        return TN_ERR_KAFKA;
+    }
+}
+
+static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errbuf,
+                    size_t errlen)
+{
+    char rkerr[256];
+    if (rd_kafka_conf_set(conf, name, value, rkerr, sizeof(rkerr)) != RD_KAFKA_CONF_OK) {
+        snprintf(errbuf, errlen, "kafka property %s: %s", name, rkerr);
+        return -1;
+    }
+    return 0;
+}
+
+/* Build a configuration: our defaults, then the caller's, then the passthrough properties. */
+static rd_kafka_conf_t *conf_build(const tn_kafka_opts_t *o, const char *const *defaults,
+                                   char *errbuf, size_t errlen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char num[32];
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    if (conf_set(conf, "bootstrap.servers", o->brokers, errbuf, errlen) ||
+        conf_set(conf, "client.id", o->client_id ? o->client_id : "taina", errbuf, errlen))
+        goto fail;
+    if (o->stats_interval_ms > 0) {
+        snprintf(num, sizeof(num), "%" PRId64, o->stats_interval_ms);
+        if (conf_set(conf, "statistics.interval.ms", num, errbuf, errlen))
+            goto fail;
+    }
+    if (tn_log_dbg_mask & TN_DBG_KAFKA &&
+        conf_set(conf, "debug", "broker,topic,msg,cgrp,eos", errbuf, errlen))
+        goto fail;
+    for (size_t i = 0; defaults && defaults[i]; i += 2)
+        if (conf_set(conf, defaults[i], defaults[i + 1], errbuf, errlen))
+            goto fail;
+    for (size_t i = 0; i < o->nprops; i++)
+        if (conf_set(conf, o->props[i].name, o->props[i].value, errbuf, errlen))
+            goto fail;
+    return conf;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Producer */
+
+/* One tn_kafka_produce_sync() call: delivery reports fill results and count down. */
+typedef struct sync_batch {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    size_t pending;
+    tn_err_t *results;
+    int abandoned; /* the waiter gave up; the last report frees the batch */
+} sync_batch_t;
+
+typedef struct sync_slot {
+    sync_batch_t *batch;
+    size_t index;
+} sync_slot_t;
+
+struct tn_kafka_producer {
+    rd_kafka_t *rk;
+    kmetrics_t km;
+    int transactional;
+    atomic_uint_fast64_t produced, delivered, failed;
+    atomic_int stop;
+    pthread_t poller;
+};
+
+static void sync_batch_release(sync_batch_t *b)
+{
+    pthread_mutex_destroy(&b->lock);
+    pthread_cond_destroy(&b->cond);
+    free(b->results);
+    free(b);
+}
+
+/* @thread librdkafka delivery reports, served on the producer's poll thread. */
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+    (void)rk;
+    tn_kafka_producer_t *p = opaque;
+    const char *topic = rd_kafka_topic_name(rkm->rkt);
+    if (rkm->err) {
+        atomic_fetch_add(&p->failed, 1);
+        if (p->km.produce_errors)
+            tn_metric_add(p->km.produce_errors, TN_LABELS(topic, rd_kafka_err2name(rkm->err)), 1);
+        TN_LOGF(TN_LOG_WARN, TN_F({"topic", topic}, {"code", rd_kafka_err2name(rkm->err)}),
+                "kafka: delivery failed: %s", rd_kafka_err2str(rkm->err));
+    } else {
+        atomic_fetch_add(&p->delivered, 1);
+        if (p->km.produced)
+            tn_metric_add(p->km.produced, TN_LABELS(topic), 1);
+    }
+    sync_slot_t *slot = rkm->_private;
+    if (!slot)
+        return;
+    sync_batch_t *b = slot->batch;
+    int last_abandoned = 0;
+    pthread_mutex_lock(&b->lock);
+    if (!b->abandoned)
+        b->results[slot->index] = map_err(rkm->err);
+    b->pending--;
+    last_abandoned = b->abandoned && b->pending == 0;
+    pthread_cond_broadcast(&b->cond);
+    pthread_mutex_unlock(&b->lock);
+    free(slot);
+    if (last_abandoned)
+        sync_batch_release(b);
+}
+
+static void *poll_thread(void *arg)
+{
+    tn_kafka_producer_t *p = arg;
+    while (!atomic_load(&p->stop))
+        rd_kafka_poll(p->rk, 100);
+    return NULL;
+}
+
+tn_kafka_producer_t *tn_kafka_producer_new(const tn_kafka_opts_t *o, const char *transactional_id,
+                                           char *errbuf, size_t errlen)
+{
+    static const char *const defaults[] = {"enable.idempotence", "true",  "acks",      "all",
+                                           "compression.type",   "lz4",   "linger.ms", "5",
+                                           "message.timeout.ms", "30000", NULL};
+    char rkerr[512];
+    rd_kafka_conf_t *conf = conf_build(o, defaults, errbuf, errlen);
+    if (!conf)
+        return NULL;
+    if (transactional_id && conf_set(conf, "transactional.id", transactional_id, errbuf, errlen)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    tn_kafka_producer_t *p = tn_xcalloc(1, sizeof(*p));
+    p->transactional = transactional_id != NULL;
+    kmetrics_init(&p->km, o->metrics);
+    rd_kafka_conf_set_opaque(conf, p);
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rkerr, sizeof(rkerr));
+    if (!p->rk) {
+        snprintf(errbuf, errlen, "kafka producer: %s", rkerr);
+        rd_kafka_conf_destroy(conf);
+        free(p);
+        return NULL;
+    }
+    conf = NULL; /* owned by rk */
+    if (pthread_create(&p->poller, NULL, poll_thread, p) != 0) {
+        snprintf(errbuf, errlen, "kafka producer: cannot start its poll thread");
+        rd_kafka_destroy(p->rk);
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void tn_kafka_producer_destroy(tn_kafka_producer_t *p)
+{
+    if (!p)
+        return;
+    if (rd_kafka_flush(p->rk, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        TN_LOG(TN_LOG_WARN, "kafka: %d records still unacknowledged at producer close",
+               rd_kafka_outq_len(p->rk));
+    atomic_store(&p->stop, 1);
+    pthread_join(p->poller, NULL);
+    rd_kafka_destroy(p->rk);
+    free(p);
+}
+
+static tn_err_t produce(tn_kafka_producer_t *p, const tn_kafka_record_t *r, void *opaque,
+                        tn_kafka_error_t *e)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    if (r->nheaders) {
+        hdrs = rd_kafka_headers_new(r->nheaders);
+        for (size_t i = 0; i < r->nheaders; i++)
+            rd_kafka_header_add(hdrs, r->headers[i].name, -1, r->headers[i].value,
+                                (ssize_t)r->headers[i].len);
+    }
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        p->rk, RD_KAFKA_V_TOPIC(r->topic),
+        RD_KAFKA_V_PARTITION(r->partition < 0 ? RD_KAFKA_PARTITION_UA : r->partition),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(r->key, r->key_len),
+        RD_KAFKA_V_VALUE((void *)r->value, r->value_len), RD_KAFKA_V_HEADERS(hdrs),
+        RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+    if (err) {
+        if (hdrs)
+            rd_kafka_headers_destroy(hdrs); /* only owned by the message on success */
+        fill_error(e, err, NULL);
+        return map_err(err);
+    }
+    atomic_fetch_add(&p->produced, 1);
+    return TN_OK;
+}
+
+tn_err_t tn_kafka_produce(tn_kafka_producer_t *p, const tn_kafka_record_t *r, tn_kafka_error_t *e)
+{
+    return produce(p, r, NULL, e);
+}
+
+tn_err_t tn_kafka_produce_sync(tn_kafka_producer_t *p, const tn_kafka_record_t *recs, size_t n,
+                               tn_err_t *results, int64_t timeout_ms)
+{
+    int64_t deadline = tn_clock_mono_ms() + timeout_ms;
+    sync_batch_t *b = tn_xcalloc(1, sizeof(*b));
+    pthread_mutex_init(&b->lock, NULL);
+    pthread_cond_init(&b->cond, NULL);
+    b->results = tn_xcalloc(n ? n : 1, sizeof(*b->results));
+    for (size_t i = 0; i < n; i++)
+        b->results[i] = TN_ERR_TIMEOUT;
+
+    for (size_t i = 0; i < n; i++) {
+        sync_slot_t *slot = tn_xmalloc(sizeof(*slot));
+        slot->batch = b;
+        slot->index = i;
+        pthread_mutex_lock(&b->lock);
+        b->pending++;
+        pthread_mutex_unlock(&b->lock);
+        tn_err_t rc;
+        /* A full local queue drains as the broker acknowledges: wait and retry. */
+        while ((rc = produce(p, &recs[i], slot, NULL)) == TN_AGAIN && tn_clock_mono_ms() < deadline)
+            tn_clock_sleep_ms(5);
+        if (rc != TN_OK) {
+            pthread_mutex_lock(&b->lock);
+            b->pending--;
+            b->results[i] = rc == TN_AGAIN ? TN_ERR_TIMEOUT : rc;
+            pthread_mutex_unlock(&b->lock);
+            free(slot);
+        }
+    }
+
+    pthread_mutex_lock(&b->lock);
+    while (b->pending > 0) {
+        int64_t left = deadline - tn_clock_mono_ms();
+        if (left <= 0)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t wait = left < 100 ? left : 100;
+        ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+        ts.tv_sec += wait / 1000 + ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&b->cond, &b->lock, &ts);
+    }
+    tn_err_t rc = TN_OK;
+    for (size_t i = 0; i < n; i++) {
+        results[i] = b->results[i];
+        if (results[i] == TN_ERR_TIMEOUT && rc == TN_OK)
+            rc = TN_ERR_TIMEOUT;
+        else if (results[i] != TN_OK && results[i] != TN_ERR_TIMEOUT)
+            rc = TN_ERR_KAFKA;
+    }
+    int free_now = b->pending == 0;
+    b->abandoned = 1; /* late reports must not touch results */
+    pthread_mutex_unlock(&b->lock);
+    if (free_now)
+        sync_batch_release(b);
+    return rc;
+}
+
+tn_err_t tn_kafka_producer_flush(tn_kafka_producer_t *p, int64_t timeout_ms)
+{
+    return rd_kafka_flush(p->rk, (int)timeout_ms) ? TN_ERR_TIMEOUT : TN_OK;
+}
+
+void tn_kafka_producer_get_stats(tn_kafka_producer_t *p, tn_kafka_producer_stats_t *st)
+{
+    st->produced = atomic_load(&p->produced);
+    st->delivered = atomic_load(&p->delivered);
+    st->failed = atomic_load(&p->failed);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Consumer */
+
+typedef struct part {
+    char *topic;
+    int32_t partition;
+} part_t;
+
+struct tn_kafka_consumer {
+    rd_kafka_t *rk;
+    char *group; /* NULL: no group, assigned from the beginning */
+    kmetrics_t km;
+    part_t *parts; /* current assignment, for the lag gauges */
+    size_t nparts;
+    int closed;
+    char **lag_topics; /* topics whose group lag gauge we set */
+    size_t nlag_topics;
+};
+
+static void parts_log(const char *what, const char *group, const rd_kafka_topic_partition_list_t *l)
+{
+    tn_buf_t b;
+    tn_buf_init(&b, 4096);
+    for (int i = 0; i < l->cnt; i++)
+        tn_buf_addf(&b, "%s%s[%" PRId32 "]", i ? " " : "", l->elems[i].topic,
+                    l->elems[i].partition);
+    TN_LOGF(TN_LOG_INFO, TN_F({"group", group ? group : ""}, {"partitions", b.data ? b.data : ""}),
+            "kafka: %s %d partition(s)", what, l->cnt);
+    tn_buf_cleanup(&b);
+}
+
+static void lag_forget(tn_kafka_consumer_t *cons, const char *topic, int32_t partition)
+{
+    if (!cons->km.lag || !cons->group)
+        return;
+    char pbuf[16];
+    snprintf(pbuf, sizeof(pbuf), "%" PRId32, partition);
+    tn_metric_remove(cons->km.lag, TN_LABELS(cons->group, topic, pbuf));
+}
+
+static void parts_add(tn_kafka_consumer_t *cons, const rd_kafka_topic_partition_list_t *l)
+{
+    cons->parts = tn_xrealloc(cons->parts, (cons->nparts + (size_t)l->cnt + 1) * sizeof(part_t));
+    for (int i = 0; i < l->cnt; i++) {
+        cons->parts[cons->nparts].topic = tn_xstrdup(l->elems[i].topic);
+        cons->parts[cons->nparts].partition = l->elems[i].partition;
+        cons->nparts++;
+    }
+}
+
+static void parts_remove(tn_kafka_consumer_t *cons, const rd_kafka_topic_partition_list_t *l)
+{
+    for (int i = 0; i < l->cnt; i++) {
+        for (size_t j = 0; j < cons->nparts; j++) {
+            if (cons->parts[j].partition == l->elems[i].partition &&
+                strcmp(cons->parts[j].topic, l->elems[i].topic) == 0) {
+                lag_forget(cons, cons->parts[j].topic, cons->parts[j].partition);
+                free(cons->parts[j].topic);
+                cons->parts[j] = cons->parts[--cons->nparts];
+                break;
+            }
+        }
+    }
+}
+
+static void parts_clear(tn_kafka_consumer_t *cons)
+{
+    for (size_t j = 0; j < cons->nparts; j++) {
+        lag_forget(cons, cons->parts[j].topic, cons->parts[j].partition);
+        free(cons->parts[j].topic);
+    }
+    cons->nparts = 0;
+}
+
+/* @thread Runs inside tn_kafka_consumer_poll() (the consumer's thread). */
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    tn_kafka_consumer_t *cons = opaque;
+    int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    rd_kafka_error_t *error = NULL;
+    rd_kafka_resp_err_t ret = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        parts_log("assigned", cons->group, parts);
+        if (cooperative)
+            error = rd_kafka_incremental_assign(rk, parts);
+        else
+            ret = rd_kafka_assign(rk, parts);
+        parts_add(cons, parts);
+    } else {
+        parts_log(err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS ? "revoked" : "lost", cons->group,
+                  parts);
+        /* Commit what was processed before the partitions move to another member. */
+        if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !rd_kafka_assignment_lost(rk)) {
+            rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, NULL, 0);
+            if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                TN_LOG(TN_LOG_WARN, "kafka: commit on revoke: %s", rd_kafka_err2str(cerr));
+        }
+        if (cooperative)
+            error = rd_kafka_incremental_unassign(rk, parts);
+        else
+            ret = rd_kafka_assign(rk, NULL);
+        if (cooperative)
+            parts_remove(cons, parts);
+        else
+            parts_clear(cons);
+    }
+    if (error) {
+        TN_LOG(TN_LOG_ERROR, "kafka: rebalance: %s", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    } else if (ret) {
+        TN_LOG(TN_LOG_ERROR, "kafka: rebalance: %s", rd_kafka_err2str(ret));
+    }
+}
+
+static int assigned(const tn_kafka_consumer_t *cons, const char *topic, int32_t partition)
+{
+    for (size_t j = 0; j < cons->nparts; j++)
+        if (cons->parts[j].partition == partition && strcmp(cons->parts[j].topic, topic) == 0)
+            return 1;
+    return 0;
+}
+
+/* Statistics JSON -> lag gauges. @thread Runs inside tn_kafka_consumer_poll(). */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    (void)rk;
+    tn_kafka_consumer_t *cons = opaque;
+    if (!cons->km.lag || !cons->group)
+        return 0;
+    json_t *root = json_loadb(json, len, 0, NULL);
+    json_t *topics = json_object_get(root, "topics");
+    const char *tname;
+    json_t *t;
+    json_object_foreach(topics, tname, t)
+    {
+        const char *pname;
+        json_t *pj;
+        double sum = 0;
+        int any = 0;
+        json_object_foreach(json_object_get(t, "partitions"), pname, pj)
+        {
+            int32_t partition = (int32_t)strtol(pname, NULL, 10);
+            json_t *lag = json_object_get(pj, "consumer_lag");
+            if (partition < 0 || !json_is_integer(lag) || !assigned(cons, tname, partition))
+                continue;
+            /* -1 means unknown yet (no committed or stored offset, or no high watermark). */
+            json_int_t v = json_integer_value(lag);
+            if (v < 0)
+                continue;
+            tn_metric_set(cons->km.lag, TN_LABELS(cons->group, tname, pname), (double)v);
+            sum += (double)v;
+            any = 1;
+        }
+        if (any) {
+            tn_metric_set(cons->km.group_lag, TN_LABELS(cons->group, tname), sum);
+            int known = 0;
+            for (size_t i = 0; i < cons->nlag_topics; i++)
+                known |= strcmp(cons->lag_topics[i], tname) == 0;
+            if (!known) {
+                cons->lag_topics =
+                    tn_xrealloc(cons->lag_topics, (cons->nlag_topics + 1) * sizeof(char *));
+                cons->lag_topics[cons->nlag_topics++] = tn_xstrdup(tname);
+            }
+        }
+    }
+    json_decref(root);
+    return 0; /* librdkafka frees the json */
+}
+
+/* Without a group: assign every partition of the topics from the beginning. */
+static tn_err_t assign_all(tn_kafka_consumer_t *cons, const char *const *topics, char *errbuf,
+                           size_t errlen)
+{
+    tn_err_t rc = TN_ERR_KAFKA;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
+    for (size_t i = 0; topics[i]; i++) {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(cons->rk, topics[i], NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t err = rd_kafka_metadata(cons->rk, 0, rkt, &md, 10000);
+        rd_kafka_topic_destroy(rkt);
+        if (!err && md->topic_cnt != 1)
+            err = RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+        if (!err)
+            err = md->topics[0].err;
+        if (err) {
+            snprintf(errbuf, errlen, "kafka: no metadata for topic %s: %s", topics[i],
+                     rd_kafka_err2str(err));
+            if (md)
+                rd_kafka_metadata_destroy(md);
+            goto out;
+        }
+        for (int p = 0; p < md->topics[0].partition_cnt; p++)
+            rd_kafka_topic_partition_list_add(l, topics[i], md->topics[0].partitions[p].id)
+                ->offset = RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_resp_err_t err = rd_kafka_assign(cons->rk, l);
+    if (err) {
+        snprintf(errbuf, errlen, "kafka: assign: %s", rd_kafka_err2str(err));
+        goto out;
+    }
+    parts_add(cons, l);
+    parts_log("assigned (no group, from the beginning)", NULL, l);
+    rc = TN_OK;
+out:
+    rd_kafka_topic_partition_list_destroy(l);
+    return rc;
+}
+
+tn_kafka_consumer_t *tn_kafka_consumer_new(const tn_kafka_opts_t *o, const char *group,
+                                           const char *const *topics, char *errbuf, size_t errlen)
+{
+    static const char *const defaults[] = {"enable.auto.commit",
+                                           "false",
+                                           "enable.auto.offset.store",
+                                           "false",
+                                           "partition.assignment.strategy",
+                                           "cooperative-sticky",
+                                           "isolation.level",
+                                           "read_committed",
+                                           "auto.offset.reset",
+                                           "earliest",
+                                           "enable.partition.eof",
+                                           "false",
+                                           NULL};
+    char rkerr[512];
+    tn_kafka_consumer_t *cons = NULL;
+    rd_kafka_conf_t *conf = conf_build(o, defaults, errbuf, errlen);
+    if (!conf)
+        return NULL;
+    /* Without a group librdkafka still wants a group.id for its consumer; it is never used to
+     * commit (we assign, never subscribe). */
+    if (conf_set(conf, "group.id", group ? group : "taina-nogroup", errbuf, errlen)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    cons = tn_xcalloc(1, sizeof(*cons));
+    cons->group = tn_xstrdup(group);
+    kmetrics_init(&cons->km, o->metrics);
+    rd_kafka_conf_set_opaque(conf, cons);
+    if (group)
+        rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_stats_cb(conf, stats_cb);
+    cons->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rkerr, sizeof(rkerr));
+    if (!cons->rk) {
+        snprintf(errbuf, errlen, "kafka consumer: %s", rkerr);
+        rd_kafka_conf_destroy(conf);
+        goto fail;
+    }
+    conf = NULL; /* owned by rk */
+    rd_kafka_poll_set_consumer(cons->rk);
+    if (group) {
+        size_t n = 0;
+        while (topics[n])
+            n++;
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
+        for (size_t i = 0; i < n; i++)
+            rd_kafka_topic_partition_list_add(l, topics[i], RD_KAFKA_PARTITION_UA);
+        rd_kafka_resp_err_t err = rd_kafka_subscribe(cons->rk, l);
+        rd_kafka_topic_partition_list_destroy(l);
+        if (err) {
+            snprintf(errbuf, errlen, "kafka: subscribe: %s", rd_kafka_err2str(err));
+            goto fail;
+        }
+    } else if (assign_all(cons, topics, errbuf, errlen) != TN_OK) {
+        goto fail;
+    }
+    return cons;
+fail:
+    cons->closed = 1; /* nothing to commit */
+    tn_kafka_consumer_destroy(cons);
+    return NULL;
+}
+
+void tn_kafka_consumer_close(tn_kafka_consumer_t *cons)
+{
+    if (cons->closed)
+        return;
+    cons->closed = 1;
+    if (cons->group) {
+        rd_kafka_resp_err_t err = rd_kafka_commit(cons->rk, NULL, 0);
+        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            TN_LOG(TN_LOG_WARN, "kafka: commit at close: %s", rd_kafka_err2str(err));
+    }
+    rd_kafka_consumer_close(cons->rk);
+    parts_clear(cons);
+    for (size_t i = 0; i < cons->nlag_topics; i++)
+        if (cons->km.group_lag)
+            tn_metric_remove(cons->km.group_lag, TN_LABELS(cons->group, cons->lag_topics[i]));
+}
+
+void tn_kafka_consumer_destroy(tn_kafka_consumer_t *cons)
+{
+    if (!cons)
+        return;
+    if (cons->rk) {
+        tn_kafka_consumer_close(cons);
+        rd_kafka_destroy(cons->rk);
+    }
+    parts_clear(cons);
+    free(cons->parts);
+    for (size_t i = 0; i < cons->nlag_topics; i++)
+        free(cons->lag_topics[i]);
+    free(cons->lag_topics);
+    free(cons->group);
+    free(cons);
+}
+
+tn_err_t tn_kafka_consumer_poll(tn_kafka_consumer_t *cons, int64_t timeout_ms, tn_kafka_msg_t *out,
+                                tn_kafka_error_t *e)
+{
+    memset(out, 0, sizeof(*out));
+    rd_kafka_message_t *rkm = rd_kafka_consumer_poll(cons->rk, (int)timeout_ms);
+    if (!rkm)
+        return TN_AGAIN;
+    if (rkm->err) {
+        rd_kafka_resp_err_t err = rkm->err;
+        if (err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            rd_kafka_message_destroy(rkm);
+            return TN_AGAIN;
+        }
+        char msg[256];
+        snprintf(msg, sizeof(msg), "%s", rd_kafka_message_errstr(rkm));
+        fill_error(e, err, msg);
+        TN_LOGF(TN_LOG_WARN, TN_F({"code", rd_kafka_err2name(err)}), "kafka: consumer: %s", msg);
+        rd_kafka_message_destroy(rkm);
+        return err == RD_KAFKA_RESP_ERR__FATAL ? TN_ERR_FATAL : TN_ERR_KAFKA;
+    }
+    out->topic = rd_kafka_topic_name(rkm->rkt);
+    out->partition = rkm->partition;
+    out->offset = rkm->offset;
+    rd_kafka_timestamp_type_t tstype;
+    out->timestamp_ms = rd_kafka_message_timestamp(rkm, &tstype);
+    out->key = rkm->key;
+    out->key_len = rkm->key_len;
+    out->value = rkm->payload;
+    out->value_len = rkm->len;
+    out->rkm = rkm;
+    if (cons->km.consumed)
+        tn_metric_add(cons->km.consumed, TN_LABELS(out->topic), 1);
+    return TN_OK;
+}
+
+void tn_kafka_msg_release(tn_kafka_msg_t *m)
+{
+    if (m && m->rkm) {
+        rd_kafka_message_destroy(m->rkm);
+        memset(m, 0, sizeof(*m));
+    }
+}
+
+const void *tn_kafka_msg_header(const tn_kafka_msg_t *m, const char *name, size_t *len)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *val = NULL;
+    size_t sz = 0;
+    if (rd_kafka_message_headers(m->rkm, &hdrs) || rd_kafka_header_get_last(hdrs, name, &val, &sz))
+        return NULL;
+    if (len)
+        *len = sz;
+    return val;
+}
+
+size_t tn_kafka_msg_header_count(const tn_kafka_msg_t *m)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    if (rd_kafka_message_headers(m->rkm, &hdrs))
+        return 0;
+    return rd_kafka_header_cnt(hdrs);
+}
+
+tn_err_t tn_kafka_msg_header_at(const tn_kafka_msg_t *m, size_t i, const char **name,
+                                const void **value, size_t *len)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    if (rd_kafka_message_headers(m->rkm, &hdrs) ||
+        rd_kafka_header_get_all(hdrs, i, name, value, len))
+        return TN_ERR_NOT_FOUND;
+    return TN_OK;
+}
+
+tn_err_t tn_kafka_consumer_store(tn_kafka_consumer_t *cons, const tn_kafka_msg_t *m)
+{
+    (void)cons;
+    rd_kafka_resp_err_t err =
+        rd_kafka_offset_store(((rd_kafka_message_t *)m->rkm)->rkt, m->partition, m->offset);
+    if (err) {
+        TN_LOG(TN_LOG_WARN, "kafka: store offset %s[%" PRId32 "]@%" PRId64 ": %s", m->topic,
+               m->partition, m->offset, rd_kafka_err2str(err));
+        return map_err(err);
+    }
+    return TN_OK;
+}
+
+tn_err_t tn_kafka_consumer_commit(tn_kafka_consumer_t *cons, int sync)
+{
+    if (!cons->group)
+        return TN_OK;
+    rd_kafka_resp_err_t err = rd_kafka_commit(cons->rk, NULL, !sync);
+    if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
+        return TN_OK; /* nothing new to commit */
+    if (err)
+        TN_LOG(TN_LOG_WARN, "kafka: commit: %s", rd_kafka_err2str(err));
+    return map_err(err);
+}
+
+static tn_err_t one_partition(tn_kafka_consumer_t *cons, const char *topic, int32_t partition,
+                              int resume)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, partition);
+    rd_kafka_resp_err_t err =
+        resume ? rd_kafka_resume_partitions(cons->rk, l) : rd_kafka_pause_partitions(cons->rk, l);
+    if (!err)
+        err = l->elems[0].err;
+    rd_kafka_topic_partition_list_destroy(l);
+    return map_err(err);
+}
+
+tn_err_t tn_kafka_consumer_pause(tn_kafka_consumer_t *cons, const char *topic, int32_t partition)
+{
+    return one_partition(cons, topic, partition, 0);
+}
+
+tn_err_t tn_kafka_consumer_resume(tn_kafka_consumer_t *cons, const char *topic, int32_t partition)
+{
+    return one_partition(cons, topic, partition, 1);
+}
+
+tn_err_t tn_kafka_consumer_seek(tn_kafka_consumer_t *cons, const char *topic, int32_t partition,
+                                int64_t offset)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
+    rd_kafka_error_t *error = rd_kafka_seek_partitions(cons->rk, l, 10000);
+    rd_kafka_resp_err_t err = error ? rd_kafka_error_code(error) : l->elems[0].err;
+    if (error)
+        rd_kafka_error_destroy(error);
+    rd_kafka_topic_partition_list_destroy(l);
+    return map_err(err);
+}
+
+size_t tn_kafka_consumer_assigned(const tn_kafka_consumer_t *cons)
+{
+    return cons->nparts;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Transactions */
+
+tn_err_t tn_kafka_txn_init(tn_kafka_producer_t *p, int64_t timeout_ms, tn_kafka_error_t *e)
+{
+    TN_ASSERT(p->transactional);
+    return take_error(rd_kafka_init_transactions(p->rk, (int)timeout_ms), e, "init transactions");
+}
+
+tn_err_t tn_kafka_txn_begin(tn_kafka_producer_t *p, tn_kafka_error_t *e)
+{
+    return take_error(rd_kafka_begin_transaction(p->rk), e, "begin transaction");
+}
+
+tn_err_t tn_kafka_txn_commit(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons, int64_t timeout_ms,
+                             tn_kafka_error_t *e)
+{
+    if (cons && cons->group) {
+        rd_kafka_topic_partition_list_t *pos = NULL;
+        rd_kafka_resp_err_t err = rd_kafka_assignment(cons->rk, &pos);
+        if (!err)
+            err = rd_kafka_position(cons->rk, pos);
+        if (err) {
+            fill_error(e, err, NULL);
+            if (e)
+                e->abortable = 1;
+            if (pos)
+                rd_kafka_topic_partition_list_destroy(pos);
+            return TN_ERR_KAFKA;
+        }
+        rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata(cons->rk);
+        rd_kafka_error_t *error =
+            rd_kafka_send_offsets_to_transaction(p->rk, pos, cgmd, (int)timeout_ms);
+        rd_kafka_consumer_group_metadata_destroy(cgmd);
+        rd_kafka_topic_partition_list_destroy(pos);
+        if (error)
+            return take_error(error, e, "send offsets to transaction");
+    }
+    return take_error(rd_kafka_commit_transaction(p->rk, (int)timeout_ms), e, "commit transaction");
+}
+
+/* Seek every assigned partition back to its committed offset (or the start if none). */
+static tn_err_t rewind_to_committed(tn_kafka_consumer_t *cons, int64_t timeout_ms)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_assignment(cons->rk, &l);
+    if (!err)
+        err = rd_kafka_committed(cons->rk, l, (int)timeout_ms);
+    if (!err) {
+        for (int i = 0; i < l->cnt; i++)
+            if (l->elems[i].offset < 0)
+                l->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_error_t *error = rd_kafka_seek_partitions(cons->rk, l, (int)timeout_ms);
+        if (error) {
+            err = rd_kafka_error_code(error);
+            rd_kafka_error_destroy(error);
+        }
+    }
+    if (l)
+        rd_kafka_topic_partition_list_destroy(l);
+    if (err)
+        TN_LOG(TN_LOG_ERROR, "kafka: rewind to committed offsets: %s", rd_kafka_err2str(err));
+    return map_err(err);
+}
+
+tn_err_t tn_kafka_txn_abort(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons, int64_t timeout_ms,
+                            tn_kafka_error_t *e)
+{
+    tn_err_t rc =
+        take_error(rd_kafka_abort_transaction(p->rk, (int)timeout_ms), e, "abort transaction");
+    if (rc == TN_OK && cons && cons->group)
+        rc = rewind_to_committed(cons, timeout_ms);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Dead letters */
+
+tn_err_t tn_kafka_dlq_send(tn_kafka_producer_t *p, const char *dlq_topic,
+                           const tn_kafka_msg_t *orig, const char *reason, const char *detail,
+                           tn_kafka_error_t *e)
+{
+    size_t n = tn_kafka_msg_header_count(orig);
+    tn_kafka_header_t *h = tn_xcalloc(n + 5, sizeof(*h));
+    char part[16], off[24];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *name;
+        /* Earlier DLQ headers (a re-driven record failing again) are replaced by ours. */
+        if (tn_kafka_msg_header_at(orig, i, &name, &h[k].value, &h[k].len) == TN_OK &&
+            strncmp(name, "taina-error", 11) != 0 && strncmp(name, "taina-source-", 13) != 0) {
+            h[k].name = name;
+            k++;
+        }
+    }
+    snprintf(part, sizeof(part), "%" PRId32, orig->partition);
+    snprintf(off, sizeof(off), "%" PRId64, orig->offset);
+    h[k++] = (tn_kafka_header_t){TN_KAFKA_H_ERROR, reason, strlen(reason)};
+    h[k++] = (tn_kafka_header_t){TN_KAFKA_H_ERROR_DETAIL, detail ? detail : "",
+                                 detail ? strlen(detail) : 0};
+    h[k++] = (tn_kafka_header_t){TN_KAFKA_H_SRC_TOPIC, orig->topic, strlen(orig->topic)};
+    h[k++] = (tn_kafka_header_t){TN_KAFKA_H_SRC_PART, part, strlen(part)};
+    h[k++] = (tn_kafka_header_t){TN_KAFKA_H_SRC_OFFSET, off, strlen(off)};
+    tn_kafka_record_t r = {.topic = dlq_topic,
+                           .partition = -1,
+                           .key = orig->key,
+                           .key_len = orig->key_len,
+                           .value = orig->value,
+                           .value_len = orig->value_len,
+                           .headers = h,
+                           .nheaders = k};
+    tn_err_t rc = tn_kafka_produce(p, &r, e);
+    TN_LOGF(TN_LOG_WARN,
+            TN_F({"topic", orig->topic}, {"partition", part}, {"offset", off}, {"reason", reason}),
+            "record sent to %s: %s", dlq_topic, detail ? detail : reason);
+    free(h);
+    return rc;
+}

@@ -1,0 +1,483 @@
+/* Tests for common/src/kafka.c against devstack (librdkafka's mock cluster on loopback). */
+#include "tn_test.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "taina/clock.h"
+#include "taina/devstack.h"
+#include "taina/kafka.h"
+#include "taina/log.h"
+#include "taina/mem.h"
+
+typedef struct fx {
+    tn_devstack_t *ds;
+    tn_metrics_t *m;
+    tn_kafka_opts_t o;
+    char err[512];
+} fx_t;
+
+static int counter;
+
+static int setup(void **state)
+{
+    fx_t *f = tn_xcalloc(1, sizeof(*f));
+    f->ds = tn_devstack_new(3, f->err, sizeof(f->err));
+    assert_non_null(f->ds);
+    f->m = tn_metrics_new();
+    f->o.brokers = tn_devstack_bootstrap(f->ds);
+    f->o.metrics = f->m;
+    *state = f;
+    /* TEST_DEBUG=kafka turns on librdkafka's debug contexts (STYLE rule 21). */
+    const char *dbg = secure_getenv("TEST_DEBUG");
+    int mask = 0;
+    if (dbg && tn_log_dbg_parse(dbg, &mask, f->err, sizeof(f->err)) == TN_OK && mask) {
+        tn_log_set_dbg(mask);
+        tn_log_set_level(TN_LOG_DEBUG);
+    } else {
+        tn_log_set_level(dbg ? TN_LOG_INFO : TN_LOG_ERROR);
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    tn_devstack_destroy(f->ds);
+    tn_metrics_destroy(f->m);
+    free(f);
+    return 0;
+}
+
+/* A topic of its own for each test. */
+static char *topic(fx_t *f, const char *tag, int partitions)
+{
+    char *name = tn_xasprintf("t.%s.%d", tag, ++counter);
+    assert_int_equal(tn_devstack_create_topic(f->ds, name, partitions, 3, f->err, sizeof(f->err)),
+                     TN_OK);
+    return name;
+}
+
+static tn_kafka_producer_t *producer(fx_t *f, const char *txid)
+{
+    tn_kafka_producer_t *p = tn_kafka_producer_new(&f->o, txid, f->err, sizeof(f->err));
+    if (!p)
+        fail_msg("producer: %s", f->err);
+    return p;
+}
+
+static tn_kafka_consumer_t *consumer(fx_t *f, const char *group, const char *t)
+{
+    const char *topics[] = {t, NULL};
+    /* devstack's mock broker holds a JoinGroup that follows a member's departure for the
+     * group's rebalance timeout (max.poll.interval.ms): keep it short in tests. */
+    static tn_cfg_prop_t props[] = {{"session.timeout.ms", "6000"},
+                                    {"max.poll.interval.ms", "7000"}};
+    f->o.props = props;
+    f->o.nprops = 2;
+    tn_kafka_consumer_t *c = tn_kafka_consumer_new(&f->o, group, topics, f->err, sizeof(f->err));
+    if (!c)
+        fail_msg("consumer: %s", f->err);
+    return c;
+}
+
+static void produce_n(tn_kafka_producer_t *p, const char *t, int from, int n)
+{
+    for (int i = from; i < from + n; i++) {
+        char key[32], val[64];
+        snprintf(key, sizeof(key), "k%d", i);
+        snprintf(val, sizeof(val), "{\"n\":%d}", i);
+        tn_kafka_header_t h[] = {{"taina-schema", "test/1", 6}};
+        tn_kafka_record_t r = {t, -1, key, strlen(key), val, strlen(val), h, 1};
+        assert_int_equal(tn_kafka_produce(p, &r, NULL), TN_OK);
+    }
+    assert_int_equal(tn_kafka_producer_flush(p, tn_test_timeout_ms(20000)), TN_OK);
+}
+
+/* Poll until @p want records arrived or the time is up; mark seen[n]; store (and commit). */
+static int consume(tn_kafka_consumer_t *c, int want, int *seen, int store, int64_t ms)
+{
+    int got = 0;
+    int64_t deadline = tn_clock_mono_ms() + tn_test_timeout_ms(ms);
+    while (got < want && tn_clock_mono_ms() < deadline) {
+        tn_kafka_msg_t m;
+        if (tn_kafka_consumer_poll(c, 100, &m, NULL) != TN_OK)
+            continue;
+        int n = -1;
+        sscanf((const char *)m.key, "k%d", &n);
+        assert_true(n >= 0);
+        if (seen)
+            seen[n]++;
+        size_t hl;
+        const char *h = tn_kafka_msg_header(&m, "taina-schema", &hl);
+        assert_non_null(h);
+        assert_memory_equal(h, "test/1", 6);
+        if (store)
+            assert_int_equal(tn_kafka_consumer_store(c, &m), TN_OK);
+        tn_kafka_msg_release(&m);
+        got++;
+    }
+    return got;
+}
+
+static void test_produce_consume_1000(void **state)
+{
+    fx_t *f = *state;
+    char *t = topic(f, "basic", 4);
+    tn_kafka_producer_t *p = producer(f, NULL);
+    produce_n(p, t, 0, 1000);
+    tn_kafka_producer_stats_t st;
+    tn_kafka_producer_get_stats(p, &st);
+    assert_int_equal(st.produced, 1000);
+    assert_int_equal(st.delivered, 1000);
+    assert_int_equal(st.failed, 0);
+    assert_true(tn_metric_get(tn_metrics_counter(f->m, "taina_kafka_records_produced_total", "",
+                                                 TN_LABELS("topic")),
+                              TN_LABELS(t)) == 1000);
+    int *seen = tn_xcalloc(1000, sizeof(int));
+    tn_kafka_consumer_t *c = consumer(f, "g-basic", t);
+    assert_int_equal(consume(c, 1000, seen, 1, 30000), 1000);
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(seen[i], 1);
+    assert_int_equal(tn_kafka_consumer_assigned(c), 4);
+    tn_kafka_consumer_destroy(c);
+    tn_kafka_producer_destroy(p);
+    free(seen);
+    free(t);
+}
+
+static void test_produce_sync_results(void **state)
+{
+    fx_t *f = *state;
+    char *t = topic(f, "sync", 2);
+    tn_kafka_producer_t *p = producer(f, NULL);
+    tn_kafka_record_t recs[3] = {{t, -1, "a", 1, "one", 3, NULL, 0},
+                                 {t, -1, "b", 1, "two", 3, NULL, 0},
+                                 {t, 7, "c", 1, "no such partition", 17, NULL, 0}};
+    tn_err_t res[3];
+    assert_int_equal(tn_kafka_produce_sync(p, recs, 2, res, tn_test_timeout_ms(10000)), TN_OK);
+    assert_int_equal(res[0], TN_OK);
+    assert_int_equal(res[1], TN_OK);
+    /* a partition that does not exist fails that record only */
+    assert_int_not_equal(tn_kafka_produce_sync(p, recs, 3, res, tn_test_timeout_ms(10000)), TN_OK);
+    assert_int_equal(res[0], TN_OK);
+    assert_int_not_equal(res[2], TN_OK);
+    /* a record over message.max.bytes is refused at once */
+    size_t big = 2 * 1024 * 1024;
+    char *huge = tn_xcalloc(1, big);
+    memset(huge, 'x', big - 1);
+    tn_kafka_record_t r = {t, -1, "h", 1, huge, big, NULL, 0};
+    tn_kafka_error_t e;
+    assert_int_equal(tn_kafka_produce(p, &r, &e), TN_ERR_TOO_LARGE);
+    assert_true(strlen(e.msg) > 0);
+    free(huge);
+    tn_kafka_producer_destroy(p);
+    free(t);
+}
+
+static void test_commit_and_resume(void **state)
+{
+    fx_t *f = *state;
+    char *t = topic(f, "resume", 3);
+    tn_kafka_producer_t *p = producer(f, NULL);
+    produce_n(p, t, 0, 200);
+    int *seen = tn_xcalloc(200, sizeof(int));
+    tn_kafka_consumer_t *c = consumer(f, "g-resume", t);
+    assert_int_equal(consume(c, 120, seen, 1, 30000), 120);
+    tn_kafka_consumer_destroy(c); /* commits the stored offsets at close */
+    c = consumer(f, "g-resume", t);
+    assert_int_equal(consume(c, 80, seen, 1, 30000), 80);
+    assert_int_equal(consume(c, 1, seen, 1, 1500), 0); /* nothing more */
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(seen[i], 1); /* none twice, none missing */
+    tn_kafka_consumer_destroy(c);
+    tn_kafka_producer_destroy(p);
+    free(seen);
+    free(t);
+}
+
+static void test_two_consumers_split(void **state)
+{
+    fx_t *f = *state;
+    char *t = topic(f, "split", 6);
+    tn_kafka_producer_t *p = producer(f, NULL);
+    produce_n(p, t, 0, 600);
+    int *seen = tn_xcalloc(600, sizeof(int));
+    tn_kafka_consumer_t *a = consumer(f, "g-split", t), *b = consumer(f, "g-split", t);
+    int got_a = 0, got_b = 0;
+    int64_t deadline = tn_clock_mono_ms() + tn_test_timeout_ms(45000);
+    /* Both must be in the group before either reads everything: wait for a shared assignment. */
+    while (tn_clock_mono_ms() < deadline &&
+           (tn_kafka_consumer_assigned(a) == 0 || tn_kafka_consumer_assigned(b) == 0 ||
+            tn_kafka_consumer_assigned(a) + tn_kafka_consumer_assigned(b) != 6)) {
+        tn_kafka_msg_t m;
+        tn_kafka_consumer_t *cs[2] = {a, b};
+        for (int i = 0; i < 2; i++) {
+            if (tn_kafka_consumer_poll(cs[i], 50, &m, NULL) == TN_OK) {
+                /* Not stored: re-read by whoever owns the partition after the rebalance. */
+                tn_kafka_consumer_seek(cs[i], m.topic, m.partition, m.offset);
+                tn_kafka_msg_release(&m);
+            }
+        }
+    }
+    assert_int_equal(tn_kafka_consumer_assigned(a) + tn_kafka_consumer_assigned(b), 6);
+    assert_true(tn_kafka_consumer_assigned(a) > 0 && tn_kafka_consumer_assigned(b) > 0);
+    while (got_a + got_b < 600 && tn_clock_mono_ms() < deadline) {
+        got_a += consume(a, 600, seen, 1, 100);
+        got_b += consume(b, 600, seen, 1, 100);
+    }
+    assert_int_equal(got_a + got_b, 600);
+    assert_true(got_a > 0 && got_b > 0);
+    for (int i = 0; i < 600; i++)
+        assert_int_equal(seen[i], 1);
+    tn_kafka_consumer_destroy(a);
+    tn_kafka_consumer_destroy(b);
+    tn_kafka_producer_destroy(p);
+    free(seen);
+    free(t);
+}
+
+/* Read everything visible to read_committed, return the count. */
+static int count_visible(fx_t *f, const char *t, int64_t ms)
+{
+    tn_kafka_consumer_t *c = consumer(f, NULL, t);
+    int n = consume(c, 1 << 30, NULL, 0, ms);
+    tn_kafka_consumer_destroy(c);
+    return n;
+}
+
+static void test_transactions(void **state)
+{
+    fx_t *f = *state;
+    char *in = topic(f, "txin", 2), *out = topic(f, "txout", 2);
+    tn_kafka_producer_t *src = producer(f, NULL);
+    produce_n(src, in, 0, 50);
+    tn_kafka_producer_t *p = producer(f, "taina-test-tx");
+    tn_kafka_error_t e;
+    assert_int_equal(tn_kafka_txn_init(p, tn_test_timeout_ms(20000), &e), TN_OK);
+    tn_kafka_consumer_t *c = consumer(f, "g-tx", in);
+
+    /* 1. aborted: outputs invisible, the consumer rewinds and sees the same records again */
+    int *first = tn_xcalloc(50, sizeof(int));
+    assert_int_equal(tn_kafka_txn_begin(p, &e), TN_OK);
+    int got = consume(c, 50, first, 0, 30000);
+    assert_int_equal(got, 50);
+    for (int i = 0; i < 10; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "k%d", 1000 + i);
+        tn_kafka_header_t h[] = {{"taina-schema", "test/1", 6}};
+        tn_kafka_record_t r = {out, -1, key, strlen(key), "aborted", 7, h, 1};
+        assert_int_equal(tn_kafka_produce(p, &r, NULL), TN_OK);
+    }
+    assert_int_equal(tn_kafka_txn_abort(p, c, tn_test_timeout_ms(20000), &e), TN_OK);
+
+    /* 2. committed: consume again (rewound), transform, commit with the offsets */
+    int *seen = tn_xcalloc(50, sizeof(int));
+    assert_int_equal(tn_kafka_txn_begin(p, &e), TN_OK);
+    int64_t deadline = tn_clock_mono_ms() + tn_test_timeout_ms(30000);
+    got = 0;
+    while (got < 50 && tn_clock_mono_ms() < deadline) {
+        tn_kafka_msg_t m;
+        if (tn_kafka_consumer_poll(c, 100, &m, NULL) != TN_OK)
+            continue;
+        int n = -1;
+        sscanf((const char *)m.key, "k%d", &n);
+        seen[n]++;
+        char val[64];
+        snprintf(val, sizeof(val), "{\"n\":%d,\"enriched\":true}", n);
+        tn_kafka_header_t h[] = {{"taina-schema", "test/1", 6}};
+        tn_kafka_record_t r = {out, -1, m.key, m.key_len, val, strlen(val), h, 1};
+        assert_int_equal(tn_kafka_produce(p, &r, NULL), TN_OK);
+        tn_kafka_msg_release(&m);
+        got++;
+    }
+    assert_int_equal(got, 50);
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(seen[i], 1); /* the aborted batch came back, once */
+    assert_int_equal(tn_kafka_txn_commit(p, c, tn_test_timeout_ms(20000), &e), TN_OK);
+
+    /* read_committed sees exactly the 50 committed outputs, none of the 10 aborted ones */
+    assert_int_equal(count_visible(f, out, 4000), 50);
+
+    /* the input offsets were committed with the transaction: the group has nothing left */
+    tn_kafka_consumer_destroy(c);
+    c = consumer(f, "g-tx", in);
+    assert_int_equal(consume(c, 1, NULL, 0, 3000), 0);
+    tn_kafka_consumer_destroy(c);
+    tn_kafka_producer_destroy(p);
+    tn_kafka_producer_destroy(src);
+    free(first);
+    free(seen);
+    free(in);
+    free(out);
+}
+
+static void test_dlq_headers(void **state)
+{
+    fx_t *f = *state;
+    char *in = topic(f, "dlqin", 1), *dlq = topic(f, "dlq", 1);
+    tn_kafka_producer_t *p = producer(f, NULL);
+    produce_n(p, in, 7, 1);
+    tn_kafka_consumer_t *c = consumer(f, NULL, in);
+    tn_kafka_msg_t m;
+    int64_t deadline = tn_clock_mono_ms() + tn_test_timeout_ms(20000);
+    while (tn_kafka_consumer_poll(c, 100, &m, NULL) != TN_OK && tn_clock_mono_ms() < deadline)
+        ;
+    assert_non_null(m.rkm);
+    assert_int_equal(tn_kafka_dlq_send(p, dlq, &m, "schema_violation", "/title: required", NULL),
+                     TN_OK);
+    tn_kafka_msg_release(&m);
+    assert_int_equal(tn_kafka_producer_flush(p, 10000), TN_OK);
+    tn_kafka_consumer_destroy(c);
+
+    c = consumer(f, NULL, dlq);
+    deadline = tn_clock_mono_ms() + tn_test_timeout_ms(20000);
+    while (tn_kafka_consumer_poll(c, 100, &m, NULL) != TN_OK && tn_clock_mono_ms() < deadline)
+        ;
+    assert_non_null(m.rkm);
+    assert_int_equal(m.key_len, 2);
+    assert_memory_equal(m.key, "k7", 2);
+    assert_memory_equal(m.value, "{\"n\":7}", 7);
+    struct {
+        const char *name, *want;
+    } hs[] = {{"taina-error", "schema_violation"}, {"taina-error-detail", "/title: required"},
+              {"taina-source-topic", in},          {"taina-source-partition", "0"},
+              {"taina-source-offset", "0"},        {"taina-schema", "test/1"}};
+    for (size_t i = 0; i < TN_ARRAY_LEN(hs); i++) {
+        size_t len;
+        const char *v = tn_kafka_msg_header(&m, hs[i].name, &len);
+        if (!v || len != strlen(hs[i].want) || memcmp(v, hs[i].want, len) != 0)
+            fail_msg("header %s: got %.*s, want %s", hs[i].name, v ? (int)len : 4, v ? v : "none",
+                     hs[i].want);
+    }
+    tn_kafka_msg_release(&m);
+    tn_kafka_consumer_destroy(c);
+    tn_kafka_producer_destroy(p);
+    free(in);
+    free(dlq);
+}
+
+static void test_lag_gauges(void **state)
+{
+    fx_t *f = *state;
+    f->o.stats_interval_ms = 200;
+    char *t = topic(f, "lag", 2);
+    tn_kafka_producer_t *p = producer(f, NULL);
+    /* 30 records on partition 0, 20 on partition 1 */
+    for (int i = 0; i < 50; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "k%d", i);
+        tn_kafka_header_t h[] = {{"taina-schema", "test/1", 6}};
+        tn_kafka_record_t r = {t, i < 30 ? 0 : 1, key, strlen(key), "v", 1, h, 1};
+        assert_int_equal(tn_kafka_produce(p, &r, NULL), TN_OK);
+    }
+    assert_int_equal(tn_kafka_producer_flush(p, 10000), TN_OK);
+    tn_kafka_consumer_t *c = consumer(f, "g-lag", t);
+    tn_kafka_msg_t m;
+    /* process and commit 10 records of partition 0 and 5 of partition 1: lag 20 + 15 */
+    int want[2] = {10, 5}, done[2] = {0, 0};
+    int64_t deadline = tn_clock_mono_ms() + tn_test_timeout_ms(30000);
+    while ((done[0] < want[0] || done[1] < want[1]) && tn_clock_mono_ms() < deadline) {
+        if (tn_kafka_consumer_poll(c, 100, &m, NULL) != TN_OK)
+            continue;
+        int pt = m.partition;
+        if (done[pt] < want[pt]) {
+            tn_kafka_consumer_store(c, &m);
+            done[pt]++;
+        } else { /* quota reached: put it back and stop fetching that partition */
+            tn_kafka_consumer_seek(c, t, pt, m.offset);
+            tn_kafka_consumer_pause(c, t, pt);
+        }
+        tn_kafka_msg_release(&m);
+    }
+    assert_int_equal(done[0], 10);
+    assert_int_equal(done[1], 5);
+    assert_int_equal(tn_kafka_consumer_commit(c, 1), TN_OK);
+    tn_metric_t *lag = tn_metrics_gauge(f->m, "taina_kafka_consumer_lag", "",
+                                        TN_LABELS("group", "topic", "partition"));
+    tn_metric_t *sum =
+        tn_metrics_gauge(f->m, "taina_kafka_consumer_group_lag", "", TN_LABELS("group", "topic"));
+    double l0 = -1, l1 = -1, s = -1;
+    while (tn_clock_mono_ms() < deadline) {
+        tn_kafka_consumer_poll(c, 100, &m, NULL); /* serves the stats callback */
+        tn_kafka_msg_release(&m);
+        l0 = tn_metric_get(lag, TN_LABELS("g-lag", t, "0"));
+        l1 = tn_metric_get(lag, TN_LABELS("g-lag", t, "1"));
+        s = tn_metric_get(sum, TN_LABELS("g-lag", t));
+        if (l0 == 20 && l1 == 15 && s == 35)
+            break;
+    }
+    if (!(l0 == 20 && l1 == 15 && s == 35))
+        fail_msg("lag gauges: p0=%g p1=%g sum=%g, want 20 15 35", l0, l1, s);
+    tn_kafka_consumer_destroy(c);
+    /* gauges of partitions this consumer no longer holds are gone */
+    tn_buf_t b;
+    tn_buf_init(&b, 1 << 20);
+    tn_metrics_render(f->m, &b);
+    assert_null(strstr(b.data, "g-lag"));
+    tn_buf_cleanup(&b);
+    tn_kafka_producer_destroy(p);
+    free(t);
+}
+
+static void test_transient_produce_errors_no_duplicates(void **state)
+{
+    fx_t *f = *state;
+    char *t = topic(f, "flaky", 1);
+    tn_kafka_producer_t *p = producer(f, NULL);
+    produce_n(p, t, 0, 1); /* connected and idempotent producer id acquired */
+    assert_int_equal(tn_devstack_push_errors(f->ds, "Produce", 4, "NOT_ENOUGH_REPLICAS"), TN_OK);
+    produce_n(p, t, 1, 99);
+    tn_kafka_producer_stats_t st;
+    tn_kafka_producer_get_stats(p, &st);
+    assert_int_equal(st.delivered, 100);
+    assert_int_equal(st.failed, 0);
+    int *seen = tn_xcalloc(100, sizeof(int));
+    assert_int_equal(count_visible(f, t, 3000), 100);
+    tn_kafka_consumer_t *c = consumer(f, NULL, t);
+    assert_int_equal(consume(c, 100, seen, 0, 20000), 100);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(seen[i], 1);
+    tn_kafka_consumer_destroy(c);
+    assert_int_equal(tn_devstack_push_errors(f->ds, "Produce", 1, "NO_SUCH_ERROR"), TN_ERR_INVALID);
+    assert_int_equal(tn_devstack_push_errors(f->ds, "Gossip", 1, "NOT_ENOUGH_REPLICAS"),
+                     TN_ERR_INVALID);
+    tn_kafka_producer_destroy(p);
+    free(seen);
+    free(t);
+}
+
+static void test_bad_property(void **state)
+{
+    fx_t *f = *state;
+    tn_cfg_prop_t props[] = {{"sasl.mechanism", "PLAIN"}, {"no.such.property", "1"}};
+    f->o.props = props;
+    f->o.nprops = 2;
+    assert_null(tn_kafka_producer_new(&f->o, NULL, f->err, sizeof(f->err)));
+    assert_non_null(strstr(f->err, "no.such.property"));
+    const char *topics[] = {"x", NULL};
+    assert_null(tn_kafka_consumer_new(&f->o, "g", topics, f->err, sizeof(f->err)));
+    assert_non_null(strstr(f->err, "no.such.property"));
+    f->o.nprops = 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_produce_consume_1000, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_produce_sync_results, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_and_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_consumers_split, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dlq_headers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lag_gauges, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transient_produce_errors_no_duplicates, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_bad_property, setup, teardown),
+    };
+    const char *only = secure_getenv("TN_TEST_FILTER");
+    if (only)
+        cmocka_set_test_filter(only);
+    return cmocka_run_group_tests_name("kafka", tests, NULL, NULL);
+}
