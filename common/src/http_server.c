@@ -1,5 +1,5 @@
-/* HTTP server over libmicrohttpd: routing, auth, body limits, request ids, built-ins, metrics. */
-#include "taina/http_server.h"
+/* HTTP server over libmicrohttpd: routing, auth, body limits, request ids, metrics, lifecycle. */
+#include "http_server_int.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -13,107 +13,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <jansson.h>
 #include <microhttpd.h>
 
 #include "taina/buf.h"
 #include "taina/clock.h"
 #include "taina/log.h"
 #include "taina/mem.h"
-
-#define MAX_SEGS          16
-#define MAX_PARAMS        8
-#define MAX_EXTRA_HEADERS 16
-#define REQ_ID_MAX        64
-#define ALLOW_MAX         256
-#define MAX_ALLOW         16
-#define ERROR_BODY_MAX    4096
-#define METRICS_BODY_MAX  (32u * 1024 * 1024)
-#define STREAM_BLOCK      4096
-
-#define DEF_MAX_BODY    (1024u * 1024)
-#define DEF_MAX_CONNS   256u
-#define DEF_TIMEOUT_S   30u
-#define DEF_THREADS     4u
-#define DEF_GRACE_MS    10000
-#define DEF_BIND        "0.0.0.0"
-#define TENANT_DISABLED "default"
-
-/* ============================================================================================ */
-/* Types                                                                                        */
-
-typedef struct seg {
-    const char *text; /* literal text, or the parameter name; points into the borrowed pattern */
-    size_t len;
-    bool param;
-} seg_t;
-
-typedef struct route {
-    tn_http_route_t def;
-    seg_t segs[MAX_SEGS];
-    size_t nsegs;
-} route_t;
-
-struct tn_http_server {
-    tn_http_server_opts_t opts; /* bind_addr and service point at the copies below */
-    char *bind_addr;
-    char *service;
-    struct sockaddr_storage addr;
-    route_t *routes;
-    size_t nroutes;
-    struct MHD_Daemon *daemon;
-    int port;
-    atomic_uint inflight;
-    atomic_bool stopping;
-    pthread_mutex_t conns_lock; /* keeps the connections gauge in step with the count */
-    long conns;
-    tn_metric_t *m_requests;
-    tn_metric_t *m_duration;
-    tn_metric_t *m_conns;
-};
-
-typedef struct header {
-    char *name;
-    char *value;
-} header_t;
-
-typedef struct stream {
-    tn_http_stream_fn *cb;
-    tn_http_stream_free_fn *free_cb;
-    void *opaque;
-} stream_t;
-
-typedef struct param {
-    const char *name; /* into the route pattern */
-    size_t nlen;
-    char *value;
-} param_t;
-
-struct tn_http_req {
-    tn_http_server_t *srv;
-    struct MHD_Connection *conn;
-    const route_t *route;
-    const char *method; /* MHD's copy; valid for the request */
-    char *path;
-    char id[REQ_ID_MAX + 1];
-    const char *tenant;
-    param_t params[MAX_PARAMS];
-    size_t nparams;
-    tn_buf_t body;
-    double start_s;
-    bool body_too_large; /* rejected while reading: discard the rest */
-    size_t received;     /* body bytes received, kept or not */
-    bool queued;         /* a response was handed to MHD */
-    int final_status;    /* what the client got (or was about to get), for metrics */
-    /* The response being prepared. */
-    int status; /* 0 = none yet */
-    char *resp_type;
-    char *resp_body;
-    size_t resp_len;
-    stream_t *stream;
-    header_t headers[MAX_EXTRA_HEADERS];
-    size_t nheaders;
-};
 
 /* ============================================================================================ */
 /* Small helpers                                                                                */
@@ -135,7 +40,7 @@ static bool request_id_ok(const char *s)
         char c = s[n];
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                   c == '.' || c == '_' || c == ':' || c == '-';
-        if (!ok || n >= REQ_ID_MAX)
+        if (!ok || n >= TN_HTTP_REQ_ID_MAX)
             return false;
     }
     return n > 0;
@@ -168,11 +73,6 @@ static bool media_type_is(const char *header, const char *want)
     while (n > 0 && (header[n - 1] == ' ' || header[n - 1] == '\t'))
         n--;
     return n == strlen(want) && strncasecmp(header, want, n) == 0;
-}
-
-static bool header_text_ok(const char *s)
-{
-    return strpbrk(s, "\r\n") == NULL;
 }
 
 /* ============================================================================================ */
@@ -209,18 +109,19 @@ static tn_err_t route_compile(const tn_http_route_t *def, route_t *r, char *errb
     while (*p == '/') {
         p++;
         size_t len = strcspn(p, "/");
-        if (len == 0 || r->nsegs == MAX_SEGS) {
+        if (len == 0 || r->nsegs == TN_HTTP_MAX_SEGS) {
             snprintf(errbuf, errlen, "route %s %s: empty segment or more than %d segments",
-                     def->method, def->pattern, MAX_SEGS);
+                     def->method, def->pattern, TN_HTTP_MAX_SEGS);
             return TN_ERR_INVALID;
         }
         seg_t *s = &r->segs[r->nsegs++];
         if (p[0] == '{') {
-            if (p[len - 1] != '}' || !param_name_ok(p + 1, len - 2) || ++nparams > MAX_PARAMS) {
+            if (p[len - 1] != '}' || !param_name_ok(p + 1, len - 2) ||
+                ++nparams > TN_HTTP_MAX_PARAMS) {
                 snprintf(errbuf, errlen,
                          "route %s %s: a parameter is `{name}` (letters, digits, _), "
                          "a whole segment, at most %d per route",
-                         def->method, def->pattern, MAX_PARAMS);
+                         def->method, def->pattern, TN_HTTP_MAX_PARAMS);
                 return TN_ERR_INVALID;
             }
             s->text = p + 1;
@@ -276,238 +177,6 @@ static bool method_matches(const char *route_method, const char *method)
 }
 
 /* ============================================================================================ */
-/* Responses                                                                                    */
-
-static void stream_free(void *cls)
-{
-    stream_t *st = cls;
-    if (st->free_cb)
-        st->free_cb(st->opaque);
-    free(st);
-}
-
-static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    stream_t *st = cls;
-    TN_UNUSED(pos);
-    ssize_t n = st->cb(st->opaque, buf, max);
-    if (n > 0)
-        return n > (ssize_t)max ? (ssize_t)max : n;
-    return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
-}
-
-static void response_clear(tn_http_req_t *req)
-{
-    TN_FREE(req->resp_type);
-    TN_FREE(req->resp_body);
-    req->resp_len = 0;
-    if (req->stream) {
-        stream_free(req->stream);
-        req->stream = NULL;
-    }
-    req->status = 0;
-}
-
-/* Set the response, taking ownership of @p body (malloc'd, may be NULL when len is 0). */
-static void respond_take(tn_http_req_t *req, int status, const char *type, char *body, size_t len)
-{
-    TN_ASSERT(status >= 100 && status <= 999);
-    response_clear(req);
-    req->status = status;
-    req->resp_type = tn_xstrdup(type);
-    req->resp_body = body;
-    req->resp_len = len;
-}
-
-void tn_http_req_respond(tn_http_req_t *req, int status, const char *content_type, const void *body,
-                         size_t len)
-{
-    char *copy = NULL;
-    if (len) {
-        copy = tn_xmalloc(len);
-        memcpy(copy, body, len);
-    }
-    respond_take(req, status, content_type, copy, len);
-}
-
-void tn_http_req_respond_json(tn_http_req_t *req, int status, struct json_t *body)
-{
-    char *text = json_dumps(body ? body : json_object(), JSON_COMPACT | JSON_ENCODE_ANY);
-    if (body)
-        json_decref(body);
-    if (!text) {
-        TN_LOG(TN_LOG_ERROR, "could not serialize a JSON response (status %d)", status);
-        tn_http_req_respond_error(req, 500, "internal", "the response could not be serialized");
-        return;
-    }
-    respond_take(req, status, "application/json", text, strlen(text));
-}
-
-static void respond_verror(tn_http_req_t *req, int status, const char *code, const char *fmt,
-                           va_list ap) __attribute__((format(printf, 4, 0)));
-
-static void respond_verror(tn_http_req_t *req, int status, const char *code, const char *fmt,
-                           va_list ap)
-{
-    char msg[1024];
-    tn_buf_t b;
-    size_t len;
-
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    tn_buf_init(&b, ERROR_BODY_MAX);
-    /* The message is at most 1 KiB, so even fully escaped it fits the cap. */
-    tn_err_t rc = tn_buf_adds(&b, "{\"error\":{\"code\":");
-    if (rc == TN_OK)
-        rc = tn_buf_add_json_str(&b, code);
-    if (rc == TN_OK)
-        rc = tn_buf_adds(&b, ",\"message\":");
-    if (rc == TN_OK)
-        rc = tn_buf_add_json_str(&b, msg);
-    if (rc == TN_OK)
-        rc = tn_buf_adds(&b, "}}");
-    TN_ASSERT(rc == TN_OK);
-    char *body = tn_buf_detach(&b, &len);
-    respond_take(req, status, "application/json", body, len);
-}
-
-void tn_http_req_respond_error(tn_http_req_t *req, int status, const char *code, const char *fmt,
-                               ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    respond_verror(req, status, code, fmt, ap);
-    va_end(ap);
-}
-
-void tn_http_req_respond_stream(tn_http_req_t *req, int status, const char *content_type,
-                                tn_http_stream_fn *cb, tn_http_stream_free_fn *free_cb,
-                                void *opaque)
-{
-    TN_ASSERT(cb);
-    respond_take(req, status, content_type, NULL, 0);
-    stream_t *st = tn_xcalloc(1, sizeof(*st));
-    st->cb = cb;
-    st->free_cb = free_cb;
-    st->opaque = opaque;
-    req->stream = st;
-}
-
-tn_err_t tn_http_req_add_header(tn_http_req_t *req, const char *name, const char *value)
-{
-    if (!*name || strpbrk(name, ":\r\n \t") || !header_text_ok(value))
-        return TN_ERR_INVALID;
-    if (req->nheaders == MAX_EXTRA_HEADERS)
-        return TN_ERR_TOO_LARGE;
-    header_t *h = &req->headers[req->nheaders++];
-    h->name = tn_xstrdup(name);
-    h->value = tn_xstrdup(value);
-    return TN_OK;
-}
-
-/* Hand the prepared response to MHD. @returns true when MHD accepted it. */
-static bool queue_response(tn_http_req_t *req)
-{
-    struct MHD_Response *resp = NULL;
-
-    if (req->status == 0) {
-        TN_LOG(TN_LOG_ERROR, "handler for %s %s did not answer", req->method,
-               req->route ? req->route->def.pattern : req->path);
-        tn_http_req_respond_error(req, 500, "internal", "the request was not answered");
-    }
-    if (req->stream) {
-        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_read,
-                                                 req->stream, stream_free);
-        if (resp)
-            req->stream = NULL; /* owned by the response (stream_free) */
-    } else {
-        resp =
-            MHD_create_response_from_buffer(req->resp_len, req->resp_body, MHD_RESPMEM_MUST_FREE);
-        if (resp) {
-            req->resp_body = NULL; /* owned by the response */
-            req->resp_len = 0;
-        }
-    }
-    if (!resp) {
-        TN_LOG(TN_LOG_ERROR, "libmicrohttpd could not create a response");
-        return false;
-    }
-    bool ok = MHD_add_response_header(resp, "X-Request-Id", req->id) == MHD_YES;
-    if (req->resp_type)
-        ok = ok && MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, req->resp_type);
-    for (size_t i = 0; i < req->nheaders; i++)
-        ok = ok && MHD_add_response_header(resp, req->headers[i].name, req->headers[i].value);
-    if (!ok)
-        TN_LOG(TN_LOG_WARN, "libmicrohttpd refused a response header");
-    req->queued = MHD_queue_response(req->conn, (unsigned)req->status, resp) == MHD_YES;
-    MHD_destroy_response(resp); /* MHD keeps its own reference while sending */
-    if (req->queued)
-        req->final_status = req->status;
-    else
-        response_clear(req);
-    return req->queued;
-}
-
-/* ============================================================================================ */
-/* Built-in routes                                                                              */
-
-static void builtin_health(tn_http_req_t *req, void *opaque)
-{
-    static const char body[] = "{\"status\":\"ok\"}";
-    TN_UNUSED(opaque);
-    tn_http_req_respond(req, 200, "application/json", body, sizeof(body) - 1);
-}
-
-static void builtin_ready(tn_http_req_t *req, void *opaque)
-{
-    tn_http_server_t *srv = opaque;
-    char reason[256] = "";
-    bool ready = true;
-
-    if (atomic_load(&srv->stopping)) {
-        ready = false;
-        snprintf(reason, sizeof(reason), "shutting down");
-    } else if (srv->opts.ready) {
-        ready = srv->opts.ready(srv->opts.ready_opaque, reason, sizeof(reason));
-        reason[sizeof(reason) - 1] = '\0';
-    }
-    if (ready) {
-        static const char body[] = "{\"status\":\"ready\"}";
-        tn_http_req_respond(req, 200, "application/json", body, sizeof(body) - 1);
-        return;
-    }
-    tn_buf_t b;
-    size_t len;
-    tn_buf_init(&b, ERROR_BODY_MAX);
-    tn_err_t rc = tn_buf_adds(&b, "{\"status\":\"not_ready\",\"reason\":");
-    if (rc == TN_OK)
-        rc = tn_buf_add_json_str(&b, reason[0] ? reason : "not ready");
-    if (rc == TN_OK)
-        rc = tn_buf_adds(&b, "}");
-    TN_ASSERT(rc == TN_OK);
-    char *body = tn_buf_detach(&b, &len);
-    respond_take(req, 503, "application/json", body, len);
-}
-
-static void builtin_metrics(tn_http_req_t *req, void *opaque)
-{
-    tn_http_server_t *srv = opaque;
-    tn_buf_t b;
-    size_t len;
-
-    tn_buf_init(&b, METRICS_BODY_MAX);
-    tn_err_t rc = tn_metrics_render(srv->opts.metrics, &b);
-    if (rc != TN_OK) {
-        tn_buf_cleanup(&b);
-        TN_LOG(TN_LOG_ERROR, "rendering metrics failed: %s", tn_err_str(rc));
-        tn_http_req_respond_error(req, 500, "internal", "metrics could not be rendered: %s",
-                                  tn_err_str(rc));
-        return;
-    }
-    char *body = tn_buf_detach(&b, &len);
-    respond_take(req, 200, "text/plain; version=0.0.4; charset=utf-8", body, len);
-}
-
-/* ============================================================================================ */
 /* Request lifecycle (MHD callbacks)                                                            */
 
 static tn_http_req_t *req_new(tn_http_server_t *srv, struct MHD_Connection *conn, const char *url,
@@ -532,7 +201,7 @@ static void req_free(tn_http_req_t *req)
 {
     if (!req)
         return;
-    response_clear(req);
+    tn_http_req_clear_response(req);
     for (size_t i = 0; i < req->nparams; i++)
         free(req->params[i].value);
     for (size_t i = 0; i < req->nheaders; i++) {
@@ -551,7 +220,7 @@ static void allow_add(const char **allow, size_t *n, const char *m)
         if (strcmp(allow[i], m) == 0)
             return;
     }
-    if (*n < MAX_ALLOW)
+    if (*n < TN_HTTP_MAX_ALLOW)
         allow[(*n)++] = m;
 }
 
@@ -559,7 +228,7 @@ static void allow_add(const char **allow, size_t *n, const char *m)
 static bool req_route(tn_http_req_t *req)
 {
     tn_http_server_t *srv = req->srv;
-    const char *allow[MAX_ALLOW];
+    const char *allow[TN_HTTP_MAX_ALLOW];
     size_t nallow = 0;
 
     for (size_t i = 0; i < srv->nroutes; i++) {
@@ -581,7 +250,7 @@ static bool req_route(tn_http_req_t *req)
         tn_http_req_respond_error(req, 404, "not_found", "no such resource");
         return false;
     }
-    char list[ALLOW_MAX] = "";
+    char list[TN_HTTP_ALLOW_MAX] = "";
     size_t len = 0;
     for (size_t i = 0; i < nallow && len < sizeof(list); i++)
         len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", i ? ", " : "", allow[i]);
@@ -596,7 +265,7 @@ static bool req_auth(tn_http_req_t *req)
 {
     tn_http_server_t *srv = req->srv;
     if (!srv->opts.auth) {
-        req->tenant = TENANT_DISABLED;
+        req->tenant = TN_HTTP_TENANT_DISABLED;
         return true;
     }
     if (!(req->route->def.flags & TN_HTTP_ROUTE_AUTH))
@@ -690,7 +359,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         atomic_fetch_add(&srv->inflight, 1);
         if (req_route(req) && req_auth(req) && req_check_body(req))
             return MHD_YES;
-        return queue_response(req) ? MHD_YES : MHD_NO;
+        return tn_http_req_queue(req) ? MHD_YES : MHD_NO;
     }
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
@@ -724,7 +393,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                                   "the body is larger than %zu bytes", srv->opts.max_body);
     else
         run_handler(req);
-    return queue_response(req) ? MHD_YES : MHD_NO;
+    return tn_http_req_queue(req) ? MHD_YES : MHD_NO;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -784,87 +453,18 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 /* ============================================================================================ */
-/* Request accessors                                                                            */
-
-const char *tn_http_req_method(const tn_http_req_t *req)
-{
-    return req->method;
-}
-
-const char *tn_http_req_path(const tn_http_req_t *req)
-{
-    return req->path;
-}
-
-const char *tn_http_req_route(const tn_http_req_t *req)
-{
-    return req->route->def.pattern;
-}
-
-const char *tn_http_req_param(const tn_http_req_t *req, const char *name)
-{
-    size_t n = strlen(name);
-    for (size_t i = 0; i < req->nparams; i++) {
-        if (req->params[i].nlen == n && memcmp(req->params[i].name, name, n) == 0)
-            return req->params[i].value;
-    }
-    return NULL;
-}
-
-const char *tn_http_req_query(const tn_http_req_t *req, const char *name)
-{
-    const char *value = NULL;
-    if (MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), &value,
-                                      NULL) != MHD_YES)
-        return NULL;
-    return value ? value : "";
-}
-
-const char *tn_http_req_header(const tn_http_req_t *req, const char *name)
-{
-    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
-}
-
-const char *tn_http_req_body(const tn_http_req_t *req, size_t *len)
-{
-    if (len)
-        *len = req->body.len;
-    return req->body.data ? req->body.data : "";
-}
-
-const char *tn_http_req_content_type(const tn_http_req_t *req)
-{
-    return tn_http_req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
-}
-
-const char *tn_http_req_id(const tn_http_req_t *req)
-{
-    return req->id;
-}
-
-const char *tn_http_req_tenant(const tn_http_req_t *req)
-{
-    return req->tenant;
-}
-
-const char *tn_http_req_traceparent(const tn_http_req_t *req)
-{
-    return tn_http_req_header(req, "traceparent");
-}
-
-/* ============================================================================================ */
 /* Server lifecycle                                                                             */
 
 void tn_http_server_opts_init(tn_http_server_opts_t *o)
 {
     memset(o, 0, sizeof(*o));
-    o->bind_addr = DEF_BIND;
+    o->bind_addr = TN_HTTP_DEF_BIND;
     o->service = "taina";
-    o->max_body = DEF_MAX_BODY;
-    o->max_connections = DEF_MAX_CONNS;
-    o->conn_timeout_s = DEF_TIMEOUT_S;
-    o->threads = DEF_THREADS;
-    o->stop_grace_ms = DEF_GRACE_MS;
+    o->max_body = TN_HTTP_DEF_MAX_BODY;
+    o->max_connections = TN_HTTP_DEF_MAX_CONNS;
+    o->conn_timeout_s = TN_HTTP_DEF_TIMEOUT_S;
+    o->threads = TN_HTTP_DEF_THREADS;
+    o->stop_grace_ms = TN_HTTP_DEF_GRACE_MS;
 }
 
 static bool parse_addr(const char *s, int port, struct sockaddr_storage *ss)
@@ -902,20 +502,20 @@ tn_err_t tn_http_server_new(const tn_http_server_opts_t *opts, const tn_http_rou
     *out = NULL;
     pthread_mutex_init(&srv->conns_lock, NULL);
     srv->opts = *opts;
-    srv->bind_addr = tn_xstrdup(opts->bind_addr ? opts->bind_addr : DEF_BIND);
+    srv->bind_addr = tn_xstrdup(opts->bind_addr ? opts->bind_addr : TN_HTTP_DEF_BIND);
     srv->service = tn_xstrdup(opts->service ? opts->service : "taina");
     srv->opts.bind_addr = srv->bind_addr;
     srv->opts.service = srv->service;
     if (!srv->opts.max_body)
-        srv->opts.max_body = DEF_MAX_BODY;
+        srv->opts.max_body = TN_HTTP_DEF_MAX_BODY;
     if (!srv->opts.max_connections)
-        srv->opts.max_connections = DEF_MAX_CONNS;
+        srv->opts.max_connections = TN_HTTP_DEF_MAX_CONNS;
     if (!srv->opts.conn_timeout_s)
-        srv->opts.conn_timeout_s = DEF_TIMEOUT_S;
+        srv->opts.conn_timeout_s = TN_HTTP_DEF_TIMEOUT_S;
     if (!srv->opts.threads)
-        srv->opts.threads = DEF_THREADS;
+        srv->opts.threads = TN_HTTP_DEF_THREADS;
     if (srv->opts.stop_grace_ms <= 0)
-        srv->opts.stop_grace_ms = DEF_GRACE_MS;
+        srv->opts.stop_grace_ms = TN_HTTP_DEF_GRACE_MS;
     /* MHD splits the connection limit between its worker threads. */
     srv->opts.threads = TN_MIN(srv->opts.threads, srv->opts.max_connections);
     if (opts->port < 0 || opts->port > 65535 ||
@@ -927,10 +527,10 @@ tn_err_t tn_http_server_new(const tn_http_server_opts_t *opts, const tn_http_rou
 
     srv->routes = tn_xcalloc(nroutes + 3, sizeof(*srv->routes));
     /* Built-ins first: they answer the same in every service and never need a key. */
-    add_builtin(srv, "/health", builtin_health);
-    add_builtin(srv, "/ready", builtin_ready);
+    add_builtin(srv, "/health", tn_http_builtin_health);
+    add_builtin(srv, "/ready", tn_http_builtin_ready);
     if (opts->metrics)
-        add_builtin(srv, "/metrics", builtin_metrics);
+        add_builtin(srv, "/metrics", tn_http_builtin_metrics);
     for (size_t i = 0; i < nroutes; i++) {
         rc = route_compile(&routes[i], &srv->routes[srv->nroutes], errbuf, errlen);
         if (rc != TN_OK)
