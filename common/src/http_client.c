@@ -253,17 +253,52 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
     return n;
 }
 
+/* A request line with the values of secret-looking query parameters ("?key=...") replaced. */
+static void debug_request_line(const tn_http_client_t *hc, const char *p, size_t len)
+{
+    const char *q = memchr(p, '?', len);
+    if (!q) {
+        TN_DBG(TN_DBG_CLIENT, "%s > %.*s", hc->upstream, (int)len, p);
+        return;
+    }
+    tn_buf_t b;
+    tn_buf_init(&b, 8192);
+    const char *end = p + len, *sp = memchr(q, ' ', (size_t)(end - q));
+    const char *qend = sp ? sp : end;
+    tn_buf_add(&b, p, (size_t)(q + 1 - p));
+    for (const char *param = q + 1; param < qend;) {
+        const char *amp = memchr(param, '&', (size_t)(qend - param));
+        const char *pend = amp ? amp : qend;
+        const char *eq = memchr(param, '=', (size_t)(pend - param));
+        if (eq && header_is_secret(param, (size_t)(eq - param))) {
+            tn_buf_add(&b, param, (size_t)(eq + 1 - param));
+            tn_buf_adds(&b, "[redacted]");
+        } else {
+            tn_buf_add(&b, param, (size_t)(pend - param));
+        }
+        if (amp)
+            tn_buf_add(&b, "&", 1);
+        param = amp ? amp + 1 : qend;
+    }
+    tn_buf_add(&b, qend, (size_t)(end - qend));
+    TN_DBG(TN_DBG_CLIENT, "%s > %s", hc->upstream, b.data ? b.data : "");
+    tn_buf_cleanup(&b);
+}
+
 /* One debug line per header line; secret values replaced. */
 static void debug_headers(const tn_http_client_t *hc, char dir, const char *data, size_t size)
 {
     const char *p = data, *end = data + size;
+    bool first = dir == '>';
     while (p < end) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         const char *next = eol ? eol + 1 : end;
         const char *le = eol ? eol : end;
         if (le > p && le[-1] == '\r')
             le--;
-        if (le > p) {
+        if (le > p && first) {
+            debug_request_line(hc, p, (size_t)(le - p));
+        } else if (le > p) {
             const char *colon = memchr(p, ':', (size_t)(le - p));
             if (colon && header_is_secret(p, (size_t)(colon - p)))
                 TN_DBG(TN_DBG_CLIENT, "%s %c %.*s: [redacted]", hc->upstream, dir, (int)(colon - p),
@@ -271,6 +306,7 @@ static void debug_headers(const tn_http_client_t *hc, char dir, const char *data
             else
                 TN_DBG(TN_DBG_CLIENT, "%s %c %.*s", hc->upstream, dir, (int)(le - p), p);
         }
+        first = false;
         p = next;
     }
 }

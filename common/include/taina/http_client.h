@@ -27,7 +27,8 @@
  * [0, min(backoff_cap, backoff_base * 2^(attempt-1))] ("full jitter"), or what Retry-After says
  * (delta-seconds or HTTP-date, at most retry_after_max). No attempt starts or runs past the
  * call's deadline: when the wait would reach it, the client stops and returns the last outcome.
- * Other 4xx statuses are answers, not failures, and are never retried.
+ * Other 4xx statuses are answers, not failures, and are never retried. Redirects are not
+ * followed (a 3xx is an answer). Only http and https URLs are accepted.
  *
  * Secrets: header values are never logged. Debug output (log_debug "client") shows libcurl's
  * trace with the values of Authorization, Proxy-Authorization, Cookie, Set-Cookie and any header
@@ -43,7 +44,9 @@
  *
  * @thread A client may be used from several threads at once: each call borrows a libcurl handle
  *         from a small pool (guarded by a mutex) and returns it afterwards, so connections stay
- *         open and are reused by later calls. Calls block the calling thread.
+ *         open and are reused by later calls. Calls block the calling thread for at most the
+ *         call's deadline (waits between attempts included; they do not watch the stop flag,
+ *         so keep deadlines below the shutdown grace period).
  */
 #ifndef TAINA_HTTP_CLIENT_H
 #define TAINA_HTTP_CLIENT_H

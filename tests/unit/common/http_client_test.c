@@ -503,7 +503,8 @@ static void test_debug_log_redacts_secrets(void **state)
                                                     .headers = "Set-Cookie: session=" SECRET
                                                                "\r\nX-Plain: v1\r\n"});
     const char *hdrs[] = {"Authorization: Bearer " SECRET, NULL};
-    tn_http_request_t req = {.method = TN_HTTP_GET, .path = "/x", .headers = hdrs};
+    tn_http_request_t req = {
+        .method = TN_HTTP_GET, .path = "/x?wait=true&api_key=" SECRET "&n=1", .headers = hdrs};
     assert_int_equal(tn_http_client_request(f->hc, &req, &f->resp), TN_OK);
 
     tn_log_set_dbg(0);
@@ -511,7 +512,7 @@ static void test_debug_log_redacts_secrets(void **state)
     fclose(log);
     char *text = tn_test_read_file(path, NULL);
     assert_non_null(text);
-    assert_non_null(strstr(text, "> GET /x HTTP/1.1"));
+    assert_non_null(strstr(text, "> GET /x?wait=true&api_key=[redacted]&n=1 HTTP/1.1"));
     assert_non_null(strstr(text, "X-Plain: v1"));
     assert_non_null(strstr(text, "api-key: [redacted]"));
     assert_non_null(strstr(text, "Authorization: [redacted]"));
