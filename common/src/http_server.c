@@ -338,9 +338,13 @@ static bool req_check_body(tn_http_req_t *req)
 
 static void run_handler(tn_http_req_t *req)
 {
+    const char *tp = tn_http_req_traceparent(req);
+    tn_trace_continue(tp, tp ? strlen(tp) : 0, &req->trace);
     tn_log_ctx_set_request(req->id);
+    tn_log_ctx_set_trace(req->trace.trace_id);
     req->route->def.handler(req, req->route->def.opaque);
     tn_log_ctx_set_request(NULL);
+    tn_log_ctx_set_trace(NULL);
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,

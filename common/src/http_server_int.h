@@ -13,6 +13,7 @@
 
 #include "taina/buf.h"
 #include "taina/http_server.h"
+#include "taina/trace.h"
 
 #define TN_HTTP_MAX_SEGS          16
 #define TN_HTTP_MAX_PARAMS        8
@@ -89,6 +90,7 @@ struct tn_http_req {
     const char *method; /* MHD's copy; valid for the request */
     char *path;
     char id[TN_HTTP_REQ_ID_MAX + 1];
+    tn_trace_t trace; /* continued from traceparent, or new; set before the handler runs */
     const char *tenant;
     param_t params[TN_HTTP_MAX_PARAMS];
     size_t nparams;

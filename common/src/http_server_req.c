@@ -312,6 +312,11 @@ const char *tn_http_req_tenant(const tn_http_req_t *req)
     return req->tenant;
 }
 
+const tn_trace_t *tn_http_req_trace(const tn_http_req_t *req)
+{
+    return &req->trace;
+}
+
 const char *tn_http_req_traceparent(const tn_http_req_t *req)
 {
     return tn_http_req_header(req, "traceparent");

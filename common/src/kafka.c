@@ -913,6 +913,24 @@ tn_err_t tn_kafka_txn_abort(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons, i
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * Trace propagation */
+
+tn_kafka_header_t tn_kafka_trace_header(const tn_trace_t *t, char *buf, size_t buflen)
+{
+    tn_trace_format(t, buf, buflen);
+    return (tn_kafka_header_t){TN_TRACE_HEADER, buf, strlen(buf)};
+}
+
+int tn_kafka_msg_trace(const tn_kafka_msg_t *m, tn_trace_t *out)
+{
+    size_t len = 0;
+    const char *v = tn_kafka_msg_header(m, TN_TRACE_HEADER, &len);
+    int continued = tn_trace_continue(v, len, out);
+    tn_log_ctx_set_trace(out->trace_id);
+    return continued;
+}
+
+/* ---------------------------------------------------------------------------------------------
  * Dead letters */
 
 tn_err_t tn_kafka_dlq_send(tn_kafka_producer_t *p, const char *dlq_topic,

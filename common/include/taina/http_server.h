@@ -61,6 +61,7 @@
 #include "taina/auth.h"
 #include "taina/err.h"
 #include "taina/metrics.h"
+#include "taina/trace.h"
 
 struct json_t; /* jansson's json_t */
 
@@ -177,6 +178,12 @@ const char *tn_http_req_content_type(const tn_http_req_t *req);
 const char *tn_http_req_id(const tn_http_req_t *req);
 /** @brief The tenant of the API key, "default" when auth is disabled; NULL on open routes. */
 const char *tn_http_req_tenant(const tn_http_req_t *req);
+/**
+ * @brief The trace context of this request: the incoming `traceparent` continued (same trace id,
+ *        new span id), or a new trace. Its trace id is on every log line of the handler; pass it
+ *        on to the Kafka records the request produces (tn_kafka_trace_header()).
+ */
+const tn_trace_t *tn_http_req_trace(const tn_http_req_t *req);
 /** @brief The raw W3C `traceparent` header, or NULL (parsed by the trace module). */
 const char *tn_http_req_traceparent(const tn_http_req_t *req);
 

@@ -29,6 +29,7 @@
 #include "taina/config.h"
 #include "taina/err.h"
 #include "taina/metrics.h"
+#include "taina/trace.h"
 
 typedef struct tn_kafka_producer tn_kafka_producer_t;
 typedef struct tn_kafka_consumer tn_kafka_consumer_t;
@@ -208,6 +209,21 @@ tn_err_t tn_kafka_consumer_seek(tn_kafka_consumer_t *cons, const char *topic, in
 size_t tn_kafka_consumer_assigned(const tn_kafka_consumer_t *cons);
 /** @brief Commit stored offsets and leave the group. Idempotent. */
 void tn_kafka_consumer_close(tn_kafka_consumer_t *cons);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Trace propagation                                                                            */
+
+/**
+ * @brief A `traceparent` header carrying @p t, formatted into @p buf (TN_TRACE_LEN + 1 bytes,
+ *        which must outlive the produce call).
+ */
+tn_kafka_header_t tn_kafka_trace_header(const tn_trace_t *t, char *buf, size_t buflen);
+/**
+ * @brief The trace context for work done on a consumed record: its `traceparent` header
+ *        continued, or a new trace. Also sets it as this thread's log context.
+ * @returns 1 when the record's trace was continued, 0 when a new one was started.
+ */
+int tn_kafka_msg_trace(const tn_kafka_msg_t *m, tn_trace_t *out);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Dead letters                                                                                 */
