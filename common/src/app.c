@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "taina/auth.h"
 #include "taina/lifecycle.h"
 #include "taina/log.h"
 #include "taina/mem.h"
@@ -14,6 +15,8 @@ struct tn_app {
     tn_app_common_t common;
     void *svc_cfg;
     tn_metrics_t *metrics;
+    tn_auth_t *auth;
+    tn_http_server_t *http;
 };
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", "fatal", "off", NULL};
@@ -81,6 +84,43 @@ const char *tn_app_name(const tn_app_t *app)
     return app->def->name;
 }
 
+tn_err_t tn_app_http_start(tn_app_t *app, const tn_http_route_t *routes, size_t nroutes,
+                           tn_http_ready_fn *ready, void *ready_opaque)
+{
+    char errbuf[512];
+    const tn_app_common_t *c = &app->common;
+    TN_ASSERT(app->def->features & TN_APP_HTTP);
+    TN_ASSERT(!app->http);
+    tn_http_server_opts_t o;
+    tn_http_server_opts_init(&o);
+    o.bind_addr = c->http_bind;
+    o.port = (int)c->http_port;
+    o.service = app->def->name;
+    o.max_body = (size_t)c->http_max_body;
+    o.max_connections = (unsigned)c->http_max_connections;
+    o.conn_timeout_s = (unsigned)((c->http_timeout_ms + 999) / 1000);
+    o.threads = (unsigned)c->http_threads;
+    o.stop_grace_ms = c->shutdown_grace_ms / 2; /* leave the rest for the service's own drain */
+    o.metrics = app->metrics;
+    o.auth = app->auth;
+    o.ready = ready;
+    o.ready_opaque = ready_opaque;
+    tn_err_t rc = tn_http_server_new(&o, routes, nroutes, &app->http, errbuf, sizeof(errbuf));
+    if (rc == TN_OK)
+        rc = tn_http_server_start(app->http, errbuf, sizeof(errbuf));
+    if (rc != TN_OK) {
+        TN_LOG(TN_LOG_ERROR, "%s", errbuf);
+        tn_http_server_destroy(app->http);
+        app->http = NULL;
+    }
+    return rc;
+}
+
+int tn_app_http_port(const tn_app_t *app)
+{
+    return app->http ? tn_http_server_port(app->http) : 0;
+}
+
 /* Checks that span keys (a rule between two keys rather than one value). */
 static int check_combined(tn_app_t *app, char *errbuf, size_t errlen)
 {
@@ -137,6 +177,13 @@ int tn_app_main(const tn_app_def_t *def, int argc, char **argv, char *const *env
     if (tn_lifecycle_install() != TN_OK)
         goto out;
     app->metrics = tn_metrics_new();
+    if ((def->features & TN_APP_AUTH) && !app->common.auth_disabled &&
+        tn_auth_load(app->common.api_keys_file, &app->auth, errbuf, sizeof(errbuf)) != TN_OK) {
+        TN_LOG(TN_LOG_ERROR, "TAINA_API_KEYS_FILE: %s", errbuf);
+        fprintf(stderr, "%s: configuration error: TAINA_API_KEYS_FILE: %s\n", program, errbuf);
+        code = 2;
+        goto out;
+    }
     if ((def->features & TN_APP_AUTH) && app->common.auth_disabled)
         TN_LOG(TN_LOG_WARN, "authentication is disabled (TAINA_AUTH_DISABLED): every request "
                             "belongs to tenant 'default'");
@@ -144,6 +191,8 @@ int tn_app_main(const tn_app_def_t *def, int argc, char **argv, char *const *env
     TN_LOG(TN_LOG_INFO, "starting %s", program);
     tn_err_t rc = def->init ? def->init(app, app->svc_cfg, &state) : TN_OK;
     if (rc != TN_OK) {
+        tn_http_server_destroy(app->http); /* stop serving before init's state is gone */
+        app->http = NULL;
         TN_LOG(TN_LOG_ERROR, "start-up failed: %s", tn_err_str(rc));
         code = rc == TN_ERR_CONFIG ? 2 : 1;
         goto out;
@@ -153,11 +202,15 @@ int tn_app_main(const tn_app_def_t *def, int argc, char **argv, char *const *env
         TN_LOG(TN_LOG_ERROR, "stopped on error: %s", tn_err_str(rc));
     tn_lifecycle_arm_grace(app->common.shutdown_grace_ms);
     TN_LOG(TN_LOG_INFO, "draining (grace %lld ms)", (long long)app->common.shutdown_grace_ms);
+    if (app->http)
+        tn_http_server_stop(app->http); /* no new requests; in-flight ones finish */
     if (def->shutdown)
         def->shutdown(app, state);
     TN_LOG(TN_LOG_INFO, "stopped");
     code = rc == TN_OK ? 0 : 1;
 out:
+    tn_http_server_destroy(app->http);
+    tn_auth_destroy(app->auth);
     tn_metrics_destroy(app->metrics);
     tn_cfg_destroy(app->cfg);
     free(app->svc_cfg);

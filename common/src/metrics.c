@@ -243,7 +243,8 @@ static series_t *series_get(tn_metric_t *f, const char *const *values, int creat
         f->capseries = f->capseries ? f->capseries * 2 : 8;
         f->series = tn_xrealloc(f->series, f->capseries * sizeof(*f->series));
     }
-    memmove(&f->series[pos + 1], &f->series[pos], (f->nseries - pos) * sizeof(*f->series));
+    if (f->nseries > pos)
+        memmove(&f->series[pos + 1], &f->series[pos], (f->nseries - pos) * sizeof(*f->series));
     f->series[pos] = s;
     f->nseries++;
     return s;
@@ -491,7 +492,8 @@ tn_err_t tn_metrics_render(tn_metrics_t *m, tn_buf_t *out)
     pthread_mutex_lock(&m->lock);
     size_t nc = m->ncollectors;
     collector_t *cs = tn_xmalloc((nc ? nc : 1) * sizeof(*cs));
-    memcpy(cs, m->collectors, nc * sizeof(*cs));
+    if (nc)
+        memcpy(cs, m->collectors, nc * sizeof(*cs));
     pthread_mutex_unlock(&m->lock);
     /* Collectors register and set metrics, so they run without the registry lock. */
     collect_process(m);
@@ -502,7 +504,8 @@ tn_err_t tn_metrics_render(tn_metrics_t *m, tn_buf_t *out)
     pthread_mutex_lock(&m->lock);
     size_t n = m->nfams;
     tn_metric_t **fams = tn_xmalloc((n ? n : 1) * sizeof(*fams));
-    memcpy(fams, m->fams, n * sizeof(*fams));
+    if (n)
+        memcpy(fams, m->fams, n * sizeof(*fams));
     pthread_mutex_unlock(&m->lock);
     qsort(fams, n, sizeof(*fams), cmp_family);
     tn_err_t rc = TN_OK;

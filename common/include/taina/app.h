@@ -25,6 +25,7 @@
 
 #include "taina/config.h"
 #include "taina/err.h"
+#include "taina/http_server.h"
 #include "taina/metrics.h"
 
 typedef struct tn_app tn_app_t;
@@ -82,5 +83,20 @@ tn_metrics_t *tn_app_metrics(tn_app_t *app);
 const tn_cfg_prop_t *tn_app_kafka_props(const tn_app_t *app, size_t *n);
 /** @brief The program's short name ("ingest"). */
 const char *tn_app_name(const tn_app_t *app);
+
+/**
+ * @brief Start the program's HTTP server (TN_APP_HTTP) on the common http_* keys, with the
+ *        process metrics registry (/metrics) and, with TN_APP_AUTH, the API keys of
+ *        TAINA_API_KEYS_FILE. Call from init; the skeleton drains it (in-flight requests finish)
+ *        after run returns and before shutdown, and frees it after shutdown.
+ * @param routes the service's routes (copied; their strings and opaques are borrowed), may be
+ *        NULL for /health, /ready and /metrics only.
+ * @param ready the /ready check (NULL = always ready); @p ready_opaque is borrowed.
+ * @returns TN_OK, or TN_ERR_IO when the port cannot be bound (logged).
+ */
+tn_err_t tn_app_http_start(tn_app_t *app, const tn_http_route_t *routes, size_t nroutes,
+                           tn_http_ready_fn *ready, void *ready_opaque);
+/** @brief The bound HTTP port (after tn_app_http_start), e.g. when TAINA_HTTP_PORT=0. */
+int tn_app_http_port(const tn_app_t *app);
 
 #endif

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "taina/app.h"
+#include "taina/auth.h"
 #include "taina/lifecycle.h"
 #include "taina/log.h"
 #include "taina/mem.h"
@@ -143,6 +144,92 @@ static void test_init_failure_codes(void **state)
     init_rc = TN_OK;
 }
 
+/* ---- a service with HTTP and API keys ---- */
+
+static char http_results[512];
+
+static void on_hello(tn_http_req_t *req, void *opaque)
+{
+    tn_http_req_respond_error(req, 200, "hello", "tenant %s, opaque %s", tn_http_req_tenant(req),
+                              (const char *)opaque);
+}
+
+static tn_err_t web_init(tn_app_t *app, void *cfg, void **state)
+{
+    (void)cfg;
+    static const tn_http_route_t routes[] = {
+        {"GET", "/v1/hello", on_hello, TN_HTTP_ROUTE_AUTH, NULL, "svc-state"}};
+    *state = NULL;
+    return tn_app_http_start(app, routes, 1, NULL, NULL);
+}
+
+static tn_err_t web_run(tn_app_t *app, void *state)
+{
+    (void)state;
+    int port = tn_app_http_port(app);
+    char *cmd =
+        tn_xasprintf("curl -s -o /dev/null -w '%%{http_code} ' http://127.0.0.1:%d/health; "
+                     "curl -s -o /dev/null -w '%%{http_code} ' http://127.0.0.1:%d/v1/hello; "
+                     "curl -s -H 'Authorization: Bearer s3cret' http://127.0.0.1:%d/v1/hello; "
+                     "curl -s http://127.0.0.1:%d/metrics | grep -c '^taina_http_requests_total'",
+                     port, port, port, port);
+    char *out = NULL;
+    tn_test_run(cmd, &out, 0);
+    snprintf(http_results, sizeof(http_results), "%s", out ? out : "");
+    free(out);
+    free(cmd);
+    tn_lifecycle_request_stop();
+    return TN_OK;
+}
+
+static void web_shutdown(tn_app_t *app, void *state)
+{
+    (void)app;
+    (void)state;
+}
+
+static const tn_app_def_t web_def = {
+    .name = "web",
+    .features = TN_APP_HTTP | TN_APP_AUTH,
+    .init = web_init,
+    .run = web_run,
+    .shutdown = web_shutdown,
+};
+
+static void test_http_service(void **state)
+{
+    (void)state;
+    char *dir = tn_test_mkdtemp("app");
+    char *keys = tn_xasprintf("%s/keys", dir);
+    char hash[65];
+    tn_auth_hash_hex("s3cret", 6, hash);
+    char *line = tn_xasprintf("# tenant key\ntenant-a %s\n", hash);
+    tn_test_write_file(keys, line);
+    char *keyenv = tn_xasprintf("TAINA_API_KEYS_FILE=%s", keys);
+    char *env[] = {keyenv, "TAINA_HTTP_PORT=0", "TAINA_HTTP_BIND=127.0.0.1", NULL};
+    char *argv[] = {"web", NULL};
+    FILE *null = fopen("/dev/null", "w");
+    tn_log_set_output(null);
+    tn_lifecycle_reset();
+    assert_int_equal(tn_app_main(&web_def, 1, argv, env), 0);
+    tn_lifecycle_reset();
+    /* health open, hello needs a key, the key maps to its tenant, metrics served */
+    assert_non_null(strstr(http_results, "200 401 "));
+    assert_non_null(strstr(http_results, "tenant tenant-a, opaque svc-state"));
+    assert_true(strtol(strrchr(http_results, '}') + 1, NULL, 10) >= 2);
+
+    /* a keys file that does not parse stops the start with exit code 2 */
+    tn_test_write_file(keys, "tenant-a not-a-hash\n");
+    assert_int_equal(tn_app_main(&web_def, 1, argv, env), 2);
+    tn_log_set_output(NULL);
+    fclose(null);
+    tn_test_rmdir(dir);
+    free(keyenv);
+    free(line);
+    free(keys);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -151,6 +238,7 @@ int main(void)
         cmocka_unit_test(test_bad_config_exits_two),
         cmocka_unit_test(test_auth_required_unless_disabled),
         cmocka_unit_test(test_init_failure_codes),
+        cmocka_unit_test(test_http_service),
     };
     return cmocka_run_group_tests_name("app", tests, NULL, NULL);
 }
