@@ -5,6 +5,7 @@
 #   make demo    run the suite on its embedded defaults (local Kafka, services as they land)
 #   make test    unit + integration tests; ends with "N passed, N failed"
 #   make asan    the whole test suite under ASan + UBSan (in build/asan)
+#   make valgrind  the unit tests under valgrind: no leaks, no errors
 #   make lint    clang-format check, cppcheck, banned functions
 #   make clean   remove build/
 #
@@ -55,7 +56,7 @@ UNIT_BINS  := $(UNIT_SRCS:tests/unit/common/%.c=$(BUILD)/tests/unit/%)
 ITEST_SRCS := $(wildcard tests/integration/[0-9]*.c)
 ITEST_BINS := $(ITEST_SRCS:tests/integration/%.c=$(BUILD)/tests/integration/%)
 
-.PHONY: all deps test asan lint clean install demo
+.PHONY: all deps test asan valgrind lint clean install demo
 .SECONDARY:
 .DEFAULT_GOAL := all
 
@@ -114,6 +115,14 @@ demo: all
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 test
+
+valgrind: all
+	@fail=0; for t in $(UNIT_BINS); do \
+	    if valgrind -q --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
+	        --error-exitcode=9 --suppressions=tests/valgrind.supp $$t >$(BUILD)/test-logs/vg-$$(basename $$t).log 2>&1; \
+	    then echo "PASS  valgrind $$(basename $$t)"; \
+	    else echo "FAIL  valgrind $$(basename $$t) (log: $(BUILD)/test-logs/vg-$$(basename $$t).log)"; fail=1; fi; \
+	done; exit $$fail
 
 LINT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find common services tools tests -name '*.[ch]')
 BANNED := \b(sprintf|vsprintf|strcpy|strcat|strtok|atoi|atol|gets)\s*\(

@@ -854,8 +854,9 @@ tn_err_t tn_kafka_txn_begin(tn_kafka_producer_t *p, tn_kafka_error_t *e)
 tn_err_t tn_kafka_txn_commit(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons, int64_t timeout_ms,
                              tn_kafka_error_t *e)
 {
+    rd_kafka_topic_partition_list_t *pos = NULL;
+    tn_err_t rc = TN_ERR_KAFKA;
     if (cons && cons->group) {
-        rd_kafka_topic_partition_list_t *pos = NULL;
         rd_kafka_resp_err_t err = rd_kafka_assignment(cons->rk, &pos);
         if (!err)
             err = rd_kafka_position(cons->rk, pos);
@@ -863,19 +864,37 @@ tn_err_t tn_kafka_txn_commit(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons, 
             fill_error(e, err, NULL);
             if (e)
                 e->abortable = 1;
-            if (pos)
-                rd_kafka_topic_partition_list_destroy(pos);
-            return TN_ERR_KAFKA;
+            goto out;
         }
         rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata(cons->rk);
         rd_kafka_error_t *error =
             rd_kafka_send_offsets_to_transaction(p->rk, pos, cgmd, (int)timeout_ms);
         rd_kafka_consumer_group_metadata_destroy(cgmd);
-        rd_kafka_topic_partition_list_destroy(pos);
-        if (error)
-            return take_error(error, e, "send offsets to transaction");
+        if (error) {
+            rc = take_error(error, e, "send offsets to transaction");
+            goto out;
+        }
     }
-    return take_error(rd_kafka_commit_transaction(p->rk, (int)timeout_ms), e, "commit transaction");
+    rc = take_error(rd_kafka_commit_transaction(p->rk, (int)timeout_ms), e, "commit transaction");
+    /*
+     * Commit the same offsets once more, outside the transaction. On Kafka this is redundant
+     * (they are already committed, and equal); librdkafka's mock cluster (devstack) acknowledges
+     * TxnOffsetCommit without storing it, and without this a restarted worker would re-read its
+     * whole input there.
+     */
+    if (rc == TN_OK && pos && pos->cnt > 0) {
+        for (int i = 0; i < pos->cnt; i++)
+            if (pos->elems[i].offset < 0)
+                pos->elems[i].offset = RD_KAFKA_OFFSET_INVALID; /* nothing read: skip */
+        rd_kafka_resp_err_t err = rd_kafka_commit(cons->rk, pos, 1);
+        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            TN_LOG(TN_LOG_WARN, "kafka: offset commit after transaction: %s",
+                   rd_kafka_err2str(err));
+    }
+out:
+    if (pos)
+        rd_kafka_topic_partition_list_destroy(pos);
+    return rc;
 }
 
 /* Seek every assigned partition back to its committed offset (or the start if none). */
