@@ -95,6 +95,17 @@ static void produce_n(tn_kafka_producer_t *p, const char *t, int from, int n)
     assert_int_equal(tn_kafka_producer_flush(p, tn_test_timeout_ms(20000)), TN_OK);
 }
 
+/* The n of a key "k<n>" (keys are not NUL-terminated). */
+static int key_n(const tn_kafka_msg_t *m)
+{
+    char buf[32];
+    int n = -1;
+    snprintf(buf, sizeof(buf), "%.*s", (int)TN_MIN(m->key_len, sizeof(buf) - 1),
+             (const char *)m->key);
+    sscanf(buf, "k%d", &n);
+    return n;
+}
+
 /* Poll until @p want records arrived or the time is up; mark seen[n]; store (and commit). */
 static int consume(tn_kafka_consumer_t *c, int want, int *seen, int store, int64_t ms)
 {
@@ -104,8 +115,7 @@ static int consume(tn_kafka_consumer_t *c, int want, int *seen, int store, int64
         tn_kafka_msg_t m;
         if (tn_kafka_consumer_poll(c, 100, &m, NULL) != TN_OK)
             continue;
-        int n = -1;
-        sscanf((const char *)m.key, "k%d", &n);
+        int n = key_n(&m);
         assert_true(n >= 0);
         if (seen)
             seen[n]++;
@@ -281,8 +291,7 @@ static void test_transactions(void **state)
         tn_kafka_msg_t m;
         if (tn_kafka_consumer_poll(c, 100, &m, NULL) != TN_OK)
             continue;
-        int n = -1;
-        sscanf((const char *)m.key, "k%d", &n);
+        int n = key_n(&m);
         seen[n]++;
         char val[64];
         snprintf(val, sizeof(val), "{\"n\":%d,\"enriched\":true}", n);
