@@ -29,10 +29,11 @@ typedef struct tn_schema tn_schema_t;
 
 /** One validation error. */
 typedef struct tn_schema_error {
-    char instance_path[256]; /**< JSON Pointer into the document ("" = the root), "/items/3/title" */
-    char schema_path[256];   /**< JSON Pointer into the schema of the failing keyword */
-    char keyword[32];        /**< "required", "type", "maxLength", ... */
-    char message[256];       /**< readable reason: "missing property \"title\"" */
+    char
+        instance_path[256]; /**< JSON Pointer into the document ("" = the root), "/items/3/title" */
+    char schema_path[256];  /**< JSON Pointer into the schema of the failing keyword */
+    char keyword[32];       /**< "required", "type", "maxLength", ... */
+    char message[256];      /**< readable reason: "missing property \"title\"" */
 } tn_schema_error_t;
 
 /**
