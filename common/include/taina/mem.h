@@ -46,6 +46,21 @@ void tn_assert_fail(const char *expr, const char *file, int line) __attribute__(
 #define TN_MAX(a, b)    ((a) > (b) ? (a) : (b))
 #define TN_UNUSED(x)    ((void)(x))
 
+/*
+ * True when running under valgrind (its header is optional at build time). Code that generates
+ * machine code at run time (PCRE2's JIT) skips it there: valgrind cannot follow it and reports
+ * false errors.
+ */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define TN_ON_VALGRIND() (RUNNING_ON_VALGRIND != 0)
+#endif
+#endif
+#ifndef TN_ON_VALGRIND
+#define TN_ON_VALGRIND() 0
+#endif
+
 /** A static helper that unit tests may call: declare it in the module's _int.h. */
 #define TN_TESTABLE
 

@@ -1,0 +1,65 @@
+/**
+ * @file pii.h
+ * @brief PII redaction with typed placeholders: "[EMAIL]", "[PHONE]", "[CEDULA]", "[CARD]",
+ * "[IBAN]".
+ *
+ * Rules come from a text file (or the built-in defaults), one per line:
+ *
+ *     # TYPE   CHECK  PCRE2 pattern (rest of the line)
+ *     EMAIL    none
+ * [A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24} CARD luhn
+ * \b\d(?:[ -]?\d){12,18}\b
+ *
+ * CHECK is `none`, `luhn` (the digits of the match must pass the Luhn check) or `iban` (ISO 13616
+ * mod-97 check). Rules apply in file order, each to the output of the previous one, so put the
+ * specific ones (IBAN, CARD, CEDULA) before the loose ones (PHONE). Patterns are compiled once
+ * (JIT when available) and run with match and depth limits: input that makes a pattern blow its
+ * limit is an error, never a hang, and the text is not passed on half-redacted.
+ *
+ * @thread A tn_pii_t is immutable after tn_pii_new(): any number of threads may redact with it.
+ */
+#ifndef TAINA_PII_H
+#define TAINA_PII_H
+
+#include <stddef.h>
+
+#include "taina/buf.h"
+#include "taina/err.h"
+
+typedef struct tn_pii tn_pii_t;
+
+/** The built-in rules (used when no rules file is configured). */
+extern const char tn_pii_default_rules[];
+
+/**
+ * @brief Compile rules from @p text (NUL-terminated, the file format above); NULL = defaults.
+ * @param name shown in error messages ("pii.rules"). May be NULL.
+ * @returns NULL with one sentence in @p errbuf naming the line. Caller owns the result; free
+ *          with tn_pii_destroy().
+ */
+tn_pii_t *tn_pii_new(const char *text, const char *name, char *errbuf, size_t errlen);
+/** @brief Read a rules file and compile it. Same ownership as tn_pii_new(). */
+tn_pii_t *tn_pii_load(const char *path, char *errbuf, size_t errlen);
+/** @brief Free. NULL ok. */
+void tn_pii_destroy(tn_pii_t *p);
+
+/** @brief Number of distinct placeholder types (rules of one type share a counter). */
+size_t tn_pii_ntypes(const tn_pii_t *p);
+/** @brief Name of type @p i ("EMAIL"). Borrowed; valid until destroy. */
+const char *tn_pii_type_name(const tn_pii_t *p, size_t i);
+
+/**
+ * @brief Append @p text with every match replaced by its placeholder to @p out.
+ * @param counts tn_pii_ntypes() counters, incremented per replacement (may be NULL).
+ * @returns TN_OK; TN_ERR_TOO_LARGE when @p out's cap is reached; TN_ERR_INVALID when a pattern
+ *          hit its match limit (the rule is named in @p errbuf; @p out holds nothing usable).
+ */
+tn_err_t tn_pii_redact(const tn_pii_t *p, const char *text, size_t len, tn_buf_t *out,
+                       size_t *counts, char *errbuf, size_t errlen);
+
+/** @brief The Luhn check over the digits of @p s (other characters ignored; >= 13 digits). */
+int tn_pii_luhn_ok(const char *s, size_t len);
+/** @brief The IBAN mod-97 check (spaces ignored, country code and length sanity). */
+int tn_pii_iban_ok(const char *s, size_t len);
+
+#endif

@@ -1,0 +1,336 @@
+/* PII redaction: typed placeholders from PCRE2 rules with checksums and match limits. */
+#include "taina/pii.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <ctype.h>
+#include <pcre2.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "taina/mem.h"
+
+/* Limits per match attempt: generous for real text, tiny next to catastrophic backtracking. */
+#define MATCH_LIMIT 200000
+#define DEPTH_LIMIT 5000
+#define MAX_RULES   64
+
+const char tn_pii_default_rules[] =
+    "# TYPE  CHECK  pattern. Specific rules first: each applies to the output of the ones above.\n"
+    "EMAIL   none   [A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\\.[A-Za-z0-9-]{1,63}){0,8}"
+    "\\.[A-Za-z]{2,24}\\b\n"
+    "IBAN    iban   \\b[A-Z]{2}\\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\\b\n"
+    "CARD    luhn   \\b\\d(?:[ -]?\\d){12,18}\\b\n"
+    "CEDULA  none   \\b\\d{3}-\\d{7}-\\d\\b\n"
+    /* a phone is a whole run of digit groups: not the middle or end of a longer number */
+    "PHONE   phone  (?<![\\w+])(?<!\\d[ .-])\\+?\\(?\\d(?:[ .()-]{0,2}\\d){7,14}\\b"
+    "(?![ .-]?\\d)\n";
+
+typedef enum { CHECK_NONE, CHECK_LUHN, CHECK_IBAN, CHECK_PHONE } check_t;
+
+typedef struct rule {
+    pcre2_code *re;
+    check_t check;
+    size_t type; /* index into types */
+    int line;
+} rule_t;
+
+struct tn_pii {
+    rule_t rules[MAX_RULES];
+    size_t nrules;
+    char *types[MAX_RULES];
+    size_t ntypes;
+    char *placeholders[MAX_RULES]; /* "[EMAIL]" */
+    pcre2_match_context *mctx;
+};
+
+void tn_pii_destroy(tn_pii_t *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->nrules; i++)
+        pcre2_code_free(p->rules[i].re);
+    for (size_t i = 0; i < p->ntypes; i++) {
+        free(p->types[i]);
+        free(p->placeholders[i]);
+    }
+    pcre2_match_context_free(p->mctx);
+    free(p);
+}
+
+static size_t type_index(tn_pii_t *p, const char *name, size_t len)
+{
+    for (size_t i = 0; i < p->ntypes; i++)
+        if (strlen(p->types[i]) == len && strncmp(p->types[i], name, len) == 0)
+            return i;
+    p->types[p->ntypes] = tn_xstrndup(name, len);
+    p->placeholders[p->ntypes] = tn_xasprintf("[%.*s]", (int)len, name);
+    return p->ntypes++;
+}
+
+static int check_parse(const char *s, size_t len, check_t *out)
+{
+    static const char *const names[] = {"none", "luhn", "iban", "phone"};
+    for (size_t i = 0; i < TN_ARRAY_LEN(names); i++) {
+        if (strlen(names[i]) == len && strncmp(s, names[i], len) == 0) {
+            *out = (check_t)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Next whitespace-separated field of a line. */
+static const char *field(const char *s, size_t *len)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    *len = strcspn(s, " \t\r\n");
+    return s;
+}
+
+tn_pii_t *tn_pii_new(const char *text, const char *name, char *errbuf, size_t errlen)
+{
+    tn_pii_t *p = tn_xcalloc(1, sizeof(*p));
+    const char *src = text ? text : tn_pii_default_rules;
+    const char *what = name ? name : (text ? "PII rules" : "built-in PII rules");
+    int lineno = 0;
+    p->mctx = pcre2_match_context_create(NULL);
+    pcre2_set_match_limit(p->mctx, MATCH_LIMIT);
+    pcre2_set_depth_limit(p->mctx, DEPTH_LIMIT);
+
+    for (const char *line = src; *line;) {
+        const char *eol = strchr(line, '\n');
+        size_t ll = eol ? (size_t)(eol - line) : strlen(line);
+        lineno++;
+        size_t tl, cl;
+        const char *type = field(line, &tl);
+        if (tl == 0 || *type == '#' || type >= line + ll)
+            goto next;
+        const char *chk = field(type + tl, &cl);
+        const char *pat = chk + cl;
+        while (*pat == ' ' || *pat == '\t')
+            pat++;
+        size_t pl = (size_t)(line + ll - pat);
+        while (pl && (pat[pl - 1] == '\r' || pat[pl - 1] == ' '))
+            pl--;
+        check_t check;
+        if (cl == 0 || pat >= line + ll || pl == 0) {
+            snprintf(errbuf, errlen, "%s line %d: expected TYPE CHECK PATTERN", what, lineno);
+            goto fail;
+        }
+        for (size_t i = 0; i < tl; i++) {
+            if (!isupper((unsigned char)type[i]) && type[i] != '_') {
+                snprintf(errbuf, errlen, "%s line %d: type must be upper case letters", what,
+                         lineno);
+                goto fail;
+            }
+        }
+        if (check_parse(chk, cl, &check) != 0) {
+            snprintf(errbuf, errlen, "%s line %d: check \"%.*s\" is not none, luhn, iban or phone",
+                     what, lineno, (int)cl, chk);
+            goto fail;
+        }
+        if (p->nrules == MAX_RULES) {
+            snprintf(errbuf, errlen, "%s: more than %d rules", what, MAX_RULES);
+            goto fail;
+        }
+        int ec;
+        PCRE2_SIZE eo;
+        pcre2_code *re =
+            pcre2_compile((PCRE2_SPTR)pat, pl, PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &ec, &eo, NULL);
+        if (!re) {
+            PCRE2_UCHAR msg[256];
+            pcre2_get_error_message(ec, msg, sizeof(msg));
+            snprintf(errbuf, errlen, "%s line %d: pattern error at offset %zu: %s", what, lineno,
+                     (size_t)eo, (const char *)msg);
+            goto fail;
+        }
+        if (!TN_ON_VALGRIND())
+            pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* optional: else the interpreter runs */
+        rule_t *r = &p->rules[p->nrules++];
+        r->re = re;
+        r->check = check;
+        r->type = type_index(p, type, tl);
+        r->line = lineno;
+    next:
+        line += ll + (eol ? 1 : 0);
+    }
+    if (p->nrules == 0) {
+        snprintf(errbuf, errlen, "%s: no rules", what);
+        goto fail;
+    }
+    return p;
+fail:
+    tn_pii_destroy(p);
+    return NULL;
+}
+
+tn_pii_t *tn_pii_load(const char *path, char *errbuf, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(errbuf, errlen, "%s: cannot open", path);
+        return NULL;
+    }
+    tn_buf_t b;
+    tn_buf_init(&b, 1 << 20);
+    char chunk[4096];
+    size_t n;
+    tn_err_t rc = TN_OK;
+    while (rc == TN_OK && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        rc = tn_buf_add(&b, chunk, n);
+    fclose(f);
+    tn_pii_t *p = NULL;
+    if (rc != TN_OK)
+        snprintf(errbuf, errlen, "%s: larger than 1 MiB", path);
+    else
+        p = tn_pii_new(b.data ? b.data : "", path, errbuf, errlen);
+    tn_buf_cleanup(&b);
+    return p;
+}
+
+size_t tn_pii_ntypes(const tn_pii_t *p)
+{
+    return p->ntypes;
+}
+
+const char *tn_pii_type_name(const tn_pii_t *p, size_t i)
+{
+    TN_ASSERT(i < p->ntypes);
+    return p->types[i];
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Checks */
+
+int tn_pii_luhn_ok(const char *s, size_t len)
+{
+    int sum = 0, ndig = 0;
+    for (size_t i = len; i-- > 0;) {
+        if (!isdigit((unsigned char)s[i]))
+            continue;
+        int d = s[i] - '0';
+        if (ndig++ % 2 == 1) {
+            d *= 2;
+            if (d > 9)
+                d -= 9;
+        }
+        sum += d;
+    }
+    return ndig >= 13 && ndig <= 19 && sum % 10 == 0;
+}
+
+int tn_pii_iban_ok(const char *s, size_t len)
+{
+    char c[40];
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == ' ')
+            continue;
+        if (n == sizeof(c) || !isalnum((unsigned char)s[i]))
+            return 0;
+        c[n++] = (char)toupper((unsigned char)s[i]);
+    }
+    if (n < 15 || n > 34 || !isalpha((unsigned char)c[0]) || !isalpha((unsigned char)c[1]))
+        return 0;
+    /* Move the first four characters to the end, letters as 10..35, then mod 97 == 1. */
+    unsigned rem = 0;
+    for (size_t k = 0; k < n; k++) {
+        char ch = c[(k + 4) % n];
+        if (isdigit((unsigned char)ch))
+            rem = (rem * 10 + (unsigned)(ch - '0')) % 97;
+        else
+            rem = (rem * 100 + (unsigned)(ch - 'A' + 10)) % 97;
+    }
+    return rem == 1;
+}
+
+static int phone_ok(const char *s, size_t len)
+{
+    int nd = 0;
+    for (size_t i = 0; i < len; i++)
+        nd += isdigit((unsigned char)s[i]) != 0;
+    return nd >= 9 && nd <= 15;
+}
+
+static int check_ok(check_t check, const char *s, size_t len)
+{
+    switch (check) {
+    case CHECK_LUHN:
+        return tn_pii_luhn_ok(s, len);
+    case CHECK_IBAN:
+        return tn_pii_iban_ok(s, len);
+    case CHECK_PHONE:
+        return phone_ok(s, len);
+    case CHECK_NONE:
+        break;
+    }
+    return 1;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Redaction */
+
+/* Apply one rule to in[0..len), appending to out. */
+static tn_err_t apply_rule(const tn_pii_t *p, const rule_t *r, pcre2_match_data *md, const char *in,
+                           size_t len, tn_buf_t *out, size_t *counts, char *errbuf, size_t errlen)
+{
+    size_t pos = 0, copied = 0;
+    tn_err_t rc = TN_OK;
+    while (pos <= len) {
+        int m = pcre2_match(r->re, (PCRE2_SPTR)in, len, pos, 0, md, p->mctx);
+        if (m == PCRE2_ERROR_NOMATCH)
+            break;
+        if (m < 0) {
+            PCRE2_UCHAR msg[128];
+            pcre2_get_error_message(m, msg, sizeof(msg));
+            snprintf(errbuf, errlen, "PII rule %s (line %d) gave up: %s", p->types[r->type],
+                     r->line, (const char *)msg);
+            return TN_ERR_INVALID;
+        }
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+        size_t s = ov[0], e = ov[1];
+        if (e == s) { /* empty match: step over one byte */
+            pos = e + 1;
+            continue;
+        }
+        if (check_ok(r->check, in + s, e - s)) {
+            rc = tn_buf_add(out, in + copied, s - copied);
+            if (rc == TN_OK)
+                rc = tn_buf_adds(out, p->placeholders[r->type]);
+            if (rc != TN_OK)
+                return rc;
+            copied = e;
+            if (counts)
+                counts[r->type]++;
+        }
+        pos = e;
+    }
+    return tn_buf_add(out, in + copied, len - copied);
+}
+
+tn_err_t tn_pii_redact(const tn_pii_t *p, const char *text, size_t len, tn_buf_t *out,
+                       size_t *counts, char *errbuf, size_t errlen)
+{
+    tn_err_t rc = TN_OK;
+    tn_buf_t a, b;
+    tn_buf_init(&a, out->max);
+    tn_buf_init(&b, out->max);
+    pcre2_match_data *md = pcre2_match_data_create(16, NULL);
+    const char *cur = text;
+    size_t curlen = len;
+    tn_buf_t *dst = &a;
+    for (size_t i = 0; rc == TN_OK && i < p->nrules; i++) {
+        tn_buf_reset(dst);
+        rc = apply_rule(p, &p->rules[i], md, cur, curlen, dst, counts, errbuf, errlen);
+        cur = dst->data ? dst->data : "";
+        curlen = dst->len;
+        dst = dst == &a ? &b : &a;
+    }
+    if (rc == TN_OK)
+        rc = tn_buf_add(out, cur, curlen);
+    pcre2_match_data_free(md);
+    tn_buf_cleanup(&a);
+    tn_buf_cleanup(&b);
+    return rc;
+}
