@@ -1,0 +1,55 @@
+/**
+ * @file category.h
+ * @brief Rule-based categorization of tickets: keywords per language -> category and priority.
+ *
+ * Rules file, one rule per line (`#` comments):
+ *
+ *     # category  priority  lang  keywords (comma-separated phrases)
+ *     passport    normal    es    pasaporte, renovar pasaporte
+ *     passport    normal    en    passport
+ *     complaint   high      *     queja, complaint, reclamo
+ *
+ * Matching ignores case and accents ("Cédula" matches "cedula") and needs whole words. Each
+ * keyword hit scores 1 (phrases of n words score n); the category with the highest score wins,
+ * the first in the file on ties. No hit: the default category ("general", "normal").
+ * `lang` is "es", "en" or "*" (any); rules of the other language are skipped.
+ *
+ * @thread Immutable after tn_category_new(): any number of threads may classify.
+ */
+#ifndef TAINA_CATEGORY_H
+#define TAINA_CATEGORY_H
+
+#include <stddef.h>
+
+#include "taina/err.h"
+
+typedef struct tn_category tn_category_t;
+
+/** The built-in rules (citizen services), used when no file is configured. */
+extern const char tn_category_default_rules[];
+
+/** A classification. Strings are borrowed from the rules; valid until destroy. */
+typedef struct tn_category_result {
+    const char *category;
+    const char *priority;
+    int score;
+} tn_category_result_t;
+
+/**
+ * @brief Compile rules (NULL = the built-in ones). @p name is for error messages.
+ * @returns NULL with one sentence in @p errbuf naming the line. Caller owns the result; free
+ *          with tn_category_destroy().
+ */
+tn_category_t *tn_category_new(const char *text, const char *name, char *errbuf, size_t errlen);
+/** @brief Free. NULL ok. */
+void tn_category_destroy(tn_category_t *c);
+/** @brief Classify @p len bytes of UTF-8 text in language @p lang ("es", "en", "und"). */
+tn_category_result_t tn_category_classify(const tn_category_t *c, const char *text, size_t len,
+                                          const char *lang);
+/**
+ * @brief Fold @p len bytes of UTF-8 for matching: lower case, accents removed, every run of
+ *        non-alphanumerics one space, padded with a space at both ends. Caller frees the result.
+ */
+char *tn_category_fold(const char *text, size_t len);
+
+#endif
