@@ -124,10 +124,9 @@ int main(int argc, char **argv)
                SUITE);
         return 1;
     }
-    char *names[128];
+    char *names[128] = {NULL};
     size_t nn = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) && nn < 128) {
+    for (struct dirent *de = readdir(d); de && nn < 128; de = readdir(d)) {
         size_t l = strlen(de->d_name);
         if (l > 5 && !strcmp(de->d_name + l - 5, ".json") && strcmp(de->d_name, "refRemote.json"))
             names[nn++] = tn_xstrdup(de->d_name);
