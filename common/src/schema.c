@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <pcre2.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -29,8 +30,42 @@ typedef struct re_entry {
     pcre2_code *code;
 } re_entry_t;
 
+/* The compiled form of one schema object: its keywords looked up once, regexes and types
+ * resolved, so validation does no string lookups in the schema. */
+typedef struct snode {
+    const json_t *js;
+    const json_t *ref;    /* "$ref" target (a schema object or boolean), when has_ref */
+    int has_ref, bad_ref; /* bad_ref: a "$ref" that was not resolved */
+    const json_t *type;   /* as written, for messages */
+    unsigned types;       /* T_* bits allowed by "type"; checked when type != NULL */
+    const json_t *enum_, *const_;
+    const json_t *minimum, *maximum, *xmin, *xmax, *multiple;
+    json_int_t min_len, max_len; /* -1: absent */
+    pcre2_code *pattern;
+    const char *pattern_src, *format;
+    json_int_t min_items, max_items, min_props, max_props;
+    int unique;
+    const json_t *items, *additional_items, *contains;
+    const json_t *required, *properties, *pattern_props, *additional_props, *property_names,
+        *dependencies;
+    const json_t *all_of, *any_of, *one_of, *not_, *if_, *then_, *else_;
+    int any_number, any_string, any_array, any_object, any_comb; /* keyword groups present */
+} snode_t;
+
+enum {
+    T_OBJECT = 1,
+    T_ARRAY = 2,
+    T_STRING = 4,
+    T_BOOLEAN = 8,
+    T_NULL = 16,
+    T_NUMBER = 32,
+    T_INTEGER = 64
+};
+
 struct tn_schema {
     json_t *root;
+    snode_t **nodes; /* open addressing by json_t pointer; ncap is a power of two */
+    size_t nnodes, ncap;
     id_entry_t *ids;
     size_t nids;
     ref_entry_t *refs;
@@ -135,6 +170,126 @@ static int regex_add(tn_schema_t *s, const char *pattern, char *errbuf, size_t e
     return 0;
 }
 
+static size_t node_slot(const tn_schema_t *s, const json_t *js)
+{
+    uint64_t h = (uint64_t)(uintptr_t)js * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 17) & (s->ncap - 1);
+}
+
+static const snode_t *node_get(const tn_schema_t *s, const json_t *js)
+{
+    if (!s->ncap)
+        return NULL;
+    for (size_t i = node_slot(s, js);; i = (i + 1) & (s->ncap - 1)) {
+        if (!s->nodes[i])
+            return NULL;
+        if (s->nodes[i]->js == js)
+            return s->nodes[i];
+    }
+}
+
+static void node_put(tn_schema_t *s, snode_t *n)
+{
+    if ((s->nnodes + 1) * 2 > s->ncap) {
+        size_t ocap = s->ncap;
+        snode_t **old = s->nodes;
+        s->ncap = ocap ? ocap * 2 : 64;
+        s->nodes = tn_xcalloc(s->ncap, sizeof(*s->nodes));
+        s->nnodes = 0;
+        for (size_t i = 0; i < ocap; i++)
+            if (old[i])
+                node_put(s, old[i]);
+        free(old);
+    }
+    size_t j = node_slot(s, n->js);
+    while (s->nodes[j])
+        j = (j + 1) & (s->ncap - 1);
+    s->nodes[j] = n;
+    s->nnodes++;
+}
+
+static unsigned type_bit(const char *t)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } map[] = {{"object", T_OBJECT},   {"array", T_ARRAY}, {"string", T_STRING},
+               {"boolean", T_BOOLEAN}, {"null", T_NULL},   {"number", T_NUMBER},
+               {"integer", T_INTEGER}};
+    for (size_t i = 0; t && i < sizeof(map) / sizeof(*map); i++)
+        if (!strcmp(map[i].name, t))
+            return map[i].bit;
+    return 0;
+}
+
+static json_int_t int_kw(const json_t *js, const char *kw)
+{
+    const json_t *k = json_object_get(js, kw);
+    return json_is_integer(k) ? json_integer_value(k) : -1;
+}
+
+static const json_t *num_kw(const json_t *js, const char *kw)
+{
+    const json_t *k = json_object_get(js, kw);
+    return json_is_integer(k) || json_is_real(k) ? k : NULL;
+}
+
+/* Compile one schema object into a node (its subschemas get their own). */
+static void node_add(tn_schema_t *s, const json_t *js)
+{
+    snode_t *n = tn_xcalloc(1, sizeof(*n));
+    n->js = js;
+    n->bad_ref = json_object_get(js, "$ref") != NULL;
+    n->type = json_object_get(js, "type");
+    if (json_is_string(n->type)) {
+        n->types = type_bit(json_string_value(n->type));
+    } else if (json_is_array(n->type)) {
+        for (size_t i = 0; i < json_array_size(n->type); i++)
+            n->types |= type_bit(json_string_value(json_array_get(n->type, i)));
+    } else {
+        n->type = NULL;
+    }
+    n->enum_ = json_object_get(js, "enum");
+    n->const_ = json_object_get(js, "const");
+    n->minimum = num_kw(js, "minimum");
+    n->maximum = num_kw(js, "maximum");
+    n->xmin = num_kw(js, "exclusiveMinimum");
+    n->xmax = num_kw(js, "exclusiveMaximum");
+    n->multiple = num_kw(js, "multipleOf");
+    n->min_len = int_kw(js, "minLength");
+    n->max_len = int_kw(js, "maxLength");
+    n->pattern_src = json_string_value(json_object_get(js, "pattern"));
+    n->format = json_string_value(json_object_get(js, "format"));
+    n->min_items = int_kw(js, "minItems");
+    n->max_items = int_kw(js, "maxItems");
+    n->min_props = int_kw(js, "minProperties");
+    n->max_props = int_kw(js, "maxProperties");
+    n->unique = json_is_true(json_object_get(js, "uniqueItems"));
+    n->items = json_object_get(js, "items");
+    n->additional_items = json_object_get(js, "additionalItems");
+    n->contains = json_object_get(js, "contains");
+    n->required = json_object_get(js, "required");
+    n->properties = json_object_get(js, "properties");
+    n->pattern_props = json_object_get(js, "patternProperties");
+    n->additional_props = json_object_get(js, "additionalProperties");
+    n->property_names = json_object_get(js, "propertyNames");
+    n->dependencies = json_object_get(js, "dependencies");
+    n->all_of = json_object_get(js, "allOf");
+    n->any_of = json_object_get(js, "anyOf");
+    n->one_of = json_object_get(js, "oneOf");
+    n->not_ = json_object_get(js, "not");
+    n->if_ = json_object_get(js, "if");
+    n->then_ = json_object_get(js, "then");
+    n->else_ = json_object_get(js, "else");
+    n->any_number = n->minimum || n->maximum || n->xmin || n->xmax || n->multiple;
+    n->any_string = n->min_len >= 0 || n->max_len >= 0 || n->pattern_src || n->format;
+    n->any_array = n->min_items >= 0 || n->max_items >= 0 || n->unique || n->items || n->contains;
+    n->any_object = n->min_props >= 0 || n->max_props >= 0 || n->required || n->properties ||
+                    n->pattern_props || n->additional_props || n->property_names || n->dependencies;
+    n->any_comb = n->all_of || n->any_of || n->one_of || n->not_ || n->if_;
+    node_put(s, n);
+}
+
 /* Keywords whose value is a schema, an array of schemas, or an object of schemas. */
 static const char *const kw_schema[] = {"additionalItems",
                                         "additionalProperties",
@@ -153,7 +308,7 @@ typedef struct walk {
     tn_schema_t *s;
     char *errbuf;
     size_t errlen;
-    int pass; /* 1: collect ids and regexes, 2: resolve refs */
+    int pass; /* 1: collect ids and regexes, 2: resolve refs, 3: build nodes */
 } walk_t;
 
 static int walk(walk_t *w, const json_t *node, const char *base, int depth);
@@ -185,7 +340,7 @@ static int walk_children(walk_t *w, const json_t *node, const char *base, int de
         const json_t *e;
         json_object_foreach((json_t *)v, key, e)
         {
-            if (w->pass == 1 && i == 1 && regex_add(w->s, key, w->errbuf, w->errlen))
+            if (w->pass != 2 && i == 1 && regex_add(w->s, key, w->errbuf, w->errlen))
                 return -1;
             if ((json_is_object(e) || json_is_boolean(e)) && walk(w, e, base, depth + 1))
                 return -1;
@@ -254,6 +409,11 @@ static int walk(walk_t *w, const json_t *node, const char *base, int depth)
         snprintf(w->errbuf, w->errlen, "schema nested deeper than %d levels", MAX_DEPTH);
         return -1;
     }
+    if (w->pass == 3) {
+        if (node_get(w->s, node))
+            return 0; /* built, with its subtree */
+        node_add(w->s, node);
+    }
     const char *ref = json_string_value(json_object_get(node, "$ref"));
     if (ref && w->pass == 2) {
         const json_t *t = resolve_ref(w->s, base, ref);
@@ -287,7 +447,7 @@ static int walk(walk_t *w, const json_t *node, const char *base, int depth)
         }
     }
     const char *pat = json_string_value(json_object_get(node, "pattern"));
-    if (w->pass == 1 && pat && regex_add(w->s, pat, w->errbuf, w->errlen)) {
+    if (w->pass != 2 && pat && regex_add(w->s, pat, w->errbuf, w->errlen)) {
         free(mybase);
         return -1;
     }
@@ -315,6 +475,22 @@ tn_schema_t *tn_schema_compile(const json_t *schema, char *errbuf, size_t errlen
     if (rc == 0) {
         w.pass = 2;
         rc = walk(&w, s->root, base, 0);
+    }
+    if (rc == 0) {
+        /* Nodes for every subschema, then for reference targets outside the keywords walked
+         * (their own patterns are compiled here too). */
+        w.pass = 3;
+        rc = walk(&w, s->root, base, 0);
+        for (size_t i = 0; rc == 0 && i < s->nrefs; i++)
+            rc = walk(&w, s->refs[i].target, base, 0);
+        for (size_t i = 0; rc == 0 && i < s->nrefs; i++) {
+            snode_t *n = (snode_t *)node_get(s, s->refs[i].ref_node);
+            n->has_ref = 1;
+            n->ref = s->refs[i].target;
+        }
+        for (size_t i = 0; rc == 0 && i < s->ncap; i++)
+            if (s->nodes[i] && s->nodes[i]->pattern_src)
+                s->nodes[i]->pattern = regex_get(s, s->nodes[i]->pattern_src);
     }
     free(base);
     if (rc != 0) {
@@ -350,6 +526,9 @@ void tn_schema_destroy(tn_schema_t *s)
         free(s->res[i].pattern);
         pcre2_code_free(s->res[i].code);
     }
+    for (size_t i = 0; i < s->ncap; i++)
+        free(s->nodes[i]);
+    free(s->nodes);
     free(s->ids);
     free(s->refs);
     free(s->res);
@@ -361,47 +540,59 @@ void tn_schema_destroy(tn_schema_t *s)
 /* ---------------------------------------------------------------------------------------------
  * Validate */
 
+/* A path segment: a name (property, keyword) or an array index. Paths are kept as segment
+ * stacks and only rendered as JSON Pointers when an error is recorded. */
+typedef struct seg {
+    const char *name; /* NULL: idx */
+    size_t idx;
+} seg_t;
+
+#define MAX_SEGS (2 * MAX_DEPTH + 8)
+
 typedef struct vctx {
     const tn_schema_t *s;
     tn_schema_error_t *errs;
     size_t maxerrs, nerrs;
     int quiet; /* inside anyOf/oneOf/not/if/contains trials: no errors recorded */
-    char ipath[256];
-    size_t ilen;
-    char spath[256];
-    size_t slen;
     int depth;
-    pcre2_match_data *md;
+    size_t ni, ns;
+    pcre2_match_data *md; /* created at the first regex match */
+    seg_t iseg[MAX_SEGS]; /* instance path */
+    seg_t sseg[MAX_SEGS]; /* schema path */
 } vctx_t;
 
-/* Push a JSON Pointer segment (escaped) on a path; returns the old length to pop back to. */
-static size_t path_push(char *path, size_t *len, size_t cap, const char *seg)
+static void seg_push(seg_t *segs, size_t *n, const char *name, size_t idx)
 {
-    size_t old = *len;
-    size_t n = *len;
-    if (n + 1 < cap)
-        path[n++] = '/';
-    for (const char *p = seg; *p && n + 2 < cap; p++) {
-        if (*p == '~' || *p == '/') {
-            path[n++] = '~';
-            path[n++] = *p == '~' ? '0' : '1';
-        } else {
-            path[n++] = *p;
+    if (*n < MAX_SEGS)
+        segs[*n] = (seg_t){name, idx};
+    (*n)++;
+}
+
+/* Render segments as a JSON Pointer ("~" and "/" escaped); truncates to fit. */
+static void seg_render(const seg_t *segs, size_t n, char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && i < MAX_SEGS && len + 2 < cap; i++) {
+        out[len++] = '/';
+        if (!segs[i].name) {
+            int w = snprintf(out + len, cap - len, "%zu", segs[i].idx);
+            len += w > 0 ? (size_t)w : 0;
+            if (len >= cap)
+                len = cap - 1;
+            continue;
+        }
+        for (const char *p = segs[i].name; *p && len + 3 < cap; p++) {
+            if (*p == '~' || *p == '/') {
+                out[len++] = '~';
+                out[len++] = *p == '~' ? '0' : '1';
+            } else {
+                out[len++] = *p;
+            }
         }
     }
-    path[n] = '\0';
-    *len = n;
-    return old;
+    out[len] = '\0';
 }
-
-static void path_pop(char *path, size_t *len, size_t old)
-{
-    *len = old;
-    path[old] = '\0';
-}
-
-#define IPUSH(v, seg) size_t io_ = path_push((v)->ipath, &(v)->ilen, sizeof((v)->ipath), (seg))
-#define IPOP(v)       path_pop((v)->ipath, &(v)->ilen, io_)
 
 static int fail(vctx_t *v, const char *kw, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -413,8 +604,10 @@ static int fail(vctx_t *v, const char *kw, const char *fmt, ...)
     if (v->nerrs++ >= v->maxerrs)
         return 0;
     tn_schema_error_t *e = &v->errs[v->nerrs - 1];
-    snprintf(e->instance_path, sizeof(e->instance_path), "%s", v->ipath);
-    snprintf(e->schema_path, sizeof(e->schema_path), "#%.200s/%.40s", v->spath, kw);
+    char sp[sizeof(e->schema_path)];
+    seg_render(v->iseg, v->ni, e->instance_path, sizeof(e->instance_path));
+    seg_render(v->sseg, v->ns, sp, sizeof(sp));
+    snprintf(e->schema_path, sizeof(e->schema_path), "#%.200s/%.40s", sp, kw);
     snprintf(e->keyword, sizeof(e->keyword), "%s", kw);
     va_list ap;
     va_start(ap, fmt);
@@ -425,14 +618,17 @@ static int fail(vctx_t *v, const char *kw, const char *fmt, ...)
 
 static int validate(vctx_t *v, const json_t *schema, const json_t *inst);
 
-/* Validate against a subschema reached by keyword (and an optional key/index) of the schema. */
-static int sub(vctx_t *v, const json_t *schema, const json_t *inst, const char *kw, const char *key)
+/* Validate against a subschema reached by keyword @p kw and then a key (or, with key NULL and
+ * idx != SIZE_MAX, an index) of the schema. */
+static int sub(vctx_t *v, const json_t *schema, const json_t *inst, const char *kw, const char *key,
+               size_t idx)
 {
-    size_t so = path_push(v->spath, &v->slen, sizeof(v->spath), kw);
-    if (key)
-        path_push(v->spath, &v->slen, sizeof(v->spath), key);
+    size_t old = v->ns;
+    seg_push(v->sseg, &v->ns, kw, 0);
+    if (key || idx != SIZE_MAX)
+        seg_push(v->sseg, &v->ns, key, idx);
     int ok = validate(v, schema, inst);
-    path_pop(v->spath, &v->slen, so);
+    v->ns = old;
     return ok;
 }
 
@@ -498,23 +694,28 @@ static size_t utf8_len(const char *s, size_t bytes)
     return n;
 }
 
-static int type_is(const json_t *inst, const char *t)
+/* The T_* bits an instance satisfies (an integral real is an integer too). */
+static unsigned inst_types(const json_t *inst)
 {
-    if (!strcmp(t, "object"))
-        return json_is_object(inst);
-    if (!strcmp(t, "array"))
-        return json_is_array(inst);
-    if (!strcmp(t, "string"))
-        return json_is_string(inst);
-    if (!strcmp(t, "boolean"))
-        return json_is_boolean(inst);
-    if (!strcmp(t, "null"))
-        return json_is_null(inst);
-    if (!strcmp(t, "number"))
-        return is_number(inst);
-    if (!strcmp(t, "integer"))
-        return json_is_integer(inst) || (json_is_real(inst) && isfinite(json_real_value(inst)) &&
-                                         json_real_value(inst) == floor(json_real_value(inst)));
+    switch (json_typeof(inst)) {
+    case JSON_OBJECT:
+        return T_OBJECT;
+    case JSON_ARRAY:
+        return T_ARRAY;
+    case JSON_STRING:
+        return T_STRING;
+    case JSON_INTEGER:
+        return T_NUMBER | T_INTEGER;
+    case JSON_REAL: {
+        double x = json_real_value(inst);
+        return T_NUMBER | (isfinite(x) && x == floor(x) ? T_INTEGER : 0);
+    }
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return T_BOOLEAN;
+    case JSON_NULL:
+        return T_NULL;
+    }
     return 0;
 }
 
@@ -540,37 +741,33 @@ static const char *type_name(const json_t *inst)
     return "?";
 }
 
-/* 1 match, 0 no match, -1 error (match limit) */
-static int regex_match(vctx_t *v, const char *pattern, const char *str, size_t len)
+/* 1 match, 0 no match, -1 error (match limit, or no compiled pattern) */
+static int regex_match(vctx_t *v, pcre2_code *code, const char *str, size_t len)
 {
-    pcre2_code *code = regex_get(v->s, pattern);
     if (!code)
         return -1;
+    if (!v->md)
+        v->md = pcre2_match_data_create(1, NULL);
     int rc = pcre2_match(code, (PCRE2_SPTR)str, len, 0, 0, v->md, v->s->mctx);
     if (rc >= 0)
         return 1;
     return rc == PCRE2_ERROR_NOMATCH ? 0 : -1;
 }
 
-static int v_number(vctx_t *v, const json_t *s, const json_t *inst)
+static int v_number(vctx_t *v, const snode_t *n, const json_t *inst)
 {
     int ok = 1;
     double x = num(inst);
-    const json_t *k;
-    k = json_object_get(s, "minimum");
-    if (is_number(k) && x < num(k))
-        ok = fail(v, "minimum", "%g is less than the minimum %g", x, num(k));
-    k = json_object_get(s, "maximum");
-    if (is_number(k) && x > num(k))
-        ok = fail(v, "maximum", "%g is greater than the maximum %g", x, num(k));
-    k = json_object_get(s, "exclusiveMinimum");
-    if (is_number(k) && x <= num(k))
-        ok = fail(v, "exclusiveMinimum", "%g is not greater than %g", x, num(k));
-    k = json_object_get(s, "exclusiveMaximum");
-    if (is_number(k) && x >= num(k))
-        ok = fail(v, "exclusiveMaximum", "%g is not less than %g", x, num(k));
-    k = json_object_get(s, "multipleOf");
-    if (is_number(k) && num(k) > 0) {
+    if (n->minimum && x < num(n->minimum))
+        ok = fail(v, "minimum", "%g is less than the minimum %g", x, num(n->minimum));
+    if (n->maximum && x > num(n->maximum))
+        ok = fail(v, "maximum", "%g is greater than the maximum %g", x, num(n->maximum));
+    if (n->xmin && x <= num(n->xmin))
+        ok = fail(v, "exclusiveMinimum", "%g is not greater than %g", x, num(n->xmin));
+    if (n->xmax && x >= num(n->xmax))
+        ok = fail(v, "exclusiveMaximum", "%g is not less than %g", x, num(n->xmax));
+    if (n->multiple && num(n->multiple) > 0) {
+        const json_t *k = n->multiple;
         int mult;
         if (json_is_integer(inst) && json_is_integer(k)) {
             mult = json_integer_value(inst) % json_integer_value(k) == 0;
@@ -584,154 +781,134 @@ static int v_number(vctx_t *v, const json_t *s, const json_t *inst)
     return ok;
 }
 
-static int v_string(vctx_t *v, const json_t *s, const json_t *inst)
+static int v_string(vctx_t *v, const snode_t *n, const json_t *inst)
 {
     int ok = 1;
     const char *str = json_string_value(inst);
     size_t bytes = json_string_length(inst);
-    const json_t *k;
-    size_t n = utf8_len(str, bytes);
-    k = json_object_get(s, "minLength");
-    if (json_is_integer(k) && (json_int_t)n < json_integer_value(k))
-        ok = fail(v, "minLength", "%zu characters, fewer than %lld", n,
-                  (long long)json_integer_value(k));
-    k = json_object_get(s, "maxLength");
-    if (json_is_integer(k) && (json_int_t)n > json_integer_value(k))
-        ok = fail(v, "maxLength", "%zu characters, more than %lld", n,
-                  (long long)json_integer_value(k));
-    const char *pat = json_string_value(json_object_get(s, "pattern"));
-    if (pat) {
-        int m = regex_match(v, pat, str, bytes);
-        if (m < 0)
-            ok = fail(v, "pattern", "too costly to match against \"%s\"", pat);
-        else if (m == 0)
-            ok = fail(v, "pattern", "does not match \"%s\"", pat);
+    if (n->min_len >= 0 || n->max_len >= 0) {
+        size_t len = utf8_len(str, bytes);
+        if (n->min_len >= 0 && (json_int_t)len < n->min_len)
+            ok =
+                fail(v, "minLength", "%zu characters, fewer than %lld", len, (long long)n->min_len);
+        if (n->max_len >= 0 && (json_int_t)len > n->max_len)
+            ok = fail(v, "maxLength", "%zu characters, more than %lld", len, (long long)n->max_len);
     }
-    const char *fmt = json_string_value(json_object_get(s, "format"));
-    if (fmt && !tn_schema_format_ok(fmt, str, bytes))
-        ok = fail(v, "format", "not a valid %s", fmt);
+    if (n->pattern_src) {
+        int m = regex_match(v, n->pattern, str, bytes);
+        if (m < 0)
+            ok = fail(v, "pattern", "too costly to match against \"%s\"", n->pattern_src);
+        else if (m == 0)
+            ok = fail(v, "pattern", "does not match \"%s\"", n->pattern_src);
+    }
+    if (n->format && !tn_schema_format_ok(n->format, str, bytes))
+        ok = fail(v, "format", "not a valid %s", n->format);
     return ok;
 }
 
-static int v_array(vctx_t *v, const json_t *s, const json_t *inst)
+static int v_array(vctx_t *v, const snode_t *n, const json_t *inst)
 {
     int ok = 1;
-    size_t n = json_array_size(inst);
-    const json_t *k;
-    char idx[24];
-    k = json_object_get(s, "minItems");
-    if (json_is_integer(k) && (json_int_t)n < json_integer_value(k))
-        ok = fail(v, "minItems", "%zu items, fewer than %lld", n, (long long)json_integer_value(k));
-    k = json_object_get(s, "maxItems");
-    if (json_is_integer(k) && (json_int_t)n > json_integer_value(k))
-        ok = fail(v, "maxItems", "%zu items, more than %lld", n, (long long)json_integer_value(k));
-    if (json_is_true(json_object_get(s, "uniqueItems"))) {
-        for (size_t i = 0; i < n && ok; i++)
-            for (size_t j = i + 1; j < n; j++)
+    size_t len = json_array_size(inst);
+    if (n->min_items >= 0 && (json_int_t)len < n->min_items)
+        ok = fail(v, "minItems", "%zu items, fewer than %lld", len, (long long)n->min_items);
+    if (n->max_items >= 0 && (json_int_t)len > n->max_items)
+        ok = fail(v, "maxItems", "%zu items, more than %lld", len, (long long)n->max_items);
+    if (n->unique) {
+        for (size_t i = 0; i < len && ok; i++)
+            for (size_t j = i + 1; j < len; j++)
                 if (json_eq(json_array_get(inst, i), json_array_get(inst, j))) {
                     ok = fail(v, "uniqueItems", "items %zu and %zu are equal", i, j);
                     break;
                 }
     }
-    const json_t *items = json_object_get(s, "items");
-    if (json_is_array(items)) {
-        size_t ni = json_array_size(items);
-        for (size_t i = 0; i < n && i < ni; i++) {
-            snprintf(idx, sizeof(idx), "%zu", i);
-            IPUSH(v, idx);
-            ok &= sub(v, json_array_get(items, i), json_array_get(inst, i), "items", idx);
-            IPOP(v);
-        }
-        const json_t *add = json_object_get(s, "additionalItems");
-        for (size_t i = ni; add && i < n; i++) {
-            snprintf(idx, sizeof(idx), "%zu", i);
-            IPUSH(v, idx);
-            ok &= sub(v, add, json_array_get(inst, i), "additionalItems", NULL);
-            IPOP(v);
-        }
-    } else if (items) {
-        for (size_t i = 0; i < n; i++) {
-            snprintf(idx, sizeof(idx), "%zu", i);
-            IPUSH(v, idx);
-            ok &= sub(v, items, json_array_get(inst, i), "items", NULL);
-            IPOP(v);
-        }
+    const json_t *items = n->items;
+    size_t first_additional = len;
+    for (size_t i = 0; items && i < len; i++) {
+        size_t old = v->ni;
+        seg_push(v->iseg, &v->ni, NULL, i);
+        const json_t *item = json_array_get(inst, i);
+        if (!json_is_array(items))
+            ok &= sub(v, items, item, "items", NULL, SIZE_MAX);
+        else if (i < json_array_size(items))
+            ok &= sub(v, json_array_get(items, i), item, "items", NULL, i);
+        else if (first_additional == len)
+            first_additional = i;
+        v->ni = old;
     }
-    const json_t *contains = json_object_get(s, "contains");
-    if (contains) {
+    for (size_t i = first_additional; n->additional_items && i < len; i++) {
+        size_t old = v->ni;
+        seg_push(v->iseg, &v->ni, NULL, i);
+        ok &=
+            sub(v, n->additional_items, json_array_get(inst, i), "additionalItems", NULL, SIZE_MAX);
+        v->ni = old;
+    }
+    if (n->contains) {
         int found = 0;
-        for (size_t i = 0; i < n && !found; i++)
-            found = trial(v, contains, json_array_get(inst, i));
+        for (size_t i = 0; i < len && !found; i++)
+            found = trial(v, n->contains, json_array_get(inst, i));
         if (!found)
             ok = fail(v, "contains", "no item matches the contains schema");
     }
     return ok;
 }
 
-static int v_object(vctx_t *v, const json_t *s, const json_t *inst)
+static int v_object(vctx_t *v, const snode_t *n, const json_t *inst)
 {
     int ok = 1;
-    size_t n = json_object_size(inst);
-    const json_t *k;
-    k = json_object_get(s, "minProperties");
-    if (json_is_integer(k) && (json_int_t)n < json_integer_value(k))
-        ok = fail(v, "minProperties", "%zu properties, fewer than %lld", n,
-                  (long long)json_integer_value(k));
-    k = json_object_get(s, "maxProperties");
-    if (json_is_integer(k) && (json_int_t)n > json_integer_value(k))
-        ok = fail(v, "maxProperties", "%zu properties, more than %lld", n,
-                  (long long)json_integer_value(k));
-    const json_t *req = json_object_get(s, "required");
+    size_t count = json_object_size(inst);
+    if (n->min_props >= 0 && (json_int_t)count < n->min_props)
+        ok = fail(v, "minProperties", "%zu properties, fewer than %lld", count,
+                  (long long)n->min_props);
+    if (n->max_props >= 0 && (json_int_t)count > n->max_props)
+        ok = fail(v, "maxProperties", "%zu properties, more than %lld", count,
+                  (long long)n->max_props);
     size_t i;
     const json_t *e;
-    json_array_foreach(req, i, e)
+    json_array_foreach(n->required, i, e)
     {
         const char *name = json_string_value(e);
         if (name && !json_object_get(inst, name))
             ok = fail(v, "required", "missing property \"%s\"", name);
     }
-    const json_t *props = json_object_get(s, "properties");
-    const json_t *pprops = json_object_get(s, "patternProperties");
-    const json_t *addl = json_object_get(s, "additionalProperties");
-    const json_t *pnames = json_object_get(s, "propertyNames");
-    const json_t *deps = json_object_get(s, "dependencies");
     const char *key;
     json_t *val;
     json_object_foreach((json_t *)inst, key, val)
     {
         int matched = 0;
-        IPUSH(v, key);
-        const json_t *ps = json_object_get(props, key);
+        size_t old = v->ni;
+        seg_push(v->iseg, &v->ni, key, 0);
+        const json_t *ps = n->properties ? json_object_get(n->properties, key) : NULL;
         if (ps) {
             matched = 1;
-            ok &= sub(v, ps, val, "properties", key);
+            ok &= sub(v, ps, val, "properties", key, 0);
         }
         const char *pat;
         const json_t *pss;
-        json_object_foreach((json_t *)pprops, pat, pss)
+        json_object_foreach((json_t *)n->pattern_props, pat, pss)
         {
-            int m = regex_match(v, pat, key, strlen(key));
+            int m = regex_match(v, regex_get(v->s, pat), key, strlen(key));
             if (m < 0)
                 ok = fail(v, "patternProperties", "too costly to match \"%s\"", pat);
             if (m > 0) {
                 matched = 1;
-                ok &= sub(v, pss, val, "patternProperties", pat);
+                ok &= sub(v, pss, val, "patternProperties", pat, 0);
             }
         }
-        if (!matched && addl) {
-            if (json_is_false(addl))
+        if (!matched && n->additional_props) {
+            if (json_is_false(n->additional_props))
                 ok = fail(v, "additionalProperties", "property \"%s\" is not allowed", key);
             else
-                ok &= sub(v, addl, val, "additionalProperties", NULL);
+                ok &= sub(v, n->additional_props, val, "additionalProperties", NULL, SIZE_MAX);
         }
-        IPOP(v);
-        if (pnames) {
+        v->ni = old;
+        if (n->property_names) {
             json_t *name = json_string(key);
-            if (!trial(v, pnames, name))
+            if (!trial(v, n->property_names, name))
                 ok = fail(v, "propertyNames", "property name \"%s\" is not allowed", key);
             json_decref(name);
         }
-        const json_t *dep = json_object_get(deps, key);
+        const json_t *dep = n->dependencies ? json_object_get(n->dependencies, key) : NULL;
         if (json_is_array(dep)) {
             size_t j;
             const json_t *d;
@@ -742,60 +919,43 @@ static int v_object(vctx_t *v, const json_t *s, const json_t *inst)
                     ok = fail(v, "dependencies", "\"%s\" requires property \"%s\"", key, dn);
             }
         } else if (dep) {
-            ok &= sub(v, dep, inst, "dependencies", key);
+            ok &= sub(v, dep, inst, "dependencies", key, 0);
         }
     }
     return ok;
 }
 
-static int v_combinators(vctx_t *v, const json_t *s, const json_t *inst)
+static int v_combinators(vctx_t *v, const snode_t *n, const json_t *inst)
 {
     int ok = 1;
     size_t i;
-    const json_t *e;
-    char idx[24];
-    const json_t *all = json_object_get(s, "allOf");
-    json_array_foreach(all, i, e)
-    {
-        snprintf(idx, sizeof(idx), "%zu", i);
-        ok &= sub(v, e, inst, "allOf", idx);
-    }
-    const json_t *any = json_object_get(s, "anyOf");
-    if (any) {
+    for (i = 0; i < json_array_size(n->all_of); i++)
+        ok &= sub(v, json_array_get(n->all_of, i), inst, "allOf", NULL, i);
+    if (n->any_of) {
         int found = 0;
-        json_array_foreach(any, i, e) if ((found = trial(v, e, inst))) break;
+        for (i = 0; i < json_array_size(n->any_of) && !found; i++)
+            found = trial(v, json_array_get(n->any_of, i), inst);
         if (!found)
             ok = fail(v, "anyOf", "matches none of the anyOf schemas");
     }
-    const json_t *one = json_object_get(s, "oneOf");
-    if (one) {
+    if (n->one_of) {
         int count = 0;
-        json_array_foreach(one, i, e) count += trial(v, e, inst);
+        for (i = 0; i < json_array_size(n->one_of); i++)
+            count += trial(v, json_array_get(n->one_of, i), inst);
         if (count != 1)
             ok = fail(v, "oneOf", "matches %d of the oneOf schemas, not exactly one", count);
     }
-    const json_t *not = json_object_get(s, "not");
-    if (not &&trial(v, not, inst))
+    if (n->not_ && trial(v, n->not_, inst))
         ok = fail(v, "not", "matches the schema under not");
-    const json_t *ifs = json_object_get(s, "if");
-    if (ifs) {
-        const json_t *then = json_object_get(s, "then"), *els = json_object_get(s, "else");
-        if (trial(v, ifs, inst)) {
-            if (then)
-                ok &= sub(v, then, inst, "then", NULL);
-        } else if (els) {
-            ok &= sub(v, els, inst, "else", NULL);
+    if (n->if_) {
+        if (trial(v, n->if_, inst)) {
+            if (n->then_)
+                ok &= sub(v, n->then_, inst, "then", NULL, SIZE_MAX);
+        } else if (n->else_) {
+            ok &= sub(v, n->else_, inst, "else", NULL, SIZE_MAX);
         }
     }
     return ok;
-}
-
-static const json_t *ref_target(const tn_schema_t *s, const json_t *node)
-{
-    for (size_t i = 0; i < s->nrefs; i++)
-        if (s->refs[i].ref_node == node)
-            return s->refs[i].target;
-    return NULL;
 }
 
 static int validate(vctx_t *v, const json_t *schema, const json_t *inst)
@@ -806,49 +966,52 @@ static int validate(vctx_t *v, const json_t *schema, const json_t *inst)
         return fail(v, "false", "no value is allowed here");
     if (!json_is_object(schema))
         return 1;
+    const snode_t *n = node_get(v->s, schema);
+    if (!n)
+        return fail(v, "$ref", "subschema not compiled (a reference into an unknown keyword?)");
     if (v->depth >= MAX_DEPTH)
         return fail(v, "$ref", "references nest deeper than %d levels", MAX_DEPTH);
     v->depth++;
     int ok = 1;
-    if (json_object_get(schema, "$ref")) {
-        const json_t *t = ref_target(v->s, schema);
-        ok = t ? sub(v, t, inst, "$ref", NULL) : fail(v, "$ref", "unresolved reference");
+    if (n->has_ref) {
+        ok = sub(v, n->ref, inst, "$ref", NULL, SIZE_MAX);
         v->depth--;
         return ok;
     }
-    const json_t *type = json_object_get(schema, "type");
-    if (json_is_string(type) && !type_is(inst, json_string_value(type))) {
-        ok = fail(v, "type", "%s, expected %s", type_name(inst), json_string_value(type));
-    } else if (json_is_array(type)) {
-        int any = 0;
-        size_t i;
-        const json_t *t;
-        json_array_foreach(type, i, t) any |=
-            json_is_string(t) && type_is(inst, json_string_value(t));
-        if (!any)
+    if (n->bad_ref) { /* present but never resolved */
+        v->depth--;
+        return fail(v, "$ref", "unresolved reference");
+    }
+    if (n->type && !(n->types & inst_types(inst))) {
+        if (json_is_string(n->type))
+            ok = fail(v, "type", "%s, expected %s", type_name(inst), json_string_value(n->type));
+        else
             ok = fail(v, "type", "%s is not one of the allowed types", type_name(inst));
     }
-    const json_t *en = json_object_get(schema, "enum");
-    if (en) {
+    if (n->enum_) {
         int found = 0;
-        size_t i;
-        const json_t *e;
-        json_array_foreach(en, i, e) if ((found = json_eq(e, inst))) break;
+        for (size_t i = 0; i < json_array_size(n->enum_) && !found; i++)
+            found = json_eq(json_array_get(n->enum_, i), inst);
         if (!found)
             ok = fail(v, "enum", "not one of the allowed values");
     }
-    const json_t *cst = json_object_get(schema, "const");
-    if (cst && !json_eq(cst, inst))
+    if (n->const_ && !json_eq(n->const_, inst))
         ok = fail(v, "const", "not the required value");
-    if (is_number(inst))
-        ok &= v_number(v, schema, inst);
-    else if (json_is_string(inst))
-        ok &= v_string(v, schema, inst);
-    else if (json_is_array(inst))
-        ok &= v_array(v, schema, inst);
-    else if (json_is_object(inst))
-        ok &= v_object(v, schema, inst);
-    ok &= v_combinators(v, schema, inst);
+    if (is_number(inst)) {
+        if (n->any_number)
+            ok &= v_number(v, n, inst);
+    } else if (json_is_string(inst)) {
+        if (n->any_string)
+            ok &= v_string(v, n, inst);
+    } else if (json_is_array(inst)) {
+        if (n->any_array)
+            ok &= v_array(v, n, inst);
+    } else if (json_is_object(inst)) {
+        if (n->any_object)
+            ok &= v_object(v, n, inst);
+    }
+    if (n->any_comb)
+        ok &= v_combinators(v, n, inst);
     v->depth--;
     return ok;
 }
@@ -856,16 +1019,20 @@ static int validate(vctx_t *v, const json_t *schema, const json_t *inst)
 tn_err_t tn_schema_validate(const tn_schema_t *s, const json_t *instance, tn_schema_error_t *errs,
                             size_t maxerrs, size_t *nerrs)
 {
-    vctx_t v;
-    memset(&v, 0, sizeof(v));
-    v.s = s;
-    v.errs = errs;
-    v.maxerrs = errs ? maxerrs : 0;
-    v.md = pcre2_match_data_create(1, NULL);
-    int ok = validate(&v, s->root, instance);
-    pcre2_match_data_free(v.md);
+    vctx_t *v = tn_xmalloc(sizeof(*v));
+    v->s = s;
+    v->errs = errs;
+    v->maxerrs = errs ? maxerrs : 0;
+    v->nerrs = 0;
+    v->quiet = 0;
+    v->depth = 0;
+    v->ni = v->ns = 0;
+    v->md = NULL;
+    int ok = validate(v, s->root, instance);
+    pcre2_match_data_free(v->md);
     if (nerrs)
-        *nerrs = v.nerrs < v.maxerrs ? v.nerrs : v.maxerrs;
+        *nerrs = v->nerrs < v->maxerrs ? v->nerrs : v->maxerrs;
+    free(v);
     return ok ? TN_OK : TN_ERR_SCHEMA;
 }
 
