@@ -6,6 +6,7 @@
 #   make test    unit + integration tests; ends with "N passed, N failed"
 #   make asan    the whole test suite under ASan + UBSan (in build/asan)
 #   make valgrind  the unit tests under valgrind: no leaks, no errors
+#   make bench   every benchmark under tests/bench/, each figure next to its anchor
 #   make lint    clang-format check, cppcheck, banned functions
 #   make clean   remove build/
 #
@@ -56,11 +57,16 @@ UNIT_BINS  := $(UNIT_SRCS:tests/unit/common/%.c=$(BUILD)/tests/unit/%)
 ITEST_SRCS := $(wildcard tests/integration/[0-9]*.c)
 ITEST_BINS := $(ITEST_SRCS:tests/integration/%.c=$(BUILD)/tests/integration/%)
 
-.PHONY: all deps test asan valgrind lint clean install demo
+# A benchmark is a folder tests/bench/<name>/ with .c files (program build/bench/bench-<name>)
+# and a run.sh that runs it next to its anchor.
+BENCHES    := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard tests/bench/*/*.c)))))
+BENCH_BINS := $(BENCHES:%=$(BUILD)/bench/bench-%)
+
+.PHONY: all deps test asan valgrind lint clean install demo bench
 .SECONDARY:
 .DEFAULT_GOAL := all
 
-all: deps $(LIB) $(PROGRAMS) $(UNIT_BINS) $(ITEST_BINS)
+all: deps $(LIB) $(PROGRAMS) $(UNIT_BINS) $(ITEST_BINS) $(BENCH_BINS)
 
 deps:
 	@tools/deps/install.sh
@@ -105,10 +111,21 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(SUP_LIB) $(LI
 	@$(if $(Q),echo '  LD      $@')
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(TEST_LIBS)
 
+define bench_rule
+$(BUILD)/bench/bench-$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/bench/$(1)/*.c)) $(SUP_LIB) $(LIB)
+	@mkdir -p $$(@D)
+	@$(if $(Q),echo '  LD      $$@')
+	$(Q)$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) $$(TEST_LIBS)
+endef
+$(foreach b,$(BENCHES),$(eval $(call bench_rule,$(b))))
+
 # ---------------------------------------------------------------------------------------------
 # Tests
 test: all
 	@BUILD=$(BUILD) tests/run.sh
+
+bench: all
+	@BUILD=$(BUILD) tests/bench/run.sh
 
 demo: all
 	@tools/demo/run.sh
