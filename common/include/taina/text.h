@@ -1,0 +1,71 @@
+/**
+ * @file text.h
+ * @brief Text for ingest: normalization (UTF-8 repair, HTML to text, NFC, whitespace), content
+ *        hash, and sentence-aware chunking with overlap and code-point offsets.
+ *
+ *     tn_text_norm_t n;
+ *     char *t = tn_text_normalize(body, len, TN_TEXT_HTML, &n);   // caller frees t
+ *     tn_text_chunk_t *ch; size_t nch;
+ *     tn_text_chunk(t, n.len, 200, 40, &ch, &nch);                // caller frees ch
+ *
+ * @thread Pure functions: call from any thread.
+ */
+#ifndef TAINA_TEXT_H
+#define TAINA_TEXT_H
+
+#include <stddef.h>
+
+#include "taina/err.h"
+
+/** Flags of tn_text_normalize(). */
+enum {
+    TN_TEXT_HTML = 1 << 0 /**< the input is HTML: strip tags, drop script/style, decode entities */
+};
+
+/** What normalization did. */
+typedef struct tn_text_norm {
+    size_t len;          /**< bytes of the result (without the NUL) */
+    size_t invalid_utf8; /**< invalid sequences replaced by U+FFFD */
+    size_t chars;        /**< code points in the result */
+} tn_text_norm_t;
+
+/**
+ * @brief Normalize @p len bytes: invalid UTF-8 sequences become U+FFFD (each counted); NUL and
+ *        other C0/C1 controls except whitespace are removed; with TN_TEXT_HTML, tags are removed
+ *        (block-level tags and <br> act as whitespace, <script> and <style> content is dropped,
+ *        comments removed) and entities decoded (named: the common Latin-1 set and &amp; &lt;
+ *        &gt; &quot; &apos; &nbsp;; numeric: &#NN; and &#xHH;); then Unicode NFC (utf8proc);
+ *        then every run of whitespace (Unicode White_Space, incl. NBSP) becomes one ASCII space,
+ *        and leading/trailing whitespace is removed.
+ * @param st out: sizes and counts (may be NULL).
+ * @returns a NUL-terminated string; caller frees.
+ */
+char *tn_text_normalize(const char *in, size_t len, unsigned flags, tn_text_norm_t *st);
+
+/** @brief SHA-256 of @p len bytes as 64 lower-case hex digits and a NUL in @p hex. */
+void tn_text_sha256_hex(const void *p, size_t len, char hex[65]);
+
+/** One chunk of a normalized text. */
+typedef struct tn_text_chunk {
+    size_t index;                /**< 0, 1, 2, ... */
+    size_t start, end;           /**< code-point offsets into the text: [start, end) */
+    size_t byte_start, byte_end; /**< the same span in bytes */
+    size_t words;                /**< words in the chunk */
+} tn_text_chunk_t;
+
+/**
+ * @brief Split @p len bytes of normalized UTF-8 into chunks of at most @p max_words words, each
+ *        after the first starting @p overlap words before the end of the previous one (overlap
+ *        < max_words). Chunks end at sentence ends (. ! ? … followed by a space, or the end of
+ *        the text) when a sentence end falls within the chunk's second half; otherwise at the
+ *        word limit. A sentence longer than @p max_words is cut at the word limit. The span of
+ *        a chunk starts at its first word and ends after its last word (and the sentence
+ *        punctuation). Deterministic: the same text gives the same chunks. Empty or
+ *        whitespace-only text gives no chunks.
+ * @param out out: the chunks, caller frees (NULL when @p n is 0).
+ * @returns TN_OK, or TN_ERR_INVALID when max_words is 0 or overlap >= max_words.
+ */
+tn_err_t tn_text_chunk(const char *text, size_t len, size_t max_words, size_t overlap,
+                       tn_text_chunk_t **out, size_t *n);
+
+#endif
