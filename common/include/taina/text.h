@@ -42,6 +42,15 @@ typedef struct tn_text_norm {
  */
 char *tn_text_normalize(const char *in, size_t len, unsigned flags, tn_text_norm_t *st);
 
+/**
+ * @brief Only the UTF-8 repair step of tn_text_normalize(): every invalid sequence becomes
+ *        U+FFFD (counted in @p invalid, may be NULL); nothing else changes (NULs and controls
+ *        stay). Use it to rescue JSON whose strings hold invalid UTF-8.
+ * @param out_len out: bytes of the result (without the NUL).
+ * @returns a NUL-terminated string; caller frees.
+ */
+char *tn_text_utf8_repair(const char *in, size_t len, size_t *out_len, size_t *invalid);
+
 /** @brief SHA-256 of @p len bytes as 64 lower-case hex digits and a NUL in @p hex. */
 void tn_text_sha256_hex(const void *p, size_t len, char hex[65]);
 
