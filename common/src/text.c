@@ -1,0 +1,528 @@
+/* Text for ingest: UTF-8 repair, HTML to text, NFC, whitespace collapse, SHA-256, chunking. */
+#include "taina/text.h"
+
+#include <openssl/evp.h>
+#include <stdint.h>
+#include <string.h>
+#include <strings.h>
+#include <utf8proc.h>
+
+#include "taina/mem.h"
+
+#define REPLACEMENT 0xFFFD
+
+/* ---------------------------------------------------------------------------------------------
+ * Code points */
+
+static size_t put_utf8(char *o, uint32_t cp)
+{
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (char)(0xC0 | (cp >> 6));
+        o[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | (cp >> 12));
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | (cp >> 18));
+    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/*
+ * Decode one code point from s[0..n), n > 0. Returns the bytes consumed and the code point, or
+ * -1 for an invalid sequence. An invalid sequence is the longest prefix of a well-formed one
+ * (Unicode's "maximal subpart" practice, as browsers and Python do): a truncated sequence is
+ * one error, while overlong leads (C0, C1, E0 80.., F0 80..), surrogates (ED A0..) and bytes
+ * above U+10FFFF fail at their first bad byte and every stray byte after that is its own error.
+ */
+static size_t decode_utf8(const unsigned char *s, size_t n, int32_t *cp)
+{
+    unsigned char c = s[0];
+    unsigned char lo = 0x80, hi = 0xBF;
+    size_t need;
+    uint32_t v;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 1;
+        v = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        v = c & 0x0F;
+        if (c == 0xE0)
+            lo = 0xA0; /* overlong */
+        else if (c == 0xED)
+            hi = 0x9F; /* surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        v = c & 0x07;
+        if (c == 0xF0)
+            lo = 0x90; /* overlong */
+        else if (c == 0xF4)
+            hi = 0x8F; /* above U+10FFFF */
+    } else {
+        *cp = -1;
+        return 1;
+    }
+    size_t i = 1;
+    for (; i <= need && i < n; i++) {
+        if (s[i] < lo || s[i] > hi)
+            break;
+        lo = 0x80;
+        hi = 0xBF;
+        v = (v << 6) | (s[i] & 0x3F);
+    }
+    *cp = i > need ? (int32_t)v : -1;
+    return i;
+}
+
+/* Unicode White_Space: Zs, Zl, Zp, TAB..CR and NEL. */
+static int is_space_cp(int32_t cp)
+{
+    if (cp == ' ' || (cp >= 0x09 && cp <= 0x0D) || cp == 0x85)
+        return 1;
+    if (cp < 0xA0)
+        return 0;
+    utf8proc_category_t cat = utf8proc_category(cp);
+    return cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL ||
+           cat == UTF8PROC_CATEGORY_ZP;
+}
+
+/* Cc (C0, DEL, C1) that is not whitespace: removed. */
+static int is_dropped_control(int32_t cp)
+{
+    return (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F)) && !is_space_cp(cp);
+}
+
+/* Valid UTF-8 without NUL and controls; returns the length. out holds 3 * len + 1 bytes. */
+static size_t repair(const unsigned char *in, size_t len, char *out, size_t *invalid)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        int32_t cp;
+        size_t k = decode_utf8(in + i, len - i, &cp);
+        if (cp < 0) {
+            (*invalid)++;
+            o += put_utf8(out + o, REPLACEMENT);
+        } else if (!is_dropped_control(cp)) {
+            memcpy(out + o, in + i, k);
+            o += k;
+        }
+        i += k;
+    }
+    return o;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * HTML to text. One pass; every search either consumes what it scanned or is cached, so the
+ * whole pass is linear in the input (1 MB of '<' or '&' included). */
+
+typedef struct entity {
+    const char *name;
+    uint32_t cp;
+} entity_t;
+
+static const entity_t entities[] = {
+    {"amp", '&'},     {"lt", '<'},      {"gt", '>'},      {"quot", '"'},    {"apos", '\''},
+    {"nbsp", 0xA0},   {"aacute", 0xE1}, {"eacute", 0xE9}, {"iacute", 0xED}, {"oacute", 0xF3},
+    {"uacute", 0xFA}, {"ntilde", 0xF1}, {"Aacute", 0xC1}, {"Eacute", 0xC9}, {"Iacute", 0xCD},
+    {"Oacute", 0xD3}, {"Uacute", 0xDA}, {"Ntilde", 0xD1}, {"uuml", 0xFC},   {"Uuml", 0xDC},
+    {"iexcl", 0xA1},  {"iquest", 0xBF}, {"copy", 0xA9},   {"reg", 0xAE},    {"euro", 0x20AC},
+    {"ordf", 0xAA},   {"ordm", 0xBA},   {"laquo", 0xAB},  {"raquo", 0xBB},
+};
+
+/* Tags that separate words: they become a space. */
+static const char *const block_tags[] = {
+    "p",       "div",     "br",     "li",     "ul",         "ol",  "h1", "h2",
+    "h3",      "h4",      "h5",     "h6",     "tr",         "td",  "th", "table",
+    "section", "article", "header", "footer", "blockquote", "pre", "hr",
+};
+
+typedef struct html {
+    const char *s;
+    size_t n;
+    size_t gt;    /* the next '>' at or after the last query (n: none left); SIZE_MAX: unknown */
+    int noquotes; /* an attribute quote ran to the end once: tags now end at the first '>' */
+} html_t;
+
+static int is_alpha(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static int is_alnum(char c)
+{
+    return is_alpha(c) || (c >= '0' && c <= '9');
+}
+
+static size_t next_gt(html_t *h, size_t from)
+{
+    if (h->gt != SIZE_MAX && h->gt >= from)
+        return h->gt;
+    const char *p = memchr(h->s + from, '>', h->n - from);
+    h->gt = p ? (size_t)(p - h->s) : h->n;
+    return h->gt;
+}
+
+/* The '>' closing the tag whose body starts at @p from, skipping '>' in quoted attribute values;
+ * n when there is none. */
+static size_t tag_end(html_t *h, size_t from)
+{
+    size_t g = next_gt(h, from);
+    if (g == h->n || h->noquotes)
+        return g;
+    char quote = 0, prev = 0;
+    for (size_t j = from; j < h->n; j++) {
+        char c = h->s[j];
+        if (quote) {
+            if (c == quote)
+                quote = 0;
+        } else if ((c == '"' || c == '\'') && prev == '=') {
+            quote = c;
+        } else if (c == '>') {
+            return j;
+        }
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
+            prev = c;
+    }
+    h->noquotes = 1; /* scanned to the end once: never again, to stay linear */
+    return g;
+}
+
+/* Position of "</name" (any case) at or after @p from, or n. */
+static size_t find_close(const html_t *h, size_t from, const char *name)
+{
+    size_t nl = strlen(name);
+    while (from < h->n) {
+        const char *p = memchr(h->s + from, '<', h->n - from);
+        if (!p)
+            return h->n;
+        size_t at = (size_t)(p - h->s);
+        if (at + 2 + nl <= h->n && h->s[at + 1] == '/' &&
+            strncasecmp(h->s + at + 2, name, nl) == 0 &&
+            (at + 2 + nl == h->n || !is_alnum(h->s[at + 2 + nl])))
+            return at;
+        from = at + 1;
+    }
+    return h->n;
+}
+
+/* Decode the entity at s[0] == '&'. Returns its length (with '&' and ';') or 0 if it is not one
+ * we know, which is then kept as written. */
+static size_t parse_entity(const char *s, size_t n, uint32_t *cp)
+{
+    size_t j = 1;
+    if (j < n && s[j] == '#') {
+        int hex = 0;
+        uint32_t v = 0;
+        j++;
+        if (j < n && (s[j] == 'x' || s[j] == 'X')) {
+            hex = 1;
+            j++;
+        }
+        size_t first = j;
+        for (; j < n; j++) {
+            char c = s[j];
+            uint32_t d;
+            if (c >= '0' && c <= '9')
+                d = (uint32_t)(c - '0');
+            else if (hex && c >= 'a' && c <= 'f')
+                d = (uint32_t)(c - 'a' + 10);
+            else if (hex && c >= 'A' && c <= 'F')
+                d = (uint32_t)(c - 'A' + 10);
+            else
+                break;
+            if (v <= 0x10FFFF) /* past it stays invalid; no overflow */
+                v = v * (hex ? 16 : 10) + d;
+        }
+        if (j == first || j >= n || s[j] != ';')
+            return 0;
+        if (v == 0 || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+            v = REPLACEMENT;
+        *cp = v;
+        return j + 1;
+    }
+    while (j < n && j <= 8 && is_alnum(s[j]))
+        j++;
+    if (j >= n || s[j] != ';')
+        return 0;
+    for (size_t e = 0; e < TN_ARRAY_LEN(entities); e++)
+        if (strlen(entities[e].name) == j - 1 && memcmp(entities[e].name, s + 1, j - 1) == 0) {
+            *cp = entities[e].cp;
+            return j + 1;
+        }
+    return 0;
+}
+
+static int is_block(const char *name)
+{
+    for (size_t i = 0; i < TN_ARRAY_LEN(block_tags); i++)
+        if (strcmp(block_tags[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+/* The tag at s[i] == '<' (an element, end tag, <!...> or <?...>): skip it, and the content
+ * of script/style. Returns the next position, or 0 when '<' is plain text. */
+static size_t skip_tag(html_t *h, size_t i, char *out, size_t *o)
+{
+    const char *s = h->s;
+    size_t n = h->n;
+    if (i + 4 <= n && memcmp(s + i, "<!--", 4) == 0) {
+        const char *e = memmem(s + i + 4, n - i - 4, "-->", 3);
+        return e ? (size_t)(e - s) + 3 : n; /* an unclosed comment runs to the end */
+    }
+    size_t j = i + 1;
+    int closing = j < n && s[j] == '/';
+    if (closing)
+        j++;
+    if (j >= n || !(is_alpha(s[j]) || (!closing && (s[j] == '!' || s[j] == '?'))))
+        return 0;
+    size_t end = tag_end(h, j);
+    if (end == n)
+        return 0; /* no '>': "a<b" is text */
+    char name[16];
+    size_t nl = 0;
+    while (j < end && is_alnum(s[j]) && nl < sizeof(name) - 1) {
+        char c = s[j++];
+        name[nl++] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    }
+    name[nl] = '\0';
+    if (is_block(name))
+        out[(*o)++] = ' ';
+    if (!closing && s[end - 1] != '/' && (!strcmp(name, "script") || !strcmp(name, "style"))) {
+        size_t c = find_close(h, end + 1, name);
+        if (c == n)
+            return n; /* unclosed: the rest is script */
+        size_t ce = tag_end(h, c + 2);
+        return ce == n ? n : ce + 1;
+    }
+    return end + 1;
+}
+
+/* HTML in[0..len) to text in out (never longer than the input). Returns the length. */
+static size_t html_to_text(const char *in, size_t len, char *out)
+{
+    html_t h = {in, len, SIZE_MAX, 0};
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        if (in[i] == '<') {
+            size_t next = skip_tag(&h, i, out, &o);
+            if (next) {
+                i = next;
+                continue;
+            }
+        } else if (in[i] == '&') {
+            uint32_t cp = 0;
+            size_t k = parse_entity(in + i, len - i, &cp);
+            if (k) {
+                if (!is_dropped_control((int32_t)cp))
+                    o += put_utf8(out + o, cp);
+                i += k;
+                continue;
+            }
+        }
+        out[o++] = in[i++];
+    }
+    return o;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Normalize */
+
+/* Collapse whitespace runs in valid UTF-8 in[0..len) to one space, trimmed; counts code points. */
+static size_t collapse(const char *in, size_t len, char *out, size_t *chars)
+{
+    size_t o = 0, nchars = 0;
+    int pending = 0;
+    for (size_t i = 0; i < len;) {
+        int32_t cp;
+        size_t k = decode_utf8((const unsigned char *)in + i, len - i, &cp);
+        if (is_space_cp(cp)) {
+            pending = o > 0;
+        } else {
+            if (pending) {
+                out[o++] = ' ';
+                nchars++;
+                pending = 0;
+            }
+            memcpy(out + o, in + i, k);
+            o += k;
+            nchars++;
+        }
+        i += k;
+    }
+    *chars = nchars;
+    return o;
+}
+
+char *tn_text_normalize(const char *in, size_t len, unsigned flags, tn_text_norm_t *st)
+{
+    tn_text_norm_t stats = {0, 0, 0};
+    TN_ASSERT(in || len == 0);
+    /* A bad byte becomes 3 bytes of U+FFFD; nothing else grows. */
+    TN_ASSERT(len < SIZE_MAX / 3);
+    char *a = tn_xmalloc(3 * len + 1);
+    size_t alen = len ? repair((const unsigned char *)in, len, a, &stats.invalid_utf8) : 0;
+    if (flags & TN_TEXT_HTML) {
+        char *b = tn_xmalloc(alen + 1);
+        alen = html_to_text(a, alen, b);
+        free(a);
+        a = b;
+    }
+    utf8proc_uint8_t *nfc = NULL;
+    utf8proc_ssize_t nlen = 0;
+    if (alen > 0)
+        nlen = utf8proc_map((const utf8proc_uint8_t *)a, (utf8proc_ssize_t)alen, &nfc,
+                            UTF8PROC_COMPOSE | UTF8PROC_STABLE);
+    const char *src = a;
+    size_t slen = alen;
+    if (nlen >= 0 && nfc) { /* the input is valid UTF-8, so utf8proc fails only on memory */
+        src = (const char *)nfc;
+        slen = (size_t)nlen;
+    }
+    char *out = tn_xmalloc(slen + 1);
+    stats.len = collapse(src, slen, out, &stats.chars);
+    out[stats.len] = '\0';
+    free(nfc);
+    free(a);
+    if (st)
+        *st = stats;
+    return out;
+}
+
+void tn_text_sha256_hex(const void *p, size_t len, char hex[65])
+{
+    static const char digits[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    /* EVP_Digest with the built-in SHA-256 only fails when the library is broken. */
+    int ok = EVP_Digest(p, len, md, &n, EVP_sha256(), NULL);
+    TN_ASSERT(ok == 1 && n == 32);
+    for (unsigned int i = 0; i < n; i++) {
+        hex[2 * i] = digits[md[i] >> 4];
+        hex[2 * i + 1] = digits[md[i] & 0xF];
+    }
+    hex[64] = '\0';
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Chunking */
+
+typedef struct word {
+    size_t bs, be; /* bytes [bs, be) */
+    size_t cs, ce; /* code points [cs, ce) */
+    int sentence_end;
+} word_t;
+
+static int ends_with(const char *w, size_t len, const char *suffix)
+{
+    size_t sl = strlen(suffix);
+    return len >= sl && memcmp(w + len - sl, suffix, sl) == 0;
+}
+
+/* A word ending in . ! ? or …, then any closing quotes or brackets. */
+static int is_sentence_end(const char *w, size_t len)
+{
+    static const char *const closers[] = {
+        "\"", "'", ")", "]", "\xC2\xBB" /* » */, "\xE2\x80\x9D" /* ” */, "\xE2\x80\x99" /* ’ */,
+    };
+    for (int stripped = 1; stripped && len > 0;) {
+        stripped = 0;
+        for (size_t i = 0; i < TN_ARRAY_LEN(closers); i++)
+            if (ends_with(w, len, closers[i])) {
+                len -= strlen(closers[i]);
+                stripped = 1;
+                break;
+            }
+    }
+    if (len == 0)
+        return 0;
+    char last = w[len - 1];
+    return last == '.' || last == '!' || last == '?' || ends_with(w, len, "\xE2\x80\xA6");
+}
+
+static int is_sep(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+tn_err_t tn_text_chunk(const char *text, size_t len, size_t max_words, size_t overlap,
+                       tn_text_chunk_t **out, size_t *n)
+{
+    TN_ASSERT(out && n && (text || len == 0));
+    *out = NULL;
+    *n = 0;
+    if (max_words == 0 || overlap >= max_words)
+        return TN_ERR_INVALID;
+
+    word_t *words = NULL;
+    size_t nwords = 0, cap = 0, cp = 0;
+    for (size_t i = 0; i < len;) {
+        if (is_sep(text[i])) {
+            i++;
+            cp++;
+            continue;
+        }
+        word_t w = {i, i, cp, cp, 0};
+        for (; i < len && !is_sep(text[i]); i++)
+            if (((unsigned char)text[i] & 0xC0) != 0x80)
+                cp++;
+        w.be = i;
+        w.ce = cp;
+        w.sentence_end = is_sentence_end(text + w.bs, w.be - w.bs);
+        if (nwords == cap) {
+            cap = cap ? 2 * cap : 64;
+            words = tn_xrealloc(words, cap * sizeof(*words));
+        }
+        words[nwords++] = w;
+    }
+
+    tn_text_chunk_t *chunks = NULL;
+    size_t nchunks = 0, ccap = 0;
+    for (size_t s = 0; s < nwords;) {
+        size_t limit = TN_MIN(s + max_words, nwords);
+        size_t end = limit;
+        if (limit < nwords) {
+            /* the last sentence end in the second half of the window, if any */
+            for (size_t e = limit; e-- > s + max_words / 2;)
+                if (words[e].sentence_end) {
+                    end = e + 1;
+                    break;
+                }
+        }
+        if (nchunks == ccap) {
+            ccap = ccap ? 2 * ccap : 16;
+            chunks = tn_xrealloc(chunks, ccap * sizeof(*chunks));
+        }
+        chunks[nchunks] = (tn_text_chunk_t){
+            .index = nchunks,
+            .start = words[s].cs,
+            .end = words[end - 1].ce,
+            .byte_start = words[s].bs,
+            .byte_end = words[end - 1].be,
+            .words = end - s,
+        };
+        nchunks++;
+        if (end == nwords)
+            break;
+        size_t next = end > overlap ? end - overlap : 0;
+        s = TN_MAX(next, s + 1); /* always advance */
+    }
+    free(words);
+    *out = chunks;
+    *n = nchunks;
+    return TN_OK;
+}

@@ -1,0 +1,453 @@
+/* Unit tests for common/src/text.c: UTF-8 repair, HTML, NFC, whitespace, SHA-256, chunking. */
+#include "tn_test.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "taina/mem.h"
+#include "taina/text.h"
+
+#define FFFD "\xEF\xBF\xBD"
+
+/* Normalize @p len bytes copied into an exact-size heap buffer (no NUL after them), so ASan and
+ * valgrind catch any read past the end; compare with @p want and return the stats. */
+static tn_text_norm_t check_norm_n(const char *in, size_t len, unsigned flags, const char *want)
+{
+    char *copy = malloc(len ? len : 1);
+    assert_non_null(copy);
+    memcpy(copy, in, len);
+    tn_text_norm_t st;
+    char *out = tn_text_normalize(copy, len, flags, &st);
+    if (strcmp(out, want) != 0)
+        fail_msg("normalize(\"%.*s\") = \"%s\", want \"%s\"", (int)len, in, out, want);
+    assert_int_equal(st.len, strlen(want));
+    free(out);
+    free(copy);
+    return st;
+}
+
+static tn_text_norm_t check_norm(const char *in, unsigned flags, const char *want)
+{
+    return check_norm_n(in, strlen(in), flags, want);
+}
+
+static void check_html(const char *in, const char *want)
+{
+    check_norm(in, TN_TEXT_HTML, want);
+}
+
+static void test_utf8_repair(void **state)
+{
+    (void)state;
+    struct {
+        const char *in, *want;
+        size_t invalid;
+    } cases[] = {
+        {"a\x80z", "a" FFFD "z", 1},                                  /* lone continuation */
+        {"ab\xE2\x82", "ab" FFFD, 1},                                 /* truncated at the end */
+        {"a\xF0\x9F\x98z", "a" FFFD "z", 1},                          /* truncated 4-byte */
+        {"x\xC0\xAFy", "x" FFFD FFFD "y", 2},                         /* overlong '/' */
+        {"x\xE0\x80\xAFy", "x" FFFD FFFD FFFD "y", 3},                /* overlong 3-byte */
+        {"s\xED\xA0\x80t", "s" FFFD FFFD FFFD "t", 3},                /* surrogate U+D800 */
+        {"\xF4\x90\x80\x80", FFFD FFFD FFFD FFFD, 4},                 /* above U+10FFFF */
+        {"\xFF\xFE", FFFD FFFD, 2},                                   /* never valid */
+        {"ok \xC3\xB1 \xE2\x82\xAC \xF0\x9F\x98\x80", "ok ñ € 😀", 0}, /* valid 2/3/4-byte */
+    };
+    for (size_t i = 0; i < TN_ARRAY_LEN(cases); i++) {
+        tn_text_norm_t st = check_norm(cases[i].in, 0, cases[i].want);
+        if (st.invalid_utf8 != cases[i].invalid)
+            fail_msg("case %zu: %zu invalid, want %zu", i, st.invalid_utf8, cases[i].invalid);
+    }
+    tn_text_norm_t st = check_norm("a\x80z", 0, "a" FFFD "z");
+    assert_int_equal(st.chars, 3);
+}
+
+static void test_controls_and_nul(void **state)
+{
+    (void)state;
+    /* NUL, SOH, DEL and a C1 control (U+0090) are removed; NEL (U+0085) is whitespace */
+    static const char in[] = "a\0b\x01"
+                             "c\x7F"
+                             "d\xC2\x90"
+                             "e\xC2\x85"
+                             "f";
+    tn_text_norm_t st = check_norm_n(in, sizeof(in) - 1, 0, "abcde f");
+    assert_int_equal(st.chars, 7);
+    assert_int_equal(st.invalid_utf8, 0);
+    check_norm_n("\0\0\0", 3, 0, "");
+}
+
+static void test_nfc(void **state)
+{
+    (void)state;
+    tn_text_norm_t st = check_norm("e\xCC\x81", 0, "\xC3\xA9");
+    assert_int_equal(st.chars, 1);
+    assert_int_equal(st.len, 2);
+    check_norm("Jose\xCC\x81 Nin\xCC\x83o", 0, "José Niño");
+    /* a decomposed accent written as an HTML entity is composed too */
+    check_norm("caf&eacute; cafe\xCC\x81", TN_TEXT_HTML, "café café");
+}
+
+static void test_whitespace(void **state)
+{
+    (void)state;
+    tn_text_norm_t st = check_norm("  a\t\tb\n\r\nc\xC2\xA0\xC2\xA0"
+                                   "d\xE2\x80\x83"
+                                   "e\xE2\x80\xA8"
+                                   "f\v\f"
+                                   "g \xE3\x80\x80 ",
+                                   0, "a b c d e f g");
+    assert_int_equal(st.chars, 13);
+    check_norm(" \t\n\xC2\xA0 ", 0, "");
+    check_norm("", 0, "");
+    /* zero-width space is not whitespace (Cf) and stays */
+    check_norm("a\xE2\x80\x8B"
+               "b",
+               0,
+               "a\xE2\x80\x8B"
+               "b");
+    /* stats are optional; NULL input with no bytes is fine */
+    char *out = tn_text_normalize(NULL, 0, TN_TEXT_HTML, NULL);
+    assert_string_equal(out, "");
+    free(out);
+}
+
+static void test_html_tags(void **state)
+{
+    (void)state;
+    check_html("<p>Hola</p><p>mundo</p>", "Hola mundo");
+    check_html("hel<b>lo</b> <i>there</i>", "hello there");
+    check_html("a<br>b<br/>c<BR />d", "a b c d");
+    check_html("<div>x</div><span>y</span><div>z</div>", "x y z");
+    check_html("<ul><li>uno</li><li>dos</li></ul>", "uno dos");
+    check_html("<table><tr><td>a</td><TD>b</TD></tr></table>", "a b");
+    check_html("<h1>Title</h1>text<hr>end", "Title text end");
+    check_html("<!DOCTYPE html><html><head><title>T</title></head><body>x</body></html>", "Tx");
+    check_html("<a href=\"x>y\" title='a>b'>link</a>", "link");
+    check_html("<?xml version=\"1.0\"?>ok", "ok");
+    check_html("a < b and c > d", "a < b and c > d");
+    check_html("3<4 and x<y", "3<4 and x<y"); /* no '>' after: text */
+    check_html("a <3", "a <3");
+    check_html("x </ p> y", "x </ p> y");
+    /* without the flag, markup is text */
+    check_norm("<b>a</b> &amp;", 0, "<b>a</b> &amp;");
+}
+
+static void test_html_script_style_comments(void **state)
+{
+    (void)state;
+    check_html("a<script>var x = '<p>' + 1 < 2;</script>b", "ab");
+    check_html("<style type=\"text/css\">p { color: red }</style>x", "x");
+    check_html("<SCRIPT type=x>bad()</SCRIPT >ok", "ok");
+    check_html("<script>a</scripty></script>b", "b");
+    check_html("a<script>never closed", "a");
+    check_html("<script/>kept", "kept");
+    check_html("a<!-- hidden <b>bold</b> -->b", "ab");
+    check_html("a<!---->b<!-- x -- y -->c", "abc");
+    check_html("a<!-- never closed", "a");
+}
+
+static void test_html_entities(void **state)
+{
+    (void)state;
+    check_html("&amp;&lt;&gt;&quot;&apos;", "&<>\"'");
+    check_html("caf&eacute; &Ntilde;and&uacute; &iquest;&aacute;&iacute;&oacute;&ntilde;?",
+               "café Ñandú ¿áíóñ?");
+    check_html("&Aacute;&Eacute;&Iacute;&Oacute;&Uacute;&uuml;&Uuml;&iexcl;", "ÁÉÍÓÚüÜ¡");
+    check_html("&copy;&reg;&euro;&ordf;&ordm;&laquo;x&raquo;", "©®€ªº«x»");
+    check_html("&#65;&#x42;&#X43;&#x00e9;&#8364;", "ABCé€");
+    check_html("[&#0;][&#xD800;][&#1114112;][&#x110000;][&#99999999999999999999;]",
+               "[" FFFD "][" FFFD "][" FFFD "][" FFFD "][" FFFD "]");
+    check_html("&foo; &amp &#; &#x; &#12 &AMP; &", "&foo; &amp &#; &#x; &#12 &AMP; &");
+    check_html("a&nbsp;&nbsp;b&#160;c", "a b c");
+    check_html("&lt;b&gt;not a tag&lt;/b&gt;", "<b>not a tag</b>");
+    check_html("x&#1;y&#9;z", "xy z"); /* decoded controls are removed, tab is whitespace */
+    /* entities decode once: "&amp;lt;" is "&lt;" as text */
+    check_html("&amp;lt;", "&lt;");
+}
+
+static void test_html_truncated(void **state)
+{
+    (void)state;
+    /* every prefix of a markup-heavy input: no read past the end (exact-size copies) */
+    static const char doc[] = "<p class=\"a\">x&amp;y &#x41; &eacute;<!-- c --><script>s</script>"
+                              "<br/>caf\xC3\xA9</p>";
+    for (size_t n = 0; n <= sizeof(doc) - 1; n++) {
+        char *copy = malloc(n ? n : 1);
+        assert_non_null(copy);
+        memcpy(copy, doc, n);
+        tn_text_norm_t st;
+        char *out = tn_text_normalize(copy, n, TN_TEXT_HTML, &st);
+        assert_int_equal(strlen(out), st.len);
+        free(out);
+        free(copy);
+    }
+    check_html(
+        "<p class=\"a\">x&amp;y &#x41; &eacute;<!-- c --><script>s</script><br/>caf\xC3\xA9</p>",
+        "x&y A é café");
+}
+
+static void test_sha256(void **state)
+{
+    (void)state;
+    char hex[65];
+    tn_text_sha256_hex("abc", 3, hex);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    tn_text_sha256_hex("", 0, hex);
+    assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+/* Chunk @p t and return the chunks (caller frees) after checking the basic invariants. */
+static tn_text_chunk_t *chunk(const char *t, size_t max_words, size_t overlap, size_t *n)
+{
+    tn_text_chunk_t *ch = NULL;
+    assert_int_equal(tn_text_chunk(t, strlen(t), max_words, overlap, &ch, n), TN_OK);
+    for (size_t i = 0; i < *n; i++) {
+        assert_int_equal(ch[i].index, i);
+        assert_true(ch[i].words >= 1 && ch[i].words <= max_words);
+        assert_true(ch[i].byte_start < ch[i].byte_end && ch[i].start < ch[i].end);
+        if (i > 0)
+            assert_true(ch[i].start > ch[i - 1].start);
+    }
+    return ch;
+}
+
+static void assert_chunk_text(const char *t, const tn_text_chunk_t *c, const char *want)
+{
+    size_t len = c->byte_end - c->byte_start;
+    if (len != strlen(want) || memcmp(t + c->byte_start, want, len) != 0)
+        fail_msg("chunk %zu is \"%.*s\", want \"%s\"", c->index, (int)len, t + c->byte_start, want);
+}
+
+static void test_chunk_spanish(void **state)
+{
+    (void)state;
+    const char *t = "El niño comió pan. Después salió a jugar al jardín. ¡Qué día tan bonito! "
+                    "Mañana volverá.";
+    size_t n;
+    tn_text_chunk_t *ch = chunk(t, 8, 2, &n);
+    assert_int_equal(n, 3);
+    /* the window [0,8) has its only sentence end in the first half: cut at the word limit */
+    assert_chunk_text(t, &ch[0], "El niño comió pan. Después salió a jugar");
+    assert_int_equal(ch[0].words, 8);
+    assert_int_equal(ch[0].start, 0);
+    assert_int_equal(ch[0].end, 40);
+    assert_int_equal(ch[0].byte_start, 0);
+    assert_int_equal(ch[0].byte_end, 44);
+    /* starts 2 words back; ends at the sentence end "bonito!" in the second half */
+    assert_chunk_text(t, &ch[1], "a jugar al jardín. ¡Qué día tan bonito!");
+    assert_int_equal(ch[1].words, 8);
+    assert_int_equal(ch[1].start, 33);
+    assert_int_equal(ch[1].end, 72);
+    assert_int_equal(ch[1].byte_start, 37);
+    assert_int_equal(ch[1].byte_end, 80);
+    assert_chunk_text(t, &ch[2], "tan bonito! Mañana volverá.");
+    assert_int_equal(ch[2].words, 4);
+    assert_int_equal(ch[2].start, 61);
+    assert_int_equal(ch[2].end, 88);
+    assert_int_equal(ch[2].byte_start, 69);
+    assert_int_equal(ch[2].byte_end, 98);
+    assert_int_equal(strlen(t), 98);
+    free(ch);
+}
+
+static void test_chunk_sentence_cut(void **state)
+{
+    (void)state;
+    size_t n;
+    const char *t = "a b c. d e f g h";
+    tn_text_chunk_t *ch = chunk(t, 4, 0, &n);
+    assert_int_equal(n, 3);
+    assert_chunk_text(t, &ch[0], "a b c.");
+    assert_chunk_text(t, &ch[1], "d e f g");
+    assert_chunk_text(t, &ch[2], "h");
+    free(ch);
+
+    /* the sentence end may be ! ? … and be followed by closing quotes and brackets */
+    static const char *const ends[] = {"fin.»",  "fin…",  "(sí!)",  "“¿vienes?”", "'no?'",
+                                       "fin.\"", "fin!]", "dijo.’", "¿qué?"};
+    for (size_t i = 0; i < TN_ARRAY_LEN(ends); i++) {
+        char buf[128];
+        snprintf(buf, sizeof(buf), "uno dos %s cuatro cinco seis siete ocho", ends[i]);
+        ch = chunk(buf, 4, 0, &n);
+        if (ch[0].words != 3)
+            fail_msg("\"%s\" is not a sentence end", ends[i]);
+        free(ch);
+    }
+    static const char *const not_ends[] = {"fin,", "fin.x", "»", "\"", "fin;", "a.b"};
+    for (size_t i = 0; i < TN_ARRAY_LEN(not_ends); i++) {
+        char buf[128];
+        snprintf(buf, sizeof(buf), "uno dos %s cuatro cinco seis siete ocho", not_ends[i]);
+        ch = chunk(buf, 4, 0, &n);
+        if (ch[0].words != 4)
+            fail_msg("\"%s\" is a sentence end", not_ends[i]);
+        free(ch);
+    }
+    /* the last sentence end of the second half wins */
+    t = "a b c. d. e f g";
+    ch = chunk(t, 5, 0, &n);
+    assert_chunk_text(t, &ch[0], "a b c. d.");
+    free(ch);
+}
+
+static void test_chunk_long_sentence(void **state)
+{
+    (void)state;
+    size_t n;
+    const char *t = "uno dos tres cuatro cinco seis siete ocho nueve diez.";
+    tn_text_chunk_t *ch = chunk(t, 4, 1, &n);
+    assert_int_equal(n, 3);
+    assert_chunk_text(t, &ch[0], "uno dos tres cuatro");
+    assert_chunk_text(t, &ch[1], "cuatro cinco seis siete");
+    assert_chunk_text(t, &ch[2], "siete ocho nueve diez.");
+    free(ch);
+    /* fits in one chunk */
+    ch = chunk(t, 10, 3, &n);
+    assert_int_equal(n, 1);
+    assert_chunk_text(t, &ch[0], t);
+    assert_int_equal(ch[0].end, strlen(t));
+    free(ch);
+}
+
+static void test_chunk_overlap(void **state)
+{
+    (void)state;
+    char t[256] = "";
+    for (int i = 0; i < 20; i++)
+        snprintf(t + strlen(t), sizeof(t) - strlen(t), "%sw%02d", i ? " " : "", i);
+    size_t n;
+    tn_text_chunk_t *ch = chunk(t, 5, 2, &n);
+    assert_int_equal(n, 6); /* [0,5) [3,8) [6,11) [9,14) [12,17) [15,20) */
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(ch[i].words, 5);
+        assert_int_equal(ch[i].byte_start, 4 * 3 * i);
+        if (i > 0) { /* the span shared with the previous chunk is exactly two words */
+            char want[64];
+            snprintf(want, sizeof(want), "w%02zu w%02zu", 3 * i, 3 * i + 1);
+            size_t len = ch[i - 1].byte_end - ch[i].byte_start;
+            assert_int_equal(len, strlen(want));
+            assert_memory_equal(t + ch[i].byte_start, want, len);
+        }
+    }
+    assert_chunk_text(t, &ch[5], "w15 w16 w17 w18 w19");
+    free(ch);
+
+    /* a sentence cut close to the start with a large overlap still advances by one word */
+    const char *s = "a b c. d e f";
+    ch = chunk(s, 4, 3, &n);
+    assert_int_equal(n, 3);
+    assert_chunk_text(s, &ch[0], "a b c.");
+    assert_chunk_text(s, &ch[1], "b c. d e");
+    assert_chunk_text(s, &ch[2], "c. d e f");
+    free(ch);
+}
+
+static void test_chunk_determinism(void **state)
+{
+    (void)state;
+    const char *t = "Primera frase corta. Segunda frase con más palabras que la anterior, sin "
+                    "duda alguna. ¿Tercera? ¡Cuarta! Quinta… y «sexta.» Fin.";
+    size_t n1, n2;
+    tn_text_chunk_t *a = chunk(t, 6, 2, &n1);
+    tn_text_chunk_t *b = chunk(t, 6, 2, &n2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(a, b, n1 * sizeof(*a));
+    assert_int_equal(a[n1 - 1].byte_end, strlen(t)); /* the last chunk reaches the end */
+    free(a);
+    free(b);
+}
+
+static void test_chunk_params_and_empty(void **state)
+{
+    (void)state;
+    tn_text_chunk_t *ch = (tn_text_chunk_t *)&ch; /* non-NULL: must be reset */
+    size_t n = 99;
+    assert_int_equal(tn_text_chunk("a b", 3, 0, 0, &ch, &n), TN_ERR_INVALID);
+    assert_null(ch);
+    assert_int_equal(n, 0);
+    assert_int_equal(tn_text_chunk("a b", 3, 4, 4, &ch, &n), TN_ERR_INVALID);
+    assert_int_equal(tn_text_chunk("a b", 3, 4, 5, &ch, &n), TN_ERR_INVALID);
+    assert_int_equal(tn_text_chunk("", 0, 4, 1, &ch, &n), TN_OK);
+    assert_null(ch);
+    assert_int_equal(n, 0);
+    assert_int_equal(tn_text_chunk(NULL, 0, 4, 1, &ch, &n), TN_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(tn_text_chunk("   ", 3, 4, 1, &ch, &n), TN_OK);
+    assert_null(ch);
+    assert_int_equal(n, 0);
+    /* max_words 1: one chunk per word */
+    assert_int_equal(tn_text_chunk("x. y z", 6, 1, 0, &ch, &n), TN_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(ch[2].start, 5);
+    free(ch);
+}
+
+/* 1 MB of one byte through normalize (and chunk): linear, so this returns at once. */
+static void pathological(const char *unit, unsigned flags, char last)
+{
+    const size_t total = 1 << 20;
+    size_t ul = strlen(unit);
+    char *in = malloc(total);
+    assert_non_null(in);
+    for (size_t i = 0; i < total; i++)
+        in[i] = unit[i % ul];
+    if (last)
+        in[total - 1] = last;
+    tn_text_norm_t st;
+    char *out = tn_text_normalize(in, total, flags, &st);
+    assert_int_equal(strlen(out), st.len);
+    tn_text_chunk_t *ch = NULL;
+    size_t n = 0;
+    assert_int_equal(tn_text_chunk(out, st.len, 200, 40, &ch, &n), TN_OK);
+    free(ch);
+    free(out);
+    free(in);
+}
+
+static void test_pathological(void **state)
+{
+    (void)state;
+    pathological("<", TN_TEXT_HTML, 0);
+    pathological("&", TN_TEXT_HTML, 0);
+    pathological(".", TN_TEXT_HTML, 0);
+    pathological("<a", TN_TEXT_HTML, 0);
+    pathological("<a x=\"", TN_TEXT_HTML, 0);
+    pathological("&#1", TN_TEXT_HTML, 0);
+    pathological("&amp", TN_TEXT_HTML, 0);
+    pathological("<!--", TN_TEXT_HTML, 0);
+    pathological("<script>", TN_TEXT_HTML, 0);
+    pathological("</script>", TN_TEXT_HTML, 0);
+    pathological("\x80", 0, 0);
+    pathological(". ", 0, 0);
+    pathological("a. ", 0, 0);
+    /* a '>' at the very end: every '<' could start a tag */
+    pathological("<", TN_TEXT_HTML, '>');
+    pathological("<a", TN_TEXT_HTML, '>');
+    pathological("<a x=\"", TN_TEXT_HTML, '>');
+    pathological("<a x='>", TN_TEXT_HTML, '>');
+    pathological("<script>", TN_TEXT_HTML, '>');
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_utf8_repair),
+        cmocka_unit_test(test_controls_and_nul),
+        cmocka_unit_test(test_nfc),
+        cmocka_unit_test(test_whitespace),
+        cmocka_unit_test(test_html_tags),
+        cmocka_unit_test(test_html_script_style_comments),
+        cmocka_unit_test(test_html_entities),
+        cmocka_unit_test(test_html_truncated),
+        cmocka_unit_test(test_sha256),
+        cmocka_unit_test(test_chunk_spanish),
+        cmocka_unit_test(test_chunk_sentence_cut),
+        cmocka_unit_test(test_chunk_long_sentence),
+        cmocka_unit_test(test_chunk_overlap),
+        cmocka_unit_test(test_chunk_determinism),
+        cmocka_unit_test(test_chunk_params_and_empty),
+        cmocka_unit_test(test_pathological),
+    };
+    return cmocka_run_group_tests_name("text", tests, NULL, NULL);
+}
