@@ -161,6 +161,8 @@ PREFIX ?= /usr/local
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/share/taina
+	cp -r schemas $(DESTDIR)$(PREFIX)/share/taina/
 
 clean:
 	rm -rf build

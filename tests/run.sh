@@ -42,7 +42,8 @@ for f in "${progs[@]}"; do
     p=$(grep -aoE '^\[  PASSED  \] [0-9]+ test' "$log" | grep -oE '[0-9]+' | paste -sd+ | bc)
     fl=$(grep -aoE '^\[  FAILED  \] [0-9]+ test' "$log" | grep -oE '[0-9]+' | paste -sd+ | bc)
     if [[ -z "$p$fl" ]]; then
-        line=$(grep -aE '^([A-Za-z]+: )?[0-9]+ passed(, [0-9]+ failed)?' "$log" | tail -1)
+        # ours: "N passed, N failed"; pytest: "=== 1 failed, 17 passed in 50.2s ==="
+        line=$(grep -aE '^([A-Za-z]+: )?[0-9]+ passed(, [0-9]+ failed)?|^(=+ )?[0-9]+ (passed|failed).* in [0-9.]+s' "$log" | tail -1)
         p=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+')
         fl=$(grep -oE '[0-9]+ failed' <<<"$line" | grep -oE '[0-9]+')
     fi

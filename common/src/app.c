@@ -1,8 +1,10 @@
 /* The program skeleton: config, logging, metrics, signals, then init / run / shutdown. */
 #include "taina/app.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "taina/auth.h"
 #include "taina/lifecycle.h"
@@ -217,4 +219,27 @@ out:
     free(app);
     free(program);
     return code;
+}
+
+char *tn_app_data_path(const char *path)
+{
+    if (access(path, R_OK) == 0 || path[0] == '/')
+        return tn_xstrdup(path);
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = '\0';
+        /* build/bin, build/asan/bin, or an installed PREFIX/bin with PREFIX/share/taina */
+        const char *rel[] = {"../..", "../../..", "../share/taina"};
+        for (size_t i = 0; i < TN_ARRAY_LEN(rel); i++) {
+            char *p = tn_xasprintf("%s/%s/%s", exe, rel[i], path);
+            if (access(p, R_OK) == 0)
+                return p;
+            free(p);
+        }
+    }
+    return tn_xstrdup(path);
 }

@@ -526,3 +526,27 @@ tn_err_t tn_text_chunk(const char *text, size_t len, size_t max_words, size_t ov
     *n = nchunks;
     return TN_OK;
 }
+
+char *tn_text_utf8_repair(const char *in, size_t len, size_t *out_len, size_t *invalid)
+{
+    char *out = tn_xmalloc(3 * len + 1);
+    size_t o = 0, bad = 0;
+    for (size_t i = 0; i < len;) {
+        int32_t cp;
+        size_t k = decode_utf8((const unsigned char *)in + i, len - i, &cp);
+        if (cp < 0) {
+            bad++;
+            o += put_utf8(out + o, REPLACEMENT);
+        } else {
+            memcpy(out + o, in + i, k);
+            o += k;
+        }
+        i += k;
+    }
+    out[o] = '\0';
+    if (out_len)
+        *out_len = o;
+    if (invalid)
+        *invalid += bad;
+    return out;
+}

@@ -33,31 +33,6 @@ typedef struct devstack_state {
     const devstack_cfg_t *cfg;
 } devstack_state_t;
 
-/* The default topics file is found from the repository root or beside the build tree. */
-static char *find_topics_file(const char *path)
-{
-    if (access(path, R_OK) == 0 || path[0] == '/')
-        return tn_xstrdup(path);
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash)
-            *slash = '\0';
-        /* build/bin, build/asan/bin, or an installed PREFIX/bin with PREFIX/share/taina */
-        const char *rel[] = {"../..", "../../..", "../share/taina"};
-        for (size_t i = 0; i < TN_ARRAY_LEN(rel); i++) {
-            const char *base = strncmp(path, "schemas/", 8) == 0 && i == 2 ? path + 8 : path;
-            char *p = tn_xasprintf("%s/%s/%s", exe, rel[i], base);
-            if (access(p, R_OK) == 0)
-                return p;
-            free(p);
-        }
-    }
-    return tn_xstrdup(path);
-}
-
 static tn_err_t write_bootstrap(const char *path, const char *bootstrap)
 {
     char *tmp = tn_xasprintf("%s.tmp", path);
@@ -83,7 +58,7 @@ static tn_err_t devstack_init(tn_app_t *app, void *cfgp, void **state)
     char errbuf[512];
     size_t ntopics = 0;
     tn_err_t rc = TN_ERR;
-    char *topics = find_topics_file(cfg->topics_file);
+    char *topics = tn_app_data_path(cfg->topics_file);
     devstack_state_t *st = tn_xcalloc(1, sizeof(*st));
     st->cfg = cfg;
     st->ds = tn_devstack_new((int)cfg->brokers, errbuf, sizeof(errbuf));

@@ -99,4 +99,12 @@ tn_err_t tn_app_http_start(tn_app_t *app, const tn_http_route_t *routes, size_t 
 /** @brief The bound HTTP port (after tn_app_http_start), e.g. when TAINA_HTTP_PORT=0. */
 int tn_app_http_port(const tn_app_t *app);
 
+/**
+ * @brief Find a data file or folder shipped with Taina (schemas/, rules): @p path as given when
+ *        it exists or is absolute, else relative to the repository root beside the build tree
+ *        (build/bin, build/asan/bin), else under PREFIX/share/taina of an installed program
+ *        (make install puts schemas/ there). Falls back to @p path. Caller frees the result.
+ */
+char *tn_app_data_path(const char *path);
+
 #endif

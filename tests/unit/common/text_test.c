@@ -429,10 +429,30 @@ static void test_pathological(void **state)
     pathological("<script>", TN_TEXT_HTML, '>');
 }
 
+/* The repair step alone keeps everything else: JSON with a bad byte in a string parses after. */
+static void test_utf8_repair_only(void **state)
+{
+    (void)state;
+    const char in[] = "{\"t\":\"a\xff"
+                      "b\x01\\n  c\xe2\x82\"}";
+    size_t n = 0, bad = 0;
+    char *out = tn_text_utf8_repair(in, sizeof(in) - 1, &n, &bad);
+    assert_int_equal(bad, 2);
+    assert_string_equal(out, "{\"t\":\"a\xef\xbf\xbd"
+                             "b\x01\\n  c\xef\xbf\xbd\"}");
+    assert_int_equal(n, strlen(out));
+    free(out);
+    out = tn_text_utf8_repair("", 0, &n, NULL);
+    assert_string_equal(out, "");
+    assert_int_equal(n, 0);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_utf8_repair),
+        cmocka_unit_test(test_utf8_repair_only),
         cmocka_unit_test(test_controls_and_nul),
         cmocka_unit_test(test_nfc),
         cmocka_unit_test(test_whitespace),

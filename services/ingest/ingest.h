@@ -1,0 +1,103 @@
+/* ingest: HTTP ingest of tickets to tickets.raw, and the exactly-once enrichment of tickets.raw
+ * into tickets.enriched (or tickets.dlq). Shared declarations of the service's files:
+ *   main.c      the table of contents: config, wiring, loop, shutdown
+ *   config.c    the config keys
+ *   http.c      POST /v1/tickets
+ *   enrich.c    one raw record -> one enriched record (pure: no I/O)
+ *   pipeline.c  the consume-transform-produce loop in Kafka transactions
+ */
+#ifndef INGEST_H
+#define INGEST_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "taina/app.h"
+#include "taina/category.h"
+#include "taina/kafka.h"
+#include "taina/metrics.h"
+#include "taina/pii.h"
+#include "taina/schema.h"
+
+typedef struct ingest_cfg {
+    char *topic_raw, *topic_enriched, *topic_dlq;
+    char *group;
+    char *transactional_id;
+    char *schemas_dir;
+    char *pii_rules_file, *category_rules_file;
+    int64_t chunk_words, chunk_overlap;
+    int64_t batch_max, batch_linger_ms;
+    int64_t txn_timeout_ms;
+    int64_t max_items;
+    int64_t produce_timeout_ms;
+    int64_t max_record_bytes;
+    bool enrich;
+} ingest_cfg_t;
+
+extern const tn_cfg_key_t ingest_keys[];
+extern const size_t ingest_nkeys;
+
+/** Compiled once at start, shared read-only by the HTTP threads and the pipeline. */
+typedef struct ingest_rules {
+    tn_schema_t *http_ticket; /* schemas/http/ingest.ticket.schema.json */
+    tn_schema_t *raw;         /* schemas/tickets.raw.schema.json */
+    tn_schema_t *enriched;    /* schemas/tickets.enriched.schema.json */
+    tn_pii_t *pii;
+    tn_category_t *category;
+    size_t chunk_words, chunk_overlap;
+} ingest_rules_t;
+
+typedef struct ingest_metrics {
+    tn_metric_t *http_items;   /* {outcome}: accepted, rejected */
+    tn_metric_t *records_in;   /* {topic} */
+    tn_metric_t *records_out;  /* {topic} */
+    tn_metric_t *dlq;          /* {reason} */
+    tn_metric_t *pii;          /* {type} */
+    tn_metric_t *invalid_utf8; /* sequences replaced */
+    tn_metric_t *enrich_secs;  /* histogram */
+    tn_metric_t *txn;          /* {outcome}: committed, aborted */
+} ingest_metrics_t;
+
+typedef struct ingest {
+    const ingest_cfg_t *cfg;
+    ingest_rules_t rules;
+    ingest_metrics_t m;
+    tn_kafka_producer_t *http_producer; /* idempotent, acks=all: HTTP ingest */
+    tn_kafka_producer_t *txn_producer;  /* transactional: the pipeline */
+    tn_kafka_consumer_t *consumer;
+    atomic_bool pipeline_ready; /* transactions initialized and partitions assigned */
+} ingest_t;
+
+/* config.c / main.c */
+tn_err_t ingest_rules_load(ingest_rules_t *r, const ingest_cfg_t *cfg);
+void ingest_rules_free(ingest_rules_t *r);
+void ingest_metrics_init(ingest_metrics_t *m, tn_metrics_t *reg);
+
+/* http.c */
+void ingest_http_tickets(tn_http_req_t *req, void *opaque);
+
+/* enrich.c */
+/** Why a record cannot be enriched: a DLQ reason code and one readable line. */
+typedef struct ingest_reject {
+    const char *reason; /* "json", "schema", "unknown_version", "too_large", "enrich" */
+    char detail[512];
+} ingest_reject_t;
+
+/**
+ * Turn the bytes of a tickets.raw value into the tickets.enriched value (a new reference), or
+ * NULL with @p why filled. @p pii_counts gets tn_pii_ntypes() counters (may be NULL).
+ */
+json_t *ingest_enrich(const ingest_rules_t *r, const void *value, size_t len, size_t max_bytes,
+                      size_t *pii_counts, size_t *invalid_utf8, ingest_reject_t *why);
+
+/* pipeline.c */
+/** Create the transactional producer (retried until it works or a stop is requested) and the
+ * consumer. TN_ERR_STOPPED when stopped first; TN_ERR_CONFIG on a bad setting (logged). */
+tn_err_t ingest_pipeline_init(ingest_t *in, tn_app_t *app);
+/** Consume, enrich and produce in transactions until stopping; returns on a fatal error. */
+tn_err_t ingest_pipeline_run(ingest_t *in);
+void ingest_pipeline_close(ingest_t *in);
+
+#endif

@@ -1,0 +1,129 @@
+/* taina-ingest: HTTP ingest of tickets into tickets.raw, and exactly-once enrichment of
+ * tickets.raw into tickets.enriched (invalid records to tickets.dlq). */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "ingest.h"
+#include "taina/lifecycle.h"
+#include "taina/log.h"
+#include "taina/mem.h"
+
+extern char **environ;
+
+static const char *const ticket_types[] = {"application/json", "application/x-ndjson", NULL};
+
+/* /ready: the HTTP producer exists, and the pipeline (when on) has its transactions and
+ * partitions. */
+static bool ready(void *opaque, char *reason, size_t len)
+{
+    ingest_t *in = opaque;
+    if (in->cfg->enrich && !atomic_load(&in->pipeline_ready)) {
+        snprintf(reason, len, "the enrichment consumer has no partitions assigned yet");
+        return false;
+    }
+    return true;
+}
+
+static tn_err_t http_producer_new(ingest_t *in, tn_app_t *app)
+{
+    char err[512], timeout[32];
+    size_t nuser;
+    const tn_cfg_prop_t *user = tn_app_kafka_props(app, &nuser);
+    /* Every record gets its final answer within the produce timeout: no 503 for a record that
+     * later lands anyway. User properties come after, so they still win. */
+    tn_cfg_prop_t *props = tn_xcalloc(nuser + 1, sizeof(*props));
+    snprintf(timeout, sizeof(timeout), "%lld", (long long)in->cfg->produce_timeout_ms);
+    props[0] = (tn_cfg_prop_t){"message.timeout.ms", timeout};
+    for (size_t i = 0; i < nuser; i++)
+        props[i + 1] = user[i];
+    tn_kafka_opts_t o = {0};
+    o.brokers = tn_app_common(app)->kafka_brokers;
+    o.props = props;
+    o.nprops = nuser + 1;
+    o.metrics = tn_app_metrics(app);
+    o.client_id = "taina-ingest-http";
+    in->http_producer = tn_kafka_producer_new(&o, NULL, err, sizeof(err));
+    free(props);
+    if (!in->http_producer) {
+        TN_LOG(TN_LOG_ERROR, "ingest: %s", err);
+        return TN_ERR_CONFIG;
+    }
+    return TN_OK;
+}
+
+/* Free what init built (after the HTTP server stopped). */
+static void ingest_free(ingest_t *in)
+{
+    ingest_pipeline_close(in);
+    if (in->http_producer) {
+        tn_kafka_producer_flush(in->http_producer, in->cfg->produce_timeout_ms);
+        tn_kafka_producer_destroy(in->http_producer);
+    }
+    ingest_rules_free(&in->rules);
+    free(in);
+}
+
+static tn_err_t ingest_init(tn_app_t *app, void *cfgp, void **state)
+{
+    ingest_t *in = tn_xcalloc(1, sizeof(*in));
+    in->cfg = cfgp;
+    /* config: schemas and rules compiled once */
+    tn_err_t rc = ingest_rules_load(&in->rules, in->cfg);
+    if (rc != TN_OK)
+        goto fail;
+    ingest_metrics_init(&in->m, tn_app_metrics(app));
+    /* wiring: the HTTP producer, the pipeline, the HTTP server */
+    if ((rc = http_producer_new(in, app)) != TN_OK)
+        goto fail;
+    const tn_http_route_t routes[] = {
+        {"POST", "/v1/tickets", ingest_http_tickets, TN_HTTP_ROUTE_AUTH, ticket_types, in},
+    };
+    if ((rc = tn_app_http_start(app, routes, TN_ARRAY_LEN(routes), ready, in)) != TN_OK)
+        goto fail;
+    *state = in;
+    return TN_OK;
+fail:
+    ingest_free(in);
+    return rc;
+}
+
+/* The loop: the pipeline (its transactions are set up here, while HTTP already serves and
+ * /ready says why it is not ready), or with HTTP only, wait for the stop. */
+static tn_err_t ingest_run(tn_app_t *app, void *state)
+{
+    ingest_t *in = state;
+    if (!in->cfg->enrich) {
+        while (!tn_lifecycle_wait(-1))
+            ;
+        return TN_OK;
+    }
+    tn_err_t rc = ingest_pipeline_init(in, app);
+    return rc == TN_OK ? ingest_pipeline_run(in) : rc;
+}
+
+/* Shutdown: HTTP is drained by the skeleton first; then the pipeline's last transaction is
+ * already committed, the consumer leaves, the producers flush. */
+static void ingest_shutdown(tn_app_t *app, void *state)
+{
+    (void)app;
+    if (state)
+        ingest_free(state);
+}
+
+static const tn_app_def_t def = {
+    .name = "ingest",
+    .summary = "HTTP ingest of tickets and their exactly-once enrichment into tickets.enriched",
+    .features = TN_APP_HTTP | TN_APP_KAFKA | TN_APP_AUTH,
+    .keys = ingest_keys,
+    .cfg_size = sizeof(ingest_cfg_t),
+    .init = ingest_init,
+    .run = ingest_run,
+    .shutdown = ingest_shutdown,
+};
+
+int main(int argc, char **argv)
+{
+    tn_app_def_t d = def;
+    d.nkeys = ingest_nkeys;
+    return tn_app_main(&d, argc, argv, environ);
+}

@@ -1,0 +1,233 @@
+/* ingest: the enrichment pipeline. Consume tickets.raw (read_committed), enrich, produce to
+ * tickets.enriched or tickets.dlq, and commit outputs and input offsets in one Kafka transaction
+ * per batch (consume-transform-produce). A failed batch is aborted and consumed again. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ingest.h"
+#include "taina/clock.h"
+#include "taina/lifecycle.h"
+#include "taina/log.h"
+#include "taina/mem.h"
+#include "taina/trace.h"
+
+#define MAX_REASONS 8
+#define MAX_PII     16
+
+/* What one batch did; added to the metrics once its transaction committed. */
+typedef struct batch {
+    size_t in, out;
+    const char *reasons[MAX_REASONS];
+    size_t dlq[MAX_REASONS];
+    size_t pii[MAX_PII];
+    size_t invalid_utf8;
+    int failed; /* a produce was refused: abort */
+} batch_t;
+
+static void batch_dlq(batch_t *b, const char *reason)
+{
+    for (size_t i = 0; i < MAX_REASONS; i++) {
+        if (!b->reasons[i])
+            b->reasons[i] = reason;
+        if (!strcmp(b->reasons[i], reason)) {
+            b->dlq[i]++;
+            return;
+        }
+    }
+}
+
+static void batch_commit_metrics(ingest_t *in, const batch_t *b)
+{
+    tn_metric_add(in->m.records_in, TN_LABELS(in->cfg->topic_raw), (double)b->in);
+    tn_metric_add(in->m.records_out, TN_LABELS(in->cfg->topic_enriched), (double)b->out);
+    for (size_t i = 0; i < MAX_REASONS && b->reasons[i]; i++)
+        tn_metric_add(in->m.dlq, TN_LABELS(b->reasons[i]), (double)b->dlq[i]);
+    for (size_t i = 0; i < tn_pii_ntypes(in->rules.pii) && i < MAX_PII; i++)
+        if (b->pii[i])
+            tn_metric_add(in->m.pii, TN_LABELS(tn_pii_type_name(in->rules.pii, i)),
+                          (double)b->pii[i]);
+    tn_metric_add(in->m.invalid_utf8, TN_NOLABELS, (double)b->invalid_utf8);
+    tn_metric_add(in->m.txn, TN_LABELS("committed"), 1);
+}
+
+tn_err_t ingest_pipeline_init(ingest_t *in, tn_app_t *app)
+{
+    const ingest_cfg_t *cfg = in->cfg;
+    char err[512];
+    tn_kafka_opts_t o = {0};
+    o.brokers = tn_app_common(app)->kafka_brokers;
+    o.props = tn_app_kafka_props(app, &o.nprops);
+    o.metrics = tn_app_metrics(app);
+    o.stats_interval_ms = tn_app_common(app)->kafka_stats_interval_ms;
+    o.client_id = "taina-ingest";
+    char host[128] = "local";
+    gethostname(host, sizeof(host) - 1);
+    host[sizeof(host) - 1] = '\0';
+    char *txnid = *cfg->transactional_id ? tn_xstrdup(cfg->transactional_id)
+                                         : tn_xasprintf("taina-ingest-%s", host);
+    /* Transactions need the broker: retry with backoff until it answers or we are stopped. */
+    int64_t backoff = 500;
+    while (!in->txn_producer) {
+        tn_kafka_error_t e;
+        in->txn_producer = tn_kafka_producer_new(&o, txnid, err, sizeof(err));
+        if (!in->txn_producer) {
+            TN_LOG(TN_LOG_ERROR, "ingest: %s", err);
+            free(txnid);
+            return TN_ERR_CONFIG;
+        }
+        if (tn_kafka_txn_init(in->txn_producer, cfg->txn_timeout_ms, &e) == TN_OK)
+            break;
+        TN_LOG(TN_LOG_WARN, "ingest: cannot initialize transactions (retrying in %lld ms): %s",
+               (long long)backoff, e.msg);
+        tn_kafka_producer_destroy(in->txn_producer);
+        in->txn_producer = NULL;
+        if (tn_lifecycle_wait(backoff)) {
+            free(txnid);
+            return TN_ERR_STOPPED;
+        }
+        backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
+    }
+    free(txnid);
+    const char *topics[] = {cfg->topic_raw, NULL};
+    in->consumer = tn_kafka_consumer_new(&o, cfg->group, topics, err, sizeof(err));
+    if (!in->consumer) {
+        TN_LOG(TN_LOG_ERROR, "ingest: %s", err);
+        return TN_ERR_CONFIG;
+    }
+    return TN_OK;
+}
+
+/* Enrich one record and produce its output (or dead letter) inside the open transaction. */
+static void process(ingest_t *in, const tn_kafka_msg_t *msg, batch_t *b)
+{
+    const ingest_cfg_t *cfg = in->cfg;
+    size_t counts[MAX_PII] = {0}, bad = 0;
+    ingest_reject_t why = {0};
+    tn_kafka_error_t e;
+    double t0 = tn_clock_mono_s();
+    json_t *out = ingest_enrich(&in->rules, msg->value, msg->value_len,
+                                (size_t)cfg->max_record_bytes, counts, &bad, &why);
+    tn_metric_observe(in->m.enrich_secs, TN_NOLABELS, tn_clock_mono_s() - t0);
+    b->in++;
+    if (out) {
+        char *value = json_dumps(out, JSON_COMPACT);
+        const char *id = json_string_value(json_object_get(out, "ticket_id"));
+        tn_trace_t trace;
+        char tp[64];
+        tn_kafka_msg_trace(msg, &trace);
+        tn_kafka_header_t h[2] = {tn_kafka_trace_header(&trace, tp, sizeof(tp)),
+                                  {TN_KAFKA_H_SCHEMA, "tickets.enriched/1", 18}};
+        tn_kafka_record_t rec = {cfg->topic_enriched, -1, id, strlen(id), value,
+                                 strlen(value),       h,  2};
+        tn_err_t rc;
+        while ((rc = tn_kafka_produce(in->txn_producer, &rec, &e)) == TN_AGAIN)
+            tn_clock_sleep_ms(5); /* the local queue is full: the poll thread drains it */
+        free(value);
+        json_decref(out);
+        if (rc == TN_OK) {
+            b->out++;
+            b->invalid_utf8 += bad;
+            for (size_t i = 0; i < MAX_PII; i++)
+                b->pii[i] += counts[i];
+            return;
+        }
+        if (rc != TN_ERR_TOO_LARGE) {
+            TN_LOG(TN_LOG_WARN, "ingest: produce to %s failed: %s", cfg->topic_enriched, e.msg);
+            b->failed = 1;
+            return;
+        }
+        why.reason = "too_large";
+        snprintf(why.detail, sizeof(why.detail),
+                 "the enriched record is larger than the broker "
+                 "accepts (message.max.bytes)");
+    }
+    if (tn_kafka_dlq_send(in->txn_producer, cfg->topic_dlq, msg, why.reason, why.detail, &e) !=
+        TN_OK) {
+        TN_LOG(TN_LOG_WARN, "ingest: dead letter to %s failed: %s", cfg->topic_dlq, e.msg);
+        b->failed = 1;
+        return;
+    }
+    TN_LOG(TN_LOG_INFO, "ingest: dead letter %s[%d]@%lld: %s", msg->topic, (int)msg->partition,
+           (long long)msg->offset, why.reason);
+    batch_dlq(b, why.reason);
+}
+
+/* Commit the batch's transaction, or abort it (the consumer rewinds to the committed offsets).
+ * Returns TN_ERR_FATAL when the producer cannot go on. */
+static tn_err_t finish(ingest_t *in, batch_t *b)
+{
+    tn_kafka_error_t e;
+    int64_t t = in->cfg->txn_timeout_ms;
+    if (!b->failed && tn_kafka_txn_commit(in->txn_producer, in->consumer, t, &e) == TN_OK) {
+        batch_commit_metrics(in, b);
+        return TN_OK;
+    }
+    if (!b->failed && e.fatal) {
+        TN_LOG(TN_LOG_ERROR, "ingest: transaction commit failed (fatal): %s", e.msg);
+        return TN_ERR_FATAL;
+    }
+    TN_LOG(TN_LOG_WARN, "ingest: aborting a batch of %zu records: %s", b->in,
+           b->failed ? "a produce failed" : e.msg);
+    tn_metric_add(in->m.txn, TN_LABELS("aborted"), 1);
+    if (tn_kafka_txn_abort(in->txn_producer, in->consumer, t, &e) != TN_OK) {
+        TN_LOG(TN_LOG_ERROR, "ingest: transaction abort failed: %s", e.msg);
+        return TN_ERR_FATAL;
+    }
+    return TN_OK;
+}
+
+tn_err_t ingest_pipeline_run(ingest_t *in)
+{
+    const ingest_cfg_t *cfg = in->cfg;
+    while (!tn_lifecycle_is_stopping()) {
+        batch_t b;
+        memset(&b, 0, sizeof(b));
+        int in_txn = 0;
+        int64_t deadline = 0;
+        while ((int64_t)b.in < cfg->batch_max && !b.failed) {
+            int64_t wait = in_txn ? deadline - tn_clock_mono_ms() : 200;
+            if (in_txn && wait <= 0)
+                break;
+            tn_kafka_msg_t msg;
+            tn_kafka_error_t e;
+            tn_err_t rc = tn_kafka_consumer_poll(in->consumer, wait, &msg, &e);
+            atomic_store(&in->pipeline_ready, tn_kafka_consumer_assigned(in->consumer) > 0);
+            if (rc == TN_AGAIN) {
+                if (!in_txn && tn_lifecycle_is_stopping())
+                    break;
+                continue;
+            }
+            if (rc != TN_OK) {
+                if (e.fatal)
+                    return TN_ERR_FATAL;
+                continue;
+            }
+            if (!in_txn) {
+                if (tn_kafka_txn_begin(in->txn_producer, &e) != TN_OK) {
+                    tn_kafka_msg_release(&msg);
+                    TN_LOG(TN_LOG_ERROR, "ingest: cannot begin a transaction: %s", e.msg);
+                    return TN_ERR_FATAL;
+                }
+                in_txn = 1;
+                deadline = tn_clock_mono_ms() + cfg->batch_linger_ms;
+            }
+            process(in, &msg, &b);
+            tn_kafka_msg_release(&msg);
+        }
+        if (in_txn && finish(in, &b) != TN_OK)
+            return TN_ERR_FATAL;
+    }
+    return TN_OK;
+}
+
+void ingest_pipeline_close(ingest_t *in)
+{
+    if (in->consumer)
+        tn_kafka_consumer_close(in->consumer);
+    tn_kafka_consumer_destroy(in->consumer);
+    tn_kafka_producer_destroy(in->txn_producer);
+    in->consumer = NULL;
+    in->txn_producer = NULL;
+}

@@ -1,0 +1,204 @@
+"""Test harness for integration tests written in Python (pytest).
+
+Starts devstack and services on free loopback ports, stops them afterwards, and gives an
+independent Kafka client (confluent-kafka) and a small HTTP client. Nothing reaches any address
+but 127.0.0.1.
+
+    from taina_harness import Devstack, Service, http, consume, free_port
+"""
+import hashlib
+import http.client as httpclient
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("TN_BUILD_DIR", os.path.join(TOP, "build"))
+BIN = os.path.join(BUILD, "bin")
+MULT = int(os.environ.get("TN_TEST_TIMEOUT_MULT", "1"))
+LEAVE = os.environ.get("TEST_LEAVE") == "1"
+
+# Consumer timeouts the mock cluster needs to let a restarted member in quickly (README: devstack).
+KAFKA_FAST_GROUP = {
+    "TAINA_KAFKA_SESSION_TIMEOUT_MS": "6000",
+    "TAINA_KAFKA_MAX_POLL_INTERVAL_MS": "7000",
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TempDir:
+    def __init__(self, prefix):
+        self.path = tempfile.mkdtemp(prefix=prefix)
+
+    def file(self, name, text=None):
+        p = os.path.join(self.path, name)
+        if text is not None:
+            with open(p, "w") as f:
+                f.write(text)
+        return p
+
+    def cleanup(self):
+        if not LEAVE:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+class Devstack:
+    """taina-devstack: librdkafka's mock cluster with the topics of schemas/topics.json."""
+
+    def __init__(self, tmp, brokers=3):
+        self.tmp = tmp
+        bfile = tmp.file("bootstrap")
+        self.log = open(tmp.file("devstack.log"), "w")
+        self.proc = subprocess.Popen(
+            [os.path.join(BIN, "taina-devstack"), "--devstack-bootstrap-file", bfile,
+             "--devstack-brokers", str(brokers),
+             "--devstack-topics-file", os.path.join(TOP, "schemas", "topics.json")],
+            stdout=subprocess.DEVNULL, stderr=self.log, cwd=TOP)
+        deadline = time.time() + 10 * MULT
+        while time.time() < deadline:
+            if os.path.exists(bfile) and os.path.getsize(bfile) > 0:
+                break
+            if self.proc.poll() is not None:
+                raise RuntimeError("devstack exited: see " + self.log.name)
+            time.sleep(0.05)
+        self.bootstrap = open(bfile).read().strip()
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10 * MULT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+class Service:
+    """A taina-<name> process with TAINA_* settings, its log in the temp dir."""
+
+    def __init__(self, name, tmp, env, port=None, tag=None):
+        self.name, self.tmp = name, tmp
+        self.port = port or free_port()
+        self.env = dict(os.environ)
+        self.env.update({"TAINA_HTTP_PORT": str(self.port), "TAINA_HTTP_BIND": "127.0.0.1",
+                         "TAINA_LOG_LEVEL": "info"})
+        self.env.update(env)
+        self.tag = tag or name
+        self.runs = 0
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.runs += 1
+        self.logpath = self.tmp.file("%s.%d.log" % (self.tag, self.runs))
+        self.log = open(self.logpath, "w")
+        self.proc = subprocess.Popen([os.path.join(BIN, "taina-" + self.name)], env=self.env,
+                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=TOP)
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def wait_ready(self, timeout=30):
+        deadline = time.time() + timeout * MULT
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("%s exited with %d: %s" % (self.name, self.proc.returncode,
+                                                               self.tail()))
+            try:
+                st, _, _ = http("GET", self.port, "/ready", timeout=2)
+                if st == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("%s not ready after %ds: %s" % (self.name, timeout, self.tail()))
+
+    def tail(self, n=30):
+        self.log.flush()
+        with open(self.logpath, errors="replace") as f:
+            return "".join(f.readlines()[-n:])
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        """Signal the process and return its exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout * MULT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+def http(method, port, path, body=None, headers=None, timeout=30):
+    """One request on 127.0.0.1:port; returns (status, headers dict lower-cased, body bytes)."""
+    c = httpclient.HTTPConnection("127.0.0.1", port, timeout=timeout * MULT)
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body)
+    if isinstance(body, str):
+        body = body.encode()
+    c.request(method, path, body=body, headers=headers or {})
+    r = c.getresponse()
+    data = r.read()
+    hdrs = {k.lower(): v for k, v in r.getheaders()}
+    c.close()
+    return r.status, hdrs, data
+
+
+def api_keys(tmp, tenants):
+    """Write an API keys file for {tenant: key}; returns its path."""
+    lines = ["%s %s\n" % (t, hashlib.sha256(k.encode()).hexdigest()) for t, k in tenants.items()]
+    return tmp.file("api_keys", "".join(lines))
+
+
+def producer(bootstrap):
+    from confluent_kafka import Producer
+    return Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
+                     "linger.ms": 5})
+
+
+def consume(bootstrap, topic, want=None, idle=3.0, timeout=60, pred=None):
+    """Every committed record of @topic from the beginning, as dicts {key, value, headers,
+    partition, offset}; stops when @want records (matching @pred, if given) were seen, or after
+    @idle seconds without records once at least one arrived, or at @timeout."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "harness-%d" % os.getpid(),
+                  "enable.auto.commit": False, "isolation.level": "read_committed",
+                  "auto.offset.reset": "earliest"})
+    md = c.list_topics(topic, timeout=10)
+    parts = [TopicPartition(topic, p, 0) for p in md.topics[topic].partitions]
+    c.assign(parts)
+    out = []
+    matched = 0
+    last = time.time()
+    deadline = time.time() + timeout * MULT
+    while time.time() < deadline:
+        m = c.poll(0.2)
+        if m is None or m.error():
+            if want is None and out and time.time() - last > idle:
+                break
+            if want is None and not out and time.time() - last > idle * 3:
+                break
+            continue
+        last = time.time()
+        rec = {"key": m.key(), "value": m.value(), "partition": m.partition(),
+               "offset": m.offset(),
+               "headers": {k: v for k, v in (m.headers() or [])}}
+        out.append(rec)
+        if pred is None or pred(rec):
+            matched += 1
+        if want is not None and matched >= want:
+            break
+    c.close()
+    return out
