@@ -394,6 +394,9 @@ void tn_kafka_producer_get_stats(tn_kafka_producer_t *p, tn_kafka_producer_stats
 typedef struct part {
     char *topic;
     int32_t partition;
+    int64_t first;      /* checkpoints: first offset read in the open transaction; -1 none */
+    int64_t skip_below; /* checkpoints: records below were committed by a transaction; -1 none */
+    int64_t ck_first, ck_next; /* checkpoints: the last committed checkpoint read back */
 } part_t;
 
 struct tn_kafka_consumer {
@@ -405,6 +408,11 @@ struct tn_kafka_consumer {
     int closed;
     char **lag_topics; /* topics whose group lag gauge we set */
     size_t nlag_topics;
+    /* checkpoints (tn_kafka_consumer_set_checkpoints): where and how to read them back */
+    char *ckpt_topic;
+    int ckpt_stale; /* an assignment happened: read the checkpoints before the next record */
+    tn_kafka_opts_t ckpt_opts;
+    char *ckpt_brokers;
 };
 
 static void parts_log(const char *what, const char *group, const rd_kafka_topic_partition_list_t *l)
@@ -432,11 +440,26 @@ static void parts_add(tn_kafka_consumer_t *cons, const rd_kafka_topic_partition_
 {
     cons->parts = tn_xrealloc(cons->parts, (cons->nparts + (size_t)l->cnt + 1) * sizeof(part_t));
     for (int i = 0; i < l->cnt; i++) {
-        cons->parts[cons->nparts].topic = tn_xstrdup(l->elems[i].topic);
-        cons->parts[cons->nparts].partition = l->elems[i].partition;
-        cons->nparts++;
+        part_t *pt = &cons->parts[cons->nparts++];
+        memset(pt, 0, sizeof(*pt));
+        pt->topic = tn_xstrdup(l->elems[i].topic);
+        pt->partition = l->elems[i].partition;
+        pt->first = pt->skip_below = pt->ck_first = pt->ck_next = -1;
     }
 }
+
+static part_t *part_find(tn_kafka_consumer_t *cons, const char *topic, int32_t partition)
+{
+    for (size_t j = 0; j < cons->nparts; j++)
+        if (cons->parts[j].partition == partition && strcmp(cons->parts[j].topic, topic) == 0)
+            return &cons->parts[j];
+    return NULL;
+}
+
+static void ckpt_load(tn_kafka_consumer_t *cons);
+static void ckpt_reset(tn_kafka_consumer_t *cons);
+static tn_err_t ckpt_write(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons,
+                           const rd_kafka_topic_partition_list_t *pos, tn_kafka_error_t *e);
 
 static void parts_remove(tn_kafka_consumer_t *cons, const rd_kafka_topic_partition_list_t *l)
 {
@@ -478,6 +501,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         else
             ret = rd_kafka_assign(rk, parts);
         parts_add(cons, parts);
+        cons->ckpt_stale = cons->ckpt_topic != NULL;
     } else {
         parts_log(err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS ? "revoked" : "lost", cons->group,
                   parts);
@@ -695,6 +719,8 @@ void tn_kafka_consumer_destroy(tn_kafka_consumer_t *cons)
         free(cons->lag_topics[i]);
     free(cons->lag_topics);
     free(cons->group);
+    free(cons->ckpt_topic);
+    free(cons->ckpt_brokers);
     free(cons);
 }
 
@@ -717,6 +743,18 @@ tn_err_t tn_kafka_consumer_poll(tn_kafka_consumer_t *cons, int64_t timeout_ms, t
         TN_LOGF(TN_LOG_WARN, TN_F({"code", rd_kafka_err2name(err)}), "kafka: consumer: %s", msg);
         rd_kafka_message_destroy(rkm);
         return err == RD_KAFKA_RESP_ERR__FATAL ? TN_ERR_FATAL : TN_ERR_KAFKA;
+    }
+    if (cons->ckpt_topic) {
+        if (cons->ckpt_stale)
+            ckpt_load(cons);
+        part_t *pt = part_find(cons, rd_kafka_topic_name(rkm->rkt), rkm->partition);
+        if (pt && rkm->offset < pt->skip_below) {
+            /* already processed and committed by the last transaction: skip */
+            rd_kafka_message_destroy(rkm);
+            return TN_AGAIN;
+        }
+        if (pt && pt->first < 0)
+            pt->first = rkm->offset;
     }
     out->topic = rd_kafka_topic_name(rkm->rkt);
     out->partition = rkm->partition;
@@ -866,6 +904,9 @@ tn_err_t tn_kafka_txn_commit(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons, 
                 e->abortable = 1;
             goto out;
         }
+        if (cons->ckpt_topic && (rc = ckpt_write(p, cons, pos, e)) != TN_OK)
+            goto out;
+        rc = TN_ERR_KAFKA;
         rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata(cons->rk);
         rd_kafka_error_t *error =
             rd_kafka_send_offsets_to_transaction(p->rk, pos, cgmd, (int)timeout_ms);
@@ -894,7 +935,177 @@ tn_err_t tn_kafka_txn_commit(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons, 
 out:
     if (pos)
         rd_kafka_topic_partition_list_destroy(pos);
+    if (cons)
+        ckpt_reset(cons);
     return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Checkpoints: transactional progress kept in a topic too (see kafka.h). */
+
+static void ckpt_reset(tn_kafka_consumer_t *cons)
+{
+    for (size_t i = 0; i < cons->nparts; i++)
+        cons->parts[i].first = -1;
+}
+
+/* One record per partition read in this transaction: key GROUP|TOPIC|PARTITION, value
+ * {"first":F,"next":N}. Inside the open transaction of @p p. */
+static tn_err_t ckpt_write(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons,
+                           const rd_kafka_topic_partition_list_t *pos, tn_kafka_error_t *e)
+{
+    for (int i = 0; i < pos->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &pos->elems[i];
+        part_t *pt = part_find(cons, tp->topic, tp->partition);
+        if (!pt || pt->first < 0 || tp->offset < 0)
+            continue;
+        char key[512], val[96];
+        int kl =
+            snprintf(key, sizeof(key), "%s|%s|%" PRId32, cons->group, tp->topic, tp->partition);
+        int vl = snprintf(val, sizeof(val), "{\"first\":%" PRId64 ",\"next\":%" PRId64 "}",
+                          pt->first, tp->offset);
+        rd_kafka_resp_err_t err =
+            rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(cons->ckpt_topic),
+                              RD_KAFKA_V_KEY(key, (size_t)kl), RD_KAFKA_V_VALUE(val, (size_t)vl),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (err) {
+            fill_error(e, err, "checkpoint");
+            if (e)
+                e->abortable = 1;
+            return TN_ERR_KAFKA;
+        }
+    }
+    return TN_OK;
+}
+
+/* Read one checkpoint record into the matching assigned partition (last one wins). */
+static void ckpt_apply_record(tn_kafka_consumer_t *cons, const rd_kafka_message_t *m)
+{
+    char key[512], val[128];
+    if (!m->key || m->key_len >= sizeof(key) || !m->payload || m->len >= sizeof(val))
+        return;
+    memcpy(key, m->key, m->key_len);
+    key[m->key_len] = '\0';
+    memcpy(val, m->payload, m->len);
+    val[m->len] = '\0';
+    char *bar1 = strchr(key, '|'), *bar2 = bar1 ? strrchr(key, '|') : NULL;
+    if (!bar1 || bar2 == bar1)
+        return;
+    *bar1 = *bar2 = '\0';
+    long long first, next;
+    if (strcmp(key, cons->group) != 0 ||
+        sscanf(val, "{\"first\":%lld,\"next\":%lld}", &first, &next) != 2)
+        return;
+    part_t *pt = part_find(cons, bar1 + 1, (int32_t)strtol(bar2 + 1, NULL, 10));
+    if (pt) {
+        pt->ck_first = first;
+        pt->ck_next = next;
+    }
+}
+
+/*
+ * After an assignment: read the checkpoint topic to its end (read_committed) and, for each
+ * assigned partition whose committed offset is still the first offset of its last committed
+ * transaction, skip to where that transaction ended. @thread The consumer's thread.
+ */
+static void ckpt_load(tn_kafka_consumer_t *cons)
+{
+    static const char *const defaults[] = {"enable.auto.commit",
+                                           "false",
+                                           "isolation.level",
+                                           "read_committed",
+                                           "enable.partition.eof",
+                                           "true",
+                                           "group.id",
+                                           "taina-checkpoint-reader",
+                                           NULL};
+    char err[512];
+    cons->ckpt_stale = 0;
+    for (size_t i = 0; i < cons->nparts; i++)
+        cons->parts[i].ck_first = cons->parts[i].ck_next = -1;
+    rd_kafka_conf_t *conf = conf_build(&cons->ckpt_opts, defaults, err, sizeof(err));
+    rd_kafka_t *rk = conf ? rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err)) : NULL;
+    if (!rk) {
+        if (conf)
+            rd_kafka_conf_destroy(conf);
+        TN_LOG(TN_LOG_WARN, "kafka: checkpoints: %s", err);
+        return;
+    }
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, cons->ckpt_topic, NULL);
+    int nparts = 0;
+    if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        md->topic_cnt == 1 && !md->topics[0].err)
+        nparts = md->topics[0].partition_cnt;
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(nparts ? nparts : 1);
+    for (int i = 0; i < nparts; i++)
+        rd_kafka_topic_partition_list_add(l, cons->ckpt_topic, i)->offset =
+            RD_KAFKA_OFFSET_BEGINNING;
+    int eof = 0;
+    if (nparts && rd_kafka_assign(rk, l) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        int64_t deadline = tn_clock_mono_ms() + 15000;
+        while (eof < nparts && tn_clock_mono_ms() < deadline) {
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+            if (!m)
+                continue;
+            if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                eof++;
+            else if (!m->err)
+                ckpt_apply_record(cons, m);
+            rd_kafka_message_destroy(m);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    if (!nparts || eof < nparts)
+        TN_LOG(TN_LOG_WARN, "kafka: checkpoints: could not read %s to its end", cons->ckpt_topic);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+
+    /* Compare with the committed offsets of the assignment. */
+    l = rd_kafka_topic_partition_list_new((int)cons->nparts + 1);
+    for (size_t i = 0; i < cons->nparts; i++)
+        rd_kafka_topic_partition_list_add(l, cons->parts[i].topic, cons->parts[i].partition);
+    if (cons->nparts && rd_kafka_committed(cons->rk, l, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < l->cnt; i++) {
+            part_t *pt = part_find(cons, l->elems[i].topic, l->elems[i].partition);
+            int64_t committed = l->elems[i].offset;
+            if (committed < 0) { /* never committed: the group starts at the log start */
+                int64_t lo = 0, hi = 0;
+                rd_kafka_query_watermark_offsets(cons->rk, pt->topic, pt->partition, &lo, &hi,
+                                                 5000);
+                committed = lo;
+            }
+            if (pt->ck_next > pt->ck_first && committed == pt->ck_first) {
+                pt->skip_below = pt->ck_next;
+                TN_LOG(TN_LOG_WARN,
+                       "kafka: %s[%" PRId32 "]: the last transaction committed offsets up to "
+                       "%" PRId64 " but the group has %" PRId64 "; skipping to %" PRId64,
+                       pt->topic, pt->partition, pt->ck_next, committed, pt->ck_next);
+            }
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+tn_err_t tn_kafka_consumer_set_checkpoints(tn_kafka_consumer_t *cons, const tn_kafka_opts_t *o,
+                                           const char *topic)
+{
+    if (!cons->group || !topic || !*topic)
+        return TN_ERR_INVALID;
+    free(cons->ckpt_topic);
+    free(cons->ckpt_brokers);
+    cons->ckpt_topic = tn_xstrdup(topic);
+    cons->ckpt_brokers = tn_xstrdup(o->brokers);
+    cons->ckpt_opts = (tn_kafka_opts_t){0};
+    cons->ckpt_opts.brokers = cons->ckpt_brokers;
+    cons->ckpt_opts.props = o->props; /* borrowed: the app's passthrough properties */
+    cons->ckpt_opts.nprops = o->nprops;
+    cons->ckpt_opts.client_id = "taina-checkpoints";
+    cons->ckpt_stale = cons->nparts > 0;
+    return TN_OK;
 }
 
 /* Seek every assigned partition back to its committed offset (or the start if none). */
@@ -928,6 +1139,8 @@ tn_err_t tn_kafka_txn_abort(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons, i
         take_error(rd_kafka_abort_transaction(p->rk, (int)timeout_ms), e, "abort transaction");
     if (rc == TN_OK && cons && cons->group)
         rc = rewind_to_committed(cons, timeout_ms);
+    if (cons)
+        ckpt_reset(cons);
     return rc;
 }
 

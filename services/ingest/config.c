@@ -23,6 +23,10 @@ const tn_cfg_key_t ingest_keys[] = {
         0),
     KEY("ingest_transactional_id", TN_CFG_STRING, transactional_id, "",
         "Transactional id (stable per replica; empty = taina-ingest-<hostname>)", 0, 0),
+    KEY("ingest_checkpoint_topic", TN_CFG_STRING, checkpoint_topic, "taina.checkpoints",
+        "Topic that also records each transaction's input offsets (exactly once on clusters "
+        "that do not store transactional offsets, like devstack); empty = off",
+        0, 0),
     KEY("ingest_schemas_dir", TN_CFG_STRING, schemas_dir, "schemas",
         "Folder of the JSON Schemas (the repo's schemas/)", 0, 0),
     KEY("ingest_pii_rules_file", TN_CFG_STRING, pii_rules_file, "",

@@ -25,6 +25,7 @@ typedef struct ingest_cfg {
     char *topic_raw, *topic_enriched, *topic_dlq;
     char *group;
     char *transactional_id;
+    char *checkpoint_topic;
     char *schemas_dir;
     char *pii_rules_file, *category_rules_file;
     int64_t chunk_words, chunk_overlap;

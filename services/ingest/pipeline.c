@@ -96,6 +96,8 @@ tn_err_t ingest_pipeline_init(ingest_t *in, tn_app_t *app)
         TN_LOG(TN_LOG_ERROR, "ingest: %s", err);
         return TN_ERR_CONFIG;
     }
+    if (*cfg->checkpoint_topic)
+        tn_kafka_consumer_set_checkpoints(in->consumer, &o, cfg->checkpoint_topic);
     return TN_OK;
 }
 
@@ -149,8 +151,6 @@ static void process(ingest_t *in, const tn_kafka_msg_t *msg, batch_t *b)
         b->failed = 1;
         return;
     }
-    TN_LOG(TN_LOG_INFO, "ingest: dead letter %s[%d]@%lld: %s", msg->topic, (int)msg->partition,
-           (long long)msg->offset, why.reason);
     batch_dlq(b, why.reason);
 }
 

@@ -205,6 +205,21 @@ tn_err_t tn_kafka_consumer_resume(tn_kafka_consumer_t *cons, const char *topic, 
 /** @brief Continue one partition from @p offset. */
 tn_err_t tn_kafka_consumer_seek(tn_kafka_consumer_t *cons, const char *topic, int32_t partition,
                                 int64_t offset);
+/**
+ * @brief Keep transactional progress in @p topic too. From now on tn_kafka_txn_commit() with
+ *        this consumer also writes, inside the transaction, one record per partition read in it
+ *        (key "GROUP|TOPIC|PARTITION", value {"first":F,"next":N}); after each assignment the
+ *        consumer reads them back and, for a partition whose committed offset is still F of its
+ *        last committed transaction, skips the records below N. This closes the window in
+ *        which a crash between the transaction commit and the offset commit would process a
+ *        batch twice on a cluster that does not store transactional offsets (librdkafka's mock,
+ *        i.e. devstack). On Kafka it costs one small record per partition and transaction.
+ * @param o the options the consumer was created with: brokers are copied, the passthrough
+ *        properties are borrowed (they must outlive the consumer).
+ * @returns TN_OK; TN_ERR_INVALID without a group or topic.
+ */
+tn_err_t tn_kafka_consumer_set_checkpoints(tn_kafka_consumer_t *cons, const tn_kafka_opts_t *o,
+                                           const char *topic);
 /** @brief Number of partitions currently assigned to this consumer. */
 size_t tn_kafka_consumer_assigned(const tn_kafka_consumer_t *cons);
 /** @brief Commit stored offsets and leave the group. Idempotent. */
