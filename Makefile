@@ -50,7 +50,10 @@ SUP_LIB    := $(BUILD)/lib/libtaina_test.a
 # A tool or service is a folder of .c files; its program is build/bin/taina-<folder>.
 TOOLS      := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard tools/*/*.c)))))
 SERVICES   := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard services/*/*.c)))))
+# A fake of an external API is a folder tests/fakes/<name>/; its program is build/bin/taina-fake-<name>.
+FAKES      := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard tests/fakes/*/*.c)))))
 PROGRAMS   := $(foreach p,$(TOOLS) $(SERVICES),$(BUILD)/bin/taina-$(p))
+FAKE_BINS  := $(FAKES:%=$(BUILD)/bin/taina-fake-%)
 
 UNIT_SRCS  := $(wildcard tests/unit/common/*_test.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/common/%.c=$(BUILD)/tests/unit/%)
@@ -66,7 +69,7 @@ BENCH_BINS := $(BENCHES:%=$(BUILD)/bench/bench-%)
 .SECONDARY:
 .DEFAULT_GOAL := all
 
-all: deps $(LIB) $(PROGRAMS) $(UNIT_BINS) $(ITEST_BINS) $(BENCH_BINS)
+all: deps $(LIB) $(PROGRAMS) $(FAKE_BINS) $(UNIT_BINS) $(ITEST_BINS) $(BENCH_BINS)
 
 deps:
 	@tools/deps/install.sh
@@ -110,6 +113,14 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(SUP_LIB) $(LI
 	@mkdir -p $(@D)
 	@$(if $(Q),echo '  LD      $@')
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(TEST_LIBS)
+
+define fake_rule
+$(BUILD)/bin/taina-fake-$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/fakes/$(1)/*.c)) $(SUP_LIB) $(LIB)
+	@mkdir -p $$(@D)
+	@$(if $(Q),echo '  LD      $$@')
+	$(Q)$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS)
+endef
+$(foreach f,$(FAKES),$(eval $(call fake_rule,$(f))))
 
 define bench_rule
 $(BUILD)/bench/bench-$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/bench/$(1)/*.c)) $(SUP_LIB) $(LIB)

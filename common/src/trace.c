@@ -1,6 +1,7 @@
 /* W3C traceparent parsing and generation; random ids. */
 #include "taina/trace.h"
 
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -57,7 +58,10 @@ static int lowhex(const char *s, size_t n, int *all_zero)
 
 static int hexval(char c)
 {
-    return c <= '9' ? c - '0' : c - 'a' + 10;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 tn_err_t tn_trace_parse(const char *v, size_t len, tn_trace_t *t)
@@ -121,13 +125,9 @@ char *tn_trace_format(const tn_trace_t *t, char *buf, size_t buflen)
     return buf;
 }
 
-char *tn_uuid4(char *buf, size_t buflen)
+/* 16 bytes as canonical UUID text. */
+static void uuid_format(const unsigned char *b, char *buf)
 {
-    unsigned char b[16];
-    TN_ASSERT(buflen >= 37);
-    tn_random_bytes(b, sizeof(b));
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
     size_t o = 0;
     for (int i = 0; i < 16; i++) {
         if (i == 4 || i == 6 || i == 8 || i == 10)
@@ -136,5 +136,43 @@ char *tn_uuid4(char *buf, size_t buflen)
         buf[o++] = hexdig[b[i] & 0xf];
     }
     buf[o] = '\0';
+}
+
+char *tn_uuid4(char *buf, size_t buflen)
+{
+    unsigned char b[16];
+    TN_ASSERT(buflen >= 37);
+    tn_random_bytes(b, sizeof(b));
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    uuid_format(b, buf);
     return buf;
+}
+
+char *tn_uuid5(const char *ns, const void *name, size_t len, char out[37])
+{
+    unsigned char nsb[16], md[EVP_MAX_MD_SIZE];
+    size_t k = 0;
+    for (const char *p = ns; *p && k < 16; p++) {
+        if (*p == '-' && (p - ns == 8 || p - ns == 13 || p - ns == 18 || p - ns == 23))
+            continue;
+        int hi = hexval(p[0]), lo = p[1] ? hexval(p[1]) : -1;
+        if (hi < 0 || lo < 0)
+            return NULL;
+        nsb[k++] = (unsigned char)(hi << 4 | lo);
+        p++;
+    }
+    if (k != 16 || strlen(ns) != 36)
+        return NULL;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned int mdlen = 0;
+    TN_ASSERT(ctx);
+    int ok = EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) && EVP_DigestUpdate(ctx, nsb, 16) &&
+             EVP_DigestUpdate(ctx, name, len) && EVP_DigestFinal_ex(ctx, md, &mdlen);
+    EVP_MD_CTX_free(ctx);
+    TN_ASSERT(ok && mdlen >= 16);
+    md[6] = (unsigned char)((md[6] & 0x0f) | 0x50);
+    md[8] = (unsigned char)((md[8] & 0x3f) | 0x80);
+    uuid_format(md, out);
+    return out;
 }

@@ -51,5 +51,12 @@ char *tn_trace_format(const tn_trace_t *t, char *buf, size_t buflen);
 void tn_random_bytes(void *buf, size_t n);
 /** @brief A random UUIDv4 as 36 characters + NUL into @p buf (at least 37 bytes). */
 char *tn_uuid4(char *buf, size_t buflen);
+/**
+ * @brief A name-based UUID, version 5 (RFC 9562: SHA-1 of the namespace's 16 bytes and the
+ *        name), as lower-case canonical text. @p ns is a UUID text. Deterministic: the vector
+ *        point id of (tenant, ticket, chunk) is the same on every machine and every replay.
+ * @returns @p out, or NULL when @p ns is not a UUID.
+ */
+char *tn_uuid5(const char *ns, const void *name, size_t len, char out[37]);
 
 #endif

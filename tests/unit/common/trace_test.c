@@ -77,6 +77,17 @@ static void test_uuid4(void **state)
     assert_string_not_equal(a, b);
 }
 
+/* RFC 9562 example (as Python's uuid.uuid5(NAMESPACE_DNS, "www.example.com")). */
+static void test_uuid5(void **state)
+{
+    (void)state;
+    char out[37];
+    assert_non_null(tn_uuid5("6ba7b810-9dad-11d1-80b4-00c04fd430c8", "www.example.com", 15, out));
+    assert_string_equal(out, "2ed6657d-e927-568b-95e1-2665a8aea6a2");
+    assert_null(tn_uuid5("not-a-uuid", "x", 1, out));
+    assert_null(tn_uuid5("6ba7b810-9dad-11d1-80b4-00c04fd430cz", "x", 1, out));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -84,6 +95,7 @@ int main(void)
         cmocka_unit_test(test_parse_invalid),
         cmocka_unit_test(test_continue_and_new),
         cmocka_unit_test(test_uuid4),
+        cmocka_unit_test(test_uuid5),
     };
     return cmocka_run_group_tests_name("trace", tests, NULL, NULL);
 }

@@ -1,0 +1,116 @@
+/**
+ * @file qdrant.h
+ * @brief Qdrant REST client (shared/CONTRACTS.md section 1): collections, points, search,
+ *        aliases. On the common http_client (libcurl): api-key header, timeouts, retries of
+ *        429/5xx/connection failures with backoff (point writes are idempotent: deterministic
+ *        ids), metrics with upstream="qdrant".
+ *
+ *     tn_qdrant_opts_t o = {.url = "http://127.0.0.1:6333", .api_key = key, .metrics = m};
+ *     tn_qdrant_t *q = tn_qdrant_new(&o, err, sizeof(err));
+ *     tn_qdrant_ensure_collection(q, "taina-chunks", 384, err, sizeof(err));
+ *     tn_qdrant_upsert(q, "taina-chunks", pts, n, err, sizeof(err));           // wait=true
+ *
+ * Errors: TN_ERR_UNAVAILABLE when Qdrant did not answer or answered 429/5xx after the retries
+ * (retriable); TN_ERR_NOT_FOUND for 404; TN_ERR_UPSTREAM for other 4xx (the request was
+ * refused: not retriable); TN_ERR_PARSE for an answer outside the contract; TN_ERR_CONFIG from
+ * ensure_collection when an existing collection has another size or distance. Every error
+ * fills @p errbuf with one line that includes Qdrant's "status.error" message when there is one.
+ *
+ * @thread A client may be used from several threads at once.
+ */
+#ifndef TAINA_QDRANT_H
+#define TAINA_QDRANT_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "taina/err.h"
+#include "taina/metrics.h"
+
+typedef struct tn_qdrant tn_qdrant_t;
+
+typedef struct tn_qdrant_opts {
+    const char *url;       /**< base URL, e.g. "http://127.0.0.1:6333" */
+    const char *api_key;   /**< sent as "api-key"; NULL/"" = none */
+    int64_t timeout_ms;    /**< deadline of one call (retries included), default 10000 */
+    int max_attempts;      /**< per call, default 4 */
+    tn_metrics_t *metrics; /**< borrowed; NULL = none */
+} tn_qdrant_opts_t;
+
+tn_qdrant_t *tn_qdrant_new(const tn_qdrant_opts_t *o, char *errbuf, size_t errlen);
+void tn_qdrant_destroy(tn_qdrant_t *q);
+
+/**
+ * @brief Make sure collection (or alias) @p name exists with vectors of @p dims and Cosine
+ *        distance: create it when missing (with keyword payload indexes on tenant_id and
+ *        ticket_id), or check the existing one and return TN_ERR_CONFIG naming both sizes or
+ *        distances when it differs. An alias is checked through its collection.
+ */
+tn_err_t tn_qdrant_ensure_collection(tn_qdrant_t *q, const char *name, size_t dims, char *errbuf,
+                                     size_t errlen);
+/** @brief Delete a collection; TN_OK also when it did not exist. */
+tn_err_t tn_qdrant_delete_collection(tn_qdrant_t *q, const char *name, char *errbuf, size_t errlen);
+
+/** One point to write. */
+typedef struct tn_qdrant_point {
+    const char *id;      /**< UUID text */
+    const float *vector; /**< dims floats */
+    size_t dims;
+    const json_t *payload; /**< object, borrowed; NULL = none */
+} tn_qdrant_point_t;
+
+/** @brief Upsert @p n points (PUT .../points?wait=true). */
+tn_err_t tn_qdrant_upsert(tn_qdrant_t *q, const char *collection, const tn_qdrant_point_t *pts,
+                          size_t n, char *errbuf, size_t errlen);
+/** @brief Delete the points matching @p filter (a Qdrant filter object), wait=true. */
+tn_err_t tn_qdrant_delete_filter(tn_qdrant_t *q, const char *collection, const json_t *filter,
+                                 char *errbuf, size_t errlen);
+/** @brief Delete points by id, wait=true. */
+tn_err_t tn_qdrant_delete_ids(tn_qdrant_t *q, const char *collection, const char *const *ids,
+                              size_t n, char *errbuf, size_t errlen);
+
+/** One search hit. */
+typedef struct tn_qdrant_hit {
+    char id[48]; /**< the point id as text (UUID, or an integer id in decimal) */
+    double score;
+    json_t *payload; /**< owned by the hits array; NULL when none */
+} tn_qdrant_hit_t;
+
+/**
+ * @brief Nearest points to @p vector (POST .../points/query, with_payload), best first.
+ * @param filter a Qdrant filter (borrowed) or NULL.
+ * @param score_threshold drop hits below it; pass a negative value below -1 for none.
+ * @param hits out: *n hits; free with tn_qdrant_hits_free().
+ */
+tn_err_t tn_qdrant_search(tn_qdrant_t *q, const char *collection, const float *vector, size_t dims,
+                          const json_t *filter, size_t limit, double score_threshold,
+                          tn_qdrant_hit_t **hits, size_t *n, char *errbuf, size_t errlen);
+void tn_qdrant_hits_free(tn_qdrant_hit_t *hits, size_t n);
+
+/**
+ * @brief One page of points matching @p filter (POST .../points/scroll, with payload and,
+ *        when @p with_vector, vectors). @p offset (borrowed, may be NULL) is where to start;
+ *        @p next (out, owned by the caller) is where the next page starts, NULL at the end.
+ * @param points out: the "points" array (new reference).
+ */
+tn_err_t tn_qdrant_scroll(tn_qdrant_t *q, const char *collection, const json_t *filter,
+                          size_t limit, int with_vector, const json_t *offset, json_t **points,
+                          json_t **next, char *errbuf, size_t errlen);
+/** @brief Exact count of points matching @p filter (NULL = all). */
+tn_err_t tn_qdrant_count(tn_qdrant_t *q, const char *collection, const json_t *filter,
+                         size_t *count, char *errbuf, size_t errlen);
+
+/** @brief Point @p alias at @p collection atomically (delete_alias + create_alias). */
+tn_err_t tn_qdrant_alias_switch(tn_qdrant_t *q, const char *alias, const char *collection,
+                                char *errbuf, size_t errlen);
+/** @brief Delete @p alias (TN_OK also when it did not exist). */
+tn_err_t tn_qdrant_alias_delete(tn_qdrant_t *q, const char *alias, char *errbuf, size_t errlen);
+/** @brief The collection @p alias points at, or TN_ERR_NOT_FOUND. */
+tn_err_t tn_qdrant_alias_target(tn_qdrant_t *q, const char *alias, char *out, size_t outlen,
+                                char *errbuf, size_t errlen);
+
+/** @brief GET /readyz (or /healthz): TN_OK when Qdrant answers 200. */
+tn_err_t tn_qdrant_ping(tn_qdrant_t *q, char *errbuf, size_t errlen);
+
+#endif
