@@ -1,0 +1,87 @@
+/* Circuit breaker and full-jitter backoff. */
+#include "taina/breaker.h"
+
+#include "taina/clock.h"
+#include "taina/log.h"
+#include "taina/trace.h"
+
+void tn_breaker_init(tn_breaker_t *b, const char *name, int threshold, int64_t cooldown_ms)
+{
+    pthread_mutex_init(&b->lock, NULL);
+    b->name = name;
+    b->threshold = threshold > 0 ? threshold : 1;
+    b->cooldown_ms = cooldown_ms;
+    b->failures = 0;
+    b->open_until_ms = 0;
+    b->state = TN_BREAKER_CLOSED;
+}
+
+void tn_breaker_destroy(tn_breaker_t *b)
+{
+    pthread_mutex_destroy(&b->lock);
+}
+
+int tn_breaker_allow(tn_breaker_t *b)
+{
+    pthread_mutex_lock(&b->lock);
+    int ok = 1;
+    if (b->state == TN_BREAKER_OPEN) {
+        if (tn_clock_mono_ms() >= b->open_until_ms)
+            b->state = TN_BREAKER_HALF_OPEN; /* this caller is the probe */
+        else
+            ok = 0;
+    } else if (b->state == TN_BREAKER_HALF_OPEN) {
+        ok = 0; /* one probe at a time */
+    }
+    pthread_mutex_unlock(&b->lock);
+    return ok;
+}
+
+void tn_breaker_success(tn_breaker_t *b)
+{
+    pthread_mutex_lock(&b->lock);
+    if (b->state != TN_BREAKER_CLOSED)
+        TN_LOG(TN_LOG_INFO, "%s: circuit closed: the upstream answers again", b->name);
+    b->state = TN_BREAKER_CLOSED;
+    b->failures = 0;
+    pthread_mutex_unlock(&b->lock);
+}
+
+void tn_breaker_failure(tn_breaker_t *b)
+{
+    pthread_mutex_lock(&b->lock);
+    b->failures++;
+    if (b->state == TN_BREAKER_HALF_OPEN ||
+        (b->state == TN_BREAKER_CLOSED && b->failures >= b->threshold)) {
+        if (b->state == TN_BREAKER_CLOSED)
+            TN_LOG(TN_LOG_WARN, "%s: circuit open after %d failures in a row; next try in %lld ms",
+                   b->name, b->failures, (long long)b->cooldown_ms);
+        b->state = TN_BREAKER_OPEN;
+        b->open_until_ms = tn_clock_mono_ms() + b->cooldown_ms;
+    }
+    pthread_mutex_unlock(&b->lock);
+}
+
+tn_breaker_state_t tn_breaker_state(tn_breaker_t *b)
+{
+    pthread_mutex_lock(&b->lock);
+    tn_breaker_state_t s = b->state;
+    if (s == TN_BREAKER_OPEN && tn_clock_mono_ms() >= b->open_until_ms)
+        s = TN_BREAKER_HALF_OPEN;
+    pthread_mutex_unlock(&b->lock);
+    return s;
+}
+
+int64_t tn_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms)
+{
+    int64_t ceil = base_ms;
+    for (int i = 1; i < attempt && ceil < cap_ms; i++)
+        ceil *= 2;
+    if (ceil > cap_ms)
+        ceil = cap_ms;
+    if (ceil <= 0)
+        return 0;
+    uint64_t r;
+    tn_random_bytes(&r, sizeof(r));
+    return (int64_t)(r % (uint64_t)(ceil + 1));
+}
