@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Records/s of the ingest enrichment pipeline (tickets.raw -> tickets.enriched, one Kafka
+# transaction per batch) on devstack, for 1 KB and 8 KB tickets, next to
+#   - the ceiling: a transactional consume-produce passthrough of the same bytes with the same
+#     librdkafka settings and batching (passthrough.c, build/bench/bench-ingest);
+#   - the peer: the same enrichment in Python with confluent-kafka (tests/bench/peers/ingest_enrich.py).
+# Goals: Taina >= 50% of the ceiling, >= 10x Python, peak RSS < 30 MB.
+# Every measurement gets a fresh devstack preloaded with N tickets, and the system under test
+# then drains that backlog. The rate is the steady state: records committed after the first
+# transaction, over the time from that first commit until all N are committed (on devstack the
+# first commit of a transactional producer sometimes waits ~1 s for its coordinators, which
+# would otherwise decide the figure). Taina is timed from its /metrics
+# (taina_ingest_records_out_total, scraped every 25 ms), the others time themselves.
+#   tests/bench/ingest/run.sh        (from the repo top, after make; BENCH_N_1K, BENCH_N_8K)
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+BUILD=${BUILD:-build}
+PY=/usr/bin/python3
+n1k=${BENCH_N_1K:-20000}
+n8k=${BENCH_N_8K:-5000}
+reps=${BENCH_REPS:-3} # runs of the ceiling and of taina (median rate); the Python peer runs once
+here=tests/bench/ingest
+
+tmp=$(mktemp -d /tmp/taina-bench-ingest.XXXXXX)
+pids=()
+stop_pid() { # PID: SIGTERM, wait up to 20 s, then SIGKILL
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < 200; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+    local p
+    for p in "${pids[@]}"; do stop_pid "$p"; done
+    pids=()
+    if [[ -n "${TEST_LEAVE:-}" ]]; then echo "  logs kept in $tmp"; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+fail() {
+    echo "  FAILED: $*" >&2
+    for f in "$tmp"/*.log; do [[ -s "$f" ]] && { echo "--- $f" >&2; tail -5 "$f" >&2; }; done
+    exit 1
+}
+
+free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# devstack_start TAG: a fresh devstack; sets $bs and $ds_pid.
+devstack_start() {
+    local bfile=$tmp/bootstrap.$1 i
+    "$BUILD"/bin/taina-devstack --devstack-bootstrap-file "$bfile" \
+        --devstack-topics-file schemas/topics.json >/dev/null 2>"$tmp/devstack.$1.log" &
+    ds_pid=$!
+    pids+=("$ds_pid")
+    for ((i = 0; i < 100; i++)); do
+        [[ -s "$bfile" ]] && break
+        kill -0 "$ds_pid" 2>/dev/null || fail "devstack exited"
+        sleep 0.1
+    done
+    [[ -s "$bfile" ]] || fail "devstack did not start"
+    bs=$(<"$bfile")
+}
+devstack_stop() {
+    stop_pid "$ds_pid"
+    pids=("${pids[@]/$ds_pid/}")
+}
+
+# preload TAG N SIZE: fresh devstack with N tickets of SIZE bytes in tickets.raw.
+preload() {
+    devstack_start "$1"
+    $PY $here/preload.py "$bs" "$2" "$3" >"$tmp/preload.$1.out" 2>"$tmp/preload.$1.log" ||
+        fail "preload: $(tail -1 "$tmp/preload.$1.log")"
+    avg=$(sed -n 's/.*(\([0-9]*\) bytes each.*/\1/p' "$tmp/preload.$1.out")
+}
+
+field() { awk -v k="$1" '{for (i = 1; i < NF; i++) if ($i == k) print $(i + 1)}' <<<"$2"; }
+
+# run_ceiling TAG N SIZE / run_taina TAG N SIZE / run_python TAG N SIZE: one measurement on a
+# fresh devstack; sets r_rps (records/s) and r_kb (peak RSS, kB).
+run_ceiling() {
+    local out
+    preload "$1" "$2" "$3"
+    out=$("$BUILD"/bench/bench-ingest "$bs" "$2" tickets.enriched bench-passthrough \
+        2>"$tmp/passthrough.$1.log") || fail "passthrough ($1)"
+    devstack_stop
+    r_rps=$(field records_per_s "$out") r_kb=$(field vmhwm_kb "$out")
+}
+run_taina() {
+    local out port pid
+    preload "$1" "$2" "$3"
+    port=$(free_port)
+    TAINA_KAFKA_BROKERS=$bs TAINA_AUTH_DISABLED=1 TAINA_HTTP_PORT=$port \
+        TAINA_HTTP_BIND=127.0.0.1 TAINA_LOG_LEVEL=warn \
+        "$BUILD"/bin/taina-ingest >"$tmp/taina.$1.log" 2>&1 &
+    pid=$!
+    pids+=("$pid")
+    out=$($PY $here/watch_taina.py "$port" "$pid" "$2" 120 2>>"$tmp/taina.$1.log") ||
+        fail "taina-ingest ($1)"
+    stop_pid "$pid"
+    pids=("${pids[@]/$pid/}")
+    [[ "$(field dlq "$out")" == 0 ]] || echo "  warning: taina sent $(field dlq "$out") records to the DLQ" >&2
+    devstack_stop
+    r_rps=$(field records_per_s "$out") r_kb=$(field vmhwm_kb "$out")
+}
+run_python() {
+    local out
+    preload "$1" "$2" "$3"
+    out=$($PY tests/bench/peers/ingest_enrich.py "$bs" "$2" tickets.enriched \
+        bench-python-enrich schemas 2>"$tmp/python.$1.log") || fail "python peer ($1)"
+    devstack_stop
+    r_rps=$(field records_per_s "$out") r_kb=$(field maxrss_kb "$out")
+}
+
+# repeat KIND LABEL N SIZE TIMES: sets rps (the median) and kb (the largest peak) of TIMES runs;
+# all_rps lists every run.
+repeat() {
+    local kind=$1 label=$2 n=$3 size=$4 times=$5 i
+    local -a rs=()
+    kb=0
+    for ((i = 1; i <= times; i++)); do
+        r_rps='' r_kb=0
+        run_"$kind" "$label-$kind-$i" "$n" "$size"
+        [[ -n "$r_rps" ]] || fail "$kind ($label): no figure"
+        rs+=("$r_rps")
+        ((r_kb > kb)) && kb=$r_kb
+    done
+    all_rps=$(printf '%s\n' "${rs[@]}" | sort -n | paste -sd/)
+    rps=$(printf '%s\n' "${rs[@]}" | sort -n | sed -n "$(((times + 1) / 2))p")
+}
+
+# measure LABEL N SIZE: sets ceil_*, taina_*, py_* (rps, kb, all).
+measure() {
+    repeat ceiling "$1" "$2" "$3" "$reps"
+    ceil_rps=$rps ceil_kb=$kb ceil_all=$all_rps
+    repeat taina "$1" "$2" "$3" "$reps"
+    taina_rps=$rps taina_kb=$kb taina_all=$all_rps
+    repeat python "$1" "$2" "$3" 1
+    py_rps=$rps py_kb=$kb
+}
+
+mb() { echo "scale=1; $1 / 1024" | bc; }
+
+report() { # LABEL N
+    local label=$1 n=$2 r_ceil r_py rss
+    r_ceil=$(echo "scale=2; $taina_rps / $ceil_rps" | bc | sed 's/^\./0./')
+    r_py=$(echo "scale=1; $taina_rps / $py_rps" | bc | sed 's/^\./0./')
+    rss=$(mb "$taina_kb")
+    printf '  %s tickets (N=%s, %s bytes each on average)\n' "$label" "$n" "$avg"
+    printf '    taina-ingest (enrichment)    %8s records/s   peak RSS %5s MB   (median of %s)\n' "$taina_rps" "$rss" "$taina_all"
+    printf '    ceiling: C txn passthrough   %8s records/s   peak RSS %5s MB   (median of %s)\n' "$ceil_rps" "$(mb "$ceil_kb")" "$ceil_all"
+    printf '    anchor: Python peer          %8s records/s   peak RSS %5s MB\n' "$py_rps" "$(mb "$py_kb")"
+    printf '    taina/ceiling %s%% (goal >= 50%%), taina/python %sx (goal >= 10x), taina peak RSS %s MB (goal < 30 MB)\n' \
+        "$(echo "$r_ceil * 100 / 1" | bc)" "$r_py" "$rss"
+    results+=("RESULT ingest.$label.records_per_s_vs_ceiling value=$taina_rps anchor=$ceil_rps ratio=$r_ceil goal=0.5")
+    results+=("RESULT ingest.$label.records_per_s_vs_python value=$taina_rps anchor=$py_rps ratio=$r_py goal=10")
+    results+=("RESULT ingest.$label.peak_rss_mb value=$rss anchor=$(mb "$py_kb") ratio=$(echo "scale=2; $taina_kb / $py_kb" | bc | sed 's/^\./0./') goal=<30")
+}
+
+results=()
+echo "ingest enrichment pipeline on devstack: tickets.raw -> tickets.enriched, one transaction per 500 records / 100 ms"
+echo "  machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); librdkafka $(pkg-config --modversion rdkafka); python $($PY -c 'import platform; print(platform.python_version())'), confluent-kafka $($PY -c 'import confluent_kafka; print(confluent_kafka.version()[0])'), jsonschema $($PY -c 'import importlib.metadata as m; print(m.version("jsonschema"))')"
+measure 1k "$n1k" 1024
+report 1k "$n1k"
+measure 8k "$n8k" 8192
+report 8k "$n8k"
+printf '%s\n' "${results[@]}"

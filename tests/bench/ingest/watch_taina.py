@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Time taina-ingest through N records from its /metrics, and read its peak RSS.
+
+    watch_taina.py PORT PID N [TIMEOUT_S]
+      -> "taina_records N seconds S records_per_s R vmhwm_kb K dlq D"
+
+Scrapes /metrics every 25 ms: the clock starts at the first scrape that shows committed outputs
+(taina_ingest_records_out_total > 0: the first transaction is done) and stops at the first that
+shows N; the rate counts the records committed in between (the steady state, as the ceiling and
+the Python peer measure it). VmHWM comes from /proc/PID/status while the process still runs. Exit 1 when the process dies or N is not reached in time.
+"""
+import http.client
+import re
+import sys
+import time
+
+OUT = re.compile(rb'^taina_ingest_records_out_total\{[^}]*\} (\S+)$', re.M)
+DLQ = re.compile(rb'^taina_ingest_dlq_total\{[^}]*\} (\S+)$', re.M)
+
+
+def vmhwm_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return -1
+
+
+def main():
+    port, pid, want = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    timeout = float(sys.argv[4]) if len(sys.argv) > 4 else 120
+    conn = None
+    t0 = out0 = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                if f.read().split(") ")[-1].startswith("Z"):
+                    raise FileNotFoundError
+        except FileNotFoundError:
+            sys.exit("watch_taina: taina-ingest exited")
+        try:
+            if conn is None:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/metrics")
+            body = conn.getresponse().read()
+        except (OSError, http.client.HTTPException):
+            conn = None
+            time.sleep(0.05)
+            continue
+        now = time.monotonic()
+        out = sum(float(v) for v in OUT.findall(body))
+        if t0 is None and out > 0:
+            t0, out0 = now, out
+        if t0 is not None and out >= want:
+            if out == out0:
+                sys.exit("watch_taina: N=%d came in one scrape interval: nothing to time" % want)
+            dlq = sum(float(v) for v in DLQ.findall(body))
+            secs = now - t0
+            print("taina_records %d seconds %.3f records_per_s %.0f vmhwm_kb %d dlq %d"
+                  % (out - out0, secs, (out - out0) / secs, vmhwm_kb(pid), dlq))
+            return
+        time.sleep(0.025)
+    sys.exit("watch_taina: N=%d not reached in %.0f s" % (want, timeout))
+
+
+if __name__ == "__main__":
+    main()
