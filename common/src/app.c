@@ -19,6 +19,7 @@ struct tn_app {
     tn_metrics_t *metrics;
     tn_auth_t *auth;
     tn_http_server_t *http;
+    tn_cfg_key_t http_keys[8]; /* the common HTTP keys with the program's default port */
 };
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", "fatal", "off", NULL};
@@ -148,8 +149,14 @@ int tn_app_main(const tn_app_def_t *def, int argc, char **argv, char *const *env
     app->svc_cfg = tn_xcalloc(1, def->cfg_size ? def->cfg_size : 1);
 
     tn_cfg_add_table(app->cfg, "common", base_keys, TN_ARRAY_LEN(base_keys), &app->common);
-    if (def->features & TN_APP_HTTP)
-        tn_cfg_add_table(app->cfg, "http", http_keys, TN_ARRAY_LEN(http_keys), &app->common);
+    if (def->features & TN_APP_HTTP) {
+        _Static_assert(sizeof(http_keys) <= sizeof(app->http_keys), "room for the http keys");
+        memcpy(app->http_keys, http_keys, sizeof(http_keys));
+        for (size_t i = 0; def->http_port && i < TN_ARRAY_LEN(http_keys); i++)
+            if (!strcmp(app->http_keys[i].name, "http_port"))
+                app->http_keys[i].def = def->http_port;
+        tn_cfg_add_table(app->cfg, "http", app->http_keys, TN_ARRAY_LEN(http_keys), &app->common);
+    }
     if (def->features & TN_APP_KAFKA)
         tn_cfg_add_table(app->cfg, "kafka", kafka_keys, TN_ARRAY_LEN(kafka_keys), &app->common);
     if (def->features & TN_APP_AUTH)
