@@ -1,0 +1,101 @@
+/* embedder: tickets.enriched -> vectors in Qdrant and on tickets.embedded, at least once with
+ * idempotent writes. Shared declarations of the service's files:
+ *   main.c    the table of contents: config, wiring, loop, shutdown
+ *   config.c  the config keys and the metric families
+ *   batch.c   one batch: parse records, embed chunks, write points and records
+ *   worker.c  the loop: gather batches, retry with backoff behind circuit breakers, commit
+ */
+#ifndef EMBEDDER_H
+#define EMBEDDER_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "taina/app.h"
+#include "taina/breaker.h"
+#include "taina/embed.h"
+#include "taina/kafka.h"
+#include "taina/metrics.h"
+#include "taina/qdrant.h"
+#include "taina/schema.h"
+
+typedef struct embedder_cfg {
+    char *topic_in, *topic_out, *topic_dlq, *group;
+    int64_t batch_chunks, batch_linger_ms;
+    int64_t max_attempts, retry_base_ms, retry_cap_ms;
+    char *schemas_dir;
+    int provider; /* index in embedder_providers */
+    char *model, *embed_url, *embed_api_key;
+    int64_t dims, embed_batch, embed_timeout_ms;
+    int vector_store; /* EMBEDDER_STORE_* */
+    char *qdrant_url, *qdrant_api_key, *collection;
+    int64_t qdrant_timeout_ms;
+} embedder_cfg_t;
+
+enum { EMBEDDER_STORE_NONE, EMBEDDER_STORE_QDRANT };
+extern const char *const embedder_providers[];
+extern const tn_cfg_key_t embedder_keys[];
+extern const size_t embedder_nkeys;
+
+typedef struct embedder_metrics {
+    tn_metric_t *records; /* {outcome}: embedded, deleted, dlq */
+    tn_metric_t *chunks;  /* chunks embedded and written */
+    tn_metric_t *dlq;     /* {reason} */
+    tn_metric_t *batch;   /* histogram: chunks per batch */
+    tn_metric_t *batch_s; /* histogram: seconds per batch (embed + write) */
+    tn_metric_t *retries; /* {stage} */
+    tn_metric_t *breaker; /* gauge {upstream}: 1 open */
+} embedder_metrics_t;
+
+/* One consumed record in the open batch. */
+typedef struct embedder_rec {
+    tn_kafka_msg_t msg;
+    json_t *doc;        /* the enriched value; NULL when it goes to the DLQ */
+    const char *reason; /* DLQ reason when doc is NULL */
+    char detail[512];
+    size_t first_chunk; /* index of its first chunk in the batch's chunk arrays */
+    size_t nchunks;
+} embedder_rec_t;
+
+typedef struct embedder {
+    const embedder_cfg_t *cfg;
+    embedder_metrics_t m;
+    tn_schema_t *schema_in;
+    tn_embedder_t *emb;
+    tn_qdrant_t *qdrant; /* NULL with vector_store none */
+    tn_kafka_producer_t *producer;
+    tn_kafka_consumer_t *consumer;
+    tn_breaker_t embed_breaker, store_breaker;
+    atomic_bool ready;
+    int failing; /* the last batch attempt failed on an upstream (until one succeeds) */
+    /* the open batch */
+    embedder_rec_t *recs;
+    size_t nrecs, caprecs;
+    size_t nchunks;
+} embedder_t;
+
+/* config.c */
+void embedder_metrics_init(embedder_metrics_t *m, tn_metrics_t *reg);
+
+/* batch.c */
+/** Parse and validate a consumed record into the batch (takes the message). */
+void embedder_batch_add(embedder_t *e, tn_kafka_msg_t *msg);
+/**
+ * Embed the batch's chunks and write them: stale and deleted points removed, points upserted
+ * (wait=true), records produced to tickets.embedded and acknowledged, dead letters sent.
+ * @returns TN_OK; TN_AGAIN when an upstream's circuit is open (no call made: wait, this is no
+ *          attempt); TN_ERR_UNAVAILABLE when an upstream failed in a way worth retrying (nothing
+ *          committed; safe to redo); TN_ERR_UPSTREAM when the provider refused the input (the
+ *          caller isolates the records); TN_ERR_KAFKA when Kafka did not take the output.
+ * @param stage out: "embed", "store" or "kafka" on failure.
+ */
+tn_err_t embedder_batch_write(embedder_t *e, const char **stage, char *errbuf, size_t errlen);
+/** Release the batch's messages and documents. */
+void embedder_batch_clear(embedder_t *e);
+
+/* worker.c */
+tn_err_t embedder_worker_run(embedder_t *e);
+
+#endif

@@ -1,0 +1,224 @@
+"""embedder on devstack with the Qdrant fake: enriched records produced with an independent
+client (confluent-kafka) end as the right points in Qdrant (count, ids, payload) and as records
+on tickets.embedded; fewer chunks leave no stale points; a deleted ticket leaves none; bad
+records go to the DLQ; a 10 s Qdrant outage loses nothing and sends nothing to the DLQ; the lag
+gauges go from N to 0."""
+import base64
+import json
+import math
+import os
+import re
+import struct
+import sys
+import time
+import uuid
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+from taina_harness import (KAFKA_FAST_GROUP, MULT, Devstack, Service, TempDir,  # noqa: E402
+                           consume, http, producer)
+
+NS = uuid.uuid5(uuid.NAMESPACE_URL, "https://taina.dev/chunks")
+COLL = "taina-chunks"
+
+
+def point_id(tenant, ticket, idx):
+    return str(uuid.uuid5(NS, "%s/%s/%d" % (tenant, ticket, idx)))
+
+
+def enriched(ticket, tenant="t1", nchunks=2, deleted=False, words="pasaporte renovar cita"):
+    v = {"schema_version": 1, "ticket_id": ticket, "tenant_id": tenant,
+         "created_at": "2026-11-24T10:00:00Z", "enriched_at": "2026-11-24T10:00:01Z"}
+    if deleted:
+        v["deleted"] = True
+        return v
+    chunks, text, pos = [], "", 0
+    for i in range(nchunks):
+        t = "Fragmento %d: %s %s." % (i, words, ticket[:8])
+        chunks.append({"index": i, "text": t, "start": pos, "end": pos + len(t),
+                       "words": len(t.split())})
+        text += t + " "
+        pos += len(t) + 1
+    v.update({"source": "web", "title": "Ticket " + ticket[:8], "text": text.strip(),
+              "lang": "es", "lang_confidence": 0.9, "category": "passport",
+              "priority": "normal", "pii": {}, "invalid_utf8": 0, "content_hash": "0" * 64,
+              "chunks": chunks})
+    return v
+
+
+def send(bootstrap, values):
+    p = producer(bootstrap)
+    for v in values:
+        key = v["ticket_id"] if isinstance(v, dict) else v[0]
+        val = json.dumps(v) if isinstance(v, dict) else v[1]
+        p.produce("tickets.enriched", key=key, value=val)
+    assert p.flush(30) == 0
+
+
+def qd(stack, method, path, body=None):
+    st, _, data = http(method, stack["qport"], path, body,
+                       {"Content-Type": "application/json"})
+    return st, (json.loads(data) if data else None)
+
+
+def points_of(stack, ticket):
+    st, r = qd(stack, "POST", "/collections/%s/points/scroll" % COLL,
+               {"filter": {"must": [{"key": "ticket_id", "match": {"value": ticket}}]},
+                "limit": 1000, "with_payload": True})
+    assert st == 200, r
+    return r["result"]["points"]
+
+
+def count(stack):
+    st, r = qd(stack, "POST", "/collections/%s/points/count" % COLL, {"exact": True})
+    return r["result"]["count"] if st == 200 else -1
+
+
+def wait_for(pred, timeout=30, what="condition"):
+    deadline = time.time() + timeout * MULT
+    while time.time() < deadline:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for " + what)
+
+
+@pytest.fixture(scope="module")
+def stack():
+    tmp = TempDir("taina-0010-")
+    ds = Devstack(tmp)
+    fake = Service("fake-qdrant", tmp, {"TAINA_HTTP_MAX_BODY": "64MiB"})
+    fake.wait_ready()
+    env = {"TAINA_KAFKA_BROKERS": ds.bootstrap, "TAINA_VECTOR_STORE": "qdrant",
+           "TAINA_QDRANT_URL": "http://127.0.0.1:%d" % fake.port,
+           "TAINA_KAFKA_STATS_INTERVAL": "500ms"}
+    env.update(KAFKA_FAST_GROUP)
+    svc = Service("embedder", tmp, env)
+    svc.wait_ready()
+    yield {"tmp": tmp, "ds": ds, "fake": fake, "svc": svc, "qport": fake.port, "env": env}
+    rc = svc.stop()
+    fake.stop()
+    ds.stop()
+    tmp.cleanup()
+    assert rc == 0, "embedder did not exit 0 on SIGTERM"
+
+
+def test_collection_created_with_size_and_indexes(stack):
+    st, r = qd(stack, "GET", "/collections/" + COLL)
+    assert st == 200
+    params = r["result"]["config"]["params"]["vectors"]
+    assert params["size"] == 384 and params["distance"] == "Cosine"
+    assert {"tenant_id", "ticket_id"} <= set(r["result"]["payload_schema"])
+
+
+def test_points_and_embedded_records(stack):
+    tickets = [str(uuid.uuid4()) for _ in range(3)]
+    send(stack["ds"].bootstrap, [enriched(t, nchunks=n) for t, n in zip(tickets, (1, 2, 3))])
+    wait_for(lambda: all(len(points_of(stack, t)) == n for t, n in zip(tickets, (1, 2, 3))),
+             what="6 points")
+    for t, n in zip(tickets, (1, 2, 3)):
+        pts = points_of(stack, t)
+        assert sorted(p["id"] for p in pts) == sorted(point_id("t1", t, i) for i in range(n))
+        for p in pts:
+            pl = p["payload"]
+            assert pl["tenant_id"] == "t1" and pl["ticket_id"] == t
+            assert pl["text"].startswith("Fragmento %d:" % pl["chunk_index"])
+            assert pl["model"] == "taina-hash-v1" and pl["lang"] == "es"
+            assert "start" in pl and "end" in pl and pl["content_hash"] == "0" * 64
+    recs = consume(stack["ds"].bootstrap, "tickets.embedded", want=6,
+                   pred=lambda r: r["key"].decode() in tickets)
+    mine = [json.loads(r["value"]) for r in recs if r["key"].decode() in tickets]
+    assert len(mine) == 6
+    for v in mine:
+        vec = struct.unpack("<384f", base64.b64decode(v["vector"]))
+        assert abs(math.sqrt(sum(x * x for x in vec)) - 1.0) < 1e-4
+        assert v["dims"] == 384 and v["point_id"] == point_id("t1", v["ticket_id"],
+                                                               v["chunk_index"])
+    hdr = [r for r in recs if r["key"].decode() in tickets][0]["headers"]
+    assert hdr["taina-schema"] == b"tickets.embedded/1"
+
+
+def test_fewer_chunks_leave_no_stale_points_and_delete_removes_all(stack):
+    t = str(uuid.uuid4())
+    send(stack["ds"].bootstrap, [enriched(t, nchunks=5)])
+    wait_for(lambda: len(points_of(stack, t)) == 5, what="5 points")
+    send(stack["ds"].bootstrap, [enriched(t, nchunks=2, words="licencia de conducir")])
+    wait_for(lambda: len(points_of(stack, t)) == 2, what="2 points after the update")
+    assert all("licencia" in p["payload"]["text"] for p in points_of(stack, t))
+    send(stack["ds"].bootstrap, [enriched(t, deleted=True)])
+    wait_for(lambda: len(points_of(stack, t)) == 0, what="no points after the delete")
+    recs = consume(stack["ds"].bootstrap, "tickets.embedded", idle=2,
+                   pred=lambda r: r["key"].decode() == t)
+    assert any(json.loads(r["value"]).get("deleted") for r in recs if r["key"].decode() == t)
+
+
+def test_bad_records_go_to_the_dlq(stack):
+    bad = [("emb-bad-json", b"{oops"),
+           ("emb-bad-schema", json.dumps({"schema_version": 1, "ticket_id": "x"}).encode())]
+    send(stack["ds"].bootstrap, bad)
+    keys = {k for k, _ in bad}
+    dlq = consume(stack["ds"].bootstrap, "tickets.dlq", want=2,
+                  pred=lambda r: r["key"].decode() in keys)
+    got = {r["key"].decode(): r["headers"]["taina-error"].decode() for r in dlq
+           if r["key"].decode() in keys}
+    assert got == {"emb-bad-json": "json", "emb-bad-schema": "schema"}
+    assert stack["svc"].proc.poll() is None
+
+
+def dlq_total(stack):
+    st, _, body = http("GET", stack["svc"].port, "/metrics")
+    return sum(float(m) for m in re.findall(r"^taina_embedder_dlq_total\{[^}]*\} (\S+)",
+                                            body.decode(), re.M))
+
+
+def test_qdrant_outage_loses_nothing(stack):
+    before = dlq_total(stack)
+    n0 = count(stack)
+    st, _ = qd(stack, "POST", "/admin/faults", {"error_rate": 1.0, "error_status": 503})
+    assert st == 200
+    tickets = [str(uuid.uuid4()) for _ in range(40)]
+    try:
+        send(stack["ds"].bootstrap, [enriched(t, nchunks=2) for t in tickets])
+        time.sleep(10)
+        # while Qdrant is down the worker is not ready and nothing was written
+        st, _, _ = http("GET", stack["svc"].port, "/ready")
+        assert st == 503
+    finally:
+        qd(stack, "POST", "/admin/faults", {"error_rate": 0.0})
+    wait_for(lambda: count(stack) == n0 + 80, timeout=60, what="80 points after the outage")
+    assert dlq_total(stack) == before, "records went to the DLQ during the outage"
+    wait_for(lambda: http("GET", stack["svc"].port, "/ready")[0] == 200, what="ready again")
+
+
+def lag(stack):
+    st, _, body = http("GET", stack["svc"].port, "/metrics")
+    m = re.search(r'^taina_kafka_consumer_group_lag\{group="taina-embedder",'
+                  r'topic="tickets.enriched"\} (\S+)', body.decode(), re.M)
+    return float(m.group(1)) if m else None
+
+
+def test_lag_goes_from_n_to_zero(stack):
+    svc = stack["svc"]
+    assert svc.stop() == 0
+    tickets = [str(uuid.uuid4()) for _ in range(300)]
+    send(stack["ds"].bootstrap, [enriched(t, nchunks=1) for t in tickets])
+    # slow enough to watch: 30 batches of 10 behind a Qdrant that takes 200 ms
+    qd(stack, "POST", "/admin/faults", {"latency_ms": 200})
+    svc.env["TAINA_EMBEDDER_BATCH_CHUNKS"] = "10"
+    svc.start()
+    seen = []
+    deadline = time.time() + 60 * MULT
+    while time.time() < deadline:
+        try:
+            v = lag(stack)
+        except OSError:
+            v = None
+        if v is not None:
+            seen.append(v)
+            if v == 0 and max(seen) > 0:
+                break
+        time.sleep(0.1)
+    qd(stack, "POST", "/admin/faults", {"latency_ms": 0})
+    assert seen and max(seen) >= 200, "the lag never showed the backlog: %s" % seen[:20]
+    assert seen[-1] == 0, "lag did not return to 0: %s" % seen[-10:]
