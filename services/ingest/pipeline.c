@@ -91,7 +91,17 @@ tn_err_t ingest_pipeline_init(ingest_t *in, tn_app_t *app)
     }
     free(txnid);
     const char *topics[] = {cfg->topic_raw, NULL};
-    in->consumer = tn_kafka_consumer_new(&o, cfg->group, topics, err, sizeof(err));
+    /* librdkafka reads ahead up to 64 MB per consumer by default, most of our memory; 8 MB
+     * keeps the pipeline fed at full speed. User properties come after, so they still win. */
+    tn_kafka_opts_t co = o;
+    tn_cfg_prop_t *props = tn_xcalloc(o.nprops + 1, sizeof(*props));
+    props[0] = (tn_cfg_prop_t){"queued.max.messages.kbytes", "8192"};
+    for (size_t i = 0; i < o.nprops; i++)
+        props[i + 1] = o.props[i];
+    co.props = props;
+    co.nprops = o.nprops + 1;
+    in->consumer = tn_kafka_consumer_new(&co, cfg->group, topics, err, sizeof(err));
+    free(props);
     if (!in->consumer) {
         TN_LOG(TN_LOG_ERROR, "ingest: %s", err);
         return TN_ERR_CONFIG;
