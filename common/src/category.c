@@ -2,6 +2,8 @@
 #include "taina/category.h"
 
 #include <ctype.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -46,12 +48,52 @@ typedef struct rule {
     size_t nphrases;
 } rule_t;
 
+/* A keyword phrase, found by its first word in the hash table of struct tn_category. */
+typedef struct phrase {
+    const char *text; /* the rule's folded phrase, " word word " */
+    size_t len;
+    int weight;
+    int rule;
+    int next; /* the next phrase with the same first word, -1: none */
+} phrase_t;
+
+typedef struct slot {
+    const char *word; /* NULL: empty; else the first word of phrases[head] (no spaces) */
+    size_t len;
+    uint32_t hash;
+    int head;
+} slot_t;
+
 struct tn_category {
     rule_t rules[MAX_RULES];
     size_t nrules;
+    int first[MAX_RULES]; /* the first rule of each rule's category: it holds the score */
+    phrase_t *phrases;
+    size_t nphrases;
+    slot_t *slots; /* open addressing, a power of two at least twice nphrases */
+    size_t nslots;
 };
 
-char *tn_category_fold(const char *text, size_t len)
+static uint32_t hash_word(const char *w, size_t len)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)w[i]) * 16777619u;
+    return h;
+}
+
+static const slot_t *find_slot(const tn_category_t *c, const char *w, size_t len, uint32_t h)
+{
+    for (size_t i = h & (c->nslots - 1);; i = (i + 1) & (c->nslots - 1)) {
+        const slot_t *sl = &c->slots[i];
+        if (!sl->word || (sl->hash == h && sl->len == len && memcmp(sl->word, w, len) == 0))
+            return sl;
+    }
+}
+
+/* The whole text through utf8proc_map: the reference, for what the per-code-point path below
+ * cannot do (invalid UTF-8, combining marks that survive the fold and would be reordered). */
+static char *fold_map(const char *text, size_t len)
 {
     utf8proc_uint8_t *mapped = NULL;
     /* Decompose, drop combining marks, case-fold. Invalid UTF-8 is folded byte-wise instead. */
@@ -89,6 +131,117 @@ char *tn_category_fold(const char *text, size_t len)
     return out;
 }
 
+#define FOLD_CPS 0x800 /* the table covers one- and two-byte UTF-8 */
+#define FOLD_MAX 7
+
+/* One code point folded: its word bytes, ' ' standing for a separator. */
+typedef struct fold_entry {
+    unsigned char len; /* 0xFF: not in the table */
+    char s[FOLD_MAX];
+} fold_entry_t;
+
+static fold_entry_t fold_table[FOLD_CPS];
+static pthread_once_t fold_once = PTHREAD_ONCE_INIT;
+
+/*
+ * Fold code point @p cp as fold_map() does (its mapping is per code point, and with no combining
+ * class left nothing is reordered): up to 64 bytes in @p o. Returns the length, or -1 when only
+ * fold_map() knows the answer.
+ */
+static int fold_cp(int32_t cp, char *o)
+{
+    utf8proc_int32_t d[16];
+    int last = 0;
+    utf8proc_ssize_t n = utf8proc_decompose_char(
+        cp, d, 16, UTF8PROC_DECOMPOSE | UTF8PROC_STRIPMARK | UTF8PROC_CASEFOLD, &last);
+    if (n < 0 || n > 16)
+        return -1;
+    int k = 0;
+    for (utf8proc_ssize_t i = 0; i < n; i++) {
+        const utf8proc_property_t *p = utf8proc_get_property(d[i]);
+        if (p->combining_class != 0)
+            return -1;
+        utf8proc_category_t cat = (utf8proc_category_t)p->category;
+        int word = d[i] == '\'' || (cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO) ||
+                   (cat >= UTF8PROC_CATEGORY_ND && cat <= UTF8PROC_CATEGORY_NO);
+        if (word) {
+            int e = (int)utf8proc_encode_char(d[i], (utf8proc_uint8_t *)o + k);
+            for (int j = k; j < k + e; j++)
+                o[j] = (char)tolower((unsigned char)o[j]);
+            k += e;
+        } else {
+            o[k++] = ' ';
+        }
+    }
+    return k;
+}
+
+static void fold_init(void)
+{
+    for (int32_t cp = 0; cp < FOLD_CPS; cp++) {
+        char o[64];
+        int k = fold_cp(cp, o);
+        fold_entry_t *e = &fold_table[cp];
+        if (k < 0 || k > FOLD_MAX) {
+            e->len = 0xFF;
+        } else {
+            e->len = (unsigned char)k;
+            memcpy(e->s, o, (size_t)k);
+        }
+    }
+}
+
+char *tn_category_fold(const char *text, size_t len)
+{
+    pthread_once(&fold_once, fold_init);
+    size_t cap = len + 68, o = 0;
+    char *out = tn_xmalloc(cap);
+    out[o++] = ' ';
+    for (size_t i = 0; i < len;) {
+        const char *f;
+        int fl;
+        char tmp[64];
+        unsigned char c = (unsigned char)text[i];
+        if (c < 0x80) {
+            f = fold_table[c].s;
+            fl = fold_table[c].len;
+            i++;
+        } else {
+            utf8proc_int32_t cp;
+            utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)text + i,
+                                                  (utf8proc_ssize_t)(len - i), &cp);
+            if (k <= 0)
+                goto whole;
+            i += (size_t)k;
+            if (cp < FOLD_CPS && fold_table[cp].len != 0xFF) {
+                f = fold_table[cp].s;
+                fl = fold_table[cp].len;
+            } else if ((fl = fold_cp(cp, tmp)) >= 0) {
+                f = tmp;
+            } else {
+                goto whole;
+            }
+        }
+        if (o + (size_t)fl + 3 > cap) {
+            cap = 2 * cap + (size_t)fl;
+            out = tn_xrealloc(out, cap);
+        }
+        for (int j = 0; j < fl; j++) {
+            if (f[j] != ' ')
+                out[o++] = f[j];
+            else if (out[o - 1] != ' ')
+                out[o++] = ' ';
+        }
+    }
+    if (out[o - 1] != ' ')
+        out[o++] = ' ';
+    out[o] = '\0';
+    return out;
+whole:
+    free(out);
+    return fold_map(text, len);
+}
+
 void tn_category_destroy(tn_category_t *c)
 {
     if (!c)
@@ -102,6 +255,8 @@ void tn_category_destroy(tn_category_t *c)
         free(r->category);
         free(r->priority);
     }
+    free(c->phrases);
+    free(c->slots);
     free(c);
 }
 
@@ -113,6 +268,47 @@ static const char *next_field(const char *s, const char *end, size_t *len)
     while (s + *len < end && s[*len] != ' ' && s[*len] != '\t')
         (*len)++;
     return s;
+}
+
+/* The phrases by first word, and each rule's category head. */
+static void index_phrases(tn_category_t *c)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->nrules; i++) {
+        n += c->rules[i].nphrases;
+        c->first[i] = (int)i;
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(c->rules[k].category, c->rules[i].category) == 0) {
+                c->first[i] = (int)k;
+                break;
+            }
+    }
+    c->phrases = tn_xcalloc(n ? n : 1, sizeof(*c->phrases));
+    for (c->nslots = 8; c->nslots < 2 * n; c->nslots *= 2)
+        ;
+    c->slots = tn_xcalloc(c->nslots, sizeof(*c->slots));
+    /* Chains keep file order (rule, then phrase); the scores are sums, so order only matters
+     * for reading. */
+    int *tail = tn_xcalloc(c->nslots, sizeof(int));
+    for (size_t i = 0; i < c->nrules; i++) {
+        const rule_t *r = &c->rules[i];
+        for (size_t j = 0; j < r->nphrases; j++) {
+            const char *w = r->phrases[j] + 1;
+            size_t wl = strcspn(w, " ");
+            uint32_t h = hash_word(w, wl);
+            slot_t *sl = (slot_t *)find_slot(c, w, wl, h);
+            int id = (int)c->nphrases++;
+            c->phrases[id] =
+                (phrase_t){r->phrases[j], strlen(r->phrases[j]), r->weights[j], (int)i, -1};
+            if (!sl->word) {
+                *sl = (slot_t){w, wl, h, id};
+            } else {
+                c->phrases[tail[sl - c->slots]].next = id;
+            }
+            tail[sl - c->slots] = id;
+        }
+    }
+    free(tail);
 }
 
 tn_category_t *tn_category_new(const char *text, const char *name, char *errbuf, size_t errlen)
@@ -174,6 +370,7 @@ tn_category_t *tn_category_new(const char *text, const char *name, char *errbuf,
     next:
         line = eol ? eol + 1 : end;
     }
+    index_phrases(c);
     return c;
 fail:
     tn_category_destroy(c);
@@ -185,23 +382,30 @@ tn_category_result_t tn_category_classify(const tn_category_t *c, const char *te
 {
     tn_category_result_t best = {"general", "normal", 0};
     char *folded = tn_category_fold(text, len);
+    size_t flen = strlen(folded);
+    /* Every occurrence of " phrase " in the folded text starts at a word: look each word up
+     * and compare the phrases that begin with it (as many hits as strstr would find). */
+    int hits[MAX_RULES] = {0};
+    for (size_t i = 1; i < flen;) {
+        size_t e = i;
+        while (folded[e] != ' ')
+            e++;
+        const slot_t *sl = find_slot(c, folded + i, e - i, hash_word(folded + i, e - i));
+        for (int id = sl->word ? sl->head : -1; id >= 0; id = c->phrases[id].next) {
+            const phrase_t *p = &c->phrases[id];
+            if (p->len <= flen - (i - 1) && memcmp(folded + i - 1, p->text, p->len) == 0)
+                hits[p->rule] += p->weight;
+        }
+        i = e + 1;
+    }
+    free(folded);
     /* Scores summed per category name across its rules (es + * lines of one category). */
     int scores[MAX_RULES] = {0};
     for (size_t i = 0; i < c->nrules; i++) {
         const rule_t *r = &c->rules[i];
         if (r->lang[0] != '*' && lang && strcmp(lang, "und") != 0 && strcmp(r->lang, lang) != 0)
             continue;
-        int s = 0;
-        for (size_t j = 0; j < r->nphrases; j++)
-            for (const char *p = strstr(folded, r->phrases[j]); p; p = strstr(p + 1, r->phrases[j]))
-                s += r->weights[j];
-        size_t first = i; /* the first rule of this category holds its score */
-        for (size_t k = 0; k < i; k++)
-            if (strcmp(c->rules[k].category, r->category) == 0) {
-                first = k;
-                break;
-            }
-        scores[first] += s;
+        scores[c->first[i]] += hits[i];
     }
     for (size_t i = 0; i < c->nrules; i++) {
         if (scores[i] > best.score) {
@@ -210,6 +414,5 @@ tn_category_result_t tn_category_classify(const tn_category_t *c, const char *te
             best.score = scores[i];
         }
     }
-    free(folded);
     return best;
 }

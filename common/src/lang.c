@@ -1,12 +1,13 @@
 /* Spanish/English detection from function words and Spanish-only letters. */
 #include "taina/lang.h"
 
-#include <ctype.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "taina/mem.h"
 
-/* Frequent words that are (almost) only Spanish or only English. Sorted for bsearch. */
+/* Frequent words that are (almost) only Spanish or only English. */
 static const char *const es_words[] = {
     "al",     "algo",  "ante",     "cita", "como",  "con",   "cuando", "de",    "del",
     "desde",  "donde", "el",       "ella", "ellos", "en",    "entre",  "es",    "esta",
@@ -23,18 +24,49 @@ static const char *const en_words[] = {
     "which",  "will",  "with", "would", "you",  "your",
 };
 
-static int cmp(const void *key, const void *elem)
+/* Both lists in one open-addressing hash table, built once: bit 1 Spanish, bit 2 English. */
+#define NSLOTS 256
+static struct {
+    const char *word;
+    unsigned char len, lists;
+} slots[NSLOTS];
+static pthread_once_t slots_once = PTHREAD_ONCE_INIT;
+
+static uint32_t hash_word(const char *w, size_t len)
 {
-    return strcmp(key, *(const char *const *)elem);
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)w[i]) * 16777619u;
+    return h;
 }
 
-static int in_list(const char *w, const char *const *list, size_t n)
+static size_t find(const char *w, size_t len)
 {
-    return bsearch(w, list, n, sizeof(*list), cmp) != NULL;
+    size_t i = hash_word(w, len) & (NSLOTS - 1);
+    while (slots[i].word && !(slots[i].len == len && memcmp(slots[i].word, w, len) == 0))
+        i = (i + 1) & (NSLOTS - 1);
+    return i;
+}
+
+static void add_list(const char *const *list, size_t n, unsigned char bit)
+{
+    for (size_t k = 0; k < n; k++) {
+        size_t len = strlen(list[k]), i = find(list[k], len);
+        slots[i].word = list[k];
+        slots[i].len = (unsigned char)len;
+        slots[i].lists |= bit;
+    }
+}
+
+static void build_slots(void)
+{
+    add_list(es_words, TN_ARRAY_LEN(es_words), 1);
+    add_list(en_words, TN_ARRAY_LEN(en_words), 2);
 }
 
 tn_lang_t tn_lang_detect(const char *text, size_t len, const char *hint)
 {
+    pthread_once(&slots_once, build_slots);
     double es = 0, en = 0;
     size_t words = 0;
     char w[24];
@@ -52,9 +84,10 @@ tn_lang_t tn_lang_detect(const char *text, size_t len, const char *hint)
             if (d == 0xBF || d == 0xA1)
                 es += 1;
         }
-        if (isalpha(c) || c == '\'') {
+        /* ASCII letters only, as isalpha() and tolower() in the C locale (never changed) */
+        if ((unsigned)((c | 0x20) - 'a') < 26u || c == '\'') {
             if (wl < sizeof(w) - 1)
-                w[wl++] = (char)tolower(c);
+                w[wl++] = (char)(c == '\'' ? c : c | 0x20);
             continue;
         }
         if (c >= 0x80 && wl > 0) { /* a non-ASCII letter inside a word: not a function word */
@@ -62,11 +95,11 @@ tn_lang_t tn_lang_detect(const char *text, size_t len, const char *hint)
             continue;
         }
         if (wl > 0 && wl < sizeof(w)) {
-            w[wl] = '\0';
             words++;
-            if (in_list(w, es_words, TN_ARRAY_LEN(es_words)))
+            unsigned lists = slots[find(w, wl)].lists;
+            if (lists & 1)
                 es += 1;
-            if (in_list(w, en_words, TN_ARRAY_LEN(en_words)))
+            if (lists & 2)
                 en += 1;
         }
         wl = 0;

@@ -111,6 +111,10 @@ static size_t repair(const unsigned char *in, size_t len, char *out, size_t *inv
 {
     size_t o = 0;
     for (size_t i = 0; i < len;) {
+        if (in[i] >= 0x20 && in[i] < 0x7F) { /* printable ASCII, most of the text */
+            out[o++] = (char)in[i++];
+            continue;
+        }
         int32_t cp;
         size_t k = decode_utf8(in + i, len - i, &cp);
         if (cp < 0) {
@@ -349,7 +353,14 @@ static size_t collapse(const char *in, size_t len, char *out, size_t *chars)
     int pending = 0;
     for (size_t i = 0; i < len;) {
         int32_t cp;
-        size_t k = decode_utf8((const unsigned char *)in + i, len - i, &cp);
+        size_t k;
+        unsigned char c = (unsigned char)in[i];
+        if (c > ' ' && c < 0x7F) { /* printable ASCII but space */
+            cp = c;
+            k = 1;
+        } else {
+            k = decode_utf8((const unsigned char *)in + i, len - i, &cp);
+        }
         if (is_space_cp(cp)) {
             pending = o > 0;
         } else {
@@ -368,6 +379,41 @@ static size_t collapse(const char *in, size_t len, char *out, size_t *chars)
     return o;
 }
 
+/*
+ * A code point that NFC leaves alone wherever it stands: below U+0300 (every one of them is NFC
+ * quick check Yes with combining class 0, and none is the second of a composition), or one with
+ * combining class 0, no decomposition, no part in any composition and outside the Hangul jamo
+ * and syllables (composed algorithmically). tests/unit/common/text_test.c checks this against
+ * utf8proc for every code point.
+ */
+int tn_text_nfc_inert(int32_t cp)
+{
+    if (cp < 0x300)
+        return 1;
+    if ((cp >= 0x1100 && cp <= 0x11FF) || (cp >= 0xAC00 && cp <= 0xD7A3))
+        return 0;
+    const utf8proc_property_t *p = utf8proc_get_property(cp);
+    return p->combining_class == 0 && p->decomp_seqindex == UINT16_MAX &&
+           p->comb_index == UINT16_MAX;
+}
+
+/* Valid UTF-8 that NFC leaves unchanged because every code point is inert (most text). */
+static int nfc_stable(const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        if (u[i] < 0xCC) { /* ASCII, a continuation byte or a lead below U+0300 */
+            i++;
+            continue;
+        }
+        int32_t cp;
+        i += decode_utf8(u + i, len - i, &cp);
+        if (cp < 0 || !tn_text_nfc_inert(cp))
+            return 0;
+    }
+    return 1;
+}
+
 char *tn_text_normalize(const char *in, size_t len, unsigned flags, tn_text_norm_t *st)
 {
     tn_text_norm_t stats = {0, 0, 0};
@@ -384,7 +430,7 @@ char *tn_text_normalize(const char *in, size_t len, unsigned flags, tn_text_norm
     }
     utf8proc_uint8_t *nfc = NULL;
     utf8proc_ssize_t nlen = 0;
-    if (alen > 0)
+    if (alen > 0 && !nfc_stable(a, alen))
         nlen = utf8proc_map((const utf8proc_uint8_t *)a, (utf8proc_ssize_t)alen, &nfc,
                             UTF8PROC_COMPOSE | UTF8PROC_STABLE);
     const char *src = a;
@@ -436,6 +482,23 @@ static int ends_with(const char *w, size_t len, const char *suffix)
 /* A word ending in . ! ? or …, then any closing quotes or brackets. */
 static int is_sentence_end(const char *w, size_t len)
 {
+    /* most words end in none of them: a check of the last byte rules those out */
+    switch (len ? (unsigned char)w[len - 1] : 0) {
+    case '.':
+    case '!':
+    case '?':
+    case '"':
+    case '\'':
+    case ')':
+    case ']':
+    case 0xBB:
+    case 0x9D:
+    case 0x99:
+    case 0xA6: /* the last bytes of » ” ’ … */
+        break;
+    default:
+        return 0;
+    }
     static const char *const closers[] = {
         "\"", "'", ")", "]", "\xC2\xBB" /* » */, "\xE2\x80\x9D" /* ” */, "\xE2\x80\x99" /* ’ */,
     };

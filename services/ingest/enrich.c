@@ -144,10 +144,15 @@ json_t *ingest_enrich(const ingest_rules_t *r, const void *value, size_t len, si
     tn_text_sha256_hex(body, nb.len, hash);
 
     /* language and category on the whole text, before redaction */
-    char *all = tn_xasprintf("%s. %s", title, body);
+    /* "title. body" (normalized text holds no NUL) */
+    size_t all_len = nt.len + 2 + nb.len;
+    char *all = tn_xmalloc(all_len + 1);
+    memcpy(all, title, nt.len);
+    memcpy(all + nt.len, ". ", 2);
+    memcpy(all + nt.len + 2, body, nb.len + 1);
     const char *hint = json_string_value(json_object_get(raw, "lang"));
-    tn_lang_t lang = tn_lang_detect(all, strlen(all), hint);
-    tn_category_result_t cat = tn_category_classify(r->category, all, strlen(all), lang.code);
+    tn_lang_t lang = tn_lang_detect(all, all_len, hint);
+    tn_category_result_t cat = tn_category_classify(r->category, all, all_len, lang.code);
     free(all);
 
     /* redact */

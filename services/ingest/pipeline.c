@@ -1,6 +1,8 @@
 /* ingest: the enrichment pipeline. Consume tickets.raw (read_committed), enrich, produce to
  * tickets.enriched or tickets.dlq, and commit outputs and input offsets in one Kafka transaction
  * per batch (consume-transform-produce). A failed batch is aborted and consumed again. */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 
 #define MAX_REASONS 8
 #define MAX_PII     16
+#define GROUP       64 /* records polled at once, enriched on two threads, produced in order */
 
 /* What one batch did; added to the metrics once its transaction committed. */
 typedef struct batch {
@@ -91,7 +94,17 @@ tn_err_t ingest_pipeline_init(ingest_t *in, tn_app_t *app)
     }
     free(txnid);
     const char *topics[] = {cfg->topic_raw, NULL};
-    in->consumer = tn_kafka_consumer_new(&o, cfg->group, topics, err, sizeof(err));
+    /* librdkafka reads ahead up to 64 MB per consumer by default, most of our memory; 8 MB
+     * keeps the pipeline fed at full speed. User properties come after, so they still win. */
+    tn_kafka_opts_t co = o;
+    tn_cfg_prop_t *props = tn_xcalloc(o.nprops + 1, sizeof(*props));
+    props[0] = (tn_cfg_prop_t){"queued.max.messages.kbytes", "8192"};
+    for (size_t i = 0; i < o.nprops; i++)
+        props[i + 1] = o.props[i];
+    co.props = props;
+    co.nprops = o.nprops + 1;
+    in->consumer = tn_kafka_consumer_new(&co, cfg->group, topics, err, sizeof(err));
+    free(props);
     if (!in->consumer) {
         TN_LOG(TN_LOG_ERROR, "ingest: %s", err);
         return TN_ERR_CONFIG;
@@ -101,38 +114,112 @@ tn_err_t ingest_pipeline_init(ingest_t *in, tn_app_t *app)
     return TN_OK;
 }
 
-/* Enrich one record and produce its output (or dead letter) inside the open transaction. */
-static void process(ingest_t *in, const tn_kafka_msg_t *msg, batch_t *b)
+/* One polled record, enriched (and dumped) on either thread, then produced in poll order. */
+typedef struct slot {
+    tn_kafka_msg_t msg;
+    char *value; /* the tickets.enriched value, or NULL: dead letter for why */
+    char *id;
+    size_t counts[MAX_PII], bad;
+    ingest_reject_t why;
+} slot_t;
+
+/* The second enrichment thread. Each group is shared out by an atomic index. */
+typedef struct pool {
+    ingest_t *in;
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned gen; /* bumped for each group */
+    int busy;     /* the worker is on the current group */
+    int quit;
+    slot_t *slots;
+    size_t n;
+    atomic_size_t next;
+} pool_t;
+
+static void enrich_slot(ingest_t *in, slot_t *sl)
 {
     const ingest_cfg_t *cfg = in->cfg;
-    size_t counts[MAX_PII] = {0}, bad = 0;
-    ingest_reject_t why = {0};
-    tn_kafka_error_t e;
     double t0 = tn_clock_mono_s();
-    json_t *out = ingest_enrich(&in->rules, msg->value, msg->value_len,
-                                (size_t)cfg->max_record_bytes, counts, &bad, &why);
-    tn_metric_observe(in->m.enrich_secs, TN_NOLABELS, tn_clock_mono_s() - t0);
-    b->in++;
+    json_t *out = ingest_enrich(&in->rules, sl->msg.value, sl->msg.value_len,
+                                (size_t)cfg->max_record_bytes, sl->counts, &sl->bad, &sl->why);
     if (out) {
-        char *value = json_dumps(out, JSON_COMPACT);
-        const char *id = json_string_value(json_object_get(out, "ticket_id"));
+        sl->value = json_dumps(out, JSON_COMPACT);
+        sl->id = tn_xstrdup(json_string_value(json_object_get(out, "ticket_id")));
+        json_decref(out);
+    }
+    tn_metric_observe(in->m.enrich_secs, TN_NOLABELS, tn_clock_mono_s() - t0);
+}
+
+static void enrich_share(pool_t *p)
+{
+    for (size_t i; (i = atomic_fetch_add(&p->next, 1)) < p->n;)
+        enrich_slot(p->in, &p->slots[i]);
+}
+
+static void *worker(void *arg)
+{
+    pool_t *p = arg;
+    unsigned seen = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->quit && p->gen == seen)
+            pthread_cond_wait(&p->cv, &p->mu);
+        if (p->quit)
+            break;
+        seen = p->gen;
+        pthread_mutex_unlock(&p->mu);
+        enrich_share(p);
+        pthread_mutex_lock(&p->mu);
+        p->busy = 0;
+        pthread_cond_broadcast(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* Enrich slots[0..n) on this thread and the worker (if it runs). */
+static void enrich_group(pool_t *p, slot_t *slots, size_t n, int threaded)
+{
+    p->slots = slots;
+    p->n = n;
+    atomic_store(&p->next, 0);
+    if (threaded && n > 1) {
+        pthread_mutex_lock(&p->mu);
+        p->busy = 1;
+        p->gen++;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+    enrich_share(p);
+    pthread_mutex_lock(&p->mu);
+    while (p->busy)
+        pthread_cond_wait(&p->cv, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Produce one enriched record (or its dead letter) inside the open transaction. */
+static void produce_slot(ingest_t *in, slot_t *sl, batch_t *b)
+{
+    const ingest_cfg_t *cfg = in->cfg;
+    tn_kafka_error_t e;
+    b->in++;
+    if (sl->value) {
         tn_trace_t trace;
         char tp[64];
-        tn_kafka_msg_trace(msg, &trace);
+        tn_kafka_msg_trace(&sl->msg, &trace);
         tn_kafka_header_t h[2] = {tn_kafka_trace_header(&trace, tp, sizeof(tp)),
                                   {TN_KAFKA_H_SCHEMA, "tickets.enriched/1", 18}};
-        tn_kafka_record_t rec = {cfg->topic_enriched, -1, id, strlen(id), value,
-                                 strlen(value),       h,  2};
+        tn_kafka_record_t rec = {cfg->topic_enriched, -1, sl->id, strlen(sl->id), sl->value,
+                                 strlen(sl->value),   h,  2};
         tn_err_t rc;
         while ((rc = tn_kafka_produce(in->txn_producer, &rec, &e)) == TN_AGAIN)
             tn_clock_sleep_ms(5); /* the local queue is full: the poll thread drains it */
-        free(value);
-        json_decref(out);
         if (rc == TN_OK) {
             b->out++;
-            b->invalid_utf8 += bad;
+            b->invalid_utf8 += sl->bad;
             for (size_t i = 0; i < MAX_PII; i++)
-                b->pii[i] += counts[i];
+                b->pii[i] += sl->counts[i];
             return;
         }
         if (rc != TN_ERR_TOO_LARGE) {
@@ -140,18 +227,25 @@ static void process(ingest_t *in, const tn_kafka_msg_t *msg, batch_t *b)
             b->failed = 1;
             return;
         }
-        why.reason = "too_large";
-        snprintf(why.detail, sizeof(why.detail),
+        sl->why.reason = "too_large";
+        snprintf(sl->why.detail, sizeof(sl->why.detail),
                  "the enriched record is larger than the broker "
                  "accepts (message.max.bytes)");
     }
-    if (tn_kafka_dlq_send(in->txn_producer, cfg->topic_dlq, msg, why.reason, why.detail, &e) !=
-        TN_OK) {
+    if (tn_kafka_dlq_send(in->txn_producer, cfg->topic_dlq, &sl->msg, sl->why.reason,
+                          sl->why.detail, &e) != TN_OK) {
         TN_LOG(TN_LOG_WARN, "ingest: dead letter to %s failed: %s", cfg->topic_dlq, e.msg);
         b->failed = 1;
         return;
     }
-    batch_dlq(b, why.reason);
+    batch_dlq(b, sl->why.reason);
+}
+
+static void slot_release(slot_t *sl)
+{
+    free(sl->value);
+    free(sl->id);
+    tn_kafka_msg_release(&sl->msg);
 }
 
 /* Commit the batch's transaction, or abort it (the consumer rewinds to the committed offsets).
@@ -178,7 +272,10 @@ static tn_err_t finish(ingest_t *in, batch_t *b)
     return TN_OK;
 }
 
-tn_err_t ingest_pipeline_run(ingest_t *in)
+/* Consume into groups of up to GROUP records (what is already fetched, no waiting past the
+ * first), enrich a group on two threads, then produce it in consumption order: the same records,
+ * order and transactions as one by one. */
+static tn_err_t run(ingest_t *in, pool_t *p, int threaded, slot_t *slots)
 {
     const ingest_cfg_t *cfg = in->cfg;
     while (!tn_lifecycle_is_stopping()) {
@@ -187,39 +284,84 @@ tn_err_t ingest_pipeline_run(ingest_t *in)
         int in_txn = 0;
         int64_t deadline = 0;
         while ((int64_t)b.in < cfg->batch_max && !b.failed) {
-            int64_t wait = in_txn ? deadline - tn_clock_mono_ms() : 200;
-            if (in_txn && wait <= 0)
-                break;
-            tn_kafka_msg_t msg;
-            tn_kafka_error_t e;
-            tn_err_t rc = tn_kafka_consumer_poll(in->consumer, wait, &msg, &e);
-            atomic_store(&in->pipeline_ready, tn_kafka_consumer_assigned(in->consumer) > 0);
-            if (rc == TN_AGAIN) {
+            size_t n = 0, room = (size_t)cfg->batch_max - b.in;
+            if (room > GROUP)
+                room = GROUP;
+            while (n < room) {
+                int64_t wait = n ? 0 : in_txn ? deadline - tn_clock_mono_ms() : 200;
+                if (in_txn && wait < 0)
+                    break;
+                if (in_txn && wait == 0 && !n)
+                    break;
+                tn_kafka_error_t e;
+                slot_t *sl = &slots[n];
+                memset(sl, 0, sizeof(*sl));
+                tn_err_t rc = tn_kafka_consumer_poll(in->consumer, wait, &sl->msg, &e);
+                atomic_store(&in->pipeline_ready, tn_kafka_consumer_assigned(in->consumer) > 0);
+                if (rc == TN_AGAIN)
+                    break;
+                if (rc != TN_OK) {
+                    if (e.fatal) {
+                        for (size_t i = 0; i < n; i++)
+                            slot_release(&slots[i]);
+                        return TN_ERR_FATAL;
+                    }
+                    break;
+                }
+                n++;
+            }
+            if (n == 0) {
+                if (in_txn && deadline - tn_clock_mono_ms() <= 0)
+                    break;
                 if (!in_txn && tn_lifecycle_is_stopping())
                     break;
                 continue;
             }
-            if (rc != TN_OK) {
-                if (e.fatal)
-                    return TN_ERR_FATAL;
-                continue;
-            }
             if (!in_txn) {
+                tn_kafka_error_t e;
                 if (tn_kafka_txn_begin(in->txn_producer, &e) != TN_OK) {
-                    tn_kafka_msg_release(&msg);
+                    for (size_t i = 0; i < n; i++)
+                        slot_release(&slots[i]);
                     TN_LOG(TN_LOG_ERROR, "ingest: cannot begin a transaction: %s", e.msg);
                     return TN_ERR_FATAL;
                 }
                 in_txn = 1;
                 deadline = tn_clock_mono_ms() + cfg->batch_linger_ms;
             }
-            process(in, &msg, &b);
-            tn_kafka_msg_release(&msg);
+            enrich_group(p, slots, n, threaded);
+            for (size_t i = 0; i < n; i++) {
+                if (!b.failed) /* the rest is consumed again after the abort */
+                    produce_slot(in, &slots[i], &b);
+                slot_release(&slots[i]);
+            }
         }
         if (in_txn && finish(in, &b) != TN_OK)
             return TN_ERR_FATAL;
     }
     return TN_OK;
+}
+
+tn_err_t ingest_pipeline_run(ingest_t *in)
+{
+    pool_t p = {.in = in};
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.cv, NULL);
+    int threaded = pthread_create(&p.th, NULL, worker, &p) == 0;
+    if (!threaded)
+        TN_LOG(TN_LOG_WARN, "ingest: no second enrichment thread; enriching on one");
+    slot_t *slots = tn_xcalloc(GROUP, sizeof(*slots));
+    tn_err_t rc = run(in, &p, threaded, slots);
+    free(slots);
+    if (threaded) {
+        pthread_mutex_lock(&p.mu);
+        p.quit = 1;
+        pthread_cond_broadcast(&p.cv);
+        pthread_mutex_unlock(&p.mu);
+        pthread_join(p.th, NULL);
+    }
+    pthread_cond_destroy(&p.cv);
+    pthread_mutex_destroy(&p.mu);
+    return rc;
 }
 
 void ingest_pipeline_close(ingest_t *in)

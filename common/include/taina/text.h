@@ -14,6 +14,7 @@
 #define TAINA_TEXT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "taina/err.h"
 
@@ -41,6 +42,14 @@ typedef struct tn_text_norm {
  * @returns a NUL-terminated string; caller frees.
  */
 char *tn_text_normalize(const char *in, size_t len, unsigned flags, tn_text_norm_t *st);
+
+/**
+ * @brief Whether NFC leaves code point @p cp unchanged wherever it stands (no decomposition, no
+ *        part in any composition, combining class 0): true for everything below U+0300 and for
+ *        most other letters and symbols. tn_text_normalize() skips NFC for text of such code
+ *        points only.
+ */
+int tn_text_nfc_inert(int32_t cp);
 
 /**
  * @brief Only the UTF-8 repair step of tn_text_normalize(): every invalid sequence becomes

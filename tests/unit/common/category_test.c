@@ -6,6 +6,9 @@
 
 #include "taina/category.h"
 
+#include <ctype.h>
+#include <utf8proc.h>
+
 static tn_category_result_t classify(const tn_category_t *c, const char *t, const char *lang)
 {
     return tn_category_classify(c, t, strlen(t), lang);
@@ -74,12 +77,168 @@ static void test_custom_rules_and_errors(void **state)
     assert_non_null(strstr(err, "no keywords"));
 }
 
+/* The fold as first written: the whole text through utf8proc_map. */
+static char *fold_ref(const char *text, size_t len)
+{
+    utf8proc_uint8_t *mapped = NULL;
+    utf8proc_ssize_t n =
+        utf8proc_map((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)len, &mapped,
+                     UTF8PROC_DECOMPOSE | UTF8PROC_STRIPMARK | UTF8PROC_CASEFOLD);
+    const char *src = n >= 0 ? (const char *)mapped : text;
+    size_t sl = n >= 0 ? (size_t)n : len;
+    char *out = malloc(sl + 3);
+    size_t o = 0;
+    out[o++] = ' ';
+    for (size_t i = 0; i < sl;) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t k =
+            utf8proc_iterate((const utf8proc_uint8_t *)src + i, (utf8proc_ssize_t)(sl - i), &cp);
+        if (k <= 0) {
+            k = 1;
+            cp = ' ';
+        }
+        utf8proc_category_t cat = utf8proc_category(cp);
+        int word = cp == '\'' || (cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO) ||
+                   (cat >= UTF8PROC_CATEGORY_ND && cat <= UTF8PROC_CATEGORY_NO);
+        if (word) {
+            for (utf8proc_ssize_t j = 0; j < k; j++)
+                out[o++] = (char)tolower((unsigned char)src[i + (size_t)j]);
+        } else if (out[o - 1] != ' ') {
+            out[o++] = ' ';
+        }
+        i += (size_t)k;
+    }
+    if (out[o - 1] != ' ')
+        out[o++] = ' ';
+    out[o] = '\0';
+    free(mapped);
+    return out;
+}
+
+static void check_fold(const char *s, size_t n)
+{
+    char *want = fold_ref(s, n), *got = tn_category_fold(s, n);
+    if (strcmp(want, got) != 0)
+        fail_msg("fold of %zu bytes %02x %02x %02x %02x: \"%s\", want \"%s\"", n,
+                 (unsigned char)s[0], n > 1 ? (unsigned char)s[1] : 0,
+                 n > 2 ? (unsigned char)s[2] : 0, n > 3 ? (unsigned char)s[3] : 0, got, want);
+    free(want);
+    free(got);
+}
+
+/* The per-code-point fold (a table, then utf8proc per code point) equals the whole-text one for
+ * every code point, alone and between letters, next to a combining mark, and on invalid UTF-8. */
+static void test_fold_every_code_point(void **state)
+{
+    (void)state;
+    for (int32_t cp = 0; cp <= 0x10FFFF; cp++) {
+        if (cp >= 0xD800 && cp <= 0xDFFF)
+            continue;
+        char s[16];
+        size_t n = 0;
+        s[n++] = 'A';
+        n += (size_t)utf8proc_encode_char(cp, (utf8proc_uint8_t *)s + n);
+        s[n++] = 'b';
+        check_fold(s, n);
+        check_fold(s + 1, n - 2);
+        if (cp < 0x800 || (cp & 0xFF) == 0x41) { /* and before a combining mark */
+            memcpy(s + n - 1, "\xCC\x81", 2);
+            check_fold(s, n + 1);
+        }
+    }
+    check_fold("Caf\xC3\xA9 \xFF x", 7);
+    check_fold("\xE1\xBA\xA0\xCC\x81\xCC\xA3 ma\xCD\x85\xCC\x81", 15);
+}
+
+/* Scores equal those of one strstr per phrase over the folded text, on texts of keyword words. */
+static void test_classify_like_strstr(void **state)
+{
+    (void)state;
+    static const char *const words[] = {
+        "de",      "tax",      "id",     "card",   "licencia", "conducir",  "acta",    "nacimiento",
+        "book",    "tax",      "return", "urgent", "Cédula",   "PASAPORTE", "x",       "driver's",
+        "license", "registro", "civil",  "mal",    "servicio", "poor",      "service", "national",
+    };
+    static const char rules[] =
+        "a normal * tax, tax id, id, de de, x x x\n"
+        "b high es licencia de conducir, acta de nacimiento, cedula, mal servicio\n"
+        "c normal en driver's license, book, poor service, national id card\n"
+        "a normal en card, tax return, tax\n"
+        "d urgent * urgent, pasaporte, registro civil, de\n";
+    char err[256];
+    tn_category_t *c = tn_category_new(rules, "t", err, sizeof(err));
+    assert_non_null(c);
+    const char *cats[] = {"a", "b", "c", "d"};
+    unsigned seed = 7;
+    for (int t = 0; t < 3000; t++) {
+        char text[600];
+        size_t n = 0;
+        int nw = 1 + t % 40;
+        for (int w = 0; w < nw; w++) {
+            seed = seed * 1103515245u + 12345u;
+            n += (size_t)snprintf(text + n, sizeof(text) - n, "%s%s",
+                                  words[(seed >> 8) % (sizeof(words) / sizeof(*words))],
+                                  (seed >> 20) % 5 == 0 ? ", " : " ");
+        }
+        const char *lang = t % 3 == 0 ? "es" : t % 3 == 1 ? "en" : "und";
+        char *f = tn_category_fold(text, n);
+        int want[4] = {0};
+        /* the rules' phrases, folded, by category; lang as tn_category_classify() applies it */
+        static const struct {
+            int cat;
+            const char *lang, *phrase;
+            int w;
+        } ph[] = {
+            {0, "*", " tax ", 1},
+            {0, "*", " tax id ", 2},
+            {0, "*", " id ", 1},
+            {0, "*", " de de ", 2},
+            {0, "*", " x x x ", 3},
+            {1, "es", " licencia de conducir ", 3},
+            {1, "es", " acta de nacimiento ", 3},
+            {1, "es", " cedula ", 1},
+            {1, "es", " mal servicio ", 2},
+            {2, "en", " driver's license ", 2},
+            {2, "en", " book ", 1},
+            {2, "en", " poor service ", 2},
+            {2, "en", " national id card ", 3},
+            {0, "en", " card ", 1},
+            {0, "en", " tax return ", 2},
+            {0, "en", " tax ", 1},
+            {3, "*", " urgent ", 1},
+            {3, "*", " pasaporte ", 1},
+            {3, "*", " registro civil ", 2},
+            {3, "*", " de ", 1},
+        };
+        for (size_t k = 0; k < sizeof(ph) / sizeof(*ph); k++) {
+            if (ph[k].lang[0] != '*' && strcmp(lang, "und") != 0 && strcmp(ph[k].lang, lang) != 0)
+                continue;
+            for (const char *p = strstr(f, ph[k].phrase); p; p = strstr(p + 1, ph[k].phrase))
+                want[ph[k].cat] += ph[k].w;
+        }
+        free(f);
+        int best = -1, score = 0;
+        for (int k = 0; k < 4; k++)
+            if (want[k] > score) {
+                best = k;
+                score = want[k];
+            }
+        tn_category_result_t r = tn_category_classify(c, text, n, lang);
+        if (r.score != score || strcmp(r.category, best < 0 ? "general" : cats[best]) != 0)
+            fail_msg("\"%s\" (%s): %s %d, want %s %d", text, lang, r.category, r.score,
+                     best < 0 ? "general" : cats[best], score);
+    }
+    tn_category_destroy(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fold),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_custom_rules_and_errors),
+        cmocka_unit_test(test_fold_every_code_point),
+        cmocka_unit_test(test_classify_like_strstr),
     };
     return cmocka_run_group_tests_name("category", tests, NULL, NULL);
 }

@@ -8,6 +8,8 @@
 #include "taina/mem.h"
 #include "taina/text.h"
 
+#include <utf8proc.h>
+
 #define FFFD "\xEF\xBF\xBD"
 
 /* Normalize @p len bytes copied into an exact-size heap buffer (no NUL after them), so ASan and
@@ -87,6 +89,70 @@ static void test_nfc(void **state)
     check_norm("Jose\xCC\x81 Nin\xCC\x83o", 0, "José Niño");
     /* a decomposed accent written as an HTML entity is composed too */
     check_norm("caf&eacute; cafe\xCC\x81", TN_TEXT_HTML, "café café");
+}
+
+static size_t put_cp(char *o, int32_t cp)
+{
+    return (size_t)utf8proc_encode_char(cp, (utf8proc_uint8_t *)o);
+}
+
+/* NFC of the whole string through utf8proc, as tn_text_normalize() would without its shortcut. */
+static int nfc_same(const char *s, size_t len)
+{
+    utf8proc_uint8_t *n = NULL;
+    utf8proc_ssize_t nl = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)len, &n,
+                                       UTF8PROC_COMPOSE | UTF8PROC_STABLE);
+    int same = nl == (utf8proc_ssize_t)len && memcmp(n, s, len) == 0;
+    free(n);
+    return same;
+}
+
+/* The NFC shortcut's claim, for every code point: an inert one is unchanged by NFC alone and after
+ * a letter, has combining class 0, and is never a later part of the canonical decomposition of
+ * a code point that NFC composes (so never the second of a composition); everything below U+0300 is
+ * inert. */
+static void test_nfc_inert(void **state)
+{
+    (void)state;
+    for (int32_t cp = 0; cp < 0x300; cp++)
+        assert_true(tn_text_nfc_inert(cp));
+    for (int32_t cp = 1; cp <= 0x10FFFF; cp++) {
+        if (cp >= 0xD800 && cp <= 0xDFFF)
+            continue;
+        if (tn_text_nfc_inert(cp)) {
+            char s[16];
+            size_t n = put_cp(s, 'e');
+            n += put_cp(s + n, cp);
+            if (utf8proc_get_property(cp)->combining_class != 0 || !nfc_same(s + 1, n - 1) ||
+                !nfc_same(s, n))
+                fail_msg("U+%04X is not inert", (unsigned)cp);
+        }
+        utf8proc_int32_t d[32];
+        int last = 0;
+        utf8proc_ssize_t nd = utf8proc_decompose_char(cp, d, 32, UTF8PROC_DECOMPOSE, &last);
+        assert_true(nd >= 1 && nd <= 32);
+        /* composition excluded (U+0F43 -> U+0F42 U+0FB7): its parts never compose back */
+        for (utf8proc_ssize_t j = 1; j < nd && !utf8proc_get_property(cp)->comp_exclusion; j++)
+            if (tn_text_nfc_inert(d[j]))
+                fail_msg("U+%04X decomposes with inert U+%04X", (unsigned)cp, (unsigned)d[j]);
+    }
+    /* pairs below U+0300 are already NFC (sampled) */
+    for (int32_t a = 0x20; a < 0x300; a++)
+        for (int32_t b = 0x20; b < 0x300; b += 5) {
+            char s[8];
+            size_t n = put_cp(s, a);
+            n += put_cp(s + n, b);
+            if (!nfc_same(s, n))
+                fail_msg("U+%04X U+%04X changes under NFC", (unsigned)a, (unsigned)b);
+        }
+    /* text with a combining mark or a singleton still goes through NFC */
+    check_norm("\xE2\x84\xAB", 0, "\xC3\x85"); /* ANGSTROM SIGN -> A with ring */
+    check_norm("a\xE2\x80\x80"
+               "b",
+               0, "a b"); /* EN QUAD -> EN SPACE, whitespace */
+    check_norm("\xE2\x80\x9Cok\xE2\x80\x9D \xE2\x82\xAC", 0,
+               "\xE2\x80\x9Cok\xE2\x80\x9D \xE2\x82\xAC");
+    check_norm("\xE1\x84\x80\xE1\x85\xA1", 0, "\xEA\xB0\x80"); /* Hangul L V -> GA */
 }
 
 static void test_whitespace(void **state)
@@ -455,6 +521,7 @@ int main(void)
         cmocka_unit_test(test_utf8_repair_only),
         cmocka_unit_test(test_controls_and_nul),
         cmocka_unit_test(test_nfc),
+        cmocka_unit_test(test_nfc_inert),
         cmocka_unit_test(test_whitespace),
         cmocka_unit_test(test_html_tags),
         cmocka_unit_test(test_html_script_style_comments),
