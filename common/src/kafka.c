@@ -749,7 +749,11 @@ tn_err_t tn_kafka_consumer_poll(tn_kafka_consumer_t *cons, int64_t timeout_ms, t
             ckpt_load(cons);
         part_t *pt = part_find(cons, rd_kafka_topic_name(rkm->rkt), rkm->partition);
         if (pt && rkm->offset < pt->skip_below) {
-            /* already processed and committed by the last transaction: skip */
+            /* Already processed and committed by the last transaction: skip. The next
+             * checkpoint starts here, at the group's committed offset, so that a crash before
+             * the next offset commit still finds a checkpoint that matches it. */
+            if (pt->first < 0)
+                pt->first = rkm->offset;
             rd_kafka_message_destroy(rkm);
             return TN_AGAIN;
         }
@@ -927,7 +931,7 @@ tn_err_t tn_kafka_txn_commit(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons, 
         for (int i = 0; i < pos->cnt; i++)
             if (pos->elems[i].offset < 0)
                 pos->elems[i].offset = RD_KAFKA_OFFSET_INVALID; /* nothing read: skip */
-        rd_kafka_resp_err_t err = rd_kafka_commit(cons->rk, pos, 1);
+        rd_kafka_resp_err_t err = rd_kafka_commit(cons->rk, pos, 0); /* synchronous */
         if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
             TN_LOG(TN_LOG_WARN, "kafka: offset commit after transaction: %s",
                    rd_kafka_err2str(err));
