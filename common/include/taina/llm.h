@@ -1,0 +1,82 @@
+/**
+ * @file llm.h
+ * @brief Answer generation behind one interface: a question and its context passages in, an
+ *        answer out, whole or streamed token by token.
+ *
+ *   - "extractive" (the embedded default, no network): the answer is composed from the best
+ *     sentences of the best passages (sentence scores by overlap with the question's words,
+ *     accent- and case-folded, stop words ignored, passage rank as a tie-break), in the order
+ *     of the passages, with citation markers "[1]", "[2]" naming the passage of each sentence,
+ *     within max_chars; in the question's language (a lead-in "Según los documentos:" or
+ *     "According to the documents:"), and a clear "no answer" sentence in that language when no
+ *     sentence shares a content word with the question.
+ *   - "openai": any OpenAI-compatible POST {url}/v1/chat/completions (CONTRACTS.md 2.2), non
+ *     streaming or streaming (SSE "data:" lines, "[DONE]"), model, api key, temperature,
+ *     max_tokens; a system prompt that asks for an answer grounded in the numbered passages,
+ *     in the question's language, with [n] markers. Errors mapped like embed.h.
+ *
+ * @thread An llm may be used from several threads at once.
+ */
+#ifndef TAINA_LLM_H
+#define TAINA_LLM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "taina/err.h"
+#include "taina/metrics.h"
+
+typedef struct tn_llm tn_llm_t;
+
+typedef struct tn_llm_opts {
+    const char *provider; /**< "extractive" (default) or "openai" */
+    const char *model;    /**< openai: required; extractive: reported name "taina-extractive-v1" */
+    const char *url; /**< openai base URL ("http://127.0.0.1:8000"); /v1/chat/completions added */
+    const char *api_key;   /**< openai: Bearer; NULL/"" = none */
+    double temperature;    /**< openai: default 0.2 */
+    int max_tokens;        /**< openai: default 512 */
+    size_t max_chars;      /**< extractive: answer length cap, default 800 */
+    int64_t timeout_ms;    /**< openai: deadline of one call, default 30000 */
+    int max_attempts;      /**< openai: attempts before the first token, default 2 */
+    tn_metrics_t *metrics; /**< borrowed; upstream="llm" */
+} tn_llm_opts_t;
+
+tn_llm_opts_t tn_llm_opts_default(void);
+tn_llm_t *tn_llm_new(const tn_llm_opts_t *o, char *errbuf, size_t errlen);
+void tn_llm_destroy(tn_llm_t *l);
+const char *tn_llm_model(const tn_llm_t *l);
+
+/** One context passage (borrowed strings). */
+typedef struct tn_llm_passage {
+    const char *title; /**< may be NULL */
+    const char *text;
+    size_t text_len;
+} tn_llm_passage_t;
+
+/** Why a call failed. */
+typedef struct tn_llm_error {
+    int status;  /**< HTTP status, 0 if none */
+    int timeout; /**< the deadline passed */
+    char msg[256];
+} tn_llm_error_t;
+
+/**
+ * Called for each piece of the answer as it arrives (streaming) or once with the whole answer.
+ * Return non-zero to stop (the client went away); the call then returns TN_ERR_STOPPED.
+ */
+typedef int(tn_llm_token_fn)(void *opaque, const char *text, size_t len);
+
+/**
+ * @brief Answer @p question (in @p lang: "es", "en", or NULL to detect) from @p n passages.
+ * @param on_token NULL: the whole answer is returned in @p answer (caller frees). Non-NULL:
+ *        pieces go to @p on_token as they come (openai streams; extractive sends sentences),
+ *        and @p answer still gets the whole text (may be NULL if not wanted).
+ * @returns TN_OK; TN_ERR_TIMEOUT (deadline); TN_ERR_UNAVAILABLE (upstream down, 429/5xx after
+ *          retries); TN_ERR_UPSTREAM (other 4xx); TN_ERR_PARSE (malformed answer or stream);
+ *          TN_ERR_STOPPED (on_token asked to stop).
+ */
+tn_err_t tn_llm_answer(tn_llm_t *l, const char *question, const char *lang,
+                       const tn_llm_passage_t *passages, size_t n, tn_llm_token_fn *on_token,
+                       void *opaque, char **answer, tn_llm_error_t *why);
+
+#endif
