@@ -397,6 +397,7 @@ typedef struct part {
     int64_t first;      /* checkpoints: first offset read in the open transaction; -1 none */
     int64_t skip_below; /* checkpoints: records below were committed by a transaction; -1 none */
     int64_t ck_first, ck_next; /* checkpoints: the last committed checkpoint read back */
+    int64_t mark_lo, mark_hi;  /* tn_kafka_consumer_mark_ends(): the log's bounds then; -1 none */
 } part_t;
 
 struct tn_kafka_consumer {
@@ -445,6 +446,7 @@ static void parts_add(tn_kafka_consumer_t *cons, const rd_kafka_topic_partition_
         pt->topic = tn_xstrdup(l->elems[i].topic);
         pt->partition = l->elems[i].partition;
         pt->first = pt->skip_below = pt->ck_first = pt->ck_next = -1;
+        pt->mark_lo = pt->mark_hi = -1;
     }
 }
 
@@ -874,6 +876,43 @@ tn_err_t tn_kafka_consumer_seek(tn_kafka_consumer_t *cons, const char *topic, in
     return map_err(err);
 }
 
+tn_err_t tn_kafka_consumer_mark_ends(tn_kafka_consumer_t *cons, int64_t timeout_ms)
+{
+    for (size_t i = 0; i < cons->nparts; i++) {
+        part_t *pt = &cons->parts[i];
+        int64_t lo = 0, hi = 0;
+        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+            cons->rk, pt->topic, pt->partition, &lo, &hi, (int)timeout_ms);
+        if (err) {
+            TN_LOG(TN_LOG_WARN, "kafka: end offsets of %s[%" PRId32 "]: %s", pt->topic,
+                   pt->partition, rd_kafka_err2str(err));
+            return TN_ERR_KAFKA;
+        }
+        pt->mark_lo = lo;
+        pt->mark_hi = hi;
+    }
+    return TN_OK;
+}
+
+int tn_kafka_consumer_reached_ends(tn_kafka_consumer_t *cons)
+{
+    if (!cons->nparts)
+        return 0;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)cons->nparts);
+    for (size_t i = 0; i < cons->nparts; i++)
+        rd_kafka_topic_partition_list_add(l, cons->parts[i].topic, cons->parts[i].partition);
+    int ok = rd_kafka_position(cons->rk, l) == RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int i = 0; ok && i < l->cnt; i++) {
+        const part_t *pt = part_find(cons, l->elems[i].topic, l->elems[i].partition);
+        if (!pt || pt->mark_hi < 0)
+            ok = 0; /* not marked */
+        else if (pt->mark_hi > pt->mark_lo && l->elems[i].offset < pt->mark_hi)
+            ok = 0; /* records before the mark not read yet */
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return ok;
+}
+
 size_t tn_kafka_consumer_assigned(const tn_kafka_consumer_t *cons)
 {
     return cons->nparts;
@@ -930,7 +969,7 @@ tn_err_t tn_kafka_txn_commit(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons, 
     if (rc == TN_OK && pos && pos->cnt > 0) {
         for (int i = 0; i < pos->cnt; i++)
             if (pos->elems[i].offset < 0)
-                pos->elems[i].offset = RD_KAFKA_OFFSET_INVALID; /* nothing read: skip */
+                pos->elems[i].offset = RD_KAFKA_OFFSET_INVALID;      /* nothing read: skip */
         rd_kafka_resp_err_t err = rd_kafka_commit(cons->rk, pos, 0); /* synchronous */
         if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
             TN_LOG(TN_LOG_WARN, "kafka: offset commit after transaction: %s",

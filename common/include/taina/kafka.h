@@ -220,6 +220,14 @@ tn_err_t tn_kafka_consumer_seek(tn_kafka_consumer_t *cons, const char *topic, in
  */
 tn_err_t tn_kafka_consumer_set_checkpoints(tn_kafka_consumer_t *cons, const tn_kafka_opts_t *o,
                                            const char *topic);
+/**
+ * @brief Remember the end offsets (high watermarks) of the assigned partitions as they are now
+ *        (asks the brokers). For a service that materializes a topic: it is ready once
+ *        tn_kafka_consumer_reached_ends() says it read everything that was there at start.
+ */
+tn_err_t tn_kafka_consumer_mark_ends(tn_kafka_consumer_t *cons, int64_t timeout_ms);
+/** @brief 1 when every assigned partition's position is at or past its marked end. */
+int tn_kafka_consumer_reached_ends(tn_kafka_consumer_t *cons);
 /** @brief Number of partitions currently assigned to this consumer. */
 size_t tn_kafka_consumer_assigned(const tn_kafka_consumer_t *cons);
 /** @brief Commit stored offsets and leave the group. Idempotent. */

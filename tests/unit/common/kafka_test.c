@@ -546,6 +546,27 @@ static void test_checkpoints(void **state)
     free(ck);
 }
 
+/* A materializing reader knows when it read what was there at start. */
+static void test_mark_and_reach_ends(void **state)
+{
+    fx_t *f = *state;
+    char *t = topic(f, "ends", 3);
+    tn_kafka_producer_t *p = producer(f, NULL);
+    produce_n(p, t, 0, 30);
+    const char *topics[] = {t, NULL};
+    tn_kafka_consumer_t *c = tn_kafka_consumer_new(&f->o, NULL, topics, f->err, sizeof(f->err));
+    assert_non_null(c);
+    assert_int_equal(tn_kafka_consumer_mark_ends(c, tn_test_timeout_ms(10000)), TN_OK);
+    assert_false(tn_kafka_consumer_reached_ends(c));
+    assert_int_equal(consume(c, 30, NULL, 0, 20000), 30);
+    assert_true(tn_kafka_consumer_reached_ends(c));
+    produce_n(p, t, 30, 5); /* later records do not move the mark */
+    assert_true(tn_kafka_consumer_reached_ends(c));
+    tn_kafka_consumer_destroy(c);
+    tn_kafka_producer_destroy(p);
+    free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -555,6 +576,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_consumers_split, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mark_and_reach_ends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dlq_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lag_gauges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transient_produce_errors_no_duplicates, setup,
