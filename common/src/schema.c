@@ -1042,3 +1042,11 @@ char *tn_schema_error_format(const tn_schema_error_t *e, char *buf, size_t len)
              e->message, e->schema_path);
     return buf;
 }
+
+json_t *tn_schema_error_json(const tn_schema_error_t *e)
+{
+    char line[900];
+    return json_pack("{s:s, s:s, s:s, s:s}", "code", "schema_violation", "message",
+                     tn_schema_error_format(e, line, sizeof(line)), "path",
+                     *e->instance_path ? e->instance_path : "/", "keyword", e->keyword);
+}

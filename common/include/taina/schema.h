@@ -58,6 +58,13 @@ void tn_schema_destroy(tn_schema_t *s);
 tn_err_t tn_schema_validate(const tn_schema_t *s, const json_t *instance, tn_schema_error_t *errs,
                             size_t maxerrs, size_t *nerrs);
 
+/**
+ * @brief The error as the JSON error object of an HTTP answer (schemas/http/error.schema.json):
+ *        {"code":"schema_violation","message":LINE,"path":"/title","keyword":"required"}.
+ *        Caller owns the result.
+ */
+json_t *tn_schema_error_json(const tn_schema_error_t *e);
+
 /** @brief One readable line: "/title: required: missing property \"title\" (#/required)". */
 char *tn_schema_error_format(const tn_schema_error_t *e, char *buf, size_t len);
 
