@@ -630,23 +630,6 @@ static json_t *json_text(const char *s, size_t len)
     return j;
 }
 
-/* The upstream's own error text from a non-2xx body: error.message, error, message or detail. */
-static const char *upstream_message(json_t *doc)
-{
-    if (!json_is_object(doc))
-        return NULL;
-    json_t *err = json_object_get(doc, "error");
-    if (json_is_object(err) && json_is_string(json_object_get(err, "message")))
-        return json_string_value(json_object_get(err, "message"));
-    if (json_is_string(err))
-        return json_string_value(err);
-    if (json_is_string(json_object_get(doc, "message")))
-        return json_string_value(json_object_get(doc, "message"));
-    if (json_is_string(json_object_get(doc, "detail")))
-        return json_string_value(json_object_get(doc, "detail"));
-    return NULL;
-}
-
 /* Map a failed request to the contract's codes and fill @p why. */
 static tn_err_t map_failure(tn_err_t rc, const tn_http_response_t *resp, tn_embed_error_t *why)
 {
@@ -665,7 +648,7 @@ static tn_err_t map_failure(tn_err_t rc, const tn_http_response_t *resp, tn_embe
         return TN_ERR_UNAVAILABLE;
     case TN_ERR_UPSTREAM: {
         json_t *doc = json_loadb(resp->body.data ? resp->body.data : "", resp->body.len, 0, NULL);
-        const char *m = upstream_message(doc);
+        const char *m = tn_http_json_error_message(doc);
         if (m)
             set_why(why, status, 0, "embeddings: HTTP %d: %.200s", status, m);
         else

@@ -49,7 +49,15 @@ struct tn_http_client {
 typedef struct attempt {
     tn_http_client_t *hc;
     tn_http_response_t *resp;
+    CURL *h;
     bool too_large; /* the body or the headers went over their cap */
+    /* Streaming (tn_http_client_stream): the sink gets the body of a 2xx answer. */
+    tn_http_body_fn *sink;
+    void *opaque;
+    bool decided;    /* the status of this attempt's answer was looked at */
+    bool delivering; /* a 2xx: body pieces go to the sink, not to resp->body */
+    bool stopped;    /* the sink asked to stop */
+    size_t streamed; /* bytes given to the sink in this attempt */
 } attempt_t;
 
 typedef enum { OUT_OK, OUT_CLIENT_ERROR, OUT_SERVER_ERROR, OUT_TIMEOUT, OUT_ERROR } outcome_t;
@@ -215,6 +223,26 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 {
     attempt_t *at = userp;
     size_t n = size * nmemb;
+    if (at->sink && !at->decided) {
+        /* The head is complete once the body starts: only a 2xx streams; other answers are
+         * kept whole so that they can be retried or described. */
+        long status = 0;
+        curl_easy_getinfo(at->h, CURLINFO_RESPONSE_CODE, &status);
+        at->decided = true;
+        at->delivering = status >= 200 && status <= 299;
+    }
+    if (at->delivering) {
+        if (n > at->hc->max_response - TN_MIN(at->streamed, at->hc->max_response)) {
+            at->too_large = true;
+            return CURL_WRITEFUNC_ERROR;
+        }
+        at->streamed += n;
+        if (n > 0 && at->sink(at->opaque, data, n) != 0) {
+            at->stopped = true;
+            return CURL_WRITEFUNC_ERROR;
+        }
+        return n;
+    }
     if (tn_buf_add(&at->resp->body, data, n) != TN_OK) {
         at->too_large = true;
         return CURL_WRITEFUNC_ERROR;
@@ -692,8 +720,9 @@ static int path_len_for_log(const char *path)
     return (int)strcspn(path, "?#");
 }
 
-tn_err_t tn_http_client_request(tn_http_client_t *hc, const tn_http_request_t *req,
-                                tn_http_response_t *resp)
+/* One call with retries; with a sink, the body of a 2xx answer goes to it as it arrives. */
+static tn_err_t perform(tn_http_client_t *hc, const tn_http_request_t *req,
+                        tn_http_response_t *resp, tn_http_body_fn *sink, void *opaque)
 {
     TN_ASSERT(hc && req && req->path && resp);
     tn_err_t rc = TN_ERR_INVALID;
@@ -708,7 +737,7 @@ tn_err_t tn_http_client_request(tn_http_client_t *hc, const tn_http_request_t *r
                       (req->flags & TN_HTTP_F_IDEMPOTENT));
     const char *method = tn_http_method_name(req->method);
     int plen = path_len_for_log(req->path);
-    attempt_t at = {.hc = hc, .resp = resp};
+    attempt_t at = {.hc = hc, .resp = resp, .sink = sink, .opaque = opaque};
 
     resp->attempts = 0;
     resp->elapsed_ms = 0;
@@ -723,6 +752,7 @@ tn_err_t tn_http_client_request(tn_http_client_t *hc, const tn_http_request_t *r
     if (build_headers(hc, req, &headers) != TN_OK)
         goto out;
     h = pool_get(hc);
+    at.h = h;
     setup_handle(hc, h, req, url, headers, &at, curl_err);
 
     for (int attempt = 1;; attempt++) {
@@ -733,7 +763,8 @@ tn_err_t tn_http_client_request(tn_http_client_t *hc, const tn_http_request_t *r
             break;
         }
         response_reset(resp);
-        at.too_large = false;
+        at.too_large = at.decided = at.delivering = at.stopped = false;
+        at.streamed = 0;
         curl_err[0] = '\0';
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)TN_MIN(attempt_timeout, left));
         CURLcode cc = curl_easy_perform(h);
@@ -742,17 +773,27 @@ tn_err_t tn_http_client_request(tn_http_client_t *hc, const tn_http_request_t *r
         bool retryable = false;
         outcome_t outcome = OUT_ERROR;
         rc = map_curl(cc, at.too_large, &retryable, &outcome);
-        if (rc == TN_OK) {
+        if (rc == TN_OK || at.stopped) {
             curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
             outcome = status_outcome(resp->status);
             retryable = status_is_retryable(resp->status);
+            if (at.stopped) {
+                rc = TN_ERR_STOPPED;
+                retryable = false;
+            }
+        } else if (at.delivering) {
+            /* Failed in the middle of a streamed answer: its status stays readable. */
+            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
         } else {
             resp->status = 0;
         }
+        if (at.streamed > 0)
+            retryable = false; /* the sink has seen part of this answer: no second one */
         observe(hc, outcome, secs);
         char what[CURL_ERROR_SIZE + 64];
-        if (rc == TN_OK)
-            snprintf(what, sizeof(what), "HTTP %ld", resp->status);
+        if (rc == TN_OK || rc == TN_ERR_STOPPED)
+            snprintf(what, sizeof(what), "HTTP %ld%s", resp->status,
+                     rc == TN_ERR_STOPPED ? " (stopped by the reader)" : "");
         else
             snprintf(what, sizeof(what), "%s (curl %d: %s)", tn_err_str(rc), (int)cc,
                      curl_err[0] ? curl_err : curl_easy_strerror(cc));
@@ -784,6 +825,20 @@ out:
     free(url);
     resp->elapsed_ms = tn_clock_mono_ms() - start;
     return rc;
+}
+
+tn_err_t tn_http_client_request(tn_http_client_t *hc, const tn_http_request_t *req,
+                                tn_http_response_t *resp)
+{
+    return perform(hc, req, resp, NULL, NULL);
+}
+
+tn_err_t tn_http_client_stream(tn_http_client_t *hc, const tn_http_request_t *req,
+                               tn_http_body_fn *on_body_piece, void *opaque,
+                               tn_http_response_t *resp)
+{
+    TN_ASSERT(on_body_piece);
+    return perform(hc, req, resp, on_body_piece, opaque);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -838,6 +893,22 @@ out:
     free(text);
     free(hdrs);
     return rc;
+}
+
+const char *tn_http_json_error_message(const json_t *doc)
+{
+    if (!json_is_object(doc))
+        return NULL;
+    json_t *err = json_object_get(doc, "error");
+    if (json_is_object(err) && json_is_string(json_object_get(err, "message")))
+        return json_string_value(json_object_get(err, "message"));
+    if (json_is_string(err))
+        return json_string_value(err);
+    if (json_is_string(json_object_get(doc, "message")))
+        return json_string_value(json_object_get(doc, "message"));
+    if (json_is_string(json_object_get(doc, "detail")))
+        return json_string_value(json_object_get(doc, "detail"));
+    return NULL;
 }
 
 tn_err_t tn_http_client_json(tn_http_client_t *hc, tn_http_method_t method, const char *path,

@@ -444,6 +444,7 @@ static bool answer(conn_t *c, const tn_fake_http_req_t *req, const tn_fake_http_
     if (r->headers)
         tn_buf_adds(&out, r->headers);
     tn_buf_adds(&out, "\r\n");
+    size_t head_len = out.len;
     size_t n = r->body_len;
     bool partial = r->send_body_bytes > 0 && (size_t)r->send_body_bytes < n;
     if (partial)
@@ -460,7 +461,20 @@ static bool answer(conn_t *c, const tn_fake_http_req_t *req, const tn_fake_http_
     } else if (!head_only && n) {
         tn_buf_add(&out, r->body, n);
     }
-    bool ok = send_all(c->fd, out.data, out.len);
+    bool ok;
+    if (r->piece_bytes > 0) {
+        int one = 1; /* small pieces must leave now, not when Nagle allows */
+        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        ok = send_all(c->fd, out.data, head_len);
+        for (size_t off = head_len; ok && off < out.len; off += r->piece_bytes) {
+            if (r->piece_delay_ms > 0 && !wait_ms(c->fh, r->piece_delay_ms))
+                ok = false;
+            else
+                ok = send_all(c->fd, out.data + off, TN_MIN(r->piece_bytes, out.len - off));
+        }
+    } else {
+        ok = send_all(c->fd, out.data, out.len);
+    }
     tn_buf_cleanup(&out);
     return ok && !partial && !close_after;
 }

@@ -56,10 +56,14 @@ typedef struct tn_fake_http_resp {
     size_t body_len;          /**< 0: strlen(body) */
     int64_t delay_ms;         /**< wait this long after reading the request, before acting */
     tn_fake_http_action_t action;
-    long send_body_bytes; /**< 0: all; N > 0: send only N body bytes (Content-Length still
-                               announces the whole body), then close the connection */
-    bool chunked;         /**< send the body with Transfer-Encoding: chunked */
-    bool close_after;     /**< send "Connection: close" and close after answering */
+    long send_body_bytes;   /**< 0: all; N > 0: send only N body bytes (Content-Length still
+                                 announces the whole body), then close the connection */
+    bool chunked;           /**< send the body with Transfer-Encoding: chunked */
+    bool close_after;       /**< send "Connection: close" and close after answering */
+    size_t piece_bytes;     /**< 0: send the answer at once; N > 0: send the head, then the body
+                                 as it goes on the wire (chunk framing included) in writes of N
+                                 bytes, piece_delay_ms apart (streams split at odd places) */
+    int64_t piece_delay_ms; /**< wait between two pieces */
 } tn_fake_http_resp_t;
 
 /** One request the server received. Borrowed from the server; valid until tn_fake_http_stop(). */

@@ -157,6 +157,41 @@ tn_err_t tn_http_client_request(tn_http_client_t *hc, const tn_http_request_t *r
                                 tn_http_response_t *resp);
 
 /**
+ * Receives a piece of a streamed answer's body (tn_http_client_stream) as it arrives: @p len
+ * bytes (> 0) at @p data, borrowed for the call only. Return 0 to go on, non-zero to stop (the
+ * call then returns TN_ERR_STOPPED). @thread Runs on the thread that called
+ * tn_http_client_stream().
+ */
+typedef int(tn_http_body_fn)(void *opaque, const char *data, size_t len);
+
+/**
+ * @brief Perform @p req like tn_http_client_request(), handing the body of a 2xx answer to
+ *        @p on_body_piece piece by piece as it arrives (Server-Sent Events, long downloads)
+ *        instead of keeping it in resp->body.
+ *
+ * Retries, deadlines, metrics and the size cap are those of tn_http_client_request(), with one
+ * difference: once a piece was delivered, a failure of that attempt (timeout, reset, a body
+ * over max_response_bytes in all) is returned as it is and never retried, since the reader has
+ * seen part of the answer. Answers that are not 2xx (including the retried 429 and 5xx) are
+ * never streamed: their bodies are kept in resp->body as usual. The response headers are
+ * readable (tn_http_response_header) from the first piece on; resp->status is set when the
+ * call returns.
+ * @returns the codes of tn_http_client_request(), and TN_ERR_STOPPED when @p on_body_piece
+ *          returned non-zero (resp->status then holds the answer's status).
+ * @thread Any thread; blocks until the answer is complete, fails or is stopped.
+ */
+tn_err_t tn_http_client_stream(tn_http_client_t *hc, const tn_http_request_t *req,
+                               tn_http_body_fn *on_body_piece, void *opaque,
+                               tn_http_response_t *resp);
+
+/**
+ * @brief The error message in a JSON error answer of an HTTP API: `error.message` (OpenAI's
+ *        envelope, CONTRACTS.md 2.0), else `error` as a string, `message` or `detail`.
+ * @returns the message, borrowed from @p doc; NULL when @p doc is not an object with one.
+ */
+const char *tn_http_json_error_message(const json_t *doc);
+
+/**
  * @brief Send @p body (NULL: no body) as JSON ("Content-Type: application/json",
  *        "Accept: application/json") and parse the answer.
  * @param out on TN_OK the parsed answer (NULL when the 2xx answer had an empty body). Caller

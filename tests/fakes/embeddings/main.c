@@ -1,14 +1,21 @@
-/* taina-fake-embeddings: a double of OpenAI's POST /v1/embeddings and GET /v1/models
- * (CONTRACTS.md sections 2.0 and 2.1), with the fault switches of tests/support/fake_api.h.
+/* taina-fake-embeddings: a double of OpenAI's POST /v1/embeddings, POST /v1/chat/completions
+ * and GET /v1/models (CONTRACTS.md sections 2.0 to 2.2), with the fault switches of
+ * tests/support/fake_api.h.
  *
  * Vectors are deterministic: every word of the text (ASCII letters and digits, lower-cased, and
  * any non-ASCII bytes) adds a pseudo-random vector seeded by the word's hash, the whole text
  * adds a smaller one of its own, and the sum is L2-normalized. So equal texts get equal
  * vectors, texts sharing words are close (a useful stand-in for semantic search), and a smaller
  * "dimensions" is the renormalized prefix of a larger one, as with text-embedding-3. Token counts
- * are estimated as ceil(bytes / 4) per text (the length of a token array). */
+ * are estimated as ceil(bytes / 4) per text (the length of a token array).
+ *
+ * Chat answers are deterministic and grounded: "Answer based on passage [n]: " and the first
+ * sentence of the first numbered passage ("[n] ..." at the start of a line, a "(title)" right
+ * after the marker skipped) of the last user message, or "I could not find an answer in the
+ * documents." without one. Streamed word by word (fake_token_delay_ms apart) as SSE chunks. */
 #include <math.h>
 #include <pthread.h>
+#include <time.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +39,7 @@ typedef struct emb_cfg {
     int64_t max_request_tokens;
     char *models;
     bool strict_models;
+    int64_t token_delay_ms;
 } emb_cfg_t;
 
 static const tn_cfg_key_t emb_keys[] = {
@@ -49,6 +57,8 @@ static const tn_cfg_key_t emb_keys[] = {
      "Models listed by GET /v1/models (comma-separated)", 0, 0, NULL},
     {"fake_strict_models", TN_CFG_BOOL, offsetof(emb_cfg_t, strict_models), "false", 0,
      "Answer 404 model_not_found for a model not in fake_models", 0, 0, NULL},
+    {"fake_token_delay_ms", TN_CFG_INT, offsetof(emb_cfg_t, token_delay_ms), "0", 0,
+     "Chat streams: milliseconds before each content chunk", 0, 60000, NULL},
 };
 
 #define MAX_DIMS 16384
@@ -58,6 +68,7 @@ typedef struct emb {
     tn_fake_t *fake;
     pthread_mutex_t lock;
     uint64_t n_requests, n_inputs, n_tokens;
+    uint64_t n_chat, n_chat_streamed, n_chat_tokens;
 } emb_t;
 
 /* ============================================================================================ */
@@ -394,6 +405,328 @@ out:
     json_decref(body);
 }
 
+/* ============================================================================================ */
+/* Chat completions                                                                             */
+
+static const char NO_ANSWER[] = "I could not find an answer in the documents.";
+
+/* The text of a message's content: a string, or the "text" parts of an array. Caller frees. */
+static char *content_text(json_t *content)
+{
+    if (json_is_string(content))
+        return tn_xstrdup(json_string_value(content));
+    tn_buf_t b;
+    tn_buf_init(&b, 64u << 20);
+    size_t i;
+    json_t *part;
+    json_array_foreach(content, i, part)
+    {
+        json_t *t = json_object_get(part, "text");
+        if (json_is_string(t))
+            tn_buf_adds(&b, json_string_value(t));
+    }
+    return tn_buf_detach(&b, NULL);
+}
+
+/* "Answer based on passage [n]: <first sentence of passage n>", n the first numbered passage
+ * of @p user. Caller frees. */
+static char *grounded_answer(const char *user)
+{
+    for (const char *line = user; line && *line;) {
+        const char *p = line;
+        if (*p == '[' && p[1] >= '0' && p[1] <= '9') {
+            const char *d = p + 1;
+            while (*d >= '0' && *d <= '9')
+                d++;
+            if (*d == ']' && d - p - 1 < 6) {
+                int n = 0;
+                for (const char *k = p + 1; k < d; k++)
+                    n = n * 10 + (*k - '0');
+                const char *t = d + 1;
+                while (*t == ' ' || *t == '\t')
+                    t++;
+                if (*t == '(') { /* a title */
+                    const char *close = strchr(t, ')');
+                    const char *eol = strchr(t, '\n');
+                    if (close && (!eol || close < eol)) {
+                        t = close + 1;
+                        while (*t == ' ' || *t == '\t')
+                            t++;
+                    }
+                }
+                size_t len = 0;
+                while (t[len] && t[len] != '\n' && t[len] != '\r') {
+                    char ch = t[len++];
+                    if ((ch == '.' || ch == '!' || ch == '?') &&
+                        (t[len] == '\0' || t[len] == ' ' || t[len] == '\n' || t[len] == '\r'))
+                        break;
+                }
+                if (len > 0)
+                    return tn_xasprintf("Answer based on passage [%d]: %.*s", n, (int)len, t);
+            }
+        }
+        line = strchr(line, '\n');
+        if (line)
+            line++;
+    }
+    return tn_xstrdup(NO_ANSWER);
+}
+
+/* The pieces of @p text: each word with the blanks after it (the first with those before). */
+static json_t *word_pieces(const char *text)
+{
+    json_t *a = json_array();
+    const char *p = text;
+    while (*p) {
+        const char *s = p;
+        if (s == text)
+            while (*p == ' ')
+                p++;
+        while (*p && *p != ' ')
+            p++;
+        while (*p == ' ')
+            p++;
+        json_array_append_new(a, json_stringn(s, (size_t)(p - s)));
+    }
+    return a;
+}
+
+/* One SSE stream being sent: its events, rendered, and where we are. */
+typedef struct chat_stream {
+    char **events;  /* "data: ...\n\n" */
+    bool *is_token; /* wait token_delay_ms before it */
+    size_t n, next, off;
+    int64_t delay_ms;
+} chat_stream_t;
+
+static void chat_stream_free(void *opaque)
+{
+    chat_stream_t *cs = opaque;
+    for (size_t i = 0; i < cs->n; i++)
+        free(cs->events[i]);
+    free(cs->events);
+    free(cs->is_token);
+    free(cs);
+}
+
+static ssize_t chat_stream_read(void *opaque, char *buf, size_t max)
+{
+    chat_stream_t *cs = opaque;
+    if (cs->next >= cs->n)
+        return 0;
+    if (cs->off == 0 && cs->is_token[cs->next] && cs->delay_ms > 0) {
+        struct timespec ts = {.tv_sec = cs->delay_ms / 1000,
+                              .tv_nsec = (long)(cs->delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    const char *e = cs->events[cs->next];
+    size_t left = strlen(e) - cs->off;
+    size_t k = TN_MIN(left, max);
+    memcpy(buf, e + cs->off, k);
+    cs->off += k;
+    if (cs->off == strlen(e)) {
+        cs->next++;
+        cs->off = 0;
+    }
+    return (ssize_t)k;
+}
+
+static void stream_add(chat_stream_t *cs, json_t *chunk, bool token)
+{
+    cs->events = tn_xrealloc(cs->events, (cs->n + 1) * sizeof(char *));
+    cs->is_token = tn_xrealloc(cs->is_token, (cs->n + 1) * sizeof(bool));
+    if (chunk) {
+        char *js = json_dumps(chunk, JSON_COMPACT);
+        cs->events[cs->n] = tn_xasprintf("data: %s\n\n", js);
+        free(js);
+        json_decref(chunk);
+    } else {
+        cs->events[cs->n] = tn_xstrdup("data: [DONE]\n\n");
+    }
+    cs->is_token[cs->n++] = token;
+}
+
+static const char *const ROLES[] = {"system", "developer", "user", "assistant", "tool"};
+
+static void on_chat(tn_fake_call_t *c)
+{
+    emb_t *e = c->ctx;
+    char msg[512];
+    char *user = NULL, *text = NULL;
+    json_t *pieces = NULL;
+    json_t *body = tn_fake_body_json(c, msg, sizeof(msg));
+    if (!body) {
+        bad(c, NULL, NULL,
+            "We could not parse the JSON body of your request. (HINT: This likely means you "
+            "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload.) "
+            "%s",
+            msg);
+        return;
+    }
+    json_t *model = json_object_get(body, "model");
+    json_t *messages = json_object_get(body, "messages");
+    json_t *stream = json_object_get(body, "stream");
+    json_t *sopts = json_object_get(body, "stream_options");
+    json_t *max_tokens = json_object_get(body, "max_tokens");
+    json_t *max_ctokens = json_object_get(body, "max_completion_tokens");
+    json_t *temperature = json_object_get(body, "temperature");
+    if (!json_is_string(model) || !*json_string_value(model)) {
+        bad(c, "model", NULL, "you must provide a model parameter");
+        goto out;
+    }
+    if (e->cfg->strict_models && !model_known(e->cfg->models, json_string_value(model))) {
+        snprintf(msg, sizeof(msg),
+                 "The model `%.100s` does not exist or you do not have access to it.",
+                 json_string_value(model));
+        oa_error_full(c, 404, "invalid_request_error", NULL, "model_not_found", msg);
+        goto out;
+    }
+    if (!messages || json_is_null(messages)) {
+        bad(c, "messages", NULL, "Missing required parameter: 'messages'.");
+        goto out;
+    }
+    if (!json_is_array(messages) || json_array_size(messages) == 0) {
+        bad(c, "messages", NULL,
+            "Invalid 'messages': empty array. Expected an array with "
+            "minimum length 1, but got an empty array instead.");
+        goto out;
+    }
+    if (stream && !json_is_null(stream) && !json_is_boolean(stream)) {
+        bad(c, "stream", NULL, "Invalid type for 'stream': expected a boolean.");
+        goto out;
+    }
+    bool streaming = json_is_true(stream);
+    if (sopts && !json_is_null(sopts) && !streaming) {
+        bad(c, "stream_options", NULL,
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.");
+        goto out;
+    }
+    if (temperature && !json_is_null(temperature) &&
+        (!json_is_number(temperature) || json_number_value(temperature) < 0 ||
+         json_number_value(temperature) > 2)) {
+        bad(c, "temperature", "decimal_above_max_value",
+            "Invalid 'temperature': expected a number from 0 to 2.");
+        goto out;
+    }
+    json_t *mt = max_ctokens && !json_is_null(max_ctokens) ? max_ctokens : max_tokens;
+    if (mt && !json_is_null(mt) && (!json_is_integer(mt) || json_integer_value(mt) < 1)) {
+        bad(c, mt == max_tokens ? "max_tokens" : "max_completion_tokens", NULL,
+            "Invalid value: expected an integer of at least 1.");
+        goto out;
+    }
+    size_t i, prompt_bytes = 0;
+    json_t *m;
+    json_array_foreach(messages, i, m)
+    {
+        json_t *role = json_object_get(m, "role");
+        json_t *content = json_object_get(m, "content");
+        bool role_ok = false;
+        for (size_t k = 0; json_is_string(role) && k < TN_ARRAY_LEN(ROLES); k++)
+            role_ok = role_ok || strcmp(json_string_value(role), ROLES[k]) == 0;
+        if (!json_is_object(m) || !role_ok) {
+            bad(c, NULL, NULL,
+                "Invalid value for 'messages[%zu].role': expected one of 'system', "
+                "'developer', 'user', 'assistant' or 'tool'.",
+                i);
+            goto out;
+        }
+        bool null_ok = strcmp(json_string_value(role), "assistant") == 0;
+        if (!(json_is_string(content) || json_is_array(content) ||
+              (null_ok && json_is_null(content)))) {
+            bad(c, NULL, NULL, "Invalid type for 'messages[%zu].content': expected a string.", i);
+            goto out;
+        }
+        char *t = content_text(content);
+        prompt_bytes += strlen(t);
+        if (strcmp(json_string_value(role), "user") == 0) {
+            free(user);
+            user = t;
+        } else {
+            free(t);
+        }
+    }
+
+    text = grounded_answer(user ? user : "");
+    pieces = word_pieces(text);
+    size_t npieces = json_array_size(pieces);
+    const char *finish = "stop";
+    if (mt && !json_is_null(mt) && (size_t)json_integer_value(mt) < npieces) {
+        npieces = (size_t)json_integer_value(mt);
+        finish = "length";
+    }
+    tn_buf_t all;
+    tn_buf_init(&all, 1u << 20);
+    for (i = 0; i < npieces; i++)
+        tn_buf_adds(&all, json_string_value(json_array_get(pieces, i)));
+    size_t prompt_tokens = (prompt_bytes + 3) / 4;
+    json_t *usage =
+        json_pack("{sIsIsI}", "prompt_tokens", (json_int_t)prompt_tokens, "completion_tokens",
+                  (json_int_t)npieces, "total_tokens", (json_int_t)(prompt_tokens + npieces));
+    pthread_mutex_lock(&e->lock);
+    uint64_t nr = ++e->n_chat;
+    e->n_chat_streamed += streaming;
+    e->n_chat_tokens += npieces;
+    pthread_mutex_unlock(&e->lock);
+    char id[64];
+    snprintf(id, sizeof(id), "chatcmpl-fake-%llu", (unsigned long long)nr);
+    json_int_t created = (json_int_t)time(NULL);
+    const char *mname = json_string_value(model);
+
+    if (!streaming) {
+        json_t *choice = json_pack("{sIs{ssssss?}sssn}", "index", (json_int_t)0, "message", "role",
+                                   "assistant", "content", all.data ? all.data : "", "refusal",
+                                   NULL, "finish_reason", finish, "logprobs");
+        tn_http_req_respond_json(c->req, 200,
+                                 json_pack("{sssssIsss[o]sossss}", "id", id, "object",
+                                           "chat.completion", "created", created, "model", mname,
+                                           "choices", choice, "usage", usage, "system_fingerprint",
+                                           "fp_fake", "service_tier", "default"));
+        tn_buf_cleanup(&all);
+        goto out;
+    }
+    tn_buf_cleanup(&all);
+    bool with_usage = json_is_true(json_object_get(sopts, "include_usage"));
+    chat_stream_t *cs = tn_xcalloc(1, sizeof(*cs));
+    cs->delay_ms = e->cfg->token_delay_ms;
+    for (i = 0; i <= npieces + 1; i++) {
+        json_t *delta;
+        json_t *fin = json_null();
+        if (i == 0) {
+            delta = json_pack("{ssss}", "role", "assistant", "content", "");
+        } else if (i <= npieces) {
+            delta = json_pack("{sO}", "content", json_array_get(pieces, i - 1));
+        } else {
+            delta = json_object();
+            json_decref(fin);
+            fin = json_string(finish);
+        }
+        json_t *chunk =
+            json_pack("{sssssIssss}", "id", id, "object", "chat.completion.chunk", "created",
+                      created, "model", mname, "system_fingerprint", "fp_fake");
+        json_object_set_new(chunk, "choices",
+                            json_pack("[{sIsosnso}]", "index", (json_int_t)0, "delta", delta,
+                                      "logprobs", "finish_reason", fin));
+        if (with_usage)
+            json_object_set_new(chunk, "usage", json_null());
+        stream_add(cs, chunk, i > 0 && i <= npieces);
+    }
+    if (with_usage)
+        stream_add(cs,
+                   json_pack("{sssssIsss[]sO}", "id", id, "object", "chat.completion.chunk",
+                             "created", created, "model", mname, "choices", "usage", usage),
+                   false);
+    stream_add(cs, NULL, false);
+    json_decref(usage);
+    usage = NULL;
+    tn_http_req_respond_stream(c->req, 200, "text/event-stream", chat_stream_read, chat_stream_free,
+                               cs);
+out:
+    json_decref(pieces);
+    free(text);
+    free(user);
+    json_decref(body);
+}
+
 static json_t *model_json(const char *name, size_t len)
 {
     json_t *id = json_stringn(name, len);
@@ -430,6 +763,7 @@ static void on_model(tn_fake_call_t *c)
 
 static const tn_fake_route_t emb_routes[] = {
     {"POST", "/v1/embeddings", "POST /v1/embeddings", on_embeddings, 0},
+    {"POST", "/v1/chat/completions", "POST /v1/chat/completions", on_chat, 0},
     {"GET", "/v1/models", "GET /v1/models", on_models, 0},
     {"GET", "/v1/models/*", "GET /v1/models/{model}", on_model, 0},
 };
@@ -438,8 +772,11 @@ static json_t *emb_stats(void *ctx)
 {
     emb_t *e = ctx;
     pthread_mutex_lock(&e->lock);
-    json_t *o = json_pack("{s{sIsIsI}}", "embeddings", "requests", (json_int_t)e->n_requests,
-                          "inputs", (json_int_t)e->n_inputs, "tokens", (json_int_t)e->n_tokens);
+    json_t *o =
+        json_pack("{s{sIsIsI}s{sIsIsI}}", "embeddings", "requests", (json_int_t)e->n_requests,
+                  "inputs", (json_int_t)e->n_inputs, "tokens", (json_int_t)e->n_tokens, "chat",
+                  "requests", (json_int_t)e->n_chat, "streamed", (json_int_t)e->n_chat_streamed,
+                  "completion_tokens", (json_int_t)e->n_chat_tokens);
     pthread_mutex_unlock(&e->lock);
     return o;
 }
@@ -449,6 +786,7 @@ static void emb_reset(void *ctx)
     emb_t *e = ctx;
     pthread_mutex_lock(&e->lock);
     e->n_requests = e->n_inputs = e->n_tokens = 0;
+    e->n_chat = e->n_chat_streamed = e->n_chat_tokens = 0;
     pthread_mutex_unlock(&e->lock);
 }
 
@@ -509,7 +847,8 @@ static void emb_shutdown(tn_app_t *app, void *state)
 
 static const tn_app_def_t emb_def = {
     .name = "fake-embeddings",
-    .summary = "test double of OpenAI's /v1/embeddings (deterministic vectors), with faults",
+    .summary = "test double of OpenAI's /v1/embeddings (deterministic vectors) and "
+               "/v1/chat/completions (grounded answers, SSE), with faults",
     .features = TN_APP_HTTP,
     .keys = emb_keys,
     .nkeys = TN_ARRAY_LEN(emb_keys),

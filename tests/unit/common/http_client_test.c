@@ -621,6 +621,166 @@ static void test_threads_share_client(void **state)
     assert_true(tn_fake_http_connections(f->fh) <= NT);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Streaming */
+
+typedef struct sink {
+    tn_buf_t got;
+    int calls;
+    int stop_at; /* stop on this call (1-based); 0: never */
+    const tn_http_response_t *resp;
+    bool saw_type; /* the headers were readable at the first piece */
+} sink_t;
+
+static int sink_piece(void *opaque, const char *data, size_t len)
+{
+    sink_t *s = opaque;
+    if (s->calls == 0)
+        s->saw_type = tn_http_response_header(s->resp, "Content-Type") != NULL;
+    s->calls++;
+    tn_buf_add(&s->got, data, len);
+    return s->stop_at && s->calls >= s->stop_at;
+}
+
+static tn_err_t stream(fixture_t *f, sink_t *s, const char *body)
+{
+    tn_buf_init(&s->got, 1 << 20);
+    s->resp = &f->resp;
+    tn_http_request_t req = {.method = TN_HTTP_POST,
+                             .path = "/stream",
+                             .body = body,
+                             .body_len = strlen(body),
+                             .content_type = "application/json",
+                             .flags = TN_HTTP_F_IDEMPOTENT};
+    return tn_http_client_stream(f->hc, &req, sink_piece, s, &f->resp);
+}
+
+static const char SSE[] =
+    "data: {\"n\":1}\n\ndata: {\"n\":2}\n\ndata: {\"n\":3}\n\ndata: [DONE]\n\n";
+
+static void test_stream_pieces(void **state)
+{
+    fixture_t *f = *state;
+    /* 503 first: retried, since nothing reached the sink; then a body in 5-byte pieces. */
+    tn_fake_http_push_simple(f->fh, 503, "application/json", "{\"busy\":true}");
+    tn_fake_http_push(f->fh, &(tn_fake_http_resp_t){.status = 200,
+                                                    .content_type = "text/event-stream",
+                                                    .body = SSE,
+                                                    .chunked = true,
+                                                    .piece_bytes = 5,
+                                                    .piece_delay_ms = 2});
+    sink_t s = {0};
+    assert_int_equal(stream(f, &s, "{}"), TN_OK);
+    assert_int_equal(f->resp.status, 200);
+    assert_int_equal(f->resp.attempts, 2);
+    assert_string_equal(s.got.data, SSE);
+    assert_true(s.calls > 3); /* it came in pieces, as sent */
+    assert_true(s.saw_type);
+    assert_int_equal(f->resp.body.len, 0); /* streamed, not kept */
+    tn_buf_cleanup(&s.got);
+
+    /* A 4xx is an answer: kept whole in resp->body, never streamed. */
+    tn_fake_http_push_simple(f->fh, 404, "application/json", "{\"error\":\"nope\"}");
+    sink_t s2 = {0};
+    assert_int_equal(stream(f, &s2, "{}"), TN_OK);
+    assert_int_equal(f->resp.status, 404);
+    assert_int_equal(s2.calls, 0);
+    assert_string_equal(f->resp.body.data, "{\"error\":\"nope\"}");
+    tn_buf_cleanup(&s2.got);
+}
+
+static void test_stream_stop(void **state)
+{
+    fixture_t *f = *state;
+    tn_fake_http_push(f->fh, &(tn_fake_http_resp_t){.status = 200,
+                                                    .content_type = "text/event-stream",
+                                                    .body = SSE,
+                                                    .piece_bytes = 4,
+                                                    .piece_delay_ms = 2});
+    sink_t s = {.stop_at = 2};
+    assert_int_equal(stream(f, &s, "{}"), TN_ERR_STOPPED);
+    assert_int_equal(s.calls, 2);
+    assert_int_equal(f->resp.status, 200);
+    assert_int_equal(f->resp.attempts, 1);
+    tn_buf_cleanup(&s.got);
+}
+
+static void test_stream_failure_after_first_piece(void **state)
+{
+    fixture_t *f = *state;
+    /* The connection closes half-way: the sink saw a part, so no retry. */
+    tn_fake_http_push(f->fh, &(tn_fake_http_resp_t){.status = 200,
+                                                    .content_type = "text/event-stream",
+                                                    .body = SSE,
+                                                    .send_body_bytes = 10});
+    tn_fake_http_push_simple(f->fh, 200, "text/event-stream", SSE);
+    sink_t s = {0};
+    assert_int_equal(stream(f, &s, "{}"), TN_ERR_UNAVAILABLE);
+    assert_int_equal(f->resp.attempts, 1);
+    assert_int_equal(f->resp.status, 200);
+    assert_int_equal(s.got.len, 10);
+    tn_buf_cleanup(&s.got);
+
+    /* A body over the cap in all, though every piece is small. */
+    tn_http_client_opts_t o = base_opts(f);
+    o.max_response_bytes = 16;
+    use_client(f, &o);
+    tn_fake_http_push(f->fh, &(tn_fake_http_resp_t){.status = 200,
+                                                    .content_type = "text/event-stream",
+                                                    .body = SSE,
+                                                    .chunked = true,
+                                                    .piece_bytes = 8,
+                                                    .piece_delay_ms = 1});
+    sink_t s2 = {0};
+    assert_int_equal(stream(f, &s2, "{}"), TN_ERR_TOO_LARGE);
+    assert_true(s2.got.len <= 16);
+    tn_buf_cleanup(&s2.got);
+}
+
+static void test_stream_deadline(void **state)
+{
+    fixture_t *f = *state;
+    tn_fake_http_push(f->fh, &(tn_fake_http_resp_t){.status = 200,
+                                                    .content_type = "text/event-stream",
+                                                    .body = SSE,
+                                                    .piece_bytes = 10,
+                                                    .piece_delay_ms = 100});
+    sink_t s = {0};
+    tn_buf_init(&s.got, 1 << 20);
+    s.resp = &f->resp;
+    tn_http_request_t req = {.method = TN_HTTP_GET, .path = "/stream", .deadline_ms = 250};
+    assert_int_equal(tn_http_client_stream(f->hc, &req, sink_piece, &s, &f->resp), TN_ERR_TIMEOUT);
+    assert_true(s.calls >= 1);
+    assert_int_equal(f->resp.attempts, 1); /* not retried after a piece */
+    assert_true(f->resp.elapsed_ms < tn_test_timeout_ms(2000));
+    tn_buf_cleanup(&s.got);
+}
+
+static void test_json_error_message(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *doc, *want;
+    } cases[] = {
+        {"{\"error\":{\"message\":\"bad key\",\"type\":\"x\"}}", "bad key"},
+        {"{\"error\":\"plain\"}", "plain"},
+        {"{\"message\":\"top\"}", "top"},
+        {"{\"detail\":\"fastapi\"}", "fastapi"},
+        {"{\"error\":{\"code\":1}}", NULL},
+        {"[1]", NULL},
+    };
+    for (size_t i = 0; i < TN_ARRAY_LEN(cases); i++) {
+        json_t *d = json_loads(cases[i].doc, 0, NULL);
+        const char *m = tn_http_json_error_message(d);
+        if (cases[i].want)
+            assert_string_equal(m, cases[i].want);
+        else
+            assert_null(m);
+        json_decref(d);
+    }
+    assert_null(tn_http_json_error_message(NULL));
+}
+
 int main(void)
 {
     tn_log_init("http_client_test", TN_LOG_ERROR);
@@ -648,6 +808,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_debug_log_redacts_secrets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_share_client, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_pieces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_failure_after_first_piece, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_deadline, setup, teardown),
+        cmocka_unit_test(test_json_error_message),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,1174 @@
+/* Answer providers: "extractive" (best sentences of the passages, in C) and "openai" (POST
+ * /v1/chat/completions, whole or streamed as Server-Sent Events). */
+#include "taina/llm.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "taina/buf.h"
+#include "taina/category.h"
+#include "taina/http_client.h"
+#include "taina/lang.h"
+#include "taina/log.h"
+#include "taina/mem.h"
+#include "taina/text.h"
+
+#define DEF_EXTRACTIVE_MODEL "taina-extractive-v1"
+#define DEF_TEMPERATURE      0.2
+#define DEF_MAX_TOKENS       512
+#define DEF_MAX_CHARS        800
+#define DEF_TIMEOUT_MS       30000
+#define DEF_ATTEMPTS         2
+#define CHAT_PATH            "/v1/chat/completions"
+#define UPSTREAM             "llm"
+#define MAX_ANSWER           (1u << 20) /* bytes of answer text kept */
+#define MAX_SSE_LINE         (1u << 20) /* bytes of one SSE line or event */
+#define MAX_RESPONSE         (4u << 20) /* bytes of a whole (non-streamed) answer */
+#define MAX_QWORDS           64         /* distinct content words of a question considered */
+
+typedef enum { PROVIDER_EXTRACTIVE, PROVIDER_OPENAI } provider_t;
+
+struct tn_llm {
+    provider_t provider;
+    char *model;
+    double temperature;
+    int max_tokens;
+    size_t max_chars;
+    int64_t timeout_ms;
+    char *path; /* "/v1/chat/completions", or "/chat/completions" when the URL ends in /v1 */
+    tn_http_client_t *hc;
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* Small helpers */
+
+static void set_why(tn_llm_error_t *why, int status, int timeout, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void set_why(tn_llm_error_t *why, int status, int timeout, const char *fmt, ...)
+{
+    if (!why)
+        return;
+    why->status = status;
+    why->timeout = timeout;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why->msg, sizeof(why->msg), fmt, ap);
+    va_end(ap);
+    for (char *p = why->msg; *p; p++) /* one line */
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+}
+
+/* "es" or "en" for the answer: the caller's, else detected from the question, else from the
+ * passages; English when nothing tells. *sure is false in that last case. */
+static const char *answer_lang(const char *lang, const char *question,
+                               const tn_llm_passage_t *passages, size_t n, bool *sure)
+{
+    *sure = true;
+    if (lang && (strcmp(lang, "es") == 0 || strcmp(lang, "en") == 0))
+        return lang;
+    tn_lang_t d = tn_lang_detect(question, strlen(question), NULL);
+    if (strcmp(d.code, "und") != 0)
+        return d.code;
+    for (size_t i = 0; i < n; i++) {
+        d = tn_lang_detect(passages[i].text, passages[i].text_len, NULL);
+        if (strcmp(d.code, "und") != 0)
+            return d.code;
+    }
+    *sure = false;
+    return "en";
+}
+
+static size_t count_chars(const char *p, size_t n)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += ((unsigned char)p[i] & 0xC0) != 0x80;
+    return c;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Extractive provider
+ *
+ * Words are runs of the folded text (tn_category_fold: lower case, accents removed) split at
+ * spaces and apostrophes; content words have 3 or more letters and are not stop words of
+ * Spanish or English; a final "s" of a word of 4+ letters (not "ss") is dropped so that plurals
+ * meet their singulars. A sentence scores the number of distinct content words of the question
+ * it holds, plus 0.25 * (n - i) / n for passage i of n (never enough to beat one more word).
+ * Sentences that share no word are never used; the same sentence in two passages is used once.
+ * The best sentences (ties: earlier passage, then earlier sentence) are taken while the answer
+ * fits max_chars characters, and written in passage order, each followed by its marker. */
+
+static const char *const stop_words[] = {
+    /* English */
+    "about",
+    "after",
+    "again",
+    "all",
+    "also",
+    "and",
+    "any",
+    "are",
+    "because",
+    "been",
+    "before",
+    "being",
+    "between",
+    "both",
+    "but",
+    "can",
+    "could",
+    "did",
+    "does",
+    "doing",
+    "done",
+    "down",
+    "during",
+    "each",
+    "few",
+    "for",
+    "from",
+    "further",
+    "get",
+    "got",
+    "had",
+    "has",
+    "have",
+    "having",
+    "her",
+    "here",
+    "hers",
+    "him",
+    "his",
+    "how",
+    "into",
+    "its",
+    "itself",
+    "just",
+    "know",
+    "let",
+    "like",
+    "may",
+    "might",
+    "more",
+    "most",
+    "much",
+    "must",
+    "need",
+    "not",
+    "now",
+    "off",
+    "once",
+    "only",
+    "other",
+    "our",
+    "ours",
+    "out",
+    "over",
+    "own",
+    "please",
+    "same",
+    "shall",
+    "she",
+    "should",
+    "some",
+    "such",
+    "tell",
+    "than",
+    "that",
+    "the",
+    "their",
+    "theirs",
+    "them",
+    "then",
+    "there",
+    "these",
+    "they",
+    "this",
+    "those",
+    "through",
+    "too",
+    "under",
+    "until",
+    "very",
+    "want",
+    "was",
+    "were",
+    "what",
+    "when",
+    "where",
+    "which",
+    "while",
+    "who",
+    "whom",
+    "whose",
+    "why",
+    "will",
+    "with",
+    "would",
+    "you",
+    "your",
+    "yours",
+    /* Spanish (folded: no accents) */
+    "algo",
+    "algun",
+    "alguna",
+    "algunas",
+    "alguno",
+    "algunos",
+    "ante",
+    "aqui",
+    "asi",
+    "aun",
+    "cada",
+    "como",
+    "con",
+    "contra",
+    "cual",
+    "cuales",
+    "cuando",
+    "cuanto",
+    "cuanta",
+    "cuantos",
+    "cuantas",
+    "debe",
+    "deben",
+    "debo",
+    "del",
+    "desde",
+    "donde",
+    "durante",
+    "ella",
+    "ellas",
+    "ellos",
+    "entre",
+    "era",
+    "eran",
+    "esa",
+    "esas",
+    "ese",
+    "eso",
+    "esos",
+    "esta",
+    "estan",
+    "estar",
+    "estas",
+    "este",
+    "esto",
+    "estos",
+    "estoy",
+    "favor",
+    "fue",
+    "fueron",
+    "hace",
+    "hacer",
+    "hago",
+    "han",
+    "hasta",
+    "hay",
+    "las",
+    "les",
+    "los",
+    "mas",
+    "mis",
+    "mismo",
+    "misma",
+    "muy",
+    "nada",
+    "necesito",
+    "necesita",
+    "nos",
+    "nosotros",
+    "nuestra",
+    "nuestro",
+    "otra",
+    "otras",
+    "otro",
+    "otros",
+    "para",
+    "pero",
+    "poco",
+    "por",
+    "porque",
+    "puede",
+    "pueden",
+    "puedo",
+    "que",
+    "quien",
+    "quienes",
+    "quiero",
+    "quiere",
+    "saber",
+    "ser",
+    "sera",
+    "sido",
+    "sin",
+    "sobre",
+    "son",
+    "soy",
+    "sus",
+    "tal",
+    "tambien",
+    "tan",
+    "tanto",
+    "tener",
+    "tengo",
+    "tiene",
+    "tienen",
+    "toda",
+    "todas",
+    "todo",
+    "todos",
+    "tus",
+    "una",
+    "unas",
+    "uno",
+    "unos",
+    "usted",
+    "ustedes",
+    "vez",
+    "yo",
+};
+
+static bool is_stop_word(const char *w, size_t len)
+{
+    for (size_t i = 0; i < TN_ARRAY_LEN(stop_words); i++)
+        if (strlen(stop_words[i]) == len && memcmp(stop_words[i], w, len) == 0)
+            return true;
+    return false;
+}
+
+/* Calls @p fn for each content word of @p len bytes of text (folded, trimmed of a plural "s"). */
+typedef void(word_fn)(void *opaque, const char *w, size_t len);
+
+static void content_words(const char *text, size_t len, word_fn *fn, void *opaque)
+{
+    char *f = tn_category_fold(text, len);
+    for (char *p = f; *p;) {
+        size_t skip = strspn(p, " '");
+        p += skip;
+        size_t wl = strcspn(p, " '");
+        if (wl == 0)
+            break;
+        size_t letters = count_chars(p, wl);
+        if (letters >= 4 && p[wl - 1] == 's' && p[wl - 2] != 's') {
+            wl--;
+            letters--;
+        }
+        if (letters >= 3 && !is_stop_word(p, wl))
+            fn(opaque, p, wl);
+        p += strcspn(p, " '");
+    }
+    free(f);
+}
+
+typedef struct qwords {
+    char *w[MAX_QWORDS];
+    size_t len[MAX_QWORDS];
+    size_t n;
+} qwords_t;
+
+static int qwords_find(const qwords_t *q, const char *w, size_t len)
+{
+    for (size_t i = 0; i < q->n; i++)
+        if (q->len[i] == len && memcmp(q->w[i], w, len) == 0)
+            return (int)i;
+    return -1;
+}
+
+static void qwords_add(void *opaque, const char *w, size_t len)
+{
+    qwords_t *q = opaque;
+    if (q->n < MAX_QWORDS && qwords_find(q, w, len) < 0) {
+        q->w[q->n] = tn_xstrndup(w, len);
+        q->len[q->n++] = len;
+    }
+}
+
+typedef struct hits {
+    const qwords_t *q;
+    bool seen[MAX_QWORDS];
+    int count;
+} hits_t;
+
+static void hits_add(void *opaque, const char *w, size_t len)
+{
+    hits_t *h = opaque;
+    int i = qwords_find(h->q, w, len);
+    if (i >= 0 && !h->seen[i]) {
+        h->seen[i] = true;
+        h->count++;
+    }
+}
+
+/* One candidate sentence. */
+typedef struct sent {
+    size_t passage, index; /* passage number (0-based) and sentence number in it */
+    const char *text;      /* borrowed from the passage, trimmed */
+    size_t len;
+    double score;
+    size_t chars; /* characters it adds to the answer: " " + text + " [n]" */
+} sent_t;
+
+static bool is_space(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+typedef void(sentence_fn)(void *opaque, const char *text, size_t len);
+
+static void sentence_out(const char *t, size_t s, size_t e, sentence_fn *add, void *opaque)
+{
+    while (s < e && is_space((unsigned char)t[s]))
+        s++;
+    while (e > s && is_space((unsigned char)t[e - 1]))
+        e--;
+    if (e > s)
+        add(opaque, t + s, e - s);
+}
+
+static bool ellipsis_at(const char *t, size_t len, size_t i)
+{
+    return i + 3 <= len && memcmp(t + i, "\xE2\x80\xA6", 3) == 0;
+}
+
+/* Split @p len bytes into sentences: a sentence ends after . ! ? or "…" (and any more of them,
+ * closing quotes or brackets) followed by whitespace or the end of the text, or at a line
+ * break. Calls @p add for each non-empty sentence, blanks trimmed. */
+static void split_sentences(const char *t, size_t len, sentence_fn *add, void *opaque)
+{
+    size_t start = 0, i = 0;
+    while (i < len) {
+        if (t[i] == '\n') {
+            sentence_out(t, start, i, add, opaque);
+            start = ++i;
+            continue;
+        }
+        bool ell = ellipsis_at(t, len, i);
+        if (!ell && t[i] != '.' && t[i] != '!' && t[i] != '?') {
+            i++;
+            continue;
+        }
+        size_t j = ell ? i + 3 : i + 1;
+        for (;;) {
+            if (j < len && t[j] != '\0' && strchr(".!?\"')]", t[j]))
+                j++;
+            else if (ellipsis_at(t, len, j))
+                j += 3;
+            else if (j + 2 <= len && memcmp(t + j, "\xC2\xBB", 2) == 0) /* » */
+                j += 2;
+            else
+                break;
+        }
+        if (j == len || is_space((unsigned char)t[j])) {
+            sentence_out(t, start, j, add, opaque);
+            start = j;
+        }
+        i = j;
+    }
+    sentence_out(t, start, len, add, opaque);
+}
+
+typedef struct collect {
+    sent_t *s;
+    size_t n, cap;
+    size_t passage, index;
+    const qwords_t *q;
+    double bonus;
+} collect_t;
+
+static void collect_add(void *opaque, const char *text, size_t len)
+{
+    collect_t *c = opaque;
+    hits_t h = {.q = c->q};
+    size_t index = c->index++;
+    content_words(text, len, hits_add, &h);
+    if (h.count == 0)
+        return;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 32;
+        c->s = tn_xrealloc(c->s, c->cap * sizeof(*c->s));
+    }
+    char marker[32];
+    int ml = snprintf(marker, sizeof(marker), " [%zu]", c->passage + 1);
+    c->s[c->n++] = (sent_t){.passage = c->passage,
+                            .index = index,
+                            .text = text,
+                            .len = len,
+                            .score = h.count + c->bonus,
+                            .chars = 1 + count_chars(text, len) + (size_t)ml};
+}
+
+static int by_score(const void *a, const void *b)
+{
+    const sent_t *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    if (x->passage != y->passage)
+        return x->passage < y->passage ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static int by_position(const void *a, const void *b)
+{
+    const sent_t *x = a, *y = b;
+    if (x->passage != y->passage)
+        return x->passage < y->passage ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* Whether @p s says the same as one of the @p n chosen sentences (folded text equal). */
+static bool is_repeat(const sent_t *s, const sent_t *chosen, size_t n)
+{
+    bool same = false;
+    char *a = tn_category_fold(s->text, s->len);
+    for (size_t i = 0; i < n && !same; i++) {
+        char *b = tn_category_fold(chosen[i].text, chosen[i].len);
+        same = strcmp(a, b) == 0;
+        free(b);
+    }
+    free(a);
+    return same;
+}
+
+/* Cut @p s to at most @p chars characters at a word boundary, adding "…". */
+static void add_cut(tn_buf_t *b, const char *s, size_t len, size_t chars)
+{
+    size_t k = 0, c = 0, last_space = 0;
+    while (k < len && c + 1 < chars) { /* room for the ellipsis */
+        if (s[k] == ' ')
+            last_space = k;
+        k++;
+        while (k < len && ((unsigned char)s[k] & 0xC0) == 0x80)
+            k++;
+        c++;
+    }
+    if (k < len && last_space > 0)
+        k = last_space;
+    tn_buf_add(b, s, k);
+    tn_buf_adds(b, "\xE2\x80\xA6");
+}
+
+static tn_err_t emit(tn_llm_token_fn *on_token, void *opaque, const char *p, size_t len)
+{
+    if (on_token && len > 0 && on_token(opaque, p, len) != 0)
+        return TN_ERR_STOPPED;
+    return TN_OK;
+}
+
+static tn_err_t answer_extractive(tn_llm_t *l, const char *question, const char *lang,
+                                  const tn_llm_passage_t *passages, size_t n,
+                                  tn_llm_token_fn *on_token, void *opaque, char **answer,
+                                  tn_llm_error_t *why)
+{
+    tn_err_t rc = TN_ERR_STOPPED;
+    bool sure;
+    const char *code = answer_lang(lang, question, passages, n, &sure);
+    bool es = strcmp(code, "es") == 0;
+    const char *lead = es ? "Según los documentos:" : "According to the documents:";
+    const char *none = es ? "No encontré una respuesta en los documentos."
+                          : "I could not find an answer in the documents.";
+    qwords_t q = {.n = 0};
+    collect_t c = {.q = &q};
+    sent_t *chosen = NULL;
+    size_t nchosen = 0;
+    tn_buf_t out;
+    tn_buf_init(&out, MAX_ANSWER);
+
+    content_words(question, strlen(question), qwords_add, &q);
+    for (size_t i = 0; i < n && q.n > 0; i++) {
+        if (!passages[i].text || passages[i].text_len == 0)
+            continue;
+        c.passage = i;
+        c.index = 0;
+        c.bonus = 0.25 * (double)(n - i) / (double)n;
+        split_sentences(passages[i].text, passages[i].text_len, collect_add, &c);
+    }
+    if (c.n == 0) {
+        tn_buf_adds(&out, none);
+        if (emit(on_token, opaque, out.data, out.len) != TN_OK)
+            goto out;
+        rc = TN_OK;
+        goto out;
+    }
+    qsort(c.s, c.n, sizeof(*c.s), by_score);
+    chosen = tn_xcalloc(c.n, sizeof(*chosen));
+    size_t used = count_chars(lead, strlen(lead));
+    for (size_t i = 0; i < c.n; i++) {
+        if (used + c.s[i].chars > l->max_chars || is_repeat(&c.s[i], chosen, nchosen))
+            continue;
+        chosen[nchosen++] = c.s[i];
+        used += c.s[i].chars;
+    }
+    qsort(chosen, nchosen, sizeof(*chosen), by_position);
+
+    if (nchosen == 0) {
+        /* Even the best sentence is too long: its start, cut to what is left (without the
+         * lead-in when that leaves no room for a few words). */
+        sent_t *s = &c.s[0];
+        char marker[32];
+        int ml = snprintf(marker, sizeof(marker), " [%zu]", s->passage + 1);
+        size_t need = 1 + (size_t)ml + 12; /* " " + a word or two + "…" + marker */
+        if (used + need > l->max_chars) {
+            lead = "";
+            used = 0;
+        }
+        size_t room = l->max_chars > used + (lead[0] ? 1 : 0) + (size_t)ml
+                          ? l->max_chars - used - (lead[0] ? 1 : 0) - (size_t)ml
+                          : 2;
+        tn_buf_adds(&out, lead);
+        if (emit(on_token, opaque, out.data, out.len) != TN_OK)
+            goto out;
+        size_t before = out.len;
+        if (out.len > 0)
+            tn_buf_adds(&out, " ");
+        add_cut(&out, s->text, s->len, room);
+        tn_buf_adds(&out, marker);
+        if (emit(on_token, opaque, out.data + before, out.len - before) != TN_OK)
+            goto out;
+    } else {
+        tn_buf_adds(&out, lead);
+        if (emit(on_token, opaque, out.data, out.len) != TN_OK)
+            goto out;
+    }
+    for (size_t i = 0; i < nchosen; i++) {
+        size_t before = out.len;
+        tn_buf_adds(&out, " ");
+        tn_buf_add(&out, chosen[i].text, chosen[i].len);
+        tn_buf_addf(&out, " [%zu]", chosen[i].passage + 1);
+        if (emit(on_token, opaque, out.data + before, out.len - before) != TN_OK)
+            goto out;
+    }
+    rc = TN_OK;
+out:
+    if (rc == TN_ERR_STOPPED)
+        set_why(why, 0, 0, "llm: the reader stopped the answer");
+    else if (answer)
+        *answer = tn_buf_detach(&out, NULL);
+    tn_buf_cleanup(&out);
+    for (size_t i = 0; i < q.n; i++)
+        free(q.w[i]);
+    free(c.s);
+    free(chosen);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* OpenAI provider: request */
+
+/* A JSON string of @p len bytes; invalid UTF-8 becomes U+FFFD (jansson refuses it). */
+static json_t *json_text(const char *s, size_t len)
+{
+    json_t *j = json_stringn(s, len);
+    if (j)
+        return j;
+    size_t fixed_len = 0;
+    char *fixed = tn_text_utf8_repair(s, len, &fixed_len, NULL);
+    j = json_stringn(fixed, fixed_len);
+    free(fixed);
+    return j ? j : json_string("");
+}
+
+static char *system_prompt(const char *code, bool sure)
+{
+    const char *in = !sure                     ? "the language of the question"
+                     : strcmp(code, "es") == 0 ? "Spanish"
+                                               : "English";
+    return tn_xasprintf(
+        "You answer questions using only the numbered passages the user gives you. Answer in "
+        "%s, briefly and plainly. After each statement, cite the passage it comes from with its "
+        "number in square brackets, like [1] or [2]. If the passages do not contain the answer, "
+        "say that you could not find it in the documents. Never invent facts, numbers or "
+        "passage numbers.",
+        in);
+}
+
+/* The passages, one per block ("[1] (Title) text"), then the question. */
+static json_t *user_message(const char *question, const char *code,
+                            const tn_llm_passage_t *passages, size_t n)
+{
+    bool es = strcmp(code, "es") == 0;
+    tn_buf_t b;
+    tn_buf_init(&b, SIZE_MAX / 2);
+    tn_buf_adds(&b, es ? "Pasajes:\n\n" : "Passages:\n\n");
+    for (size_t i = 0; i < n; i++) {
+        tn_buf_addf(&b, "[%zu] ", i + 1);
+        if (passages[i].title && passages[i].title[0])
+            tn_buf_addf(&b, "(%s) ", passages[i].title);
+        /* One line per passage: a line break inside would look like the next block. */
+        const char *t = passages[i].text ? passages[i].text : "";
+        for (size_t k = 0; k < passages[i].text_len; k++)
+            tn_buf_add(&b, t[k] == '\n' || t[k] == '\r' ? " " : t + k, 1);
+        tn_buf_adds(&b, "\n\n");
+    }
+    tn_buf_adds(&b, es ? "Pregunta: " : "Question: ");
+    tn_buf_adds(&b, question);
+    json_t *j = json_text(b.data, b.len);
+    tn_buf_cleanup(&b);
+    return j;
+}
+
+static json_t *chat_request(const tn_llm_t *l, const char *question, const char *code, bool sure,
+                            const tn_llm_passage_t *passages, size_t n, bool stream)
+{
+    char *sys = system_prompt(code, sure);
+    json_t *msgs = json_array();
+    json_array_append_new(msgs, json_pack("{ssss}", "role", "system", "content", sys));
+    json_array_append_new(msgs, json_pack("{ssso}", "role", "user", "content",
+                                          user_message(question, code, passages, n)));
+    free(sys);
+    json_t *body = json_object();
+    json_object_set_new(body, "model", json_string(l->model));
+    json_object_set_new(body, "messages", msgs);
+    json_object_set_new(body, "temperature", json_real(l->temperature));
+    json_object_set_new(body, "max_tokens", json_integer(l->max_tokens));
+    json_object_set_new(body, "stream", json_boolean(stream));
+    return body;
+}
+
+/* Map a failed request to the contract's codes and fill @p why. */
+static tn_err_t map_failure(tn_err_t rc, const tn_http_response_t *resp, tn_llm_error_t *why)
+{
+    int status = (int)resp->status;
+    char desc[300];
+    switch (rc) {
+    case TN_ERR_TIMEOUT:
+        set_why(why, status, 1, "llm: timed out after %d attempt(s)", resp->attempts);
+        return TN_ERR_TIMEOUT;
+    case TN_ERR_UNAVAILABLE:
+        if (status)
+            set_why(why, status, 0, "llm: HTTP %d after %d attempt(s)", status, resp->attempts);
+        else
+            set_why(why, 0, 0, "llm: no answer (connection failed) after %d attempt(s)",
+                    resp->attempts);
+        return TN_ERR_UNAVAILABLE;
+    case TN_ERR_UPSTREAM: {
+        json_t *doc = json_loadb(resp->body.data ? resp->body.data : "", resp->body.len, 0, NULL);
+        const char *m = tn_http_json_error_message(doc);
+        if (m)
+            set_why(why, status, 0, "llm: HTTP %d: %.200s", status, m);
+        else
+            set_why(why, status, 0, "llm: %s", tn_http_response_describe(resp, desc, sizeof(desc)));
+        json_decref(doc);
+        return TN_ERR_UPSTREAM;
+    }
+    case TN_ERR_PARSE:
+        set_why(why, status, 0, "llm: HTTP %d answer is not JSON", status);
+        return TN_ERR_PARSE;
+    case TN_ERR_TOO_LARGE:
+        set_why(why, status, 0, "llm: the answer is larger than %u bytes", MAX_RESPONSE);
+        return TN_ERR_PARSE;
+    default:
+        set_why(why, status, 0, "llm: %s", tn_err_str(rc));
+        return rc;
+    }
+}
+
+/* choices[0].message.content of a chat.completion. */
+static tn_err_t take_completion(const json_t *doc, int status, tn_buf_t *out, tn_llm_error_t *why)
+{
+    json_t *choice = json_array_get(json_object_get(doc, "choices"), 0);
+    json_t *msg = json_object_get(choice, "message");
+    json_t *content = json_object_get(msg, "content");
+    if (!json_is_object(msg)) {
+        set_why(why, status, 0, "llm: the answer has no choices[0].message");
+        return TN_ERR_PARSE;
+    }
+    if (json_is_null(content) || !content) {
+        json_t *refusal = json_object_get(msg, "refusal");
+        set_why(why, status, 0, "llm: the model gave no text%s%.150s",
+                json_is_string(refusal) ? ": " : "",
+                json_is_string(refusal) ? json_string_value(refusal) : "");
+        return TN_ERR_PARSE;
+    }
+    if (!json_is_string(content)) {
+        set_why(why, status, 0, "llm: choices[0].message.content is not a string");
+        return TN_ERR_PARSE;
+    }
+    if (tn_buf_add(out, json_string_value(content), json_string_length(content)) != TN_OK) {
+        set_why(why, status, 0, "llm: the answer is longer than %u bytes", MAX_ANSWER);
+        return TN_ERR_PARSE;
+    }
+    return TN_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* OpenAI provider: streaming (Server-Sent Events)
+ *
+ * Lines end in LF, CRLF or CR (a CR at the end of one network read and the LF at the start of
+ * the next are one line end). "data:" lines (one optional space after the colon) add to the
+ * event's data, joined by LF; a blank line ends the event. Comment lines (":") and other fields
+ * ("event:", "id:", "retry:", unknown ones) are ignored. An event "[DONE]" ends the stream; an
+ * event whose JSON has "error" is an error; otherwise choices[0].delta.content, when a string,
+ * is the next piece. A server that ignores "stream" and answers application/json is read as a
+ * whole answer. */
+
+typedef struct sse {
+    tn_http_response_t *resp;
+    tn_llm_token_fn *on_token;
+    void *opaque;
+    tn_buf_t line;  /* the line being read */
+    tn_buf_t data;  /* the event's data */
+    tn_buf_t *text; /* the answer so far */
+    bool has_data;  /* the event has a data field (maybe empty) */
+    bool after_cr;  /* the last byte was a CR: a following LF ends nothing */
+    bool decided;   /* looked at the Content-Type */
+    bool whole;     /* not an event stream: the body is kept in line for a JSON parse */
+    bool done;      /* [DONE] seen */
+    bool finished;  /* a finish_reason seen */
+    tn_err_t rc;    /* why the reading stopped (TN_OK: the reader went away, or not stopped) */
+    bool reader_stopped;
+    tn_llm_error_t *why;
+} sse_t;
+
+static int sse_fail(sse_t *s, tn_err_t rc)
+{
+    s->rc = rc;
+    return 1;
+}
+
+static int sse_event(sse_t *s)
+{
+    const char *d = s->data.data ? s->data.data : "";
+    size_t dl = s->data.len;
+    int status = (int)s->resp->status;
+    s->has_data = false;
+    if (dl >= 6 && memcmp(d, "[DONE]", 6) == 0) {
+        s->done = true; /* what follows is read but ignored: the connection stays usable */
+        return 0;
+    }
+    json_error_t jerr;
+    json_t *doc = json_loadb(d, dl, 0, &jerr);
+    if (!json_is_object(doc)) {
+        set_why(s->why, status, 0, "llm: a stream event is not a JSON object: %s", jerr.text);
+        json_decref(doc);
+        return sse_fail(s, TN_ERR_PARSE);
+    }
+    json_t *err = json_object_get(doc, "error");
+    if (err && !json_is_null(err)) {
+        const char *m = tn_http_json_error_message(doc);
+        set_why(s->why, status, 0, "llm: error in the stream: %.200s", m ? m : "(no message)");
+        json_decref(doc);
+        return sse_fail(s, TN_ERR_UPSTREAM);
+    }
+    json_t *choice = json_array_get(json_object_get(doc, "choices"), 0);
+    json_t *content = json_object_get(json_object_get(choice, "delta"), "content");
+    json_t *finish = json_object_get(choice, "finish_reason");
+    if (json_is_string(finish))
+        s->finished = true;
+    int stop = 0;
+    if (json_is_string(content) && json_string_length(content) > 0) {
+        const char *p = json_string_value(content);
+        size_t n = json_string_length(content);
+        if (tn_buf_add(s->text, p, n) != TN_OK) {
+            set_why(s->why, status, 0, "llm: the answer is longer than %u bytes", MAX_ANSWER);
+            stop = sse_fail(s, TN_ERR_PARSE);
+        } else if (s->on_token && s->on_token(s->opaque, p, n) != 0) {
+            s->reader_stopped = true;
+            stop = 1;
+        }
+    }
+    json_decref(doc);
+    return stop;
+}
+
+static int sse_line(sse_t *s)
+{
+    const char *p = s->line.data ? s->line.data : "";
+    size_t n = s->line.len;
+    int stop = 0;
+    if (n == 0) {
+        if (s->has_data)
+            stop = sse_event(s);
+        tn_buf_reset(&s->data);
+    } else if (n >= 5 && memcmp(p, "data:", 5) == 0) {
+        size_t k = 5 + (n > 5 && p[5] == ' ');
+        if ((s->has_data && tn_buf_add(&s->data, "\n", 1) != TN_OK) ||
+            tn_buf_add(&s->data, p + k, n - k) != TN_OK) {
+            set_why(s->why, (int)s->resp->status, 0, "llm: a stream event is over %u bytes",
+                    MAX_SSE_LINE);
+            stop = sse_fail(s, TN_ERR_PARSE);
+        }
+        s->has_data = true;
+    }
+    tn_buf_reset(&s->line);
+    return stop;
+}
+
+static int sse_piece(void *opaque, const char *p, size_t n)
+{
+    sse_t *s = opaque;
+    if (s->done)
+        return 0;
+    if (!s->decided) {
+        const char *ct = tn_http_response_header(s->resp, "Content-Type");
+        s->decided = true;
+        s->whole = ct && strncasecmp(ct, "application/json", 16) == 0;
+    }
+    if (s->whole) {
+        if (tn_buf_add(&s->line, p, n) != TN_OK) {
+            set_why(s->why, (int)s->resp->status, 0, "llm: the answer is larger than %u bytes",
+                    MAX_SSE_LINE);
+            return sse_fail(s, TN_ERR_PARSE);
+        }
+        return 0;
+    }
+    for (size_t i = 0; i < n && !s->done; i++) {
+        char ch = p[i];
+        if (ch == '\n' && s->after_cr) {
+            s->after_cr = false;
+            continue;
+        }
+        s->after_cr = ch == '\r';
+        if (ch == '\n' || ch == '\r') {
+            if (sse_line(s) != 0)
+                return 1;
+            continue;
+        }
+        /* Runs of ordinary bytes are added at once. */
+        size_t j = i;
+        while (j < n && p[j] != '\n' && p[j] != '\r')
+            j++;
+        if (tn_buf_add(&s->line, p + i, j - i) != TN_OK) {
+            set_why(s->why, (int)s->resp->status, 0, "llm: a stream line is over %u bytes",
+                    MAX_SSE_LINE);
+            return sse_fail(s, TN_ERR_PARSE);
+        }
+        i = j - 1;
+    }
+    return 0;
+}
+
+static tn_err_t answer_stream(tn_llm_t *l, const tn_http_request_t *req, tn_llm_token_fn *on_token,
+                              void *opaque, tn_buf_t *text, tn_http_response_t *resp,
+                              tn_llm_error_t *why)
+{
+    sse_t s = {.resp = resp, .on_token = on_token, .opaque = opaque, .text = text, .why = why};
+    tn_buf_init(&s.line, MAX_SSE_LINE);
+    tn_buf_init(&s.data, MAX_SSE_LINE);
+    tn_err_t rc = tn_http_client_stream(l->hc, req, sse_piece, &s, resp);
+    if (rc == TN_ERR_STOPPED && s.reader_stopped) {
+        set_why(why, (int)resp->status, 0, "llm: the reader stopped the answer");
+    } else if (rc == TN_ERR_STOPPED) {
+        rc = s.rc; /* why already says */
+    } else if (rc == TN_OK && (resp->status < 200 || resp->status > 299)) {
+        rc = map_failure(TN_ERR_UPSTREAM, resp, why);
+    } else if (rc != TN_OK) {
+        rc = map_failure(rc, resp, why);
+    } else if (s.whole) {
+        json_t *doc = json_loadb(s.line.data ? s.line.data : "", s.line.len, 0, NULL);
+        rc = doc ? take_completion(doc, (int)resp->status, text, why)
+                 : map_failure(TN_ERR_PARSE, resp, why);
+        json_decref(doc);
+        if (rc == TN_OK && on_token && text->len > 0 && on_token(opaque, text->data, text->len)) {
+            set_why(why, (int)resp->status, 0, "llm: the reader stopped the answer");
+            rc = TN_ERR_STOPPED;
+        }
+    } else {
+        /* The end of the body ends the last event, as in a browser. */
+        if (!s.done && s.line.len > 0 && sse_line(&s) == 0 && s.has_data)
+            sse_event(&s);
+        if (s.rc != TN_OK) {
+            rc = s.rc;
+        } else if (s.reader_stopped) {
+            set_why(why, (int)resp->status, 0, "llm: the reader stopped the answer");
+            rc = TN_ERR_STOPPED;
+        } else if (!s.done && !s.finished) {
+            set_why(why, (int)resp->status, 0, "llm: the stream ended before [DONE]");
+            rc = TN_ERR_PARSE;
+        }
+    }
+    tn_buf_cleanup(&s.line);
+    tn_buf_cleanup(&s.data);
+    return rc;
+}
+
+static tn_err_t answer_openai(tn_llm_t *l, const char *question, const char *lang,
+                              const tn_llm_passage_t *passages, size_t n, tn_llm_token_fn *on_token,
+                              void *opaque, char **answer, tn_llm_error_t *why)
+{
+    bool sure;
+    const char *code = answer_lang(lang, question, passages, n, &sure);
+    json_t *body = chat_request(l, question, code, sure, passages, n, on_token != NULL);
+    tn_http_response_t resp;
+    tn_http_response_init(&resp);
+    tn_buf_t text;
+    tn_buf_init(&text, MAX_ANSWER);
+    tn_http_request_t req = {.method = TN_HTTP_POST,
+                             .path = l->path,
+                             .timeout_ms = l->timeout_ms,
+                             .deadline_ms = l->timeout_ms};
+    tn_err_t rc;
+    if (on_token) {
+        char *js = json_dumps(body, JSON_COMPACT);
+        static const char *const hdrs[] = {"Accept: text/event-stream", NULL};
+        req.headers = hdrs;
+        req.body = js;
+        req.body_len = js ? strlen(js) : 0;
+        req.content_type = "application/json";
+        rc = answer_stream(l, &req, on_token, opaque, &text, &resp, why);
+        free(js);
+    } else {
+        json_t *doc = NULL;
+        rc = tn_http_client_json_req(l->hc, &req, body, &resp, &doc);
+        if (rc == TN_OK && !doc) {
+            set_why(why, (int)resp.status, 0, "llm: HTTP %d with an empty body", (int)resp.status);
+            rc = TN_ERR_PARSE;
+        } else if (rc != TN_OK) {
+            rc = map_failure(rc, &resp, why);
+        } else {
+            rc = take_completion(doc, (int)resp.status, &text, why);
+        }
+        json_decref(doc);
+    }
+    if (rc == TN_OK && answer)
+        *answer = tn_buf_detach(&text, NULL);
+    if (rc != TN_OK && rc != TN_ERR_STOPPED)
+        TN_LOG(TN_LOG_WARN, "llm: %s answer from %s failed: %s: %s",
+               on_token ? "streamed" : "whole", l->model, tn_err_name(rc), why ? why->msg : "");
+    tn_buf_cleanup(&text);
+    tn_http_response_cleanup(&resp);
+    json_decref(body);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* API */
+
+tn_llm_opts_t tn_llm_opts_default(void)
+{
+    tn_llm_opts_t o = {
+        .provider = "extractive",
+        .temperature = DEF_TEMPERATURE,
+        .max_tokens = DEF_MAX_TOKENS,
+        .max_chars = DEF_MAX_CHARS,
+        .timeout_ms = DEF_TIMEOUT_MS,
+        .max_attempts = DEF_ATTEMPTS,
+    };
+    return o;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && memcmp(s + a - b, suffix, b) == 0;
+}
+
+static bool openai_init(tn_llm_t *l, const tn_llm_opts_t *o, char *errbuf, size_t errlen)
+{
+    bool ok = false;
+    char *auth = NULL;
+    char *base = NULL;
+    if (!o->url || !o->url[0] || !o->model || !o->model[0]) {
+        snprintf(errbuf, errlen, "llm: the openai provider needs %s",
+                 !o->model || !o->model[0] ? "a model" : "a url");
+        goto out;
+    }
+    if (o->temperature > 2.0) {
+        snprintf(errbuf, errlen, "llm: temperature %g is out of range (0..2)", o->temperature);
+        goto out;
+    }
+    /* Accept "https://host" and "https://host/v1" alike. */
+    base = tn_xstrdup(o->url);
+    size_t bl = strlen(base);
+    while (bl > 0 && base[bl - 1] == '/')
+        base[--bl] = '\0';
+    l->path = tn_xstrdup(ends_with(base, "/v1") ? "/chat/completions" : CHAT_PATH);
+
+    tn_http_client_opts_t ho = tn_http_client_opts_default();
+    ho.upstream = UPSTREAM;
+    ho.base_url = base;
+    ho.timeout_ms = l->timeout_ms;
+    ho.deadline_ms = l->timeout_ms;
+    ho.max_attempts = o->max_attempts > 0 ? o->max_attempts : DEF_ATTEMPTS;
+    ho.metrics = o->metrics;
+    /* Attempts are only ever repeated before the first token: nothing was answered yet. */
+    ho.retry_post = true;
+    ho.max_response_bytes = MAX_RESPONSE;
+    const char *hdrs[2] = {NULL, NULL};
+    if (o->api_key && o->api_key[0]) {
+        auth = tn_xasprintf("Authorization: Bearer %s", o->api_key);
+        hdrs[0] = auth;
+        ho.headers = hdrs;
+    }
+    char herr[256];
+    l->hc = tn_http_client_new(&ho, herr, sizeof(herr));
+    if (!l->hc) {
+        snprintf(errbuf, errlen, "llm: %s", herr);
+        goto out;
+    }
+    ok = true;
+out:
+    if (auth) { /* do not leave the key in freed memory */
+        memset(auth, 0, strlen(auth));
+        free(auth);
+    }
+    free(base);
+    return ok;
+}
+
+tn_llm_t *tn_llm_new(const tn_llm_opts_t *o, char *errbuf, size_t errlen)
+{
+    TN_ASSERT(o);
+    tn_llm_t *l = tn_xcalloc(1, sizeof(*l));
+    const char *prov = o->provider && o->provider[0] ? o->provider : "extractive";
+    l->temperature = o->temperature >= 0 ? o->temperature : DEF_TEMPERATURE;
+    l->max_tokens = o->max_tokens > 0 ? o->max_tokens : DEF_MAX_TOKENS;
+    l->max_chars = o->max_chars > 0 ? o->max_chars : DEF_MAX_CHARS;
+    l->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : DEF_TIMEOUT_MS;
+    if (strcmp(prov, "extractive") == 0) {
+        l->provider = PROVIDER_EXTRACTIVE;
+        l->model = tn_xstrdup(o->model && o->model[0] ? o->model : DEF_EXTRACTIVE_MODEL);
+        return l;
+    }
+    if (strcmp(prov, "openai") != 0) {
+        snprintf(errbuf, errlen, "llm: unknown provider \"%s\" (extractive, openai)", prov);
+        goto fail;
+    }
+    l->provider = PROVIDER_OPENAI;
+    if (!openai_init(l, o, errbuf, errlen))
+        goto fail;
+    l->model = tn_xstrdup(o->model);
+    return l;
+fail:
+    tn_llm_destroy(l);
+    return NULL;
+}
+
+void tn_llm_destroy(tn_llm_t *l)
+{
+    if (!l)
+        return;
+    tn_http_client_destroy(l->hc);
+    free(l->path);
+    free(l->model);
+    free(l);
+}
+
+const char *tn_llm_model(const tn_llm_t *l)
+{
+    TN_ASSERT(l);
+    return l->model;
+}
+
+tn_err_t tn_llm_answer(tn_llm_t *l, const char *question, const char *lang,
+                       const tn_llm_passage_t *passages, size_t n, tn_llm_token_fn *on_token,
+                       void *opaque, char **answer, tn_llm_error_t *why)
+{
+    TN_ASSERT(l && question && (passages || n == 0));
+    if (answer)
+        *answer = NULL;
+    if (why)
+        memset(why, 0, sizeof(*why));
+    if (!on_token)
+        TN_ASSERT(answer);
+    if (l->provider == PROVIDER_EXTRACTIVE)
+        return answer_extractive(l, question, lang, passages, n, on_token, opaque, answer, why);
+    return answer_openai(l, question, lang, passages, n, on_token, opaque, answer, why);
+}

@@ -1,0 +1,656 @@
+/* Unit tests for common/src/llm.c: the extractive provider, and the openai provider against the
+ * scripted server in tests/support (whole and streamed answers, retries, errors). */
+#include "tn_test.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fake_http.h"
+#include "taina/buf.h"
+#include "taina/llm.h"
+#include "taina/log.h"
+#include "taina/mem.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Helpers */
+
+typedef struct pieces {
+    tn_buf_t all;
+    size_t n;
+    size_t stop_after; /* 0: never stop */
+} pieces_t;
+
+static int on_piece(void *opaque, const char *text, size_t len)
+{
+    pieces_t *p = opaque;
+    assert_true(len > 0);
+    tn_buf_add(&p->all, text, len);
+    p->n++;
+    return p->stop_after && p->n >= p->stop_after ? 1 : 0;
+}
+
+static void pieces_init(pieces_t *p)
+{
+    memset(p, 0, sizeof(*p));
+    tn_buf_init(&p->all, 1 << 20);
+}
+
+static size_t utf8_chars(const char *s)
+{
+    size_t c = 0;
+    for (; *s; s++)
+        c += ((unsigned char)*s & 0xC0) != 0x80;
+    return c;
+}
+
+static tn_llm_t *extractive(size_t max_chars)
+{
+    char err[256];
+    tn_llm_opts_t o = tn_llm_opts_default();
+    o.max_chars = max_chars;
+    tn_llm_t *l = tn_llm_new(&o, err, sizeof(err));
+    if (!l)
+        fail_msg("tn_llm_new: %s", err);
+    return l;
+}
+
+#define P(s)                                                                                       \
+    {                                                                                              \
+        NULL, (s), sizeof(s) - 1                                                                   \
+    }
+
+static const tn_llm_passage_t EN[] = {
+    P("Our offices open at 9 am. Parking is free for visitors."),
+    P("To renew a passport, bring your old passport and a photo to the civil registry. The "
+      "renewal costs 30 dollars! Payments are made by card."),
+    P("Passport photos must be recent.\nThe weather in Lima is mild."),
+};
+
+static const tn_llm_passage_t ES[] = {
+    {"Horarios", "La oficina abre a las 9. El estacionamiento es gratuito.", 0},
+    {"Cédula",
+     "Para renovar la CÉDULA de identidad, acuda al Registro Civil con su cédula "
+     "anterior. El trámite cuesta 10 soles.",
+     0},
+};
+
+static char *answer_of(tn_llm_t *l, const char *q, const char *lang, const tn_llm_passage_t *ps,
+                       size_t n)
+{
+    char *ans = NULL;
+    tn_llm_error_t why;
+    assert_int_equal(tn_llm_answer(l, q, lang, ps, n, NULL, NULL, &ans, &why), TN_OK);
+    assert_non_null(ans);
+    return ans;
+}
+
+static tn_llm_passage_t *with_lens(const tn_llm_passage_t *src, size_t n)
+{
+    tn_llm_passage_t *p = tn_xcalloc(n, sizeof(*p));
+    for (size_t i = 0; i < n; i++) {
+        p[i] = src[i];
+        p[i].text_len = strlen(src[i].text);
+    }
+    return p;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Extractive */
+
+static void test_extractive_en(void **state)
+{
+    (void)state;
+    tn_llm_t *l = extractive(800);
+    assert_string_equal(tn_llm_model(l), "taina-extractive-v1");
+    char *a = answer_of(l, "How do I renew my passport?", NULL, EN, 3);
+    assert_string_equal(a, "According to the documents: To renew a passport, bring your old "
+                           "passport and a photo to the civil registry. [2] Passport photos must "
+                           "be recent. [3]");
+    free(a);
+    /* "renewal" is not "renew": no stemming beyond a plural "s". */
+    a = answer_of(l, "How much does the renewal cost?", NULL, EN, 3);
+    assert_string_equal(a, "According to the documents: The renewal costs 30 dollars! [2]");
+    free(a);
+    /* The best sentence alone when little room: the one sharing the most words. */
+    tn_llm_destroy(l);
+    l = extractive(120);
+    a = answer_of(l, "How do I renew my passport?", "en", EN, 3);
+    assert_string_equal(a, "According to the documents: To renew a passport, bring your old "
+                           "passport and a photo to the civil registry. [2]");
+    free(a);
+    tn_llm_destroy(l);
+}
+
+static void test_extractive_es(void **state)
+{
+    (void)state;
+    tn_llm_t *l = extractive(800);
+    tn_llm_passage_t *ps = with_lens(ES, 2);
+    /* Accents and case folded: "cédula" meets "CÉDULA" and "cedula". */
+    char *a = answer_of(l, "¿Dónde renuevo mi cedula?", NULL, ps, 2);
+    assert_string_equal(a, "Según los documentos: Para renovar la CÉDULA de identidad, acuda al "
+                           "Registro Civil con su cédula anterior. [2]");
+    free(a);
+    a = answer_of(l, "¿Cuánto cuesta el trámite?", "es", ps, 2);
+    assert_string_equal(a, "Según los documentos: El trámite cuesta 10 soles. [2]");
+    free(a);
+    free(ps);
+    tn_llm_destroy(l);
+}
+
+static void test_extractive_no_answer(void **state)
+{
+    (void)state;
+    tn_llm_t *l = extractive(800);
+    tn_llm_passage_t *ps = with_lens(ES, 2);
+    char *a = answer_of(l, "¿Qué tiempo hará mañana en Cusco?", NULL, ps, 2);
+    assert_string_equal(a, "No encontré una respuesta en los documentos.");
+    free(a);
+    a = answer_of(l, "What is the capital of Peru?", NULL, EN, 3);
+    assert_string_equal(a, "I could not find an answer in the documents.");
+    free(a);
+    /* Only stop words and short words: nothing to match. */
+    a = answer_of(l, "What is it?", "en", EN, 3);
+    assert_string_equal(a, "I could not find an answer in the documents.");
+    free(a);
+    /* No passages at all. */
+    a = answer_of(l, "How do I renew my passport?", "en", NULL, 0);
+    assert_string_equal(a, "I could not find an answer in the documents.");
+    free(a);
+    free(ps);
+    tn_llm_destroy(l);
+}
+
+static void test_extractive_max_chars(void **state)
+{
+    (void)state;
+    for (size_t cap = 12; cap <= 400; cap += 7) {
+        tn_llm_t *l = extractive(cap);
+        char *a = answer_of(l, "How do I renew my passport photo?", "en", EN, 3);
+        if (utf8_chars(a) > cap)
+            fail_msg("cap %zu: %zu chars: %s", cap, utf8_chars(a), a);
+        assert_non_null(strstr(a, "[")); /* always some cited text */
+        if (cap >= 44)
+            assert_int_equal(strncmp(a, "According to the documents: ", 28), 0);
+        free(a);
+        tn_llm_destroy(l);
+    }
+    /* A cap below the best sentence: its start, cut at a word, with the marker. */
+    tn_llm_t *l = extractive(60);
+    char *a = answer_of(l, "How do I renew my passport?", "en", EN, 3);
+    assert_string_equal(a, "According to the documents: To renew a passport, bring… [2]");
+    free(a);
+    tn_llm_destroy(l);
+}
+
+static void test_extractive_deterministic_and_order(void **state)
+{
+    (void)state;
+    tn_llm_t *l = extractive(800);
+    /* The same sentence in two passages is used once; output in passage order. */
+    static const tn_llm_passage_t ps[] = {
+        P("Visas are handled at the consulate."),
+        P("Passports are renewed in 5 days. Visas are handled at the consulate."),
+        P("A lost passport must be reported first."),
+    };
+    char *a = answer_of(l, "passport visas consulate", "en", ps, 3);
+    assert_string_equal(a, "According to the documents: Visas are handled at the consulate. [1] "
+                           "Passports are renewed in 5 days. [2] A lost passport must be "
+                           "reported first. [3]");
+    for (int i = 0; i < 5; i++) {
+        char *b = answer_of(l, "passport visas consulate", "en", ps, 3);
+        assert_string_equal(a, b);
+        free(b);
+    }
+    free(a);
+    tn_llm_destroy(l);
+}
+
+static void test_extractive_on_token(void **state)
+{
+    (void)state;
+    tn_llm_t *l = extractive(800);
+    pieces_t p;
+    pieces_init(&p);
+    char *a = NULL;
+    tn_llm_error_t why;
+    assert_int_equal(
+        tn_llm_answer(l, "How do I renew my passport?", NULL, EN, 3, on_piece, &p, &a, &why),
+        TN_OK);
+    assert_int_equal(p.n, 3); /* lead-in and two sentences */
+    assert_string_equal(p.all.data, a);
+    free(a);
+    /* answer may be NULL with on_token */
+    tn_buf_reset(&p.all);
+    p.n = 0;
+    assert_int_equal(
+        tn_llm_answer(l, "How do I renew my passport?", NULL, EN, 3, on_piece, &p, NULL, &why),
+        TN_OK);
+    assert_int_equal(p.n, 3);
+    /* The reader goes away after two pieces. */
+    tn_buf_reset(&p.all);
+    p.n = 0;
+    p.stop_after = 2;
+    a = NULL;
+    assert_int_equal(
+        tn_llm_answer(l, "How do I renew my passport?", NULL, EN, 3, on_piece, &p, &a, &why),
+        TN_ERR_STOPPED);
+    assert_null(a);
+    assert_int_equal(p.n, 2);
+    tn_buf_cleanup(&p.all);
+    tn_llm_destroy(l);
+}
+
+static void test_new_errors(void **state)
+{
+    (void)state;
+    char err[256];
+    tn_llm_opts_t o = tn_llm_opts_default();
+    o.provider = "gpt";
+    assert_null(tn_llm_new(&o, err, sizeof(err)));
+    assert_non_null(strstr(err, "unknown provider"));
+    o.provider = "openai";
+    o.url = "http://127.0.0.1:1";
+    assert_null(tn_llm_new(&o, err, sizeof(err)));
+    assert_non_null(strstr(err, "model"));
+    o.model = "m";
+    o.url = NULL;
+    assert_null(tn_llm_new(&o, err, sizeof(err)));
+    assert_non_null(strstr(err, "url"));
+    o.url = "ftp://x";
+    assert_null(tn_llm_new(&o, err, sizeof(err)));
+    o.url = "http://127.0.0.1:1";
+    o.temperature = 3;
+    assert_null(tn_llm_new(&o, err, sizeof(err)));
+    o.temperature = 0;
+    tn_llm_t *l = tn_llm_new(&o, err, sizeof(err));
+    assert_non_null(l);
+    assert_string_equal(tn_llm_model(l), "m");
+    tn_llm_destroy(l);
+    tn_llm_destroy(NULL);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* OpenAI */
+
+typedef struct fixture {
+    tn_fake_http_t *fh;
+    tn_llm_t *l;
+    char err[256];
+} fixture_t;
+
+static tn_llm_opts_t openai_opts(const fixture_t *f)
+{
+    tn_llm_opts_t o = tn_llm_opts_default();
+    o.provider = "openai";
+    o.model = "gpt-test";
+    o.url = tn_fake_http_url(f->fh);
+    o.api_key = "sk-test-llm";
+    o.timeout_ms = tn_test_timeout_ms(20000);
+    return o;
+}
+
+static void use_llm(fixture_t *f, const tn_llm_opts_t *o)
+{
+    tn_llm_destroy(f->l);
+    f->l = tn_llm_new(o, f->err, sizeof(f->err));
+    if (!f->l)
+        fail_msg("tn_llm_new: %s", f->err);
+}
+
+static int setup(void **state)
+{
+    fixture_t *f = tn_xcalloc(1, sizeof(*f));
+    f->fh = tn_fake_http_start();
+    assert_non_null(f->fh);
+    tn_llm_opts_t o = openai_opts(f);
+    use_llm(f, &o);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    tn_llm_destroy(f->l);
+    tn_fake_http_stop(f->fh);
+    free(f);
+    return 0;
+}
+
+static const char COMPLETION[] =
+    "{\"id\":\"c1\",\"object\":\"chat.completion\",\"created\":1,\"model\":\"gpt-test\","
+    "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"Bring your old "
+    "passport [2].\",\"refusal\":null},\"finish_reason\":\"stop\",\"logprobs\":null}],"
+    "\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":5,\"total_tokens\":15}}";
+
+static void push_json(fixture_t *f, int status, const char *body)
+{
+    tn_fake_http_push(
+        f->fh,
+        &(tn_fake_http_resp_t){.status = status, .content_type = "application/json", .body = body});
+}
+
+static void push_sse(fixture_t *f, const char *body, size_t piece, int64_t delay_ms)
+{
+    tn_fake_http_push(f->fh, &(tn_fake_http_resp_t){.status = 200,
+                                                    .content_type = "text/event-stream",
+                                                    .body = body,
+                                                    .chunked = true,
+                                                    .piece_bytes = piece,
+                                                    .piece_delay_ms = delay_ms});
+}
+
+static tn_err_t ask(fixture_t *f, tn_llm_token_fn *cb, void *opaque, char **ans,
+                    tn_llm_error_t *why)
+{
+    return tn_llm_answer(f->l, "How do I renew my passport?", NULL, EN, 3, cb, opaque, ans, why);
+}
+
+static void test_openai_request(void **state)
+{
+    fixture_t *f = *state;
+    push_json(f, 200, COMPLETION);
+    char *a = NULL;
+    tn_llm_error_t why;
+    assert_int_equal(ask(f, NULL, NULL, &a, &why), TN_OK);
+    assert_string_equal(a, "Bring your old passport [2].");
+    free(a);
+
+    const tn_fake_http_req_t *r = tn_fake_http_request(f->fh, 0);
+    assert_string_equal(r->method, "POST");
+    assert_string_equal(r->target, "/v1/chat/completions");
+    assert_string_equal(tn_fake_http_req_header(r, "Authorization"), "Bearer sk-test-llm");
+    assert_string_equal(tn_fake_http_req_header(r, "Content-Type"), "application/json");
+    json_t *b = json_loadb(r->body, r->body_len, 0, NULL);
+    assert_non_null(b);
+    assert_string_equal(json_string_value(json_object_get(b, "model")), "gpt-test");
+    assert_true(json_is_false(json_object_get(b, "stream")));
+    assert_true(json_real_value(json_object_get(b, "temperature")) == 0.2);
+    assert_int_equal(json_integer_value(json_object_get(b, "max_tokens")), 512);
+    json_t *msgs = json_object_get(b, "messages");
+    assert_int_equal(json_array_size(msgs), 2);
+    json_t *sys = json_array_get(msgs, 0), *user = json_array_get(msgs, 1);
+    assert_string_equal(json_string_value(json_object_get(sys, "role")), "system");
+    const char *sp = json_string_value(json_object_get(sys, "content"));
+    assert_non_null(strstr(sp, "numbered passages"));
+    assert_non_null(strstr(sp, "Answer in English"));
+    assert_non_null(strstr(sp, "[1]"));
+    assert_string_equal(json_string_value(json_object_get(user, "role")), "user");
+    const char *up = json_string_value(json_object_get(user, "content"));
+    assert_non_null(strstr(up, "Passages:\n\n[1] Our offices open at 9 am."));
+    /* a passage's line breaks do not start a new block */
+    assert_non_null(strstr(up, "[3] Passport photos must be recent. The weather in Lima"));
+    assert_non_null(strstr(up, "\n\nQuestion: How do I renew my passport?"));
+    json_decref(b);
+
+    /* Spanish, with titles, temperature and max_tokens given, URL ending in /v1. */
+    tn_llm_opts_t o = openai_opts(f);
+    char *url = tn_xasprintf("%s/v1/", tn_fake_http_url(f->fh));
+    o.url = url;
+    o.temperature = 0.7;
+    o.max_tokens = 100;
+    o.api_key = NULL;
+    use_llm(f, &o);
+    free(url);
+    push_json(f, 200, COMPLETION);
+    tn_llm_passage_t *ps = with_lens(ES, 2);
+    assert_int_equal(
+        tn_llm_answer(f->l, "¿Dónde renuevo la cédula?", NULL, ps, 2, NULL, NULL, &a, &why), TN_OK);
+    free(a);
+    free(ps);
+    r = tn_fake_http_request(f->fh, 1);
+    assert_string_equal(r->target, "/v1/chat/completions");
+    assert_null(tn_fake_http_req_header(r, "Authorization"));
+    b = json_loadb(r->body, r->body_len, 0, NULL);
+    assert_true(json_real_value(json_object_get(b, "temperature")) == 0.7);
+    assert_int_equal(json_integer_value(json_object_get(b, "max_tokens")), 100);
+    msgs = json_object_get(b, "messages");
+    sp = json_string_value(json_object_get(json_array_get(msgs, 0), "content"));
+    assert_non_null(strstr(sp, "Answer in Spanish"));
+    up = json_string_value(json_object_get(json_array_get(msgs, 1), "content"));
+    assert_non_null(strstr(up, "Pasajes:\n\n[1] (Horarios) La oficina"));
+    assert_non_null(strstr(up, "[2] (Cédula) Para renovar"));
+    assert_non_null(strstr(up, "Pregunta: ¿Dónde renuevo la cédula?"));
+    json_decref(b);
+}
+
+static void test_openai_bad_answers(void **state)
+{
+    fixture_t *f = *state;
+    char *a = NULL;
+    tn_llm_error_t why;
+    push_json(f, 200, "{\"choices\":[]}");
+    assert_int_equal(ask(f, NULL, NULL, &a, &why), TN_ERR_PARSE);
+    assert_null(a);
+    push_json(f, 200, "{\"choices\":[{\"message\":{\"content\":null,\"refusal\":\"no\"}}]}");
+    assert_int_equal(ask(f, NULL, NULL, &a, &why), TN_ERR_PARSE);
+    assert_non_null(strstr(why.msg, "no"));
+    push_json(f, 200, "{\"choices\":[{\"message\":");
+    assert_int_equal(ask(f, NULL, NULL, &a, &why), TN_ERR_PARSE);
+    assert_int_equal(why.status, 200);
+}
+
+/* A stream with every oddity the parser must take: CRLF line ends, a comment, an event: line,
+ * unknown fields, the role chunk, an empty delta, a usage chunk, text after [DONE]. */
+static const char STREAM[] =
+    ": keep-alive\r\n\r\n"
+    "event: message\r\n"
+    "data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,"
+    "\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}],\"usage\":null,"
+    "\"new_field\":{\"a\":1}}\r\n\r\n"
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Bring \"},\"finish_reason\":null}]}"
+    "\r\n\r\n"
+    "id: 7\r\nretry: 100\r\n"
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"your old passport \"}}]}\n\n"
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"[2] – ñandú.\"}}]}\r\r"
+    "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+    "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}\n\n"
+    "data: [DONE]\n\n"
+    "data: this is not JSON and is never read\n\n";
+
+static void test_openai_stream(void **state)
+{
+    fixture_t *f = *state;
+    /* Pieces of 1, 5 and 13 bytes split lines, CRLF pairs and UTF-8 sequences everywhere. */
+    static const size_t sizes[] = {1, 5, 13, 0};
+    for (size_t k = 0; k < TN_ARRAY_LEN(sizes); k++) {
+        push_sse(f, STREAM, sizes[k], sizes[k] ? 1 : 0);
+        pieces_t p;
+        pieces_init(&p);
+        char *a = NULL;
+        tn_llm_error_t why;
+        assert_int_equal(ask(f, on_piece, &p, &a, &why), TN_OK);
+        assert_string_equal(a, "Bring your old passport [2] – ñandú.");
+        assert_string_equal(p.all.data, a);
+        assert_int_equal(p.n, 3);
+        free(a);
+        tn_buf_cleanup(&p.all);
+    }
+    const tn_fake_http_req_t *r = tn_fake_http_request(f->fh, 0);
+    json_t *b = json_loadb(r->body, r->body_len, 0, NULL);
+    assert_true(json_is_true(json_object_get(b, "stream")));
+    json_decref(b);
+    assert_string_equal(tn_fake_http_req_header(r, "Accept"), "text/event-stream");
+    /* The connection stays usable after [DONE]: one connection for every call. */
+    assert_int_equal(tn_fake_http_connections(f->fh), 1);
+}
+
+static void test_openai_stream_errors(void **state)
+{
+    fixture_t *f = *state;
+    pieces_t p;
+    pieces_init(&p);
+    char *a = NULL;
+    tn_llm_error_t why;
+    /* An error after the stream started. */
+    push_sse(f,
+             "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n"
+             "data: {\"error\":{\"message\":\"The server had an error while processing your "
+             "request.\",\"type\":\"server_error\",\"param\":null,\"code\":null}}\n\n",
+             7, 1);
+    assert_int_equal(ask(f, on_piece, &p, &a, &why), TN_ERR_UPSTREAM);
+    assert_null(a);
+    assert_non_null(strstr(why.msg, "The server had an error"));
+    assert_int_equal(tn_fake_http_nrequests(f->fh), 1); /* never retried after a token */
+    /* A malformed event. */
+    push_sse(f, "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: {nope\n\n", 0, 0);
+    assert_int_equal(ask(f, on_piece, &p, &a, &why), TN_ERR_PARSE);
+    /* The stream ends without [DONE] or a finish_reason. */
+    push_sse(f, "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n", 0, 0);
+    assert_int_equal(ask(f, on_piece, &p, &a, &why), TN_ERR_PARSE);
+    assert_non_null(strstr(why.msg, "[DONE]"));
+    /* ... but a last event without its blank line still counts. */
+    push_sse(f, "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"},\"finish_reason\":\"stop\"}]}",
+             0, 0);
+    assert_int_equal(ask(f, on_piece, &p, &a, &why), TN_OK);
+    assert_string_equal(a, "Hi");
+    free(a);
+    /* A server that ignores "stream" and answers JSON: one piece. */
+    tn_buf_reset(&p.all);
+    p.n = 0;
+    push_json(f, 200, COMPLETION);
+    assert_int_equal(ask(f, on_piece, &p, &a, &why), TN_OK);
+    assert_string_equal(a, "Bring your old passport [2].");
+    assert_int_equal(p.n, 1);
+    free(a);
+    tn_buf_cleanup(&p.all);
+}
+
+static void test_openai_stop(void **state)
+{
+    fixture_t *f = *state;
+    pieces_t p;
+    pieces_init(&p);
+    p.stop_after = 1;
+    char *a = NULL;
+    tn_llm_error_t why;
+    push_sse(f, STREAM, 0, 0);
+    assert_int_equal(ask(f, on_piece, &p, &a, &why), TN_ERR_STOPPED);
+    assert_null(a);
+    assert_int_equal(p.n, 1);
+    assert_string_equal(p.all.data, "Bring ");
+    tn_buf_cleanup(&p.all);
+}
+
+static void test_openai_429_then_ok(void **state)
+{
+    fixture_t *f = *state;
+    tn_fake_http_push(f->fh, &(tn_fake_http_resp_t){
+                                 .status = 429,
+                                 .content_type = "application/json",
+                                 .headers = "Retry-After: 0\r\n",
+                                 .body = "{\"error\":{\"message\":\"Rate limit reached\","
+                                         "\"type\":\"requests\",\"param\":null,\"code\":null}}"});
+    push_sse(f, STREAM, 0, 0);
+    pieces_t p;
+    pieces_init(&p);
+    char *a = NULL;
+    tn_llm_error_t why;
+    assert_int_equal(ask(f, on_piece, &p, &a, &why), TN_OK);
+    assert_string_equal(a, "Bring your old passport [2] – ñandú.");
+    assert_int_equal(tn_fake_http_nrequests(f->fh), 2);
+    free(a);
+    tn_buf_cleanup(&p.all);
+    /* the same for a whole answer */
+    tn_fake_http_push(f->fh,
+                      &(tn_fake_http_resp_t){.status = 429, .headers = "Retry-After: 0\r\n"});
+    push_json(f, 200, COMPLETION);
+    assert_int_equal(ask(f, NULL, NULL, &a, &why), TN_OK);
+    assert_int_equal(tn_fake_http_nrequests(f->fh), 4);
+    free(a);
+}
+
+static void test_openai_500s(void **state)
+{
+    fixture_t *f = *state;
+    tn_fake_http_set_default(f->fh, &(tn_fake_http_resp_t){.status = 500, .body = "oops"});
+    char *a = NULL;
+    tn_llm_error_t why;
+    assert_int_equal(ask(f, NULL, NULL, &a, &why), TN_ERR_UNAVAILABLE);
+    assert_int_equal(why.status, 500);
+    assert_int_equal(tn_fake_http_nrequests(f->fh), 2); /* max_attempts 2 */
+    pieces_t p;
+    pieces_init(&p);
+    assert_int_equal(ask(f, on_piece, &p, &a, &why), TN_ERR_UNAVAILABLE);
+    assert_int_equal(tn_fake_http_nrequests(f->fh), 4);
+    assert_int_equal(p.n, 0);
+    tn_buf_cleanup(&p.all);
+    /* nobody listening */
+    tn_llm_opts_t o = openai_opts(f);
+    o.url = "http://127.0.0.1:1";
+    use_llm(f, &o);
+    assert_int_equal(ask(f, NULL, NULL, &a, &why), TN_ERR_UNAVAILABLE);
+    assert_int_equal(why.status, 0);
+}
+
+static void test_openai_400(void **state)
+{
+    fixture_t *f = *state;
+    static const char body[] = "{\"error\":{\"message\":\"'messages' is a required property\","
+                               "\"type\":\"invalid_request_error\",\"param\":\"messages\","
+                               "\"code\":null}}";
+    char *a = NULL;
+    tn_llm_error_t why;
+    push_json(f, 400, body);
+    assert_int_equal(ask(f, NULL, NULL, &a, &why), TN_ERR_UPSTREAM);
+    assert_int_equal(why.status, 400);
+    assert_string_equal(why.msg, "llm: HTTP 400: 'messages' is a required property");
+    push_json(f, 400, body);
+    pieces_t p;
+    pieces_init(&p);
+    assert_int_equal(ask(f, on_piece, &p, &a, &why), TN_ERR_UPSTREAM);
+    assert_string_equal(why.msg, "llm: HTTP 400: 'messages' is a required property");
+    assert_int_equal(tn_fake_http_nrequests(f->fh), 2); /* 4xx: never retried */
+    tn_buf_cleanup(&p.all);
+}
+
+static void test_openai_deadline(void **state)
+{
+    fixture_t *f = *state;
+    tn_llm_opts_t o = openai_opts(f);
+    o.timeout_ms = 700;
+    use_llm(f, &o);
+    char *a = NULL;
+    tn_llm_error_t why;
+    tn_fake_http_push(f->fh, &(tn_fake_http_resp_t){.status = 200,
+                                                    .content_type = "application/json",
+                                                    .body = COMPLETION,
+                                                    .delay_ms = 2000});
+    assert_int_equal(ask(f, NULL, NULL, &a, &why), TN_ERR_TIMEOUT);
+    assert_int_equal(why.timeout, 1);
+    /* A stream that trickles past the deadline, after its first token. */
+    pieces_t p;
+    pieces_init(&p);
+    push_sse(f, STREAM, 120, 150); /* "Bring " after some 450 ms, [DONE] after 1200 */
+    assert_int_equal(ask(f, on_piece, &p, &a, &why), TN_ERR_TIMEOUT);
+    assert_null(a);
+    assert_true(p.n >= 1);
+    tn_buf_cleanup(&p.all);
+}
+
+int main(void)
+{
+    tn_log_init("llm_test", TN_LOG_FATAL);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_extractive_en),
+        cmocka_unit_test(test_extractive_es),
+        cmocka_unit_test(test_extractive_no_answer),
+        cmocka_unit_test(test_extractive_max_chars),
+        cmocka_unit_test(test_extractive_deterministic_and_order),
+        cmocka_unit_test(test_extractive_on_token),
+        cmocka_unit_test(test_new_errors),
+        cmocka_unit_test_setup_teardown(test_openai_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_bad_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_stream_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_429_then_ok, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_500s, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_400, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_deadline, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
