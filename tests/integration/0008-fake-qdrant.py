@@ -377,6 +377,236 @@ def test_delete_by_ids_and_filter(fake):
     err(fake, "POST", "/collections/del/points/delete", {"nothing": 1})
 
 
+# --- keyword indexes: the same answers as a full scan -------------------------------------------
+
+def same_answers(fake, a, b, flt, dims):
+    """count, scroll, search and query of a filter give the same on collections a and b."""
+    res = []
+    for name in (a, b):
+        base = "/collections/%s/points/" % name
+        r = [ok(fake, "POST", base + "count", {"filter": flt, "exact": True})["count"],
+             ok(fake, "POST", base + "scroll", {"filter": flt, "limit": 1000})["points"],
+             ok(fake, "POST", base + "scroll", {"filter": flt, "limit": 3, "offset": 5})]
+        r.append(ok(fake, "POST", base + "search",
+                    {"vector": [0.5] * dims, "limit": 7, "filter": flt, "with_payload": True}))
+        r.append(ok(fake, "POST", base + "query", {"limit": 4, "filter": flt})["points"])
+        r.append(ok(fake, "POST", base + "query",
+                    {"query": [1] + [0] * (dims - 1), "limit": 5, "filter": flt})["points"])
+        for p in r[3] + r[4] + r[5]:
+            del p["version"]  # operation ids: the index requests count as operations
+        res.append(r)
+    assert res[0] == res[1], flt
+    return res[0][0]
+
+
+def kw_filters(rnd, tenants, tickets):
+    t, k = rnd.choice(tenants), rnd.choice(tickets)
+    branch = lambda t, k, n: {"must": [{"key": "tenant_id", "match": {"value": t}},  # noqa: E731
+                                       {"key": "ticket_id", "match": {"value": k}},
+                                       {"key": "chunk_index", "range": {"gte": n}}]}
+    return [
+        {"must": [{"key": "tenant_id", "match": {"value": t}}]},
+        {"must": [{"key": "tenant_id", "match": {"value": t}},
+                  {"key": "ticket_id", "match": {"value": k}}]},
+        {"should": [branch(rnd.choice(tenants), rnd.choice(tickets), rnd.randrange(4))
+                    for _ in range(rnd.randrange(1, 6))]},
+        {"should": [{"key": "ticket_id", "match": {"value": k}},
+                    {"key": "tags", "match": {"value": "red"}}]},  # tags is not indexed: a scan
+        {"must": {"key": "ticket_id", "match": {"any": [k, rnd.choice(tickets), "none"]}}},
+        {"must": {"key": "ticket_id", "match": {"value": "no-such-ticket"}}},
+        {"must": [{"key": "tenant_id", "match": {"value": t}}],
+         "must_not": [{"key": "chunk_index", "match": {"value": 0}}]},
+        {"must": [{"key": "tenant_id", "match": {"value": 7}}]},  # an integer: the scan
+        {"must": [{"key": "owner.name", "match": {"value": t}}]},  # an indexed dotted key
+        {"must": [{"key": "labels", "match": {"value": k}}]},  # an indexed array of strings
+        {"must": [{"must": [{"key": "tenant_id", "match": {"value": t}}]},
+                  {"should": [{"key": "chunk_index", "range": {"lt": 2}}]}]},
+        {"should": [{"key": "tenant_id", "match": {"value": t}}], "min_should": {
+            "conditions": [{"key": "chunk_index", "match": {"value": 1}}], "min_count": 1}},
+        {"must": {"key": "ticket_id", "match": {"except": [k]}}},
+        {"must": {"key": "ticket_id", "match": {"text": k[:3]}}},
+        {"must": {"is_empty": {"key": "ticket_id"}}},
+        {"must": {"has_id": [1, 2, 3]}},
+    ]
+
+
+def test_keyword_index_answers_like_a_scan(fake):
+    dims = 4
+    rnd = random.Random(8)
+    create(fake, "kw_idx", dims)
+    create(fake, "kw_scan", dims)
+    ok(fake, "PUT", "/collections/kw_idx/index", {"field_name": "tenant_id", "field_schema": "keyword"})
+    tenants = ["t%d" % i for i in range(3)]
+    tickets = ["k%02d" % i for i in range(15)]
+
+    def payload():
+        t, k = rnd.choice(tenants), rnd.choice(tickets)
+        p = {"tenant_id": t, "ticket_id": k, "chunk_index": rnd.randrange(5),
+             "owner": {"name": t}, "labels": [k, rnd.choice(tickets)],
+             "tags": rnd.sample(["red", "blue", "green"], rnd.randrange(3))}
+        if rnd.random() < 0.1:
+            p["tenant_id"] = rnd.choice([7, None, [t, "x"], {"t": t}])  # not all strings
+        if rnd.random() < 0.05:
+            del p["ticket_id"]
+        return p
+
+    def both(method, path, body):
+        assert ok(fake, method, path % "kw_idx", body) == ok(fake, method, path % "kw_scan", body) \
+            or path.endswith("points") or "delete" in path
+
+    for step in range(30):
+        # upserts that add points and overwrite others (their payload changes), ids and UUIDs
+        pts = []
+        for _ in range(rnd.randrange(1, 25)):
+            i = rnd.randrange(120)
+            pid = i if i % 3 else str(uuid.UUID(int=i))
+            pts.append({"id": pid, "vector": [rnd.uniform(-1, 1) for _ in range(dims)],
+                        "payload": payload() if rnd.random() < 0.9 else None})
+        for name in ("kw_idx", "kw_scan"):
+            upsert(fake, name, pts)
+        if step == 3:  # indexes made after points exist, on paths and arrays
+            for f in ("ticket_id", "owner.name", "labels", "chunk_index"):
+                ok(fake, "PUT", "/collections/kw_idx/index",
+                   {"field_name": f, "field_schema": "keyword" if f != "chunk_index" else "integer"})
+        if step == 20:  # a dropped index and a re-typed one: back to the scan for them
+            ok(fake, "DELETE", "/collections/kw_idx/index/labels")
+            ok(fake, "PUT", "/collections/kw_idx/index",
+               {"field_name": "owner.name", "field_schema": {"type": "integer"}})
+        if step == 25:
+            ok(fake, "PUT", "/collections/kw_idx/index", {"field_name": "labels"})  # keyword
+        if rnd.random() < 0.4:
+            gone = [rnd.randrange(120) for _ in range(5)]
+            for name in ("kw_idx", "kw_scan"):
+                ok(fake, "POST", "/collections/%s/points/delete" % name, {"points": gone})
+        for flt in kw_filters(rnd, tenants, tickets):
+            same_answers(fake, "kw_idx", "kw_scan", flt, dims)
+        if step % 3 == 2:  # the embedder's delete: a should over per-ticket musts
+            flt = kw_filters(rnd, tenants, tickets)[2]
+            for name in ("kw_idx", "kw_scan"):
+                ok(fake, "POST", "/collections/%s/points/delete?wait=true" % name, {"filter": flt})
+            assert same_answers(fake, "kw_idx", "kw_scan", flt, dims) == 0
+            assert same_answers(fake, "kw_idx", "kw_scan", {}, dims) > 0
+    schema = ok(fake, "GET", "/collections/kw_idx")["payload_schema"]
+    assert set(schema) == {"tenant_id", "ticket_id", "owner.name", "labels", "chunk_index"}
+    assert schema["owner.name"]["data_type"] == "integer"
+
+
+def test_keyword_index_follows_overwrites_and_deletes(fake):
+    create(fake, "kw_ow", 2)
+    ok(fake, "PUT", "/collections/kw_ow/index", {"field_name": "t", "field_schema": "keyword"})
+    upsert(fake, "kw_ow", [{"id": i, "vector": [1, i], "payload": {"t": "a"}} for i in range(6)])
+
+    def scroll(v):
+        r = ok(fake, "POST", "/collections/kw_ow/points/scroll",
+               {"filter": {"must": {"key": "t", "match": {"value": v}}}})
+        return [p["id"] for p in r["points"]]
+    upsert(fake, "kw_ow", [{"id": 2, "vector": [1, 2], "payload": {"t": "b"}},
+                           {"id": 4, "vector": [1, 4]}])  # no payload: out of every value
+    assert scroll("a") == [0, 1, 3, 5] and scroll("b") == [2]
+    ok(fake, "POST", "/collections/kw_ow/points/delete", {"points": [0]})  # 5 moves into 0's place
+    assert scroll("a") == [1, 3, 5]
+    ok(fake, "POST", "/collections/kw_ow/points/delete",
+       {"filter": {"should": [{"must": [{"key": "t", "match": {"value": "a"}},
+                                        {"key": "t", "match": {"any": ["a", "z"]}}]},
+                              {"key": "t", "match": {"value": "zz"}}]}})
+    assert scroll("a") == [] and scroll("b") == [2]
+    r = ok(fake, "POST", "/collections/kw_ow/points/scroll", {})
+    assert [p["id"] for p in r["points"]] == [2, 4]
+    assert ok(fake, "GET", "/collections/kw_ow")["payload_schema"]["t"]["points"] == 1
+
+
+# --- upsert: vectors parsed without jansson, the same floats and errors -------------------------
+
+def raw_upsert(fake, name, text):
+    """PUT a body given as text: (status, parsed answer)."""
+    st, hdrs, data = http("PUT", fake.port, "/collections/%s/points?wait=true" % name,
+                          text.encode(), AUTH)
+    return st, json.loads(data)
+
+
+def test_upsert_vector_numbers_are_parsed_exactly(fake):
+    nums = ["0", "-0", "-0.0", "1", "-7", "0.1", "0.30000000000000004", "1e-30", "-2.5E+3",
+            "3.4028235e38", "1e39", "-1e39", "1.17549435e-38", "1e-45", "4.9e-324",
+            "123456789012345678", "0.123456789012345678901234567890", "9007199254740993.0",
+            "1.5e300", "2.2250738585072014e-308", "0.000001", "1e22", "1e23", "7e-23",
+            "0.0123456789", "-0.0512345678", "1.23456789e-05"]
+    dims = len(nums)
+    create(fake, "fastvec", dims, "Dot")
+    vec = "[ %s ]" % " ,\n".join(nums)
+    st, r = raw_upsert(fake, "fastvec", '{"points": [ {"id": 1, "vector": %s,'
+                       ' "payload": {"vector": [1, 2], "s": "\\"vector\\": [3]"}} ]}' % vec)
+    assert st == 200, r
+    # the batch form goes through jansson: the reference
+    st, r = raw_upsert(fake, "fastvec", '{"batch": {"ids": [2], "vectors": [%s]}}' % vec)
+    assert st == 200, r
+    got = ok(fake, "POST", "/collections/fastvec/points", {"ids": [1, 2], "with_vector": True})
+    assert got[0]["vector"] == got[1]["vector"]
+    assert [math.copysign(1, x) for x in got[0]["vector"][:3]] == [1, 1, -1]  # -0 is 0, -0.0 is not
+    assert got[0]["payload"] == {"vector": [1, 2], "s": '"vector": [3]'}
+    # escaped keys and the named form go the ordinary way and give the same
+    st, r = raw_upsert(fake, "fastvec", '{"points": [{"id": 3, "vect\\u006fr": %s},'
+                       ' {"id": 4, "vector": {"": %s}}]}' % (vec, vec))
+    assert st == 200, r
+    got = ok(fake, "POST", "/collections/fastvec/points", {"ids": [1, 3, 4], "with_vector": True})
+    assert got[0]["vector"] == got[1]["vector"] == got[2]["vector"]
+    # random numbers in the forms clients print: each vector both ways, bit for bit
+    rnd = random.Random(5)
+    forms = ["%.9g", "%.17g", "%.3e", "%.12f", "%d", "%.1f"]
+    texts = []
+    for _ in range(60):
+        xs = []
+        for _ in range(dims):
+            f = rnd.choice(forms)
+            x = rnd.choice([rnd.gauss(0, 0.05), rnd.uniform(-1e6, 1e6), rnd.gauss(0, 1e-20)])
+            xs.append(f % (int(x) if f == "%d" else x))
+        texts.append("[%s]" % ",".join(xs))
+    ids_ = list(range(100, 160))
+    st, r = raw_upsert(fake, "fastvec", '{"points": [%s]}' % ",".join(
+        '{"id": %d, "vector": %s}' % (i, t) for i, t in zip(ids_, texts)))
+    assert st == 200, r
+    st, r = raw_upsert(fake, "fastvec", '{"batch": {"ids": %s, "vectors": [%s]}}' % (
+        json.dumps([i + 100 for i in ids_]), ",".join(texts)))
+    assert st == 200, r
+    got = ok(fake, "POST", "/collections/fastvec/points",
+             {"ids": ids_ + [i + 100 for i in ids_], "with_vector": True})
+    assert len(got) == 120
+    assert [p["vector"] for p in got[:60]] == [p["vector"] for p in got[60:]]
+
+
+def test_upsert_fast_path_errors(fake):
+    create(fake, "fastbad", 3)
+    cases = [
+        ('{"points": [{"id": 1, "vector": [1, 2]}]}', 400,
+         "Wrong input: Vector dimension error: expected dim: 3, got 2"),
+        ('{"points": [{"id": 1, "vector": []}]}', 400,
+         "Wrong input: Vector dimension error: expected dim: 3, got 0"),
+        ('{"points": [{"id": 1, "vector": [1, 2, 3]}, {"id": 2, "vector": [1, "2", 3]}]}', 400,
+         "Format error in JSON body: invalid type: expected f32"),
+        ('{"points": [{"id": 1, "vector": [1, 2, 3]}, {"id": 2, "vector": 5}]}', 400,
+         "Format error in JSON body: data did not match any variant of untagged enum "
+         "VectorStruct"),
+        ('{"points": [{"id": 1, "vector": [1, 2, null]}]}', 400,
+         "Format error in JSON body: invalid type: expected f32"),
+        ('{"points": [{"id": -1, "vector": [1, 2, 3]}]}', 400, "not a valid point ID"),
+        ('{"points": [{"vector": [1, 2, 3]}]}', 400, "missing field `id`"),
+    ]
+    for text, status, msg in cases:
+        st, r = raw_upsert(fake, "fastbad", text)
+        assert st == status and msg in r["status"]["error"], (text, r)
+    for text in ('{"points": [{"id": 1, "vector": [1, 2, 3], "vector": [1, 2, 3]}]}',
+                 '{"points": [{"id": 1, "vector": [1, 2, 3]}], "points": []}',
+                 '{"points": [{"id": 1, "vector": [1, 2, 3]}]',
+                 '{"points": [{"id": 1, "vector": [1, 2, 3,]}]}',
+                 '{"points": [{"id": 1, "vector": [01, 2, 3]}]}',
+                 '{"points": [{"id": 1, "vector": [1, 2, 3]}]} x',
+                 '{"points": [{"id": 1, "vector": [1, 2, 99999999999999999999]}]}',
+                 '{"points": [{"id": 1, "vector": [1, 2, 1e999]}]}'):
+        st, r = raw_upsert(fake, "fastbad", text)
+        assert st == 400 and r["status"]["error"].startswith("Format error in JSON body"), \
+            (text, r)
+    assert ok(fake, "GET", "/collections/fastbad")["points_count"] == 0
+
+
 # --- aliases ------------------------------------------------------------------------------------
 
 def test_aliases_switch_atomically(fake):

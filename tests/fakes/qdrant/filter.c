@@ -567,3 +567,90 @@ bool qfilter_match(const qfilter_t *f, const qid_t *id, json_t *payload)
 {
     return !f || filter_match(f, id, payload);
 }
+
+/* ============================================================================================ */
+/* Candidates from the keyword indexes                                                          */
+
+static void cand_push(cand_t *o, const iset_t *s)
+{
+    if (!s)
+        return;
+    if (o->nsets == o->cap) {
+        o->cap = o->cap ? o->cap * 2 : 8;
+        o->sets = tn_xrealloc(o->sets, o->cap * sizeof(*o->sets));
+    }
+    o->sets[o->nsets++] = s;
+    o->total += s->n;
+}
+
+static bool filter_cand(const qfilter_t *f, const coll_t *col, cand_t *o);
+
+/* The candidates of one condition appended to @p o. @returns false when it pins nothing. */
+static bool cond_cand(const cond_t *c, const coll_t *col, cand_t *o)
+{
+    bool indexed = false;
+    size_t i;
+    json_t *v;
+    switch (c->t) {
+    case C_MATCH_VALUE: /* a string matches string values only: those are all indexed */
+        if (!json_is_string(c->val))
+            return false;
+        cand_push(o, coll_index_lookup(col, c->key, json_string_value(c->val),
+                                       json_string_length(c->val), &indexed));
+        return indexed;
+    case C_MATCH_ANY:
+        if (json_array_size(c->val) == 0)
+            return false;
+        json_array_foreach(c->val, i, v)
+        {
+            if (!json_is_string(v))
+                return false;
+        }
+        json_array_foreach(c->val, i, v)
+        {
+            cand_push(o, coll_index_lookup(col, c->key, json_string_value(v), json_string_length(v),
+                                           &indexed));
+            if (!indexed)
+                return false;
+        }
+        return true;
+    case C_FILTER:
+        return filter_cand(c->f, col, o);
+    default:
+        return false;
+    }
+}
+
+/* A must condition that pins (the smallest candidates), else a should whose every branch pins
+ * (the union). */
+static bool filter_cand(const qfilter_t *f, const coll_t *col, cand_t *o)
+{
+    cand_t best = {0};
+    bool have = false;
+    for (size_t i = 0; i < f->must.n; i++) {
+        cand_t t = {0};
+        if (cond_cand(&f->must.c[i], col, &t) && (!have || t.total < best.total)) {
+            free(best.sets);
+            best = t;
+            have = true;
+        } else {
+            free(t.sets);
+        }
+    }
+    if (!have && f->should.n) {
+        have = true;
+        for (size_t i = 0; i < f->should.n && have; i++)
+            have = cond_cand(&f->should.c[i], col, &best);
+    }
+    if (have) {
+        for (size_t i = 0; i < best.nsets; i++)
+            cand_push(o, best.sets[i]);
+    }
+    free(best.sets);
+    return have;
+}
+
+bool qfilter_candidates(const qfilter_t *f, const coll_t *col, cand_t *out)
+{
+    return f && filter_cand(f, col, out);
+}

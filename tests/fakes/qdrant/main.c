@@ -87,8 +87,8 @@ static bool qd_authorize(tn_fake_call_t *c, const char *key)
     return false;
 }
 
-/* The JSON body (an object), or NULL when answered 400. */
-static json_t *body_of(tn_fake_call_t *c)
+/* Is a non-empty body application/json? Answers 400 when not. */
+static bool content_ok(tn_fake_call_t *c)
 {
     size_t len = 0;
     tn_http_req_body(c->req, &len);
@@ -96,8 +96,16 @@ static json_t *body_of(tn_fake_call_t *c)
     if (len > 0 && (!ct || strncasecmp(ct, "application/json", 16) != 0 ||
                     (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' '))) {
         qerror(c, 400, "Content type error");
-        return NULL;
+        return false;
     }
+    return true;
+}
+
+/* The JSON body (an object), or NULL when answered 400. */
+static json_t *body_of(tn_fake_call_t *c)
+{
+    if (!content_ok(c))
+        return NULL;
     char msg[512];
     json_t *j = tn_fake_body_json(c, msg, sizeof(msg));
     if (!j)
@@ -517,6 +525,10 @@ static void on_index(tn_fake_call_t *c)
             if (json_is_object(schema))
                 json_object_set_new(e, "params", json_deep_copy(schema));
             json_object_set_new(col->payload_schema, json_string_value(field), e);
+            if (!type || strcmp(type, "keyword") == 0)
+                coll_index_keyword(col, json_string_value(field));
+            else
+                coll_index_drop(col, json_string_value(field));
             col->op_seq++;
             ok(c, update_result(col, query_wait(c)));
         }
@@ -532,6 +544,7 @@ static void on_index_delete(tn_fake_call_t *c)
     coll_t *col = resolve(c, q, c->arg[0]);
     if (col) {
         json_object_del(col->payload_schema, c->arg[1]);
+        coll_index_drop(col, c->arg[1]);
         col->op_seq++;
         ok(c, update_result(col, query_wait(c)));
     }
@@ -756,6 +769,36 @@ static bool vector_parse(tn_fake_call_t *c, const coll_t *col, json_t *v, float 
     return true;
 }
 
+/* A point's vector taken out by fastvec_parse (@p pv its placeholder) into @p out. */
+static bool fast_vector(tn_fake_call_t *c, const coll_t *col, const fastvec_t *fv, json_t *pv,
+                        float *out)
+{
+    size_t len = 0;
+    const float *v = NULL;
+    if (!fastvec_get(fv, pv, &v, &len))
+        return vector_parse(c, col, pv, out);
+    if (len != col->dim) {
+        fail(c, 400, "Wrong input: Vector dimension error: expected dim: %zu, got %zu", col->dim,
+             len);
+        return false;
+    }
+    if (len)
+        memcpy(out, v, len * sizeof(*out));
+    return true;
+}
+
+/* An upsert body: the fast path of fastvec.c when it applies, else body_of. */
+static json_t *upsert_body_of(tn_fake_call_t *c, fastvec_t *fv)
+{
+    memset(fv, 0, sizeof(*fv));
+    if (!content_ok(c))
+        return NULL;
+    size_t len = 0;
+    const char *raw = tn_http_req_body(c->req, &len);
+    json_t *j = fastvec_parse(raw, len, fv);
+    return j ? j : body_of(c);
+}
+
 typedef struct upsert_item {
     qid_t id;
     json_t *payload; /* new reference or NULL */
@@ -764,7 +807,8 @@ typedef struct upsert_item {
 static void on_upsert(tn_fake_call_t *c)
 {
     qd_t *q = c->ctx;
-    json_t *body = body_of(c);
+    fastvec_t fv;
+    json_t *body = upsert_body_of(c, &fv);
     if (!body)
         return;
     json_t *pts = json_object_get(body, "points"), *batch = json_object_get(body, "batch");
@@ -779,15 +823,13 @@ static void on_upsert(tn_fake_call_t *c)
              (!json_is_array(pls) || json_array_size(pls) != json_array_size(ids)))) {
             qerror(c, 400,
                    "Bad request: batch needs ids and vectors (and payloads) of the same length");
-            json_decref(body);
-            return;
+            goto out;
         }
     } else if (!json_is_array(pts)) {
         qerror(c, 400,
                "Format error in JSON body: data did not match any variant of untagged enum "
                "PointInsertOperations");
-        json_decref(body);
-        return;
+        goto out;
     }
     size_t n = ids ? json_array_size(ids) : json_array_size(pts);
     const char *mode = str_at(body, "update_mode");
@@ -796,8 +838,7 @@ static void on_upsert(tn_fake_call_t *c)
         qerror(c, 400,
                "Format error in JSON body: unknown variant for update_mode, expected one of "
                "`upsert`, `insert_only`, `update_only`");
-        json_decref(body);
-        return;
+        goto out;
     }
 
     pthread_mutex_lock(&q->lock);
@@ -822,13 +863,15 @@ static void on_upsert(tn_fake_call_t *c)
         } else if (!pv) {
             qerror(c, 400, "Format error in JSON body: missing field `vector`");
             good = false;
-        } else if (!vector_parse(c, col, pv, vbuf + i * col->dim)) {
+        } else if (!(fv.n && !ids ? fast_vector(c, col, &fv, pv, vbuf + i * col->dim)
+                                  : vector_parse(c, col, pv, vbuf + i * col->dim))) {
             good = false;
         } else if (pp && !json_is_null(pp) && !json_is_object(pp)) {
             qerror(c, 400, "Format error in JSON body: payload must be an object");
             good = false;
         } else {
-            items[i].payload = json_is_object(pp) ? json_deep_copy(pp) : NULL;
+            /* the body is this request's own: keep its payload objects, no copy */
+            items[i].payload = json_is_object(pp) ? json_incref(pp) : NULL;
         }
     }
     if (good) {
@@ -850,6 +893,8 @@ static void on_upsert(tn_fake_call_t *c)
     pthread_mutex_unlock(&q->lock);
     free(items);
     free(vbuf);
+out:
+    fastvec_free(&fv);
     json_decref(body);
 }
 
@@ -907,10 +952,15 @@ static void on_points_delete(tn_fake_call_t *c)
                     coll_remove_at(col, (size_t)at);
             }
         } else {
-            for (size_t i = col->n; i-- > 0;) {
+            /* descending: a removal moves the last point, which was tested already */
+            size_t n;
+            size_t *cand = coll_candidates(col, f, &n);
+            for (size_t j = n; j-- > 0;) {
+                size_t i = cand ? cand[j] : j;
                 if (qfilter_match(f, &col->ids[i], col->payloads[i]))
                     coll_remove_at(col, i);
             }
+            free(cand);
         }
         ok(c, update_result(col, query_wait(c)));
     }
@@ -1265,9 +1315,13 @@ static void on_count(tn_fake_call_t *c)
         pthread_mutex_lock(&q->lock);
         coll_t *col = resolve(c, q, c->arg[0]);
         if (col) {
-            size_t n = 0;
-            for (size_t i = 0; i < col->n; i++)
+            size_t n = 0, ncand;
+            size_t *cand = coll_candidates(col, f, &ncand);
+            for (size_t j = 0; j < ncand; j++) {
+                size_t i = cand ? cand[j] : j;
                 n += qfilter_match(f, &col->ids[i], col->payloads[i]);
+            }
+            free(cand);
             ok(c, json_pack("{sI}", "count", (json_int_t)n));
         }
         pthread_mutex_unlock(&q->lock);

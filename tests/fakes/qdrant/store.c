@@ -218,6 +218,7 @@ void coll_free(coll_t *c)
     free(c->versions);
     free(c->vecs);
     free(c->slots);
+    coll_index_free(c);
     json_decref(c->payload_schema);
     json_decref(c->config);
     free(c->name);
@@ -267,6 +268,8 @@ void coll_upsert(coll_t *c, const qid_t *id, const float *vec, json_t *payload, 
         c->slots[s] = (int32_t)i;
         if (c->n * 2 > c->nslots)
             rehash(c, c->nslots * 2);
+    } else {
+        coll_index_point(c, (size_t)i, false);
     }
     float *v = c->vecs + (size_t)i * c->dim;
     memcpy(v, vec, c->dim * sizeof(*v));
@@ -275,6 +278,7 @@ void coll_upsert(coll_t *c, const qid_t *id, const float *vec, json_t *payload, 
     json_decref(c->payloads[i]);
     c->payloads[i] = payload;
     c->versions[i] = version;
+    coll_index_point(c, (size_t)i, true);
 }
 
 /* Remove the entry of slot @p i (linear probing: shift back the entries after it). */
@@ -300,9 +304,11 @@ static void slot_delete(coll_t *c, size_t i)
 void coll_remove_at(coll_t *c, size_t i)
 {
     slot_delete(c, slot_of(c, &c->ids[i]));
+    coll_index_point(c, i, false);
     json_decref(c->payloads[i]);
     size_t last = c->n - 1;
     if (i != last) {
+        coll_index_move(c, last, i);
         c->ids[i] = c->ids[last];
         c->payloads[i] = c->payloads[last];
         c->versions[i] = c->versions[last];
@@ -368,8 +374,10 @@ size_t coll_search(const coll_t *c, const float *q, const qfilter_t *f, bool thr
                    size_t k, hit_t **out)
 {
     hit_t *h = tn_xmalloc((k ? k : 1) * sizeof(*h));
-    size_t n = 0;
-    for (size_t i = 0; i < c->n && k > 0; i++) {
+    size_t n = 0, ncand;
+    size_t *cand = coll_candidates(c, f, &ncand);
+    for (size_t j = 0; j < ncand && k > 0; j++) {
+        size_t i = cand ? cand[j] : j;
         if (f && !qfilter_match(f, &c->ids[i], c->payloads[i]))
             continue;
         hit_t x = {i, dist_score(c->dist, q, c->vecs + i * c->dim, c->dim)};
@@ -383,6 +391,7 @@ size_t coll_search(const coll_t *c, const float *q, const qfilter_t *f, bool thr
             heap_down(c, h, n, 0);
         }
     }
+    free(cand);
     heap_sort(c, h, n);
     *out = h;
     return n;
@@ -392,8 +401,10 @@ size_t coll_search(const coll_t *c, const float *q, const qfilter_t *f, bool thr
 size_t coll_scroll(const coll_t *c, const qfilter_t *f, const qid_t *from, size_t k, size_t **out)
 {
     hit_t *h = tn_xmalloc((k ? k : 1) * sizeof(*h));
-    size_t n = 0;
-    for (size_t i = 0; i < c->n && k > 0; i++) {
+    size_t n = 0, ncand;
+    size_t *cand = coll_candidates(c, f, &ncand);
+    for (size_t j = 0; j < ncand && k > 0; j++) {
+        size_t i = cand ? cand[j] : j;
         if (from && qid_cmp(&c->ids[i], from) < 0)
             continue;
         if (f && !qfilter_match(f, &c->ids[i], c->payloads[i]))
@@ -407,6 +418,7 @@ size_t coll_scroll(const coll_t *c, const qfilter_t *f, const qid_t *from, size_
             heap_down(c, h, n, 0);
         }
     }
+    free(cand);
     heap_sort(c, h, n);
     size_t *idx = tn_xmalloc((n ? n : 1) * sizeof(*idx));
     for (size_t i = 0; i < n; i++)
