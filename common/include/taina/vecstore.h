@@ -7,13 +7,17 @@
  * (tenant, ticket_id, chunk_index); putting it again replaces it (the old row becomes a
  * tombstone); tn_vecstore_trim() drops a ticket's chunks from an index on (fewer chunks now),
  * tn_vecstore_delete_ticket() all of them. When tombstones exceed a quarter of the rows the
- * matrix is compacted (rows moved down, ids remapped), so memory stays within 1.25x of the live
- * vectors plus payload.
+ * matrix is compacted (live rows moved down in order, ids remapped). The matrix grows by an
+ * eighth of its rows, so vector_bytes stays within 1.125x of the rows' raw bytes (rows are at
+ * most 4/3 of the live chunks, right before a compaction).
  *
  * Search scans the rows of the caller's tenant only (each tenant's rows are listed), applies the
- * filters, and keeps the top k in a small heap; the dot products use SIMD-friendly loops (the
- * compiler vectorizes them at -O2 with the target's default ISA). tn_vecstore_search_many()
- * answers several queries in one pass over the matrix (matrix-matrix), for concurrent requests.
+ * filters, and keeps the top k in a small heap; the dot products use GCC vector extensions (an
+ * AVX2 clone where target_clones is available). A ticket filter reads only that ticket's rows.
+ * tn_vecstore_search_many() answers several queries in one pass over the matrix, tile by tile
+ * (matrix-matrix), for concurrent requests; its scores are bitwise those of tn_vecstore_search.
+ * Ties in score rank the earlier-inserted row first (a replaced chunk counts as inserted anew),
+ * so results are deterministic and unchanged by compaction.
  *
  * @thread Readers (search) run concurrently; writers (put, trim, delete, compact) take the
  *         lock exclusively (a pthread rwlock).
@@ -45,14 +49,15 @@ typedef struct tn_vec_payload {
     uint32_t start, end;  /**< code-point offsets in the ticket's text */
 } tn_vec_payload_t;
 
-/** @brief Insert or replace a chunk. @p v has dims floats. TN_ERR_INVALID for a zero vector. */
+/** @brief Insert or replace a chunk. @p v has dims floats. TN_ERR_INVALID for a zero or
+ *         non-finite vector, or a NULL tenant_id or ticket_id. */
 tn_err_t tn_vecstore_put(tn_vecstore_t *vs, const tn_vec_payload_t *p, const float *v);
 /** @brief Remove the chunks of (tenant, ticket) with chunk_index >= @p from. Returns how many. */
 size_t tn_vecstore_trim(tn_vecstore_t *vs, const char *tenant, const char *ticket, uint32_t from);
 /** @brief Remove every chunk of (tenant, ticket). Returns how many. */
 size_t tn_vecstore_delete_ticket(tn_vecstore_t *vs, const char *tenant, const char *ticket);
 
-/** Filters of a search; NULL fields match anything. The tenant is required. */
+/** Filters of a search; NULL fields match anything. The tenant is required (NULL: no hits). */
 typedef struct tn_vec_filter {
     const char *tenant_id;
     const char *lang;
@@ -64,7 +69,7 @@ typedef struct tn_vec_filter {
  *  you keep before releasing the read lock (tn_vecstore_search copies into @p hits). */
 typedef struct tn_vec_hit {
     float score;
-    char ticket_id[64];
+    char ticket_id[64]; /**< truncated to 63 bytes */
     uint32_t chunk_index;
     char *title; /**< copies; freed by tn_vec_hits_free() */
     char *text;
@@ -75,7 +80,8 @@ typedef struct tn_vec_hit {
 
 /**
  * @brief The @p k best chunks for @p query (dims floats, normalized here) that pass @p f, best
- *        first, with score >= @p min_score (-2 for none). @p hits gets room for k.
+ *        first, with score >= @p min_score (-2 for none). @p hits gets room for k. A zero
+ *        query, k == 0 or a tenant with no chunks gives 0 hits.
  * @returns the number of hits written.
  */
 size_t tn_vecstore_search(tn_vecstore_t *vs, const float *query, const tn_vec_filter_t *f, size_t k,

@@ -1,0 +1,946 @@
+/*
+ * The local vector store (vecstore.h): exact cosine top-k over one contiguous float32 matrix.
+ *
+ * Layout:
+ *   mat      rows x dims floats, L2-normalized on insert; grows by an eighth (at least 64 rows),
+ *            so vector_bytes <= 1.125x the rows' raw bytes (realloc of a large block is an
+ *            mremap in glibc: no copy).
+ *   rows     per row: the ticket it belongs to (NULL = tombstone), its payload, tenant id and
+ *            interned lang/category ids (filters compare integers).
+ *   tenants  interned names; each has the ascending list of its rows, so a search reads only
+ *            the caller's tenant's vectors.
+ *   tickets  open-addressing map (tenant, ticket) -> ticket, each holding its chunks sorted by
+ *            chunk_index -> row: the (tenant, ticket, chunk) -> row map in two levels, which also
+ *            makes trim and delete_ticket O(chunks of the ticket).
+ * A replaced, trimmed or deleted chunk leaves a tombstone; when tombstones exceed a quarter of
+ * the rows, live rows move down (order kept, so results and ties do not change) and ids are
+ * remapped.
+ *
+ * Dot products: GCC vector extensions (8 floats), 4 independent accumulators per call (4 rows
+ * for one query, or 4 queries for one row), cloned for AVX2 where the compiler supports
+ * target_clones. Both kernels do the same operations in the same order for each (query, row)
+ * pair, so search and search_many give bitwise identical scores.
+ */
+#include "taina/vecstore.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "taina/mem.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Kernels */
+
+typedef float v8f __attribute__((vector_size(32)));
+
+/* ld8 and hsum8 are static and always inlined: the 32-byte vector ABI note does not apply. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
+#if defined(__x86_64__) && defined(__has_attribute) && !defined(TN_VECSTORE_NO_CLONES)
+#if __has_attribute(target_clones)
+#define VS_KERNEL __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef VS_KERNEL
+#define VS_KERNEL
+#endif
+
+static inline __attribute__((always_inline)) v8f ld8(const float *p)
+{
+    v8f v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+/* Fixed order, so every kernel reduces the same way. */
+static inline __attribute__((always_inline)) float hsum8(const v8f *p)
+{
+    v8f a = *p;
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+/* One query against four rows. */
+VS_KERNEL static void dot_1q4r(const float *q, const float *r0, const float *r1, const float *r2,
+                               const float *r3, size_t d, float *out)
+{
+    v8f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    size_t i = 0;
+    for (; i + 8 <= d; i += 8) {
+        v8f x = ld8(q + i);
+        a0 += x * ld8(r0 + i);
+        a1 += x * ld8(r1 + i);
+        a2 += x * ld8(r2 + i);
+        a3 += x * ld8(r3 + i);
+    }
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (; i < d; i++) {
+        s0 += q[i] * r0[i];
+        s1 += q[i] * r1[i];
+        s2 += q[i] * r2[i];
+        s3 += q[i] * r3[i];
+    }
+    out[0] = hsum8(&a0) + s0;
+    out[1] = hsum8(&a1) + s1;
+    out[2] = hsum8(&a2) + s2;
+    out[3] = hsum8(&a3) + s3;
+}
+
+/* Four queries against one row: the same operations per pair as dot_1q4r. */
+VS_KERNEL static void dot_4q1r(const float *q0, const float *q1, const float *q2, const float *q3,
+                               const float *r, size_t d, float *out)
+{
+    v8f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    size_t i = 0;
+    for (; i + 8 <= d; i += 8) {
+        v8f x = ld8(r + i);
+        a0 += ld8(q0 + i) * x;
+        a1 += ld8(q1 + i) * x;
+        a2 += ld8(q2 + i) * x;
+        a3 += ld8(q3 + i) * x;
+    }
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (; i < d; i++) {
+        s0 += q0[i] * r[i];
+        s1 += q1[i] * r[i];
+        s2 += q2[i] * r[i];
+        s3 += q3[i] * r[i];
+    }
+    out[0] = hsum8(&a0) + s0;
+    out[1] = hsum8(&a1) + s1;
+    out[2] = hsum8(&a2) + s2;
+    out[3] = hsum8(&a3) + s3;
+}
+
+/* L2-normalize @p v into @p out. @returns 0, or -1 for a zero or non-finite vector. */
+static int normalize(const float *v, size_t d, float *out)
+{
+    double ss = 0;
+    for (size_t i = 0; i < d; i++) {
+        if (!isfinite(v[i]))
+            return -1;
+        ss += (double)v[i] * v[i];
+    }
+    if (!(ss > 0) || !isfinite(ss))
+        return -1;
+    double inv = 1.0 / sqrt(ss);
+    for (size_t i = 0; i < d; i++)
+        out[i] = (float)(v[i] * inv);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Structures */
+
+typedef struct chunk {
+    uint32_t chunk_index, start, end;
+    uint32_t size; /* bytes of this allocation */
+    char *title;   /* inside this allocation, or NULL */
+    char text[];   /* text, then title */
+} chunk_t;
+
+typedef struct tkchunk {
+    uint32_t chunk_index;
+    uint32_t row;
+} tkchunk_t;
+
+typedef struct ticket {
+    uint64_t hash;
+    uint32_t tenant;
+    uint32_t n, cap;
+    tkchunk_t *ch; /* sorted by chunk_index */
+    char id[];
+} ticket_t;
+
+typedef struct vrow {
+    ticket_t *tk; /* NULL: tombstone */
+    chunk_t *c;
+    uint32_t tenant;
+    uint32_t lang, cat; /* interned id + 1; 0 = none */
+} vrow_t;
+
+/* Interned strings (tenants, langs, categories): never removed. */
+typedef struct strtab {
+    char **s;
+    uint32_t n, cap;
+    uint32_t *slot; /* index + 1; 0 = empty */
+    uint32_t nslot; /* power of two */
+    size_t bytes;
+} strtab_t;
+
+typedef struct tenant_rows {
+    uint32_t *ids; /* ascending */
+    uint32_t n, cap;
+} tenant_rows_t;
+
+struct tn_vecstore {
+    pthread_rwlock_t lock;
+    size_t dims;
+    float *mat;
+    vrow_t *rows;
+    uint32_t nrows, cap, dead;
+    strtab_t tenants, langs, cats;
+    tenant_rows_t *trows; /* ntrows entries (>= tenants.n) */
+    uint32_t ntrows;
+    ticket_t **tmap; /* open addressing, NULL = empty */
+    uint32_t tslots, ntickets;
+    size_t payload; /* chunk and ticket allocations */
+};
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static uint64_t str_hash(const char *s)
+{
+    return fnv(1469598103934665603ULL, s, strlen(s));
+}
+
+static uint64_t ticket_hash(uint32_t tenant, const char *id)
+{
+    uint64_t h = fnv(1469598103934665603ULL, &tenant, sizeof(tenant));
+    h = fnv(h, id, strlen(id));
+    return h ^ (h >> 29);
+}
+
+/* @returns the id of @p s, or UINT32_MAX when absent. */
+static uint32_t strtab_find(const strtab_t *t, const char *s)
+{
+    if (!t->nslot)
+        return UINT32_MAX;
+    uint32_t m = t->nslot - 1;
+    for (uint32_t i = (uint32_t)str_hash(s) & m;; i = (i + 1) & m) {
+        uint32_t v = t->slot[i];
+        if (!v)
+            return UINT32_MAX;
+        if (strcmp(t->s[v - 1], s) == 0)
+            return v - 1;
+    }
+}
+
+static void strtab_place(strtab_t *t, uint32_t id)
+{
+    uint32_t m = t->nslot - 1;
+    uint32_t i = (uint32_t)str_hash(t->s[id]) & m;
+    while (t->slot[i])
+        i = (i + 1) & m;
+    t->slot[i] = id + 1;
+}
+
+static uint32_t strtab_intern(strtab_t *t, const char *s)
+{
+    uint32_t id = strtab_find(t, s);
+    if (id != UINT32_MAX)
+        return id;
+    if (t->n == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 8;
+        t->s = tn_xrealloc(t->s, t->cap * sizeof(*t->s));
+    }
+    if ((t->n + 1) * 2 > t->nslot) {
+        free(t->slot);
+        t->nslot = t->nslot ? t->nslot * 2 : 16;
+        t->slot = tn_xcalloc(t->nslot, sizeof(*t->slot));
+        for (uint32_t i = 0; i < t->n; i++)
+            strtab_place(t, i);
+    }
+    id = t->n++;
+    t->s[id] = tn_xstrdup(s);
+    t->bytes += strlen(s) + 1;
+    strtab_place(t, id);
+    return id;
+}
+
+static void strtab_free(strtab_t *t)
+{
+    for (uint32_t i = 0; i < t->n; i++)
+        free(t->s[i]);
+    free(t->s);
+    free(t->slot);
+}
+
+static size_t strtab_bytes(const strtab_t *t)
+{
+    return t->bytes + t->cap * sizeof(*t->s) + t->nslot * sizeof(*t->slot);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Ticket map */
+
+static uint32_t tmap_slot(const tn_vecstore_t *vs, uint32_t tenant, const char *id, uint64_t h)
+{
+    uint32_t m = vs->tslots - 1;
+    for (uint32_t i = (uint32_t)h & m;; i = (i + 1) & m) {
+        ticket_t *t = vs->tmap[i];
+        if (!t || (t->hash == h && t->tenant == tenant && strcmp(t->id, id) == 0))
+            return i;
+    }
+}
+
+static ticket_t *tmap_find(const tn_vecstore_t *vs, uint32_t tenant, const char *id)
+{
+    if (!vs->tslots)
+        return NULL;
+    return vs->tmap[tmap_slot(vs, tenant, id, ticket_hash(tenant, id))];
+}
+
+static void tmap_grow(tn_vecstore_t *vs)
+{
+    ticket_t **old = vs->tmap;
+    uint32_t n = vs->tslots;
+    vs->tslots = n ? n * 2 : 64;
+    vs->tmap = tn_xcalloc(vs->tslots, sizeof(*vs->tmap));
+    for (uint32_t i = 0; i < n; i++)
+        if (old[i])
+            vs->tmap[tmap_slot(vs, old[i]->tenant, old[i]->id, old[i]->hash)] = old[i];
+    free(old);
+}
+
+static ticket_t *tmap_get_or_add(tn_vecstore_t *vs, uint32_t tenant, const char *id)
+{
+    if ((vs->ntickets + 1) * 2 > vs->tslots)
+        tmap_grow(vs);
+    uint64_t h = ticket_hash(tenant, id);
+    uint32_t i = tmap_slot(vs, tenant, id, h);
+    if (vs->tmap[i])
+        return vs->tmap[i];
+    size_t len = strlen(id);
+    ticket_t *t = tn_xcalloc(1, sizeof(*t) + len + 1);
+    memcpy(t->id, id, len + 1);
+    t->hash = h;
+    t->tenant = tenant;
+    vs->tmap[i] = t;
+    vs->ntickets++;
+    vs->payload += sizeof(*t) + len + 1;
+    return t;
+}
+
+/* Remove an empty ticket (backward-shift deletion: no tombstones in the map). */
+static void tmap_remove(tn_vecstore_t *vs, ticket_t *t)
+{
+    uint32_t m = vs->tslots - 1;
+    uint32_t i = tmap_slot(vs, t->tenant, t->id, t->hash);
+    TN_ASSERT(vs->tmap[i] == t);
+    vs->tmap[i] = NULL;
+    for (uint32_t j = (i + 1) & m; vs->tmap[j]; j = (j + 1) & m) {
+        uint32_t home = (uint32_t)vs->tmap[j]->hash & m;
+        /* Move j into the hole at i unless its home lies cyclically in (i, j]. */
+        if (((j - home) & m) >= ((j - i) & m)) {
+            vs->tmap[i] = vs->tmap[j];
+            vs->tmap[j] = NULL;
+            i = j;
+        }
+    }
+    vs->ntickets--;
+    vs->payload -= sizeof(*t) + strlen(t->id) + 1 + t->cap * sizeof(*t->ch);
+    free(t->ch);
+    free(t);
+}
+
+/* Index of the first chunk with chunk_index >= @p ci. */
+static uint32_t tk_lower(const ticket_t *t, uint32_t ci)
+{
+    uint32_t lo = 0, hi = t->n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (t->ch[mid].chunk_index < ci)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Store */
+
+tn_vecstore_t *tn_vecstore_new(size_t dims)
+{
+    if (dims == 0 || dims > (1u << 20))
+        return NULL;
+    tn_vecstore_t *vs = tn_xcalloc(1, sizeof(*vs));
+    vs->dims = dims;
+    if (pthread_rwlock_init(&vs->lock, NULL) != 0) {
+        free(vs);
+        return NULL;
+    }
+    return vs;
+}
+
+void tn_vecstore_destroy(tn_vecstore_t *vs)
+{
+    if (!vs)
+        return;
+    for (uint32_t r = 0; r < vs->nrows; r++)
+        if (vs->rows[r].tk)
+            free(vs->rows[r].c);
+    for (uint32_t i = 0; i < vs->tslots; i++)
+        if (vs->tmap[i]) {
+            free(vs->tmap[i]->ch);
+            free(vs->tmap[i]);
+        }
+    free(vs->tmap);
+    for (uint32_t i = 0; i < vs->tenants.n; i++)
+        free(vs->trows[i].ids);
+    free(vs->trows);
+    strtab_free(&vs->tenants);
+    strtab_free(&vs->langs);
+    strtab_free(&vs->cats);
+    free(vs->mat);
+    free(vs->rows);
+    pthread_rwlock_destroy(&vs->lock);
+    free(vs);
+}
+
+size_t tn_vecstore_dims(const tn_vecstore_t *vs)
+{
+    return vs ? vs->dims : 0;
+}
+
+static void set_capacity(tn_vecstore_t *vs, uint32_t cap)
+{
+    vs->mat = tn_xrealloc(vs->mat, (size_t)cap * vs->dims * sizeof(float));
+    vs->rows = tn_xrealloc(vs->rows, (size_t)cap * sizeof(*vs->rows));
+    vs->cap = cap;
+}
+
+static void tenant_push(tn_vecstore_t *vs, uint32_t tenant, uint32_t row)
+{
+    tenant_rows_t *tr = &vs->trows[tenant];
+    if (tr->n == tr->cap) {
+        tr->cap = tr->cap ? tr->cap + tr->cap / 4 + 16 : 16;
+        tr->ids = tn_xrealloc(tr->ids, tr->cap * sizeof(*tr->ids));
+    }
+    tr->ids[tr->n++] = row;
+}
+
+static void kill_row(tn_vecstore_t *vs, uint32_t row)
+{
+    vrow_t *r = &vs->rows[row];
+    vs->payload -= r->c->size;
+    TN_FREE(r->c);
+    r->tk = NULL;
+    vs->dead++;
+}
+
+/* Move the live rows down (order kept), remap ids, rebuild the tenants' lists, shrink. */
+static void compact(tn_vecstore_t *vs)
+{
+    uint32_t *remap = tn_xmalloc((size_t)(vs->nrows ? vs->nrows : 1) * sizeof(*remap));
+    uint32_t n = 0;
+    size_t d = vs->dims;
+    for (uint32_t r = 0; r < vs->nrows; r++) {
+        if (!vs->rows[r].tk)
+            continue;
+        if (n != r) {
+            memcpy(vs->mat + (size_t)n * d, vs->mat + (size_t)r * d, d * sizeof(float));
+            vs->rows[n] = vs->rows[r];
+        }
+        remap[r] = n++;
+    }
+    for (uint32_t i = 0; i < vs->tslots; i++) {
+        ticket_t *t = vs->tmap[i];
+        if (t)
+            for (uint32_t j = 0; j < t->n; j++)
+                t->ch[j].row = remap[t->ch[j].row];
+    }
+    free(remap);
+    for (uint32_t i = 0; i < vs->tenants.n; i++)
+        vs->trows[i].n = 0;
+    for (uint32_t r = 0; r < n; r++)
+        tenant_push(vs, vs->rows[r].tenant, r);
+    for (uint32_t i = 0; i < vs->tenants.n; i++) {
+        tenant_rows_t *tr = &vs->trows[i];
+        if (tr->cap > tr->n + tr->n / 4 + 16) {
+            tr->cap = tr->n + 16;
+            tr->ids = tn_xrealloc(tr->ids, tr->cap * sizeof(*tr->ids));
+        }
+    }
+    vs->nrows = n;
+    vs->dead = 0;
+    uint32_t cap = n + n / 8 + 64;
+    if (cap < vs->cap)
+        set_capacity(vs, cap);
+}
+
+static void maybe_compact(tn_vecstore_t *vs)
+{
+    if (vs->dead && (uint64_t)vs->dead * 4 > vs->nrows)
+        compact(vs);
+}
+
+static chunk_t *chunk_new(const tn_vec_payload_t *p)
+{
+    const char *text = p->text ? p->text : "";
+    size_t tl = strlen(text), hl = p->title ? strlen(p->title) + 1 : 0;
+    size_t size = sizeof(chunk_t) + tl + 1 + hl;
+    chunk_t *c = tn_xmalloc(size);
+    c->chunk_index = p->chunk_index;
+    c->start = p->start;
+    c->end = p->end;
+    c->size = (uint32_t)size;
+    memcpy(c->text, text, tl + 1);
+    c->title = NULL;
+    if (p->title) {
+        c->title = c->text + tl + 1;
+        memcpy(c->title, p->title, hl);
+    }
+    return c;
+}
+
+tn_err_t tn_vecstore_put(tn_vecstore_t *vs, const tn_vec_payload_t *p, const float *v)
+{
+    if (!vs || !p || !v || !p->tenant_id || !p->ticket_id)
+        return TN_ERR_INVALID;
+    size_t tl = p->text ? strlen(p->text) : 0, hl = p->title ? strlen(p->title) : 0;
+    if (tl + hl > UINT32_MAX / 2)
+        return TN_ERR_INVALID;
+    float *nv = tn_xmalloc(vs->dims * sizeof(float));
+    if (normalize(v, vs->dims, nv) != 0) {
+        free(nv);
+        return TN_ERR_INVALID;
+    }
+    chunk_t *c = chunk_new(p);
+
+    pthread_rwlock_wrlock(&vs->lock);
+    if (vs->nrows == UINT32_MAX - 1) {
+        pthread_rwlock_unlock(&vs->lock);
+        free(c);
+        free(nv);
+        return TN_ERR_TOO_LARGE;
+    }
+    uint32_t tenant = strtab_intern(&vs->tenants, p->tenant_id);
+    if (vs->tenants.n > vs->ntrows) { /* a new tenant: its (empty) row list */
+        vs->trows = tn_xrealloc(vs->trows, vs->tenants.cap * sizeof(*vs->trows));
+        memset(&vs->trows[vs->ntrows], 0, (vs->tenants.cap - vs->ntrows) * sizeof(*vs->trows));
+        vs->ntrows = vs->tenants.cap;
+    }
+    ticket_t *t = tmap_get_or_add(vs, tenant, p->ticket_id);
+    uint32_t pos = tk_lower(t, p->chunk_index);
+    if (pos < t->n && t->ch[pos].chunk_index == p->chunk_index) {
+        kill_row(vs, t->ch[pos].row);
+    } else {
+        if (t->n == t->cap) {
+            uint32_t nc = t->cap ? t->cap * 2 : 4;
+            t->ch = tn_xrealloc(t->ch, nc * sizeof(*t->ch));
+            vs->payload += (nc - t->cap) * sizeof(*t->ch);
+            t->cap = nc;
+        }
+        memmove(&t->ch[pos + 1], &t->ch[pos], (t->n - pos) * sizeof(*t->ch));
+        t->n++;
+        t->ch[pos].chunk_index = p->chunk_index;
+    }
+    if (vs->nrows == vs->cap) {
+        uint32_t grow = vs->cap / 8 > 64 ? vs->cap / 8 : 64;
+        set_capacity(vs, vs->cap + grow);
+    }
+    uint32_t row = vs->nrows++;
+    memcpy(vs->mat + (size_t)row * vs->dims, nv, vs->dims * sizeof(float));
+    vrow_t *r = &vs->rows[row];
+    r->tk = t;
+    r->c = c;
+    r->tenant = tenant;
+    r->lang = p->lang ? strtab_intern(&vs->langs, p->lang) + 1 : 0;
+    r->cat = p->category ? strtab_intern(&vs->cats, p->category) + 1 : 0;
+    vs->payload += c->size;
+    t->ch[pos].row = row;
+    tenant_push(vs, tenant, row);
+    maybe_compact(vs);
+    pthread_rwlock_unlock(&vs->lock);
+    free(nv);
+    return TN_OK;
+}
+
+/* Remove the chunks of (tenant, ticket) with chunk_index >= from. Caller holds the write lock. */
+static size_t remove_from(tn_vecstore_t *vs, const char *tenant, const char *ticket, uint32_t from)
+{
+    if (!tenant || !ticket)
+        return 0;
+    uint32_t tid = strtab_find(&vs->tenants, tenant);
+    if (tid == UINT32_MAX)
+        return 0;
+    ticket_t *t = tmap_find(vs, tid, ticket);
+    if (!t)
+        return 0;
+    uint32_t pos = tk_lower(t, from);
+    size_t n = t->n - pos;
+    for (uint32_t i = pos; i < t->n; i++)
+        kill_row(vs, t->ch[i].row);
+    t->n = pos;
+    if (t->n == 0)
+        tmap_remove(vs, t);
+    maybe_compact(vs);
+    return n;
+}
+
+size_t tn_vecstore_trim(tn_vecstore_t *vs, const char *tenant, const char *ticket, uint32_t from)
+{
+    if (!vs)
+        return 0;
+    pthread_rwlock_wrlock(&vs->lock);
+    size_t n = remove_from(vs, tenant, ticket, from);
+    pthread_rwlock_unlock(&vs->lock);
+    return n;
+}
+
+size_t tn_vecstore_delete_ticket(tn_vecstore_t *vs, const char *tenant, const char *ticket)
+{
+    return tn_vecstore_trim(vs, tenant, ticket, 0);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Search */
+
+typedef struct cand {
+    float s;
+    uint32_t row;
+} cand_t;
+
+/* a ranks below b: lower score, or the same score and a later row. */
+static inline int worse(cand_t a, cand_t b)
+{
+    return a.s < b.s || (a.s == b.s && a.row > b.row);
+}
+
+/* A min-heap of the k best (root = the worst kept). */
+typedef struct heap {
+    cand_t *c;
+    size_t n, k;
+    float min_score;
+} heap_t;
+
+static void heap_sift_down(heap_t *h, size_t i)
+{
+    cand_t x = h->c[i];
+    for (;;) {
+        size_t l = 2 * i + 1, w = i;
+        cand_t wc = x;
+        if (l < h->n && worse(h->c[l], wc)) {
+            w = l;
+            wc = h->c[l];
+        }
+        if (l + 1 < h->n && worse(h->c[l + 1], wc))
+            w = l + 1;
+        if (w == i)
+            break;
+        h->c[i] = h->c[w];
+        i = w;
+    }
+    h->c[i] = x;
+}
+
+static inline void heap_push(heap_t *h, float s, uint32_t row)
+{
+    if (!(s >= h->min_score))
+        return;
+    cand_t x = {s, row};
+    if (h->n < h->k) {
+        size_t i = h->n++;
+        while (i > 0) {
+            size_t p = (i - 1) / 2;
+            if (!worse(x, h->c[p]))
+                break;
+            h->c[i] = h->c[p];
+            i = p;
+        }
+        h->c[i] = x;
+    } else if (worse(h->c[0], x)) {
+        h->c[0] = x;
+        heap_sift_down(h, 0);
+    }
+}
+
+static int cand_cmp(const void *a, const void *b)
+{
+    cand_t x = *(const cand_t *)a, y = *(const cand_t *)b;
+    return worse(y, x) ? -1 : worse(x, y) ? 1 : 0;
+}
+
+static void copy_str(char *dst, size_t cap, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n >= cap)
+        n = cap - 1;
+    if (n)
+        memcpy(dst, s, n);
+    dst[n] = '\0';
+}
+
+/* Sort the heap best first and copy it into @p hits. @returns the count. */
+static size_t heap_emit(const tn_vecstore_t *vs, heap_t *h, tn_vec_hit_t *hits)
+{
+    qsort(h->c, h->n, sizeof(*h->c), cand_cmp);
+    for (size_t i = 0; i < h->n; i++) {
+        const vrow_t *r = &vs->rows[h->c[i].row];
+        tn_vec_hit_t *o = &hits[i];
+        o->score = h->c[i].s;
+        copy_str(o->ticket_id, sizeof(o->ticket_id), r->tk->id);
+        o->chunk_index = r->c->chunk_index;
+        o->title = tn_xstrdup(r->c->title);
+        o->text = tn_xstrdup(r->c->text);
+        copy_str(o->lang, sizeof(o->lang), r->lang ? vs->langs.s[r->lang - 1] : NULL);
+        copy_str(o->category, sizeof(o->category), r->cat ? vs->cats.s[r->cat - 1] : NULL);
+        o->start = r->c->start;
+        o->end = r->c->end;
+    }
+    return h->n;
+}
+
+/* A filter resolved to ids. ok = 0: nothing can match. */
+typedef struct rfilter {
+    int ok;
+    uint32_t tenant;
+    uint32_t lang, cat; /* 0 = any */
+    const ticket_t *tk; /* NULL = any */
+} rfilter_t;
+
+static rfilter_t resolve(const tn_vecstore_t *vs, const tn_vec_filter_t *f)
+{
+    rfilter_t r = {0, 0, 0, 0, NULL};
+    if (!f || !f->tenant_id)
+        return r;
+    r.tenant = strtab_find(&vs->tenants, f->tenant_id);
+    if (r.tenant == UINT32_MAX)
+        return r;
+    if (f->lang) {
+        uint32_t id = strtab_find(&vs->langs, f->lang);
+        if (id == UINT32_MAX)
+            return r;
+        r.lang = id + 1;
+    }
+    if (f->category) {
+        uint32_t id = strtab_find(&vs->cats, f->category);
+        if (id == UINT32_MAX)
+            return r;
+        r.cat = id + 1;
+    }
+    if (f->ticket_id) {
+        r.tk = tmap_find(vs, r.tenant, f->ticket_id);
+        if (!r.tk)
+            return r;
+    }
+    r.ok = 1;
+    return r;
+}
+
+static inline int row_ok(const vrow_t *r, const rfilter_t *f)
+{
+    return r->tk && (!f->lang || r->lang == f->lang) && (!f->cat || r->cat == f->cat);
+}
+
+/* Score @p n rows (ids) against one query, 4 at a time. */
+static void scan_rows(const tn_vecstore_t *vs, const float *q, const uint32_t *ids, size_t n,
+                      heap_t *h)
+{
+    size_t d = vs->dims;
+    float out[4];
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        dot_1q4r(q, vs->mat + (size_t)ids[i] * d, vs->mat + (size_t)ids[i + 1] * d,
+                 vs->mat + (size_t)ids[i + 2] * d, vs->mat + (size_t)ids[i + 3] * d, d, out);
+        for (int j = 0; j < 4; j++)
+            heap_push(h, out[j], ids[i + j]);
+    }
+    if (i < n) {
+        const float *r[4];
+        for (size_t j = 0; j < 4; j++)
+            r[j] = vs->mat + (size_t)ids[i + (i + j < n ? j : 0)] * d;
+        dot_1q4r(q, r[0], r[1], r[2], r[3], d, out);
+        for (size_t j = 0; i + j < n; j++)
+            heap_push(h, out[j], ids[i + j]);
+    }
+}
+
+enum { TILE = 64 }; /* rows per tile: 64 x 384 floats = 96 KiB, stays in L2 */
+
+/* Live rows passing @p f of the tenant list [at, at + TILE) into @p ids. @returns the count. */
+static size_t tile_rows(const tn_vecstore_t *vs, const tenant_rows_t *tr, size_t at,
+                        const rfilter_t *f, uint32_t *ids)
+{
+    size_t n = 0, end = TN_MIN(at + TILE, (size_t)tr->n);
+    for (size_t i = at; i < end; i++) {
+        uint32_t row = tr->ids[i];
+        ids[n] = row;
+        n += (size_t)row_ok(&vs->rows[row], f);
+    }
+    return n;
+}
+
+/* One query: caller holds the read lock. */
+static size_t search_locked(const tn_vecstore_t *vs, const float *q, const rfilter_t *f, heap_t *h,
+                            tn_vec_hit_t *hits)
+{
+    if (!f->ok)
+        return 0;
+    uint32_t ids[TILE];
+    if (f->tk) {
+        for (uint32_t i = 0; i < f->tk->n;) {
+            size_t n = 0;
+            for (; i < f->tk->n && n < TILE; i++) {
+                uint32_t row = f->tk->ch[i].row;
+                ids[n] = row;
+                n += (size_t)row_ok(&vs->rows[row], f);
+            }
+            scan_rows(vs, q, ids, n, h);
+        }
+        return heap_emit(vs, h, hits);
+    }
+    const tenant_rows_t *tr = &vs->trows[f->tenant];
+    for (size_t at = 0; at < tr->n; at += TILE) {
+        size_t n = tile_rows(vs, tr, at, f, ids);
+        scan_rows(vs, q, ids, n, h);
+    }
+    return heap_emit(vs, h, hits);
+}
+
+size_t tn_vecstore_search(tn_vecstore_t *vs, const float *query, const tn_vec_filter_t *f, size_t k,
+                          float min_score, tn_vec_hit_t *hits)
+{
+    if (!vs || !query || !f || !f->tenant_id || k == 0 || !hits)
+        return 0;
+    float *q = tn_xmalloc(vs->dims * sizeof(float));
+    if (normalize(query, vs->dims, q) != 0) {
+        free(q);
+        return 0;
+    }
+    cand_t small[64];
+    heap_t h = {k <= 64 ? small : tn_xmalloc(k * sizeof(cand_t)), 0, k, min_score};
+    pthread_rwlock_rdlock(&vs->lock);
+    rfilter_t rf = resolve(vs, f);
+    size_t n = search_locked(vs, q, &rf, &h, hits);
+    pthread_rwlock_unlock(&vs->lock);
+    if (h.c != small)
+        free(h.c);
+    free(q);
+    return n;
+}
+
+/*
+ * Queries @p qi[0..nq) share one tenant and have no ticket filter: one pass over the tenant's
+ * rows in tiles; each tile is scored against every query, 4 queries per row at a time.
+ */
+static void scan_many(const tn_vecstore_t *vs, const float *qs, const rfilter_t *rf,
+                      const size_t *qi, size_t nq, heap_t *heaps)
+{
+    size_t d = vs->dims;
+    const tenant_rows_t *tr = &vs->trows[rf[qi[0]].tenant];
+    rfilter_t live = {1, rf[qi[0]].tenant, 0, 0, NULL};
+    uint32_t ids[TILE];
+    float out[4];
+    for (size_t at = 0; at < tr->n; at += TILE) {
+        size_t n = tile_rows(vs, tr, at, &live, ids);
+        for (size_t g = 0; g < nq; g += 4) {
+            size_t m = TN_MIN((size_t)4, nq - g);
+            const float *q[4];
+            for (size_t j = 0; j < 4; j++)
+                q[j] = qs + qi[g + (j < m ? j : 0)] * d;
+            for (size_t i = 0; i < n; i++) {
+                const float *row = vs->mat + (size_t)ids[i] * d;
+                dot_4q1r(q[0], q[1], q[2], q[3], row, d, out);
+                const vrow_t *r = &vs->rows[ids[i]];
+                for (size_t j = 0; j < m; j++) {
+                    const rfilter_t *f = &rf[qi[g + j]];
+                    if ((!f->lang || r->lang == f->lang) && (!f->cat || r->cat == f->cat))
+                        heap_push(&heaps[qi[g + j]], out[j], ids[i]);
+                }
+            }
+        }
+    }
+}
+
+void tn_vecstore_search_many(tn_vecstore_t *vs, const float *queries, const tn_vec_filter_t *f,
+                             size_t nq, size_t k, float min_score, tn_vec_hit_t *hits,
+                             size_t *counts)
+{
+    if (!counts)
+        return;
+    for (size_t i = 0; i < nq; i++)
+        counts[i] = 0;
+    if (!vs || !queries || !f || k == 0 || !hits || nq == 0)
+        return;
+    size_t d = vs->dims;
+    float *qs = tn_xmalloc(nq * d * sizeof(float));
+    int *valid = tn_xcalloc(nq, sizeof(*valid));
+    for (size_t i = 0; i < nq; i++)
+        valid[i] = normalize(queries + i * d, d, qs + i * d) == 0;
+    heap_t *heaps = tn_xmalloc(nq * sizeof(*heaps));
+    cand_t *cands = tn_xmalloc(nq * k * sizeof(*cands));
+    for (size_t i = 0; i < nq; i++)
+        heaps[i] = (heap_t){cands + i * k, 0, k, min_score};
+    rfilter_t *rf = tn_xmalloc(nq * sizeof(*rf));
+    size_t *qi = tn_xmalloc(nq * sizeof(*qi));
+    unsigned char *done = tn_xcalloc(nq, 1);
+
+    pthread_rwlock_rdlock(&vs->lock);
+    for (size_t i = 0; i < nq; i++) {
+        rf[i] = resolve(vs, &f[i]);
+        if (!valid[i] || !rf[i].ok)
+            done[i] = 1;
+    }
+    /* A ticket filter reads that ticket's rows only: answered one by one. */
+    for (size_t i = 0; i < nq; i++)
+        if (!done[i] && rf[i].tk) {
+            counts[i] = search_locked(vs, qs + i * d, &rf[i], &heaps[i], hits + i * k);
+            done[i] = 1;
+        }
+    /* The rest: one pass per tenant. */
+    for (size_t i = 0; i < nq; i++) {
+        if (done[i])
+            continue;
+        size_t n = 0;
+        for (size_t j = i; j < nq; j++)
+            if (!done[j] && rf[j].tenant == rf[i].tenant)
+                qi[n++] = j;
+        scan_many(vs, qs, rf, qi, n, heaps);
+        for (size_t j = 0; j < n; j++) {
+            counts[qi[j]] = heap_emit(vs, &heaps[qi[j]], hits + qi[j] * k);
+            done[qi[j]] = 1;
+        }
+    }
+    pthread_rwlock_unlock(&vs->lock);
+    free(done);
+    free(qi);
+    free(rf);
+    free(cands);
+    free(heaps);
+    free(valid);
+    free(qs);
+}
+
+void tn_vec_hits_free(tn_vec_hit_t *hits, size_t n)
+{
+    if (!hits)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        TN_FREE(hits[i].title);
+        TN_FREE(hits[i].text);
+    }
+}
+
+void tn_vecstore_stats(tn_vecstore_t *vs, tn_vecstore_stats_t *st)
+{
+    if (!st)
+        return;
+    memset(st, 0, sizeof(*st));
+    if (!vs)
+        return;
+    pthread_rwlock_rdlock(&vs->lock);
+    st->live = vs->nrows - vs->dead;
+    st->rows = vs->nrows;
+    st->vector_bytes = (size_t)vs->cap * vs->dims * sizeof(float);
+    size_t p = vs->payload + (size_t)vs->cap * sizeof(*vs->rows) +
+               (size_t)vs->tslots * sizeof(*vs->tmap) + strtab_bytes(&vs->tenants) +
+               strtab_bytes(&vs->langs) + strtab_bytes(&vs->cats);
+    for (uint32_t i = 0; i < vs->tenants.n; i++)
+        p += vs->trows[i].cap * sizeof(uint32_t);
+    st->payload_bytes = p;
+    pthread_rwlock_unlock(&vs->lock);
+}

@@ -1,0 +1,523 @@
+/* Unit tests for common/src/vecstore.c: exact top-k, filters, replace, trim, compaction,
+ * search_many, stats and concurrent readers with a writer. */
+#include "tn_test.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "taina/mem.h"
+#include "taina/vecstore.h"
+
+static uint64_t rng = 88172645463325252ULL;
+
+static float frand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+static void rand_vec(float *v, size_t d)
+{
+    for (size_t i = 0; i < d; i++)
+        v[i] = frand();
+}
+
+static tn_err_t put(tn_vecstore_t *vs, const char *tenant, const char *ticket, uint32_t ci,
+                    const char *lang, const char *cat, const float *v)
+{
+    char text[64];
+    snprintf(text, sizeof(text), "%s/%s/%u", tenant, ticket, ci);
+    tn_vec_payload_t p = {tenant, ticket, ci, "title", text, lang, cat, ci * 10, ci * 10 + 9};
+    return tn_vecstore_put(vs, &p, v);
+}
+
+static size_t search(tn_vecstore_t *vs, const float *q, const char *tenant, size_t k,
+                     tn_vec_hit_t *hits)
+{
+    tn_vec_filter_t f = {tenant, NULL, NULL, NULL};
+    return tn_vecstore_search(vs, q, &f, k, -2, hits);
+}
+
+/* Brute force in double: scores of every row, then the k best (ties: lower row first). */
+typedef struct ref {
+    double s;
+    size_t row;
+} ref_t;
+
+static int ref_cmp(const void *a, const void *b)
+{
+    const ref_t *x = a, *y = b;
+    if (x->s != y->s)
+        return x->s > y->s ? -1 : 1;
+    return x->row < y->row ? -1 : x->row > y->row;
+}
+
+static double cosine(const float *a, const float *b, size_t d)
+{
+    double ab = 0, aa = 0, bb = 0;
+    for (size_t i = 0; i < d; i++) {
+        ab += (double)a[i] * b[i];
+        aa += (double)a[i] * a[i];
+        bb += (double)b[i] * b[i];
+    }
+    return ab / sqrt(aa * bb);
+}
+
+static void test_exact_topk(void **state)
+{
+    TN_UNUSED(state);
+    static const size_t dims[] = {4, 7, 8, 16, 33, 100, 384};
+    static const size_t ks[] = {1, 3, 10, 50, 300};
+    for (size_t di = 0; di < TN_ARRAY_LEN(dims); di++) {
+        size_t d = dims[di], n = 257;
+        tn_vecstore_t *vs = tn_vecstore_new(d);
+        assert_non_null(vs);
+        assert_int_equal(tn_vecstore_dims(vs), d);
+        float *m = tn_xmalloc(n * d * sizeof(float));
+        for (size_t r = 0; r < n; r++) {
+            rand_vec(m + r * d, d);
+            char tk[16];
+            snprintf(tk, sizeof(tk), "t%zu", r);
+            assert_int_equal(put(vs, "A", tk, 0, NULL, NULL, m + r * d), TN_OK);
+        }
+        float q[384];
+        ref_t *ref = tn_xmalloc(n * sizeof(*ref));
+        tn_vec_hit_t *hits = tn_xcalloc(300, sizeof(*hits));
+        for (int qn = 0; qn < 5; qn++) {
+            rand_vec(q, d);
+            for (size_t r = 0; r < n; r++)
+                ref[r] = (ref_t){cosine(q, m + r * d, d), r};
+            qsort(ref, n, sizeof(*ref), ref_cmp);
+            for (size_t ki = 0; ki < TN_ARRAY_LEN(ks); ki++) {
+                size_t k = ks[ki], got = search(vs, q, "A", k, hits);
+                assert_int_equal(got, TN_MIN(k, n));
+                for (size_t i = 0; i < got; i++) {
+                    /* same score at each rank, and the row returned really has that score */
+                    assert_true(fabs(hits[i].score - ref[i].s) < 1e-5);
+                    size_t row = (size_t)strtoul(hits[i].ticket_id + 1, NULL, 10);
+                    assert_true(fabs(hits[i].score - cosine(q, m + row * d, d)) < 1e-5);
+                    if (i > 0)
+                        assert_true(hits[i - 1].score >= hits[i].score);
+                }
+                tn_vec_hits_free(hits, got);
+            }
+        }
+        free(hits);
+        free(ref);
+        free(m);
+        tn_vecstore_destroy(vs);
+    }
+}
+
+static void test_ties_and_payload(void **state)
+{
+    TN_UNUSED(state);
+    tn_vecstore_t *vs = tn_vecstore_new(4);
+    float v[4] = {1, 2, 3, 4}, w[4] = {-1, 0, 0, 0};
+    assert_int_equal(put(vs, "A", "x", 0, "es", "water", w), TN_OK);
+    for (uint32_t i = 0; i < 6; i++)
+        assert_int_equal(put(vs, "A", "dup", i, "es", "water", v), TN_OK);
+    tn_vec_hit_t hits[10];
+    for (int rep = 0; rep < 3; rep++) {
+        size_t n = search(vs, v, "A", 3, hits);
+        assert_int_equal(n, 3);
+        for (uint32_t i = 0; i < 3; i++) {
+            assert_int_equal(hits[i].chunk_index, i); /* earlier row first */
+            assert_true(fabsf(hits[i].score - 1.0f) < 1e-6f);
+        }
+        assert_string_equal(hits[0].ticket_id, "dup");
+        assert_string_equal(hits[0].title, "title");
+        assert_string_equal(hits[0].text, "A/dup/0");
+        assert_string_equal(hits[0].lang, "es");
+        assert_string_equal(hits[0].category, "water");
+        assert_int_equal(hits[1].start, 10);
+        assert_int_equal(hits[1].end, 19);
+        tn_vec_hits_free(hits, n);
+    }
+    /* NULL title, lang, category */
+    tn_vec_payload_t p = {"A", "bare", 0, NULL, "t", NULL, NULL, 0, 1};
+    assert_int_equal(tn_vecstore_put(vs, &p, w), TN_OK);
+    tn_vec_filter_t f = {"A", NULL, NULL, "bare"};
+    assert_int_equal(tn_vecstore_search(vs, w, &f, 5, -2, hits), 1);
+    assert_null(hits[0].title);
+    assert_string_equal(hits[0].lang, "");
+    assert_string_equal(hits[0].category, "");
+    tn_vec_hits_free(hits, 1);
+    tn_vecstore_destroy(vs);
+}
+
+static void test_filters(void **state)
+{
+    TN_UNUSED(state);
+    size_t d = 16;
+    tn_vecstore_t *vs = tn_vecstore_new(d);
+    float v[16];
+    static const char *langs[] = {"es", "en"}, *cats[] = {"water", "roads", "noise"};
+    for (uint32_t i = 0; i < 300; i++) {
+        rand_vec(v, d);
+        char tk[16];
+        snprintf(tk, sizeof(tk), "k%u", i % 30);
+        assert_int_equal(put(vs, i % 3 ? "A" : "B", tk, i, langs[i % 2], cats[i % 3], v), TN_OK);
+    }
+    tn_vec_hit_t *hits = tn_xcalloc(300, sizeof(*hits));
+    for (int qn = 0; qn < 10; qn++) {
+        rand_vec(v, d);
+        size_t n = search(vs, v, "A", 300, hits);
+        assert_int_equal(n, 200);
+        for (size_t i = 0; i < n; i++)
+            assert_true(hits[i].chunk_index % 3 != 0); /* B's rows never */
+        tn_vec_hits_free(hits, n);
+        n = search(vs, v, "B", 300, hits);
+        assert_int_equal(n, 100);
+        for (size_t i = 0; i < n; i++)
+            assert_true(hits[i].chunk_index % 3 == 0);
+        tn_vec_hits_free(hits, n);
+
+        tn_vec_filter_t f = {"A", "es", NULL, NULL};
+        n = tn_vecstore_search(vs, v, &f, 300, -2, hits);
+        assert_int_equal(n, 100);
+        for (size_t i = 0; i < n; i++) {
+            assert_string_equal(hits[i].lang, "es");
+            assert_true(hits[i].chunk_index % 3 != 0);
+        }
+        tn_vec_hits_free(hits, n);
+
+        f = (tn_vec_filter_t){"A", "en", "roads", NULL};
+        n = tn_vecstore_search(vs, v, &f, 300, -2, hits);
+        assert_int_equal(n, 50); /* i % 2 == 1 and i % 3 == 1 */
+        for (size_t i = 0; i < n; i++)
+            assert_true(hits[i].chunk_index % 6 == 1);
+        tn_vec_hits_free(hits, n);
+
+        f = (tn_vec_filter_t){"A", NULL, NULL, "k4"};
+        n = tn_vecstore_search(vs, v, &f, 300, -2, hits);
+        assert_int_equal(n, 10);
+        for (size_t i = 0; i < n; i++) {
+            assert_string_equal(hits[i].ticket_id, "k4");
+            if (i)
+                assert_true(hits[i - 1].score >= hits[i].score);
+        }
+        tn_vec_hits_free(hits, n);
+        f = (tn_vec_filter_t){"B", NULL, NULL, "k4"}; /* k4 chunks: i = 4 + 30j, never B */
+        assert_int_equal(tn_vecstore_search(vs, v, &f, 300, -2, hits), 0);
+        f = (tn_vec_filter_t){"A", "fr", NULL, NULL};
+        assert_int_equal(tn_vecstore_search(vs, v, &f, 300, -2, hits), 0);
+        f = (tn_vec_filter_t){"A", NULL, "nope", NULL};
+        assert_int_equal(tn_vecstore_search(vs, v, &f, 300, -2, hits), 0);
+        f = (tn_vec_filter_t){"C", NULL, NULL, NULL};
+        assert_int_equal(tn_vecstore_search(vs, v, &f, 300, -2, hits), 0);
+        f = (tn_vec_filter_t){NULL, NULL, NULL, NULL};
+        assert_int_equal(tn_vecstore_search(vs, v, &f, 300, -2, hits), 0);
+    }
+    free(hits);
+    tn_vecstore_destroy(vs);
+}
+
+static void test_min_score_and_zero(void **state)
+{
+    TN_UNUSED(state);
+    tn_vecstore_t *vs = tn_vecstore_new(2);
+    float a[2] = {1, 0}, b[2] = {1, 1}, c[2] = {0, 1}, z[2] = {0, 0}, nan2[2] = {NAN, 1};
+    assert_int_equal(put(vs, "A", "a", 0, NULL, NULL, a), TN_OK);
+    assert_int_equal(put(vs, "A", "b", 0, NULL, NULL, b), TN_OK);
+    assert_int_equal(put(vs, "A", "c", 0, NULL, NULL, c), TN_OK);
+    assert_int_equal(put(vs, "A", "z", 0, NULL, NULL, z), TN_ERR_INVALID);
+    assert_int_equal(put(vs, "A", "n", 0, NULL, NULL, nan2), TN_ERR_INVALID);
+    assert_int_equal(tn_vecstore_put(vs, NULL, a), TN_ERR_INVALID);
+    tn_vec_hit_t hits[3];
+    tn_vec_filter_t f = {"A", NULL, NULL, NULL};
+    size_t n = tn_vecstore_search(vs, a, &f, 3, 0.5f, hits);
+    assert_int_equal(n, 2);
+    assert_string_equal(hits[0].ticket_id, "a");
+    assert_string_equal(hits[1].ticket_id, "b");
+    tn_vec_hits_free(hits, n);
+    n = tn_vecstore_search(vs, a, &f, 3, 1.5f, hits);
+    assert_int_equal(n, 0);
+    n = tn_vecstore_search(vs, a, &f, 3, -2, hits);
+    assert_int_equal(n, 3);
+    tn_vec_hits_free(hits, n);
+    assert_int_equal(tn_vecstore_search(vs, z, &f, 3, -2, hits), 0); /* zero query */
+    assert_int_equal(tn_vecstore_search(vs, a, &f, 0, -2, hits), 0);
+    tn_vecstore_stats_t st;
+    tn_vecstore_stats(vs, &st);
+    assert_int_equal(st.live, 3);
+    tn_vecstore_destroy(vs);
+    assert_null(tn_vecstore_new(0));
+}
+
+static void test_replace_trim_delete(void **state)
+{
+    TN_UNUSED(state);
+    size_t d = 8;
+    tn_vecstore_t *vs = tn_vecstore_new(d);
+    float v[8], q[8];
+    for (uint32_t i = 0; i < 40; i++) { /* filler keeps compaction away for now */
+        rand_vec(v, d);
+        char tk[16];
+        snprintf(tk, sizeof(tk), "f%u", i);
+        assert_int_equal(put(vs, "A", tk, 0, NULL, NULL, v), TN_OK);
+    }
+    rand_vec(v, d);
+    assert_int_equal(put(vs, "A", "r", 0, NULL, NULL, v), TN_OK);
+    rand_vec(q, d);
+    assert_int_equal(put(vs, "A", "r", 0, "en", NULL, q), TN_OK); /* replace */
+    tn_vecstore_stats_t st;
+    tn_vecstore_stats(vs, &st);
+    assert_int_equal(st.live, 41);
+    assert_int_equal(st.rows, 42);
+    tn_vec_hit_t hits[64];
+    tn_vec_filter_t f = {"A", NULL, NULL, "r"};
+    size_t n = tn_vecstore_search(vs, v, &f, 10, -2, hits);
+    assert_int_equal(n, 1); /* one row live */
+    assert_string_equal(hits[0].lang, "en");
+    tn_vec_hits_free(hits, n);
+    n = tn_vecstore_search(vs, q, &f, 10, -2, hits);
+    assert_true(fabsf(hits[0].score - 1.0f) < 1e-5f);
+    tn_vec_hits_free(hits, n);
+
+    for (uint32_t i = 0; i < 6; i++) {
+        rand_vec(v, d);
+        assert_int_equal(put(vs, "A", "t", i * 2, NULL, NULL, v), TN_OK);
+        assert_int_equal(put(vs, "B", "t", i * 2, NULL, NULL, v), TN_OK);
+    }
+    assert_int_equal(tn_vecstore_trim(vs, "A", "t", 5), 3); /* 6, 8, 10 */
+    assert_int_equal(tn_vecstore_trim(vs, "A", "t", 5), 0);
+    assert_int_equal(tn_vecstore_trim(vs, "A", "nope", 0), 0);
+    assert_int_equal(tn_vecstore_trim(vs, "Z", "t", 0), 0);
+    f = (tn_vec_filter_t){"A", NULL, NULL, "t"};
+    n = tn_vecstore_search(vs, v, &f, 10, -2, hits);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++)
+        assert_true(hits[i].chunk_index < 5);
+    tn_vec_hits_free(hits, n);
+    assert_int_equal(tn_vecstore_delete_ticket(vs, "A", "t"), 3);
+    assert_int_equal(tn_vecstore_search(vs, v, &f, 10, -2, hits), 0);
+    f.tenant_id = "B"; /* the other tenant's ticket of the same name is untouched */
+    n = tn_vecstore_search(vs, v, &f, 10, -2, hits);
+    assert_int_equal(n, 6);
+    tn_vec_hits_free(hits, n);
+    /* deleting then putting again works */
+    assert_int_equal(put(vs, "A", "t", 1, NULL, NULL, v), TN_OK);
+    f.tenant_id = "A";
+    n = tn_vecstore_search(vs, v, &f, 10, -2, hits);
+    assert_int_equal(n, 1);
+    tn_vec_hits_free(hits, n);
+    tn_vecstore_destroy(vs);
+}
+
+static void test_compaction(void **state)
+{
+    TN_UNUSED(state);
+    size_t d = 24, n = 400;
+    tn_vecstore_t *vs = tn_vecstore_new(d);
+    float *m = tn_xmalloc(n * d * sizeof(float));
+    for (size_t i = 0; i < n; i++) {
+        rand_vec(m + i * d, d);
+        char tk[16];
+        snprintf(tk, sizeof(tk), "t%zu", i / 4);
+        assert_int_equal(put(vs, i % 5 ? "A" : "B", tk, (uint32_t)(i % 4), NULL, NULL, m + i * d),
+                         TN_OK);
+    }
+    tn_vecstore_stats_t st;
+    tn_vecstore_stats(vs, &st);
+    assert_int_equal(st.live, n);
+    assert_int_equal(st.rows, n);
+    assert_true(st.vector_bytes >= n * d * sizeof(float));
+    assert_true(st.vector_bytes <= (n * d * sizeof(float)) * 5 / 4 + 64 * d * sizeof(float));
+    assert_true(st.payload_bytes > 0);
+
+    float q[24];
+    rand_vec(q, d);
+    tn_vec_hit_t before[40], after[40];
+    size_t nb = search(vs, q, "A", 40, before);
+    /* Delete tickets until tombstones would pass a quarter: rows shrink back to live. */
+    size_t removed = 0, min_rows = n;
+    for (size_t t = 1; t < 100; t += 3) {
+        char tk[16];
+        snprintf(tk, sizeof(tk), "t%zu", t);
+        removed += tn_vecstore_delete_ticket(vs, "A", tk) + tn_vecstore_delete_ticket(vs, "B", tk);
+        tn_vecstore_stats(vs, &st);
+        assert_int_equal(st.live, n - removed);
+        assert_true((st.rows - st.live) * 4 <= st.rows);
+        if (st.rows < min_rows)
+            min_rows = st.rows;
+    }
+    assert_true(min_rows < n);     /* compacted at least once */
+    assert_true(removed >= n / 4); /* so tombstones passed the threshold */
+    size_t na = search(vs, q, "A", 40, after);
+    /* The rows of the surviving hits keep their rank and score. */
+    size_t j = 0;
+    for (size_t i = 0; i < nb; i++) {
+        unsigned tnum = (unsigned)strtoul(before[i].ticket_id + 1, NULL, 10);
+        int gone = tnum % 3 == 1;
+        if (gone)
+            continue;
+        if (j >= na)
+            break;
+        assert_string_equal(before[i].ticket_id, after[j].ticket_id);
+        assert_int_equal(before[i].chunk_index, after[j].chunk_index);
+        assert_true(before[i].score == after[j].score);
+        j++;
+    }
+    assert_true(j > 0);
+    tn_vec_hits_free(before, nb);
+    tn_vec_hits_free(after, na);
+
+    /* Replacing every chunk many times keeps memory bounded. */
+    for (int rep = 0; rep < 5; rep++)
+        for (size_t i = 0; i < 100; i++) {
+            char tk[16];
+            snprintf(tk, sizeof(tk), "r%zu", i);
+            assert_int_equal(put(vs, "A", tk, 0, NULL, NULL, m + i * d), TN_OK);
+        }
+    tn_vecstore_stats(vs, &st);
+    assert_int_equal(st.live, n - removed + 100);
+    assert_true((st.rows - st.live) * 4 <= st.rows);
+    assert_true(st.vector_bytes <= st.rows * d * sizeof(float) * 5 / 4 + 64 * d * sizeof(float));
+    free(m);
+    tn_vecstore_destroy(vs);
+}
+
+static void test_search_many(void **state)
+{
+    TN_UNUSED(state);
+    size_t d = 37, n = 500, nq = 11, k = 7;
+    tn_vecstore_t *vs = tn_vecstore_new(d);
+    float v[37];
+    static const char *langs[] = {"es", "en", "ca"};
+    for (size_t i = 0; i < n; i++) {
+        rand_vec(v, d);
+        char tk[16];
+        snprintf(tk, sizeof(tk), "t%zu", i % 50);
+        assert_int_equal(put(vs, i % 4 ? "A" : "B", tk, (uint32_t)i, langs[i % 3], NULL, v), TN_OK);
+    }
+    float *qs = tn_xmalloc(nq * d * sizeof(float));
+    for (size_t i = 0; i < nq * d; i++)
+        qs[i] = frand();
+    memset(qs + 9 * d, 0, d * sizeof(float)); /* a zero query: no hits */
+    tn_vec_filter_t f[11];
+    for (size_t i = 0; i < nq; i++)
+        f[i] = (tn_vec_filter_t){i % 3 ? "A" : "B", NULL, NULL, NULL};
+    f[2].lang = "en";
+    f[4].ticket_id = "t5";
+    f[5].tenant_id = "nobody";
+    f[7].lang = "ca";
+    tn_vec_hit_t *hits = tn_xcalloc(nq * k, sizeof(*hits)), one[7];
+    size_t counts[11];
+    for (float ms = -2; ms < 0.5f; ms += 2.1f) {
+        tn_vecstore_search_many(vs, qs, f, nq, k, ms, hits, counts);
+        for (size_t i = 0; i < nq; i++) {
+            size_t c = tn_vecstore_search(vs, qs + i * d, &f[i], k, ms, one);
+            assert_int_equal(counts[i], c);
+            for (size_t j = 0; j < c; j++) {
+                assert_true(hits[i * k + j].score == one[j].score); /* bitwise */
+                assert_string_equal(hits[i * k + j].ticket_id, one[j].ticket_id);
+                assert_int_equal(hits[i * k + j].chunk_index, one[j].chunk_index);
+                assert_string_equal(hits[i * k + j].text, one[j].text);
+            }
+            tn_vec_hits_free(one, c);
+            tn_vec_hits_free(hits + i * k, counts[i]);
+        }
+        assert_int_equal(counts[5], 0);
+        assert_int_equal(counts[9], 0);
+        assert_true(ms > 0 || counts[0] == k);
+    }
+    free(hits);
+    free(qs);
+    tn_vecstore_destroy(vs);
+}
+
+/* Readers search while a writer puts, replaces and deletes; compaction runs meanwhile. */
+typedef struct conc {
+    tn_vecstore_t *vs;
+    volatile int stop;
+    size_t d;
+    int failures;
+} conc_t;
+
+static void *reader(void *arg)
+{
+    conc_t *c = arg;
+    float q[32];
+    tn_vec_hit_t hits[10];
+    uint64_t s = (uint64_t)(uintptr_t)&q;
+    for (int it = 0; it < 400 && !__atomic_load_n(&c->stop, __ATOMIC_RELAXED); it++) {
+        for (size_t i = 0; i < c->d; i++) {
+            s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+            q[i] = (float)(s >> 40) - 8388608.0f;
+        }
+        tn_vec_filter_t f = {"A", NULL, NULL, NULL};
+        size_t n = tn_vecstore_search(c->vs, q, &f, 10, -2, hits);
+        for (size_t i = 0; i < n; i++)
+            if (strncmp(hits[i].text, "A/", 2) != 0)
+                __atomic_add_fetch(&c->failures, 1, __ATOMIC_RELAXED);
+        tn_vec_hits_free(hits, n);
+        tn_vec_hit_t many[20];
+        size_t counts[2];
+        float qq[64];
+        memcpy(qq, q, c->d * sizeof(float));
+        memcpy(qq + c->d, q, c->d * sizeof(float));
+        tn_vec_filter_t ff[2] = {{"A", NULL, NULL, NULL}, {"B", NULL, NULL, NULL}};
+        tn_vecstore_search_many(c->vs, qq, ff, 2, 10, -2, many, counts);
+        tn_vec_hits_free(many, counts[0]);
+        tn_vec_hits_free(many + 10, counts[1]);
+        tn_vecstore_stats_t st;
+        tn_vecstore_stats(c->vs, &st);
+        if (st.live > st.rows)
+            __atomic_add_fetch(&c->failures, 1, __ATOMIC_RELAXED);
+    }
+    return NULL;
+}
+
+static void test_concurrent(void **state)
+{
+    TN_UNUSED(state);
+    conc_t c = {tn_vecstore_new(32), 0, 32, 0};
+    float v[32];
+    for (uint32_t i = 0; i < 200; i++) {
+        rand_vec(v, c.d);
+        char tk[16];
+        snprintf(tk, sizeof(tk), "t%u", i % 20);
+        assert_int_equal(put(c.vs, i % 2 ? "A" : "B", tk, i, NULL, NULL, v), TN_OK);
+    }
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, reader, &c), 0);
+    for (uint32_t i = 0; i < 1500; i++) {
+        rand_vec(v, c.d);
+        char tk[16];
+        snprintf(tk, sizeof(tk), "t%u", i % 20);
+        assert_int_equal(put(c.vs, i % 2 ? "A" : "B", tk, i % 50, NULL, NULL, v), TN_OK);
+        if (i % 97 == 0)
+            tn_vecstore_delete_ticket(c.vs, "A", tk);
+        if (i % 31 == 0)
+            tn_vecstore_trim(c.vs, "B", tk, 10);
+    }
+    __atomic_store_n(&c.stop, 1, __ATOMIC_RELAXED);
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(c.failures, 0);
+    tn_vecstore_stats_t st;
+    tn_vecstore_stats(c.vs, &st);
+    assert_true((st.rows - st.live) * 4 <= st.rows);
+    tn_vecstore_destroy(c.vs);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exact_topk),
+        cmocka_unit_test(test_ties_and_payload),
+        cmocka_unit_test(test_filters),
+        cmocka_unit_test(test_min_score_and_zero),
+        cmocka_unit_test(test_replace_trim_delete),
+        cmocka_unit_test(test_compaction),
+        cmocka_unit_test(test_search_many),
+        cmocka_unit_test(test_concurrent),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
