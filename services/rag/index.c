@@ -1,0 +1,259 @@
+/* rag: the vector search backends. local: a feeder thread materializes tickets.embedded (every
+ * partition from the beginning, no group) into an in-memory exact vecstore; the service is
+ * ready once it read what was on the topic at start. qdrant: the common client, the tenant
+ * filter always applied. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rag.h"
+#include "taina/log.h"
+#include "taina/mem.h"
+
+static const char *sfield(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+/* Apply one tickets.embedded record to the local store. */
+static void apply(rag_t *r, const tn_kafka_msg_t *m, int *warned)
+{
+    json_t *v = json_loadb(m->value, m->value_len, 0, NULL);
+    const char *tenant = sfield(v, "tenant_id"), *ticket = sfield(v, "ticket_id");
+    if (!tenant || !ticket) {
+        json_decref(v);
+        return;
+    }
+    if (json_is_true(json_object_get(v, "deleted"))) {
+        tn_vecstore_delete_ticket(r->local, tenant, ticket);
+        json_decref(v);
+        return;
+    }
+    const char *model = sfield(v, "model"), *b64 = sfield(v, "vector");
+    size_t dims = 0;
+    float *vec = b64 ? tn_embed_vector_from_b64(b64, strlen(b64), &dims) : NULL;
+    if (!vec || dims != tn_vecstore_dims(r->local) || !model ||
+        strcmp(model, tn_embedder_model(r->emb)) != 0) {
+        if (!*warned) {
+            TN_LOG(TN_LOG_ERROR,
+                   "rag: %s has vectors of model %s and %zu dims; this service embeds questions "
+                   "with %s (%zu dims): such records are not searchable (re-embed, or configure "
+                   "the same model)",
+                   r->cfg->topic_embedded, model ? model : "?", dims, tn_embedder_model(r->emb),
+                   tn_vecstore_dims(r->local));
+            *warned = 1;
+        }
+        free(vec);
+        json_decref(v);
+        return;
+    }
+    json_t *jc = json_object_get(v, "chunk_index");
+    tn_vec_payload_t p = {tenant,
+                          ticket,
+                          (uint32_t)json_integer_value(jc),
+                          sfield(v, "title"),
+                          sfield(v, "text") ? sfield(v, "text") : "",
+                          sfield(v, "lang"),
+                          sfield(v, "category"),
+                          (uint32_t)json_integer_value(json_object_get(v, "start")),
+                          (uint32_t)json_integer_value(json_object_get(v, "end"))};
+    tn_vecstore_put(r->local, &p, vec);
+    json_t *cc = json_object_get(v, "chunk_count");
+    if (json_is_integer(cc))
+        tn_vecstore_trim(r->local, tenant, ticket, (uint32_t)json_integer_value(cc));
+    free(vec);
+    json_decref(v);
+}
+
+static void index_gauges(rag_t *r)
+{
+    tn_vecstore_stats_t st;
+    tn_vecstore_stats(r->local, &st);
+    tn_metric_set(r->m.index, TN_LABELS("chunks"), (double)st.live);
+    tn_metric_set(r->m.index, TN_LABELS("rows"), (double)st.rows);
+    tn_metric_set(r->m.index, TN_LABELS("vector_bytes"), (double)st.vector_bytes);
+    tn_metric_set(r->m.index, TN_LABELS("payload_bytes"), (double)st.payload_bytes);
+}
+
+static void *feeder(void *arg)
+{
+    rag_t *r = arg;
+    int warned = 0;
+    size_t applied = 0;
+    while (!atomic_load(&r->stop_feeder)) {
+        tn_kafka_msg_t m;
+        tn_kafka_error_t e;
+        tn_err_t rc = tn_kafka_consumer_poll(r->feed, 200, &m, &e);
+        if (rc == TN_OK) {
+            apply(r, &m, &warned);
+            tn_kafka_msg_release(&m);
+            if (++applied % 1000 == 0)
+                index_gauges(r);
+        } else {
+            index_gauges(r);
+        }
+        if (!atomic_load(&r->caught_up) && tn_kafka_consumer_reached_ends(r->feed)) {
+            atomic_store(&r->caught_up, true);
+            index_gauges(r);
+            TN_LOG(TN_LOG_INFO, "rag: local index caught up with %s (%zu records read)",
+                   r->cfg->topic_embedded, applied);
+        }
+    }
+    return NULL;
+}
+
+tn_err_t rag_index_start(rag_t *r, tn_app_t *app)
+{
+    char err[512];
+    const rag_cfg_t *c = r->cfg;
+    if (c->backend == RAG_BACKEND_QDRANT) {
+        tn_qdrant_opts_t qo = {c->qdrant_url, c->qdrant_api_key, c->qdrant_timeout_ms, 2,
+                               tn_app_metrics(app)};
+        if (!(r->qdrant = tn_qdrant_new(&qo, err, sizeof(err)))) {
+            TN_LOG(TN_LOG_ERROR, "rag: %s", err);
+            return TN_ERR_CONFIG;
+        }
+        atomic_store(&r->caught_up, true);
+        return TN_OK;
+    }
+    size_t dims = tn_embedder_dims(r->emb);
+    if (!dims) {
+        TN_LOG(TN_LOG_ERROR, "rag: the local backend needs TAINA_EMBED_DIMS (the index's size)");
+        return TN_ERR_CONFIG;
+    }
+    r->local = tn_vecstore_new(dims);
+    tn_kafka_opts_t ko = {0};
+    ko.brokers = tn_app_common(app)->kafka_brokers;
+    ko.props = tn_app_kafka_props(app, &ko.nprops);
+    ko.metrics = tn_app_metrics(app);
+    ko.client_id = "taina-rag-index";
+    const char *topics[] = {c->topic_embedded, NULL};
+    if (!(r->feed = tn_kafka_consumer_new(&ko, NULL, topics, err, sizeof(err)))) {
+        TN_LOG(TN_LOG_ERROR, "rag: %s", err);
+        return TN_ERR_KAFKA;
+    }
+    if (tn_kafka_consumer_mark_ends(r->feed, 10000) != TN_OK)
+        return TN_ERR_KAFKA;
+    if (pthread_create(&r->feeder, NULL, feeder, r) != 0)
+        return TN_ERR_NOMEM;
+    r->feeder_running = 1;
+    return TN_OK;
+}
+
+void rag_index_stop(rag_t *r)
+{
+    atomic_store(&r->stop_feeder, true);
+    if (r->feeder_running)
+        pthread_join(r->feeder, NULL);
+    r->feeder_running = 0;
+    tn_kafka_consumer_destroy(r->feed);
+    r->feed = NULL;
+    tn_vecstore_destroy(r->local);
+    r->local = NULL;
+    tn_qdrant_destroy(r->qdrant);
+    r->qdrant = NULL;
+}
+
+bool rag_index_ready(rag_t *r, char *reason, size_t len)
+{
+    if (!atomic_load(&r->caught_up)) {
+        snprintf(reason, len, "the local index has not read %s up to its end at start yet",
+                 r->cfg->topic_embedded);
+        return false;
+    }
+    return true;
+}
+
+void rag_hits_free(rag_hit_t *hits, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(hits[i].title);
+        free(hits[i].text);
+    }
+    free(hits);
+}
+
+static void copy_str(char *dst, size_t cap, const char *s)
+{
+    snprintf(dst, cap, "%s", s ? s : "");
+}
+
+static tn_err_t search_local(rag_t *r, const float *vec, const rag_filter_t *f, size_t k,
+                             rag_hit_t **out, size_t *n)
+{
+    tn_vec_hit_t *vh = tn_xcalloc(k, sizeof(*vh));
+    tn_vec_filter_t vf = {f->tenant_id, f->lang, f->category, f->ticket_id};
+    size_t got = tn_vecstore_search(r->local, vec, &vf, k, -2.0f, vh);
+    rag_hit_t *h = tn_xcalloc(got ? got : 1, sizeof(*h));
+    for (size_t i = 0; i < got; i++) {
+        copy_str(h[i].ticket_id, sizeof(h[i].ticket_id), vh[i].ticket_id);
+        h[i].chunk_index = vh[i].chunk_index;
+        h[i].score = vh[i].score;
+        h[i].title = vh[i].title ? tn_xstrdup(vh[i].title) : NULL;
+        h[i].text = tn_xstrdup(vh[i].text ? vh[i].text : "");
+        copy_str(h[i].lang, sizeof(h[i].lang), vh[i].lang);
+        copy_str(h[i].category, sizeof(h[i].category), vh[i].category);
+        h[i].start = vh[i].start;
+        h[i].end = vh[i].end;
+    }
+    tn_vec_hits_free(vh, got);
+    free(vh);
+    *out = h;
+    *n = got;
+    return TN_OK;
+}
+
+static void must_match(json_t *must, const char *key, const char *value)
+{
+    if (value)
+        json_array_append_new(must,
+                              json_pack("{s:s, s:{s:s}}", "key", key, "match", "value", value));
+}
+
+static tn_err_t search_qdrant(rag_t *r, const float *vec, size_t dims, const rag_filter_t *f,
+                              size_t k, rag_hit_t **out, size_t *n, char *err, size_t errlen)
+{
+    json_t *must = json_array();
+    must_match(must, "tenant_id", f->tenant_id); /* always: the tenant decides what is seen */
+    must_match(must, "lang", f->lang);
+    must_match(must, "category", f->category);
+    must_match(must, "ticket_id", f->ticket_id);
+    json_t *filter = json_pack("{s:o}", "must", must);
+    tn_qdrant_hit_t *qh = NULL;
+    size_t got = 0;
+    tn_err_t rc = tn_qdrant_search(r->qdrant, r->cfg->collection, vec, dims, filter, k, -2.0, &qh,
+                                   &got, err, errlen);
+    json_decref(filter);
+    if (rc != TN_OK)
+        return rc == TN_ERR_UNAVAILABLE ? rc : TN_ERR_UPSTREAM;
+    rag_hit_t *h = tn_xcalloc(got ? got : 1, sizeof(*h));
+    size_t m = 0;
+    for (size_t i = 0; i < got; i++) {
+        const json_t *p = qh[i].payload;
+        if (!p || strcmp(sfield(p, "tenant_id") ? sfield(p, "tenant_id") : "", f->tenant_id))
+            continue; /* belt and braces: never another tenant's chunk */
+        copy_str(h[m].ticket_id, sizeof(h[m].ticket_id), sfield(p, "ticket_id"));
+        h[m].chunk_index = (uint32_t)json_integer_value(json_object_get(p, "chunk_index"));
+        h[m].score = (float)qh[i].score;
+        h[m].title = sfield(p, "title") ? tn_xstrdup(sfield(p, "title")) : NULL;
+        h[m].text = tn_xstrdup(sfield(p, "text") ? sfield(p, "text") : "");
+        copy_str(h[m].lang, sizeof(h[m].lang), sfield(p, "lang"));
+        copy_str(h[m].category, sizeof(h[m].category), sfield(p, "category"));
+        h[m].start = (uint32_t)json_integer_value(json_object_get(p, "start"));
+        h[m].end = (uint32_t)json_integer_value(json_object_get(p, "end"));
+        m++;
+    }
+    tn_qdrant_hits_free(qh, got);
+    *out = h;
+    *n = m;
+    return TN_OK;
+}
+
+tn_err_t rag_index_search(rag_t *r, const float *vec, size_t dims, const rag_filter_t *f, size_t k,
+                          rag_hit_t **hits, size_t *n, char *err, size_t errlen)
+{
+    TN_ASSERT(f->tenant_id);
+    if (r->qdrant)
+        return search_qdrant(r, vec, dims, f, k, hits, n, err, errlen);
+    return search_local(r, vec, f, k, hits, n);
+}

@@ -1,0 +1,155 @@
+/* rag: one question. Embed it, search the caller's tenant, keep the best chunks that do not
+ * overlap, fit them in the context budget, ask the LLM, and record an event. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rag.h"
+#include "taina/buf.h"
+#include "taina/clock.h"
+#include "taina/lang.h"
+#include "taina/log.h"
+#include "taina/mem.h"
+#include "taina/trace.h"
+
+static double since_ms(double t0)
+{
+    return (tn_clock_mono_s() - t0) * 1000.0;
+}
+
+/* Keep the best @p keep hits, dropping any that overlaps a better chunk of the same ticket
+ * (consecutive chunks share words); the dropped ones are freed. Returns how many are kept (at
+ * the front). */
+static size_t keep_best(rag_hit_t *h, size_t n, size_t keep)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        int drop = m >= keep;
+        for (size_t j = 0; j < m && !drop; j++)
+            drop = !strcmp(h[j].ticket_id, h[i].ticket_id) && h[i].start < h[j].end &&
+                   h[j].start < h[i].end;
+        if (drop) {
+            free(h[i].title);
+            free(h[i].text);
+            continue;
+        }
+        h[m++] = h[i];
+    }
+    return m;
+}
+
+tn_err_t rag_query_search(rag_t *r, rag_query_t *q, char *err, size_t errlen)
+{
+    double t0 = tn_clock_mono_s();
+    q->lang = tn_lang_detect(q->question, strlen(q->question), NULL).code;
+    float *vec = NULL;
+    size_t dims = 0;
+    tn_embed_error_t why = {0};
+    tn_err_t rc = tn_embed(r->emb, &q->question, NULL, 1, &vec, &dims, &why);
+    q->embed_ms = since_ms(t0);
+    tn_metric_observe(r->m.stage_s, TN_LABELS("embed"), q->embed_ms / 1000.0);
+    if (rc != TN_OK) {
+        snprintf(err, errlen, "embeddings: %s", why.msg);
+        return rc == TN_ERR_UNAVAILABLE && why.status == 0 && tn_clock_mono_ms() >= q->deadline_ms
+                   ? TN_ERR_TIMEOUT
+                   : TN_ERR_UNAVAILABLE;
+    }
+    if (tn_clock_mono_ms() >= q->deadline_ms) {
+        free(vec);
+        snprintf(err, errlen, "the request deadline passed while embedding the question");
+        return TN_ERR_TIMEOUT;
+    }
+    double t1 = tn_clock_mono_s();
+    size_t fetch = q->top_k * 3 < 150 ? q->top_k * 3 : 150;
+    rag_hit_t *hits = NULL;
+    size_t n = 0;
+    rc = rag_index_search(r, vec, dims, &q->filter, fetch, &hits, &n, err, errlen);
+    free(vec);
+    q->search_ms = since_ms(t1);
+    tn_metric_observe(r->m.stage_s, TN_LABELS("search"), q->search_ms / 1000.0);
+    if (rc != TN_OK)
+        return tn_clock_mono_ms() >= q->deadline_ms ? TN_ERR_TIMEOUT : TN_ERR_UNAVAILABLE;
+    size_t kept = keep_best(hits, n, q->top_k);
+    q->hits = hits;
+    q->nhits = kept;
+    return TN_OK;
+}
+
+void rag_query_answer(rag_t *r, rag_query_t *q)
+{
+    double t0 = tn_clock_mono_s();
+    tn_llm_passage_t *ps = tn_xcalloc(q->nhits ? q->nhits : 1, sizeof(*ps));
+    size_t np = 0, budget = (size_t)r->cfg->context_tokens * 4, used = 0;
+    for (size_t i = 0; i < q->nhits; i++) {
+        size_t len = strlen(q->hits[i].text);
+        if (np && used + len > budget)
+            break;
+        ps[np++] = (tn_llm_passage_t){q->hits[i].title, q->hits[i].text, len};
+        used += len;
+    }
+    tn_llm_error_t why = {0};
+    tn_err_t rc = tn_llm_answer(r->llm, q->question, q->lang, ps, np, q->on_token, q->opaque,
+                                &q->answer, &why);
+    free(ps);
+    q->llm_ms = since_ms(t0);
+    tn_metric_observe(r->m.stage_s, TN_LABELS("llm"), q->llm_ms / 1000.0);
+    if (rc != TN_OK && rc != TN_ERR_STOPPED) {
+        snprintf(q->answer_error, sizeof(q->answer_error),
+                 "the answer could not be generated: %s%s",
+                 rc == TN_ERR_TIMEOUT ? "the LLM did not answer in time; " : "", why.msg);
+        TN_LOG(TN_LOG_WARN, "rag: LLM failed: %s", q->answer_error);
+        free(q->answer);
+        q->answer = NULL;
+    }
+}
+
+void rag_query_event(rag_t *r, const rag_query_t *q, const char *endpoint)
+{
+    char id[40], now[40], err[256];
+    tn_buf_t red;
+    tn_buf_init(&red, strlen(q->question) * 2 + 256);
+    if (tn_pii_redact(r->pii, q->question, strlen(q->question), &red, NULL, err, sizeof(err)) !=
+        TN_OK) {
+        tn_buf_reset(&red);
+        tn_buf_adds(&red, "[REDACTION FAILED]");
+    }
+    tn_buf_add(&red, "", 1);
+    json_t *hits = json_array();
+    for (size_t i = 0; i < q->nhits; i++)
+        json_array_append_new(hits, json_pack("{s:s, s:I, s:f}", "ticket_id", q->hits[i].ticket_id,
+                                              "chunk_index", (json_int_t)q->hits[i].chunk_index,
+                                              "score", (double)q->hits[i].score));
+    json_t *t = json_pack("{s:f}", "total_ms", q->total_ms);
+    json_object_set_new(t, "embed_ms", json_real(q->embed_ms));
+    json_object_set_new(t, "search_ms", json_real(q->search_ms));
+    if (q->with_answer)
+        json_object_set_new(t, "llm_ms", json_real(q->llm_ms));
+    json_t *v = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:o, s:s}", "schema_version", 1,
+                          "query_id", tn_uuid4(id, sizeof(id)), "tenant_id", q->tenant, "question",
+                          red.data, "endpoint", endpoint, "lang", q->lang, "top_k",
+                          (json_int_t)q->top_k, "hits", hits, "timings", t, "at",
+                          tn_clock_rfc3339(now, sizeof(now), tn_clock_wall_ms()));
+    if (q->with_answer)
+        json_object_set_new(v, "model", json_string(tn_llm_model(r->llm)));
+    if (q->answer_error[0])
+        json_object_set_new(v, "answer_error", json_string(q->answer_error));
+    char *value = json_dumps(v, JSON_COMPACT);
+    tn_kafka_header_t h[1] = {{TN_KAFKA_H_SCHEMA, "rag.queries/1", 13}};
+    tn_kafka_record_t rec = {r->cfg->topic_queries, -1, id, strlen(id), value, strlen(value), h, 1};
+    tn_kafka_error_t ke;
+    /* Telemetry: never wait for it; a full queue drops the event (counted). */
+    tn_err_t rc = tn_kafka_produce(r->events, &rec, &ke);
+    tn_metric_add(r->m.events, TN_LABELS(rc == TN_OK ? "produced" : "dropped"), 1);
+    free(value);
+    json_decref(v);
+    tn_buf_cleanup(&red);
+}
+
+void rag_query_free(rag_query_t *q)
+{
+    rag_hits_free(q->hits, q->nhits);
+    q->hits = NULL;
+    q->nhits = 0;
+    free(q->answer);
+    q->answer = NULL;
+}

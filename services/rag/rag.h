@@ -1,0 +1,135 @@
+/* rag: questions answered from the indexed chunks of the caller's tenant, with citations.
+ *   main.c    the table of contents: config, wiring, loop, shutdown
+ *   config.c  the config keys and metric families
+ *   index.c   the vector search backends: local (tickets.embedded materialized in a vecstore)
+ *             and qdrant
+ *   query.c   one question: embed, search, context, answer, event
+ *   http.c    POST /v1/query (JSON or Server-Sent Events) and POST /v1/search
+ */
+#ifndef RAG_H
+#define RAG_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "taina/app.h"
+#include "taina/embed.h"
+#include "taina/kafka.h"
+#include "taina/llm.h"
+#include "taina/metrics.h"
+#include "taina/pii.h"
+#include "taina/qdrant.h"
+#include "taina/schema.h"
+#include "taina/vecstore.h"
+
+enum { RAG_BACKEND_LOCAL, RAG_BACKEND_QDRANT };
+
+typedef struct rag_cfg {
+    int backend;
+    char *topic_embedded, *topic_queries;
+    int64_t max_inflight, request_timeout_ms, context_tokens;
+    char *schemas_dir, *pii_rules_file;
+    int embed_provider;
+    char *embed_model, *embed_url, *embed_api_key;
+    int64_t embed_dims, embed_timeout_ms;
+    char *qdrant_url, *qdrant_api_key, *collection;
+    int64_t qdrant_timeout_ms;
+    int llm_provider;
+    char *llm_model, *llm_url, *llm_api_key;
+    int64_t llm_timeout_ms, llm_max_tokens;
+} rag_cfg_t;
+
+extern const char *const rag_embed_providers[];
+extern const char *const rag_llm_providers[];
+extern const tn_cfg_key_t rag_keys[];
+extern const size_t rag_nkeys;
+
+typedef struct rag_metrics {
+    tn_metric_t *queries;  /* {endpoint,outcome} */
+    tn_metric_t *stage_s;  /* histogram {stage}: embed, search, llm, total */
+    tn_metric_t *index;    /* gauge {what}: chunks, rows, vector_bytes, payload_bytes */
+    tn_metric_t *inflight; /* gauge */
+    tn_metric_t *events;   /* {outcome}: rag.queries produced or failed */
+} rag_metrics_t;
+
+/** A search hit, whatever the backend (strings owned). */
+typedef struct rag_hit {
+    char ticket_id[64];
+    uint32_t chunk_index;
+    float score;
+    char *title, *text;
+    char lang[8], category[64];
+    uint32_t start, end;
+} rag_hit_t;
+
+typedef struct rag_filter {
+    const char *tenant_id, *lang, *category, *ticket_id;
+} rag_filter_t;
+
+typedef struct rag {
+    const rag_cfg_t *cfg;
+    rag_metrics_t m;
+    tn_schema_t *query_req, *search_req;
+    tn_pii_t *pii;
+    tn_embedder_t *emb;
+    tn_llm_t *llm;
+    tn_qdrant_t *qdrant;
+    tn_vecstore_t *local;
+    tn_kafka_producer_t *events;
+    /* local backend feeder */
+    tn_kafka_consumer_t *feed;
+    pthread_t feeder;
+    int feeder_running;
+    atomic_bool caught_up;
+    atomic_bool stop_feeder;
+    atomic_int inflight;
+} rag_t;
+
+/* config.c */
+void rag_metrics_init(rag_metrics_t *m, tn_metrics_t *reg);
+
+/* index.c */
+tn_err_t rag_index_start(rag_t *r, tn_app_t *app);
+void rag_index_stop(rag_t *r);
+/** Top @p k hits for @p vec that pass @p f, best first; *n hits in *hits (free with
+ *  rag_hits_free). TN_ERR_UNAVAILABLE / TN_ERR_TIMEOUT when the backend failed. */
+tn_err_t rag_index_search(rag_t *r, const float *vec, size_t dims, const rag_filter_t *f, size_t k,
+                          rag_hit_t **hits, size_t *n, char *err, size_t errlen);
+void rag_hits_free(rag_hit_t *hits, size_t n);
+bool rag_index_ready(rag_t *r, char *reason, size_t len);
+
+/* query.c */
+typedef struct rag_query {
+    /* in */
+    const char *tenant, *question, *trace;
+    rag_filter_t filter;
+    size_t top_k;
+    int with_answer;
+    int64_t deadline_ms; /* monotonic */
+    tn_llm_token_fn *on_token;
+    void *opaque;
+    /* out */
+    rag_hit_t *hits;
+    size_t nhits;
+    char *answer;
+    char answer_error[512];
+    const char *lang;
+    double embed_ms, search_ms, llm_ms, total_ms;
+} rag_query_t;
+
+/** Embed and search (fills hits); TN_ERR_TIMEOUT / TN_ERR_UNAVAILABLE with @p err. */
+tn_err_t rag_query_search(rag_t *r, rag_query_t *q, char *err, size_t errlen);
+/** Assemble the context from q->hits and ask the LLM; failures go to q->answer_error. */
+void rag_query_answer(rag_t *r, rag_query_t *q);
+/** Produce the rag.queries event (asynchronous: never waits). */
+void rag_query_event(rag_t *r, const rag_query_t *q, const char *endpoint);
+void rag_query_free(rag_query_t *q);
+
+/* http.c */
+void rag_http_query(tn_http_req_t *req, void *opaque);
+void rag_http_search(tn_http_req_t *req, void *opaque);
+
+#endif
