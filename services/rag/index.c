@@ -102,6 +102,32 @@ static void *feeder(void *arg)
     return NULL;
 }
 
+/* The index must hold vectors of the model the questions are embedded with: look at one point.
+ * An empty collection, or Qdrant not answering yet, is no reason to refuse to start. */
+static tn_err_t check_qdrant_model(rag_t *r)
+{
+    char err[512];
+    json_t *points = NULL, *next = NULL;
+    if (tn_qdrant_scroll(r->qdrant, r->cfg->collection, NULL, 1, 0, NULL, &points, &next, err,
+                         sizeof(err)) != TN_OK) {
+        TN_LOG(TN_LOG_WARN, "rag: cannot check the index's model yet: %s", err);
+        return TN_OK;
+    }
+    const char *model = sfield(json_object_get(json_array_get(points, 0), "payload"), "model");
+    tn_err_t rc = TN_OK;
+    if (model && strcmp(model, tn_embedder_model(r->emb)) != 0) {
+        TN_LOG(TN_LOG_ERROR,
+               "rag: collection %s holds vectors of model %s; questions would be embedded with "
+               "%s: configure the index's model (TAINA_EMBED_MODEL) or point to the right "
+               "collection",
+               r->cfg->collection, model, tn_embedder_model(r->emb));
+        rc = TN_ERR_CONFIG;
+    }
+    json_decref(points);
+    json_decref(next);
+    return rc;
+}
+
 tn_err_t rag_index_start(rag_t *r, tn_app_t *app)
 {
     char err[512];
@@ -114,7 +140,7 @@ tn_err_t rag_index_start(rag_t *r, tn_app_t *app)
             return TN_ERR_CONFIG;
         }
         atomic_store(&r->caught_up, true);
-        return TN_OK;
+        return check_qdrant_model(r);
     }
     size_t dims = tn_embedder_dims(r->emb);
     if (!dims) {
