@@ -23,6 +23,8 @@ static bool ready(void *opaque, char *reason, size_t len)
 
 static void embedder_free(embedder_t *e)
 {
+    tn_kafka_batch_wait(e->inflight, NULL, 0); /* late reports free it */
+    e->inflight = NULL;
     if (e->consumer)
         tn_kafka_consumer_close(e->consumer);
     tn_kafka_consumer_destroy(e->consumer);
@@ -36,6 +38,12 @@ static void embedder_free(embedder_t *e)
     tn_breaker_destroy(&e->store_breaker);
     embedder_batch_clear(e);
     free(e->recs);
+    for (size_t i = 0; i < e->nprev; i++) { /* a batch left behind by a fatal error */
+        tn_kafka_msg_release(&e->prev[i].msg);
+        json_decref(e->prev[i].doc);
+    }
+    free(e->prev);
+    free(e->vecs);
     free(e);
 }
 
