@@ -164,13 +164,15 @@ fail:
  * Producer */
 
 /* One tn_kafka_produce_sync() call: delivery reports fill results and count down. */
-typedef struct sync_batch {
+struct tn_kafka_batch {
     pthread_mutex_t lock;
     pthread_cond_t cond;
+    size_t n;
     size_t pending;
     tn_err_t *results;
     int abandoned; /* the waiter gave up; the last report frees the batch */
-} sync_batch_t;
+};
+typedef struct tn_kafka_batch sync_batch_t;
 
 typedef struct sync_slot {
     sync_batch_t *batch;
@@ -316,13 +318,14 @@ tn_err_t tn_kafka_produce(tn_kafka_producer_t *p, const tn_kafka_record_t *r, tn
     return produce(p, r, NULL, e);
 }
 
-tn_err_t tn_kafka_produce_sync(tn_kafka_producer_t *p, const tn_kafka_record_t *recs, size_t n,
-                               tn_err_t *results, int64_t timeout_ms)
+tn_kafka_batch_t *tn_kafka_produce_start(tn_kafka_producer_t *p, const tn_kafka_record_t *recs,
+                                         size_t n, int64_t timeout_ms)
 {
     int64_t deadline = tn_clock_mono_ms() + timeout_ms;
     sync_batch_t *b = tn_xcalloc(1, sizeof(*b));
     pthread_mutex_init(&b->lock, NULL);
     pthread_cond_init(&b->cond, NULL);
+    b->n = n;
     b->results = tn_xcalloc(n ? n : 1, sizeof(*b->results));
     for (size_t i = 0; i < n; i++)
         b->results[i] = TN_ERR_TIMEOUT;
@@ -346,7 +349,22 @@ tn_err_t tn_kafka_produce_sync(tn_kafka_producer_t *p, const tn_kafka_record_t *
             free(slot);
         }
     }
+    return b;
+}
 
+bool tn_kafka_batch_done(tn_kafka_batch_t *b)
+{
+    pthread_mutex_lock(&b->lock);
+    bool done = b->pending == 0;
+    pthread_mutex_unlock(&b->lock);
+    return done;
+}
+
+tn_err_t tn_kafka_batch_wait(tn_kafka_batch_t *b, tn_err_t *results, int64_t timeout_ms)
+{
+    if (!b)
+        return TN_OK;
+    int64_t deadline = tn_clock_mono_ms() + timeout_ms;
     pthread_mutex_lock(&b->lock);
     while (b->pending > 0) {
         int64_t left = deadline - tn_clock_mono_ms();
@@ -361,11 +379,12 @@ tn_err_t tn_kafka_produce_sync(tn_kafka_producer_t *p, const tn_kafka_record_t *
         pthread_cond_timedwait(&b->cond, &b->lock, &ts);
     }
     tn_err_t rc = TN_OK;
-    for (size_t i = 0; i < n; i++) {
-        results[i] = b->results[i];
-        if (results[i] == TN_ERR_TIMEOUT && rc == TN_OK)
+    for (size_t i = 0; i < b->n; i++) {
+        if (results)
+            results[i] = b->results[i];
+        if (b->results[i] == TN_ERR_TIMEOUT && rc == TN_OK)
             rc = TN_ERR_TIMEOUT;
-        else if (results[i] != TN_OK && results[i] != TN_ERR_TIMEOUT)
+        else if (b->results[i] != TN_OK && b->results[i] != TN_ERR_TIMEOUT)
             rc = TN_ERR_KAFKA;
     }
     int free_now = b->pending == 0;
@@ -374,6 +393,15 @@ tn_err_t tn_kafka_produce_sync(tn_kafka_producer_t *p, const tn_kafka_record_t *
     if (free_now)
         sync_batch_release(b);
     return rc;
+}
+
+tn_err_t tn_kafka_produce_sync(tn_kafka_producer_t *p, const tn_kafka_record_t *recs, size_t n,
+                               tn_err_t *results, int64_t timeout_ms)
+{
+    int64_t deadline = tn_clock_mono_ms() + timeout_ms;
+    tn_kafka_batch_t *b = tn_kafka_produce_start(p, recs, n, timeout_ms);
+    int64_t left = deadline - tn_clock_mono_ms();
+    return tn_kafka_batch_wait(b, results, left > 0 ? left : 0);
 }
 
 tn_err_t tn_kafka_producer_flush(tn_kafka_producer_t *p, int64_t timeout_ms)

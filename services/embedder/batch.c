@@ -152,9 +152,10 @@ static tn_err_t write_points(embedder_t *e, const float *vecs, size_t dims, char
     return rc;
 }
 
-/* One tickets.embedded value per chunk (or one deleted marker), produced and acknowledged. */
-static tn_err_t write_records(embedder_t *e, const float *vecs, size_t dims, char *errbuf,
-                              size_t errlen)
+/* One tickets.embedded value per chunk (or one deleted marker), produced and acknowledged; with
+ * @p started, produced only: the handle to wait on is left there. */
+static tn_err_t write_records(embedder_t *e, const float *vecs, size_t dims,
+                              tn_kafka_batch_t **started, char *errbuf, size_t errlen)
 {
     size_t cap = e->nchunks + e->nrecs + 1, n = 0;
     tn_kafka_record_t *recs = tn_xcalloc(cap, sizeof(*recs));
@@ -211,7 +212,11 @@ static tn_err_t write_records(embedder_t *e, const float *vecs, size_t dims, cha
             n++;
         }
     }
-    tn_err_t rc = n ? tn_kafka_produce_sync(e->producer, recs, n, res, 30000) : TN_OK;
+    tn_err_t rc = TN_OK;
+    if (started)
+        *started = n ? tn_kafka_produce_start(e->producer, recs, n, 30000) : NULL;
+    else if (n)
+        rc = tn_kafka_produce_sync(e->producer, recs, n, res, 30000);
     if (rc != TN_OK)
         snprintf(errbuf, errlen, "%s did not take the records: %s", e->cfg->topic_out,
                  tn_err_str(rc));
@@ -275,7 +280,8 @@ static tn_err_t embed_all(embedder_t *e, float **vecs, size_t *dims, char *errbu
     return rc == TN_ERR_PARSE ? TN_ERR_UNAVAILABLE : rc;
 }
 
-tn_err_t embedder_batch_write(embedder_t *e, const char **stage, char *errbuf, size_t errlen)
+tn_err_t embedder_batch_write(embedder_t *e, bool sync, const char **stage, char *errbuf,
+                              size_t errlen)
 {
     float *vecs = NULL;
     size_t dims = 0;
@@ -312,9 +318,25 @@ tn_err_t embedder_batch_write(embedder_t *e, const char **stage, char *errbuf, s
         }
     }
     *stage = "kafka";
-    rc = write_records(e, vecs, dims, errbuf, errlen);
+    if (!sync) { /* the records go out with embedder_batch_start_records() */
+        free(e->vecs);
+        e->vecs = vecs;
+        e->dims = dims;
+        return write_dead_letters(e, errbuf, errlen);
+    }
+    rc = write_records(e, vecs, dims, NULL, errbuf, errlen);
     free(vecs);
     if (rc == TN_OK)
         rc = write_dead_letters(e, errbuf, errlen);
     return rc;
+}
+
+tn_kafka_batch_t *embedder_batch_start_records(embedder_t *e)
+{
+    tn_kafka_batch_t *b = NULL;
+    char err[256];
+    write_records(e, e->vecs, e->dims, &b, err, sizeof(err));
+    free(e->vecs);
+    e->vecs = NULL;
+    return b;
 }

@@ -74,6 +74,14 @@ typedef struct embedder {
     embedder_rec_t *recs;
     size_t nrecs, caprecs;
     size_t nchunks;
+    float *vecs; /* the batch's vectors between embedder_batch_write() (async) and its records */
+    size_t dims;
+    /* the previous batch: written, its tickets.embedded records on their way (inflight); its
+     * offsets are committed once they are acknowledged, before the next batch's records go */
+    embedder_rec_t *prev;
+    size_t nprev, capprev, prev_nchunks;
+    tn_kafka_batch_t *inflight;
+    int sync_batches; /* after a failed delivery: batches written the synchronous way */
 } embedder_t;
 
 /* config.c */
@@ -84,14 +92,19 @@ void embedder_metrics_init(embedder_metrics_t *m, tn_metrics_t *reg);
 void embedder_batch_add(embedder_t *e, tn_kafka_msg_t *msg);
 /**
  * Embed the batch's chunks and write them: stale and deleted points removed, points upserted
- * (wait=true), records produced to tickets.embedded and acknowledged, dead letters sent.
+ * (wait=true), records produced to tickets.embedded and acknowledged (only with @p sync;
+ * otherwise the vectors are kept for embedder_batch_start_records()), dead letters sent.
  * @returns TN_OK; TN_AGAIN when an upstream's circuit is open (no call made: wait, this is no
  *          attempt); TN_ERR_UNAVAILABLE when an upstream failed in a way worth retrying (nothing
  *          committed; safe to redo); TN_ERR_UPSTREAM when the provider refused the input (the
  *          caller isolates the records); TN_ERR_KAFKA when Kafka did not take the output.
  * @param stage out: "embed", "store" or "kafka" on failure.
  */
-tn_err_t embedder_batch_write(embedder_t *e, const char **stage, char *errbuf, size_t errlen);
+tn_err_t embedder_batch_write(embedder_t *e, bool sync, const char **stage, char *errbuf,
+                              size_t errlen);
+/** With !sync: produce the written batch's tickets.embedded records; the handle to wait on
+ *  (NULL: none). */
+tn_kafka_batch_t *embedder_batch_start_records(embedder_t *e);
 /** Release the batch's messages and documents. */
 void embedder_batch_clear(embedder_t *e);
 

@@ -23,6 +23,8 @@ static bool ready(void *opaque, char *reason, size_t len)
 
 static void embedder_free(embedder_t *e)
 {
+    tn_kafka_batch_wait(e->inflight, NULL, 0); /* late reports free it */
+    e->inflight = NULL;
     if (e->consumer)
         tn_kafka_consumer_close(e->consumer);
     tn_kafka_consumer_destroy(e->consumer);
@@ -36,6 +38,12 @@ static void embedder_free(embedder_t *e)
     tn_breaker_destroy(&e->store_breaker);
     embedder_batch_clear(e);
     free(e->recs);
+    for (size_t i = 0; i < e->nprev; i++) { /* a batch left behind by a fatal error */
+        tn_kafka_msg_release(&e->prev[i].msg);
+        json_decref(e->prev[i].doc);
+    }
+    free(e->prev);
+    free(e->vecs);
     free(e);
 }
 
@@ -75,7 +83,18 @@ static tn_err_t clients_new(embedder_t *e, tn_app_t *app)
         return TN_ERR_CONFIG;
     }
     const char *topics[] = {c->topic_in, NULL};
-    if (!(e->consumer = tn_kafka_consumer_new(&ko, c->group, topics, err, sizeof(err)))) {
+    /* librdkafka reads ahead up to 64 MB per consumer by default; 8 MB (some 800 enriched
+     * records) keeps the batches fed. User properties come after, so they still win. */
+    tn_kafka_opts_t co = ko;
+    tn_cfg_prop_t *props = tn_xcalloc(ko.nprops + 1, sizeof(*props));
+    props[0] = (tn_cfg_prop_t){"queued.max.messages.kbytes", "8192"};
+    for (size_t i = 0; i < ko.nprops; i++)
+        props[i + 1] = ko.props[i];
+    co.props = props;
+    co.nprops = ko.nprops + 1;
+    e->consumer = tn_kafka_consumer_new(&co, c->group, topics, err, sizeof(err));
+    free(props);
+    if (!e->consumer) {
         TN_LOG(TN_LOG_ERROR, "embedder: %s", err);
         return TN_ERR_CONFIG;
     }

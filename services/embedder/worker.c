@@ -146,7 +146,85 @@ static tn_err_t stop_unfinished(embedder_t *e, int paused, const char *err)
     return TN_ERR_STOPPED;
 }
 
-/* Write the batch until it is done (or stopping); then commit its offsets. */
+/* The open batch and the previous one trade places. */
+static void swap_batches(embedder_t *e)
+{
+    embedder_rec_t *r = e->recs;
+    size_t n = e->nrecs, cap = e->caprecs, nc = e->nchunks;
+    e->recs = e->prev;
+    e->nrecs = e->nprev;
+    e->caprecs = e->capprev;
+    e->nchunks = e->prev_nchunks;
+    e->prev = r;
+    e->nprev = n;
+    e->capprev = cap;
+    e->prev_nchunks = nc;
+}
+
+/* Store and commit the open batch's offsets, count it and clear it. */
+static void commit_batch(embedder_t *e)
+{
+    for (size_t i = 0; i < e->nrecs; i++)
+        tn_kafka_consumer_store(e->consumer, &e->recs[i].msg);
+    tn_err_t rc = tn_kafka_consumer_commit(e->consumer, 1);
+    if (rc != TN_OK)
+        TN_LOG(TN_LOG_WARN, "embedder: offset commit failed (%s); the batch may be redone",
+               tn_err_str(rc));
+    count_committed(e);
+    embedder_batch_clear(e);
+}
+
+/*
+ * The previous batch's records were acknowledged (waiting for them): commit its offsets. When
+ * some were not, nothing of it is committed: both batches (every record consumed and not
+ * committed) are dropped, their partitions rewound to their first records, and the next batches
+ * are written the synchronous way (retries, DLQ) until one succeeds. Nothing was produced for
+ * the open batch yet, so tickets.embedded keeps the order of the input.
+ */
+static tn_err_t complete_prev(embedder_t *e)
+{
+    if (!e->nprev && !e->inflight)
+        return TN_OK;
+    tn_err_t rc = tn_kafka_batch_wait(e->inflight, NULL, 30000);
+    e->inflight = NULL;
+    swap_batches(e);
+    if (rc == TN_OK) {
+        commit_batch(e);
+        swap_batches(e);
+        return TN_OK;
+    }
+    swap_batches(e);
+    TN_LOG(TN_LOG_WARN, "embedder: %s did not acknowledge a batch (%s); redoing it",
+           e->cfg->topic_out, tn_err_str(rc));
+    tn_metric_add(e->m.retries, TN_LABELS("kafka"), 1);
+    for (int pass = 0; pass < 2; pass++) {
+        embedder_rec_t *recs = pass ? e->recs : e->prev;
+        size_t n = pass ? e->nrecs : e->nprev;
+        for (size_t i = 0; i < n; i++) {
+            const tn_kafka_msg_t *m = &recs[i].msg;
+            int64_t first = m->offset;
+            for (int q = 0; q < 2; q++) { /* the partition's first record in either batch */
+                const embedder_rec_t *o = q ? e->recs : e->prev;
+                size_t on = q ? e->nrecs : e->nprev;
+                for (size_t j = 0; j < on; j++)
+                    if (o[j].msg.partition == m->partition && !strcmp(o[j].msg.topic, m->topic) &&
+                        o[j].msg.offset < first)
+                        first = o[j].msg.offset;
+            }
+            if (first == m->offset)
+                tn_kafka_consumer_seek(e->consumer, m->topic, m->partition, first);
+        }
+    }
+    swap_batches(e);
+    embedder_batch_clear(e);
+    swap_batches(e);
+    embedder_batch_clear(e);
+    e->sync_batches = 4;
+    return TN_ERR_KAFKA;
+}
+
+/* Write the batch until it is done (or stopping); then commit its offsets, or (async) start its
+ * records and commit the previous batch's. */
 static tn_err_t finish_batch(embedder_t *e)
 {
     char err[512];
@@ -155,7 +233,7 @@ static tn_err_t finish_batch(embedder_t *e)
     for (int attempt = 1;;) {
         double t0 = tn_clock_mono_s();
         err[0] = '\0';
-        tn_err_t rc = embedder_batch_write(e, &stage, err, sizeof(err));
+        tn_err_t rc = embedder_batch_write(e, e->sync_batches > 0, &stage, err, sizeof(err));
         if (rc == TN_OK) {
             tn_metric_observe(e->m.batch_s, TN_NOLABELS, tn_clock_mono_s() - t0);
             e->failing = 0;
@@ -199,16 +277,17 @@ static tn_err_t finish_batch(embedder_t *e)
         if (wait_polling(e, wait) == TN_ERR_FATAL)
             return TN_ERR_FATAL;
     }
-    for (size_t i = 0; i < e->nrecs; i++)
-        tn_kafka_consumer_store(e->consumer, &e->recs[i].msg);
-    tn_err_t rc = tn_kafka_consumer_commit(e->consumer, 1);
-    if (rc != TN_OK)
-        TN_LOG(TN_LOG_WARN, "embedder: offset commit failed (%s); the batch may be redone",
-               tn_err_str(rc));
-    count_committed(e);
     if (paused)
         pause_batch(e, 0);
-    embedder_batch_clear(e);
+    if (complete_prev(e) != TN_OK)
+        return TN_OK; /* both batches dropped and rewound */
+    if (e->sync_batches > 0) {
+        e->sync_batches--;
+        commit_batch(e);
+        return TN_OK;
+    }
+    e->inflight = embedder_batch_start_records(e);
+    swap_batches(e); /* this batch waits for its acknowledgments; the open one is empty */
     return TN_OK;
 }
 
@@ -220,7 +299,11 @@ tn_err_t embedder_worker_run(embedder_t *e)
             int64_t wait = e->nrecs ? deadline - tn_clock_mono_ms() : 200;
             if (e->nrecs && wait <= 0)
                 break;
-            tn_err_t rc = poll_one(e, wait);
+            if (e->inflight && tn_kafka_batch_done(e->inflight))
+                complete_prev(e); /* idle or slow input: commit without waiting for a batch */
+            else if (!e->inflight && e->nprev)
+                complete_prev(e);
+            tn_err_t rc = poll_one(e, e->inflight && (!e->nrecs || wait > 5) ? 5 : wait);
             if (rc == TN_ERR_FATAL)
                 return TN_ERR_FATAL;
             if (rc == TN_OK && e->nrecs == 1)
@@ -236,6 +319,7 @@ tn_err_t embedder_worker_run(embedder_t *e)
         if (rc == TN_ERR_STOPPED)
             break;
     }
+    complete_prev(e); /* stopping: records already produced are committed once acknowledged */
     embedder_batch_clear(e);
     return TN_OK;
 }

@@ -23,6 +23,7 @@
 #ifndef TAINA_KAFKA_H
 #define TAINA_KAFKA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -124,6 +125,25 @@ tn_err_t tn_kafka_produce(tn_kafka_producer_t *p, const tn_kafka_record_t *r, tn
  */
 tn_err_t tn_kafka_produce_sync(tn_kafka_producer_t *p, const tn_kafka_record_t *recs, size_t n,
                                tn_err_t *results, int64_t timeout_ms);
+
+/** The delivery of records produced by tn_kafka_produce_start(). */
+typedef struct tn_kafka_batch tn_kafka_batch_t;
+
+/**
+ * @brief Enqueue @p n records and return at once (waiting only while the local queue is full,
+ *        up to @p timeout_ms): their acknowledgments are collected in the handle. Caller owns
+ *        the result and ends it with tn_kafka_batch_wait() (exactly once).
+ */
+tn_kafka_batch_t *tn_kafka_produce_start(tn_kafka_producer_t *p, const tn_kafka_record_t *recs,
+                                         size_t n, int64_t timeout_ms);
+/** @brief Whether every record of @p b was acknowledged or refused (nothing left to wait for). */
+bool tn_kafka_batch_done(tn_kafka_batch_t *b);
+/**
+ * @brief Wait up to @p timeout_ms for the records of @p b, fill @p results (n entries, may be
+ *        NULL) like tn_kafka_produce_sync() and free the handle (late reports are dropped).
+ *        NULL: TN_OK. @returns as tn_kafka_produce_sync().
+ */
+tn_err_t tn_kafka_batch_wait(tn_kafka_batch_t *b, tn_err_t *results, int64_t timeout_ms);
 
 /** @brief Wait until every enqueued record is acknowledged. TN_OK or TN_ERR_TIMEOUT. */
 tn_err_t tn_kafka_producer_flush(tn_kafka_producer_t *p, int64_t timeout_ms);

@@ -157,6 +157,38 @@ static void test_produce_consume_1000(void **state)
     free(t);
 }
 
+/* tn_kafka_produce_start returns before the acknowledgments; the handle reports them. */
+static void test_produce_start_wait(void **state)
+{
+    fx_t *f = *state;
+    char *t = topic(f, "async", 2);
+    tn_kafka_producer_t *p = producer(f, NULL);
+    tn_kafka_record_t recs[3] = {{t, -1, "a", 1, "one", 3, NULL, 0},
+                                 {t, -1, "b", 1, "two", 3, NULL, 0},
+                                 {t, 7, "c", 1, "no such partition", 17, NULL, 0}};
+    tn_err_t res[3];
+    tn_kafka_batch_t *b = tn_kafka_produce_start(p, recs, 2, tn_test_timeout_ms(10000));
+    assert_non_null(b);
+    int64_t until = tn_clock_mono_ms() + tn_test_timeout_ms(10000);
+    while (!tn_kafka_batch_done(b) && tn_clock_mono_ms() < until)
+        tn_clock_sleep_ms(5);
+    assert_true(tn_kafka_batch_done(b));
+    assert_int_equal(tn_kafka_batch_wait(b, res, 0), TN_OK);
+    assert_int_equal(res[0], TN_OK);
+    assert_int_equal(res[1], TN_OK);
+    /* a failed record fails the batch */
+    b = tn_kafka_produce_start(p, recs, 3, tn_test_timeout_ms(10000));
+    assert_int_not_equal(tn_kafka_batch_wait(b, res, tn_test_timeout_ms(10000)), TN_OK);
+    assert_int_equal(res[0], TN_OK);
+    assert_int_not_equal(res[2], TN_OK);
+    /* abandoned at once: the late reports free the handle (valgrind) */
+    b = tn_kafka_produce_start(p, recs, 2, tn_test_timeout_ms(10000));
+    tn_kafka_batch_wait(b, NULL, 0);
+    assert_int_equal(tn_kafka_batch_wait(NULL, NULL, 0), TN_OK);
+    tn_kafka_producer_destroy(p);
+    free(t);
+}
+
 static void test_produce_sync_results(void **state)
 {
     fx_t *f = *state;
@@ -572,6 +604,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_produce_consume_1000, setup, teardown),
         cmocka_unit_test_setup_teardown(test_produce_sync_results, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_produce_start_wait, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_and_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_consumers_split, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),

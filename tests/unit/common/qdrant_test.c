@@ -4,6 +4,8 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -420,6 +422,70 @@ static void test_upsert_floats_exact(void **state)
             fail_msg("value %zu: %.9g came back as %.9g", i, (double)v[i], (double)back);
     }
     json_decref(doc);
+    free(v);
+}
+
+/* Random finite floats of every magnitude (random bit patterns, so exponents are uniform:
+ * subnormals, 1e-38 .. 3e38) and the formatter's edges: each value must read back bit for bit,
+ * and its text must be exactly what "%.9g" prints (the body is the same as with snprintf). */
+static void test_upsert_floats_random(void **state)
+{
+    fixture_t *f = *state;
+    enum { N = 20000 };
+    static const float edges[] = {
+        1048576.125f,    /* a tie at 9 digits: half to even (1048576.12) */
+        1048576.375f,    /* 1048576.38 */
+        999999999.0f,    /* rounds to 1e+09 */
+        999999936.0f,    /* largest float < 1e9 */
+        1e9f,            /* snprintf */
+        0.0001f,         /* the f/e style edge */
+        0.000099999997f, /* e style */
+        9.99999994e-05f,
+        0.99999994f, /* largest float < 1 */
+        1.0f,
+        -0.0f,
+        0.0f,
+        1e-36f,
+        9.99999946e-37f,
+        1.17549435e-38f,
+        -3.40282347e+38f,
+        123456789.0f,
+        100000000.0f,
+        0.5f,
+        -0.125f,
+        1.5e-45f,
+    };
+    float *v = tn_xmalloc(N * sizeof(float));
+    uint64_t s = 0x243F6A8885A308D3ull;
+    for (size_t i = 0; i < N; i++) {
+        do {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            uint32_t bits = (uint32_t)(s >> 32);
+            if (i % 2) /* half of them near [-1, 1], like embeddings */
+                bits = (bits & 0x807FFFFFu) | (uint32_t)(100 + (s >> 8) % 28) << 23;
+            memcpy(&v[i], &bits, sizeof(float));
+        } while (!isfinite(v[i]));
+    }
+    memcpy(v, edges, sizeof(edges));
+    tn_qdrant_point_t p = {.id = UUID1, .vector = v, .dims = N};
+    push(f, 200, OK_UPDATE);
+    assert_int_equal(tn_qdrant_upsert(f->q, COLL, &p, 1, f->err, sizeof(f->err)), TN_OK);
+    const tn_fake_http_req_t *r = req_at(f, 0);
+    const char *at = strstr(r->body, "\"vector\":[");
+    assert_non_null(at);
+    at += strlen("\"vector\":[");
+    for (size_t i = 0; i < N; i++) {
+        char want[32];
+        int k = snprintf(want, sizeof(want), "%.9g", (double)v[i]);
+        if (strncmp(at, want, (size_t)k) != 0 || (at[k] != ',' && at[k] != ']'))
+            fail_msg("value %zu: want %s, body has %.20s", i, want, at);
+        float back = strtof(at, NULL);
+        if (memcmp(&back, &v[i], sizeof(float)) != 0)
+            fail_msg("value %zu: %s came back as %.9g", i, want, (double)back);
+        at += k + 1;
+    }
     free(v);
 }
 
@@ -1015,6 +1081,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ensure_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upsert_exact_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upsert_floats_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upsert_floats_random, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upsert_invalid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upsert_large_batch_fast, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upsert_errors, setup, teardown),
