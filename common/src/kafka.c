@@ -930,7 +930,7 @@ tn_err_t tn_kafka_txn_commit(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons, 
     if (rc == TN_OK && pos && pos->cnt > 0) {
         for (int i = 0; i < pos->cnt; i++)
             if (pos->elems[i].offset < 0)
-                pos->elems[i].offset = RD_KAFKA_OFFSET_INVALID; /* nothing read: skip */
+                pos->elems[i].offset = RD_KAFKA_OFFSET_INVALID;      /* nothing read: skip */
         rd_kafka_resp_err_t err = rd_kafka_commit(cons->rk, pos, 0); /* synchronous */
         if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
             TN_LOG(TN_LOG_WARN, "kafka: offset commit after transaction: %s",
