@@ -114,6 +114,16 @@ tn_err_t ingest_rules_load(ingest_rules_t *r, const ingest_cfg_t *cfg)
         TN_LOG(TN_LOG_ERROR, "ingest: %s", err);
         goto fail;
     }
+    /* enrich.c writes the type names as the keys of "pii" unescaped: tickets.enriched wants
+     * ^[A-Z_]{1,32}$ and at most 32 of them (the pipeline counts up to 16) */
+    for (size_t i = 0; i < tn_pii_ntypes(r->pii); i++) {
+        const char *t = tn_pii_type_name(r->pii, i);
+        if (i >= 16 || !*t || strlen(t) > 32 ||
+            strspn(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_") != strlen(t)) {
+            TN_LOG(TN_LOG_ERROR, "ingest: PII type %s: at most 16 types named [A-Z_]{1,32}", t);
+            goto fail;
+        }
+    }
     text = *cfg->category_rules_file ? read_rules(cfg->category_rules_file) : NULL;
     if (*cfg->category_rules_file && !text)
         goto fail;
@@ -145,6 +155,7 @@ void ingest_metrics_init(ingest_metrics_t *m, tn_metrics_t *reg)
 {
     static const double secs[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                   0.01,   0.025,   0.05,   0.1,   0.25,   1};
+    static const double sizes[] = {1, 10, 50, 100, 250, 500, 1000, 2000, 5000};
     m->http_items =
         tn_metrics_counter(reg, "taina_ingest_http_items_total",
                            "Items received over HTTP, by outcome.", TN_LABELS("outcome"));
@@ -166,6 +177,13 @@ void ingest_metrics_init(ingest_metrics_t *m, tn_metrics_t *reg)
     m->enrich_secs =
         tn_metrics_histogram(reg, "taina_ingest_enrich_duration_seconds",
                              "Time to enrich one record.", TN_NOLABELS, secs, TN_ARRAY_LEN(secs));
+    m->txn_commit_secs = tn_metrics_histogram(
+        reg, "taina_ingest_txn_commit_seconds",
+        "Time to commit one pipeline transaction (offsets, commit, offset commit, checkpoints).",
+        TN_NOLABELS, tn_metrics_duration_buckets, tn_metrics_duration_nbuckets);
+    m->txn_records = tn_metrics_histogram(reg, "taina_ingest_txn_records",
+                                          "Input records per committed pipeline transaction.",
+                                          TN_NOLABELS, sizes, TN_ARRAY_LEN(sizes));
     m->txn = tn_metrics_counter(reg, "taina_ingest_transactions_total",
                                 "Pipeline transactions, by outcome.", TN_LABELS("outcome"));
 }

@@ -51,14 +51,16 @@ typedef struct ingest_rules {
 } ingest_rules_t;
 
 typedef struct ingest_metrics {
-    tn_metric_t *http_items;   /* {outcome}: accepted, rejected */
-    tn_metric_t *records_in;   /* {topic} */
-    tn_metric_t *records_out;  /* {topic} */
-    tn_metric_t *dlq;          /* {reason} */
-    tn_metric_t *pii;          /* {type} */
-    tn_metric_t *invalid_utf8; /* sequences replaced */
-    tn_metric_t *enrich_secs;  /* histogram */
-    tn_metric_t *txn;          /* {outcome}: committed, aborted */
+    tn_metric_t *http_items;      /* {outcome}: accepted, rejected */
+    tn_metric_t *records_in;      /* {topic} */
+    tn_metric_t *records_out;     /* {topic} */
+    tn_metric_t *dlq;             /* {reason} */
+    tn_metric_t *pii;             /* {type} */
+    tn_metric_t *invalid_utf8;    /* sequences replaced */
+    tn_metric_t *enrich_secs;     /* histogram */
+    tn_metric_t *txn;             /* {outcome}: committed, aborted */
+    tn_metric_t *txn_commit_secs; /* histogram */
+    tn_metric_t *txn_records;     /* histogram: input records per committed transaction */
 } ingest_metrics_t;
 
 typedef struct ingest {
@@ -87,11 +89,14 @@ typedef struct ingest_reject {
 } ingest_reject_t;
 
 /**
- * Turn the bytes of a tickets.raw value into the tickets.enriched value (a new reference), or
- * NULL with @p why filled. @p pii_counts gets tn_pii_ntypes() counters (may be NULL).
+ * Turn the bytes of a tickets.raw value into the tickets.enriched value: compact JSON (free()
+ * it; its length in @p out_len) valid against tickets.enriched, and its ticket id in
+ * @p ticket_id (free() it too); or NULL with @p why filled. @p pii_counts gets tn_pii_ntypes()
+ * counters (may be NULL).
  */
-json_t *ingest_enrich(const ingest_rules_t *r, const void *value, size_t len, size_t max_bytes,
-                      size_t *pii_counts, size_t *invalid_utf8, ingest_reject_t *why);
+char *ingest_enrich(const ingest_rules_t *r, const void *value, size_t len, size_t max_bytes,
+                    size_t *pii_counts, size_t *invalid_utf8, ingest_reject_t *why, size_t *out_len,
+                    char **ticket_id);
 
 /* pipeline.c */
 /** Create the transactional producer (retried until it works or a stop is requested) and the

@@ -118,6 +118,7 @@ tn_err_t ingest_pipeline_init(ingest_t *in, tn_app_t *app)
 typedef struct slot {
     tn_kafka_msg_t msg;
     char *value; /* the tickets.enriched value, or NULL: dead letter for why */
+    size_t len;
     char *id;
     size_t counts[MAX_PII], bad;
     ingest_reject_t why;
@@ -141,13 +142,9 @@ static void enrich_slot(ingest_t *in, slot_t *sl)
 {
     const ingest_cfg_t *cfg = in->cfg;
     double t0 = tn_clock_mono_s();
-    json_t *out = ingest_enrich(&in->rules, sl->msg.value, sl->msg.value_len,
-                                (size_t)cfg->max_record_bytes, sl->counts, &sl->bad, &sl->why);
-    if (out) {
-        sl->value = json_dumps(out, JSON_COMPACT);
-        sl->id = tn_xstrdup(json_string_value(json_object_get(out, "ticket_id")));
-        json_decref(out);
-    }
+    sl->value =
+        ingest_enrich(&in->rules, sl->msg.value, sl->msg.value_len, (size_t)cfg->max_record_bytes,
+                      sl->counts, &sl->bad, &sl->why, &sl->len, &sl->id);
     tn_metric_observe(in->m.enrich_secs, TN_NOLABELS, tn_clock_mono_s() - t0);
 }
 
@@ -210,8 +207,8 @@ static void produce_slot(ingest_t *in, slot_t *sl, batch_t *b)
         tn_kafka_msg_trace(&sl->msg, &trace);
         tn_kafka_header_t h[2] = {tn_kafka_trace_header(&trace, tp, sizeof(tp)),
                                   {TN_KAFKA_H_SCHEMA, "tickets.enriched/1", 18}};
-        tn_kafka_record_t rec = {cfg->topic_enriched, -1, sl->id, strlen(sl->id), sl->value,
-                                 strlen(sl->value),   h,  2};
+        tn_kafka_record_t rec = {cfg->topic_enriched, -1,      sl->id, strlen(sl->id),
+                                 sl->value,           sl->len, h,      2};
         tn_err_t rc;
         while ((rc = tn_kafka_produce(in->txn_producer, &rec, &e)) == TN_AGAIN)
             tn_clock_sleep_ms(5); /* the local queue is full: the poll thread drains it */
@@ -254,7 +251,10 @@ static tn_err_t finish(ingest_t *in, batch_t *b)
 {
     tn_kafka_error_t e;
     int64_t t = in->cfg->txn_timeout_ms;
+    double t0 = tn_clock_mono_s();
     if (!b->failed && tn_kafka_txn_commit(in->txn_producer, in->consumer, t, &e) == TN_OK) {
+        tn_metric_observe(in->m.txn_commit_secs, TN_NOLABELS, tn_clock_mono_s() - t0);
+        tn_metric_observe(in->m.txn_records, TN_NOLABELS, (double)b->in);
         batch_commit_metrics(in, b);
         return TN_OK;
     }

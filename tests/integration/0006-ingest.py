@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 
+import jsonschema
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
@@ -49,13 +50,20 @@ def stack():
     assert rc == 0, "ingest did not exit 0 on SIGTERM"
 
 
+ENRICHED_SCHEMA = json.load(open(os.path.join(os.path.dirname(__file__), "..", "..", "schemas",
+                                            "tickets.enriched.schema.json")))
+
+
 def enriched(stack, ids, timeout=30):
-    """The tickets.enriched values of @ids, by ticket id."""
+    """The tickets.enriched values of @ids, by ticket id, each checked against the schema
+    (ingest writes them without validating: they are valid by construction)."""
     ids = set(ids)
     recs = consume(stack["ds"].bootstrap, "tickets.enriched", want=len(ids), timeout=timeout,
                    pred=lambda r: r["key"].decode() in ids)
-    return {r["key"].decode(): json.loads(r["value"]) for r in recs
-            if r["key"].decode() in ids}
+    got = {r["key"].decode(): json.loads(r["value"]) for r in recs if r["key"].decode() in ids}
+    for v in got.values():
+        jsonschema.validate(v, ENRICHED_SCHEMA, format_checker=jsonschema.FormatChecker())
+    return got
 
 
 def raw_ids(stack):
