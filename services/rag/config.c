@@ -30,6 +30,18 @@ const tn_cfg_key_t rag_keys[] = {
         "Deadline of a request (504 when an upstream exceeds it)", 100, 600000),
     KEY("rag_context_tokens", TN_CFG_INT, context_tokens, "1500", 0,
         "Token budget of the context given to the LLM (4 characters a token)", 50, 1000000),
+    KEY("rag_local_seed_file", TN_CFG_STRING, local_seed_file, "", 0,
+        "Local backend: NDJSON of tickets.embedded record values applied before the topic is "
+        "read (a bench and operations aid: loads a snapshot without Kafka; empty = none)",
+        0, 0),
+    KEY("rag_coalesce_window_us", TN_CFG_INT, coalesce_window_us, "1000", 0,
+        "Local backend: how long (microseconds) a search waits for concurrent ones to answer "
+        "them in one pass over the matrix (0 = every search alone)",
+        0, 1000000),
+    KEY("rag_coalesce_max", TN_CFG_INT, coalesce_max, "16", 0,
+        "Local backend: most searches answered in one pass", 1, 256),
+    KEY("rag_coalesce_passes", TN_CFG_INT, coalesce_passes, "2", 0,
+        "Local backend: coalesced passes that may run at once (about the cores)", 1, 256),
     KEY("rag_schemas_dir", TN_CFG_STRING, schemas_dir, "schemas", 0, "Folder of the JSON Schemas",
         0, 0),
     KEY("rag_pii_rules_file", TN_CFG_STRING, pii_rules_file, "", 0,

@@ -1,12 +1,24 @@
 /* rag: the vector search backends. local: a feeder thread materializes tickets.embedded (every
  * partition from the beginning, no group) into an in-memory exact vecstore; the service is
  * ready once it read what was on the topic at start. qdrant: the common client, the tenant
- * filter always applied. */
+ * filter always applied.
+ * TAINA_RAG_LOCAL_SEED_FILE (a bench and operations aid) names an NDJSON file of
+ * tickets.embedded record values that the feeder applies, through the same parsing path as the
+ * topic's records, before it reads the topic: a snapshot larger than the topic can carry (e.g.
+ * devstack's ~5 MB per partition) loads without Kafka; the topic's records, read next from the
+ * beginning, still apply on top, and /ready waits for both.
+ * Concurrent local searches are coalesced: one pass of tn_vecstore_search_many over the matrix
+ * answers every search that queued within the window (rag_coalesce_window_us), with the same
+ * results as one tn_vecstore_search each. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <time.h>
 
 #include "rag.h"
+#include "taina/clock.h"
 #include "taina/log.h"
 #include "taina/mem.h"
 
@@ -15,10 +27,11 @@ static const char *sfield(const json_t *o, const char *k)
     return json_string_value(json_object_get(o, k));
 }
 
-/* Apply one tickets.embedded record to the local store. */
-static void apply(rag_t *r, const tn_kafka_msg_t *m, int *warned)
+/* Apply one tickets.embedded record (its JSON value) to the local store: the one parsing path
+ * of the topic's records and of the seed file's lines. */
+static void apply(rag_t *r, const void *value, size_t len, int *warned)
 {
-    json_t *v = json_loadb(m->value, m->value_len, 0, NULL);
+    json_t *v = json_loadb(value, len, 0, NULL);
     const char *tenant = sfield(v, "tenant_id"), *ticket = sfield(v, "ticket_id");
     if (!tenant || !ticket) {
         json_decref(v);
@@ -75,17 +88,45 @@ static void index_gauges(rag_t *r)
     tn_metric_set(r->m.index, TN_LABELS("payload_bytes"), (double)st.payload_bytes);
 }
 
+/* Apply the seed file's lines (one record value each; blank lines skipped). */
+static void seed(rag_t *r, int *warned)
+{
+    char *line = NULL;
+    size_t cap = 0, count = 0;
+    ssize_t n;
+    double t0 = tn_clock_mono_s();
+    while (!atomic_load(&r->stop_feeder) && (n = getline(&line, &cap, r->seed)) >= 0) {
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            n--;
+        if (!n)
+            continue;
+        apply(r, line, (size_t)n, warned);
+        if (++count % 10000 == 0)
+            index_gauges(r);
+    }
+    if (ferror(r->seed))
+        TN_LOG(TN_LOG_ERROR, "rag: reading %s: %s", r->cfg->local_seed_file, strerror(errno));
+    free(line);
+    fclose(r->seed);
+    r->seed = NULL;
+    index_gauges(r);
+    TN_LOG(TN_LOG_INFO, "rag: %zu records of the seed file %s applied in %.1f s", count,
+           r->cfg->local_seed_file, tn_clock_mono_s() - t0);
+}
+
 static void *feeder(void *arg)
 {
     rag_t *r = arg;
     int warned = 0;
     size_t applied = 0;
+    if (r->seed)
+        seed(r, &warned);
     while (!atomic_load(&r->stop_feeder)) {
         tn_kafka_msg_t m;
         tn_kafka_error_t e;
         tn_err_t rc = tn_kafka_consumer_poll(r->feed, 200, &m, &e);
         if (rc == TN_OK) {
-            apply(r, &m, &warned);
+            apply(r, m.value, m.value_len, &warned);
             tn_kafka_msg_release(&m);
             if (++applied % 1000 == 0)
                 index_gauges(r);
@@ -147,7 +188,20 @@ tn_err_t rag_index_start(rag_t *r, tn_app_t *app)
         TN_LOG(TN_LOG_ERROR, "rag: the local backend needs TAINA_EMBED_DIMS (the index's size)");
         return TN_ERR_CONFIG;
     }
+    if (*c->local_seed_file && !(r->seed = fopen(c->local_seed_file, "r"))) {
+        TN_LOG(TN_LOG_ERROR, "rag: rag_local_seed_file %s: %s", c->local_seed_file,
+               strerror(errno));
+        return TN_ERR_CONFIG;
+    }
     r->local = tn_vecstore_new(dims);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&r->co.mu, NULL);
+    pthread_cond_init(&r->co.more, &ca);
+    pthread_cond_init(&r->co.done, &ca);
+    pthread_condattr_destroy(&ca);
+    r->co_init = 1;
     tn_kafka_opts_t ko = {0};
     ko.brokers = tn_app_common(app)->kafka_brokers;
     ko.props = tn_app_kafka_props(app, &ko.nprops);
@@ -172,6 +226,15 @@ void rag_index_stop(rag_t *r)
     if (r->feeder_running)
         pthread_join(r->feeder, NULL);
     r->feeder_running = 0;
+    if (r->seed)
+        fclose(r->seed);
+    r->seed = NULL;
+    if (r->co_init) {
+        pthread_cond_destroy(&r->co.more);
+        pthread_cond_destroy(&r->co.done);
+        pthread_mutex_destroy(&r->co.mu);
+        r->co_init = 0;
+    }
     tn_kafka_consumer_destroy(r->feed);
     r->feed = NULL;
     tn_vecstore_destroy(r->local);
@@ -204,12 +267,113 @@ static void copy_str(char *dst, size_t cap, const char *s)
     snprintf(dst, cap, "%s", s ? s : "");
 }
 
+/* The leader's pass: answer @p nq queued searches (taken off the queue) at once. Each gets the
+ * first p->k of the top max-k hits: the ranking is a total order (ties by insertion), so they
+ * are exactly its own top k. */
+static void coalesced_pass(rag_t *r, rag_pending_t **batch, size_t nq)
+{
+    if (nq == 1) {
+        batch[0]->got = tn_vecstore_search(r->local, batch[0]->vec, &batch[0]->f, batch[0]->k,
+                                           -2.0f, batch[0]->hits);
+        return;
+    }
+    size_t dims = tn_vecstore_dims(r->local), kmax = 0;
+    for (size_t i = 0; i < nq; i++)
+        kmax = batch[i]->k > kmax ? batch[i]->k : kmax;
+    float *qs = tn_xmalloc(nq * dims * sizeof(*qs));
+    tn_vec_filter_t *fs = tn_xcalloc(nq, sizeof(*fs));
+    tn_vec_hit_t *hs = tn_xcalloc(nq * kmax, sizeof(*hs));
+    size_t *counts = tn_xcalloc(nq, sizeof(*counts));
+    for (size_t i = 0; i < nq; i++) {
+        memcpy(qs + i * dims, batch[i]->vec, dims * sizeof(*qs));
+        fs[i] = batch[i]->f;
+    }
+    tn_vecstore_search_many(r->local, qs, fs, nq, kmax, -2.0f, hs, counts);
+    for (size_t i = 0; i < nq; i++) {
+        tn_vec_hit_t *h = hs + i * kmax;
+        size_t keep = counts[i] < batch[i]->k ? counts[i] : batch[i]->k;
+        memcpy(batch[i]->hits, h, keep * sizeof(*h));
+        tn_vec_hits_free(h + keep, counts[i] - keep);
+        batch[i]->got = keep;
+    }
+    free(counts);
+    free(hs);
+    free(fs);
+    free(qs);
+}
+
+/* One local search through the coalescer: queue it; while it is not answered, either wait for
+ * a pass to end or, when fewer than coalesce_passes run, lead one: wait up to the window for the
+ * other requests in flight (not already in a pass) to queue theirs, take at most coalesce_max,
+ * answer them. */
+static size_t coalesced_search(rag_t *r, rag_pending_t *p)
+{
+    rag_coalescer_t *co = &r->co;
+    size_t max = (size_t)r->cfg->coalesce_max;
+    rag_pending_t **batch = tn_xcalloc(max, sizeof(*batch));
+    pthread_mutex_lock(&co->mu);
+    if (co->tail)
+        co->tail->next = p;
+    else
+        co->head = p;
+    co->tail = p;
+    co->npending++;
+    pthread_cond_signal(&co->more);
+    while (!p->done) {
+        if (co->passes >= (int)r->cfg->coalesce_passes || !co->npending) {
+            pthread_cond_wait(&co->done, &co->mu);
+            continue;
+        }
+        co->passes++;
+        struct timespec dl;
+        clock_gettime(CLOCK_MONOTONIC, &dl);
+        dl.tv_nsec += (long)r->cfg->coalesce_window_us * 1000L;
+        dl.tv_sec += dl.tv_nsec / 1000000000L;
+        dl.tv_nsec %= 1000000000L;
+        for (;;) {
+            size_t flight = (size_t)atomic_load(&r->inflight); /* requests that may queue */
+            size_t others = flight > co->in_pass ? flight - co->in_pass : 0;
+            size_t want = others < max ? others : max;
+            if (co->npending >= want ||
+                pthread_cond_timedwait(&co->more, &co->mu, &dl) == ETIMEDOUT)
+                break;
+        }
+        size_t nq = 0;
+        while (co->head && nq < max) {
+            batch[nq++] = co->head;
+            co->head = co->head->next;
+        }
+        if (!co->head)
+            co->tail = NULL;
+        co->npending -= nq;
+        co->in_pass += nq;
+        pthread_mutex_unlock(&co->mu);
+        if (nq)
+            coalesced_pass(r, batch, nq);
+        pthread_mutex_lock(&co->mu);
+        for (size_t i = 0; i < nq; i++)
+            batch[i]->done = 1;
+        co->in_pass -= nq;
+        co->passes--;
+        pthread_cond_broadcast(&co->done);
+    }
+    pthread_mutex_unlock(&co->mu);
+    free(batch);
+    return p->got;
+}
+
 static tn_err_t search_local(rag_t *r, const float *vec, const rag_filter_t *f, size_t k,
                              rag_hit_t **out, size_t *n)
 {
     tn_vec_hit_t *vh = tn_xcalloc(k, sizeof(*vh));
     tn_vec_filter_t vf = {f->tenant_id, f->lang, f->category, f->ticket_id};
-    size_t got = tn_vecstore_search(r->local, vec, &vf, k, -2.0f, vh);
+    size_t got;
+    if (r->cfg->coalesce_window_us > 0 && r->cfg->coalesce_max > 1) {
+        rag_pending_t p = {vec, vf, k, vh, 0, 0, NULL};
+        got = coalesced_search(r, &p);
+    } else {
+        got = tn_vecstore_search(r->local, vec, &vf, k, -2.0f, vh);
+    }
     rag_hit_t *h = tn_xcalloc(got ? got : 1, sizeof(*h));
     for (size_t i = 0; i < got; i++) {
         copy_str(h[i].ticket_id, sizeof(h[i].ticket_id), vh[i].ticket_id);

@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "taina/app.h"
 #include "taina/embed.h"
@@ -31,6 +32,8 @@ typedef struct rag_cfg {
     int backend;
     char *topic_embedded, *topic_queries;
     int64_t max_inflight, request_timeout_ms, context_tokens;
+    char *local_seed_file;
+    int64_t coalesce_window_us, coalesce_max, coalesce_passes;
     char *schemas_dir, *pii_rules_file;
     int embed_provider;
     char *embed_model, *embed_url, *embed_api_key;
@@ -69,6 +72,28 @@ typedef struct rag_filter {
     const char *tenant_id, *lang, *category, *ticket_id;
 } rag_filter_t;
 
+/** One local search waiting to be answered by a coalesced pass (on the requester's stack). */
+typedef struct rag_pending {
+    const float *vec;
+    tn_vec_filter_t f;
+    size_t k;
+    tn_vec_hit_t *hits; /* room for k */
+    size_t got;
+    int done;
+    struct rag_pending *next;
+} rag_pending_t;
+
+/** Concurrent local searches queue here; one of them (the leader) waits up to the window for
+ *  the others, then answers the whole batch in one tn_vecstore_search_many pass. */
+typedef struct rag_coalescer {
+    pthread_mutex_t mu;
+    pthread_cond_t more, done; /* more: a search queued (leader waits); done: a pass ended */
+    rag_pending_t *head, *tail;
+    size_t npending;
+    size_t in_pass; /* searches being answered by a pass */
+    int passes;     /* leaders collecting or searching (at most coalesce_passes) */
+} rag_coalescer_t;
+
 typedef struct rag {
     const rag_cfg_t *cfg;
     rag_metrics_t m;
@@ -81,6 +106,9 @@ typedef struct rag {
     tn_kafka_producer_t *events;
     /* local backend feeder */
     tn_kafka_consumer_t *feed;
+    FILE *seed; /* TAINA_RAG_LOCAL_SEED_FILE, applied by the feeder before the topic */
+    rag_coalescer_t co;
+    int co_init;
     pthread_t feeder;
     int feeder_running;
     atomic_bool caught_up;

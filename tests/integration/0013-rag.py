@@ -17,6 +17,7 @@ from taina_harness import (KAFKA_FAST_GROUP, MULT, Devstack, Service, TempDir,  
                            api_keys, consume, http)
 
 KA, KB = "key-a-0123456789abcdef", "key-b-0123456789abcdef"
+KC = "key-c-0123456789abcdef"  # tenant-c: only in the seed file of test_seed_file
 
 DOCS_A = [
     ("Renovación de pasaporte", "Para renovar el pasaporte debe presentar la cédula de identidad y "
@@ -68,7 +69,7 @@ def wait_searchable(port, key, n, timeout=60):
 def stack():
     tmp = TempDir("taina-0013-")
     ds = Devstack(tmp)
-    keys = api_keys(tmp, {"tenant-a": KA, "tenant-b": KB})
+    keys = api_keys(tmp, {"tenant-a": KA, "tenant-b": KB, "tenant-c": KC})
     fake_q = Service("fake-qdrant", tmp, {"TAINA_HTTP_MAX_BODY": "64MiB"})
     fake_q.wait_ready()
     base = {"TAINA_KAFKA_BROKERS": ds.bootstrap}
@@ -247,3 +248,78 @@ def test_query_events_redact_the_question(stack):
     assert "juana.perez" not in json.dumps(ev) and "[EMAIL]" in ev["question"]
     assert ev["tenant_id"] == "tenant-a" and ev["endpoint"] == "query" and ev["hits"]
     assert all(e["value"].find(b"juana.perez") < 0 for e in evs)
+
+
+def test_concurrent_searches_answer_as_alone(stack):
+    """Concurrent local searches are coalesced into one pass over the matrix: each still gets
+    exactly what it gets alone."""
+    port = stack["rag"].port
+    qs = ["renovar pasaporte cédula", "vehicle insurance plate", "acta de nacimiento precio",
+          "horario sábados", "licencia examen médico", "matrimonio internet",
+          "pasaportes diplomáticos", "offices open Monday"]
+    alone = {(q, k): post(port, "/v1/search", {"question": q, "top_k": k})[2]["results"]
+             for q in qs for k in (1, 3, 10)}
+    got, errors = {}, []
+
+    def worker(i):
+        try:
+            for j in range(6):
+                q, k = qs[(i + j) % len(qs)], (1, 3, 10)[(i + j) % 3]
+                st, _, r = post(port, "/v1/search", {"question": q, "top_k": k})
+                assert st == 200, r
+                got.setdefault((q, k), []).append(r["results"])
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    strip = lambda rs: [(x["ticket_id"], x["chunk_index"], x["score"]) for x in rs]  # noqa: E731
+    for key, runs in got.items():
+        for rs in runs:
+            assert strip(rs) == strip(alone[key]), key
+
+
+def test_seed_file(stack):
+    """TAINA_RAG_LOCAL_SEED_FILE: tickets.embedded record values, one a line, applied through the
+    topic's parsing path before the topic: here tenant A's records copied to tenant-c (plus a
+    blank line, a line that is not JSON, a record without ids and a deleted ticket), so tenant-c
+    finds on the seeded service what tenant A finds from the topic."""
+    tmp, base = stack["tmp"], stack["base"]
+    recs = [json.loads(r["value"]) for r in consume(stack["ds"].bootstrap, "tickets.embedded",
+                                                    idle=2)]
+    mine = [r for r in recs if r.get("tenant_id") == "tenant-a" and not r.get("deleted")]
+    assert mine
+    lines = []
+    for r in mine:
+        lines.append(json.dumps(dict(r, tenant_id="tenant-c")))
+    gone = dict(mine[0], tenant_id="tenant-c", ticket_id="gone-ticket")
+    lines += ["", "not json {", json.dumps({"text": "no ids"}), json.dumps(gone),
+              json.dumps({"schema_version": 1, "tenant_id": "tenant-c", "ticket_id": "gone-ticket",
+                          "deleted": True, "chunk_count": 0})]
+    seed = tmp.file("seed.ndjson", "\n".join(lines) + "\n")
+    r3 = Service("rag", tmp, dict(base, TAINA_API_KEYS_FILE=stack["keys"],
+                                  TAINA_RAG_LOCAL_SEED_FILE=seed), tag="rag-seed")
+    try:
+        r3.wait_ready(60)
+        for q in ("renovar pasaporte cédula", "vehicle insurance plate", "horario sábados"):
+            a = post(stack["rag"].port, "/v1/search", {"question": q, "top_k": 5})[2]["results"]
+            st, _, c = post(r3.port, "/v1/search", {"question": q, "top_k": 5}, KC)
+            assert st == 200, c
+            c = c["results"]
+            assert [(x["ticket_id"], x["chunk_index"], x["score"]) for x in a] == \
+                   [(x["ticket_id"], x["chunk_index"], x["score"]) for x in c], q
+        st, _, c = post(r3.port, "/v1/search", {"question": "pasaporte", "top_k": 50}, KC)
+        assert "gone-ticket" not in {x["ticket_id"] for x in c["results"]}
+        _, _, m = http("GET", r3.port, "/metrics")
+        assert b'taina_rag_index{what="chunks"}' in m
+    finally:
+        assert r3.stop() == 0
+    bad = Service("rag", tmp, dict(base, TAINA_API_KEYS_FILE=stack["keys"],
+                                   TAINA_RAG_LOCAL_SEED_FILE=tmp.file("x") + ".missing"),
+                  tag="rag-noseed")
+    assert bad.proc.wait(30 * MULT) != 0, "a missing seed file must stop the service"
+    bad.log.close()
