@@ -82,6 +82,17 @@ const tn_cfg_prop_t *tn_app_kafka_props(const tn_app_t *app, size_t *n)
     return tn_cfg_kafka_props(app->cfg, n);
 }
 
+tn_kafka_opts_t tn_app_kafka_opts(tn_app_t *app, const char *client_id)
+{
+    tn_kafka_opts_t o = {0};
+    o.brokers = app->common.kafka_brokers;
+    o.props = tn_cfg_kafka_props(app->cfg, &o.nprops);
+    o.metrics = app->metrics;
+    o.stats_interval_ms = app->common.kafka_stats_interval_ms;
+    o.client_id = client_id;
+    return o;
+}
+
 const char *tn_app_name(const tn_app_t *app)
 {
     return app->def->name;

@@ -151,6 +151,9 @@ static rd_kafka_conf_t *conf_build(const tn_kafka_opts_t *o, const char *const *
     for (size_t i = 0; defaults && defaults[i]; i += 2)
         if (conf_set(conf, defaults[i], defaults[i + 1], errbuf, errlen))
             goto fail;
+    for (size_t i = 0; i < o->ndefaults; i++)
+        if (conf_set(conf, o->defaults[i].name, o->defaults[i].value, errbuf, errlen))
+            goto fail;
     for (size_t i = 0; i < o->nprops; i++)
         if (conf_set(conf, o->props[i].name, o->props[i].value, errbuf, errlen))
             goto fail;
@@ -656,19 +659,13 @@ out:
 tn_kafka_consumer_t *tn_kafka_consumer_new(const tn_kafka_opts_t *o, const char *group,
                                            const char *const *topics, char *errbuf, size_t errlen)
 {
-    static const char *const defaults[] = {"enable.auto.commit",
-                                           "false",
-                                           "enable.auto.offset.store",
-                                           "false",
-                                           "partition.assignment.strategy",
-                                           "cooperative-sticky",
-                                           "isolation.level",
-                                           "read_committed",
-                                           "auto.offset.reset",
-                                           "earliest",
-                                           "enable.partition.eof",
-                                           "false",
-                                           NULL};
+    static const char *const defaults[] = {
+        "enable.auto.commit", "false", "enable.auto.offset.store", "false",
+        "partition.assignment.strategy", "cooperative-sticky", "isolation.level", "read_committed",
+        "auto.offset.reset", "earliest", "enable.partition.eof", "false",
+        /* librdkafka reads ahead up to 64 MB by default,
+         * most of a worker's memory; 8 MB keeps it fed */
+        "queued.max.messages.kbytes", "8192", NULL};
     char rkerr[512];
     tn_kafka_consumer_t *cons = NULL;
     rd_kafka_conf_t *conf = conf_build(o, defaults, errbuf, errlen);

@@ -72,28 +72,13 @@ static tn_err_t clients_new(embedder_t *e, tn_app_t *app)
             return TN_ERR_CONFIG;
         }
     }
-    tn_kafka_opts_t ko = {0};
-    ko.brokers = tn_app_common(app)->kafka_brokers;
-    ko.props = tn_app_kafka_props(app, &ko.nprops);
-    ko.metrics = tn_app_metrics(app);
-    ko.stats_interval_ms = tn_app_common(app)->kafka_stats_interval_ms;
-    ko.client_id = "taina-embedder";
+    tn_kafka_opts_t ko = tn_app_kafka_opts(app, "taina-embedder");
     if (!(e->producer = tn_kafka_producer_new(&ko, NULL, err, sizeof(err)))) {
         TN_LOG(TN_LOG_ERROR, "embedder: %s", err);
         return TN_ERR_CONFIG;
     }
     const char *topics[] = {c->topic_in, NULL};
-    /* librdkafka reads ahead up to 64 MB per consumer by default; 8 MB (some 800 enriched
-     * records) keeps the batches fed. User properties come after, so they still win. */
-    tn_kafka_opts_t co = ko;
-    tn_cfg_prop_t *props = tn_xcalloc(ko.nprops + 1, sizeof(*props));
-    props[0] = (tn_cfg_prop_t){"queued.max.messages.kbytes", "8192"};
-    for (size_t i = 0; i < ko.nprops; i++)
-        props[i + 1] = ko.props[i];
-    co.props = props;
-    co.nprops = ko.nprops + 1;
-    e->consumer = tn_kafka_consumer_new(&co, c->group, topics, err, sizeof(err));
-    free(props);
+    e->consumer = tn_kafka_consumer_new(&ko, c->group, topics, err, sizeof(err));
     if (!e->consumer) {
         TN_LOG(TN_LOG_ERROR, "embedder: %s", err);
         return TN_ERR_CONFIG;

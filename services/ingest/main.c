@@ -31,23 +31,15 @@ static bool ready(void *opaque, char *reason, size_t len)
 static tn_err_t http_producer_new(ingest_t *in, tn_app_t *app)
 {
     char err[512], timeout[32];
-    size_t nuser;
-    const tn_cfg_prop_t *user = tn_app_kafka_props(app, &nuser);
     /* Every record gets its final answer within the produce timeout: no 503 for a record that
-     * later lands anyway. User properties come after, so they still win. */
-    tn_cfg_prop_t *props = tn_xcalloc(nuser + 1, sizeof(*props));
+     * later lands anyway. (A user's TAINA_KAFKA_MESSAGE_TIMEOUT_MS still wins.) */
     snprintf(timeout, sizeof(timeout), "%lld", (long long)in->cfg->produce_timeout_ms);
-    props[0] = (tn_cfg_prop_t){"message.timeout.ms", timeout};
-    for (size_t i = 0; i < nuser; i++)
-        props[i + 1] = user[i];
-    tn_kafka_opts_t o = {0};
-    o.brokers = tn_app_common(app)->kafka_brokers;
-    o.props = props;
-    o.nprops = nuser + 1;
-    o.metrics = tn_app_metrics(app);
-    o.client_id = "taina-ingest-http";
+    tn_cfg_prop_t defaults[] = {{"message.timeout.ms", timeout}};
+    tn_kafka_opts_t o = tn_app_kafka_opts(app, "taina-ingest-http");
+    o.defaults = defaults;
+    o.ndefaults = 1;
+    o.stats_interval_ms = 0;
     in->http_producer = tn_kafka_producer_new(&o, NULL, err, sizeof(err));
-    free(props);
     if (!in->http_producer) {
         TN_LOG(TN_LOG_ERROR, "ingest: %s", err);
         return TN_ERR_CONFIG;

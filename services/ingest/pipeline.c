@@ -59,12 +59,7 @@ tn_err_t ingest_pipeline_init(ingest_t *in, tn_app_t *app)
 {
     const ingest_cfg_t *cfg = in->cfg;
     char err[512];
-    tn_kafka_opts_t o = {0};
-    o.brokers = tn_app_common(app)->kafka_brokers;
-    o.props = tn_app_kafka_props(app, &o.nprops);
-    o.metrics = tn_app_metrics(app);
-    o.stats_interval_ms = tn_app_common(app)->kafka_stats_interval_ms;
-    o.client_id = "taina-ingest";
+    tn_kafka_opts_t o = tn_app_kafka_opts(app, "taina-ingest");
     char host[128] = "local";
     gethostname(host, sizeof(host) - 1);
     host[sizeof(host) - 1] = '\0';
@@ -94,17 +89,7 @@ tn_err_t ingest_pipeline_init(ingest_t *in, tn_app_t *app)
     }
     free(txnid);
     const char *topics[] = {cfg->topic_raw, NULL};
-    /* librdkafka reads ahead up to 64 MB per consumer by default, most of our memory; 8 MB
-     * keeps the pipeline fed at full speed. User properties come after, so they still win. */
-    tn_kafka_opts_t co = o;
-    tn_cfg_prop_t *props = tn_xcalloc(o.nprops + 1, sizeof(*props));
-    props[0] = (tn_cfg_prop_t){"queued.max.messages.kbytes", "8192"};
-    for (size_t i = 0; i < o.nprops; i++)
-        props[i + 1] = o.props[i];
-    co.props = props;
-    co.nprops = o.nprops + 1;
-    in->consumer = tn_kafka_consumer_new(&co, cfg->group, topics, err, sizeof(err));
-    free(props);
+    in->consumer = tn_kafka_consumer_new(&o, cfg->group, topics, err, sizeof(err));
     if (!in->consumer) {
         TN_LOG(TN_LOG_ERROR, "ingest: %s", err);
         return TN_ERR_CONFIG;

@@ -202,11 +202,7 @@ tn_err_t rag_index_start(rag_t *r, tn_app_t *app)
     pthread_cond_init(&r->co.done, &ca);
     pthread_condattr_destroy(&ca);
     r->co_init = 1;
-    tn_kafka_opts_t ko = {0};
-    ko.brokers = tn_app_common(app)->kafka_brokers;
-    ko.props = tn_app_kafka_props(app, &ko.nprops);
-    ko.metrics = tn_app_metrics(app);
-    ko.client_id = "taina-rag-index";
+    tn_kafka_opts_t ko = tn_app_kafka_opts(app, "taina-rag-index");
     const char *topics[] = {c->topic_embedded, NULL};
     if (!(r->feed = tn_kafka_consumer_new(&ko, NULL, topics, err, sizeof(err)))) {
         TN_LOG(TN_LOG_ERROR, "rag: %s", err);

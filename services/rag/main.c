@@ -74,11 +74,7 @@ static tn_err_t clients_new(rag_t *r, tn_app_t *app)
                                 : tn_pii_new(NULL, "built-in PII rules", err, sizeof(err));
     if (!r->pii)
         goto fail;
-    tn_kafka_opts_t ko = {0};
-    ko.brokers = tn_app_common(app)->kafka_brokers;
-    ko.props = tn_app_kafka_props(app, &ko.nprops);
-    ko.metrics = tn_app_metrics(app);
-    ko.client_id = "taina-rag";
+    tn_kafka_opts_t ko = tn_app_kafka_opts(app, "taina-rag");
     if (!(r->events = tn_kafka_producer_new(&ko, NULL, err, sizeof(err))))
         goto fail;
     return TN_OK;

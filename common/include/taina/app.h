@@ -26,6 +26,7 @@
 #include "taina/config.h"
 #include "taina/err.h"
 #include "taina/http_server.h"
+#include "taina/kafka.h"
 #include "taina/metrics.h"
 
 typedef struct tn_app tn_app_t;
@@ -82,6 +83,12 @@ const tn_app_common_t *tn_app_common(const tn_app_t *app);
 tn_metrics_t *tn_app_metrics(tn_app_t *app);
 /** @brief Kafka passthrough properties (TAINA_KAFKA_*). Borrowed; valid while the app runs. */
 const tn_cfg_prop_t *tn_app_kafka_props(const tn_app_t *app, size_t *n);
+/**
+ * @brief Kafka client options from the common keys: brokers, the TAINA_KAFKA_* passthrough
+ *        properties, the metrics registry, the statistics interval, and @p client_id
+ *        (borrowed). Everything borrowed lives as long as the app.
+ */
+tn_kafka_opts_t tn_app_kafka_opts(tn_app_t *app, const char *client_id);
 /** @brief The program's short name ("ingest"). */
 const char *tn_app_name(const tn_app_t *app);
 

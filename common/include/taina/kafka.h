@@ -53,7 +53,9 @@ typedef struct tn_kafka_error {
 
 /** Connection options shared by producers and consumers. All pointers borrowed during _new. */
 typedef struct tn_kafka_opts {
-    const char *brokers;        /**< bootstrap servers */
+    const char *brokers;           /**< bootstrap servers */
+    const tn_cfg_prop_t *defaults; /**< the program's own settings, before props (may be NULL) */
+    size_t ndefaults;
     const tn_cfg_prop_t *props; /**< passthrough properties, applied last (may be NULL) */
     size_t nprops;
     tn_metrics_t *metrics;     /**< borrowed, must outlive the client; NULL = no metrics */
