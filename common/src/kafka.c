@@ -972,6 +972,16 @@ tn_err_t tn_kafka_txn_commit(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons, 
                 e->abortable = 1;
             goto out;
         }
+        /* Checkpoints go out only after every output was acknowledged: on a cluster without
+         * transaction markers (devstack) what was sent is visible at once, so a checkpoint must
+         * never be seen without the outputs it vouches for. */
+        if (cons->ckpt_topic &&
+            rd_kafka_flush(p->rk, (int)timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            fill_error(e, RD_KAFKA_RESP_ERR__TIMED_OUT, "outputs not acknowledged before commit");
+            if (e)
+                e->abortable = 1;
+            goto out;
+        }
         if (cons->ckpt_topic && (rc = ckpt_write(p, cons, pos, e)) != TN_OK)
             goto out;
         rc = TN_ERR_KAFKA;

@@ -258,8 +258,12 @@ static tn_err_t finish(ingest_t *in, batch_t *b)
 }
 
 /* Consume into groups of up to GROUP records (what is already fetched, no waiting past the
- * first), enrich a group on two threads, then produce it in consumption order: the same records,
- * order and transactions as one by one. */
+ * first) and enrich each group on two threads as it comes; the batch's outputs are produced in
+ * consumption order only when the batch is complete, right before its commit. Nothing of a batch
+ * reaches the broker before the decision to commit it: a batch abandoned before (a failed
+ * enrichment step, a stop) leaves no records behind even on a cluster without transaction
+ * markers (devstack), and the window in which a crash leaves records of an unfinished
+ * transaction is the commit itself. */
 static tn_err_t run(ingest_t *in, pool_t *p, int threaded, slot_t *slots)
 {
     const ingest_cfg_t *cfg = in->cfg;
@@ -268,8 +272,9 @@ static tn_err_t run(ingest_t *in, pool_t *p, int threaded, slot_t *slots)
         memset(&b, 0, sizeof(b));
         int in_txn = 0;
         int64_t deadline = 0;
-        while ((int64_t)b.in < cfg->batch_max && !b.failed) {
-            size_t n = 0, room = (size_t)cfg->batch_max - b.in;
+        size_t held = 0; /* slots of this batch, enriched, not produced yet */
+        while ((int64_t)held < cfg->batch_max) {
+            size_t n = 0, room = (size_t)cfg->batch_max - held;
             if (room > GROUP)
                 room = GROUP;
             while (n < room) {
@@ -279,7 +284,7 @@ static tn_err_t run(ingest_t *in, pool_t *p, int threaded, slot_t *slots)
                 if (in_txn && wait == 0 && !n)
                     break;
                 tn_kafka_error_t e;
-                slot_t *sl = &slots[n];
+                slot_t *sl = &slots[held + n];
                 memset(sl, 0, sizeof(*sl));
                 tn_err_t rc = tn_kafka_consumer_poll(in->consumer, wait, &sl->msg, &e);
                 atomic_store(&in->pipeline_ready, tn_kafka_consumer_assigned(in->consumer) > 0);
@@ -287,7 +292,7 @@ static tn_err_t run(ingest_t *in, pool_t *p, int threaded, slot_t *slots)
                     break;
                 if (rc != TN_OK) {
                     if (e.fatal) {
-                        for (size_t i = 0; i < n; i++)
+                        for (size_t i = 0; i < held + n; i++)
                             slot_release(&slots[i]);
                         return TN_ERR_FATAL;
                     }
@@ -305,7 +310,7 @@ static tn_err_t run(ingest_t *in, pool_t *p, int threaded, slot_t *slots)
             if (!in_txn) {
                 tn_kafka_error_t e;
                 if (tn_kafka_txn_begin(in->txn_producer, &e) != TN_OK) {
-                    for (size_t i = 0; i < n; i++)
+                    for (size_t i = 0; i < held + n; i++)
                         slot_release(&slots[i]);
                     TN_LOG(TN_LOG_ERROR, "ingest: cannot begin a transaction: %s", e.msg);
                     return TN_ERR_FATAL;
@@ -313,12 +318,13 @@ static tn_err_t run(ingest_t *in, pool_t *p, int threaded, slot_t *slots)
                 in_txn = 1;
                 deadline = tn_clock_mono_ms() + cfg->batch_linger_ms;
             }
-            enrich_group(p, slots, n, threaded);
-            for (size_t i = 0; i < n; i++) {
-                if (!b.failed) /* the rest is consumed again after the abort */
-                    produce_slot(in, &slots[i], &b);
-                slot_release(&slots[i]);
-            }
+            enrich_group(p, slots + held, n, threaded);
+            held += n;
+        }
+        for (size_t i = 0; i < held; i++) {
+            if (!b.failed) /* the rest is consumed again after the abort */
+                produce_slot(in, &slots[i], &b);
+            slot_release(&slots[i]);
         }
         if (in_txn && finish(in, &b) != TN_OK)
             return TN_ERR_FATAL;
@@ -334,7 +340,7 @@ tn_err_t ingest_pipeline_run(ingest_t *in)
     int threaded = pthread_create(&p.th, NULL, worker, &p) == 0;
     if (!threaded)
         TN_LOG(TN_LOG_WARN, "ingest: no second enrichment thread; enriching on one");
-    slot_t *slots = tn_xcalloc(GROUP, sizeof(*slots));
+    slot_t *slots = tn_xcalloc((size_t)in->cfg->batch_max, sizeof(*slots));
     tn_err_t rc = run(in, &p, threaded, slots);
     free(slots);
     if (threaded) {
