@@ -338,7 +338,9 @@ static void test_transactions(void **state)
         assert_int_equal(seen[i], 1); /* the aborted batch came back, once */
     assert_int_equal(tn_kafka_txn_commit(p, c, tn_test_timeout_ms(20000), &e), TN_OK);
 
-    /* read_committed sees exactly the 50 committed outputs, none of the 10 aborted ones */
+    /* read_committed sees exactly the 50 committed outputs, none of the 10 aborted ones. On
+     * devstack this holds because the abort purged them before they were sent: the mock has no
+     * transaction markers, so aborted records that reached it would be visible (README). */
     assert_int_equal(count_visible(f, out, 4000), 50);
 
     /* the input offsets were committed with the transaction: the group has nothing left */
