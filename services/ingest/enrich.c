@@ -117,6 +117,30 @@ static size_t cps(const char *s, size_t n)
     return k;
 }
 
+#define TITLE_MAX 500 /* code points: tickets.enriched's title maxLength */
+
+/* Cut @p t (room for @p n bytes, more than TITLE_MAX code points) to TITLE_MAX - 1 code points and
+ * an ellipsis, in place; returns the new length. */
+static size_t cut_title(char *t, size_t n)
+{
+    size_t i = 0, k = 0;
+    while (i < n && k < TITLE_MAX - 1) {
+        i++;
+        while (i < n && ((unsigned char)t[i] & 0xc0) == 0x80)
+            i++;
+        k++;
+    }
+    /* "…" is 3 bytes; the cut freed at least one code point of 1 byte or more: room for it only
+     * if what was cut is 3 bytes or more, else cut one more code point */
+    while (n - i < 3 && i > 0) {
+        i--;
+        while (i > 0 && ((unsigned char)t[i] & 0xc0) == 0x80)
+            i--;
+    }
+    memcpy(t + i, "\xe2\x80\xa6", 3);
+    return i + 3;
+}
+
 /* The parts of tickets.enriched that the input does not already guarantee (the copied fields
  * have the same rules in tickets.raw, which was validated): NULL when they hold, else the first
  * violation in the words of tn_schema_error_format(). */
@@ -291,6 +315,8 @@ char *ingest_enrich(const ingest_rules_t *r, const void *value, size_t len, size
         rtitle = tn_xstrdup("(untitled)");
         tlen = strlen(rtitle);
     }
+    if (cps(rtitle, tlen) > TITLE_MAX) /* a placeholder may be longer than what it replaced */
+        tlen = cut_title(rtitle, tlen);
     /* an empty body: the title is the text to index */
     const char *text = blen ? rbody : rtitle;
     size_t text_len = blen ? blen : tlen;

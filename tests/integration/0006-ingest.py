@@ -268,6 +268,16 @@ def test_html_and_invalid_utf8_normalized(stack):
     assert e2["title"] == "Caf\u00e9"  # NFC
 
 
+def test_title_that_grows_when_redacted_is_cut_not_refused(stack):
+    title = "x" * 493 + " a@b.co"  # 500 characters: the most the schema allows
+    st, _, resp = http("POST", stack["port"], "/v1/tickets", ticket(title=title), JSON)
+    assert st == 202
+    tid = json.loads(resp)["ticket_id"]
+    e = enriched(stack, [tid])[tid]
+    assert len(e["title"]) <= 500 and e["title"].endswith("\u2026")
+    assert "a@b.co" not in e["title"]
+
+
 def test_deleted_passes_through(stack):
     tid = str(uuid.uuid4())
     st, _, _ = http("POST", stack["port"], "/v1/tickets",
