@@ -22,7 +22,6 @@
 #define DEF_TIMEOUT_MS  30000
 #define DEF_ATTEMPTS    4
 #define DEF_HASH_MODEL  "taina-hash-v1"
-#define EMBED_PATH      "/v1/embeddings"
 #define UPSTREAM        "embeddings"
 #define MIN_RESPONSE    (16u << 20)  /* bytes */
 #define RESPONSE_PER_IN (256u << 10) /* bytes of JSON answer allowed per input text */
@@ -584,60 +583,28 @@ tn_embed_opts_t tn_embed_opts_default(void)
     return o;
 }
 
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && memcmp(s + a - b, suffix, b) == 0;
-}
-
 static bool openai_init(tn_embedder_t *e, const tn_embed_opts_t *o, char *errbuf, size_t errlen)
 {
-    bool ok = false;
-    char *auth = NULL;
-    char *base = NULL;
     if (!o->url || !o->url[0] || !o->model || !o->model[0]) {
         snprintf(errbuf, errlen, "embed: the openai provider needs %s",
                  !o->model || !o->model[0] ? "a model" : "a url");
-        goto out;
+        return false;
     }
-    /* Accept "https://host" and "https://host/v1" alike. */
-    base = tn_xstrdup(o->url);
-    size_t bl = strlen(base);
-    while (bl > 0 && base[bl - 1] == '/')
-        base[--bl] = '\0';
-    e->path = tn_xstrdup(ends_with(base, "/v1") ? "/embeddings" : EMBED_PATH);
-
     tn_http_client_opts_t ho = tn_http_client_opts_default();
     ho.upstream = UPSTREAM;
-    ho.base_url = base;
     ho.timeout_ms = e->timeout_ms;
     ho.deadline_ms = e->timeout_ms;
     ho.max_attempts = o->max_attempts > 0 ? o->max_attempts : DEF_ATTEMPTS;
     ho.metrics = o->metrics;
-    ho.retry_post = true; /* embeddings are idempotent */
-    size_t cap = e->max_batch > MIN_RESPONSE / RESPONSE_PER_IN ? e->max_batch * RESPONSE_PER_IN
-                                                               : MIN_RESPONSE;
-    ho.max_response_bytes = cap;
-    const char *hdrs[2] = {NULL, NULL};
-    if (o->api_key && o->api_key[0]) {
-        auth = tn_xasprintf("Authorization: Bearer %s", o->api_key);
-        hdrs[0] = auth;
-        ho.headers = hdrs;
-    }
+    ho.max_response_bytes = e->max_batch > MIN_RESPONSE / RESPONSE_PER_IN
+                                ? e->max_batch * RESPONSE_PER_IN
+                                : MIN_RESPONSE;
     char herr[256];
-    e->hc = tn_http_client_new(&ho, herr, sizeof(herr));
-    if (!e->hc) {
+    e->hc = tn_http_client_openai_new(&ho, o->url, o->api_key, "/embeddings", &e->path, herr,
+                                      sizeof(herr));
+    if (!e->hc)
         snprintf(errbuf, errlen, "embed: %s", herr);
-        goto out;
-    }
-    ok = true;
-out:
-    if (auth) { /* do not leave the key in freed memory */
-        memset(auth, 0, strlen(auth));
-        free(auth);
-    }
-    free(base);
-    return ok;
+    return e->hc != NULL;
 }
 
 tn_embedder_t *tn_embedder_new(const tn_embed_opts_t *o, char *errbuf, size_t errlen)

@@ -917,3 +917,36 @@ tn_err_t tn_http_client_json(tn_http_client_t *hc, tn_http_method_t method, cons
     tn_http_request_t req = {.method = method, .path = path};
     return tn_http_client_json_req(hc, &req, body, resp, out);
 }
+
+tn_http_client_t *tn_http_client_openai_new(const tn_http_client_opts_t *ho, const char *url,
+                                            const char *api_key, const char *endpoint, char **path,
+                                            char *errbuf, size_t errlen)
+{
+    char *base = tn_xstrdup(url);
+    size_t bl = strlen(base);
+    while (bl > 0 && base[bl - 1] == '/')
+        base[--bl] = '\0';
+    int v1 = bl >= 3 && memcmp(base + bl - 3, "/v1", 3) == 0;
+    *path = v1 ? tn_xstrdup(endpoint) : tn_xasprintf("/v1%s", endpoint);
+    tn_http_client_opts_t o = *ho;
+    o.base_url = base;
+    o.retry_post = true;
+    char *auth = NULL;
+    const char *hdrs[2] = {NULL, NULL};
+    if (api_key && api_key[0]) {
+        auth = tn_xasprintf("Authorization: Bearer %s", api_key);
+        hdrs[0] = auth;
+        o.headers = hdrs;
+    }
+    tn_http_client_t *hc = tn_http_client_new(&o, errbuf, errlen);
+    if (auth) { /* do not leave the key in freed memory */
+        memset(auth, 0, strlen(auth));
+        free(auth);
+    }
+    free(base);
+    if (!hc) {
+        free(*path);
+        *path = NULL;
+    }
+    return hc;
+}

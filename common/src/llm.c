@@ -24,7 +24,6 @@
 #define DEF_MAX_CHARS        800
 #define DEF_TIMEOUT_MS       30000
 #define DEF_ATTEMPTS         2
-#define CHAT_PATH            "/v1/chat/completions"
 #define UPSTREAM             "llm"
 #define MAX_ANSWER           (1u << 20) /* bytes of answer text kept */
 #define MAX_SSE_LINE         (1u << 20) /* bytes of one SSE line or event */
@@ -1054,63 +1053,31 @@ tn_llm_opts_t tn_llm_opts_default(void)
     return o;
 }
 
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && memcmp(s + a - b, suffix, b) == 0;
-}
-
 static bool openai_init(tn_llm_t *l, const tn_llm_opts_t *o, char *errbuf, size_t errlen)
 {
-    bool ok = false;
-    char *auth = NULL;
-    char *base = NULL;
     if (!o->url || !o->url[0] || !o->model || !o->model[0]) {
         snprintf(errbuf, errlen, "llm: the openai provider needs %s",
                  !o->model || !o->model[0] ? "a model" : "a url");
-        goto out;
+        return false;
     }
     if (o->temperature > 2.0) {
         snprintf(errbuf, errlen, "llm: temperature %g is out of range (0..2)", o->temperature);
-        goto out;
+        return false;
     }
-    /* Accept "https://host" and "https://host/v1" alike. */
-    base = tn_xstrdup(o->url);
-    size_t bl = strlen(base);
-    while (bl > 0 && base[bl - 1] == '/')
-        base[--bl] = '\0';
-    l->path = tn_xstrdup(ends_with(base, "/v1") ? "/chat/completions" : CHAT_PATH);
-
     tn_http_client_opts_t ho = tn_http_client_opts_default();
     ho.upstream = UPSTREAM;
-    ho.base_url = base;
     ho.timeout_ms = l->timeout_ms;
     ho.deadline_ms = l->timeout_ms;
     ho.max_attempts = o->max_attempts > 0 ? o->max_attempts : DEF_ATTEMPTS;
     ho.metrics = o->metrics;
-    /* Attempts are only ever repeated before the first token: nothing was answered yet. */
-    ho.retry_post = true;
+    /* POST attempts are only ever repeated before the first token: nothing was answered yet. */
     ho.max_response_bytes = MAX_RESPONSE;
-    const char *hdrs[2] = {NULL, NULL};
-    if (o->api_key && o->api_key[0]) {
-        auth = tn_xasprintf("Authorization: Bearer %s", o->api_key);
-        hdrs[0] = auth;
-        ho.headers = hdrs;
-    }
     char herr[256];
-    l->hc = tn_http_client_new(&ho, herr, sizeof(herr));
-    if (!l->hc) {
+    l->hc = tn_http_client_openai_new(&ho, o->url, o->api_key, "/chat/completions", &l->path, herr,
+                                      sizeof(herr));
+    if (!l->hc)
         snprintf(errbuf, errlen, "llm: %s", herr);
-        goto out;
-    }
-    ok = true;
-out:
-    if (auth) { /* do not leave the key in freed memory */
-        memset(auth, 0, strlen(auth));
-        free(auth);
-    }
-    free(base);
-    return ok;
+    return l->hc != NULL;
 }
 
 tn_llm_t *tn_llm_new(const tn_llm_opts_t *o, char *errbuf, size_t errlen)

@@ -231,4 +231,17 @@ char *tn_http_response_describe(const tn_http_response_t *resp, char *buf, size_
 /** @brief The method's name ("GET"). */
 const char *tn_http_method_name(tn_http_method_t method);
 
+/**
+ * @brief A client for an OpenAI-compatible API (embeddings, chat): @p url may be "http://host:port"
+ *        or end in "/v1" (trailing slashes ignored); *@p path gets the request path of
+ *        @p endpoint ("/embeddings" -> "/v1/embeddings" or "/embeddings"), caller frees;
+ *        "Authorization: Bearer KEY" is sent when @p api_key is set (the header text is wiped
+ *        from memory once the client has it); POST is retried (the calls are idempotent or
+ *        retried only before any answer). The other options come from @p ho.
+ * @returns the client, or NULL with one sentence in @p errbuf.
+ */
+tn_http_client_t *tn_http_client_openai_new(const tn_http_client_opts_t *ho, const char *url,
+                                            const char *api_key, const char *endpoint, char **path,
+                                            char *errbuf, size_t errlen);
+
 #endif
