@@ -89,7 +89,15 @@ tn_err_t tn_buf_add_json_str(tn_buf_t *b, const char *s)
     static const char hex[] = "0123456789abcdef";
     size_t start = b->len;
     tn_err_t rc = tn_buf_add(b, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; rc == TN_OK && *p; p++) {
+    const unsigned char *p = (const unsigned char *)s;
+    while (rc == TN_OK && *p) {
+        const unsigned char *run = p; /* bytes that need no escape go in one append */
+        while (*p >= 0x20 && *p != '"' && *p != '\\')
+            p++;
+        if (p > run)
+            rc = tn_buf_add(b, run, (size_t)(p - run));
+        if (rc != TN_OK || !*p)
+            break;
         char esc[7];
         switch (*p) {
         case '"':
@@ -108,15 +116,12 @@ tn_err_t tn_buf_add_json_str(tn_buf_t *b, const char *s)
             rc = tn_buf_add(b, "\\t", 2);
             break;
         default:
-            if (*p < 0x20) {
-                memcpy(esc, "\\u00", 4);
-                esc[4] = hex[*p >> 4];
-                esc[5] = hex[*p & 0xf];
-                rc = tn_buf_add(b, esc, 6);
-            } else {
-                rc = tn_buf_add(b, p, 1);
-            }
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[*p >> 4];
+            esc[5] = hex[*p & 0xf];
+            rc = tn_buf_add(b, esc, 6);
         }
+        p++;
     }
     if (rc == TN_OK)
         rc = tn_buf_add(b, "\"", 1);

@@ -878,6 +878,9 @@ tn_err_t tn_qdrant_upsert(tn_qdrant_t *q, const char *collection, const tn_qdran
             why = "has a vector value that is NaN or infinite";
         else if (p->payload && !json_is_object(p->payload))
             why = "has a payload that is not an object";
+        else if (!p->payload && p->payload_json &&
+                 p->payload_json[strspn(p->payload_json, " \t\r\n")] != '{')
+            why = "has a payload that is not an object";
         if (why) {
             qd_err(errbuf, errlen, "qdrant: upsert to %s: point %zu (%.48s) %s", collection, i,
                    p->id ? p->id : "", why);
@@ -895,6 +898,9 @@ tn_err_t tn_qdrant_upsert(tn_qdrant_t *q, const char *collection, const tn_qdran
         if (pts[i].payload) {
             body_adds(&w, ",\"payload\":");
             body_json(&w, pts[i].payload);
+        } else if (pts[i].payload_json) {
+            body_adds(&w, ",\"payload\":");
+            body_adds(&w, pts[i].payload_json);
         }
         body_adds(&w, "}");
     }

@@ -83,23 +83,64 @@ static void point_id(const json_t *doc, size_t idx, char out[37])
     tn_uuid5(CHUNK_NS, name, (size_t)n, out);
 }
 
-static json_t *chunk_payload(const embedder_t *e, const json_t *doc, const json_t *chunk,
-                             size_t idx)
+/* JSON text is written straight into buffers (no trees, no dumps): strings through
+ * tn_buf_add_json_str, integers formatted, anything else (rare) dumped by jansson. The buffers
+ * have no practical maximum, so appends cannot fail. */
+static void add_value(tn_buf_t *b, const json_t *v)
 {
-    json_t *p = json_object();
-    static const char *const copy[] = {"tenant_id", "ticket_id", "title",
-                                       "lang",      "category",  "content_hash"};
-    for (size_t i = 0; i < TN_ARRAY_LEN(copy); i++) {
-        json_t *v = json_object_get(doc, copy[i]);
-        if (v)
-            json_object_set(p, copy[i], v);
+    if (json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v)) {
+        (void)tn_buf_add_json_str(b, json_string_value(v));
+    } else if (json_is_integer(v)) {
+        (void)tn_buf_addf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    } else {
+        char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        (void)tn_buf_adds(b, t ? t : "null");
+        free(t);
     }
-    json_object_set_new(p, "chunk_index", json_integer((json_int_t)idx));
-    json_object_set(p, "text", json_object_get(chunk, "text"));
-    json_object_set(p, "start", json_object_get(chunk, "start"));
-    json_object_set(p, "end", json_object_get(chunk, "end"));
-    json_object_set_new(p, "model", json_string(tn_embedder_model(e->emb)));
-    return p;
+}
+
+/* ,"key": (the caller opened the object with its first member) */
+static void add_key(tn_buf_t *b, const char *key)
+{
+    (void)tn_buf_adds(b, ",\"");
+    (void)tn_buf_adds(b, key);
+    (void)tn_buf_adds(b, "\":");
+}
+
+/* ,"key":VALUE when v is set (json_object_set() of NULL set nothing either) */
+static void add_field(tn_buf_t *b, const char *key, const json_t *v)
+{
+    if (!v)
+        return;
+    add_key(b, key);
+    add_value(b, v);
+}
+
+/* The fields a point's payload and a chunk's record share, after a first member: the ticket's
+ * title lang category content_hash (when set), the chunk's text start end, and the model. */
+static void add_chunk_fields(const embedder_t *e, tn_buf_t *b, const json_t *doc,
+                             const json_t *chunk)
+{
+    static const char *const copy[] = {"title", "lang", "category", "content_hash"};
+    for (size_t i = 0; i < TN_ARRAY_LEN(copy); i++)
+        add_field(b, copy[i], json_object_get(doc, copy[i]));
+    add_field(b, "text", json_object_get(chunk, "text"));
+    add_field(b, "start", json_object_get(chunk, "start"));
+    add_field(b, "end", json_object_get(chunk, "end"));
+    add_key(b, "model");
+    (void)tn_buf_add_json_str(b, tn_embedder_model(e->emb));
+}
+
+/* A point's payload: tenant_id ticket_id chunk_index, then the shared fields. */
+static void chunk_payload(const embedder_t *e, tn_buf_t *b, const json_t *doc, const json_t *chunk,
+                          size_t idx)
+{
+    (void)tn_buf_adds(b, "{\"chunk_index\":");
+    (void)tn_buf_addf(b, "%zu", idx);
+    add_field(b, "tenant_id", json_object_get(doc, "tenant_id"));
+    add_field(b, "ticket_id", json_object_get(doc, "ticket_id"));
+    add_chunk_fields(e, b, doc, chunk);
+    (void)tn_buf_adds(b, "}");
 }
 
 /* The filter of the points of (tenant, ticket) with chunk_index >= from. */
@@ -117,8 +158,10 @@ static tn_err_t write_points(embedder_t *e, const float *vecs, size_t dims, char
                              size_t errlen)
 {
     tn_qdrant_point_t *pts = tn_xcalloc(e->nchunks ? e->nchunks : 1, sizeof(*pts));
-    json_t **payloads = tn_xcalloc(e->nchunks ? e->nchunks : 1, sizeof(*payloads));
+    size_t *offs = tn_xcalloc(e->nchunks ? e->nchunks : 1, sizeof(*offs));
     char(*ids)[37] = tn_xcalloc(e->nchunks ? e->nchunks : 1, 37);
+    tn_buf_t *b = &e->payloads; /* every payload, NUL-separated; kept across batches */
+    tn_buf_reset(b);
     json_t *should = json_array();
     size_t n = 0;
     for (size_t i = 0; i < e->nrecs; i++) {
@@ -128,13 +171,17 @@ static tn_err_t write_points(embedder_t *e, const float *vecs, size_t dims, char
         const json_t *chunks = json_object_get(r->doc, "chunks");
         for (size_t k = 0; k < r->nchunks; k++) {
             point_id(r->doc, k, ids[n]);
-            payloads[n] = chunk_payload(e, r->doc, json_array_get(chunks, k), k);
+            offs[n] = b->len;
+            chunk_payload(e, b, r->doc, json_array_get(chunks, k), k);
+            (void)tn_buf_add(b, "", 1);
             pts[n] =
-                (tn_qdrant_point_t){ids[n], vecs + (r->first_chunk + k) * dims, dims, payloads[n]};
+                (tn_qdrant_point_t){ids[n], vecs + (r->first_chunk + k) * dims, dims, NULL, NULL};
             n++;
         }
         json_array_append_new(should, stale_filter(r->doc, r->nchunks));
     }
+    for (size_t i = 0; i < n; i++) /* the buffer moved while it grew */
+        pts[i].payload_json = b->data + offs[i];
     tn_err_t rc = TN_OK;
     if (n)
         rc = tn_qdrant_upsert(e->qdrant, e->cfg->collection, pts, n, errbuf, errlen);
@@ -143,10 +190,8 @@ static tn_err_t write_points(embedder_t *e, const float *vecs, size_t dims, char
         rc = tn_qdrant_delete_filter(e->qdrant, e->cfg->collection, filter, errbuf, errlen);
         json_decref(filter);
     }
-    for (size_t i = 0; i < n; i++)
-        json_decref(payloads[i]);
     json_decref(should);
-    free(payloads);
+    free(offs);
     free(pts);
     free(ids);
     return rc;
@@ -159,13 +204,14 @@ static tn_err_t write_records(embedder_t *e, const float *vecs, size_t dims,
 {
     size_t cap = e->nchunks + e->nrecs + 1, n = 0;
     tn_kafka_record_t *recs = tn_xcalloc(cap, sizeof(*recs));
-    char **values = tn_xcalloc(cap, sizeof(*values));
+    size_t *offs = tn_xcalloc(cap, sizeof(*offs));
     tn_err_t *res = tn_xcalloc(cap, sizeof(*res));
-    char now[40], tp[64];
+    char now[40];
     tn_clock_rfc3339(now, sizeof(now), tn_clock_wall_ms());
     tn_kafka_header_t *hdrs = tn_xcalloc(e->nrecs + 1, 2 * sizeof(*hdrs));
     char(*tps)[64] = tn_xcalloc(e->nrecs + 1, 64);
-    (void)tp;
+    tn_buf_t *b = &e->values; /* every value, back to back; kept across batches */
+    tn_buf_reset(b);
     for (size_t i = 0; i < e->nrecs; i++) {
         const embedder_rec_t *r = &e->recs[i];
         if (!r->doc || superseded(e, i))
@@ -179,39 +225,36 @@ static tn_err_t write_records(embedder_t *e, const float *vecs, size_t dims,
         int deleted = json_is_true(json_object_get(r->doc, "deleted"));
         const json_t *chunks = json_object_get(r->doc, "chunks");
         for (size_t k = 0; k < (deleted ? 1 : r->nchunks); k++) {
-            json_t *v = json_pack("{s:i, s:s, s:s, s:I, s:I, s:s}", "schema_version", 1,
-                                  "ticket_id", tid, "tenant_id", sfield(r->doc, "tenant_id"),
-                                  "chunk_index", (json_int_t)k, "chunk_count",
-                                  (json_int_t)(deleted ? 0 : r->nchunks), "embedded_at", now);
+            offs[n] = b->len;
+            (void)tn_buf_adds(b, "{\"schema_version\":1,\"ticket_id\":");
+            (void)tn_buf_add_json_str(b, tid);
+            add_key(b, "tenant_id");
+            (void)tn_buf_add_json_str(b, sfield(r->doc, "tenant_id"));
+            (void)tn_buf_addf(b, ",\"chunk_index\":%zu,\"chunk_count\":%zu,\"embedded_at\":", k,
+                              deleted ? (size_t)0 : r->nchunks);
+            (void)tn_buf_add_json_str(b, now);
             if (deleted) {
-                json_object_set_new(v, "deleted", json_true());
+                (void)tn_buf_adds(b, ",\"deleted\":true");
             } else {
                 char id[37];
-                const json_t *c = json_array_get(chunks, k);
                 point_id(r->doc, k, id);
+                add_key(b, "point_id");
+                (void)tn_buf_add_json_str(b, id);
+                (void)tn_buf_addf(b, ",\"dims\":%zu,\"vector\":\"", dims);
                 char *b64 = tn_embed_vector_b64(vecs + (r->first_chunk + k) * dims, dims);
-                json_object_set_new(v, "point_id", json_string(id));
-                json_object_set_new(v, "model", json_string(tn_embedder_model(e->emb)));
-                json_object_set_new(v, "dims", json_integer((json_int_t)dims));
-                json_object_set_new(v, "vector", json_string(b64));
+                (void)tn_buf_adds(b, b64);
                 free(b64);
-                json_object_set(v, "text", json_object_get(c, "text"));
-                json_object_set(v, "start", json_object_get(c, "start"));
-                json_object_set(v, "end", json_object_get(c, "end"));
-                static const char *const copy[] = {"title", "lang", "category", "content_hash"};
-                for (size_t j = 0; j < TN_ARRAY_LEN(copy); j++) {
-                    json_t *x = json_object_get(r->doc, copy[j]);
-                    if (x)
-                        json_object_set(v, copy[j], x);
-                }
+                (void)tn_buf_adds(b, "\"");
+                add_chunk_fields(e, b, r->doc, json_array_get(chunks, k));
             }
-            values[n] = json_dumps(v, JSON_COMPACT);
-            json_decref(v);
-            recs[n] = (tn_kafka_record_t){e->cfg->topic_out, -1, tid, strlen(tid), values[n],
-                                          strlen(values[n]), h,  2};
+            (void)tn_buf_adds(b, "}");
+            recs[n] = (tn_kafka_record_t){e->cfg->topic_out, -1, tid, strlen(tid), NULL,
+                                          b->len - offs[n],  h,  2};
             n++;
         }
     }
+    for (size_t i = 0; i < n; i++) /* the buffer moved while it grew */
+        recs[i].value = b->data + offs[i];
     tn_err_t rc = TN_OK;
     if (started)
         *started = n ? tn_kafka_produce_start(e->producer, recs, n, 30000) : NULL;
@@ -220,9 +263,7 @@ static tn_err_t write_records(embedder_t *e, const float *vecs, size_t dims,
     if (rc != TN_OK)
         snprintf(errbuf, errlen, "%s did not take the records: %s", e->cfg->topic_out,
                  tn_err_str(rc));
-    for (size_t i = 0; i < n; i++)
-        free(values[i]);
-    free(values);
+    free(offs);
     free(recs);
     free(res);
     free(hdrs);

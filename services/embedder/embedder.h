@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "taina/buf.h"
 #include "taina/app.h"
 #include "taina/breaker.h"
 #include "taina/embed.h"
@@ -81,7 +82,8 @@ typedef struct embedder {
     embedder_rec_t *prev;
     size_t nprev, capprev, prev_nchunks;
     tn_kafka_batch_t *inflight;
-    int sync_batches; /* after a failed delivery: batches written the synchronous way */
+    int sync_batches;          /* after a failed delivery: batches written the synchronous way */
+    tn_buf_t payloads, values; /* batch.c's point payloads and record values, reused */
 } embedder_t;
 
 /* config.c */

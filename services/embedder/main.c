@@ -44,6 +44,8 @@ static void embedder_free(embedder_t *e)
     }
     free(e->prev);
     free(e->vecs);
+    tn_buf_cleanup(&e->payloads);
+    tn_buf_cleanup(&e->values);
     free(e);
 }
 
@@ -90,6 +92,9 @@ static tn_err_t embedder_init(tn_app_t *app, void *cfgp, void **state)
 {
     embedder_t *e = tn_xcalloc(1, sizeof(*e));
     e->cfg = cfgp;
+    /* no practical maximum: a batch's payloads and records are far below it */
+    tn_buf_init(&e->payloads, (size_t)1 << 30);
+    tn_buf_init(&e->values, (size_t)1 << 30);
     tn_breaker_init(&e->embed_breaker, "embeddings", 5, 5000);
     tn_breaker_init(&e->store_breaker, "qdrant", 5, 5000);
     embedder_metrics_init(&e->m, tn_app_metrics(app));

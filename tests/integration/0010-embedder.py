@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 
+import jsonschema
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
@@ -21,6 +22,18 @@ from taina_harness import (KAFKA_FAST_GROUP, MULT, Devstack, Service, TempDir,  
 
 NS = uuid.uuid5(uuid.NAMESPACE_URL, "https://taina.dev/chunks")
 COLL = "taina-chunks"
+EMBEDDED_SCHEMA = json.load(open(os.path.join(os.path.dirname(__file__), "..", "..", "schemas",
+                                              "tickets.embedded.schema.json")))
+
+
+def embedded_values(recs):
+    """The values of tickets.embedded records, each checked against the topic's schema."""
+    out = []
+    for r in recs:
+        v = json.loads(r["value"])
+        jsonschema.validate(v, EMBEDDED_SCHEMA, format_checker=jsonschema.FormatChecker())
+        out.append(v)
+    return out
 
 
 def point_id(tenant, ticket, idx):
@@ -128,7 +141,7 @@ def test_points_and_embedded_records(stack):
             assert "start" in pl and "end" in pl and pl["content_hash"] == "0" * 64
     recs = consume(stack["ds"].bootstrap, "tickets.embedded", want=6,
                    pred=lambda r: r["key"].decode() in tickets)
-    mine = [json.loads(r["value"]) for r in recs if r["key"].decode() in tickets]
+    mine = embedded_values([r for r in recs if r["key"].decode() in tickets])
     assert len(mine) == 6
     for v in mine:
         vec = struct.unpack("<384f", base64.b64decode(v["vector"]))
@@ -150,7 +163,28 @@ def test_fewer_chunks_leave_no_stale_points_and_delete_removes_all(stack):
     wait_for(lambda: len(points_of(stack, t)) == 0, what="no points after the delete")
     recs = consume(stack["ds"].bootstrap, "tickets.embedded", idle=2,
                    pred=lambda r: r["key"].decode() == t)
-    assert any(json.loads(r["value"]).get("deleted") for r in recs if r["key"].decode() == t)
+    assert any(v.get("deleted") for v in embedded_values([r for r in recs
+                                                          if r["key"].decode() == t]))
+
+
+def test_text_that_needs_escaping_round_trips(stack):
+    """Quotes, backslashes, control characters and non-ASCII text reach Qdrant's payload and
+    tickets.embedded exactly as they were sent."""
+    t = str(uuid.uuid4())
+    v = enriched(t, nchunks=2, words='comilla " barra \\ /\ttab\nlínea \x01 ñandú \u2028 \U0001F600')
+    v["title"] = 'Título "raro" \\ \x7f'
+    send(stack["ds"].bootstrap, [v])
+    wait_for(lambda: len(points_of(stack, t)) == 2, what="2 points")
+    texts = {c["index"]: c["text"] for c in v["chunks"]}
+    for p in points_of(stack, t):
+        assert p["payload"]["text"] == texts[p["payload"]["chunk_index"]]
+        assert p["payload"]["title"] == v["title"]
+    recs = consume(stack["ds"].bootstrap, "tickets.embedded", want=2,
+                   pred=lambda r: r["key"].decode() == t)
+    mine = embedded_values([r for r in recs if r["key"].decode() == t])
+    assert len(mine) == 2
+    for e in mine:
+        assert e["text"] == texts[e["chunk_index"]] and e["title"] == v["title"]
 
 
 def test_bad_records_go_to_the_dlq(stack):
@@ -222,3 +256,9 @@ def test_lag_goes_from_n_to_zero(stack):
     qd(stack, "POST", "/admin/faults", {"latency_ms": 0})
     assert seen and max(seen) >= 200, "the lag never showed the backlog: %s" % seen[:20]
     assert seen[-1] == 0, "lag did not return to 0: %s" % seen[-10:]
+
+
+def test_every_embedded_record_matches_the_schema(stack):
+    recs = consume(stack["ds"].bootstrap, "tickets.embedded", idle=2)
+    assert recs
+    embedded_values(recs)

@@ -70,6 +70,10 @@ typedef struct tn_qdrant_point {
     const float *vector; /**< dims floats */
     size_t dims;
     const json_t *payload; /**< object, borrowed; NULL = none */
+    /** The payload as serialized JSON object text (borrowed), used when payload is NULL: callers
+     *  that already hold the text skip building a tree. Written as is: it must be one valid JSON
+     *  object (only its first non-blank byte, '{', is checked). NULL = none. */
+    const char *payload_json;
 } tn_qdrant_point_t;
 
 /**

@@ -390,6 +390,30 @@ static void test_upsert_exact_body(void **state)
     assert_int_equal(tn_qdrant_upsert(f->q, COLL, pts + 1, 1, f->err, sizeof(f->err)), TN_OK);
 }
 
+/* A pre-serialized payload is written as is; a tree payload wins over it; text that is not an
+ * object is refused before any request. */
+static void test_upsert_payload_json(void **state)
+{
+    fixture_t *f = *state;
+    float v[] = {0.5f, 1.0f};
+    json_t *tree = json_pack("{s:i}", "n", 1);
+    tn_qdrant_point_t pts[] = {
+        {.id = UUID1, .vector = v, .dims = 2, .payload_json = "{\"text\":\"a\\\"b\",\"k\":[1]}"},
+        {.id = UUID2, .vector = v, .dims = 2, .payload = tree, .payload_json = "{\"x\":0}"}};
+    push(f, 200, OK_UPDATE);
+    assert_int_equal(tn_qdrant_upsert(f->q, COLL, pts, 2, f->err, sizeof(f->err)), TN_OK);
+    assert_string_equal(req_at(f, 0)->body,
+                        "{\"points\":[{\"id\":\"" UUID1 "\",\"vector\":[0.5,1],"
+                        "\"payload\":{\"text\":\"a\\\"b\",\"k\":[1]}},"
+                        "{\"id\":\"" UUID2 "\",\"vector\":[0.5,1],\"payload\":{\"n\":1}}]}");
+    json_decref(tree);
+    size_t before = tn_fake_http_nrequests(f->fh);
+    tn_qdrant_point_t bad[] = {{.id = UUID1, .vector = v, .dims = 2, .payload_json = " [1]"}};
+    assert_int_equal(tn_qdrant_upsert(f->q, COLL, bad, 1, f->err, sizeof(f->err)), TN_ERR_INVALID);
+    assert_true(has(f->err, "not an object"));
+    assert_int_equal(tn_fake_http_nrequests(f->fh), before);
+}
+
 static void test_upsert_floats_exact(void **state)
 {
     fixture_t *f = *state;
@@ -1080,6 +1104,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ensure_through_alias, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ensure_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upsert_exact_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upsert_payload_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upsert_floats_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upsert_floats_random, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upsert_invalid, setup, teardown),
