@@ -5,6 +5,8 @@
  *   mat      rows x dims floats, L2-normalized on insert; grows by an eighth (at least 64 rows),
  *            so vector_bytes <= 1.125x the rows' raw bytes (realloc of a large block is an
  *            mremap in glibc: no copy).
+ *   qmat     rows x dims int8 (qscale: one float per row): the rows quantized, for the first
+ *            pass of a search (candidates), grown and compacted with mat.
  *   rows     per row: the ticket it belongs to (NULL = tombstone), its payload, tenant id and
  *            interned lang/category ids (filters compare integers).
  *   tenants  interned names; each has the ascending list of its rows, so a search reads only
@@ -115,6 +117,74 @@ VS_KERNEL static void dot_4q1r(const float *q0, const float *q1, const float *q2
     out[3] = hsum8(&a3) + s3;
 }
 
+/*
+ * int8 kernels for the first pass: rows are quantized per row (q = round(x / scale), scale =
+ * max|x| / 127) and stored as int8; the query is quantized the same way and kept widened to
+ * int16. Products of int16 with a widened int8 summed into int32 is the dot-product pattern GCC
+ * turns into vpmaddwd in the AVX2 clone (|sum| <= 127 * 127 * dims < 2^31 for dims <= 2^17;
+ * larger stores skip the int8 pass). GCC 12 vectorizes at -O2 only with the cheap cost model,
+ * too cheap for these loops, hence the optimize attribute. The sums are exact integers, so
+ * every caller ranks candidates identically.
+ */
+#if defined(__GNUC__) && !defined(__clang__)
+#define VS_VECTORIZE __attribute__((optimize("tree-loop-vectorize", "vect-cost-model=dynamic")))
+#else
+#define VS_VECTORIZE
+#endif
+
+VS_KERNEL VS_VECTORIZE static void idot_1q4r(const int16_t *q, const int8_t *r0, const int8_t *r1,
+                                             const int8_t *r2, const int8_t *r3, size_t d,
+                                             int32_t *out)
+{
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    for (size_t i = 0; i < d; i++) {
+        a0 += q[i] * (int16_t)r0[i];
+        a1 += q[i] * (int16_t)r1[i];
+        a2 += q[i] * (int16_t)r2[i];
+        a3 += q[i] * (int16_t)r3[i];
+    }
+    out[0] = a0;
+    out[1] = a1;
+    out[2] = a2;
+    out[3] = a3;
+}
+
+VS_KERNEL VS_VECTORIZE static void idot_4q1r(const int16_t *q0, const int16_t *q1,
+                                             const int16_t *q2, const int16_t *q3, const int8_t *r,
+                                             size_t d, int32_t *out)
+{
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    for (size_t i = 0; i < d; i++) {
+        int16_t x = r[i];
+        a0 += q0[i] * x;
+        a1 += q1[i] * x;
+        a2 += q2[i] * x;
+        a3 += q3[i] * x;
+    }
+    out[0] = a0;
+    out[1] = a1;
+    out[2] = a2;
+    out[3] = a3;
+}
+
+/* Quantize @p v (d floats) into @p out (int8_t or int16_t, by @p wide). @returns the scale. */
+static float quantize(const float *v, size_t d, void *out, int wide)
+{
+    float mx = 0;
+    for (size_t i = 0; i < d; i++)
+        mx = fmaxf(mx, fabsf(v[i]));
+    float inv = mx > 0 ? 127.0f / mx : 0;
+    for (size_t i = 0; i < d; i++) {
+        float x = roundf(v[i] * inv);
+        int8_t b = (int8_t)(x > 127 ? 127 : x < -127 ? -127 : x);
+        if (wide)
+            ((int16_t *)out)[i] = b;
+        else
+            ((int8_t *)out)[i] = b;
+    }
+    return mx / 127.0f;
+}
+
 /* L2-normalize @p v into @p out. @returns 0, or -1 for a zero or non-finite vector. */
 static int normalize(const float *v, size_t d, float *out)
 {
@@ -180,6 +250,8 @@ struct tn_vecstore {
     pthread_rwlock_t lock;
     size_t dims;
     float *mat;
+    int8_t *qmat;  /* rows x dims int8: mat quantized per row (first pass of a search) */
+    float *qscale; /* per row: qmat * qscale ~ mat */
     vrow_t *rows;
     uint32_t nrows, cap, dead;
     strtab_t tenants, langs, cats;
@@ -395,6 +467,8 @@ void tn_vecstore_destroy(tn_vecstore_t *vs)
     strtab_free(&vs->langs);
     strtab_free(&vs->cats);
     free(vs->mat);
+    free(vs->qmat);
+    free(vs->qscale);
     free(vs->rows);
     pthread_rwlock_destroy(&vs->lock);
     free(vs);
@@ -408,6 +482,8 @@ size_t tn_vecstore_dims(const tn_vecstore_t *vs)
 static void set_capacity(tn_vecstore_t *vs, uint32_t cap)
 {
     vs->mat = tn_xrealloc(vs->mat, (size_t)cap * vs->dims * sizeof(float));
+    vs->qmat = tn_xrealloc(vs->qmat, (size_t)cap * vs->dims);
+    vs->qscale = tn_xrealloc(vs->qscale, (size_t)cap * sizeof(*vs->qscale));
     vs->rows = tn_xrealloc(vs->rows, (size_t)cap * sizeof(*vs->rows));
     vs->cap = cap;
 }
@@ -442,6 +518,8 @@ static void compact(tn_vecstore_t *vs)
             continue;
         if (n != r) {
             memcpy(vs->mat + (size_t)n * d, vs->mat + (size_t)r * d, d * sizeof(float));
+            memcpy(vs->qmat + (size_t)n * d, vs->qmat + (size_t)r * d, d);
+            vs->qscale[n] = vs->qscale[r];
             vs->rows[n] = vs->rows[r];
         }
         remap[r] = n++;
@@ -508,12 +586,15 @@ tn_err_t tn_vecstore_put(tn_vecstore_t *vs, const tn_vec_payload_t *p, const flo
         free(nv);
         return TN_ERR_INVALID;
     }
+    int8_t *q8 = tn_xmalloc(vs->dims);
+    float qs = quantize(nv, vs->dims, q8, 0);
     chunk_t *c = chunk_new(p);
 
     pthread_rwlock_wrlock(&vs->lock);
     if (vs->nrows == UINT32_MAX - 1) {
         pthread_rwlock_unlock(&vs->lock);
         free(c);
+        free(q8);
         free(nv);
         return TN_ERR_TOO_LARGE;
     }
@@ -544,6 +625,8 @@ tn_err_t tn_vecstore_put(tn_vecstore_t *vs, const tn_vec_payload_t *p, const flo
     }
     uint32_t row = vs->nrows++;
     memcpy(vs->mat + (size_t)row * vs->dims, nv, vs->dims * sizeof(float));
+    memcpy(vs->qmat + (size_t)row * vs->dims, q8, vs->dims);
+    vs->qscale[row] = qs;
     vrow_t *r = &vs->rows[row];
     r->tk = t;
     r->c = c;
@@ -555,6 +638,7 @@ tn_err_t tn_vecstore_put(tn_vecstore_t *vs, const tn_vec_payload_t *p, const flo
     tenant_push(vs, tenant, row);
     maybe_compact(vs);
     pthread_rwlock_unlock(&vs->lock);
+    free(q8);
     free(nv);
     return TN_OK;
 }
@@ -759,6 +843,64 @@ static void scan_rows(const tn_vecstore_t *vs, const float *q, const uint32_t *i
     }
 }
 
+/* Score @p n rows (ids) against one int8 query (approximate: scaled int8 dot products). */
+static void scan_rows_q8(const tn_vecstore_t *vs, const int16_t *qw, const uint32_t *ids, size_t n,
+                         heap_t *h)
+{
+    size_t d = vs->dims;
+    int32_t out[4];
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        idot_1q4r(qw, vs->qmat + (size_t)ids[i] * d, vs->qmat + (size_t)ids[i + 1] * d,
+                  vs->qmat + (size_t)ids[i + 2] * d, vs->qmat + (size_t)ids[i + 3] * d, d, out);
+        for (int j = 0; j < 4; j++)
+            heap_push(h, (float)out[j] * vs->qscale[ids[i + j]], ids[i + j]);
+    }
+    if (i < n) {
+        const int8_t *r[4];
+        for (size_t j = 0; j < 4; j++)
+            r[j] = vs->qmat + (size_t)ids[i + (i + j < n ? j : 0)] * d;
+        idot_1q4r(qw, r[0], r[1], r[2], r[3], d, out);
+        for (size_t j = 0; i + j < n; j++)
+            heap_push(h, (float)out[j] * vs->qscale[ids[i + j]], ids[i + j]);
+    }
+}
+
+/*
+ * Two passes: int8 dot products pick the ncand(k) best rows by approximate score, which are
+ * then rescored exactly in f32 (the scores are those of a one-pass search). Only for stores of
+ * at least Q8_MIN_DIMS dims (fewer dims quantize too coarsely and are cheap anyway) and for row
+ * lists longer than the candidates.
+ */
+enum { Q8_MIN_DIMS = 32, Q8_MAX_DIMS = 1 << 17 };
+
+static size_t ncand(size_t k)
+{
+    return k > 16 ? 4 * k : 64;
+}
+
+static int two_pass(const tn_vecstore_t *vs, size_t rows, size_t k)
+{
+    return vs->dims >= Q8_MIN_DIMS && vs->dims <= Q8_MAX_DIMS && rows > ncand(k);
+}
+
+static int u32_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Rescore the candidates in @p ah exactly into @p h. */
+static void rescore(const tn_vecstore_t *vs, const float *q, const heap_t *ah, heap_t *h)
+{
+    uint32_t *ids = tn_xmalloc((ah->n ? ah->n : 1) * sizeof(*ids));
+    for (size_t i = 0; i < ah->n; i++)
+        ids[i] = ah->c[i].row;
+    qsort(ids, ah->n, sizeof(*ids), u32_cmp); /* matrix order */
+    scan_rows(vs, q, ids, ah->n, h);
+    free(ids);
+}
+
 enum { TILE = 64 }; /* rows per tile: 64 x 384 floats = 96 KiB, stays in L2 */
 
 /* Live rows passing @p f of the tenant list [at, at + TILE) into @p ids. @returns the count. */
@@ -774,9 +916,9 @@ static size_t tile_rows(const tn_vecstore_t *vs, const tenant_rows_t *tr, size_t
     return n;
 }
 
-/* One query: caller holds the read lock. */
-static size_t search_locked(const tn_vecstore_t *vs, const float *q, const rfilter_t *f, heap_t *h,
-                            tn_vec_hit_t *hits)
+/* One query (@p qw: quantized): caller holds the read lock. */
+static size_t search_locked(const tn_vecstore_t *vs, const float *q, const int16_t *qw,
+                            const rfilter_t *f, heap_t *h, tn_vec_hit_t *hits)
 {
     if (!f->ok)
         return 0;
@@ -794,6 +936,17 @@ static size_t search_locked(const tn_vecstore_t *vs, const float *q, const rfilt
         return heap_emit(vs, h, hits);
     }
     const tenant_rows_t *tr = &vs->trows[f->tenant];
+    if (two_pass(vs, tr->n, h->k)) {
+        size_t nc = ncand(h->k);
+        heap_t ah = {tn_xmalloc(nc * sizeof(cand_t)), 0, nc, -INFINITY};
+        for (size_t at = 0; at < tr->n; at += TILE) {
+            size_t n = tile_rows(vs, tr, at, f, ids);
+            scan_rows_q8(vs, qw, ids, n, &ah);
+        }
+        rescore(vs, q, &ah, h);
+        free(ah.c);
+        return heap_emit(vs, h, hits);
+    }
     for (size_t at = 0; at < tr->n; at += TILE) {
         size_t n = tile_rows(vs, tr, at, f, ids);
         scan_rows(vs, q, ids, n, h);
@@ -811,49 +964,68 @@ size_t tn_vecstore_search(tn_vecstore_t *vs, const float *query, const tn_vec_fi
         free(q);
         return 0;
     }
+    int16_t *qw = tn_xmalloc(vs->dims * sizeof(*qw));
+    quantize(q, vs->dims, qw, 1);
     cand_t small[64];
     heap_t h = {k <= 64 ? small : tn_xmalloc(k * sizeof(cand_t)), 0, k, min_score};
     pthread_rwlock_rdlock(&vs->lock);
     rfilter_t rf = resolve(vs, f);
-    size_t n = search_locked(vs, q, &rf, &h, hits);
+    size_t n = search_locked(vs, q, qw, &rf, &h, hits);
     pthread_rwlock_unlock(&vs->lock);
     if (h.c != small)
         free(h.c);
+    free(qw);
     free(q);
     return n;
 }
 
 /*
  * Queries @p qi[0..nq) share one tenant and have no ticket filter: one pass over the tenant's
- * rows in tiles; each tile is scored against every query, 4 queries per row at a time.
+ * rows in tiles; each tile is scored against every query, 4 queries per row at a time. In two
+ * passes (two_pass()), that pass is over the int8 rows into @p aheaps (candidates), which are
+ * then rescored query by query.
  */
-static void scan_many(const tn_vecstore_t *vs, const float *qs, const rfilter_t *rf,
-                      const size_t *qi, size_t nq, heap_t *heaps)
+static void scan_many(const tn_vecstore_t *vs, const float *qs, const int16_t *qws,
+                      const rfilter_t *rf, const size_t *qi, size_t nq, heap_t *heaps,
+                      heap_t *aheaps)
 {
     size_t d = vs->dims;
     const tenant_rows_t *tr = &vs->trows[rf[qi[0]].tenant];
     rfilter_t live = {1, rf[qi[0]].tenant, 0, 0, NULL};
+    int q8 = two_pass(vs, tr->n, heaps[qi[0]].k);
     uint32_t ids[TILE];
     float out[4];
+    int32_t iout[4];
     for (size_t at = 0; at < tr->n; at += TILE) {
         size_t n = tile_rows(vs, tr, at, &live, ids);
         for (size_t g = 0; g < nq; g += 4) {
             size_t m = TN_MIN((size_t)4, nq - g);
             const float *q[4];
-            for (size_t j = 0; j < 4; j++)
+            const int16_t *qw[4];
+            for (size_t j = 0; j < 4; j++) {
                 q[j] = qs + qi[g + (j < m ? j : 0)] * d;
+                qw[j] = qws + qi[g + (j < m ? j : 0)] * d;
+            }
             for (size_t i = 0; i < n; i++) {
-                const float *row = vs->mat + (size_t)ids[i] * d;
-                dot_4q1r(q[0], q[1], q[2], q[3], row, d, out);
+                if (q8) {
+                    idot_4q1r(qw[0], qw[1], qw[2], qw[3], vs->qmat + (size_t)ids[i] * d, d, iout);
+                    for (size_t j = 0; j < 4; j++)
+                        out[j] = (float)iout[j] * vs->qscale[ids[i]];
+                } else {
+                    dot_4q1r(q[0], q[1], q[2], q[3], vs->mat + (size_t)ids[i] * d, d, out);
+                }
                 const vrow_t *r = &vs->rows[ids[i]];
                 for (size_t j = 0; j < m; j++) {
                     const rfilter_t *f = &rf[qi[g + j]];
                     if ((!f->lang || r->lang == f->lang) && (!f->cat || r->cat == f->cat))
-                        heap_push(&heaps[qi[g + j]], out[j], ids[i]);
+                        heap_push(q8 ? &aheaps[qi[g + j]] : &heaps[qi[g + j]], out[j], ids[i]);
                 }
             }
         }
     }
+    if (q8)
+        for (size_t j = 0; j < nq; j++)
+            rescore(vs, qs + qi[j] * d, &aheaps[qi[j]], &heaps[qi[j]]);
 }
 
 void tn_vecstore_search_many(tn_vecstore_t *vs, const float *queries, const tn_vec_filter_t *f,
@@ -868,13 +1040,20 @@ void tn_vecstore_search_many(tn_vecstore_t *vs, const float *queries, const tn_v
         return;
     size_t d = vs->dims;
     float *qs = tn_xmalloc(nq * d * sizeof(float));
+    int16_t *qws = tn_xmalloc(nq * d * sizeof(*qws));
     int *valid = tn_xcalloc(nq, sizeof(*valid));
-    for (size_t i = 0; i < nq; i++)
+    for (size_t i = 0; i < nq; i++) {
         valid[i] = normalize(queries + i * d, d, qs + i * d) == 0;
-    heap_t *heaps = tn_xmalloc(nq * sizeof(*heaps));
-    cand_t *cands = tn_xmalloc(nq * k * sizeof(*cands));
-    for (size_t i = 0; i < nq; i++)
+        if (valid[i])
+            quantize(qs + i * d, d, qws + i * d, 1);
+    }
+    size_t nc = ncand(k);
+    heap_t *heaps = tn_xmalloc(2 * nq * sizeof(*heaps)), *aheaps = heaps + nq;
+    cand_t *cands = tn_xmalloc(nq * (k + nc) * sizeof(*cands));
+    for (size_t i = 0; i < nq; i++) {
         heaps[i] = (heap_t){cands + i * k, 0, k, min_score};
+        aheaps[i] = (heap_t){cands + nq * k + i * nc, 0, nc, -INFINITY};
+    }
     rfilter_t *rf = tn_xmalloc(nq * sizeof(*rf));
     size_t *qi = tn_xmalloc(nq * sizeof(*qi));
     unsigned char *done = tn_xcalloc(nq, 1);
@@ -888,7 +1067,7 @@ void tn_vecstore_search_many(tn_vecstore_t *vs, const float *queries, const tn_v
     /* A ticket filter reads that ticket's rows only: answered one by one. */
     for (size_t i = 0; i < nq; i++)
         if (!done[i] && rf[i].tk) {
-            counts[i] = search_locked(vs, qs + i * d, &rf[i], &heaps[i], hits + i * k);
+            counts[i] = search_locked(vs, qs + i * d, qws + i * d, &rf[i], &heaps[i], hits + i * k);
             done[i] = 1;
         }
     /* The rest: one pass per tenant. */
@@ -899,7 +1078,7 @@ void tn_vecstore_search_many(tn_vecstore_t *vs, const float *queries, const tn_v
         for (size_t j = i; j < nq; j++)
             if (!done[j] && rf[j].tenant == rf[i].tenant)
                 qi[n++] = j;
-        scan_many(vs, qs, rf, qi, n, heaps);
+        scan_many(vs, qs, qws, rf, qi, n, heaps, aheaps);
         for (size_t j = 0; j < n; j++) {
             counts[qi[j]] = heap_emit(vs, &heaps[qi[j]], hits + qi[j] * k);
             done[qi[j]] = 1;
@@ -912,6 +1091,7 @@ void tn_vecstore_search_many(tn_vecstore_t *vs, const float *queries, const tn_v
     free(cands);
     free(heaps);
     free(valid);
+    free(qws);
     free(qs);
 }
 
@@ -935,7 +1115,7 @@ void tn_vecstore_stats(tn_vecstore_t *vs, tn_vecstore_stats_t *st)
     pthread_rwlock_rdlock(&vs->lock);
     st->live = vs->nrows - vs->dead;
     st->rows = vs->nrows;
-    st->vector_bytes = (size_t)vs->cap * vs->dims * sizeof(float);
+    st->vector_bytes = (size_t)vs->cap * (vs->dims * (sizeof(float) + 1) + sizeof(*vs->qscale));
     size_t p = vs->payload + (size_t)vs->cap * sizeof(*vs->rows) +
                (size_t)vs->tslots * sizeof(*vs->tmap) + strtab_bytes(&vs->tenants) +
                strtab_bytes(&vs->langs) + strtab_bytes(&vs->cats);

@@ -185,6 +185,44 @@ int main(int argc, char **argv)
                       : UINT32_MAX;
         tn_vec_hits_free(hits, c);
     }
+    /* recall@10 against exact brute force (double, over the normalized rows) for the first
+     * queries: the store's int8 first pass must not lose true top-10 rows. */
+    size_t rq = TN_MIN(nq, (size_t)200), found = 0;
+    double *inv = tn_xmalloc(n * sizeof(double));
+    for (size_t r = 0; r < n; r++) {
+        double ss = 0;
+        for (size_t i = 0; i < d; i++)
+            ss += (double)m[r * d + i] * m[r * d + i];
+        inv[r] = 1.0 / sqrt(ss);
+    }
+    for (size_t q = 0; q < rq; q++) {
+        double best[K];
+        uint32_t bid[K];
+        for (size_t i = 0; i < K; i++) {
+            best[i] = -3;
+            bid[i] = UINT32_MAX;
+        }
+        for (size_t r = 0; r < n; r++) {
+            double s = 0;
+            for (size_t i = 0; i < d; i++)
+                s += (double)qs[q * d + i] * m[r * d + i];
+            s *= inv[r];
+            if (s <= best[K - 1])
+                continue;
+            size_t j = K - 1;
+            for (; j > 0 && best[j - 1] < s; j--) {
+                best[j] = best[j - 1];
+                bid[j] = bid[j - 1];
+            }
+            best[j] = s;
+            bid[j] = (uint32_t)r;
+        }
+        for (size_t i = 0; i < K; i++)
+            for (size_t j = 0; j < K; j++)
+                found += ids[q * K + i] == bid[j] && bid[j] != UINT32_MAX;
+    }
+    printf("recall_at10 %.4f\nrecall_queries %zu\n", (double)found / (double)(rq * K), rq);
+    free(inv);
     if (write_file(dir, "m.f32", m, n * d * sizeof(float)) ||
         write_file(dir, "q.f32", qs, nq * d * sizeof(float)) ||
         write_file(dir, "ids.u32", ids, nq * K * sizeof(uint32_t))) {

@@ -4,7 +4,8 @@
 # search over the same data in the same run (tests/bench/vecstore/anchor.py).
 #   single query latency p50/p99 over 1,000 queries (1 thread; and 2 threads at once)
 #   search_many batches of 8 and 32 on 1 and 2 threads: QPS and batch latency
-#   memory: vector bytes allocated vs raw vector bytes, payload bytes
+#   recall@10 against exact brute force (the store ranks candidates with int8 first)
+#   memory: vector bytes allocated (f32 + int8 copy) vs raw f32 vector bytes, payload bytes
 # Goal (rag service): p99 < 20 ms per single query at 100,000 x 384.
 #   tests/bench/vecstore/run.sh     (from the repo top, after make)
 # Knobs: BENCH_NQ queries (1000), BENCH_ANCHOR_NQ queries numpy times (200: reference BLAS is slow).
@@ -37,6 +38,8 @@ for n in 10000 100000; do
     printf '  memory: vectors %s bytes for %s raw (x%s), payload %s bytes, %s rows\n' \
         "$(get vector_bytes "$c")" "$(get raw_vector_bytes "$c")" "$(get vector_overhead "$c")" \
         "$(get payload_bytes "$c")" "$(get rows "$c")"
+    printf '  recall@10 vs exact brute force (%s queries): %s\n' "$(get recall_queries "$c")" \
+        "$(get recall_at10 "$c")"
     if ((have_np)); then
         printf '  anchor: numpy %s (Debian, %s queries), top-10 agreement with the store %s\n' \
             "$(get numpy_version "$a")" "$(get np_queries "$a")" "$(get agreement_at10 "$a")"
@@ -59,6 +62,8 @@ for n in 10000 100000; do
     ap99=$(get np_single_p99_ms "$a")
     printf 'RESULT vecstore.%s.single_p99_ms value=%s anchor=%s ratio=%s goal=20\n' "$n" "$p99" \
         "${ap99:--}" "$(ratio "${ap99:-0}" "$p99")" >>"$tmp/results"
+    printf 'RESULT vecstore.%s.recall_at10 value=%s goal=0.99\n' "$n" "$(get recall_at10 "$c")" \
+        >>"$tmp/results"
     printf 'RESULT vecstore.%s.vector_overhead value=%s goal=1.2\n' "$n" \
         "$(get vector_overhead "$c")" >>"$tmp/results"
 done

@@ -113,6 +113,71 @@ static void test_exact_topk(void **state)
     }
 }
 
+/*
+ * The int8 first pass (dims >= 32, more rows than candidates) returns the brute-force top k:
+ * the same rows in the same order, with the exact scores; search_many agrees bitwise. Ids are
+ * compared wherever neighbouring reference scores differ by more than float rounding.
+ */
+static void test_two_pass_ids(void **state)
+{
+    TN_UNUSED(state);
+    static const size_t dims[] = {32, 48, 64, 100, 128, 256, 384};
+    static const size_t ks[] = {1, 5, 10, 20, 40};
+    enum { NQ = 8 };
+    for (size_t di = 0; di < TN_ARRAY_LEN(dims); di++) {
+        size_t d = dims[di], n = 3000;
+        tn_vecstore_t *vs = tn_vecstore_new(d);
+        float *m = tn_xmalloc(n * d * sizeof(float));
+        for (size_t r = 0; r < n; r++) {
+            rand_vec(m + r * d, d);
+            char tk[16];
+            snprintf(tk, sizeof(tk), "t%zu", r);
+            assert_int_equal(put(vs, "A", tk, 0, NULL, NULL, m + r * d), TN_OK);
+        }
+        float *qs = tn_xmalloc(NQ * d * sizeof(float));
+        ref_t *ref = tn_xmalloc(n * sizeof(*ref));
+        tn_vec_hit_t *hits = tn_xcalloc(40, sizeof(*hits)),
+                     *many = tn_xcalloc(NQ * 40, 1 * sizeof(*many));
+        tn_vec_filter_t f[NQ];
+        size_t counts[NQ];
+        for (size_t i = 0; i < NQ; i++) {
+            rand_vec(qs + i * d, d);
+            f[i] = (tn_vec_filter_t){"A", NULL, NULL, NULL};
+        }
+        for (size_t ki = 0; ki < TN_ARRAY_LEN(ks); ki++) {
+            size_t k = ks[ki];
+            tn_vecstore_search_many(vs, qs, f, NQ, k, -2, many, counts);
+            for (size_t qn = 0; qn < NQ; qn++) {
+                const float *q = qs + qn * d;
+                for (size_t r = 0; r < n; r++)
+                    ref[r] = (ref_t){cosine(q, m + r * d, d), r};
+                qsort(ref, n, sizeof(*ref), ref_cmp);
+                size_t got = search(vs, q, "A", k, hits);
+                assert_int_equal(got, k);
+                assert_int_equal(counts[qn], k);
+                for (size_t i = 0; i < got; i++) {
+                    assert_true(fabs(hits[i].score - ref[i].s) < 1e-5);
+                    size_t row = (size_t)strtoul(hits[i].ticket_id + 1, NULL, 10);
+                    int clear = (i == 0 || ref[i - 1].s - ref[i].s > 1e-6) &&
+                                ref[i].s - ref[i + 1].s > 1e-6;
+                    if (clear)
+                        assert_int_equal(row, ref[i].row);
+                    assert_true(many[qn * k + i].score == hits[i].score);
+                    assert_string_equal(many[qn * k + i].ticket_id, hits[i].ticket_id);
+                }
+                tn_vec_hits_free(hits, got);
+                tn_vec_hits_free(many + qn * k, counts[qn]);
+            }
+        }
+        free(many);
+        free(hits);
+        free(ref);
+        free(qs);
+        free(m);
+        tn_vecstore_destroy(vs);
+    }
+}
+
 static void test_ties_and_payload(void **state)
 {
     TN_UNUSED(state);
@@ -326,8 +391,10 @@ static void test_compaction(void **state)
     tn_vecstore_stats(vs, &st);
     assert_int_equal(st.live, n);
     assert_int_equal(st.rows, n);
-    assert_true(st.vector_bytes >= n * d * sizeof(float));
-    assert_true(st.vector_bytes <= (n * d * sizeof(float)) * 5 / 4 + 64 * d * sizeof(float));
+    /* per row: the f32 row, its int8 copy and scale */
+    size_t rowb = d * (sizeof(float) + 1) + sizeof(float);
+    assert_true(st.vector_bytes >= n * rowb);
+    assert_true(st.vector_bytes <= n * rowb * 5 / 4 + 64 * rowb);
     assert_true(st.payload_bytes > 0);
 
     float q[24];
@@ -377,7 +444,7 @@ static void test_compaction(void **state)
     tn_vecstore_stats(vs, &st);
     assert_int_equal(st.live, n - removed + 100);
     assert_true((st.rows - st.live) * 4 <= st.rows);
-    assert_true(st.vector_bytes <= st.rows * d * sizeof(float) * 5 / 4 + 64 * d * sizeof(float));
+    assert_true(st.vector_bytes <= st.rows * rowb * 5 / 4 + 64 * rowb);
     free(m);
     tn_vecstore_destroy(vs);
 }
@@ -510,13 +577,10 @@ static void test_concurrent(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_exact_topk),
-        cmocka_unit_test(test_ties_and_payload),
-        cmocka_unit_test(test_filters),
-        cmocka_unit_test(test_min_score_and_zero),
-        cmocka_unit_test(test_replace_trim_delete),
-        cmocka_unit_test(test_compaction),
-        cmocka_unit_test(test_search_many),
+        cmocka_unit_test(test_exact_topk),         cmocka_unit_test(test_two_pass_ids),
+        cmocka_unit_test(test_ties_and_payload),   cmocka_unit_test(test_filters),
+        cmocka_unit_test(test_min_score_and_zero), cmocka_unit_test(test_replace_trim_delete),
+        cmocka_unit_test(test_compaction),         cmocka_unit_test(test_search_many),
         cmocka_unit_test(test_concurrent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
