@@ -221,7 +221,13 @@ def test_qdrant_outage_loses_nothing(stack):
     finally:
         qd(stack, "POST", "/admin/faults", {"error_rate": 0.0})
     wait_for(lambda: count(stack) == n0 + 80, timeout=60, what="80 points after the outage")
-    assert dlq_total(stack) == before, "records went to the DLQ during the outage"
+    # None of the outage's records is a dead letter. (The DLQ metric may also count a dead
+    # letter of an earlier test again: a batch redone after a rewind is at least once.)
+    want = set(tickets)
+    dlq = consume(stack["ds"].bootstrap, "tickets.dlq", idle=2)
+    assert not [r for r in dlq if r["key"] and r["key"].decode() in want], \
+        "records of the outage went to the DLQ"
+    assert dlq_total(stack) >= before
     wait_for(lambda: http("GET", stack["svc"].port, "/ready")[0] == 200, what="ready again")
 
 
