@@ -137,6 +137,15 @@ static void body_json(qd_body_t *w, const json_t *v)
     free(s);
 }
 
+/* ,"filter":{...} when there is a filter. */
+static void body_filter(qd_body_t *w, const json_t *filter)
+{
+    if (filter) {
+        body_adds(w, ",\"filter\":");
+        body_json(w, filter);
+    }
+}
+
 /* "%.9g" reads back as the same float (9 significant digits suffice for binary32). snprintf costs
  * some 400 ns a value, most of a batch's CPU time (64 x 384 values), so a finite float whose
  * decimal exponent is in [-36, 8] is printed here with integer arithmetic instead, byte for byte
@@ -426,6 +435,18 @@ static tn_err_t qd_do(tn_qdrant_t *q, qd_call_t *c, char *errbuf, size_t errlen)
 out:
     tn_http_response_cleanup(&resp);
     return rc;
+}
+
+/* Send the body built in @p w with call @p c (a @p what on @p collection, for the message). */
+static tn_err_t qd_send(tn_qdrant_t *q, qd_call_t *c, const qd_body_t *w, const char *what,
+                        const char *collection, char *errbuf, size_t errlen)
+{
+    if (w->rc != TN_OK) {
+        qd_err(errbuf, errlen, "qdrant: %s on %s: request body too large", what, collection);
+        return w->rc;
+    }
+    qd_call_body(c, w);
+    return qd_do(q, c, errbuf, errlen);
 }
 
 static tn_err_t qd_parse_error(const qd_call_t *c, const char *what, char *errbuf, size_t errlen)
@@ -1022,23 +1043,14 @@ tn_err_t tn_qdrant_search(tn_qdrant_t *q, const char *collection, const float *v
     body_floats(&w, vector, dims);
     snprintf(tmp, sizeof(tmp), ",\"limit\":%zu,\"with_payload\":true", limit);
     body_adds(&w, tmp);
-    if (filter) {
-        body_adds(&w, ",\"filter\":");
-        body_json(&w, filter);
-    }
+    body_filter(&w, filter);
     if (score_threshold >= -1.0) { /* NaN compares false: no threshold */
         snprintf(tmp, sizeof(tmp), ",\"score_threshold\":%.17g", score_threshold);
         body_adds(&w, tmp);
     }
     body_adds(&w, "}");
     qd_call_init(&c, TN_HTTP_POST, tn_xasprintf("/collections/%s/points/query", collection));
-    tn_err_t rc = w.rc;
-    if (rc != TN_OK) {
-        qd_err(errbuf, errlen, "qdrant: search on %s: request body too large", collection);
-        goto out;
-    }
-    qd_call_body(&c, &w);
-    rc = qd_do(q, &c, errbuf, errlen);
+    tn_err_t rc = qd_send(q, &c, &w, "search", collection, errbuf, errlen);
     if (rc != TN_OK)
         goto out;
     json_t *points = json_object_get(c.result, "points");
@@ -1114,23 +1126,14 @@ tn_err_t tn_qdrant_scroll(tn_qdrant_t *q, const char *collection, const json_t *
     snprintf(tmp, sizeof(tmp), "{\"limit\":%zu,\"with_payload\":true,\"with_vector\":%s", limit,
              with_vector ? "true" : "false");
     body_adds(&w, tmp);
-    if (filter) {
-        body_adds(&w, ",\"filter\":");
-        body_json(&w, filter);
-    }
+    body_filter(&w, filter);
     if (offset && !json_is_null(offset)) {
         body_adds(&w, ",\"offset\":");
         body_json(&w, offset);
     }
     body_adds(&w, "}");
     qd_call_init(&c, TN_HTTP_POST, tn_xasprintf("/collections/%s/points/scroll", collection));
-    tn_err_t rc = w.rc;
-    if (rc != TN_OK) {
-        qd_err(errbuf, errlen, "qdrant: scroll on %s: request body too large", collection);
-        goto out;
-    }
-    qd_call_body(&c, &w);
-    rc = qd_do(q, &c, errbuf, errlen);
+    tn_err_t rc = qd_send(q, &c, &w, "scroll", collection, errbuf, errlen);
     if (rc != TN_OK)
         goto out;
     json_t *pts = json_object_get(c.result, "points");
@@ -1161,19 +1164,10 @@ tn_err_t tn_qdrant_count(tn_qdrant_t *q, const char *collection, const json_t *f
     qd_body_t w;
     body_init(&w);
     body_adds(&w, "{\"exact\":true");
-    if (filter) {
-        body_adds(&w, ",\"filter\":");
-        body_json(&w, filter);
-    }
+    body_filter(&w, filter);
     body_adds(&w, "}");
     qd_call_init(&c, TN_HTTP_POST, tn_xasprintf("/collections/%s/points/count", collection));
-    tn_err_t rc = w.rc;
-    if (rc != TN_OK) {
-        qd_err(errbuf, errlen, "qdrant: count on %s: request body too large", collection);
-        goto out;
-    }
-    qd_call_body(&c, &w);
-    rc = qd_do(q, &c, errbuf, errlen);
+    tn_err_t rc = qd_send(q, &c, &w, "count", collection, errbuf, errlen);
     if (rc != TN_OK)
         goto out;
     const json_t *v = json_object_get(c.result, "count");
