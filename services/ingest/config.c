@@ -104,12 +104,8 @@ tn_err_t ingest_rules_load(ingest_rules_t *r, const ingest_cfg_t *cfg)
     r->enriched = load_schema(cfg->schemas_dir, "tickets.enriched.schema.json");
     if (!r->http_ticket || !r->raw || !r->enriched)
         goto fail;
-    char *text = *cfg->pii_rules_file ? read_rules(cfg->pii_rules_file) : NULL;
-    if (*cfg->pii_rules_file && !text)
-        goto fail;
-    r->pii = tn_pii_new(text, *cfg->pii_rules_file ? cfg->pii_rules_file : "built-in PII rules",
-                        err, sizeof(err));
-    free(text);
+    r->pii = *cfg->pii_rules_file ? tn_pii_load(cfg->pii_rules_file, err, sizeof(err))
+                                  : tn_pii_new(NULL, "built-in PII rules", err, sizeof(err));
     if (!r->pii) {
         TN_LOG(TN_LOG_ERROR, "ingest: %s", err);
         goto fail;
@@ -124,7 +120,7 @@ tn_err_t ingest_rules_load(ingest_rules_t *r, const ingest_cfg_t *cfg)
             goto fail;
         }
     }
-    text = *cfg->category_rules_file ? read_rules(cfg->category_rules_file) : NULL;
+    char *text = *cfg->category_rules_file ? read_rules(cfg->category_rules_file) : NULL;
     if (*cfg->category_rules_file && !text)
         goto fail;
     r->category = tn_category_new(
