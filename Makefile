@@ -20,7 +20,8 @@ V        ?=
 Q        := $(if $(V),,@)
 
 # Libraries the common library wraps (one wrapper module each, see common/README.md).
-PKGS      := rdkafka libmicrohttpd libcurl jansson libpcre2-8 libcrypto libutf8proc
+PKGS      := rdkafka libmicrohttpd libcurl jansson libpcre2-8 libcrypto libutf8proc libpq opus \
+             speexdsp libwebsockets espeak-ng pocketsphinx
 TEST_PKGS := cmocka
 
 WARN     := -std=c11 -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wvla -Werror
