@@ -272,8 +272,9 @@ static tn_err_t run(ingest_t *in, pool_t *p, int threaded, slot_t *slots)
         memset(&b, 0, sizeof(b));
         int in_txn = 0;
         int64_t deadline = 0;
-        size_t held = 0; /* slots of this batch, enriched, not produced yet */
-        while ((int64_t)held < cfg->batch_max) {
+        size_t held = 0;  /* slots of this batch, enriched, not produced yet */
+        int64_t bytes = 0; /* their enriched values: held in memory until the commit */
+        while ((int64_t)held < cfg->batch_max && bytes < cfg->batch_max_bytes) {
             size_t n = 0, room = (size_t)cfg->batch_max - held;
             if (room > GROUP)
                 room = GROUP;
@@ -319,6 +320,8 @@ static tn_err_t run(ingest_t *in, pool_t *p, int threaded, slot_t *slots)
                 deadline = tn_clock_mono_ms() + cfg->batch_linger_ms;
             }
             enrich_group(p, slots + held, n, threaded);
+            for (size_t i = held; i < held + n; i++)
+                bytes += (int64_t)(slots[i].value ? slots[i].len : slots[i].msg.value_len);
             held += n;
         }
         for (size_t i = 0; i < held; i++) {

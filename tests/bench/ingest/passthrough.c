@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "taina/clock.h"
 #include "taina/kafka.h"
@@ -19,6 +20,15 @@
 #include "taina/metrics.h"
 
 /* Peak resident set of this process (VmHWM), in kB; -1 when unknown. */
+/* User + system CPU seconds of the process, all threads. */
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 static long vmhwm_kb(void)
 {
     FILE *f = fopen("/proc/self/status", "r");
@@ -89,7 +99,7 @@ int main(int argc, char **argv)
     }
 
     long done = 0, done0 = 0;
-    double t0 = 0, t1 = 0, give_up = tn_clock_mono_s() + 120;
+    double t0 = 0, t1 = 0, cpu0 = 0, give_up = tn_clock_mono_s() + 120;
     int rc = 0;
     while (done < want && !rc) {
         long in = 0;
@@ -146,11 +156,14 @@ int main(int argc, char **argv)
         if (t0 == 0) {
             t0 = t1;
             done0 = done;
+            cpu0 = cpu_s();
         }
     }
     if (!rc && done > done0)
-        printf("passthrough_records %ld seconds %.3f records_per_s %.0f vmhwm_kb %ld\n",
-               done - done0, t1 - t0, (double)(done - done0) / (t1 - t0), vmhwm_kb());
+        printf("passthrough_records %ld seconds %.3f records_per_s %.0f vmhwm_kb %ld "
+               "cpu_us_per_record %.0f\n",
+               done - done0, t1 - t0, (double)(done - done0) / (t1 - t0), vmhwm_kb(),
+               (cpu_s() - cpu0) * 1e6 / (double)(done - done0));
     else if (!rc) {
         fprintf(stderr, "bench-ingest: N=%ld fits in one transaction: nothing to time\n", want);
         rc = 1;

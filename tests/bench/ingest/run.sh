@@ -88,7 +88,7 @@ run_ceiling() {
     out=$("$BUILD"/bench/bench-ingest "$bs" "$2" tickets.enriched bench-passthrough \
         2>"$tmp/passthrough.$1.log") || fail "passthrough ($1)"
     devstack_stop
-    r_rps=$(field records_per_s "$out") r_kb=$(field vmhwm_kb "$out")
+    r_rps=$(field records_per_s "$out") r_kb=$(field vmhwm_kb "$out") r_cpu=$(field cpu_us_per_record "$out")
 }
 run_taina() {
     local out port pid
@@ -105,7 +105,7 @@ run_taina() {
     pids=("${pids[@]/$pid/}")
     [[ "$(field dlq "$out")" == 0 ]] || echo "  warning: taina sent $(field dlq "$out") records to the DLQ" >&2
     devstack_stop
-    r_rps=$(field records_per_s "$out") r_kb=$(field vmhwm_kb "$out")
+    r_rps=$(field records_per_s "$out") r_kb=$(field vmhwm_kb "$out") r_cpu=$(field cpu_us_per_record "$out")
 }
 run_python() {
     local out
@@ -113,51 +113,57 @@ run_python() {
     out=$($PY tests/bench/peers/ingest_enrich.py "$bs" "$2" tickets.enriched \
         bench-python-enrich schemas 2>"$tmp/python.$1.log") || fail "python peer ($1)"
     devstack_stop
-    r_rps=$(field records_per_s "$out") r_kb=$(field maxrss_kb "$out")
+    r_rps=$(field records_per_s "$out") r_kb=$(field maxrss_kb "$out") r_cpu=$(field cpu_us_per_record "$out")
 }
 
-# repeat KIND LABEL N SIZE TIMES: sets rps (the median) and kb (the largest peak) of TIMES runs;
-# all_rps lists every run.
+# repeat KIND LABEL N SIZE TIMES: sets rps and cpu (the medians: records/s and CPU us per
+# record) and kb (the largest peak) of TIMES runs; all_rps lists every run.
 repeat() {
     local kind=$1 label=$2 n=$3 size=$4 times=$5 i
-    local -a rs=()
+    local -a rs=() cs=()
     kb=0
     for ((i = 1; i <= times; i++)); do
-        r_rps='' r_kb=0
+        r_rps='' r_kb=0 r_cpu=''
         run_"$kind" "$label-$kind-$i" "$n" "$size"
-        [[ -n "$r_rps" ]] || fail "$kind ($label): no figure"
+        [[ -n "$r_rps" && -n "$r_cpu" ]] || fail "$kind ($label): no figure"
         rs+=("$r_rps")
+        cs+=("$r_cpu")
         ((r_kb > kb)) && kb=$r_kb
     done
     all_rps=$(printf '%s\n' "${rs[@]}" | sort -n | paste -sd/)
     rps=$(printf '%s\n' "${rs[@]}" | sort -n | sed -n "$(((times + 1) / 2))p")
+    cpu=$(printf '%s\n' "${cs[@]}" | sort -n | sed -n "$(((times + 1) / 2))p")
 }
 
 # measure LABEL N SIZE: sets ceil_*, taina_*, py_* (rps, kb, all).
 measure() {
     repeat ceiling "$1" "$2" "$3" "$reps"
-    ceil_rps=$rps ceil_kb=$kb ceil_all=$all_rps
+    ceil_rps=$rps ceil_kb=$kb ceil_all=$all_rps ceil_cpu=$cpu
     repeat taina "$1" "$2" "$3" "$reps"
-    taina_rps=$rps taina_kb=$kb taina_all=$all_rps
+    taina_rps=$rps taina_kb=$kb taina_all=$all_rps taina_cpu=$cpu
     repeat python "$1" "$2" "$3" 1
-    py_rps=$rps py_kb=$kb
+    py_rps=$rps py_kb=$kb py_cpu=$cpu
 }
 
 mb() { echo "scale=1; $1 / 1024" | bc; }
 
 report() { # LABEL N
-    local label=$1 n=$2 r_ceil r_py rss
+    local label=$1 n=$2 r_ceil r_py r_cpu rss
     r_ceil=$(echo "scale=2; $taina_rps / $ceil_rps" | bc | sed 's/^\./0./')
     r_py=$(echo "scale=1; $taina_rps / $py_rps" | bc | sed 's/^\./0./')
+    r_cpu=$(echo "scale=1; $py_cpu / $taina_cpu" | bc | sed 's/^\./0./')
     rss=$(mb "$taina_kb")
     printf '  %s tickets (N=%s, %s bytes each on average)\n' "$label" "$n" "$avg"
-    printf '    taina-ingest (enrichment)    %8s records/s   peak RSS %5s MB   (median of %s)\n' "$taina_rps" "$rss" "$taina_all"
-    printf '    ceiling: C txn passthrough   %8s records/s   peak RSS %5s MB   (median of %s)\n' "$ceil_rps" "$(mb "$ceil_kb")" "$ceil_all"
-    printf '    anchor: Python peer          %8s records/s   peak RSS %5s MB\n' "$py_rps" "$(mb "$py_kb")"
+    printf '    taina-ingest (enrichment)    %8s records/s   CPU %6s us/record   peak RSS %5s MB   (median of %s)\n' "$taina_rps" "$taina_cpu" "$rss" "$taina_all"
+    printf '    ceiling: C txn passthrough   %8s records/s   CPU %6s us/record   peak RSS %5s MB   (median of %s)\n' "$ceil_rps" "$ceil_cpu" "$(mb "$ceil_kb")" "$ceil_all"
+    printf '    anchor: Python peer          %8s records/s   CPU %6s us/record   peak RSS %5s MB\n' "$py_rps" "$py_cpu" "$(mb "$py_kb")"
     printf '    taina/ceiling %s%% (goal >= 50%%), taina/python %sx (goal >= 10x), taina peak RSS %s MB (goal < 30 MB)\n' \
         "$(echo "$r_ceil * 100 / 1" | bc)" "$r_py" "$rss"
+    printf '    CPU per record: taina %s us, Python %s us (%sx less), the passthrough alone %s us\n' \
+        "$taina_cpu" "$py_cpu" "$r_cpu" "$ceil_cpu"
     results+=("RESULT ingest.$label.records_per_s_vs_ceiling value=$taina_rps anchor=$ceil_rps ratio=$r_ceil goal=0.5")
     results+=("RESULT ingest.$label.records_per_s_vs_python value=$taina_rps anchor=$py_rps ratio=$r_py goal=10")
+    results+=("RESULT ingest.$label.cpu_us_per_record value=$taina_cpu anchor=$py_cpu ratio=$r_cpu goal=-")
     results+=("RESULT ingest.$label.peak_rss_mb value=$rss anchor=$(mb "$py_kb") ratio=$(echo "scale=2; $taina_kb / $py_kb" | bc | sed 's/^\./0./') goal=<30")
 }
 

@@ -2,7 +2,7 @@
 """Time taina-ingest through N records from its /metrics, and read its peak RSS.
 
     watch_taina.py PORT PID N [TIMEOUT_S]
-      -> "taina_records N seconds S records_per_s R vmhwm_kb K dlq D"
+      -> "taina_records N seconds S records_per_s R vmhwm_kb K dlq D cpu_us_per_record C"
 
 Scrapes /metrics every 25 ms: the clock starts at the first scrape that shows committed outputs
 (taina_ingest_records_out_total > 0: the first transaction is done) and stops at the first that
@@ -10,6 +10,7 @@ shows N; the rate counts the records committed in between (the steady state, as 
 the Python peer measure it). VmHWM comes from /proc/PID/status while the process still runs. Exit 1 when the process dies or N is not reached in time.
 """
 import http.client
+import os
 import re
 import sys
 import time
@@ -24,6 +25,13 @@ def vmhwm_kb(pid):
             if line.startswith("VmHWM:"):
                 return int(line.split()[1])
     return -1
+
+
+def cpu_s(pid):
+    """User + system CPU seconds of PID so far, all threads (/proc/PID/stat fields 14 and 15)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(") ", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main():
@@ -51,14 +59,17 @@ def main():
         now = time.monotonic()
         out = sum(float(v) for v in OUT.findall(body))
         if t0 is None and out > 0:
-            t0, out0 = now, out
+            t0, out0, cpu0 = now, out, cpu_s(pid)
         if t0 is not None and out >= want:
             if out == out0:
                 sys.exit("watch_taina: N=%d came in one scrape interval: nothing to time" % want)
             dlq = sum(float(v) for v in DLQ.findall(body))
             secs = now - t0
-            print("taina_records %d seconds %.3f records_per_s %.0f vmhwm_kb %d dlq %d"
-                  % (out - out0, secs, (out - out0) / secs, vmhwm_kb(pid), dlq))
+            cpu = cpu_s(pid) - cpu0
+            print("taina_records %d seconds %.3f records_per_s %.0f vmhwm_kb %d dlq %d "
+                  "cpu_us_per_record %.0f"
+                  % (out - out0, secs, (out - out0) / secs, vmhwm_kb(pid), dlq,
+                     cpu * 1e6 / (out - out0)))
             return
         time.sleep(0.025)
     sys.exit("watch_taina: N=%d not reached in %.0f s" % (want, timeout))

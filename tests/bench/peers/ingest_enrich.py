@@ -2,7 +2,8 @@
 """The peer of taina-ingest's enrichment pipeline, written the way a Python team would write it.
 
     ingest_enrich.py BOOTSTRAP N [OUT_TOPIC] [GROUP] [SCHEMAS_DIR]
-      -> "python_records N seconds S records_per_s R maxrss_kb K"
+      -> "python_records N seconds S records_per_s R maxrss_kb K cpu_us_per_record C"
+      (C: user + sys CPU time of the process, all threads, over the timed window)
 
 confluent-kafka (Debian python3-confluent-kafka) with the Kafka settings of taina-ingest:
 consume tickets.raw (read_committed, cooperative-sticky, manual commits), per record: json
@@ -62,6 +63,12 @@ class _TextOf(html.parser.HTMLParser):
         if not self.skip:
             self.parts.append(data)
 
+
+
+def cpu_s():
+    """User + system CPU seconds of this process, all threads (librdkafka's included)."""
+    t = os.times()
+    return t.user + t.system
 
 def html_to_text(s):
     p = _TextOf()
@@ -369,12 +376,14 @@ def main():
         done += n
         t1 = time.monotonic()
         if t0 is None:
-            t0, done0 = t1, done
+            t0, done0, cpu0 = t1, done, cpu_s()
+    cpu1 = cpu_s()
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if done == done0:
         sys.exit("ingest_enrich: N=%d fits in one transaction: nothing to time" % want)
-    print("python_records %d seconds %.3f records_per_s %.0f maxrss_kb %d"
-          % (done - done0, t1 - t0, (done - done0) / (t1 - t0), kb))
+    print("python_records %d seconds %.3f records_per_s %.0f maxrss_kb %d cpu_us_per_record %.0f"
+          % (done - done0, t1 - t0, (done - done0) / (t1 - t0), kb,
+             (cpu1 - cpu0) * 1e6 / (done - done0)))
     consumer.close()
 
 
