@@ -272,7 +272,7 @@ static tn_err_t run(ingest_t *in, pool_t *p, int threaded, slot_t *slots)
         memset(&b, 0, sizeof(b));
         int in_txn = 0;
         int64_t deadline = 0;
-        size_t held = 0;  /* slots of this batch, enriched, not produced yet */
+        size_t held = 0;   /* slots of this batch, enriched, not produced yet */
         int64_t bytes = 0; /* their enriched values: held in memory until the commit */
         while ((int64_t)held < cfg->batch_max && bytes < cfg->batch_max_bytes) {
             size_t n = 0, room = (size_t)cfg->batch_max - held;
