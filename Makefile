@@ -8,6 +8,7 @@
 #   make valgrind  the unit tests under valgrind: no leaks, no errors
 #   make bench   every benchmark under tests/bench/, each figure next to its anchor
 #   make lint    clang-format check, cppcheck, banned functions
+#   make docs    regenerate the README's configuration reference from the config tables
 #   make clean   remove build/
 #
 # Knobs: TESTS=pattern (run a subset), TEST_LEAVE=1 (keep temp dirs), TN_TEST_TIMEOUT_MULT=N.
@@ -66,7 +67,7 @@ ITEST_BINS := $(ITEST_SRCS:tests/integration/%.c=$(BUILD)/tests/integration/%)
 BENCHES    := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard tests/bench/*/*.c)))))
 BENCH_BINS := $(BENCHES:%=$(BUILD)/bench/bench-%)
 
-.PHONY: all deps test asan valgrind lint clean install demo bench
+.PHONY: all deps test asan valgrind lint clean install demo bench docs
 .SECONDARY:
 .DEFAULT_GOAL := all
 
@@ -168,6 +169,10 @@ lint: deps
 	@! grep -nE '\bgetenv\s*\(' $(filter-out common/src/config.c,$(LINT_FILES)) \
 	    || { echo "lint: getenv() outside common/src/config.c"; exit 1; }
 	@echo "lint: ok"
+
+# The README's configuration reference, regenerated from the programs' config tables.
+docs: all
+	@tools/docs/config_reference.py --write README.md
 
 PREFIX ?= /usr/local
 install: all
