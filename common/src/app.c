@@ -65,6 +65,12 @@ static const tn_cfg_key_t auth_keys[] = {
         "File of API keys: one 'TENANT_ID SHA256_HEX_OF_KEY' per line", 0, 0),
     KEY("auth_disabled", TN_CFG_BOOL, auth_disabled, "false", 0,
         "Accept requests without API keys (all as tenant 'default'); for local use only", 0, 0),
+    KEY("rate_limit", TN_CFG_INT, rate_limit, "0", 0,
+        "Requests per second each API key may make (token bucket; more get 429); 0 = no limit", 0,
+        1000000),
+    KEY("rate_burst", TN_CFG_INT, rate_burst, "0", 0,
+        "Requests an API key may make at once after a quiet spell; 0 = TAINA_RATE_LIMIT", 0,
+        1000000),
 };
 
 const tn_app_common_t *tn_app_common(const tn_app_t *app)
@@ -117,6 +123,8 @@ tn_err_t tn_app_http_start(tn_app_t *app, const tn_http_route_t *routes, size_t 
     o.stop_grace_ms = c->shutdown_grace_ms / 2; /* leave the rest for the service's own drain */
     o.metrics = app->metrics;
     o.auth = app->auth;
+    o.rate_limit = (double)c->rate_limit;
+    o.rate_burst = (double)c->rate_burst;
     o.ready = ready;
     o.ready_opaque = ready_opaque;
     tn_err_t rc = tn_http_server_new(&o, routes, nroutes, &app->http, errbuf, sizeof(errbuf));

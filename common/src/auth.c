@@ -229,6 +229,13 @@ size_t tn_auth_count(const tn_auth_t *auth)
 
 tn_err_t tn_auth_lookup(const tn_auth_t *auth, const char *key, size_t keylen, const char **tenant)
 {
+    size_t index;
+    return tn_auth_lookup_index(auth, key, keylen, tenant, &index);
+}
+
+tn_err_t tn_auth_lookup_index(const tn_auth_t *auth, const char *key, size_t keylen,
+                              const char **tenant, size_t *index)
+{
     unsigned char md[DIGEST_LEN];
     size_t found = 0, any = 0;
 
@@ -242,5 +249,6 @@ tn_err_t tn_auth_lookup(const tn_auth_t *auth, const char *key, size_t keylen, c
         any |= mask;
     }
     *tenant = any ? auth->keys[found].tenant : NULL;
+    *index = found;
     return any ? TN_OK : TN_ERR_AUTH;
 }

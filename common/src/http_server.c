@@ -288,10 +288,20 @@ static bool req_auth(tn_http_req_t *req)
         tn_http_req_add_header(req, "WWW-Authenticate", "Bearer realm=\"taina\"");
         return false;
     }
-    if (tn_auth_lookup(srv->opts.auth, key, klen, &req->tenant) != TN_OK) {
+    size_t index;
+    if (tn_auth_lookup_index(srv->opts.auth, key, klen, &req->tenant, &index) != TN_OK) {
         tn_http_req_respond_error(req, 401, "unauthorized", "unknown API key");
         tn_http_req_add_header(req, "WWW-Authenticate",
                                "Bearer realm=\"taina\", error=\"invalid_token\"");
+        return false;
+    }
+    int64_t retry_ms;
+    if (!tn_ratelimit_take(srv->limits, index, tn_clock_mono_ms(), &retry_ms)) {
+        char secs[24];
+        snprintf(secs, sizeof(secs), "%lld", (long long)((retry_ms + 999) / 1000));
+        tn_http_req_respond_error(req, 429, "rate_limited",
+                                  "too many requests for this API key; retry in %s s", secs);
+        tn_http_req_add_header(req, "Retry-After", secs);
         return false;
     }
     return true;
@@ -555,6 +565,9 @@ tn_err_t tn_http_server_new(const tn_http_server_opts_t *opts, const tn_http_rou
                                         "Open HTTP connections.", TN_NOLABELS);
         tn_metric_set(srv->m_conns, TN_NOLABELS, 0);
     }
+    if (opts->auth && opts->rate_limit > 0)
+        srv->limits = tn_ratelimit_new(tn_auth_count(opts->auth), opts->rate_limit,
+                                       opts->rate_burst > 0 ? opts->rate_burst : opts->rate_limit);
     *out = srv;
     srv = NULL; /* handed to the caller */
     rc = TN_OK;
@@ -639,6 +652,7 @@ void tn_http_server_destroy(tn_http_server_t *srv)
     if (!srv)
         return;
     tn_http_server_stop(srv);
+    tn_ratelimit_destroy(srv->limits);
     pthread_mutex_destroy(&srv->conns_lock);
     free(srv->routes);
     free(srv->bind_addr);

@@ -13,6 +13,7 @@
 
 #include "taina/buf.h"
 #include "taina/http_server.h"
+#include "taina/ratelimit.h"
 #include "taina/trace.h"
 
 #define TN_HTTP_MAX_SEGS          16
@@ -64,6 +65,7 @@ struct tn_http_server {
     tn_metric_t *m_requests;
     tn_metric_t *m_duration;
     tn_metric_t *m_conns;
+    tn_ratelimit_t *limits; /* per API key (index in the auth set); NULL = none */
 };
 
 typedef struct header {

@@ -53,6 +53,8 @@ typedef struct tn_app_common {
     int64_t kafka_stats_interval_ms;
     char *api_keys_file;
     bool auth_disabled;
+    int64_t rate_limit; /**< requests/s per API key, 0 = none */
+    int64_t rate_burst;
 } tn_app_common_t;
 
 typedef struct tn_app_def {

@@ -66,6 +66,13 @@ size_t tn_auth_count(const tn_auth_t *auth);
 tn_err_t tn_auth_lookup(const tn_auth_t *auth, const char *key, size_t keylen, const char **tenant);
 
 /**
+ * @brief tn_auth_lookup() that also gives the matching key's position in the file (0-based,
+ *        in 0..tn_auth_count()-1): per-key state such as rate limits is kept by it.
+ */
+tn_err_t tn_auth_lookup_index(const tn_auth_t *auth, const char *key, size_t keylen,
+                              const char **tenant, size_t *index);
+
+/**
  * @brief Write the lower-case hex SHA-256 of @p key (@p len bytes) to @p out (the format of
  *        the keys file). For tools and tests.
  * @param out at least TN_AUTH_HEX_LEN + 1 bytes; NUL-terminated.

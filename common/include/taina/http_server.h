@@ -25,6 +25,8 @@
  *   3. auth (routes with TN_HTTP_ROUTE_AUTH when an auth set is given):
  *      `Authorization: Bearer KEY`; missing or unknown -> 401 `unauthorized` with
  *      `WWW-Authenticate: Bearer`. Without an auth set every request has tenant "default".
+ *      With rate_limit, each key has a token bucket (rate_limit per second, rate_burst at
+ *      once): a request over it -> 429 `rate_limited` with `Retry-After` (seconds).
  *   4. content type: when the route lists types and the request has a body or a Content-Type,
  *      the media type (parameters like charset ignored, case-insensitive) must be one of them,
  *      else 415 `unsupported_media_type`.
@@ -117,6 +119,8 @@ typedef struct tn_http_server_opts {
     int64_t stop_grace_ms;    /**< how long stop waits for in-flight requests; default 10 s */
     tn_metrics_t *metrics;    /**< registry for HTTP metrics and /metrics. Borrowed; NULL = none */
     tn_auth_t *auth;          /**< API keys. Borrowed; NULL = auth disabled (tenant "default") */
+    double rate_limit;        /**< requests per second per API key (token bucket); 0 = none */
+    double rate_burst;        /**< requests a key may send at once; 0 = rate_limit (at least 1) */
     tn_http_ready_fn *ready;  /**< /ready check; NULL = always ready */
     void *ready_opaque;       /**< passed to @p ready. Borrowed */
 } tn_http_server_opts_t;

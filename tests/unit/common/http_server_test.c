@@ -678,6 +678,52 @@ static void test_auth_disabled(void **state)
     tn_http_server_destroy(g.srv);
 }
 
+/* Each API key has its own token bucket: over it, 429 with Retry-After; other keys go on. */
+static void test_rate_limit(void **state)
+{
+    TN_UNUSED(state);
+    char err[256], h1[TN_AUTH_HEX_LEN + 1], h2[TN_AUTH_HEX_LEN + 1];
+    tn_auth_hash_hex("key-one", 7, h1);
+    tn_auth_hash_hex("key-two", 7, h2);
+    char *keys = tn_xasprintf("acme %s\nglobex %s\n", h1, h2);
+    fixture_t g = {0};
+    if (tn_auth_parse(keys, strlen(keys), "keys", &g.auth, err, sizeof(err)) != TN_OK)
+        fail_msg("%s", err);
+    free(keys);
+    atomic_store(&g.ready, true);
+    tn_http_server_opts_t o;
+    tn_http_server_opts_init(&o);
+    o.auth = g.auth;
+    o.rate_limit = 0.5; /* one token per 2 s: the test cannot outrun it by accident */
+    o.rate_burst = 3;
+    start_server(&g, &o);
+    const char *one = "Content-Type: application/json\r\nAuthorization: Bearer key-one\r\n";
+    const char *two = "Content-Type: application/json\r\nAuthorization: Bearer key-two\r\n";
+    for (int i = 0; i < 3; i++) {
+        resp_t r = http_do(g.port, "POST", "/v1/tickets", one, "{}");
+        assert_int_equal(r.status, 202);
+        resp_free(&r);
+    }
+    resp_t r = http_do(g.port, "POST", "/v1/tickets", one, "{}");
+    assert_error(&r, 429, "rate_limited");
+    char *ra = resp_header(&r, "Retry-After");
+    assert_non_null(ra);
+    assert_in_range(atoi(ra), 1, 2);
+    free(ra);
+    resp_free(&r);
+    r = http_do(g.port, "POST", "/v1/tickets", two, "{}"); /* another key is not affected */
+    assert_int_equal(r.status, 202);
+    resp_free(&r);
+    r = http_do(g.port, "POST", "/v1/tickets", "Content-Type: application/json\r\n", "{}");
+    assert_error(&r, 401, "unauthorized"); /* no key: 401 first, never a bucket */
+    resp_free(&r);
+    r = http_do(g.port, "GET", "/health", NULL, NULL); /* built-ins are never limited */
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    tn_http_server_destroy(g.srv);
+    tn_auth_destroy(g.auth);
+}
+
 static bool is_hex32(const char *s)
 {
     if (strlen(s) != 32)
@@ -1033,6 +1079,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_too_large_chunked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unsupported_media_type, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
+        cmocka_unit_test(test_rate_limit),
         cmocka_unit_test_setup_teardown(test_auth_disabled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_health_ready, setup, teardown),
