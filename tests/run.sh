@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test program: unit tests (cmocka), then integration tests (C programs and scripts).
 # Prints one line per program and closes with "N passed, N failed" counted per test case.
-#   TESTS=pattern   run only programs whose name contains pattern
+#   TESTS=pattern   run only programs whose name contains pattern (several: "kafka 0006 0013")
 #   TEST_LEAVE=1    keep temporary directories (tests honour it)
 #   TN_TEST_TIMEOUT_MULT=N  multiply timeouts (sanitizer runs)
 set -uo pipefail
@@ -22,7 +22,11 @@ progs=()
 for f in "$BUILD"/tests/unit/* "$BUILD"/tests/integration/* tests/integration/*.sh tests/integration/*.py; do
     [[ -f "$f" && ( -x "$f" || "$f" == *.py ) ]] || continue
     [[ "$f" == *.d || "$f" == *.o ]] && continue
-    [[ -n "${TESTS:-}" && "$(basename "$f")" != *"$TESTS"* ]] && continue
+    if [[ -n "${TESTS:-}" ]]; then
+        want=0
+        for pat in $TESTS; do [[ "$(basename "$f")" == *"$pat"* ]] && want=1; done
+        ((want)) || continue
+    fi
     progs+=("$f")
 done
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "taina/auth.h"
+#include "taina/http_client.h"
 #include "taina/lifecycle.h"
 #include "taina/log.h"
 #include "taina/mem.h"
@@ -37,6 +38,11 @@ static const tn_cfg_key_t base_keys[] = {
         0),
     KEY("shutdown_grace", TN_CFG_DURATION, shutdown_grace_ms, "20s", 0,
         "On SIGTERM, time allowed to drain in-flight work before exiting anyway", 0, 3600000),
+    KEY("tls_ca_file", TN_CFG_STRING, tls_ca_file, "", 0,
+        "PEM bundle of CAs trusted for HTTPS upstreams instead of the system's (private CAs)", 0,
+        0),
+    KEY("tls_ca_path", TN_CFG_STRING, tls_ca_path, "", 0,
+        "Folder of hashed CA certificates trusted for HTTPS upstreams (c_rehash layout)", 0, 0),
 };
 
 static const tn_cfg_key_t http_keys[] = {
@@ -202,6 +208,7 @@ int tn_app_main(const tn_app_def_t *def, int argc, char **argv, char *const *env
     }
     tn_log_init(def->name, (tn_log_level_t)app->common.log_level);
     tn_log_set_dbg(dbg);
+    tn_http_client_tls_trust(app->common.tls_ca_file, app->common.tls_ca_path);
     if (tn_lifecycle_install() != TN_OK)
         goto out;
     app->metrics = tn_metrics_new();
@@ -237,6 +244,7 @@ int tn_app_main(const tn_app_def_t *def, int argc, char **argv, char *const *env
     TN_LOG(TN_LOG_INFO, "stopped");
     code = rc == TN_OK ? 0 : 1;
 out:
+    tn_http_client_tls_trust(NULL, NULL);
     tn_http_server_destroy(app->http);
     tn_auth_destroy(app->auth);
     tn_metrics_destroy(app->metrics);

@@ -730,9 +730,9 @@ static tn_err_t map_failure(tn_err_t rc, const tn_http_response_t *resp, tn_embe
             set_why(why, status, 1, "embeddings: HTTP %d after %d attempt(s)", status,
                     resp->attempts);
         else
-            set_why(why, 0, 1, "embeddings: %s after %d attempt(s)",
-                    rc == TN_ERR_TIMEOUT ? "timed out" : "no answer (connection failed)",
-                    resp->attempts);
+            set_why(why, 0, 1, "embeddings: %s (%s) after %d attempt(s)",
+                    rc == TN_ERR_TIMEOUT ? "timed out" : "no answer",
+                    resp->error[0] ? resp->error : "connection failed", resp->attempts);
         return TN_ERR_UNAVAILABLE;
     case TN_ERR_UPSTREAM: {
         json_t *doc = json_loadb(resp->body.data ? resp->body.data : "", resp->body.len, 0, NULL);

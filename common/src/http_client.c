@@ -70,6 +70,16 @@ static const char *const outcome_names[] = {"ok", "client_error", "server_error"
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc = CURLE_FAILED_INIT;
+/* Process-wide trust for HTTPS (tn_http_client_tls_trust): set once at start, read after. */
+static char *tls_ca_file, *tls_ca_path;
+
+void tn_http_client_tls_trust(const char *ca_file, const char *ca_path)
+{
+    free(tls_ca_file);
+    free(tls_ca_path);
+    tls_ca_file = ca_file && *ca_file ? tn_xstrdup(ca_file) : NULL;
+    tls_ca_path = ca_path && *ca_path ? tn_xstrdup(ca_path) : NULL;
+}
 
 static void global_init(void)
 {
@@ -678,6 +688,10 @@ static void setup_handle(tn_http_client_t *hc, CURL *h, const tn_http_request_t 
     curl_easy_setopt(h, CURLOPT_HEADERDATA, at);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_err);
     curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)hc->max_response);
+    if (tls_ca_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, tls_ca_file);
+    if (tls_ca_path)
+        curl_easy_setopt(h, CURLOPT_CAPATH, tls_ca_path);
     if (tn_log_dbg_mask & TN_DBG_CLIENT) {
         curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, on_debug);
         curl_easy_setopt(h, CURLOPT_DEBUGDATA, hc);
@@ -797,6 +811,10 @@ static tn_err_t perform(tn_http_client_t *hc, const tn_http_request_t *req,
         else
             snprintf(what, sizeof(what), "%s (curl %d: %s)", tn_err_str(rc), (int)cc,
                      curl_err[0] ? curl_err : curl_easy_strerror(cc));
+        snprintf(resp->error, sizeof(resp->error), "%s",
+                 resp->status  ? ""
+                 : curl_err[0] ? curl_err
+                               : curl_easy_strerror(cc));
         TN_DBG(TN_DBG_CLIENT, "%s %s %.*s attempt %d: %s in %.3f s", hc->upstream, method, plen,
                req->path, attempt, what, secs);
         if (!retryable || !may_retry || attempt >= hc->max_attempts)

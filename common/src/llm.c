@@ -744,8 +744,8 @@ static tn_err_t map_failure(tn_err_t rc, const tn_http_response_t *resp, tn_llm_
         if (status)
             set_why(why, status, 0, "llm: HTTP %d after %d attempt(s)", status, resp->attempts);
         else
-            set_why(why, 0, 0, "llm: no answer (connection failed) after %d attempt(s)",
-                    resp->attempts);
+            set_why(why, 0, 0, "llm: no answer (%s) after %d attempt(s)",
+                    resp->error[0] ? resp->error : "connection failed", resp->attempts);
         return TN_ERR_UNAVAILABLE;
     case TN_ERR_UPSTREAM: {
         json_t *doc = json_loadb(resp->body.data ? resp->body.data : "", resp->body.len, 0, NULL);

@@ -398,8 +398,8 @@ static tn_err_t qd_do(tn_qdrant_t *q, qd_call_t *c, char *errbuf, size_t errlen)
             qd_err(errbuf, errlen, "qdrant %s %s: HTTP %ld after %d attempts: %s", m, c->path,
                    resp.status, resp.attempts, c->msg);
         else
-            qd_err(errbuf, errlen, "qdrant %s %s: no answer after %d attempts (%s)", m, c->path,
-                   resp.attempts, tn_err_str(rc));
+            qd_err(errbuf, errlen, "qdrant %s %s: no answer after %d attempts (%s: %s)", m, c->path,
+                   resp.attempts, tn_err_str(rc), resp.error[0] ? resp.error : "connection failed");
         rc = TN_ERR_UNAVAILABLE;
         goto out;
     }

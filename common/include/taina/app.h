@@ -43,6 +43,8 @@ typedef struct tn_app_common {
     int log_level;   /**< tn_log_level_t */
     char *log_debug; /**< debug contexts, "kafka,http" */
     int64_t shutdown_grace_ms;
+    char *tls_ca_file; /**< CA bundle for HTTPS upstreams ("" = the system's) */
+    char *tls_ca_path; /**< CA folder for HTTPS upstreams ("" = the system's) */
     int64_t http_port;
     char *http_bind;
     int64_t http_max_body;

@@ -121,6 +121,8 @@ typedef struct tn_http_response {
     int64_t elapsed_ms; /**< time the call took, waits included */
     tn_buf_t body;      /**< body of the last answer, capped at max_response_bytes */
     tn_buf_t hdrs;      /**< private: headers of the last answer; use tn_http_response_header */
+    char error[192];    /**< when no answer arrived: why, in libcurl's words ("SSL certificate
+                             problem: self-signed certificate"); "" otherwise */
 } tn_http_response_t;
 
 /** @brief The defaults: every field zero or NULL (the client applies its documented defaults). */
@@ -134,6 +136,15 @@ tn_http_client_opts_t tn_http_client_opts_default(void);
  */
 tn_http_client_t *tn_http_client_new(const tn_http_client_opts_t *opts, char *errbuf,
                                      size_t errlen);
+/**
+ * @brief The CAs every client of the process trusts for HTTPS (TAINA_TLS_CA_FILE and
+ *        TAINA_TLS_CA_PATH, set by tn_app_main before any client exists): a PEM bundle and/or
+ *        a folder of hashed certificates used instead of the system's store, for upstreams
+ *        behind a private CA. NULL or "" leaves the system default. Copied. Call before
+ *        creating clients (not concurrently with requests); (NULL, NULL) frees the copies.
+ */
+void tn_http_client_tls_trust(const char *ca_file, const char *ca_path);
+
 /** @brief Close connections and free the client. NULL ok. No call may be in progress. */
 void tn_http_client_destroy(tn_http_client_t *hc);
 
