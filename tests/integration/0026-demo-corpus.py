@@ -1,0 +1,85 @@
+"""The demo corpus (tools/demo/corpus) is well formed: every document valid against the HTTP
+ingest schema with a unique UUIDv4 ticket_id, languages balanced, 80-600 words each; the PII
+table matches what ingest's rules find; the invalid cases are invalid the way expected.json says;
+every question's expected document exists; documents.ndjson is built from docs/. And the checks
+catch what they are for (a broken copy of the corpus fails them). Fast: no services."""
+import copy
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tools", "demo", "corpus"))
+import check  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return check.load_all()
+
+
+@pytest.mark.parametrize("name", ["documents", "balance", "pii", "categories", "invalid",
+                                  "questions", "built"])
+def test_corpus_check(corpus, name):
+    errs = check.run_all(corpus)[name]
+    assert errs == [], "\n".join(errs)
+
+
+def test_counts(corpus):
+    docs = corpus["docs"]
+    assert len(docs) >= 64
+    assert len(corpus["expected"]["pii"]) >= 4
+    assert len(corpus["invalid"]) >= 4
+    assert {c["via"] for c in corpus["invalid"]} == {"http", "kafka"}
+    qs = corpus["questions"]["questions"]
+    assert len(qs) >= 8 and len(corpus["questions"]["booking"]) == 2
+
+
+def test_pii_values_are_what_they_claim(corpus):
+    """The test card numbers pass Luhn and the IBANs their mod-97 check, else ingest would
+    (rightly) leave them alone."""
+    raws = [r for v in corpus["expected"]["pii"].values() for r in v["raw"]]
+    assert any(check.luhn_ok(r) for r in raws if r.startswith("4111"))
+    ibans = [r for r in raws if r[:2] in ("DO", "ES")]
+    assert ibans and all(check.iban_ok(r) for r in ibans)
+    assert not check.iban_ok("DO43 BCDR 0000 0002 4113 9067 1842")
+    assert not check.luhn_ok("4111 1111 1111 1112")
+
+
+def test_predicted_redaction():
+    counts, text = check.predict_pii("Escriba a ana@example.com o al (809) 555-0142; cédula "
+                                     "001-1234567-8, tarjeta 4111 1111 1111 1111.")
+    assert counts == {"EMAIL": 1, "PHONE": 1, "CEDULA": 1, "CARD": 1}
+    assert "555" not in text and "@" not in text
+
+
+def test_checks_catch_broken_documents(corpus):
+    docs = copy.deepcopy(corpus["docs"])
+    del docs[0]["title"]
+    docs[1]["ticket_id"] = docs[2]["ticket_id"]
+    docs[3]["body"] = "Demasiado corto."
+    docs[4]["content_type"] = "application/pdf"
+    docs[5]["ticket_id"] = "2f1c3b9a-0000-1000-8000-000000000000"  # a UUIDv1
+    errs = "\n".join(check.check_documents(docs, corpus["http"], corpus["raw"]))
+    for what in ("'title' is a required property", "used twice", "words",
+                 "'application/pdf' is not one of", "not a lower-case UUIDv4"):
+        assert what in errs, (what, errs)
+
+
+def test_checks_catch_broken_expectations(corpus):
+    exp = copy.deepcopy(corpus["expected"])
+    name = next(iter(exp["pii"]))
+    exp["pii"][name]["counts"]["IBAN"] = 1  # the document has no IBAN
+    exp["pii"]["no-such-doc"] = {"counts": {"EMAIL": 1}, "raw": []}
+    errs = "\n".join(check.check_pii(corpus["docs"], exp))
+    assert "no-such-doc is not a document" in errs and name in errs
+    qs = copy.deepcopy(corpus["questions"])
+    qs["questions"][0]["expect"] = ["no-such-doc"]
+    assert check.check_questions(corpus["docs"], qs)
+    cases = copy.deepcopy(corpus["invalid"])
+    for c in cases:
+        if c["case"] == "http-missing-title":
+            c["record"]["title"] = "Ahora es válido"
+    errs = "\n".join(check.check_invalid(cases, corpus["expected"], corpus["http"],
+                                         corpus["raw"]))
+    assert "http-missing-title: valid against the HTTP ticket schema" in errs
