@@ -1,12 +1,17 @@
 /*
- * The local vector store (vecstore.h): exact cosine top-k over one contiguous float32 matrix.
+ * The local vector store (vecstore.h): exact cosine top-k over one contiguous matrix.
  *
- * Layout:
- *   mat      rows x dims floats, L2-normalized on insert; grows by an eighth (at least 64 rows),
- *            so vector_bytes <= 1.125x the rows' raw bytes (realloc of a large block is an
- *            mremap in glibc: no copy).
- *   qmat     rows x dims int8 (qscale: one float per row): the rows quantized, for the first
- *            pass of a search (candidates), grown and compacted with mat.
+ * Layout: each row (L2-normalized on insert) is kept in 24-bit fixed point with one scale per
+ * row, m = round(x / scale * 65536), |m| <= 127 * 65536, split in two arrays:
+ *   qmat     rows x dims int8, round(m / 65536): the row quantized (x ~ qmat * qscale), read
+ *            alone by the first pass of a search (candidates);
+ *   lo       rows x dims int16, m - qmat * 65536: with qmat, the exact m, for the rescoring
+ *            (x = m * qscale / 65536, an absolute error of at most max|x| / 2^24 a component,
+ *            below that of float32 rounding of the largest ones; |m| < 2^24, exact as float);
+ *   qscale   per row: max|x| / 127.
+ *   So a row takes 3 bytes a dimension (+4), 0.75x its floats; the arrays grow by an eighth
+ *   (at least 64 rows), so vector_bytes <= 0.85x the rows' raw float32 bytes (realloc of a
+ *   large block is an mremap in glibc: no copy).
  *   rows     per row: the ticket it belongs to (NULL = tombstone), its payload, tenant id and
  *            interned lang/category ids (filters compare integers).
  *   tenants  interned names; each has the ascending list of its rows, so a search reads only
@@ -19,9 +24,10 @@
  * remapped.
  *
  * Dot products: GCC vector extensions (8 floats), 4 independent accumulators per call (4 rows
- * for one query, or 4 queries for one row), cloned for AVX2 where the compiler supports
- * target_clones. Both kernels do the same operations in the same order for each (query, row)
- * pair, so search and search_many give bitwise identical scores.
+ * for one query, or 4 queries for one row), on rows decoded from the fixed point, cloned for
+ * AVX2 where the compiler supports target_clones. Both kernels do the same operations in the
+ * same order for each (query, row) pair, so search and search_many give bitwise identical
+ * scores.
  */
 #include "taina/vecstore.h"
 
@@ -167,8 +173,8 @@ VS_KERNEL VS_VECTORIZE static void idot_4q1r(const int16_t *q0, const int16_t *q
     out[3] = a3;
 }
 
-/* Quantize @p v (d floats) into @p out (int8_t or int16_t, by @p wide). @returns the scale. */
-static float quantize(const float *v, size_t d, void *out, int wide)
+/* Quantize the query @p v (d floats) as the rows' first-pass copy, widened to int16. */
+static void quantize(const float *v, size_t d, int16_t *out)
 {
     float mx = 0;
     for (size_t i = 0; i < d; i++)
@@ -176,13 +182,36 @@ static float quantize(const float *v, size_t d, void *out, int wide)
     float inv = mx > 0 ? 127.0f / mx : 0;
     for (size_t i = 0; i < d; i++) {
         float x = roundf(v[i] * inv);
-        int8_t b = (int8_t)(x > 127 ? 127 : x < -127 ? -127 : x);
-        if (wide)
-            ((int16_t *)out)[i] = b;
-        else
-            ((int8_t *)out)[i] = b;
+        out[i] = (int16_t)(x > 127 ? 127 : x < -127 ? -127 : x);
     }
-    return mx / 127.0f;
+}
+
+/* Encode @p v (d floats, not all zero) into the 24-bit fixed point: @p hi (the int8 first-pass
+ * copy) and @p lo. @returns the scale of hi (max|v| / 127). */
+static float encode(const float *v, size_t d, int8_t *hi, int16_t *lo)
+{
+    float mx = 0;
+    for (size_t i = 0; i < d; i++)
+        mx = fmaxf(mx, fabsf(v[i]));
+    float scale = mx / 127.0f;
+    double inv = 65536.0 / scale, lim = 127.0 * 65536;
+    for (size_t i = 0; i < d; i++) {
+        double x = round((double)v[i] * inv);
+        int32_t m = (int32_t)(x > lim ? lim : x < -lim ? -lim : x);
+        int32_t h = (m + 32768 + 128 * 65536) / 65536 - 128; /* round(m / 65536), in +-127 */
+        hi[i] = (int8_t)h;
+        lo[i] = (int16_t)(m - h * 65536);
+    }
+    return scale;
+}
+
+/* Decode row @p hi, @p lo of scale @p scale into @p out (d floats). */
+VS_VECTORIZE static void decode(const int8_t *hi, const int16_t *lo, float scale, size_t d,
+                                float *out)
+{
+    float s = scale / 65536.0f; /* exact: a power of two */
+    for (size_t i = 0; i < d; i++)
+        out[i] = (float)((int32_t)hi[i] * 65536 + lo[i]) * s;
 }
 
 /* L2-normalize @p v into @p out. @returns 0, or -1 for a zero or non-finite vector. */
@@ -249,9 +278,9 @@ typedef struct tenant_rows {
 struct tn_vecstore {
     pthread_rwlock_t lock;
     size_t dims;
-    float *mat;
-    int8_t *qmat;  /* rows x dims int8: mat quantized per row (first pass of a search) */
-    float *qscale; /* per row: qmat * qscale ~ mat */
+    int8_t *qmat;  /* rows x dims: the rows quantized, qmat * qscale ~ x (first pass) */
+    int16_t *lo;   /* rows x dims: with qmat the 24-bit fixed point (rescoring) */
+    float *qscale; /* per row: max|x| / 127 */
     vrow_t *rows;
     uint32_t nrows, cap, dead;
     strtab_t tenants, langs, cats;
@@ -466,7 +495,7 @@ void tn_vecstore_destroy(tn_vecstore_t *vs)
     strtab_free(&vs->tenants);
     strtab_free(&vs->langs);
     strtab_free(&vs->cats);
-    free(vs->mat);
+    free(vs->lo);
     free(vs->qmat);
     free(vs->qscale);
     free(vs->rows);
@@ -481,7 +510,7 @@ size_t tn_vecstore_dims(const tn_vecstore_t *vs)
 
 static void set_capacity(tn_vecstore_t *vs, uint32_t cap)
 {
-    vs->mat = tn_xrealloc(vs->mat, (size_t)cap * vs->dims * sizeof(float));
+    vs->lo = tn_xrealloc(vs->lo, (size_t)cap * vs->dims * sizeof(*vs->lo));
     vs->qmat = tn_xrealloc(vs->qmat, (size_t)cap * vs->dims);
     vs->qscale = tn_xrealloc(vs->qscale, (size_t)cap * sizeof(*vs->qscale));
     vs->rows = tn_xrealloc(vs->rows, (size_t)cap * sizeof(*vs->rows));
@@ -517,7 +546,7 @@ static void compact(tn_vecstore_t *vs)
         if (!vs->rows[r].tk)
             continue;
         if (n != r) {
-            memcpy(vs->mat + (size_t)n * d, vs->mat + (size_t)r * d, d * sizeof(float));
+            memcpy(vs->lo + (size_t)n * d, vs->lo + (size_t)r * d, d * sizeof(*vs->lo));
             memcpy(vs->qmat + (size_t)n * d, vs->qmat + (size_t)r * d, d);
             vs->qscale[n] = vs->qscale[r];
             vs->rows[n] = vs->rows[r];
@@ -587,13 +616,15 @@ tn_err_t tn_vecstore_put(tn_vecstore_t *vs, const tn_vec_payload_t *p, const flo
         return TN_ERR_INVALID;
     }
     int8_t *q8 = tn_xmalloc(vs->dims);
-    float qs = quantize(nv, vs->dims, q8, 0);
+    int16_t *lo = tn_xmalloc(vs->dims * sizeof(*lo));
+    float qs = encode(nv, vs->dims, q8, lo);
     chunk_t *c = chunk_new(p);
 
     pthread_rwlock_wrlock(&vs->lock);
     if (vs->nrows == UINT32_MAX - 1) {
         pthread_rwlock_unlock(&vs->lock);
         free(c);
+        free(lo);
         free(q8);
         free(nv);
         return TN_ERR_TOO_LARGE;
@@ -624,7 +655,7 @@ tn_err_t tn_vecstore_put(tn_vecstore_t *vs, const tn_vec_payload_t *p, const flo
         set_capacity(vs, vs->cap + grow);
     }
     uint32_t row = vs->nrows++;
-    memcpy(vs->mat + (size_t)row * vs->dims, nv, vs->dims * sizeof(float));
+    memcpy(vs->lo + (size_t)row * vs->dims, lo, vs->dims * sizeof(*lo));
     memcpy(vs->qmat + (size_t)row * vs->dims, q8, vs->dims);
     vs->qscale[row] = qs;
     vrow_t *r = &vs->rows[row];
@@ -638,6 +669,7 @@ tn_err_t tn_vecstore_put(tn_vecstore_t *vs, const tn_vec_payload_t *p, const flo
     tenant_push(vs, tenant, row);
     maybe_compact(vs);
     pthread_rwlock_unlock(&vs->lock);
+    free(lo);
     free(q8);
     free(nv);
     return TN_OK;
@@ -820,25 +852,27 @@ static inline int row_ok(const vrow_t *r, const rfilter_t *f)
     return r->tk && (!f->lang || r->lang == f->lang) && (!f->cat || r->cat == f->cat);
 }
 
-/* Score @p n rows (ids) against one query, 4 at a time. */
+/* Row @p row decoded into @p out (dims floats). */
+static void row_floats(const tn_vecstore_t *vs, uint32_t row, float *out)
+{
+    size_t d = vs->dims;
+    decode(vs->qmat + (size_t)row * d, vs->lo + (size_t)row * d, vs->qscale[row], d, out);
+}
+
+/* Score @p n rows (ids) exactly against one query, 4 at a time, decoded into @p buf (4 x dims
+ * floats). */
 static void scan_rows(const tn_vecstore_t *vs, const float *q, const uint32_t *ids, size_t n,
-                      heap_t *h)
+                      heap_t *h, float *buf)
 {
     size_t d = vs->dims;
     float out[4];
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        dot_1q4r(q, vs->mat + (size_t)ids[i] * d, vs->mat + (size_t)ids[i + 1] * d,
-                 vs->mat + (size_t)ids[i + 2] * d, vs->mat + (size_t)ids[i + 3] * d, d, out);
-        for (int j = 0; j < 4; j++)
-            heap_push(h, out[j], ids[i + j]);
-    }
-    if (i < n) {
-        const float *r[4];
-        for (size_t j = 0; j < 4; j++)
-            r[j] = vs->mat + (size_t)ids[i + (i + j < n ? j : 0)] * d;
-        dot_1q4r(q, r[0], r[1], r[2], r[3], d, out);
-        for (size_t j = 0; i + j < n; j++)
+    for (size_t i = 0; i < n; i += 4) {
+        size_t m = TN_MIN((size_t)4, n - i);
+        for (size_t j = 0; j < m; j++)
+            row_floats(vs, ids[i + j], buf + j * d);
+        dot_1q4r(q, buf, buf + (m > 1 ? d : 0), buf + (m > 2 ? 2 * d : 0),
+                 buf + (m > 3 ? 3 * d : 0), d, out);
+        for (size_t j = 0; j < m; j++)
             heap_push(h, out[j], ids[i + j]);
     }
 }
@@ -868,7 +902,7 @@ static void scan_rows_q8(const tn_vecstore_t *vs, const int16_t *qw, const uint3
 
 /*
  * Two passes: int8 dot products pick the ncand(k) best rows by approximate score, which are
- * then rescored exactly in f32 (the scores are those of a one-pass search). Only for stores of
+ * then rescored on the decoded rows (the scores are those of a one-pass search). Only for stores of
  * at least Q8_MIN_DIMS dims (fewer dims quantize too coarsely and are cheap anyway) and for row
  * lists longer than the candidates.
  */
@@ -891,13 +925,14 @@ static int u32_cmp(const void *a, const void *b)
 }
 
 /* Rescore the candidates in @p ah exactly into @p h. */
-static void rescore(const tn_vecstore_t *vs, const float *q, const heap_t *ah, heap_t *h)
+static void rescore(const tn_vecstore_t *vs, const float *q, const heap_t *ah, heap_t *h,
+                    float *buf)
 {
     uint32_t *ids = tn_xmalloc((ah->n ? ah->n : 1) * sizeof(*ids));
     for (size_t i = 0; i < ah->n; i++)
         ids[i] = ah->c[i].row;
     qsort(ids, ah->n, sizeof(*ids), u32_cmp); /* matrix order */
-    scan_rows(vs, q, ids, ah->n, h);
+    scan_rows(vs, q, ids, ah->n, h, buf);
     free(ids);
 }
 
@@ -916,9 +951,9 @@ static size_t tile_rows(const tn_vecstore_t *vs, const tenant_rows_t *tr, size_t
     return n;
 }
 
-/* One query (@p qw: quantized): caller holds the read lock. */
+/* One query (@p qw: quantized): caller holds the read lock. @p buf: 4 x dims floats. */
 static size_t search_locked(const tn_vecstore_t *vs, const float *q, const int16_t *qw,
-                            const rfilter_t *f, heap_t *h, tn_vec_hit_t *hits)
+                            const rfilter_t *f, heap_t *h, tn_vec_hit_t *hits, float *buf)
 {
     if (!f->ok)
         return 0;
@@ -931,7 +966,7 @@ static size_t search_locked(const tn_vecstore_t *vs, const float *q, const int16
                 ids[n] = row;
                 n += (size_t)row_ok(&vs->rows[row], f);
             }
-            scan_rows(vs, q, ids, n, h);
+            scan_rows(vs, q, ids, n, h, buf);
         }
         return heap_emit(vs, h, hits);
     }
@@ -943,13 +978,13 @@ static size_t search_locked(const tn_vecstore_t *vs, const float *q, const int16
             size_t n = tile_rows(vs, tr, at, f, ids);
             scan_rows_q8(vs, qw, ids, n, &ah);
         }
-        rescore(vs, q, &ah, h);
+        rescore(vs, q, &ah, h, buf);
         free(ah.c);
         return heap_emit(vs, h, hits);
     }
     for (size_t at = 0; at < tr->n; at += TILE) {
         size_t n = tile_rows(vs, tr, at, f, ids);
-        scan_rows(vs, q, ids, n, h);
+        scan_rows(vs, q, ids, n, h, buf);
     }
     return heap_emit(vs, h, hits);
 }
@@ -959,18 +994,18 @@ size_t tn_vecstore_search(tn_vecstore_t *vs, const float *query, const tn_vec_fi
 {
     if (!vs || !query || !f || !f->tenant_id || k == 0 || !hits)
         return 0;
-    float *q = tn_xmalloc(vs->dims * sizeof(float));
+    float *q = tn_xmalloc(5 * vs->dims * sizeof(float)), *buf = q + vs->dims;
     if (normalize(query, vs->dims, q) != 0) {
         free(q);
         return 0;
     }
     int16_t *qw = tn_xmalloc(vs->dims * sizeof(*qw));
-    quantize(q, vs->dims, qw, 1);
+    quantize(q, vs->dims, qw);
     cand_t small[64];
     heap_t h = {k <= 64 ? small : tn_xmalloc(k * sizeof(cand_t)), 0, k, min_score};
     pthread_rwlock_rdlock(&vs->lock);
     rfilter_t rf = resolve(vs, f);
-    size_t n = search_locked(vs, q, qw, &rf, &h, hits);
+    size_t n = search_locked(vs, q, qw, &rf, &h, hits, buf);
     pthread_rwlock_unlock(&vs->lock);
     if (h.c != small)
         free(h.c);
@@ -983,11 +1018,11 @@ size_t tn_vecstore_search(tn_vecstore_t *vs, const float *query, const tn_vec_fi
  * Queries @p qi[0..nq) share one tenant and have no ticket filter: one pass over the tenant's
  * rows in tiles; each tile is scored against every query, 4 queries per row at a time. In two
  * passes (two_pass()), that pass is over the int8 rows into @p aheaps (candidates), which are
- * then rescored query by query.
+ * then rescored query by query. @p buf: 4 x dims floats.
  */
 static void scan_many(const tn_vecstore_t *vs, const float *qs, const int16_t *qws,
                       const rfilter_t *rf, const size_t *qi, size_t nq, heap_t *heaps,
-                      heap_t *aheaps)
+                      heap_t *aheaps, float *buf)
 {
     size_t d = vs->dims;
     const tenant_rows_t *tr = &vs->trows[rf[qi[0]].tenant];
@@ -1012,7 +1047,8 @@ static void scan_many(const tn_vecstore_t *vs, const float *qs, const int16_t *q
                     for (size_t j = 0; j < 4; j++)
                         out[j] = (float)iout[j] * vs->qscale[ids[i]];
                 } else {
-                    dot_4q1r(q[0], q[1], q[2], q[3], vs->mat + (size_t)ids[i] * d, d, out);
+                    row_floats(vs, ids[i], buf);
+                    dot_4q1r(q[0], q[1], q[2], q[3], buf, d, out);
                 }
                 const vrow_t *r = &vs->rows[ids[i]];
                 for (size_t j = 0; j < m; j++) {
@@ -1025,7 +1061,7 @@ static void scan_many(const tn_vecstore_t *vs, const float *qs, const int16_t *q
     }
     if (q8)
         for (size_t j = 0; j < nq; j++)
-            rescore(vs, qs + qi[j] * d, &aheaps[qi[j]], &heaps[qi[j]]);
+            rescore(vs, qs + qi[j] * d, &aheaps[qi[j]], &heaps[qi[j]], buf);
 }
 
 void tn_vecstore_search_many(tn_vecstore_t *vs, const float *queries, const tn_vec_filter_t *f,
@@ -1039,13 +1075,13 @@ void tn_vecstore_search_many(tn_vecstore_t *vs, const float *queries, const tn_v
     if (!vs || !queries || !f || k == 0 || !hits || nq == 0)
         return;
     size_t d = vs->dims;
-    float *qs = tn_xmalloc(nq * d * sizeof(float));
+    float *qs = tn_xmalloc((nq + 4) * d * sizeof(float)), *buf = qs + nq * d;
     int16_t *qws = tn_xmalloc(nq * d * sizeof(*qws));
     int *valid = tn_xcalloc(nq, sizeof(*valid));
     for (size_t i = 0; i < nq; i++) {
         valid[i] = normalize(queries + i * d, d, qs + i * d) == 0;
         if (valid[i])
-            quantize(qs + i * d, d, qws + i * d, 1);
+            quantize(qs + i * d, d, qws + i * d);
     }
     size_t nc = ncand(k);
     heap_t *heaps = tn_xmalloc(2 * nq * sizeof(*heaps)), *aheaps = heaps + nq;
@@ -1067,7 +1103,8 @@ void tn_vecstore_search_many(tn_vecstore_t *vs, const float *queries, const tn_v
     /* A ticket filter reads that ticket's rows only: answered one by one. */
     for (size_t i = 0; i < nq; i++)
         if (!done[i] && rf[i].tk) {
-            counts[i] = search_locked(vs, qs + i * d, qws + i * d, &rf[i], &heaps[i], hits + i * k);
+            counts[i] =
+                search_locked(vs, qs + i * d, qws + i * d, &rf[i], &heaps[i], hits + i * k, buf);
             done[i] = 1;
         }
     /* The rest: one pass per tenant. */
@@ -1078,7 +1115,7 @@ void tn_vecstore_search_many(tn_vecstore_t *vs, const float *queries, const tn_v
         for (size_t j = i; j < nq; j++)
             if (!done[j] && rf[j].tenant == rf[i].tenant)
                 qi[n++] = j;
-        scan_many(vs, qs, qws, rf, qi, n, heaps, aheaps);
+        scan_many(vs, qs, qws, rf, qi, n, heaps, aheaps, buf);
         for (size_t j = 0; j < n; j++) {
             counts[qi[j]] = heap_emit(vs, &heaps[qi[j]], hits + qi[j] * k);
             done[qi[j]] = 1;
@@ -1115,7 +1152,8 @@ void tn_vecstore_stats(tn_vecstore_t *vs, tn_vecstore_stats_t *st)
     pthread_rwlock_rdlock(&vs->lock);
     st->live = vs->nrows - vs->dead;
     st->rows = vs->nrows;
-    st->vector_bytes = (size_t)vs->cap * (vs->dims * (sizeof(float) + 1) + sizeof(*vs->qscale));
+    st->vector_bytes =
+        (size_t)vs->cap * (vs->dims * (sizeof(*vs->qmat) + sizeof(*vs->lo)) + sizeof(*vs->qscale));
     size_t p = vs->payload + (size_t)vs->cap * sizeof(*vs->rows) +
                (size_t)vs->tslots * sizeof(*vs->tmap) + strtab_bytes(&vs->tenants) +
                strtab_bytes(&vs->langs) + strtab_bytes(&vs->cats);

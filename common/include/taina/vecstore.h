@@ -1,30 +1,32 @@
 /**
  * @file vecstore.h
- * @brief The local vector store: exact cosine top-k over one contiguous float32 matrix, with
+ * @brief The local vector store: exact cosine top-k over one contiguous matrix, with
  *        per-chunk payload, tenant and payload filters, tombstones and compaction.
  *
  * Rows are L2-normalized on insert, so cosine is a dot product. A chunk is identified by
  * (tenant, ticket_id, chunk_index); putting it again replaces it (the old row becomes a
  * tombstone); tn_vecstore_trim() drops a ticket's chunks from an index on (fewer chunks now),
  * tn_vecstore_delete_ticket() all of them. When tombstones exceed a quarter of the rows the
- * matrix is compacted (live rows moved down in order, ids remapped). The matrix grows by an
- * eighth of its rows, so vector_bytes stays within 1.125x of the rows' raw bytes (f32, int8 and
- * scale) (rows are at
- * most 4/3 of the live chunks, right before a compaction).
+ * matrix is compacted (live rows moved down in order, ids remapped).
  *
- * Each row also has an int8 copy (symmetric per-row quantization, scale = max|x| / 127), kept
- * on put, replace and compaction and counted in vector_bytes. Search scans the rows of the
- * caller's tenant only (each tenant's rows are listed), applies the filters, and for stores of
- * 32 dims or more ranks the rows first by int8 dot products (int32 sums; a quarter of the f32
- * bytes to read), keeping the best max(4k, 64) candidates, which are rescored exactly in f32:
- * the hits and scores are those of the exact search whenever the true top k is among the
- * candidates (recall@10 1.0 in tests/bench/vecstore). The dot products use GCC vector
- * extensions or loops GCC vectorizes (an AVX2 clone where target_clones is available). A ticket
- * filter reads only that ticket's rows. tn_vecstore_search_many() answers several queries in one
- * pass over the matrix, tile by tile (matrix-matrix), for concurrent requests; its scores are
- * bitwise those of tn_vecstore_search. Ties in score rank the earlier-inserted row first (a
- * replaced chunk counts as inserted anew), so results are deterministic and unchanged by
- * compaction.
+ * Each row is kept in 24-bit fixed point with one scale per row (max|x| / 127): an int8 array
+ * (the row quantized, symmetric per row) and an int16 array (the rest), 3 bytes a dimension
+ * instead of float32's 4; decoded, a component is off by at most max|x| / 2^24, so scores are
+ * as close to the exact cosine as with float32 rows (within 2e-7 measured, 5e-7 tested). The
+ * matrix grows by an eighth of its rows, so vector_bytes stays within 0.85x the rows' raw
+ * float32 bytes (1.13x with the most tombstones a compaction allows).
+ *
+ * Search scans the rows of the caller's tenant only (each tenant's rows are listed), applies
+ * the filters, and for stores of 32 dims or more ranks the rows first by int8 dot products
+ * (int32 sums; a quarter of the float32 bytes to read), keeping the best max(4k, 64)
+ * candidates, which are rescored on the decoded rows: the hits and scores are those of the
+ * exact search whenever the true top k is among the candidates (recall@10 1.0 in
+ * tests/bench/vecstore). The dot products use GCC vector extensions or loops GCC vectorizes
+ * (an AVX2 clone where target_clones is available). A ticket filter reads only that ticket's
+ * rows. tn_vecstore_search_many() answers several queries in one pass over the matrix, tile by
+ * tile (matrix-matrix), for concurrent requests; its scores are bitwise those of
+ * tn_vecstore_search. Ties in score rank the earlier-inserted row first (a replaced chunk
+ * counts as inserted anew), so results are deterministic and unchanged by compaction.
  *
  * @thread Readers (search) run concurrently; writers (put, trim, delete, compact) take the
  *         lock exclusively (a pthread rwlock).

@@ -18,7 +18,9 @@
 # taina-rag loads them from TAINA_RAG_LOCAL_SEED_FILE (the same parsing path as the topic's
 # records, before it reads the topic, which is empty here).
 # Goals: taina >= 10x the peer's QPS; p99 < 20 ms at 100,000 chunks. Memory: taina-rag's
-# taina_rag_index gauges and VmHWM, the peer's VmHWM (its two workers, each with the matrix).
+# taina_rag_index gauges and VmHWM, the peer's VmHWM (its two workers, each with the matrix);
+# the index's vector bytes over the raw float32 vector bytes (chunks x 384 x 4; goal <= 1.2),
+# and VmHWM over raw vector bytes + payload bytes (the whole process).
 #   tests/bench/rag/run.sh    (from the repo top, after make)
 # Knobs: BENCH_SMALL (10000), BENCH_BIG (100000), BENCH_WORDS (200), BENCH_SECONDS (10),
 # BENCH_CONNS (16); TEST_LEAVE=1 keeps the logs.
@@ -188,6 +190,9 @@ for n in "$small" "$big"; do
     printf '  memory: taina-rag VmHWM %d MB (VmRSS %d MB), index vectors %d MB + payload %d MB (%s chunks); peer VmHWM %d MB (2 workers + parent)\n' \
         $((rag_hwm / 1024)) $((rag_rss / 1024)) $(($(gauge vector_bytes "$m") / 1048576)) \
         $(($(gauge payload_bytes "$m") / 1048576)) "$chunks" $((peer_hwm / 1024))
+    printf '  memory ratios: index vectors / raw float32 vectors (%d MB) %s; VmHWM / (raw vectors + payload) %s\n' \
+        $((chunks * 384 * 4 / 1048576)) "$(ratio "$(gauge vector_bytes "$m")" "$((chunks * 384 * 4))" 3)" \
+        "$(ratio "$((rag_hwm * 1024))" "$((chunks * 384 * 4 + $(gauge payload_bytes "$m")))" 3)"
     printf '  same top-5 (ticket, chunk) from both: %s of %s questions\n' \
         "$(field agree "$agree")" "$(awk '{print $4}' <<<"$agree")"
     printf '  %-10s %10s %9s %9s   %s\n' "" "QPS" "p50 ms" "p99 ms" "peer QPS / p50 / p99 (QPS ratio)"
@@ -207,6 +212,11 @@ for n in "$small" "$big"; do
     done
     printf 'RESULT rag.%s.vmhwm_mb value=%d anchor=%d ratio=%s\n' "$n" $((rag_hwm / 1024)) \
         $((peer_hwm / 1024)) "$(ratio "$rag_hwm" "$peer_hwm" 2)" >>"$tmp/results"
+    raw=$((chunks * 384 * 4))
+    printf 'RESULT rag.%s.vector_ratio value=%s goal=1.2\n' "$n" \
+        "$(ratio "$(gauge vector_bytes "$m")" "$raw" 3)" >>"$tmp/results"
+    printf 'RESULT rag.%s.process_ratio value=%s\n' "$n" \
+        "$(ratio "$((rag_hwm * 1024))" "$((raw + $(gauge payload_bytes "$m")))" 3)" >>"$tmp/results"
     unset R
 done
 cat "$tmp/results"

@@ -5,7 +5,7 @@
 #   single query latency p50/p99 over 1,000 queries (1 thread; and 2 threads at once)
 #   search_many batches of 8 and 32 on 1 and 2 threads: QPS and batch latency
 #   recall@10 against exact brute force (the store ranks candidates with int8 first)
-#   memory: vector bytes allocated (f32 + int8 copy) vs raw f32 vector bytes, payload bytes
+#   memory: vector bytes allocated (int8 + int16 fixed point, growth) vs raw f32 vector bytes, payload
 # Goal (rag service): p99 < 20 ms per single query at 100,000 x 384.
 #   tests/bench/vecstore/run.sh     (from the repo top, after make)
 # Knobs: BENCH_NQ queries (1000), BENCH_ANCHOR_NQ queries numpy times (200: reference BLAS is slow).

@@ -1,5 +1,6 @@
 /* Unit tests for common/src/vecstore.c: exact top-k, filters, replace, trim, compaction,
- * search_many, stats and concurrent readers with a writer. */
+ * search_many (also with tombstones and filters), the fixed point's precision, stats and
+ * concurrent readers with a writer. */
 #include "tn_test.h"
 
 #include <math.h>
@@ -80,7 +81,7 @@ static void test_exact_topk(void **state)
         float *m = tn_xmalloc(n * d * sizeof(float));
         for (size_t r = 0; r < n; r++) {
             rand_vec(m + r * d, d);
-            char tk[16];
+            char tk[24];
             snprintf(tk, sizeof(tk), "t%zu", r);
             assert_int_equal(put(vs, "A", tk, 0, NULL, NULL, m + r * d), TN_OK);
         }
@@ -130,7 +131,7 @@ static void test_two_pass_ids(void **state)
         float *m = tn_xmalloc(n * d * sizeof(float));
         for (size_t r = 0; r < n; r++) {
             rand_vec(m + r * d, d);
-            char tk[16];
+            char tk[24];
             snprintf(tk, sizeof(tk), "t%zu", r);
             assert_int_equal(put(vs, "A", tk, 0, NULL, NULL, m + r * d), TN_OK);
         }
@@ -224,7 +225,7 @@ static void test_filters(void **state)
     static const char *langs[] = {"es", "en"}, *cats[] = {"water", "roads", "noise"};
     for (uint32_t i = 0; i < 300; i++) {
         rand_vec(v, d);
-        char tk[16];
+        char tk[24];
         snprintf(tk, sizeof(tk), "k%u", i % 30);
         assert_int_equal(put(vs, i % 3 ? "A" : "B", tk, i, langs[i % 2], cats[i % 3], v), TN_OK);
     }
@@ -322,7 +323,7 @@ static void test_replace_trim_delete(void **state)
     float v[8], q[8];
     for (uint32_t i = 0; i < 40; i++) { /* filler keeps compaction away for now */
         rand_vec(v, d);
-        char tk[16];
+        char tk[24];
         snprintf(tk, sizeof(tk), "f%u", i);
         assert_int_equal(put(vs, "A", tk, 0, NULL, NULL, v), TN_OK);
     }
@@ -382,7 +383,7 @@ static void test_compaction(void **state)
     float *m = tn_xmalloc(n * d * sizeof(float));
     for (size_t i = 0; i < n; i++) {
         rand_vec(m + i * d, d);
-        char tk[16];
+        char tk[24];
         snprintf(tk, sizeof(tk), "t%zu", i / 4);
         assert_int_equal(put(vs, i % 5 ? "A" : "B", tk, (uint32_t)(i % 4), NULL, NULL, m + i * d),
                          TN_OK);
@@ -391,10 +392,12 @@ static void test_compaction(void **state)
     tn_vecstore_stats(vs, &st);
     assert_int_equal(st.live, n);
     assert_int_equal(st.rows, n);
-    /* per row: the f32 row, its int8 copy and scale */
-    size_t rowb = d * (sizeof(float) + 1) + sizeof(float);
+    /* per row: 3 bytes a dimension (the int8 copy and the int16 rest of the 24-bit fixed point)
+     * and a scale, 0.75x the floats; growth by an eighth (at least 64 rows) */
+    size_t rowb = d * (sizeof(int8_t) + sizeof(int16_t)) + sizeof(float);
+    assert_true(rowb < d * sizeof(float));
     assert_true(st.vector_bytes >= n * rowb);
-    assert_true(st.vector_bytes <= n * rowb * 5 / 4 + 64 * rowb);
+    assert_true(st.vector_bytes <= n * rowb * 9 / 8 + 64 * rowb);
     assert_true(st.payload_bytes > 0);
 
     float q[24];
@@ -404,7 +407,7 @@ static void test_compaction(void **state)
     /* Delete tickets until tombstones would pass a quarter: rows shrink back to live. */
     size_t removed = 0, min_rows = n;
     for (size_t t = 1; t < 100; t += 3) {
-        char tk[16];
+        char tk[24];
         snprintf(tk, sizeof(tk), "t%zu", t);
         removed += tn_vecstore_delete_ticket(vs, "A", tk) + tn_vecstore_delete_ticket(vs, "B", tk);
         tn_vecstore_stats(vs, &st);
@@ -437,7 +440,7 @@ static void test_compaction(void **state)
     /* Replacing every chunk many times keeps memory bounded. */
     for (int rep = 0; rep < 5; rep++)
         for (size_t i = 0; i < 100; i++) {
-            char tk[16];
+            char tk[24];
             snprintf(tk, sizeof(tk), "r%zu", i);
             assert_int_equal(put(vs, "A", tk, 0, NULL, NULL, m + i * d), TN_OK);
         }
@@ -458,7 +461,7 @@ static void test_search_many(void **state)
     static const char *langs[] = {"es", "en", "ca"};
     for (size_t i = 0; i < n; i++) {
         rand_vec(v, d);
-        char tk[16];
+        char tk[24];
         snprintf(tk, sizeof(tk), "t%zu", i % 50);
         assert_int_equal(put(vs, i % 4 ? "A" : "B", tk, (uint32_t)i, langs[i % 3], NULL, v), TN_OK);
     }
@@ -495,6 +498,173 @@ static void test_search_many(void **state)
     }
     free(hits);
     free(qs);
+    tn_vecstore_destroy(vs);
+}
+
+/*
+ * The rows are kept in 24-bit fixed point (an int8 copy and an int16 rest): the scores are as
+ * close to the exact cosine as float32 gets, also for rows whose components span six orders of
+ * magnitude, in one pass (ticket filter, 4 dims) and two (384 and 1536 dims), one search and
+ * many. A 16-bit float or the int8 copy alone would miss by 1e-5 to 1e-2.
+ */
+static void test_fixed_point_precision(void **state)
+{
+    TN_UNUSED(state);
+    static const size_t dims[] = {4, 33, 384, 1536};
+    for (size_t di = 0; di < TN_ARRAY_LEN(dims); di++) {
+        size_t d = dims[di], n = 150;
+        tn_vecstore_t *vs = tn_vecstore_new(d);
+        float *m = tn_xmalloc(n * d * sizeof(float)), *q = tn_xmalloc(d * sizeof(float));
+        for (size_t r = 0; r < n; r++) {
+            for (size_t i = 0; i < d; i++) {
+                float x = frand();
+                m[r * d + i] = r % 2 ? x : x * (i % 7 == 0 ? 1000.0f : 0.001f);
+            }
+            char tk[24];
+            snprintf(tk, sizeof(tk), "t%zu", r);
+            assert_int_equal(put(vs, "A", tk, 0, NULL, NULL, m + r * d), TN_OK);
+        }
+        tn_vec_hit_t hit[1], many[1];
+        size_t count;
+        for (size_t r = 0; r < n; r++) {
+            const float *row = m + r * d;
+            for (size_t i = 0; i < d; i++)
+                q[i] = r % 3 ? frand() : row[i]; /* a third: the row itself, score 1 */
+            char tk[24];
+            snprintf(tk, sizeof(tk), "t%zu", r);
+            tn_vec_filter_t f = {"A", NULL, NULL, tk};
+            assert_int_equal(tn_vecstore_search(vs, q, &f, 1, -2, hit), 1);
+            assert_true(fabs(hit[0].score - cosine(q, row, d)) < 5e-7);
+            tn_vecstore_search_many(vs, q, &f, 1, 1, -2, many, &count);
+            assert_int_equal(count, 1);
+            assert_true(many[0].score == hit[0].score);
+            tn_vec_hits_free(hit, 1);
+            tn_vec_hits_free(many, 1);
+        }
+        /* the best of all rows for a row's own vector: itself, in two passes for d >= 32 (the
+         * plain random rows: the scaled ones are all close to the axes of their big parts) */
+        for (size_t r = 1; r < n; r += 6) {
+            assert_int_equal(search(vs, m + r * d, "A", 1, hit), 1);
+            char tk[24];
+            snprintf(tk, sizeof(tk), "t%zu", r);
+            assert_string_equal(hit[0].ticket_id, tk);
+            assert_true(fabs(hit[0].score - 1.0) < 5e-7);
+            tn_vec_hits_free(hit, 1);
+        }
+        free(q);
+        free(m);
+        tn_vecstore_destroy(vs);
+    }
+}
+
+/*
+ * search_many over a store with tombstones (replaced, trimmed and deleted chunks, before and
+ * after a compaction) and filters (lang, category, ticket, another tenant): the same hits as
+ * one search each, bitwise, and the brute-force top k over the live rows that pass the filter
+ * (ids compared where neighbouring scores differ by more than float rounding).
+ */
+static void test_search_many_tombstones(void **state)
+{
+    TN_UNUSED(state);
+    enum { D = 384, N = 1200, NQ = 9, K = 8 };
+    static const char *langs[] = {"es", "en"}, *cats[] = {"tax", "water", "id"};
+    tn_vecstore_t *vs = tn_vecstore_new(D);
+    float *m = tn_xmalloc((size_t)N * D * sizeof(float));
+    int *live = tn_xcalloc(N, sizeof(int));
+    /* vector i is chunk (i % 4) of ticket t(i / 4); tenant A except every 5th ticket (B) */
+    for (size_t i = 0; i < N; i++) {
+        rand_vec(m + i * D, D);
+        char tk[24];
+        snprintf(tk, sizeof(tk), "t%zu", i / 4);
+        assert_int_equal(put(vs, (i / 4) % 5 ? "A" : "B", tk, (uint32_t)(i % 4), langs[i % 2],
+                             cats[(i / 4) % 3], m + i * D),
+                         TN_OK);
+        live[i] = 1;
+    }
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = (size_t)round; i < N; i += 13) { /* replace: a new vector */
+            rand_vec(m + i * D, D);
+            char tk[24];
+            snprintf(tk, sizeof(tk), "t%zu", i / 4);
+            assert_int_equal(put(vs, (i / 4) % 5 ? "A" : "B", tk, (uint32_t)(i % 4), langs[i % 2],
+                                 cats[(i / 4) % 3], m + i * D),
+                             TN_OK);
+            live[i] = 1;
+        }
+        for (size_t t = (size_t)round * 3; t < N / 4; t += 11) { /* trim to 2, or delete */
+            char tk[24];
+            snprintf(tk, sizeof(tk), "t%zu", t);
+            const char *tenant = t % 5 ? "A" : "B";
+            if (t % 2)
+                tn_vecstore_trim(vs, tenant, tk, 2);
+            else
+                tn_vecstore_delete_ticket(vs, tenant, tk);
+            for (size_t c = t % 2 ? 2 : 0; c < 4; c++)
+                live[t * 4 + c] = 0;
+        }
+        tn_vecstore_stats_t st;
+        tn_vecstore_stats(vs, &st);
+        if (round == 0)
+            assert_true(st.rows > st.live); /* tombstones to skip */
+        float *qs = tn_xmalloc((size_t)NQ * D * sizeof(float));
+        tn_vec_filter_t f[NQ];
+        for (size_t i = 0; i < NQ; i++) {
+            rand_vec(qs + i * D, D);
+            f[i] = (tn_vec_filter_t){"A", NULL, NULL, NULL};
+        }
+        f[1].lang = "en";
+        f[2].category = "water";
+        f[3].lang = "es";
+        f[3].category = "tax";
+        f[4].ticket_id = "t11"; /* trimmed to 2 chunks in round 0 */
+        f[5].tenant_id = "B";
+        f[6].ticket_id = "t3";
+        tn_vec_hit_t *many = tn_xcalloc(NQ * K, sizeof(*many)), one[K];
+        size_t counts[NQ];
+        ref_t *ref = tn_xmalloc(N * sizeof(*ref));
+        tn_vecstore_search_many(vs, qs, f, NQ, K, -2, many, counts);
+        for (size_t qn = 0; qn < NQ; qn++) {
+            const float *q = qs + qn * D;
+            size_t nr = 0;
+            for (size_t i = 0; i < N; i++) {
+                char tk[24];
+                snprintf(tk, sizeof(tk), "t%zu", i / 4);
+                int ok = live[i] && !strcmp((i / 4) % 5 ? "A" : "B", f[qn].tenant_id) &&
+                         (!f[qn].lang || !strcmp(f[qn].lang, langs[i % 2])) &&
+                         (!f[qn].category || !strcmp(f[qn].category, cats[(i / 4) % 3])) &&
+                         (!f[qn].ticket_id || !strcmp(f[qn].ticket_id, tk));
+                if (ok)
+                    ref[nr++] = (ref_t){cosine(q, m + i * D, D), i};
+            }
+            qsort(ref, nr, sizeof(*ref), ref_cmp);
+            size_t c = tn_vecstore_search(vs, q, &f[qn], K, -2, one);
+            assert_int_equal(c, TN_MIN((size_t)K, nr));
+            assert_int_equal(counts[qn], c);
+            for (size_t j = 0; j < c; j++) {
+                const tn_vec_hit_t *h = &many[qn * K + j];
+                assert_true(h->score == one[j].score);
+                assert_string_equal(h->ticket_id, one[j].ticket_id);
+                assert_int_equal(h->chunk_index, one[j].chunk_index);
+                assert_true(fabs(h->score - ref[j].s) < 5e-7);
+                int clear = (j == 0 || ref[j - 1].s - ref[j].s > 1e-6) &&
+                            (j + 1 >= nr || ref[j].s - ref[j + 1].s > 1e-6);
+                if (clear) {
+                    char tk[24];
+                    snprintf(tk, sizeof(tk), "t%zu", ref[j].row / 4);
+                    assert_string_equal(h->ticket_id, tk);
+                    assert_int_equal(h->chunk_index, ref[j].row % 4);
+                }
+            }
+            tn_vec_hits_free(one, c);
+            tn_vec_hits_free(many + qn * K, counts[qn]);
+        }
+        assert_int_equal(counts[4], 2);
+        free(ref);
+        free(many);
+        free(qs);
+    }
+    free(live);
+    free(m);
     tn_vecstore_destroy(vs);
 }
 
@@ -547,7 +717,7 @@ static void test_concurrent(void **state)
     float v[32];
     for (uint32_t i = 0; i < 200; i++) {
         rand_vec(v, c.d);
-        char tk[16];
+        char tk[24];
         snprintf(tk, sizeof(tk), "t%u", i % 20);
         assert_int_equal(put(c.vs, i % 2 ? "A" : "B", tk, i, NULL, NULL, v), TN_OK);
     }
@@ -556,7 +726,7 @@ static void test_concurrent(void **state)
         assert_int_equal(pthread_create(&th[i], NULL, reader, &c), 0);
     for (uint32_t i = 0; i < 1500; i++) {
         rand_vec(v, c.d);
-        char tk[16];
+        char tk[24];
         snprintf(tk, sizeof(tk), "t%u", i % 20);
         assert_int_equal(put(c.vs, i % 2 ? "A" : "B", tk, i % 50, NULL, NULL, v), TN_OK);
         if (i % 97 == 0)
@@ -577,11 +747,17 @@ static void test_concurrent(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_exact_topk),         cmocka_unit_test(test_two_pass_ids),
-        cmocka_unit_test(test_ties_and_payload),   cmocka_unit_test(test_filters),
-        cmocka_unit_test(test_min_score_and_zero), cmocka_unit_test(test_replace_trim_delete),
-        cmocka_unit_test(test_compaction),         cmocka_unit_test(test_search_many),
+        cmocka_unit_test(test_exact_topk),
+        cmocka_unit_test(test_two_pass_ids),
+        cmocka_unit_test(test_ties_and_payload),
+        cmocka_unit_test(test_filters),
+        cmocka_unit_test(test_min_score_and_zero),
+        cmocka_unit_test(test_replace_trim_delete),
+        cmocka_unit_test(test_compaction),
+        cmocka_unit_test(test_search_many),
         cmocka_unit_test(test_concurrent),
+        cmocka_unit_test(test_fixed_point_precision),
+        cmocka_unit_test(test_search_many_tombstones),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
