@@ -112,7 +112,7 @@ static double best_corr(const int16_t *a, const int16_t *b, size_t n, size_t max
 
 int main(int argc, char **argv)
 {
-    int passes = argc > 1 ? atoi(argv[1]) : 5; /* NOLINT: a bench argument */
+    int passes = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 5;
     if (passes < 1)
         passes = 1;
     char err[256];
