@@ -3,6 +3,8 @@
 
 #include <ctype.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -10,6 +12,7 @@
 
 #include <curl/curl.h>
 
+#include "taina/buf.h"
 #include "taina/clock.h"
 #include "taina/log.h"
 #include "taina/mem.h"
@@ -967,4 +970,59 @@ tn_http_client_t *tn_http_client_openai_new(const tn_http_client_opts_t *ho, con
         *path = NULL;
     }
     return hc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* multipart/form-data */
+
+static bool form_bytes_have(const void *data, size_t len, const char *needle, size_t nlen)
+{
+    return len >= nlen && memmem(data, len, needle, nlen) != NULL;
+}
+
+uint8_t *tn_http_form_encode(const tn_http_form_part_t *parts, size_t n, size_t *len,
+                             char **content_type)
+{
+    TN_ASSERT((parts || n == 0) && len && content_type);
+    static _Atomic uint64_t counter;
+    char boundary[64];
+    for (;;) {
+        uint64_t r = (uint64_t)tn_clock_wall_ms() * 0x9E3779B97F4A7C15ull ^
+                     (atomic_fetch_add(&counter, 1) + 1) * 0xC2B2AE3D27D4EB4Full;
+        snprintf(boundary, sizeof(boundary), "----taina-%016llx%08x", (unsigned long long)r,
+                 (unsigned)(uintptr_t)parts);
+        bool clash = false;
+        for (size_t i = 0; i < n && !clash; i++)
+            clash = form_bytes_have(parts[i].data, parts[i].len, boundary, strlen(boundary));
+        if (!clash)
+            break;
+    }
+    size_t total = strlen(boundary) + 8;
+    for (size_t i = 0; i < n; i++) {
+        TN_ASSERT(parts[i].name && !strpbrk(parts[i].name, "\"\r\n"));
+        TN_ASSERT(!parts[i].filename || !strpbrk(parts[i].filename, "\"\r\n"));
+        TN_ASSERT(!parts[i].content_type || !strpbrk(parts[i].content_type, "\r\n"));
+        TN_ASSERT(parts[i].data || parts[i].len == 0);
+        total += strlen(boundary) + strlen(parts[i].name) + parts[i].len + 128 +
+                 (parts[i].filename ? strlen(parts[i].filename) : 0) +
+                 (parts[i].content_type ? strlen(parts[i].content_type) : 0);
+    }
+    tn_buf_t b;
+    tn_buf_init(&b, total);
+    for (size_t i = 0; i < n; i++) {
+        const tn_http_form_part_t *p = &parts[i];
+        tn_buf_addf(&b, "--%s\r\nContent-Disposition: form-data; name=\"%s\"", boundary, p->name);
+        if (p->filename)
+            tn_buf_addf(&b, "; filename=\"%s\"", p->filename);
+        tn_buf_adds(&b, "\r\n");
+        if (p->content_type)
+            tn_buf_addf(&b, "Content-Type: %s\r\n", p->content_type);
+        tn_buf_adds(&b, "\r\n");
+        if (p->len)
+            tn_buf_add(&b, p->data, p->len);
+        tn_buf_adds(&b, "\r\n");
+    }
+    TN_ASSERT(tn_buf_addf(&b, "--%s--\r\n", boundary) == TN_OK);
+    *content_type = tn_xasprintf("multipart/form-data; boundary=%s", boundary);
+    return (uint8_t *)tn_buf_detach(&b, len);
 }

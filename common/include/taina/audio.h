@@ -27,6 +27,8 @@
 #define TN_OPUS_MAX_FRAME 5760
 /** Bytes an encoded 20 ms packet never exceeds (RFC 6716 recommends 1275 per frame). */
 #define TN_OPUS_MAX_PACKET 1500
+/** Encoder complexity (0..10) of tn_opus_enc_new(); see tests/bench/voice-media for the why. */
+#define TN_OPUS_DEFAULT_COMPLEXITY 1
 
 /** @brief True for the sample rates Opus takes: 8000, 12000, 16000, 24000, 48000. */
 bool tn_opus_rate_ok(int rate);
@@ -38,7 +40,8 @@ void tn_opus_dec_destroy(tn_opus_dec_t *d);
 /**
  * @brief Decode one packet into @p pcm (at most @p max samples).
  * @returns the samples decoded (e.g. 320 for 20 ms at 16 kHz), or -1 when the packet is
- *          malformed, empty or longer than TN_OPUS_MAX_PACKET (the decoder stays usable).
+ *          malformed, empty, longer than TN_OPUS_MAX_PACKET or would decode to more than
+ *          @p max samples (checked before decoding; the decoder stays usable).
  */
 int tn_opus_dec_decode(tn_opus_dec_t *d, const uint8_t *pkt, size_t len, int16_t *pcm, size_t max);
 
@@ -46,6 +49,8 @@ typedef struct tn_opus_enc tn_opus_enc_t;
 /** @brief A mono VOIP encoder at @p rate and @p bitrate bits/s (0 = 24000), 20 ms frames. */
 tn_opus_enc_t *tn_opus_enc_new(int rate, int bitrate, char *errbuf, size_t errlen);
 void tn_opus_enc_destroy(tn_opus_enc_t *e);
+/** @brief Set the encoder complexity 0..10. @returns TN_OK or TN_ERR_INVALID (out of range). */
+tn_err_t tn_opus_enc_set_complexity(tn_opus_enc_t *e, int complexity);
 /** @brief Samples in one 20 ms frame of this encoder (rate / 50). */
 size_t tn_opus_enc_frame(const tn_opus_enc_t *e);
 /**
@@ -82,8 +87,14 @@ typedef struct tn_vad tn_vad_t;
 /** @brief A detector for frames of @p frame samples at @p rate. @p o NULL = defaults. */
 tn_vad_t *tn_vad_new(int rate, size_t frame, const tn_vad_opts_t *o, char *errbuf, size_t errlen);
 void tn_vad_destroy(tn_vad_t *v);
-/** @brief Whether one frame (exactly the configured size) holds speech; may denoise it. */
+/**
+ * @brief Whether one frame (exactly the configured size) holds speech; may denoise it.
+ *        Speech = at least energy_floor_dbfs (measured before denoising) and a speech
+ *        probability above prob_start (prob_continue while the previous frame was speech).
+ */
 bool tn_vad_frame(tn_vad_t *v, int16_t *pcm);
+/** @brief The speech probability (percent) speexdsp gave the last frame, for logs and tuning. */
+int tn_vad_last_prob(const tn_vad_t *v);
 
 /** @brief Level of @p n samples in dBFS (RMS; -100 for silence). */
 double tn_audio_dbfs(const int16_t *pcm, size_t n);
@@ -95,10 +106,21 @@ double tn_audio_dbfs(const int16_t *pcm, size_t n);
  */
 tn_err_t tn_wav_read(const char *path, int16_t **pcm, size_t *n, int *rate, char *errbuf,
                      size_t errlen);
-/** @brief Write mono 16-bit PCM WAV. @returns TN_OK or TN_ERR_IO with a sentence. */
+/**
+ * @brief Parse a WAV file image in memory (@p buf, @p len bytes; borrowed), as tn_wav_read().
+ *        Chunks are walked with bounds checks: unknown chunks are skipped, `fmt ` must come
+ *        before `data`, and a data size past the end of @p buf is rejected as truncated
+ *        (except 0xFFFFFFFF, which streaming writers leave: the data then runs to the end).
+ * @returns TN_OK with the samples in @p pcm (caller frees), or TN_ERR_PARSE with a sentence.
+ */
+tn_err_t tn_wav_decode(const uint8_t *buf, size_t len, int16_t **pcm, size_t *n, int *rate,
+                       char *errbuf, size_t errlen);
+/** @brief Write mono 16-bit PCM WAV. @returns TN_OK, TN_ERR_INVALID (rate outside 1000..384000
+ *         or too many samples for a RIFF file) or TN_ERR_IO, with a sentence. */
 tn_err_t tn_wav_write(const char *path, const int16_t *pcm, size_t n, int rate, char *errbuf,
                       size_t errlen);
-/** @brief A WAV file image in memory (44-byte header + samples), for multipart uploads. */
+/** @brief A WAV file image in memory (44-byte header + samples), for multipart uploads.
+ *         Caller frees the result; its size in @p len. */
 uint8_t *tn_wav_encode(const int16_t *pcm, size_t n, int rate, size_t *len);
 
 #endif

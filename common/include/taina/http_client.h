@@ -239,6 +239,25 @@ const char *tn_http_response_header(const tn_http_response_t *resp, const char *
  */
 char *tn_http_response_describe(const tn_http_response_t *resp, char *buf, size_t len);
 
+/** One part of a multipart/form-data body (RFC 7578). Every pointer is borrowed. */
+typedef struct tn_http_form_part {
+    const char *name;         /**< form field name (no '"', CR or LF) */
+    const char *filename;     /**< NULL for a plain field; else the file name sent */
+    const char *content_type; /**< NULL: none (a plain field) */
+    const void *data;
+    size_t len;
+} tn_http_form_part_t;
+
+/**
+ * @brief Build a multipart/form-data body of @p n parts (file uploads such as OpenAI's
+ *        /v1/audio/transcriptions). The boundary is random and checked not to occur in any
+ *        part; send the body with @p content_type as the request's content_type.
+ * @returns the body (caller frees), its size in @p len, and in @p content_type
+ *          "multipart/form-data; boundary=..." (caller frees).
+ */
+uint8_t *tn_http_form_encode(const tn_http_form_part_t *parts, size_t n, size_t *len,
+                             char **content_type);
+
 /** @brief The method's name ("GET"). */
 const char *tn_http_method_name(tn_http_method_t method);
 

@@ -756,6 +756,45 @@ static void test_stream_deadline(void **state)
     tn_buf_cleanup(&s.got);
 }
 
+static void test_form_encode(void **state)
+{
+    (void)state;
+    const uint8_t bin[5] = {0, '\r', '\n', '-', 0xFF};
+    tn_http_form_part_t parts[] = {
+        {"file", "audio.wav", "audio/wav", bin, sizeof(bin)},
+        {"model", NULL, NULL, "whisper-1", 9},
+        {"empty", NULL, NULL, NULL, 0},
+    };
+    size_t len = 0;
+    char *ct = NULL;
+    uint8_t *body = tn_http_form_encode(parts, TN_ARRAY_LEN(parts), &len, &ct);
+    const char *pre = "multipart/form-data; boundary=";
+    assert_int_equal(strncmp(ct, pre, strlen(pre)), 0);
+    const char *bd = ct + strlen(pre);
+    char *want = tn_xasprintf("--%s\r\nContent-Disposition: form-data; name=\"file\"; "
+                              "filename=\"audio.wav\"\r\nContent-Type: audio/wav\r\n\r\n",
+                              bd);
+    assert_memory_equal(body, want, strlen(want));
+    assert_memory_equal(body + strlen(want), bin, sizeof(bin));
+    size_t head = strlen(want);
+    free(want);
+    want = tn_xasprintf("\r\n--%s\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\n"
+                        "whisper-1\r\n--%s\r\nContent-Disposition: form-data; "
+                        "name=\"empty\"\r\n\r\n\r\n--%s--\r\n",
+                        bd, bd, bd);
+    assert_int_equal(len, head + sizeof(bin) + strlen(want));
+    assert_memory_equal(body + head + sizeof(bin), want, strlen(want));
+    free(want);
+    /* Two bodies get different boundaries. */
+    char *ct2 = NULL;
+    uint8_t *body2 = tn_http_form_encode(parts, 1, &len, &ct2);
+    assert_string_not_equal(ct, ct2);
+    free(body2);
+    free(ct2);
+    free(body);
+    free(ct);
+}
+
 static void test_json_error_message(void **state)
 {
     (void)state;
@@ -813,6 +852,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stream_failure_after_first_piece, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_deadline, setup, teardown),
         cmocka_unit_test(test_json_error_message),
+        cmocka_unit_test(test_form_encode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
