@@ -121,6 +121,7 @@ module "service" {
   target_group_arn           = lookup(var.api_target_group_arns, each.key, null)
   environment                = merge(local.kafka_env, each.value.env)
   secrets                    = merge(local.kafka_secrets, { for k in each.value.secrets : k => var.secret_arns[k] if contains(keys(var.secret_arns), k) })
+  api_keys_secret_arn        = contains(["ingest", "rag", "voice-gateway"], each.key) ? var.api_keys_secret_arn : null
   secrets_kms_key_arns       = var.secrets_kms_key_arns
   desired_count              = each.value.min
   min_capacity               = each.value.min

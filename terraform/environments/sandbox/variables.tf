@@ -53,6 +53,11 @@ variable "secret_arns" {
   default     = {}
 }
 
+variable "api_keys_secret_arn" {
+  type        = string
+  description = "Secrets Manager secret with the API keys file of ingest, rag and voice-gateway ('TENANT_ID SHA256_HEX_OF_KEY' lines)."
+}
+
 variable "secrets_kms_key_arns" {
   type        = list(string)
   description = "Customer managed KMS keys of those secrets."

@@ -18,11 +18,37 @@ locals {
       TAINA_METRICS_EMF           = "1"
       TAINA_METRICS_EMF_NAMESPACE = var.emf_namespace
     },
+    var.api_keys_secret_arn == null ? {} : {
+      TAINA_API_KEYS_FILE = "/run/taina/api_keys"
+    },
     var.environment,
   )
   # Secrets Manager ARNs without a ":json-key::" suffix, for the execution role's policy.
-  secret_arns = distinct([for v in values(var.secrets) : join(":", slice(split(":", v), 0, 7))])
-  msk_prefix  = var.msk_iam == null ? "" : replace(var.msk_iam.cluster_arn, ":cluster/", ":%s/")
+  secret_arns = distinct([for v in concat(values(var.secrets), var.api_keys_secret_arn == null ? [] : [var.api_keys_secret_arn]) : join(":", slice(split(":", v), 0, 7))])
+  # Fargate cannot mount a secret as a file: a short-lived container of the same image writes the
+  # API keys file into a task volume, readable by the service's user only, and exits.
+  api_keys_init = var.api_keys_secret_arn == null ? [] : [{
+    name                   = "api-keys"
+    image                  = var.image
+    essential              = false
+    user                   = "0"
+    readonlyRootFilesystem = true
+    entryPoint             = ["/bin/sh", "-c"]
+    command                = ["umask 077 && printf '%s\\n' \"$TAINA_API_KEYS\" > /run/taina/api_keys && chown 10001:10001 /run/taina/api_keys"]
+    secrets                = [{ name = "TAINA_API_KEYS", valueFrom = var.api_keys_secret_arn }]
+    mountPoints            = [{ sourceVolume = "run-taina", containerPath = "/run/taina", readOnly = false }]
+    # Fargate cannot add capabilities: drop every default one but CHOWN.
+    linuxParameters = { capabilities = { drop = ["AUDIT_WRITE", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE", "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"] } }
+    logConfiguration = {
+      logDriver = "awslogs"
+      options = {
+        awslogs-group         = aws_cloudwatch_log_group.this.name
+        awslogs-region        = data.aws_region.current.name
+        awslogs-stream-prefix = "${var.name}-api-keys"
+      }
+    }
+  }]
+  msk_prefix = var.msk_iam == null ? "" : replace(var.msk_iam.cluster_arn, ":cluster/", ":%s/")
 }
 
 resource "aws_cloudwatch_log_group" "this" {
@@ -153,7 +179,7 @@ resource "aws_ecs_task_definition" "this" {
     operating_system_family = "LINUX"
     cpu_architecture        = "X86_64"
   }
-  container_definitions = jsonencode([{
+  container_definitions = jsonencode(concat(local.api_keys_init, [{
     name                   = var.name
     image                  = var.image
     essential              = true
@@ -164,7 +190,11 @@ resource "aws_ecs_task_definition" "this" {
     secrets                = [for k in sort(keys(var.secrets)) : { name = k, valueFrom = var.secrets[k] }]
     stopTimeout            = var.shutdown_grace_seconds + 10
     linuxParameters        = { initProcessEnabled = true, capabilities = { drop = ["ALL"] } }
-    mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
+    mountPoints = concat(
+      [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }],
+      var.api_keys_secret_arn == null ? [] : [{ sourceVolume = "run-taina", containerPath = "/run/taina", readOnly = true }],
+    )
+    dependsOn = var.api_keys_secret_arn == null ? [] : [{ containerName = "api-keys", condition = "SUCCESS" }]
     healthCheck = {
       command     = ["CMD-SHELL", "curl -fsS http://127.0.0.1:${var.container_port}/health >/dev/null || exit 1"]
       interval    = 10
@@ -183,9 +213,12 @@ resource "aws_ecs_task_definition" "this" {
         mode                  = "non-blocking"
       }
     }
-  }])
+  }]))
   volume {
     name = "tmp"
+  }
+  volume {
+    name = "run-taina"
   }
   tags = var.tags
 }

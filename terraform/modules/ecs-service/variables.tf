@@ -110,6 +110,16 @@ variable "secrets" {
   }
 }
 
+variable "api_keys_secret_arn" {
+  type        = string
+  description = "Secrets Manager secret holding the API keys file (lines 'TENANT_ID SHA256_HEX_OF_KEY'), for services that authenticate requests: an init container writes it to /run/taina/api_keys and TAINA_API_KEYS_FILE points there. null: none."
+  default     = null
+  validation {
+    condition     = var.api_keys_secret_arn == null ? true : can(regex("^arn:aws[a-z-]*:secretsmanager:", var.api_keys_secret_arn))
+    error_message = "api_keys_secret_arn: a Secrets Manager ARN."
+  }
+}
+
 variable "secrets_kms_key_arns" {
   type        = list(string)
   description = "Customer managed KMS keys of those secrets (the execution role may decrypt with them only)."
