@@ -7,7 +7,7 @@
 #   make asan    the whole test suite under ASan + UBSan (in build/asan)
 #   make valgrind  the unit tests under valgrind: no leaks, no errors
 #   make bench   every benchmark under tests/bench/, each figure next to its anchor
-#   make lint    clang-format check, cppcheck, banned functions
+#   make lint    clang-format check, cppcheck, banned functions, deployment checks (tools/lint/deploy.sh)
 #   make docs    regenerate the README's configuration reference from the config tables
 #   make clean   remove build/
 #
@@ -168,6 +168,8 @@ lint: deps
 	@! grep -nE '$(BANNED)' $(LINT_FILES) || { echo "lint: banned function (see STYLE rule 23)"; exit 1; }
 	@! grep -nE '\bgetenv\s*\(' $(filter-out common/src/config.c,$(LINT_FILES)) \
 	    || { echo "lint: getenv() outside common/src/config.c"; exit 1; }
+	@echo "deployment (docker/ k8s/ terraform/, YAML)"
+	@BUILD=$(BUILD) tools/lint/deploy.sh
 	@echo "lint: ok"
 
 # The README's configuration reference, regenerated from the programs' config tables.

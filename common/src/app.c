@@ -64,6 +64,12 @@ static const tn_cfg_key_t kafka_keys[] = {
         0),
     KEY("kafka_stats_interval", TN_CFG_DURATION, kafka_stats_interval_ms, "5s", 0,
         "How often librdkafka statistics (consumer lag gauges) are refreshed", 100, 3600000),
+    KEY("metrics_emf", TN_CFG_BOOL, metrics_emf, "false", 0,
+        "Also write consumer lag as CloudWatch EMF lines (ConsumerLagSum) on stdout, each "
+        "statistics interval",
+        0, 0),
+    KEY("metrics_emf_namespace", TN_CFG_STRING, metrics_emf_namespace, TN_METRICS_EMF_NAMESPACE, 0,
+        "CloudWatch namespace of the EMF lines", 0, 0),
 };
 
 static const tn_cfg_key_t auth_keys[] = {
@@ -102,6 +108,10 @@ tn_kafka_opts_t tn_app_kafka_opts(tn_app_t *app, const char *client_id)
     o.metrics = app->metrics;
     o.stats_interval_ms = app->common.kafka_stats_interval_ms;
     o.client_id = client_id;
+    if (app->common.metrics_emf) {
+        o.emf_namespace = app->common.metrics_emf_namespace;
+        o.emf_service = app->def->name;
+    }
     return o;
 }
 
@@ -157,6 +167,12 @@ static int check_combined(tn_app_t *app, char *errbuf, size_t errlen)
         (!c->api_keys_file || !*c->api_keys_file)) {
         snprintf(errbuf, errlen,
                  "TAINA_API_KEYS_FILE is required (or set TAINA_AUTH_DISABLED=1 for local use)");
+        return -1;
+    }
+    if ((app->def->features & TN_APP_KAFKA) && c->metrics_emf &&
+        !tn_metrics_emf_namespace_ok(c->metrics_emf_namespace)) {
+        snprintf(errbuf, errlen,
+                 "TAINA_METRICS_EMF_NAMESPACE must be 1 to 256 of A-Z a-z 0-9 . _ # : / -");
         return -1;
     }
     return 0;

@@ -440,6 +440,7 @@ struct tn_kafka_consumer {
     int closed;
     char **lag_topics; /* topics whose group lag gauge we set */
     size_t nlag_topics;
+    char *emf_namespace, *emf_service; /* NULL: no EMF lines */
     /* checkpoints (tn_kafka_consumer_set_checkpoints): where and how to read them back */
     char *ckpt_topic;
     int ckpt_stale; /* an assignment happened: read the checkpoints before the next record */
@@ -523,7 +524,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     tn_kafka_consumer_t *cons = opaque;
-    int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    /* NULL while the group's protocol is not known yet: a close during the first join (seen:
+     * SIGTERM while the embedder waited for Qdrant) revokes then. Unassign all in that case. */
+    const char *proto = rd_kafka_rebalance_protocol(rk);
+    int cooperative = proto && strcmp(proto, "COOPERATIVE") == 0;
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t ret = RD_KAFKA_RESP_ERR_NO_ERROR;
 
@@ -569,6 +573,48 @@ static int assigned(const tn_kafka_consumer_t *cons, const char *topic, int32_t 
     return 0;
 }
 
+/* One EMF line per statistics interval and topic on stdout, where ECS (awslogs or FireLens)
+ * picks it up; logs go to stderr, so the two never mix. One fwrite of a whole line (a few hundred
+ * bytes, under PIPE_BUF) keeps lines from different threads apart. */
+static void emf_write(tn_kafka_consumer_t *cons, const char *topic, double sum)
+{
+    if (!cons->emf_namespace)
+        return;
+    tn_buf_t b;
+    tn_buf_init(&b, 4096);
+    tn_metrics_emf_lag_t r = {.ns = cons->emf_namespace,
+                              .service = cons->emf_service,
+                              .group = cons->group,
+                              .topic = topic,
+                              .lag_sum = sum,
+                              .timestamp_ms = tn_clock_wall_ms()};
+    tn_err_t rc = tn_metrics_emf_lag(&b, &r);
+    if (rc == TN_OK) {
+        fwrite(b.data, 1, b.len, stdout);
+        fflush(stdout);
+    } else {
+        TN_LOG(TN_LOG_WARN, "kafka: EMF line for group %s: %s", cons->group, tn_err_str(rc));
+    }
+    tn_buf_cleanup(&b);
+}
+
+/* The lag of a partition on which the group never committed, or -1 when unknown. librdkafka
+ * reports -1 there, so a new group with a backlog would look idle to the autoscaler. Once the
+ * partition fetches (its committed offset was looked up and there was none), the group starts
+ * from the log start (auto.offset.reset=earliest): everything from there to the end waits. */
+static json_int_t lag_uncommitted(json_t *pj)
+{
+    const char *state = json_string_value(json_object_get(pj, "fetch_state"));
+    json_int_t committed = json_integer_value(json_object_get(pj, "committed_offset"));
+    json_int_t lo = json_integer_value(json_object_get(pj, "lo_offset"));
+    json_int_t end = json_integer_value(json_object_get(pj, "ls_offset")); /* read_committed */
+    if (!json_is_integer(json_object_get(pj, "ls_offset")) || end < 0)
+        end = json_integer_value(json_object_get(pj, "hi_offset"));
+    if (!state || strcmp(state, "active") != 0 || committed >= 0 || lo < 0 || end < lo)
+        return -1;
+    return end - lo;
+}
+
 /* Statistics JSON -> lag gauges. @thread Runs inside tn_kafka_consumer_poll(). */
 static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 {
@@ -592,8 +638,10 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
             json_t *lag = json_object_get(pj, "consumer_lag");
             if (partition < 0 || !json_is_integer(lag) || !assigned(cons, tname, partition))
                 continue;
-            /* -1 means unknown yet (no committed or stored offset, or no high watermark). */
+            /* -1 means unknown: no high watermark yet, or no committed offset. */
             json_int_t v = json_integer_value(lag);
+            if (v < 0)
+                v = lag_uncommitted(pj);
             if (v < 0)
                 continue;
             tn_metric_set(cons->km.lag, TN_LABELS(cons->group, tname, pname), (double)v);
@@ -602,6 +650,7 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
         }
         if (any) {
             tn_metric_set(cons->km.group_lag, TN_LABELS(cons->group, tname), sum);
+            emf_write(cons, tname, sum);
             int known = 0;
             for (size_t i = 0; i < cons->nlag_topics; i++)
                 known |= strcmp(cons->lag_topics[i], tname) == 0;
@@ -679,6 +728,10 @@ tn_kafka_consumer_t *tn_kafka_consumer_new(const tn_kafka_opts_t *o, const char 
     }
     cons = tn_xcalloc(1, sizeof(*cons));
     cons->group = tn_xstrdup(group);
+    if (o->emf_namespace && group) {
+        cons->emf_namespace = tn_xstrdup(o->emf_namespace);
+        cons->emf_service = tn_xstrdup(o->emf_service ? o->emf_service : "taina");
+    }
     kmetrics_init(&cons->km, o->metrics);
     rd_kafka_conf_set_opaque(conf, cons);
     if (group)
@@ -746,6 +799,8 @@ void tn_kafka_consumer_destroy(tn_kafka_consumer_t *cons)
         free(cons->lag_topics[i]);
     free(cons->lag_topics);
     free(cons->group);
+    free(cons->emf_namespace);
+    free(cons->emf_service);
     free(cons->ckpt_topic);
     free(cons->ckpt_brokers);
     free(cons);

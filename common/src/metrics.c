@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <dirent.h>
+#include <jansson.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -512,5 +513,62 @@ tn_err_t tn_metrics_render(tn_metrics_t *m, tn_buf_t *out)
     for (size_t i = 0; rc == TN_OK && i < n; i++)
         rc = render_family(out, fams[i]);
     free(fams);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * CloudWatch Embedded Metric Format: one JSON document per line (CONTRACTS.md section 7) */
+
+int tn_metrics_emf_namespace_ok(const char *ns)
+{
+    size_t n = ns ? strlen(ns) : 0;
+    if (n == 0 || n > 256)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)ns[i]) && !strchr("._#:/-", ns[i]))
+            return 0;
+    return 1;
+}
+
+/* A dimension value: non-empty, at most 1024 bytes, ASCII (CONTRACTS.md 7.1). */
+static int emf_dim_ok(const char *v)
+{
+    size_t n = v ? strlen(v) : 0;
+    if (n == 0 || n > 1024)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)v[i] >= 0x80)
+            return 0;
+    return 1;
+}
+
+tn_err_t tn_metrics_emf_lag(tn_buf_t *out, const tn_metrics_emf_lag_t *r)
+{
+    tn_err_t rc = TN_ERR_INVALID;
+    json_t *doc = NULL;
+    char *text = NULL;
+    if (!tn_metrics_emf_namespace_ok(r->ns) || !emf_dim_ok(r->service) || !emf_dim_ok(r->group) ||
+        !isfinite(r->lag_sum))
+        goto out;
+    /* Members in this order: _aws first, then the dimensions, then the metric
+     * (JSON_PRESERVE_ORDER), so a person reading the log sees the same shape as the contract. */
+    /* A lag is a whole number of records: written as an integer when it is one. */
+    json_t *value = r->lag_sum == floor(r->lag_sum) && fabs(r->lag_sum) < 9e15
+                        ? json_integer((json_int_t)r->lag_sum)
+                        : json_real(r->lag_sum);
+    doc = json_pack("{s:{s:I,s:[{s:s,s:[[s,s]],s:[{s:s,s:s}]}]},s:s,s:s,s:s,s:o}", "_aws",
+                    "Timestamp", (json_int_t)r->timestamp_ms, "CloudWatchMetrics", "Namespace",
+                    r->ns, "Dimensions", "Service", "ConsumerGroup", "Metrics", "Name",
+                    "ConsumerLagSum", "Unit", "Count", "Service", r->service, "ConsumerGroup",
+                    r->group, "Topic", r->topic ? r->topic : "", "ConsumerLagSum", value);
+    if (!doc)
+        goto out;
+    text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+    if (!text)
+        goto out;
+    rc = tn_buf_addf(out, "%s\n", text);
+out:
+    free(text);
+    json_decref(doc);
     return rc;
 }

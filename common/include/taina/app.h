@@ -34,7 +34,7 @@ typedef struct tn_app tn_app_t;
 /** Which groups of common keys a program takes. */
 enum {
     TN_APP_HTTP = 1 << 0,  /**< http_port, http_bind, limits */
-    TN_APP_KAFKA = 1 << 1, /**< kafka_brokers, statistics interval, passthrough */
+    TN_APP_KAFKA = 1 << 1, /**< kafka_brokers, statistics interval, EMF, passthrough */
     TN_APP_AUTH = 1 << 2   /**< api_keys_file, auth_disabled */
 };
 
@@ -53,6 +53,8 @@ typedef struct tn_app_common {
     int64_t http_threads;
     char *kafka_brokers;
     int64_t kafka_stats_interval_ms;
+    bool metrics_emf;            /**< consumers write CloudWatch EMF lag lines on stdout */
+    char *metrics_emf_namespace; /**< their CloudWatch namespace */
     char *api_keys_file;
     bool auth_disabled;
     int64_t rate_limit; /**< requests/s per API key, 0 = none */

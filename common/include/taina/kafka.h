@@ -15,6 +15,8 @@
  *   taina_kafka_records_consumed_total{topic},
  *   taina_kafka_consumer_lag{group,topic,partition} (assigned partitions only) and
  *   taina_kafka_consumer_group_lag{group,topic} (their sum; the autoscaling signal).
+ * With emf_namespace set, that sum is also written to stdout as a CloudWatch Embedded Metric
+ * Format line (metric ConsumerLagSum, dimensions Service and ConsumerGroup) for ECS.
  *
  * @thread A producer may be used from many threads at once; its delivery reports are served by
  *         its own poll thread. A consumer is used from one thread at a time; its rebalance and
@@ -61,6 +63,10 @@ typedef struct tn_kafka_opts {
     tn_metrics_t *metrics;     /**< borrowed, must outlive the client; NULL = no metrics */
     int64_t stats_interval_ms; /**< statistics (lag gauges) period; 0 = off */
     const char *client_id;     /**< default "taina" */
+    /** Non-NULL: a consumer also writes, per statistics interval and topic, one CloudWatch EMF
+     *  line with its group's ConsumerLagSum to stdout (tn_metrics_emf_lag()). */
+    const char *emf_namespace;
+    const char *emf_service; /**< the EMF `Service` dimension (the program's name) */
 } tn_kafka_opts_t;
 
 /** One header of a record to produce. */

@@ -2,6 +2,8 @@
  * @file metrics.h
  * @brief Prometheus metrics: counters, gauges and histograms with labels, text format 0.0.4.
  *
+ * Also the CloudWatch Embedded Metric Format line of the consumer lag (tn_metrics_emf_lag()).
+ *
  * A registry (tn_metrics_t) holds metric families. A family has a name, help text, a type and
  * a fixed list of label names; each distinct tuple of label values is one series, created on
  * first use. Names follow DESIGN.md: prefix `taina_`, base units, counters end in `_total`.
@@ -16,6 +18,7 @@
 #define TAINA_METRICS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "taina/buf.h"
 #include "taina/err.h"
@@ -85,5 +88,35 @@ void tn_metrics_add_collector(tn_metrics_t *m, tn_metrics_collect_cb *cb, void *
  * @returns TN_OK or TN_ERR_TOO_LARGE when @p out's cap is reached.
  */
 tn_err_t tn_metrics_render(tn_metrics_t *m, tn_buf_t *out);
+
+/* ------------------------------------------------------------------------------------------ */
+/* CloudWatch Embedded Metric Format (CONTRACTS.md section 7)                                  */
+
+/** Default EMF namespace (TAINA_METRICS_EMF_NAMESPACE). */
+#define TN_METRICS_EMF_NAMESPACE "Taina"
+
+/** One consumer-lag data point for ECS target tracking. All strings borrowed during the call. */
+typedef struct tn_metrics_emf_lag {
+    const char *ns;       /**< CloudWatch namespace, e.g. "Taina" */
+    const char *service;  /**< dimension `Service` ("embedder") */
+    const char *group;    /**< dimension `ConsumerGroup` */
+    const char *topic;    /**< member `Topic` (searchable, not a dimension) */
+    double lag_sum;       /**< metric `ConsumerLagSum` (Unit Count): records behind, summed */
+    int64_t timestamp_ms; /**< `_aws.Timestamp`, ms since the epoch */
+} tn_metrics_emf_lag_t;
+
+/**
+ * @brief Append one EMF document for @p r to @p out as a single line ending in '\n':
+ *        `{"_aws":{"Timestamp":T,"CloudWatchMetrics":[{"Namespace":NS,
+ *        "Dimensions":[["Service","ConsumerGroup"]],"Metrics":[{"Name":"ConsumerLagSum",
+ *        "Unit":"Count"}]}]},"Service":S,"ConsumerGroup":G,"Topic":T,"ConsumerLagSum":N}`.
+ * @returns TN_OK; TN_ERR_INVALID for a namespace that CloudWatch refuses (see
+ *          tn_metrics_emf_namespace_ok()), an empty dimension value or a non-finite value;
+ *          TN_ERR_TOO_LARGE when @p out's cap is reached.
+ */
+tn_err_t tn_metrics_emf_lag(tn_buf_t *out, const tn_metrics_emf_lag_t *r);
+
+/** @brief Whether @p ns is a valid CloudWatch namespace: 1..256 of [A-Za-z0-9._#:/-]. */
+int tn_metrics_emf_namespace_ok(const char *ns);
 
 #endif

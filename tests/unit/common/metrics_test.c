@@ -1,6 +1,7 @@
 /* Unit tests for common/src/metrics.c: values, exposition text, escaping, threads, promtool. */
 #include "tn_test.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -226,6 +227,100 @@ static void test_promtool_clean(void **state)
     tn_metrics_destroy(m);
 }
 
+/* The EMF line parses back as the one JSON document CONTRACTS.md 7.1 describes. */
+static void test_emf_lag_line(void **state)
+{
+    (void)state;
+    tn_buf_t b;
+    tn_buf_init(&b, 4096);
+    tn_metrics_emf_lag_t r = {.ns = "Taina",
+                              .service = "embedder",
+                              .group = "taina-embedder",
+                              .topic = "tickets.enriched",
+                              .lag_sum = 42,
+                              .timestamp_ms = 1767225600123LL};
+    assert_int_equal(tn_metrics_emf_lag(&b, &r), TN_OK);
+    /* one line: a newline at the end and nowhere else */
+    assert_true(b.len > 0 && b.data[b.len - 1] == '\n');
+    assert_null(memchr(b.data, '\n', b.len - 1));
+    /* _aws comes first */
+    assert_true(strncmp(b.data, "{\"_aws\":{", 9) == 0);
+
+    json_error_t jerr;
+    json_t *doc = json_loadb(b.data, b.len, 0, &jerr);
+    if (!doc)
+        fail_msg("EMF line is not JSON: %s: %s", jerr.text, b.data);
+    json_t *aws = json_object_get(doc, "_aws");
+    assert_true(json_is_object(aws));
+    json_t *ts = json_object_get(aws, "Timestamp");
+    assert_true(json_is_integer(ts));
+    assert_true(json_integer_value(ts) == 1767225600123LL);
+    json_t *dirs = json_object_get(aws, "CloudWatchMetrics");
+    assert_true(json_is_array(dirs) && json_array_size(dirs) == 1);
+    json_t *dir = json_array_get(dirs, 0);
+    assert_string_equal(json_string_value(json_object_get(dir, "Namespace")), "Taina");
+    json_t *dims = json_object_get(dir, "Dimensions");
+    assert_true(json_is_array(dims) && json_array_size(dims) == 1);
+    json_t *set = json_array_get(dims, 0);
+    assert_int_equal(json_array_size(set), 2);
+    /* every dimension named is a root member with a string value */
+    for (size_t i = 0; i < json_array_size(set); i++) {
+        const char *dname = json_string_value(json_array_get(set, i));
+        assert_non_null(dname);
+        assert_true(json_is_string(json_object_get(doc, dname)));
+    }
+    assert_string_equal(json_string_value(json_array_get(set, 0)), "Service");
+    assert_string_equal(json_string_value(json_array_get(set, 1)), "ConsumerGroup");
+    json_t *mets = json_object_get(dir, "Metrics");
+    assert_true(json_is_array(mets) && json_array_size(mets) == 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(mets, 0), "Name")),
+                        "ConsumerLagSum");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(mets, 0), "Unit")),
+                        "Count");
+    assert_string_equal(json_string_value(json_object_get(doc, "Service")), "embedder");
+    assert_string_equal(json_string_value(json_object_get(doc, "ConsumerGroup")), "taina-embedder");
+    assert_string_equal(json_string_value(json_object_get(doc, "Topic")), "tickets.enriched");
+    json_t *v = json_object_get(doc, "ConsumerLagSum");
+    assert_true(json_is_number(v) && json_number_value(v) == 42);
+    assert_int_equal(json_object_size(doc), 5);
+    json_decref(doc);
+
+    /* A group or service name with quotes stays one valid document. */
+    tn_buf_reset(&b);
+    r.group = "g\"x\\y";
+    r.lag_sum = 0.5;
+    assert_int_equal(tn_metrics_emf_lag(&b, &r), TN_OK);
+    doc = json_loadb(b.data, b.len, 0, &jerr);
+    assert_non_null(doc);
+    assert_string_equal(json_string_value(json_object_get(doc, "ConsumerGroup")), "g\"x\\y");
+    assert_true(json_number_value(json_object_get(doc, "ConsumerLagSum")) == 0.5);
+    json_decref(doc);
+
+    /* What CloudWatch would refuse is refused here. */
+    tn_buf_reset(&b);
+    r.group = "g";
+    r.ns = "has space";
+    assert_int_equal(tn_metrics_emf_lag(&b, &r), TN_ERR_INVALID);
+    r.ns = "Taina";
+    r.service = "";
+    assert_int_equal(tn_metrics_emf_lag(&b, &r), TN_ERR_INVALID);
+    r.service = "embedder";
+    r.lag_sum = NAN;
+    assert_int_equal(tn_metrics_emf_lag(&b, &r), TN_ERR_INVALID);
+    assert_int_equal(b.len, 0);
+    tn_buf_cleanup(&b);
+
+    assert_true(tn_metrics_emf_namespace_ok("Taina/Prod-1.x#a:b_c"));
+    assert_false(tn_metrics_emf_namespace_ok(""));
+    assert_false(tn_metrics_emf_namespace_ok("Taina Prod"));
+    char *longns = tn_xcalloc(1, 258);
+    memset(longns, 'a', 257);
+    assert_false(tn_metrics_emf_namespace_ok(longns));
+    longns[256] = '\0';
+    assert_true(tn_metrics_emf_namespace_ok(longns));
+    free(longns);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -236,6 +331,7 @@ int main(void)
         cmocka_unit_test(test_collector_and_cap),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_promtool_clean),
+        cmocka_unit_test(test_emf_lag_line),
     };
     return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);
 }
