@@ -283,6 +283,7 @@ static void on_request(tn_http_req_t *req, void *opaque)
     if (!r && !known) {
         admin = false;
         r = find_route(f->routes, f->nroutes, method, path, &known);
+        admin = r && (r->flags & TN_FAKE_ADMIN);
     }
     char *copy = tn_xstrdup(path); /* the captured segments, cut at their '/' */
     if (r) {
