@@ -743,7 +743,10 @@ static void on_admin_appointments(tn_fake_call_t *c)
     pthread_mutex_lock(&b->lock);
     const char *key;
     json_t *a;
-    json_object_foreach(b->appts, key, a) json_array_append(list, a);
+    json_object_foreach(b->appts, key, a)
+    {
+        json_array_append(list, a);
+    }
     json_t *copy = json_deep_copy(list);
     pthread_mutex_unlock(&b->lock);
     json_decref(list);
@@ -770,7 +773,10 @@ static json_t *bk_stats(void *ctx)
     size_t booked = 0;
     const char *key;
     json_t *a;
-    json_object_foreach(b->appts, key, a) booked += !strcmp(jstr(a, "status"), "booked");
+    json_object_foreach(b->appts, key, a)
+    {
+        booked += !strcmp(jstr(a, "status"), "booked");
+    }
     json_t *o = json_pack(
         "{s{sIsI} s{sIsI} s{sIsIsIsI} sI}", "tokens", "issued", (json_int_t)b->n_tokens, "active",
         (json_int_t)b->ntokens, "appointments", "booked", (json_int_t)booked, "cancelled",
