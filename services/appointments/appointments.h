@@ -39,7 +39,7 @@ typedef struct appt_cfg {
     int64_t booking_timeout_ms, token_skew_ms, token_default_ttl_ms;
     int64_t workers, max_attempts, retry_base_ms, retry_cap_ms, lease_ms, poll_ms;
     int64_t max_slots;
-    int64_t outbox_batch, outbox_retention_ms;
+    int64_t outbox_batch, outbox_linger_ms, outbox_retention_ms;
     int64_t test_outbox_hold_ms;
     char *schemas_dir;
 } appt_cfg_t;

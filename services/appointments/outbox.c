@@ -155,14 +155,18 @@ static void *publisher_main(void *opaque)
             tn_db_release(a->db, conn);
         }
         fails = n < 0 ? fails + 1 : 0;
-        if (tn_lifecycle_is_stopping())
+        if (tn_lifecycle_is_stopping()) {
             last++;
-        else if (n == a->cfg->outbox_batch)
+        } else if (n == a->cfg->outbox_batch) {
             continue; /* more waiting */
-        else if (n < 0)
+        } else if (n < 0) {
             wait_rows(a, seen, appt_store_backoff(a, fails));
-        else
+        } else {
             wait_rows(a, seen, a->cfg->test_outbox_hold_ms ? 100 : a->cfg->poll_ms);
+            /* woken by a change: let the changes of the other workers join this round */
+            if (a->cfg->outbox_linger_ms)
+                tn_clock_sleep_ms(a->cfg->outbox_linger_ms);
+        }
     }
     return NULL;
 }

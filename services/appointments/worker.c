@@ -35,7 +35,17 @@ static void wait_work(appt_t *a, uint64_t seen, int64_t ms)
     pthread_mutex_unlock(&a->lock);
 }
 
+/* One new request wakes one worker: waking all of them would send every idle worker to the
+ * database for a claim that finds nothing. */
 void appt_wake_workers(appt_t *a)
+{
+    pthread_mutex_lock(&a->lock);
+    a->work_seq++;
+    pthread_cond_signal(&a->work_cv);
+    pthread_mutex_unlock(&a->lock);
+}
+
+static void wake_all_workers(appt_t *a)
 {
     pthread_mutex_lock(&a->lock);
     a->work_seq++;
@@ -195,7 +205,7 @@ tn_err_t appt_workers_start(appt_t *a)
 
 void appt_workers_join(appt_t *a)
 {
-    appt_wake_workers(a);
+    wake_all_workers(a);
     for (size_t i = 0; i < a->nworkers; i++)
         pthread_join(a->workers[i], NULL);
     a->nworkers = 0;
