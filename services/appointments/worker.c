@@ -83,6 +83,33 @@ tn_err_t appt_cancel_booked(appt_t *a, const char *request_id, const char *tenan
     return rc;
 }
 
+/* Our booking could not be recorded because the request is no longer `booking`. Another worker
+ * may have recorded the same appointment (a lease that ran out while the database was away: the
+ * conditional create gave both the same one), which is fine; if the request was cancelled
+ * meanwhile, or holds another appointment, ours is unwanted and is cancelled. */
+static void undo_if_unwanted(appt_t *a, const appt_claim_t *c, const char *external_id)
+{
+    appt_row_t now = {0};
+    tn_err_t rc = RECORD(a, appt_store_get(a, c->request_id, c->tenant_id, &now));
+    bool same = rc == TN_OK && !strcmp(now.status, "booked") && now.external_id &&
+                !strcmp(now.external_id, external_id);
+    if (rc == TN_OK && !same) {
+        char err[512];
+        if (!strcmp(now.status, "cancelled"))
+            appt_store_note_external(a, c->request_id, external_id);
+        TN_LOG(TN_LOG_WARN, "appointments: %s is %s; cancelling the booking %s made meanwhile",
+               c->request_id, now.status, external_id);
+        if (booking_cancel(a->booking, external_id, "cancelled by the requester", err,
+                           sizeof(err)) != TN_OK)
+            TN_LOG(TN_LOG_ERROR, "appointments: cancelling %s for %s failed: %s", external_id,
+                   c->request_id, err);
+    } else if (same) {
+        TN_LOG(TN_LOG_INFO, "appointments: %s was already recorded as %s", c->request_id,
+               external_id);
+    }
+    appt_row_cleanup(&now);
+}
+
 static void record(appt_t *a, const appt_claim_t *c, const booking_result_t *br)
 {
     appt_row_t row = {0};
@@ -100,15 +127,7 @@ static void record(appt_t *a, const appt_claim_t *c, const booking_result_t *br)
             TN_LOG(TN_LOG_INFO, "appointments: %s booked (%s, attempt %d)", c->request_id,
                    br->external_id, c->attempts);
         } else if (rc == TN_DECLINED) {
-            /* cancelled while we were booking: undo the booking */
-            char err[512];
-            appt_store_note_external(a, c->request_id, br->external_id);
-            if (booking_cancel(a->booking, br->external_id, "cancelled by the requester", err,
-                               sizeof(err)) != TN_OK)
-                TN_LOG(TN_LOG_ERROR,
-                       "appointments: %s was cancelled while booked as %s, and cancelling that "
-                       "failed: %s",
-                       c->request_id, br->external_id, err);
+            undo_if_unwanted(a, c, br->external_id);
         } else {
             TN_LOG(TN_LOG_ERROR,
                    "appointments: %s booked as %s but not recorded (%s); the "

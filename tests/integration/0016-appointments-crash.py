@@ -152,3 +152,30 @@ def test_postgres_restart(stack):
         assert len(appointments_at_fake(stack, v["request_id"])) == 1
     wait_for(lambda: http("GET", svc.port, "/ready")[0] == 200, 10, "/ready 200")
     assert svc.proc.poll() is None
+
+
+def test_lease_runs_out_during_a_slow_booking(stack):
+    """A booking slower than the lease: a second worker claims the request and books it too;
+    the conditional create gives it the same appointment, and nothing is cancelled."""
+    svc = stack["svc"]
+    assert svc.stop() == 0
+    svc.env["TAINA_APPOINTMENTS_LEASE"] = "1s"
+    svc.start()
+    svc.wait_ready(60)
+    before = json.loads(http("GET", stack["fake"].port, "/admin/stats")[2])["creates"]
+    assert http("POST", stack["fake"].port, "/admin/faults", {"latency_ms": 1500})[0] == 200
+    try:
+        v = request("slow")
+        send(stack, [v])
+        wait_for(lambda: status(stack, v["request_id"])[0] == "booked", 30, "booked")
+        # the second worker's create comes back after the first one recorded the booking
+        wait_for(lambda: json.loads(http("GET", stack["fake"].port, "/admin/stats")[2])
+                 ["creates"]["existing"] > before["existing"], 20, "the second create")
+        time.sleep(1)
+    finally:
+        http("POST", stack["fake"].port, "/admin/faults", {"latency_ms": 0})
+        svc.env["TAINA_APPOINTMENTS_LEASE"] = "5s"
+    st, attempts = status(stack, v["request_id"])
+    assert st == "booked" and attempts >= 2
+    appts = appointments_at_fake(stack, v["request_id"])
+    assert len(appts) == 1 and appts[0]["status"] == "booked"
