@@ -250,15 +250,12 @@ def test_4xx_from_booking_system_fails_with_reason(stack):
     send(stack, [v])
     r = wait_status(stack, v["request_id"], ("failed",))
     assert "no free slot" in r["reason"]
-    # the booking system refuses with 422: failed at once, no retry
-    assert http("POST", stack["fake"].port, "/admin/faults",
-                {"error_rate": 1, "error_status": 422})[0] == 200
-    try:
-        v = request(service="refused")
-        send(stack, [v])
-        r = wait_status(stack, v["request_id"], ("failed",))
-    finally:
-        http("POST", stack["fake"].port, "/admin/faults", {"error_rate": 0})
+    # the booking system refuses the create with 422: failed at once, no retry
+    assert http("POST", stack["fake"].port, "/admin/refuse", {"count": 1, "status": 422})[0] \
+        == 200
+    v = request(service="refused")
+    send(stack, [v])
+    r = wait_status(stack, v["request_id"], ("failed",))
     assert r["attempts"] == 1 and "422" in r["reason"]
     res = results_of(stack, v["request_id"], 3)
     assert res[-1]["status"] == "failed" and "422" in res[-1]["reason"]

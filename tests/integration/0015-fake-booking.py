@@ -166,6 +166,12 @@ def test_steal_down_and_faults(fake):
     nxt = b["entry"][1]["resource"]["id"]
     assert call(fake, "POST", "/Appointment", tok, appointment(nxt))[0] == 201
 
+    assert http("POST", fake.port, "/admin/refuse", {"count": 1, "status": 422})[0] == 200
+    st, _, oo = call(fake, "POST", "/Appointment", tok, appointment(b["entry"][2]["resource"]["id"]))
+    assert st == 422 and oo["issue"][0]["code"] == "business-rule"
+    assert call(fake, "POST", "/Appointment", tok,
+                appointment(b["entry"][2]["resource"]["id"]))[0] == 201
+
     assert http("POST", fake.port, "/admin/down", {"seconds": 30})[0] == 200
     st, hdrs, oo = slots(fake, tok)
     assert st == 503 and oo["issue"][0]["code"] == "transient"

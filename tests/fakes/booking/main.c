@@ -69,8 +69,9 @@ typedef struct bk {
     json_t *busy;     /* slot id -> appointment id (only appointments not cancelled) */
     json_t *by_ident; /* "system|value" -> appointment id */
     uint64_t next_id;
-    int64_t down_until_ms; /* monotonic */
-    int64_t steal;         /* the next creates that find their slot taken */
+    int64_t down_until_ms;         /* monotonic */
+    int64_t steal;                 /* the next creates that find their slot taken */
+    int64_t refuse, refuse_status; /* the next creates refused with that status */
     uint64_t n_tokens, n_created, n_existing, n_conflict, n_rejected, n_cancelled, n_unauth;
 } bk_t;
 
@@ -551,6 +552,14 @@ static void on_appointment_create(tn_fake_call_t *c)
         fhir_respond(c, 200, copy);
         goto out;
     }
+    if (b->refuse > 0) {
+        b->refuse--;
+        b->n_rejected++;
+        int status = (int)b->refuse_status;
+        pthread_mutex_unlock(&b->lock);
+        outcome(c, status, "business-rule", "refused by the booking system's rules");
+        goto out;
+    }
     if (b->steal > 0 && !json_object_get(b->busy, slot_key)) {
         b->steal--;
         json_object_set_new(b->busy, slot_key, json_string("someone-else"));
@@ -724,6 +733,28 @@ static void on_admin_steal(tn_fake_call_t *c)
     tn_http_req_respond_json(c->req, 200, json_pack("{sI}", "steal", n));
 }
 
+/* POST /admin/refuse {"count": N, "status": S}: the next N creates are refused with S (4xx). */
+static void on_admin_refuse(tn_fake_call_t *c)
+{
+    bk_t *b = c->ctx;
+    json_int_t n;
+    json_t *body = admin_body(c, "count", &n);
+    if (!body)
+        return;
+    json_t *st = json_object_get(body, "status");
+    json_int_t status = json_is_integer(st) ? json_integer_value(st) : 422;
+    json_decref(body);
+    if (status < 400 || status > 499) {
+        outcome(c, 400, "invalid", "status must be a 4xx");
+        return;
+    }
+    pthread_mutex_lock(&b->lock);
+    b->refuse = n;
+    b->refuse_status = status;
+    pthread_mutex_unlock(&b->lock);
+    tn_http_req_respond_json(c->req, 200, json_pack("{sIsI}", "refuse", n, "status", status));
+}
+
 /* POST /admin/revoke: every token issued so far stops working (401 invalid_token). */
 static void on_admin_revoke(tn_fake_call_t *c)
 {
@@ -762,6 +793,7 @@ static const tn_fake_route_t bk_routes[] = {
     {"PUT", "/Appointment/*", "PUT /Appointment/{id}", on_appointment_update, 0},
     {"POST", "/admin/down", "POST /admin/down", on_admin_down, TN_FAKE_ADMIN},
     {"POST", "/admin/steal", "POST /admin/steal", on_admin_steal, TN_FAKE_ADMIN},
+    {"POST", "/admin/refuse", "POST /admin/refuse", on_admin_refuse, TN_FAKE_ADMIN},
     {"POST", "/admin/revoke", "POST /admin/revoke", on_admin_revoke, TN_FAKE_ADMIN},
     {"GET", "/admin/appointments", "GET /admin/appointments", on_admin_appointments, TN_FAKE_ADMIN},
 };
@@ -797,6 +829,7 @@ static void bk_reset(void *ctx)
     json_object_clear(b->by_ident);
     b->down_until_ms = 0;
     b->steal = 0;
+    b->refuse = 0;
     b->n_tokens = b->n_created = b->n_existing = b->n_conflict = b->n_rejected = 0;
     b->n_cancelled = b->n_unauth = 0;
     pthread_mutex_unlock(&b->lock);
