@@ -182,6 +182,8 @@ install: all
 	install -m 0755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
 	install -d $(DESTDIR)$(PREFIX)/share/taina
 	cp -r schemas $(DESTDIR)$(PREFIX)/share/taina/
+	install -d $(DESTDIR)$(PREFIX)/share/taina/services/appointments
+	cp -r services/appointments/sql $(DESTDIR)$(PREFIX)/share/taina/services/appointments/
 
 clean:
 	rm -rf build

@@ -285,6 +285,34 @@ const char *tn_http_req_query(const tn_http_req_t *req, const char *name)
     return value ? value : "";
 }
 
+typedef struct query_nth {
+    const char *name;
+    unsigned want, seen;
+    const char *value;
+    int found;
+} query_nth_t;
+
+static enum MHD_Result query_nth_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind;
+    query_nth_t *q = cls;
+    if (!key || strcmp(key, q->name) != 0)
+        return MHD_YES;
+    if (q->seen++ < q->want)
+        return MHD_YES;
+    q->value = value ? value : "";
+    q->found = 1;
+    return MHD_NO;
+}
+
+const char *tn_http_req_query_nth(const tn_http_req_t *req, const char *name, unsigned n)
+{
+    query_nth_t q = {name, n, 0, NULL, 0};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, query_nth_cb, &q);
+    return q.found ? q.value : NULL;
+}
+
 const char *tn_http_req_header(const tn_http_req_t *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);

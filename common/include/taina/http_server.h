@@ -172,6 +172,11 @@ const char *tn_http_req_route(const tn_http_req_t *req);
 const char *tn_http_req_param(const tn_http_req_t *req, const char *name);
 /** @brief The (decoded) value of query parameter @p name; "" when present without value; NULL. */
 const char *tn_http_req_query(const tn_http_req_t *req, const char *name);
+/**
+ * @brief The @p n-th (from 0) value of a repeated query parameter @p name, in URL order
+ *        (`start=ge2026-01-01&start=lt2026-01-02`); "" when present without value; NULL.
+ */
+const char *tn_http_req_query_nth(const tn_http_req_t *req, const char *name, unsigned n);
 /** @brief The value of request header @p name (case-insensitive), or NULL. */
 const char *tn_http_req_header(const tn_http_req_t *req, const char *name);
 /** @brief The body (NUL-terminated for convenience; "" when none) and its length. */

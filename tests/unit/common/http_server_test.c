@@ -246,6 +246,8 @@ static void on_appointment(tn_http_req_t *req, void *opaque)
     TN_ASSERT(j);
     TN_ASSERT(!tn_http_req_param(req, "nope"));
     TN_ASSERT(!tn_http_req_query(req, "absent"));
+    json_object_set_new(j, "q1", json_string(tn_http_req_query_nth(req, "q", 1)));
+    TN_ASSERT(!tn_http_req_query_nth(req, "q", 2));
     tn_http_req_respond_json(req, 200, j);
 }
 
@@ -417,7 +419,7 @@ static void test_routing_params_query(void **state)
 {
     fixture_t *f = *state;
     resp_t r =
-        http_do(f->port, "GET", "/v1/appointments/req-42?q=hello%20w%C3%B6rld&flag",
+        http_do(f->port, "GET", "/v1/appointments/req-42?q=hello%20w%C3%B6rld&flag&q=second",
                 "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n", NULL);
     assert_int_equal(r.status, 200);
     char *ct = resp_header(&r, "Content-Type");
@@ -427,6 +429,7 @@ static void test_routing_params_query(void **state)
     assert_string_equal(jstr(j, "id"), "req-42");
     assert_string_equal(jstr(j, "q"), "hello w\xc3\xb6rld");
     assert_true(json_is_true(json_object_get(j, "flag")));
+    assert_string_equal(jstr(j, "q1"), "second"); /* the second of a repeated parameter */
     assert_string_equal(jstr(j, "route"), "/v1/appointments/{request_id}");
     assert_string_equal(jstr(j, "path"), "/v1/appointments/req-42");
     assert_string_equal(jstr(j, "trace"),
