@@ -2,7 +2,9 @@
 #
 #   make deps    install the Debian packages in tools/deps/packages.txt (as root), or print the command
 #   make         build the common library, services, tools and tests
-#   make demo    run the suite on its embedded defaults (local Kafka, services as they land)
+#   make demo    the whole suite on its embedded defaults: ingest, ask, speak, book, summary, stop
+#   make up      the same stack left running for exploring by hand (source build/demo/env)
+#   make down    stop what make up started
 #   make test    unit + integration tests; ends with "N passed, N failed"
 #   make asan    the whole test suite under ASan + UBSan (in build/asan)
 #   make valgrind  the unit tests under valgrind: no leaks, no errors
@@ -67,7 +69,7 @@ ITEST_BINS := $(ITEST_SRCS:tests/integration/%.c=$(BUILD)/tests/integration/%)
 BENCHES    := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard tests/bench/*/*.c)))))
 BENCH_BINS := $(BENCHES:%=$(BUILD)/bench/bench-%)
 
-.PHONY: all deps test asan valgrind lint clean install demo bench docs
+.PHONY: all deps test asan valgrind lint clean install demo up down bench docs
 .SECONDARY:
 .DEFAULT_GOAL := all
 
@@ -141,7 +143,13 @@ bench: all
 	@BUILD=$(BUILD) tests/bench/run.sh
 
 demo: all
-	@tools/demo/run.sh
+	@tools/demo/run.sh demo
+
+up: all
+	@tools/demo/run.sh up
+
+down:
+	@tools/demo/run.sh down
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 test
