@@ -236,9 +236,9 @@ char *ingest_enrich(const ingest_rules_t *r, const void *value, size_t len, size
         return NULL;
     json_t *ver = json_object_get(raw, "schema_version");
     if (json_is_integer(ver) && json_integer_value(ver) != 1) {
+        long long v = (long long)json_integer_value(ver); /* ver belongs to raw */
         json_decref(raw);
-        return reject(why, "unknown_version", "schema_version %lld is not known (1 is)",
-                      (long long)json_integer_value(ver));
+        return reject(why, "unknown_version", "schema_version %lld is not known (1 is)", v);
     }
     tn_schema_error_t se;
     size_t nse = 0;
