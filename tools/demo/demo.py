@@ -898,6 +898,10 @@ def run(mode):
             if mode == "demo":
                 step(8, "stop")
             s.stop()
+            try:  # its URLs point at nothing now
+                os.unlink(os.path.join(OUT, "env"))
+            except FileNotFoundError:
+                pass
 
 
 def up_banner(s):
