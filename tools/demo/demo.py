@@ -290,8 +290,9 @@ def stop_recorded(out, quiet=False):
     os.unlink(state)
     if not quiet:
         bad = {n: c for n, c in codes.items() if c not in (0, None)}
+        clean = " (each exited 0)" if codes and len(codes) == len(st["procs"]) else ""
         say("stopped %d processes and PostgreSQL%s" % (
-            len(st["procs"]), "; not clean: %s" % bad if bad else " (every service exited 0)"))
+            len(st["procs"]), "; not clean: %s" % bad if bad else clean))
     return True
 
 
@@ -310,10 +311,9 @@ def pg_base(out):
 
 def start_stack(s, summary):
     stt = "local" if STT == "local" else "fake"
-    for name in ("devstack", "voice-client"):
-        exe = os.path.join(BIN, "taina-" + name)
-        if not os.path.exists(exe) and name != "voice-client":
-            raise RuntimeError("%s is missing: run make first" % exe)
+    for name in ("devstack", "ingest", "embedder", "rag", "appointments", "fake-booking"):
+        if not os.path.exists(os.path.join(BIN, "taina-" + name)):
+            raise RuntimeError("build/bin/taina-%s is missing: run make first" % name)
 
     # Ports: the usual ones when free (CI: always free ones, beside whatever else runs).
     for name, port in DEFAULT_PORTS.items():
@@ -668,32 +668,53 @@ def voice_turn(s, summary, questions, stt):
                                                            rel(wav)))
     argv = [client, "--url", "ws://127.0.0.1:%d/v1/sessions/ws" % s.ports["voice-gateway"],
             "--key", s.key, "--lang", q["lang"], "--wav", wav, "--out", reply,
-            "--log-level", "warn", "--timeout-ms", "60000"]
+            "--log-level", "warn", "--timeout-ms", "150000"]
     say("$ taina-voice-client --url %s --key $TAINA_API_KEY --lang %s --wav %s --out %s"
         % (argv[2], q["lang"], rel(wav), rel(reply)))
+    docs = {d["ticket_id"]: d["metadata"]["doc"]
+            for d in corpus.load_ndjson(os.path.join(CORPUS, "documents.ndjson"))}
     t0 = time.time()
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=120, start_new_session=True)
-    wall = time.time() - t0
     ev = {}
-    for line in p.stdout.splitlines():
-        try:
-            m = json.loads(line)
-        except ValueError:
-            continue
-        ev.setdefault(m.get("event"), m)
+    # Its own process group too (Ctrl-C reaches this script only), so stopped here in any case.
+    errlog = os.path.join(s.logs, "voice-client.log")
+    with open(errlog, "w") as errf:
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errf, text=True,
+                             start_new_session=True)
+    try:
+        for line in p.stdout:  # the gateway's messages, as they come (one JSON line each)
+            try:
+                m = json.loads(line)
+            except ValueError:
+                continue
+            e = m.get("event")
+            ev.setdefault(e, m)
+            if e == "transcript":
+                say("transcript: %s" % m.get("text"))
+            elif e == "reply":
+                cites = [docs.get(c.get("ticket_id"), c.get("ticket_id"))
+                         for c in m.get("citations", [])]
+                say("reply:      %s   (%.0f ms after the end of speech)" % (
+                    wrap(m.get("text", ""), 12), m.get("latency_ms", 0)))
+                say("cites:      %s" % ", ".join(cites))
+            elif e == "first_audio":
+                say("first reply audio %.0f ms after the end of speech; the reply is spoken in "
+                    "real time..." % m["latency_ms"])
+            elif e == "audio_end":
+                say("audio_end after %d Opus packets (%.1f s of speech)" % (
+                    m.get("packets", 0), m.get("packets", 0) * 0.02))
+            elif e == "error":
+                say("error: %s %s" % (m.get("code"), m.get("message")))
+        p.wait(timeout=30)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    wall = time.time() - t0
     transcript = ev.get("transcript", {}).get("text")
     rep = ev.get("reply", {})
     first = ev.get("first_audio", {}).get("latency_ms")
-    cites = [c.get("ticket_id") for c in rep.get("citations", [])]
-    docs = {d["ticket_id"]: d["metadata"]["doc"]
-            for d in corpus.load_ndjson(os.path.join(CORPUS, "documents.ndjson"))}
-    by_id = [docs.get(c, c) for c in cites]
-    say("transcript: %s" % transcript)
-    say("reply:      %s" % wrap(rep.get("text", "(none)"), 12))
-    say("cites:      %s" % ", ".join(by_id))
-    say("reply audio: %s (%d Opus packets); first reply audio %s ms after the end of speech; "
-        "turn %.1f s" % (rel(reply), ev.get("audio_end", {}).get("packets", 0),
-                        "%.0f" % first if first is not None else "?", wall))
+    by_id = [docs.get(c.get("ticket_id"), c.get("ticket_id")) for c in rep.get("citations", [])]
+    say("reply audio: %s; the turn took %.1f s" % (rel(reply), wall))
     if stt == "fake":
         st, up = http("GET", s.urls["fake-speech"] + "/admin/stt/uploads", key=SPEECH_KEY)
         if st == 200 and up.get("uploads"):
@@ -703,7 +724,7 @@ def voice_turn(s, summary, questions, stt):
     ok = (p.returncode == 0 and bool(transcript) and bool(rep.get("text")) and first is not None
           and os.path.exists(reply) and (stt == "local" or any(c in q["expect"] for c in by_id)))
     if p.returncode:
-        say("taina-voice-client exited %d: %s" % (p.returncode, p.stderr.strip()[-400:]))
+        say("taina-voice-client exited %d; see %s" % (p.returncode, rel(errlog)))
     summary["voice"] = {"ran": True, "ok": ok, "stt": stt, "question": q["question"],
                         "transcript": transcript, "reply": rep.get("text"), "citations": by_id,
                         "expected": q["expect"], "reply_wav": reply, "first_audio_ms": first,
@@ -920,6 +941,11 @@ def main(argv):
         sys.stderr.write("usage: demo.py [demo|up|down]\n")
         return 2
     if mode == "down":
+        for name in ("env", "bootstrap"):  # they point at nothing now
+            try:
+                os.unlink(os.path.join(OUT, name))
+            except FileNotFoundError:
+                pass
         if not stop_recorded(OUT):
             say("nothing to stop (no %s)" % rel(os.path.join(OUT, "stack.json")))
         return 0
