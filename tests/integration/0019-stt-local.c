@@ -120,13 +120,14 @@ static void test_local_wer(void **state)
     tn_stt_opts_t so = tn_stt_opts_default();
     tn_stt_t *stt = tn_stt_new(&so, err, sizeof(err));
     assert_non_null(stt);
-    size_t right_en = 0, right_us = 0;
-    double wer_en = run(stt, "en", &right_en);
-    double wer_us = run(stt, "en-us", &right_us);
-    /* Measured (README): some 85-90% WER. The default model hears espeak-ng poorly; these
-     * bounds catch a broken pipeline (wrong rate, garbage samples: nothing recognized). */
-    assert_true(wer_en < 0.97 && wer_us < 0.97);
-    assert_true(right_en + right_us >= 8);
+    /* The recognizer's model is American English: the espeak-ng voice that suits it is en-us
+     * (the British "en" measured some 88% WER against en-us's 81%, see common/README.md). */
+    size_t right = 0;
+    double wer = run(stt, "en-us", &right);
+    /* The default model hears espeak-ng poorly; these bounds catch a broken pipeline (wrong
+     * rate or byte order, garbage samples: next to nothing recognized). */
+    assert_true(wer < 0.95);
+    assert_true(right >= 8);
     /* Silence is no words. */
     int16_t *zeros = tn_xcalloc(16000, sizeof(int16_t));
     tn_stt_result_t r;

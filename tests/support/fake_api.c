@@ -281,8 +281,8 @@ static void on_request(tn_http_req_t *req, void *opaque)
     const tn_fake_route_t *r =
         find_route(admin_routes, TN_ARRAY_LEN(admin_routes), method, path, &known);
     if (!r && !known) {
-        admin = false;
         r = find_route(f->routes, f->nroutes, method, path, &known);
+        admin = r && (r->flags & TN_FAKE_ADMIN);
     }
     char *copy = tn_xstrdup(path); /* the captured segments, cut at their '/' */
     if (r) {

@@ -93,7 +93,9 @@ typedef struct tn_fake_call {
 typedef void(tn_fake_handler_fn)(tn_fake_call_t *c);
 
 enum {
-    TN_FAKE_OPEN = 1 << 0 /**< no API key needed (health checks) */
+    TN_FAKE_OPEN = 1 << 0, /**< no API key needed (health checks) */
+    TN_FAKE_ADMIN = 1 << 1 /**< a fake's own admin endpoint: like /admin/faults, never counted
+                                nor faulted (the API key still applies) */
 };
 
 typedef struct tn_fake_route {
