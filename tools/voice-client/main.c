@@ -68,6 +68,9 @@ static const tn_cfg_key_t vc_keys[] = {
     KEY("citizen_id", TN_CFG_STRING, citizen_id, "", "Citizen id number for bookings", 0, 0),
 };
 
+/* A 20 ms frame louder than this is speech (for the client's end-of-speech time). */
+#define SPEECH_DBFS -45.0
+
 typedef struct pkt {
     uint8_t *data;
     size_t len;
@@ -83,6 +86,7 @@ typedef struct sess {
     int turn;                /* turns asked so far */
     int64_t t_open, t_ready; /* us */
     int64_t t_sent;          /* end of the current question (last packet's due time) */
+    int64_t t_spoken;        /* end of its speech (the last loud packet's due time), or t_sent */
     int64_t t_first;         /* first reply packet of the current turn */
     int64_t max_late_us;     /* reply packets behind real time, worst */
     size_t turn_pkts, pkts_rx;
@@ -101,6 +105,7 @@ struct vc {
     double speed;
     pkt_t *pkts;
     size_t npkts;
+    size_t speech_end; /* packets up to the last one louder than SPEECH_DBFS */
     sess_t *sess;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -153,7 +158,7 @@ static void ask(sess_t *s, int64_t start)
     s->turn_pkts = 0;
     s->t_first = 0;
     if (*vc->cfg->text) {
-        s->t_sent = tn_ws_now_us();
+        s->t_sent = s->t_spoken = tn_ws_now_us();
         send_json(s, json_pack("{s:s, s:s}", "type", "text", "text", vc->cfg->text));
         return;
     }
@@ -162,6 +167,7 @@ static void ask(sess_t *s, int64_t start)
         tn_ws_conn_send_at(s->conn, vc->pkts[i].data, vc->pkts[i].len, true,
                            step ? start + (int64_t)i * step : 0, 0);
     s->t_sent = step ? start + (int64_t)vc->npkts * step : tn_ws_now_us();
+    s->t_spoken = step ? start + (int64_t)vc->speech_end * step : s->t_sent;
     static const char stop[] = "{\"type\":\"stop\"}";
     tn_ws_conn_send_at(s->conn, stop, sizeof(stop) - 1, false, step ? s->t_sent : 0, 0);
 }
@@ -187,7 +193,7 @@ static void reply_audio(sess_t *s, const uint8_t *data, size_t len)
     s->pkts_rx++;
     if (s->turn_pkts++ == 0) {
         s->t_first = now;
-        double ms = (double)(now - s->t_sent) / 1000.0;
+        double ms = (double)(now - s->t_spoken) / 1000.0;
         s->first_ms = tn_xrealloc(s->first_ms, (s->nfirst + 1) * sizeof(double));
         s->first_ms[s->nfirst++] = ms;
         emit(s, "first_audio", json_pack("{s:i, s:f}", "turn", s->turn, "latency_ms", ms));
@@ -238,7 +244,7 @@ static void on_message(tn_ws_conn_t *c, const uint8_t *data, size_t len, bool bi
     json_object_del(ev, "type");
     if (!strcmp(type, "reply"))
         json_object_set_new(ev, "latency_ms",
-                            json_real((double)(tn_ws_now_us() - s->t_sent) / 1000.0));
+                            json_real((double)(tn_ws_now_us() - s->t_spoken) / 1000.0));
     if (!strcmp(type, "audio_end"))
         json_object_set_new(ev, "packets", json_integer((json_int_t)s->turn_pkts));
     emit(s, type, ev);
@@ -302,6 +308,8 @@ static tn_err_t encode_wav(vc_t *vc)
         ssize_t b = tn_opus_enc_encode(enc, buf, out, sizeof(out));
         if (b <= 0)
             continue;
+        if (tn_audio_dbfs(buf, frame) > SPEECH_DBFS)
+            vc->speech_end = vc->npkts + 1;
         pkt_t *p = &vc->pkts[vc->npkts++];
         p->data = tn_xmalloc((size_t)b);
         memcpy(p->data, out, (size_t)b);
