@@ -219,6 +219,9 @@ static void run_turn(vg_t *g, vg_turn_t *t)
             speak(&sp, reply, strlen(reply));
         } else {
             outcome = "booking_incomplete";
+            reply = tn_xstrdup(!strcmp(s->lang, "es") ? g->cfg->citizen_prompt_es
+                                                      : g->cfg->citizen_prompt_en);
+            speak(&sp, reply, strlen(reply));
         }
     } else {
         vg_rag_answer_t ans = {0};
