@@ -52,7 +52,8 @@ typedef struct vg_cfg {
     char *topic_sessions, *topic_requests, *topic_results;
     char *intent_rules_file, *service_rules_file, *pii_rules_file, *schemas_dir;
     int64_t booking_window_ms;
-    char *booking_reply_es, *booking_reply_en, *citizen_prompt_es, *citizen_prompt_en, *fallback_reply_es, *fallback_reply_en;
+    char *booking_reply_es, *booking_reply_en, *citizen_prompt_es, *citizen_prompt_en,
+        *fallback_reply_es, *fallback_reply_en;
     int64_t probe_interval_ms;
 } vg_cfg_t;
 
