@@ -131,6 +131,10 @@ const tn_cfg_key_t vg_keys[] = {
     KEY("voice_fallback_reply_en", TN_CFG_STRING, fallback_reply_en,
         "Sorry, I cannot answer right now. Please try again in a moment.", 0,
         "English answer when rag fails", 0, 0),
+    KEY("voice_tts_cache", TN_CFG_INT, tts_cache, "64", 0,
+        "Spoken texts kept after synthesis (prompts and repeated answers are spoken at once; "
+        "0 = none)",
+        0, 100000),
     KEY("voice_probe_interval", TN_CFG_DURATION, probe_interval_ms, "2s", 0,
         "How often /ready checks rag, the STT/TTS hosts and Kafka", 100, 600000),
 };

@@ -84,6 +84,83 @@ static void play(speaker_t *sp, const int16_t *pcm, size_t n)
     free(buf);
 }
 
+/* ------------------------------------------------------------------------------------------- */
+/* The TTS cache: what was spoken at a rate, kept whole (texts are short) */
+
+typedef struct vg_cached {
+    struct vg_cached *next;
+    char lang[3];
+    int rate;
+    char *text;
+    int16_t *pcm;
+    size_t n;
+} vg_cached_t;
+
+/* A copy of the cached audio of @p text, or NULL. */
+static int16_t *cache_get(vg_t *g, const char *lang, int rate, const char *text, size_t *n)
+{
+    int16_t *out = NULL;
+    pthread_mutex_lock(&g->cmu);
+    for (vg_cached_t **pp = &g->cache; *pp; pp = &(*pp)->next) {
+        vg_cached_t *e = *pp;
+        if (e->rate != rate || strcmp(e->lang, lang) != 0 || strcmp(e->text, text) != 0)
+            continue;
+        *pp = e->next; /* to the front */
+        e->next = g->cache;
+        g->cache = e;
+        out = tn_xmalloc(e->n * sizeof(int16_t) + 1);
+        memcpy(out, e->pcm, e->n * sizeof(int16_t));
+        *n = e->n;
+        break;
+    }
+    pthread_mutex_unlock(&g->cmu);
+    return out;
+}
+
+static void cache_put(vg_t *g, const char *lang, int rate, const char *text, const int16_t *pcm,
+                      size_t n)
+{
+    if (g->cfg->tts_cache <= 0)
+        return;
+    vg_cached_t *e = tn_xcalloc(1, sizeof(*e));
+    snprintf(e->lang, sizeof(e->lang), "%s", lang);
+    e->rate = rate;
+    e->text = tn_xstrdup(text);
+    e->pcm = tn_xmalloc(n * sizeof(int16_t) + 1);
+    memcpy(e->pcm, pcm, n * sizeof(int16_t));
+    e->n = n;
+    vg_cached_t *drop = NULL;
+    pthread_mutex_lock(&g->cmu);
+    e->next = g->cache;
+    g->cache = e;
+    if (++g->ncache > (size_t)g->cfg->tts_cache) { /* drop the least recently used */
+        vg_cached_t **pp = &g->cache;
+        while ((*pp)->next)
+            pp = &(*pp)->next;
+        drop = *pp;
+        *pp = NULL;
+        g->ncache--;
+    }
+    pthread_mutex_unlock(&g->cmu);
+    if (drop) {
+        free(drop->text);
+        free(drop->pcm);
+        free(drop);
+    }
+}
+
+void vg_tts_cache_free(vg_t *g)
+{
+    while (g->cache) {
+        vg_cached_t *e = g->cache;
+        g->cache = e->next;
+        free(e->text);
+        free(e->pcm);
+        free(e);
+    }
+    g->ncache = 0;
+}
+
 /* Speak one piece of text. Returns non-zero when the turn is no longer current. */
 static int speak(speaker_t *sp, const char *text, size_t len)
 {
@@ -97,11 +174,24 @@ static int speak(speaker_t *sp, const char *text, size_t len)
     if (sp->rag_start_us && !sp->first_us) /* waiting for rag counts as upstream time */
         sp->upstream_ms += (double)(tn_ws_now_us() - sp->rag_start_us) / 1000.0;
     char err[256];
-    int16_t *pcm = NULL;
     size_t n = 0;
-    int rate = 0;
+    int rate = s->rate;
     int64_t t0 = tn_ws_now_us();
-    tn_err_t rc = tn_tts_synthesize(g->tts, say, s->lang, &pcm, &n, &rate, err, sizeof(err));
+    int16_t *pcm = cache_get(g, s->lang, s->rate, say, &n);
+    tn_err_t rc = TN_OK;
+    if (!pcm) {
+        rc = tn_tts_synthesize(g->tts, say, s->lang, &pcm, &n, &rate, err, sizeof(err));
+        if (rc == TN_OK && rate != s->rate) {
+            size_t m = 0;
+            int16_t *re = tn_resample_all(pcm, n, rate, s->rate, &m);
+            free(pcm);
+            pcm = re;
+            n = m;
+            rate = s->rate;
+        }
+        if (rc == TN_OK)
+            cache_put(g, s->lang, s->rate, say, pcm, n);
+    }
     double ms = (double)(tn_ws_now_us() - t0) / 1000.0;
     free(say);
     sp->tts_ms += ms;
@@ -117,16 +207,8 @@ static int speak(speaker_t *sp, const char *text, size_t len)
         free(pcm);
         return !current(sp);
     }
-    if (current(sp)) {
-        if (rate != s->rate) {
-            size_t m = 0;
-            int16_t *re = tn_resample_all(pcm, n, rate, s->rate, &m);
-            play(sp, re, m);
-            free(re);
-        } else {
-            play(sp, pcm, n);
-        }
-    }
+    if (current(sp))
+        play(sp, pcm, n);
     free(pcm);
     return !current(sp);
 }
@@ -308,6 +390,7 @@ static void *worker(void *arg)
 
 tn_err_t vg_pool_start(vg_t *g)
 {
+    pthread_mutex_init(&g->cmu, NULL);
     pthread_mutex_init(&g->qmu, NULL);
     pthread_cond_init(&g->qcv, NULL);
     g->workers = tn_xcalloc((size_t)g->cfg->workers, sizeof(pthread_t));
@@ -333,6 +416,8 @@ void vg_pool_stop(vg_t *g)
     g->workers = NULL;
     pthread_cond_destroy(&g->qcv);
     pthread_mutex_destroy(&g->qmu);
+    vg_tts_cache_free(g);
+    pthread_mutex_destroy(&g->cmu);
 }
 
 bool vg_pool_submit(vg_t *g, vg_turn_t *t)

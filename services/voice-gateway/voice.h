@@ -54,7 +54,7 @@ typedef struct vg_cfg {
     int64_t booking_window_ms;
     char *booking_reply_es, *booking_reply_en, *citizen_prompt_es, *citizen_prompt_en,
         *fallback_reply_es, *fallback_reply_en;
-    int64_t probe_interval_ms;
+    int64_t probe_interval_ms, tts_cache;
 } vg_cfg_t;
 
 extern const char *const vg_stt_providers[];
@@ -132,6 +132,10 @@ struct vg {
     pthread_mutex_t bmu;
     struct vg_pending *pending;
     atomic_int nsessions;
+    /* spoken texts already synthesized (fixed prompts, frequent answers), by lang and rate */
+    pthread_mutex_t cmu;
+    struct vg_cached *cache; /* most recently used first */
+    size_t ncache;
 };
 
 struct vg_session {
@@ -198,6 +202,7 @@ void vg_session_interrupt(vg_session_t *s);
 bool vg_session_busy(vg_session_t *s);
 
 /* turn.c */
+void vg_tts_cache_free(vg_t *g);
 tn_err_t vg_pool_start(vg_t *g);
 void vg_pool_stop(vg_t *g);
 /** Queue a turn (takes it). false when the pool is full (the turn was freed). */
