@@ -695,7 +695,7 @@ static int http_begin(loop_t *l, struct lws *wsi, tn_ws_http_req_t *r, const cha
 
 static int http_body(loop_t *l, tn_ws_http_req_t *r, const void *in, size_t len)
 {
-    if (r->too_large || !r->route)
+    if (r->too_large || !r->route || !in || len == 0)
         return 0;
     if (r->body_len + len > l->max_http_body) {
         r->too_large = true;

@@ -37,7 +37,8 @@ def stack():
     assert rc == 0, out
     st["wav"], st["packets"] = wav, read_packets(pk)
     yield st
-    st["stop"]()
+    codes = st["stop"]()
+    assert codes == [0] * len(codes), "a service did not exit 0 on SIGTERM: %s" % codes
 
 
 def served(port):
