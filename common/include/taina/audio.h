@@ -28,7 +28,7 @@
 /** Bytes an encoded 20 ms packet never exceeds (RFC 6716 recommends 1275 per frame). */
 #define TN_OPUS_MAX_PACKET 1500
 /** Encoder complexity (0..10) of tn_opus_enc_new(); see tests/bench/voice-media for the why. */
-#define TN_OPUS_DEFAULT_COMPLEXITY 5
+#define TN_OPUS_DEFAULT_COMPLEXITY 1
 
 /** @brief True for the sample rates Opus takes: 8000, 12000, 16000, 24000, 48000. */
 bool tn_opus_rate_ok(int rate);

@@ -7,7 +7,7 @@
  *   - "openai": any OpenAI-compatible POST {url}/v1/audio/transcriptions (multipart, a WAV
  *     file, model, language; CONTRACTS.md section 2.3).
  *   - "local": pocketsphinx (Debian, English model only; offline, for the demo; its accuracy
- *     on espeak-ng speech is stated in the voice-gateway README). Other languages answer
+ *     on espeak-ng speech is stated in common/README.md). Other languages answer
  *     TN_ERR_INVALID.
  * HTTP providers use the common http_client: timeouts, retries with backoff on 429/5xx, the
  * upstream metrics with upstream="stt". Transcripts are never logged.

@@ -110,13 +110,16 @@ static double best_corr(const int16_t *a, const int16_t *b, size_t n, size_t max
 }
 
 /* Encode @p x (whole frames) and decode it back; returns the decoded signal. */
-static int16_t *opus_round_trip(const int16_t *x, size_t n, int bitrate, size_t *bytes)
+static int16_t *opus_round_trip(const int16_t *x, size_t n, int bitrate, int complexity,
+                                size_t *bytes)
 {
     char err[256];
     tn_opus_enc_t *e = tn_opus_enc_new(RATE, bitrate, err, sizeof(err));
     tn_opus_dec_t *d = tn_opus_dec_new(RATE, err, sizeof(err));
     assert_non_null(e);
     assert_non_null(d);
+    if (complexity >= 0)
+        assert_int_equal(tn_opus_enc_set_complexity(e, complexity), TN_OK);
     size_t fr = tn_opus_enc_frame(e);
     assert_int_equal(fr, 320);
     int16_t *y = tn_xcalloc(n, sizeof(int16_t));
@@ -140,7 +143,8 @@ static void test_opus_round_trip(void **state)
     size_t n = RATE; /* 1 s */
     int16_t *x = tones(n, RATE, 0.5);
     size_t bytes = 0, lag = 0;
-    int16_t *y = opus_round_trip(x, n, 24000, &bytes);
+    /* Tones at the highest complexity (the codec path's fidelity), speech at the default. */
+    int16_t *y = opus_round_trip(x, n, 24000, 10, &bytes);
     /* 50 packets at 24 kbit/s is some 3000 bytes; VBR allows a margin. */
     assert_in_range(bytes, 1500, 4500);
     /* Skip the first 100 ms (encoder start-up), then line the output up with the input. */
@@ -162,7 +166,7 @@ static void test_opus_round_trip(void **state)
     free(x);
     free(y);
     x = speechlike(n, RATE, 0.5);
-    y = opus_round_trip(x, n, 24000, &bytes);
+    y = opus_round_trip(x, n, 24000, -1, &bytes);
     c = best_corr(x + skip, y + skip, n - skip - 800, 800, &lag);
     double lx = tn_audio_dbfs(x + skip, n - skip), ly = tn_audio_dbfs(y + skip, n - skip);
     print_message("opus speech-like: correlation %.3f, level %.1f -> %.1f dBFS\n", c, lx, ly);
