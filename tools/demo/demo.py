@@ -19,7 +19,8 @@ What `make demo` does, step by step (each step is one function below, in this or
 
 Ctrl-C (or SIGTERM/SIGHUP) at any point stops every process it started: each runs in its own
 process group, gets SIGTERM (then SIGKILL after 15 s), and PostgreSQL is stopped with pg_ctl.
-Every process is also recorded in build/demo/stack.json, so `make down` finds what a killed run left.
+Every process is also recorded in build/demo/stack.json, so `make down` finds what a killed run
+left.
 
 Exit status: 0 when every check of the summary passed, 1 otherwise, 130 when interrupted.
 Knobs: TAINA_DEMO_CI=1 (no live progress line; free ports instead of 8080-8084),
@@ -650,10 +651,10 @@ def voice_turn(s, summary, questions, stt):
         raise RuntimeError(client + " is missing: run make")
     q = next(x for x in questions["questions"] if x["id"] == VOICE_QUESTION[stt])
     if stt == "fake":
-        say("STT: taina-fake-speech (the Deepgram API), scripted to return the question's text: the "
-            "audio path is real\n     (Opus in, voice detection, endpointing, upload to STT), the "
-            "recognition is not. TAINA_DEMO_STT=local\n     uses pocketsphinx instead (English only, "
-            "about 80% word errors on espeak-ng speech).")
+        say("STT: taina-fake-speech (the Deepgram API), scripted to return the question's text: "
+            "the audio path is real\n     (Opus in, voice detection, endpointing, upload to STT), "
+            "the recognition is not. TAINA_DEMO_STT=local\n     uses pocketsphinx instead "
+            "(English only, about 80% word errors on espeak-ng speech).")
         st, _ = http("POST", s.urls["fake-speech"] + "/admin/stt/transcript",
                      {"text": q["question"]}, SPEECH_KEY)
         if st != 200:
