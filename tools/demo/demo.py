@@ -654,7 +654,7 @@ def voice_turn(s, summary, questions, stt):
         say("STT: taina-fake-speech (the Deepgram API), scripted to return the question's text: "
             "the audio path is real\n     (Opus in, voice detection, endpointing, upload to STT), "
             "the recognition is not. TAINA_DEMO_STT=local\n     uses pocketsphinx instead "
-            "(English only, about 80% word errors on espeak-ng speech).")
+            "(English only; 81-83% word errors on espeak-ng speech in common/README's test).")
         st, _ = http("POST", s.urls["fake-speech"] + "/admin/stt/transcript",
                      {"text": q["question"]}, SPEECH_KEY)
         if st != 200:
