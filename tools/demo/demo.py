@@ -389,10 +389,15 @@ def start_stack(s, summary):
             "rag": "local exact index, extractive", "appointments": "PostgreSQL + booking fake",
             "voice-gateway": "Opus/WebSocket, espeak-ng TTS"}
     for name in DEFAULT_PORTS:
-        if name in s.urls:
-            moved = "" if s.ports[name] == DEFAULT_PORTS[name] else "  (%d was taken)" % \
-                DEFAULT_PORTS[name] if not CI else ""
-            say("%-13s %-34s %s%s" % (name, what[name], s.urls[name], moved))
+        if name not in s.urls:
+            continue
+        url = s.urls[name]
+        if name == "voice-gateway":
+            url = url.replace("http:", "ws:") + "/v1/sessions/ws"
+        moved = ""
+        if not CI and s.ports[name] != DEFAULT_PORTS[name]:
+            moved = "  (%d was taken)" % DEFAULT_PORTS[name]
+        say("%-13s %-34s %s%s" % (name, what[name], url, moved))
     if not s.voice:
         say("voice-gateway NOT BUILT YET (build/bin/taina-voice-gateway missing): the voice step "
             "is skipped")
