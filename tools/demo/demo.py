@@ -673,7 +673,7 @@ def voice_turn(s, summary, questions, stt):
     say("question: espeak-ng -v %s says %r (%.1f s) -> %s" % (q["lang"], q["question"], secs,
                                                            rel(wav)))
     argv = [client, "--url", "ws://127.0.0.1:%d/v1/sessions/ws" % s.ports["voice-gateway"],
-            "--key", s.key, "--lang", q["lang"], "--wav", wav, "--out", reply,
+            "--lang", q["lang"], "--wav", wav, "--out", reply,
             "--log-level", "warn", "--timeout-ms", "150000"]
     say("$ taina-voice-client --url %s --key $TAINA_API_KEY --lang %s --wav %s --out %s"
         % (argv[2], q["lang"], rel(wav), rel(reply)))
@@ -685,6 +685,7 @@ def voice_turn(s, summary, questions, stt):
     errlog = os.path.join(s.logs, "voice-client.log")
     with open(errlog, "w") as errf:
         p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errf, text=True,
+                             env=s.env({"TAINA_KEY": s.key}),  # = --key, not visible in ps
                              start_new_session=True)
     try:
         for line in p.stdout:  # the gateway's messages, as they come (one JSON line each)
