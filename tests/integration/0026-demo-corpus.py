@@ -53,6 +53,34 @@ def test_predicted_redaction():
     assert "555" not in text and "@" not in text
 
 
+def test_prediction_runs_ingests_own_rules():
+    """check.py reads tn_pii_default_rules out of common/src/pii.c (no copy to drift): every rule
+    line is there, and the cases of tests/unit/common/pii_test.c come out the same."""
+    with open(check.PII_SOURCE, encoding="utf-8") as f:
+        src = f.read()
+    assert [t for t, _, _ in check.PII_RULES] == ["EMAIL", "IBAN", "CARD", "CEDULA", "CEDULA",
+                                                 "PHONE", "PHONE"]
+    assert src.count('"CEDULA  ') == 2  # the parse found every rule line of the source
+    cases = {
+        "IBAN es91 2100 0418 4502 0005 1332 por favor": "IBAN [IBAN] por favor",
+        "to ES91 2100 0418 4502 0005 1332 PLEASE": "to [IBAN] PLEASE",
+        "ref es91 2100 0418 4502 0005 1333 ok": None,
+        "cedula 00112345673.": "cedula [CEDULA].",
+        "cedula 001 1234567 3.": "cedula [CEDULA].",
+        "cedula 001-1234567-8.": "cedula [CEDULA].",
+        "cedula 00112345678.": None,
+        "llame al 18095550142": "llame al [PHONE]",
+        "tel (809) 555-0142, 829-555-0199, +1 849 555 0100, 8095550142, +34 612 345 678":
+            "tel [PHONE], [PHONE], [PHONE], [PHONE], [PHONE]",
+        "Solicitud 2026-004512, RNC 1-31-12345-6, codigo 123-456-7890": None,
+        "lote 809-555-0142-77": None,
+    }
+    for text, want in cases.items():
+        assert check.predict_pii(text)[1] == (want or text), text
+    with pytest.raises(ValueError):
+        check.parse_pii_rules("EMAIL maybe x+\n")
+
+
 def test_checks_catch_broken_documents(corpus):
     docs = copy.deepcopy(corpus["docs"])
     del docs[0]["title"]
