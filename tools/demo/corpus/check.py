@@ -7,6 +7,7 @@ Each check_* function returns a list of error strings (empty: fine), so tests ca
 one by one (tests/integration/0026-demo-corpus.py).
 """
 import html
+import unicodedata
 import html.parser
 import importlib.util
 import json
@@ -219,6 +220,58 @@ def predict_pii(text, rules=None):
     return counts, text
 
 
+# Ingest's category rules (common/src/category.c, tn_category_default_rules), scored as
+# tn_category_classify_doc() does: 1 per keyword occurrence in the body, CATEGORY_TITLE_WEIGHT in
+# the title, ties to more distinct keywords, then file order.
+CATEGORY_SOURCE = os.path.join(TOP, "common", "src", "category.c")
+CATEGORY_TITLE_WEIGHT = 3  # TN_CATEGORY_TITLE_WEIGHT, common/include/taina/category.h
+
+
+def fold(text):
+    """tn_category_fold(), nearly: accents and case off, runs of non-word characters one space."""
+    t = unicodedata.normalize("NFD", text)
+    t = "".join(ch for ch in t if not unicodedata.combining(ch)).casefold()
+    t = re.sub(r"[^\w']+|_", " ", t)
+    return " " + " ".join(t.split()) + " "
+
+
+def load_category_rules(path=CATEGORY_SOURCE):
+    with open(path, encoding="utf-8") as f:
+        src = f.read()
+    m = re.search(r"const char tn_category_default_rules\[\] =(.*?);\n", src, re.S)
+    if not m:
+        raise ValueError("%s: tn_category_default_rules not found" % path)
+    rules = []
+    for line in c_string_literal(m.group(1)).splitlines():
+        f = line.split(None, 3)
+        if not f or f[0].startswith("#"):
+            continue
+        phrases = [fold(k) for k in f[3].split(",") if fold(k).strip()]
+        rules.append((f[0], f[2], phrases))
+    return rules
+
+
+CATEGORY_RULES = load_category_rules()
+
+
+def predict_category(title, body, lang, rules=None):
+    rules = rules or CATEGORY_RULES
+    ft, fb = fold(title), fold(body)
+    score, distinct, order = {}, {}, []
+    for cat, rlang, phrases in rules:
+        if cat not in order:
+            order.append(cat)
+        if rlang != "*" and lang not in (None, "und", rlang):
+            continue
+        for p in phrases:
+            nt = len(re.findall("(?=%s)" % re.escape(p), ft))
+            nb = len(re.findall("(?=%s)" % re.escape(p), fb))
+            score[cat] = score.get(cat, 0) + CATEGORY_TITLE_WEIGHT * nt + nb
+            distinct[cat] = distinct.get(cat, 0) + (nt + nb > 0)
+    best = max(order, key=lambda c: (score.get(c, 0), distinct.get(c, 0), -order.index(c)))
+    return best if score.get(best, 0) > 0 else "general"
+
+
 def _pointer(path):
     return "/" + "/".join(str(p) for p in path) if path else "/"
 
@@ -318,13 +371,21 @@ def check_pii(docs, expected):
 
 
 def check_categories(docs, expected):
-    names = {d["metadata"]["doc"] for d in docs}
+    """expected.json's categories exist, and ingest's rules (read from category.c, scored as
+    tn_category_classify_doc() does) give them."""
+    by_doc = {d["metadata"]["doc"]: d for d in docs}
     errs = []
     for name, cat in expected.get("categories", {}).items():
-        if name not in names:
+        if name not in by_doc:
             errs.append("categories: %s is not a document" % name)
+            continue
         if cat not in CATEGORIES:
             errs.append("categories: %s: %r is not a category of the rules" % (name, cat))
+        d = by_doc[name]
+        got = predict_category(d["title"], plain_text(d), d["lang"])
+        if got != cat:
+            errs.append("categories: %s: the rules would give %s, expected.json says %s" % (
+                name, got, cat))
     return errs
 
 
