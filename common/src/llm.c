@@ -557,6 +557,13 @@ TN_TESTABLE int tn_llm_is_question(const char *s, size_t len)
     return len > 0 && s[len - 1] == '?';
 }
 
+static void count_word(void *opaque, const char *w, size_t len)
+{
+    (void)w;
+    (void)len;
+    ++*(int *)opaque;
+}
+
 typedef struct collect {
     sent_t *s;
     size_t n, cap;
@@ -575,9 +582,18 @@ static void collect_add(void *opaque, const char *text, size_t len)
     content_words(text, len, hits_add, &h);
     bool question = tn_llm_is_question(text, len) != 0;
     /* A FAQ: the sentence after a question that matches is its answer, and inherits its words
-     * (even with none of its own: "¿Cuánto cuesta? RD$ 2,400."). */
+     * (even with none of its own: "¿Cuánto cuesta? RD$ 2,400."). A bare "No." or "Gracias."
+     * says too little alone: the lift passes to the sentence after it. */
     int lift = question ? 0 : c->q_hits;
     c->q_hits = question ? h.count : 0;
+    if (lift > 0 && h.count == 0) {
+        int words = 0;
+        content_words(text, len, count_word, &words);
+        if (words < 2) {
+            c->q_hits = lift;
+            return;
+        }
+    }
     if (h.count == 0 && lift == 0)
         return;
     c->nonq += !question;

@@ -321,6 +321,13 @@ static void test_extractive_faq(void **state)
                         "Según los documentos: La tasa es de RD$ 2,400. [1] Para renovar el "
                         "pasaporte, el costo cambia cada año y cuesta más con cita express. [2]");
     free(a);
+    /* A bare "No." after the question passes the lift to the sentence after it. */
+    static const tn_llm_passage_t bare[] = {
+        P("¿Pierdo el pago si cancelo? No. El recibo vale un año. ¿Puedo ir sin cita? Sí."),
+    };
+    a = answer_of(l, "¿Pierdo el pago si cancelo?", "es", bare, 1);
+    assert_string_equal(a, "Según los documentos: El recibo vale un año. [1]");
+    free(a);
     /* Only questions match: one is used rather than no answer. */
     static const tn_llm_passage_t only[] = {P("¿Dónde renuevo el pasaporte?")};
     a = answer_of(l, "pasaporte renuevo", "es", only, 1);
