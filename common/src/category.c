@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,9 +21,9 @@ const char tn_category_default_rules[] =
     "national_id       normal   es   cedula, documento de identidad, carnet de identidad\n"
     "national_id       normal   en   id card, identity card, national id\n"
     "driving_licence   normal   es   licencia de conducir, licencia de conduccion, permiso de "
-    "conducir\n"
+    "conducir, permiso internacional de conducir, permiso de aprendizaje\n"
     "driving_licence   normal   en   driving licence, driver's license, drivers license, driving "
-    "license\n"
+    "license, driving permit, learner's permit, learner permit, driving test\n"
     "civil_registry    normal   es   acta de nacimiento, certificado de nacimiento, acta de "
     "matrimonio, certificado de matrimonio, registro civil\n"
     "civil_registry    normal   en   birth certificate, marriage certificate, civil registry\n"
@@ -44,7 +45,6 @@ typedef struct rule {
     char *priority;
     char lang[4];   /* "es", "en", "*" */
     char **phrases; /* folded, " word word " */
-    int *weights;
     size_t nphrases;
 } rule_t;
 
@@ -52,7 +52,6 @@ typedef struct rule {
 typedef struct phrase {
     const char *text; /* the rule's folded phrase, " word word " */
     size_t len;
-    int weight;
     int rule;
     int next; /* the next phrase with the same first word, -1: none */
 } phrase_t;
@@ -251,7 +250,6 @@ void tn_category_destroy(tn_category_t *c)
         for (size_t j = 0; j < r->nphrases; j++)
             free(r->phrases[j]);
         free(r->phrases);
-        free(r->weights);
         free(r->category);
         free(r->priority);
     }
@@ -298,8 +296,7 @@ static void index_phrases(tn_category_t *c)
             uint32_t h = hash_word(w, wl);
             slot_t *sl = (slot_t *)find_slot(c, w, wl, h);
             int id = (int)c->nphrases++;
-            c->phrases[id] =
-                (phrase_t){r->phrases[j], strlen(r->phrases[j]), r->weights[j], (int)i, -1};
+            c->phrases[id] = (phrase_t){r->phrases[j], strlen(r->phrases[j]), (int)i, -1};
             if (!sl->word) {
                 *sl = (slot_t){w, wl, h, id};
             } else {
@@ -351,13 +348,8 @@ tn_category_t *tn_category_new(const char *text, const char *name, char *errbuf,
             const char *pe = comma ? comma : end;
             char *folded = tn_category_fold(p, (size_t)(pe - p));
             if (strlen(folded) > 2) {
-                int words = 0;
-                for (const char *q = folded + 1; *q; q++)
-                    words += *q == ' ';
                 r->phrases = tn_xrealloc(r->phrases, (r->nphrases + 1) * sizeof(char *));
-                r->weights = tn_xrealloc(r->weights, (r->nphrases + 1) * sizeof(int));
-                r->phrases[r->nphrases] = folded;
-                r->weights[r->nphrases++] = words;
+                r->phrases[r->nphrases++] = folded;
             } else {
                 free(folded);
             }
@@ -377,15 +369,15 @@ fail:
     return NULL;
 }
 
-tn_category_result_t tn_category_classify(const tn_category_t *c, const char *text, size_t len,
-                                          const char *lang)
+/* Add @p weight to hits[rule] for every keyword occurrence in @p len bytes of @p text, and mark
+ * the keywords seen. */
+static void scan(const tn_category_t *c, const char *text, size_t len, int weight, int *hits,
+                 bool *seen)
 {
-    tn_category_result_t best = {"general", "normal", 0};
     char *folded = tn_category_fold(text, len);
     size_t flen = strlen(folded);
     /* Every occurrence of " phrase " in the folded text starts at a word: look each word up
      * and compare the phrases that begin with it (as many hits as strstr would find). */
-    int hits[MAX_RULES] = {0};
     for (size_t i = 1; i < flen;) {
         size_t e = i;
         while (folded[e] != ' ')
@@ -393,26 +385,58 @@ tn_category_result_t tn_category_classify(const tn_category_t *c, const char *te
         const slot_t *sl = find_slot(c, folded + i, e - i, hash_word(folded + i, e - i));
         for (int id = sl->word ? sl->head : -1; id >= 0; id = c->phrases[id].next) {
             const phrase_t *p = &c->phrases[id];
-            if (p->len <= flen - (i - 1) && memcmp(folded + i - 1, p->text, p->len) == 0)
-                hits[p->rule] += p->weight;
+            if (p->len <= flen - (i - 1) && memcmp(folded + i - 1, p->text, p->len) == 0) {
+                hits[p->rule] += weight;
+                seen[id] = true;
+            }
         }
         i = e + 1;
     }
     free(folded);
-    /* Scores summed per category name across its rules (es + * lines of one category). */
-    int scores[MAX_RULES] = {0};
+}
+
+tn_category_result_t tn_category_classify_doc(const tn_category_t *c, const char *title,
+                                              size_t tlen, const char *body, size_t blen,
+                                              const char *lang)
+{
+    tn_category_result_t best = {"general", "normal", 0, 0};
+    int hits[MAX_RULES] = {0};
+    bool *seen = tn_xcalloc(c->nphrases ? c->nphrases : 1, sizeof(bool));
+    if (title && tlen > 0)
+        scan(c, title, tlen, TN_CATEGORY_TITLE_WEIGHT, hits, seen);
+    if (body && blen > 0)
+        scan(c, body, blen, 1, hits, seen);
+    /* Scores and distinct keywords summed per category name across its rules (es + * lines of
+     * one category). */
+    int scores[MAX_RULES] = {0}, distinct[MAX_RULES] = {0};
+    bool live[MAX_RULES] = {false};
     for (size_t i = 0; i < c->nrules; i++) {
         const rule_t *r = &c->rules[i];
-        if (r->lang[0] != '*' && lang && strcmp(lang, "und") != 0 && strcmp(r->lang, lang) != 0)
-            continue;
-        scores[c->first[i]] += hits[i];
+        live[i] =
+            r->lang[0] == '*' || !lang || strcmp(lang, "und") == 0 || strcmp(r->lang, lang) == 0;
+        if (live[i])
+            scores[c->first[i]] += hits[i];
     }
+    for (size_t id = 0; id < c->nphrases; id++) {
+        int rule = c->phrases[id].rule;
+        if (seen[id] && live[rule])
+            distinct[c->first[rule]]++;
+    }
+    free(seen);
     for (size_t i = 0; i < c->nrules; i++) {
-        if (scores[i] > best.score) {
+        if (scores[i] > best.score ||
+            (scores[i] == best.score && scores[i] > 0 && distinct[i] > best.keywords)) {
             best.category = c->rules[i].category;
             best.priority = c->rules[i].priority;
             best.score = scores[i];
+            best.keywords = distinct[i];
         }
     }
     return best;
+}
+
+tn_category_result_t tn_category_classify(const tn_category_t *c, const char *text, size_t len,
+                                          const char *lang)
+{
+    return tn_category_classify_doc(c, NULL, 0, text, len, lang);
 }

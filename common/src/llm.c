@@ -18,6 +18,8 @@
 #include "taina/mem.h"
 #include "taina/text.h"
 
+#include "llm_int.h"
+
 #define DEF_EXTRACTIVE_MODEL "taina-extractive-v1"
 #define DEF_TEMPERATURE      0.2
 #define DEF_MAX_TOKENS       512
@@ -100,9 +102,13 @@ static size_t count_chars(const char *p, size_t n)
  * Spanish or English; a final "s" of a word of 4+ letters (not "ss") is dropped so that plurals
  * meet their singulars. A sentence scores the number of distinct content words of the question
  * it holds, plus 0.25 * (n - i) / n for passage i of n (never enough to beat one more word).
- * Sentences that share no word are never used; the same sentence in two passages is used once.
- * The best sentences (ties: earlier passage, then earlier sentence) are taken while the answer
- * fits max_chars characters, and written in passage order, each followed by its marker. */
+ * A question sentence ("¿...", "...?": a FAQ's own) is never used while any other sentence is
+ * a candidate; the sentence right after a question that holds question words is its answer and
+ * adds that question's count to its own (a FAQ's answer rarely repeats the question's words).
+ * Sentences that share no word (and follow no such question) are never used; the same sentence
+ * in two passages is used once. The best sentences (ties: earlier passage, then earlier
+ * sentence) are taken while the answer fits max_chars characters, and written in passage order,
+ * each followed by its marker. */
 
 static const char *const stop_words[] = {
     /* English */
@@ -412,7 +418,8 @@ typedef struct sent {
     const char *text;      /* borrowed from the passage, trimmed */
     size_t len;
     double score;
-    size_t chars; /* characters it adds to the answer: " " + text + " [n]" */
+    size_t chars;  /* characters it adds to the answer: " " + text + " [n]" */
+    bool question; /* used only when no other sentence is left */
 } sent_t;
 
 static bool is_space(unsigned char c)
@@ -420,9 +427,7 @@ static bool is_space(unsigned char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
-typedef void(sentence_fn)(void *opaque, const char *text, size_t len);
-
-static void sentence_out(const char *t, size_t s, size_t e, sentence_fn *add, void *opaque)
+static void sentence_out(const char *t, size_t s, size_t e, tn_llm_sentence_fn *add, void *opaque)
 {
     while (s < e && is_space((unsigned char)t[s]))
         s++;
@@ -437,10 +442,63 @@ static bool ellipsis_at(const char *t, size_t len, size_t i)
     return i + 3 <= len && memcmp(t + i, "\xE2\x80\xA6", 3) == 0;
 }
 
-/* Split @p len bytes into sentences: a sentence ends after . ! ? or "…" (and any more of them,
- * closing quotes or brackets) followed by whitespace or the end of the text, or at a line
- * break. Calls @p add for each non-empty sentence, blanks trimmed. */
-static void split_sentences(const char *t, size_t len, sentence_fn *add, void *opaque)
+/* Abbreviations after which a "." does not end the sentence, whatever follows: titles before a
+ * name and the ones that never end a sentence (compared folded: lower case, no accents). Not
+ * "no" (a Spanish and English answer: "No. Usted debe..."; "No. 5" is caught by the digit) nor
+ * "etc", "a.m", "p.m", which end a sentence before an upper-case letter and not otherwise. */
+static const char *const abbreviations[] = {
+    /* Spanish */
+    "sr", "sra", "srta", "sres", "dr", "dra", "lic", "licda", "ing", "arq", "prof", "num", "nro",
+    "art", "av", "avda", "pag", "tel", "ej", "p.ej", "ud", "uds", "vd", "vol", "cap", "aprox",
+    "depto", "ee.uu",
+    /* English */
+    "mr", "mrs", "ms", "st", "vs", "e.g", "i.e", "approx", "dept", "fig", "jr", "u.s", "tel"};
+
+/* Whether the word before the "." at @p dot of @p t (from the last blank or opening bracket or
+ * quote) is an abbreviation of the list or an initial. */
+static bool abbreviation_before(const char *t, size_t dot)
+{
+    size_t b = dot;
+    while (b > 0 && t[b - 1] != '\0' && !is_space((unsigned char)t[b - 1]) &&
+           !strchr("(\"'[", t[b - 1]))
+        b--;
+    if (b == dot)
+        return false;
+    if (dot - b == 1 && t[b] >= 'A' && t[b] <= 'Z') /* an initial: "J. R. Smith" */
+        return true;
+    char *f = tn_category_fold(t + b, dot - b + 1); /* " dra " or " p ej " */
+    bool found = false;
+    for (size_t i = 0; i < TN_ARRAY_LEN(abbreviations) && !found; i++) {
+        const char *a = abbreviations[i];
+        size_t k = 1, al = strlen(a);
+        /* the fold turns "." into " ": compare ignoring that */
+        size_t j = 0;
+        for (; j < al && f[k]; j++, k++)
+            if (f[k] != (a[j] == '.' ? ' ' : a[j]))
+                break;
+        found = j == al && f[k] == ' ' && f[k + 1] == '\0';
+    }
+    free(f);
+    return found;
+}
+
+/* Whether the first word after @p j starts with a lower-case letter or a digit. */
+static bool continues_lower(const char *t, size_t len, size_t j)
+{
+    while (j < len && is_space((unsigned char)t[j]) && t[j] != '\n')
+        j++;
+    if (j >= len)
+        return false;
+    unsigned char c = (unsigned char)t[j];
+    if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
+        return true;
+    /* Latin-1 lower-case letters (a with grave to y with diaeresis): C3 A0..C3 BF, not C3 B7 */
+    return c == 0xC3 && j + 1 < len && (unsigned char)t[j + 1] >= 0xA0 &&
+           (unsigned char)t[j + 1] != 0xB7;
+}
+
+TN_TESTABLE void tn_llm_split_sentences(const char *t, size_t len, tn_llm_sentence_fn *add,
+                                        void *opaque)
 {
     size_t start = 0, i = 0;
     while (i < len) {
@@ -465,7 +523,12 @@ static void split_sentences(const char *t, size_t len, sentence_fn *add, void *o
             else
                 break;
         }
-        if (j == len || is_space((unsigned char)t[j])) {
+        bool end = j == len || is_space((unsigned char)t[j]);
+        /* a lone "." may be an abbreviation's or an initial's, inside the sentence */
+        if (end && j == i + 1 && t[i] == '.' &&
+            (abbreviation_before(t, i) || continues_lower(t, len, j)))
+            end = false;
+        if (end) {
             sentence_out(t, start, j, add, opaque);
             start = j;
         }
@@ -474,12 +537,41 @@ static void split_sentences(const char *t, size_t len, sentence_fn *add, void *o
     sentence_out(t, start, len, add, opaque);
 }
 
+TN_TESTABLE int tn_llm_is_question(const char *s, size_t len)
+{
+    size_t b = 0;
+    for (;;) {
+        if (b < len && s[b] != '\0' && strchr("\"'([", s[b]))
+            b++;
+        else if (b + 2 <= len && memcmp(s + b, "\xC2\xAB", 2) == 0) /* « */
+            b += 2;
+        else
+            break;
+    }
+    if (b + 2 <= len && memcmp(s + b, "\xC2\xBF", 2) == 0) /* ¿ */
+        return 1;
+    while (len > 0 && s[len - 1] != '\0' && strchr("\"')] ", s[len - 1]))
+        len--;
+    if (len >= 2 && memcmp(s + len - 2, "\xC2\xBB", 2) == 0) /* » */
+        len -= 2;
+    return len > 0 && s[len - 1] == '?';
+}
+
+static void count_word(void *opaque, const char *w, size_t len)
+{
+    (void)w;
+    (void)len;
+    ++*(int *)opaque;
+}
+
 typedef struct collect {
     sent_t *s;
     size_t n, cap;
     size_t passage, index;
     const qwords_t *q;
     double bonus;
+    int q_hits;  /* the previous sentence of the passage is a question with this many words */
+    size_t nonq; /* candidates that are not questions */
 } collect_t;
 
 static void collect_add(void *opaque, const char *text, size_t len)
@@ -488,8 +580,23 @@ static void collect_add(void *opaque, const char *text, size_t len)
     hits_t h = {.q = c->q};
     size_t index = c->index++;
     content_words(text, len, hits_add, &h);
-    if (h.count == 0)
+    bool question = tn_llm_is_question(text, len) != 0;
+    /* A FAQ: the sentence after a question that matches is its answer, and inherits its words
+     * (even with none of its own: "¿Cuánto cuesta? RD$ 2,400."). A bare "No." or "Gracias."
+     * says too little alone: the lift passes to the sentence after it. */
+    int lift = question ? 0 : c->q_hits;
+    c->q_hits = question ? h.count : 0;
+    if (lift > 0 && h.count == 0) {
+        int words = 0;
+        content_words(text, len, count_word, &words);
+        if (words < 2) {
+            c->q_hits = lift;
+            return;
+        }
+    }
+    if (h.count == 0 && lift == 0)
         return;
+    c->nonq += !question;
     if (c->n == c->cap) {
         c->cap = c->cap ? 2 * c->cap : 32;
         c->s = tn_xrealloc(c->s, c->cap * sizeof(*c->s));
@@ -500,13 +607,16 @@ static void collect_add(void *opaque, const char *text, size_t len)
                             .index = index,
                             .text = text,
                             .len = len,
-                            .score = h.count + c->bonus,
-                            .chars = 1 + count_chars(text, len) + (size_t)ml};
+                            .score = h.count + lift + c->bonus,
+                            .chars = 1 + count_chars(text, len) + (size_t)ml,
+                            .question = question};
 }
 
 static int by_score(const void *a, const void *b)
 {
     const sent_t *x = a, *y = b;
+    if (x->question != y->question)
+        return x->question ? 1 : -1;
     if (x->score != y->score)
         return x->score > y->score ? -1 : 1;
     if (x->passage != y->passage)
@@ -586,8 +696,9 @@ static tn_err_t answer_extractive(tn_llm_t *l, const char *question, const char 
             continue;
         c.passage = i;
         c.index = 0;
+        c.q_hits = 0;
         c.bonus = 0.25 * (double)(n - i) / (double)n;
-        split_sentences(passages[i].text, passages[i].text_len, collect_add, &c);
+        tn_llm_split_sentences(passages[i].text, passages[i].text_len, collect_add, &c);
     }
     if (c.n == 0) {
         tn_buf_adds(&out, none);
@@ -600,7 +711,8 @@ static tn_err_t answer_extractive(tn_llm_t *l, const char *question, const char 
     chosen = tn_xcalloc(c.n, sizeof(*chosen));
     size_t used = count_chars(lead, strlen(lead));
     for (size_t i = 0; i < c.n; i++) {
-        if (used + c.s[i].chars > l->max_chars || is_repeat(&c.s[i], chosen, nchosen))
+        if ((c.s[i].question && c.nonq > 0) || used + c.s[i].chars > l->max_chars ||
+            is_repeat(&c.s[i], chosen, nchosen))
             continue;
         chosen[nchosen++] = c.s[i];
         used += c.s[i].chars;

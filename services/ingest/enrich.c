@@ -283,7 +283,8 @@ char *ingest_enrich(const ingest_rules_t *r, const void *value, size_t len, size
     char hash[65];
     tn_text_sha256_hex(body, nb.len, hash);
 
-    /* language and category on the whole text, before redaction */
+    /* language on the whole text, category on title and body (the title weighs more), both
+     * before redaction */
     /* "title. body" (normalized text holds no NUL) */
     size_t all_len = nt.len + 2 + nb.len;
     char *all = tn_xmalloc(all_len + 1);
@@ -292,7 +293,8 @@ char *ingest_enrich(const ingest_rules_t *r, const void *value, size_t len, size
     memcpy(all + nt.len + 2, body, nb.len + 1);
     const char *hint = json_string_value(json_object_get(raw, "lang"));
     tn_lang_t lang = tn_lang_detect(all, all_len, hint);
-    tn_category_result_t cat = tn_category_classify(r->category, all, all_len, lang.code);
+    tn_category_result_t cat =
+        tn_category_classify_doc(r->category, title, nt.len, body, nb.len, lang.code);
     free(all);
     json_decref(raw);
 

@@ -1,8 +1,8 @@
 """The demo corpus (tools/demo/corpus) is well formed: every document valid against the HTTP
 ingest schema with a unique UUIDv4 ticket_id, languages balanced, 80-600 words each; the PII
 table matches what ingest's rules find; the invalid cases are invalid the way expected.json says;
-every question's expected document exists; documents.ndjson is built from docs/. And the checks
-catch what they are for (a broken copy of the corpus fails them). Fast: no services."""
+every question's expected document exists; documents.ndjson is built from docs/; ingest's
+category rules give expected.json's categories. And the checks catch what they are for (a broken copy of the corpus fails them). Fast: no services."""
 import copy
 import os
 import sys
@@ -51,6 +51,55 @@ def test_predicted_redaction():
                                      "001-1234567-8, tarjeta 4111 1111 1111 1111.")
     assert counts == {"EMAIL": 1, "PHONE": 1, "CEDULA": 1, "CARD": 1}
     assert "555" not in text and "@" not in text
+
+
+def test_prediction_runs_ingests_own_rules():
+    """check.py reads tn_pii_default_rules out of common/src/pii.c (no copy to drift): every rule
+    line is there, and the cases of tests/unit/common/pii_test.c come out the same."""
+    with open(check.PII_SOURCE, encoding="utf-8") as f:
+        src = f.read()
+    assert [t for t, _, _ in check.PII_RULES] == ["EMAIL", "IBAN", "CARD", "CEDULA", "CEDULA",
+                                                 "PHONE", "PHONE"]
+    assert src.count('"CEDULA  ') == 2  # the parse found every rule line of the source
+    cases = {
+        "IBAN es91 2100 0418 4502 0005 1332 por favor": "IBAN [IBAN] por favor",
+        "to ES91 2100 0418 4502 0005 1332 PLEASE": "to [IBAN] PLEASE",
+        "ref es91 2100 0418 4502 0005 1333 ok": None,
+        "cedula 00112345673.": "cedula [CEDULA].",
+        "cedula 001 1234567 3.": "cedula [CEDULA].",
+        "cedula 001-1234567-8.": "cedula [CEDULA].",
+        "cedula 00112345678.": None,
+        "llame al 18095550142": "llame al [PHONE]",
+        "tel (809) 555-0142, 829-555-0199, +1 849 555 0100, 8095550142, +34 612 345 678":
+            "tel [PHONE], [PHONE], [PHONE], [PHONE], [PHONE]",
+        "Solicitud 2026-004512, RNC 1-31-12345-6, codigo 123-456-7890": None,
+        "lote 809-555-0142-77": None,
+    }
+    for text, want in cases.items():
+        assert check.predict_pii(text)[1] == (want or text), text
+    with pytest.raises(ValueError):
+        check.parse_pii_rules("EMAIL maybe x+\n")
+
+
+def test_category_prediction(corpus):
+    """check.py scores ingest's category rules (read from common/src/category.c) the way
+    tn_category_classify_doc() does (cases of tests/unit/common/category_test.c), and a wrong
+    expectation is caught."""
+    assert check.predict_category(
+        "Learner's permit", "The learner's permit is the first step towards a driving licence. "
+        "Bring your ID card or birth certificate. Book the driving test on the portal.",
+        "en") == "driving_licence"
+    assert check.predict_category(
+        "Benefits card blocked after three wrong PINs", "He receives the pension and his "
+        "benefits card was blocked. He gave his ID card number. A blocked card is unblocked at "
+        "the bank with his ID card.", "en") == "social_benefits"
+    assert check.predict_category("Renew your ID card", "Bring your old ID card. Your driving "
+                                  "licence is not accepted instead.", "en") == "national_id"
+    assert check.predict_category("Hello", "good morning", "en") == "general"
+    exp = copy.deepcopy(corpus["expected"])
+    exp["categories"]["licence-learner-en"] = "national_id"
+    errs = check.check_categories(corpus["docs"], exp)
+    assert any("licence-learner-en: the rules would give driving_licence" in e for e in errs)
 
 
 def test_checks_catch_broken_documents(corpus):

@@ -10,8 +10,11 @@
  *     complaint   high      *     queja, complaint, reclamo
  *
  * Matching ignores case and accents ("Cédula" matches "cedula") and needs whole words. Each
- * keyword hit scores 1 (phrases of n words score n); the category with the highest score wins,
- * the first in the file on ties. No hit: the default category ("general", "normal").
+ * occurrence of a keyword scores 1 in the body and TN_CATEGORY_TITLE_WEIGHT in the title, a
+ * phrase of several words no more than one word (a passing "ID card" must not outweigh the
+ * topic's own words); the category with the highest score wins, on ties the one with more
+ * distinct keywords found, then the first in the file. No hit: the default category
+ * ("general", "normal").
  * `lang` is "es", "en" or "*" (any); rules of the other language are skipped.
  *
  * @thread Immutable after tn_category_new(): any number of threads may classify.
@@ -32,8 +35,12 @@ extern const char tn_category_default_rules[];
 typedef struct tn_category_result {
     const char *category;
     const char *priority;
-    int score;
+    int score;    /**< keyword occurrences, title ones counted TN_CATEGORY_TITLE_WEIGHT times */
+    int keywords; /**< distinct keywords of the category found */
 } tn_category_result_t;
+
+/** What one keyword occurrence in the title scores (the body: 1); the title names the topic. */
+#define TN_CATEGORY_TITLE_WEIGHT 3
 
 /**
  * @brief Compile rules (NULL = the built-in ones). @p name is for error messages.
@@ -43,7 +50,14 @@ typedef struct tn_category_result {
 tn_category_t *tn_category_new(const char *text, const char *name, char *errbuf, size_t errlen);
 /** @brief Free. NULL ok. */
 void tn_category_destroy(tn_category_t *c);
-/** @brief Classify @p len bytes of UTF-8 text in language @p lang ("es", "en", "und"). */
+/**
+ * @brief Classify a document: @p tlen bytes of UTF-8 title (may be NULL) and @p blen of body, in
+ *        language @p lang ("es", "en", "und"; NULL: every rule). Deterministic.
+ */
+tn_category_result_t tn_category_classify_doc(const tn_category_t *c, const char *title,
+                                              size_t tlen, const char *body, size_t blen,
+                                              const char *lang);
+/** @brief Classify @p len bytes of UTF-8 text (a body without a title). */
 tn_category_result_t tn_category_classify(const tn_category_t *c, const char *text, size_t len,
                                           const char *lang);
 /**

@@ -10,13 +10,17 @@
  *     within max_chars; in the question's language (a lead-in "Según los documentos:" or
  *     "According to the documents:"), and a clear "no answer" sentence in that language when no
  *     sentence shares a content word with the question.
- *     Details: sentences end after . ! ? or "…" followed by a blank, or at a line break; a
- *     content word has 3+ letters, is not a Spanish or English stop word, and loses a final "s"
- *     when it has 4+ letters (plurals meet singulars); a sentence scores its number of distinct
- *     question words plus at most 0.25 for an earlier passage; a sentence repeated in two
- *     passages is used once. max_chars counts characters (code points) of the whole answer,
- *     lead-in included; when even the best sentence does not fit, its start is cut at a word
- *     and ends in "…" (without the lead-in if there is no room for both). Deterministic.
+ *     Details: sentences end after . ! ? or "…" followed by a blank, or at a line break, but
+ *     not at the "." of an abbreviation (Sr., Dra., Mr., e.g.), an initial, or one followed by a
+ *     lower-case word or a digit ("9 a.m. to 4 p.m."); a content word has 3+ letters, is not a
+ *     Spanish or English stop word, and loses a final "s" when it has 4+ letters (plurals meet
+ *     singulars); a sentence scores its number of distinct question words plus at most 0.25
+ *     for an earlier passage; questions ("¿...", "...?") are used only when nothing else is
+ *     left, and the sentence after a matching question (a FAQ's answer) adds the question's
+ *     count to its own (past a bare "No." or "Gracias.": fewer than 2 content words); a sentence
+ * repeated in two passages is used once. max_chars counts characters (code points) of the whole
+ * answer, lead-in included; when even the best sentence does not fit, its start is cut at a word
+ * and ends in "…" (without the lead-in if there is no room for both). Deterministic.
  *   - "openai": any OpenAI-compatible POST {url}/v1/chat/completions (CONTRACTS.md 2.2), non
  *     streaming or streaming (SSE "data:" lines, "[DONE]"), model, api key, temperature,
  *     max_tokens; a system prompt that asks for an answer grounded in the numbered passages,

@@ -3,18 +3,22 @@
  * @brief PII redaction with typed placeholders: "[EMAIL]", "[PHONE]", "[CEDULA]", "[CARD]",
  * "[IBAN]".
  *
- * Rules come from a text file (or the built-in defaults), one per line:
+ * Rules come from a text file (or the built-in defaults, tn_pii_default_rules), one per line:
  *
  *     # TYPE   CHECK  PCRE2 pattern (rest of the line)
- *     EMAIL    none
- * [A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24} CARD luhn
- * \b\d(?:[ -]?\d){12,18}\b
+ *     CEDULA   none   \b\d{3}-\d{7}-\d\b
+ *     CARD     luhn   \b\d(?:[ -]?\d){12,18}\b
  *
- * CHECK is `none`, `luhn` (the digits of the match must pass the Luhn check) or `iban` (ISO 13616
- * mod-97 check). Rules apply in file order, each to the output of the previous one, so put the
- * specific ones (IBAN, CARD, CEDULA) before the loose ones (PHONE). Patterns are compiled once
- * (JIT when available) and run with match and depth limits: input that makes a pattern blow its
- * limit is an error, never a hang, and the text is not passed on half-redacted.
+ * CHECK is `none`, `luhn` (the digits of the match must pass the Luhn check), `iban` (ISO 13616
+ * mod-97 check), `phone` (9 to 15 digits) or `cedula` (11 digits with a valid Dominican cedula
+ * check digit). Rules apply in file order, each to the output of the previous one, so put the
+ * specific ones (IBAN, CARD, CEDULA) before the loose ones (PHONE); rules of one TYPE share its
+ * placeholder and counter. An `iban` match that fails its check is tried again without its
+ * trailing space-separated pieces (a word after the IBAN is not part of it). Patterns are compiled
+ * once (JIT when available) and run with match and depth limits: input that makes a pattern blow
+ * its limit is an error, never a hang, and the text is not passed on half-redacted.
+ * tools/demo/corpus/check.py reads the built-in rules from pii.c and runs them with Python's re:
+ * keep patterns to the syntax both share (fixed-width look-behinds, a leading (?i)).
  *
  * @thread A tn_pii_t is immutable after tn_pii_new(): any number of threads may redact with it.
  */
@@ -62,6 +66,11 @@ tn_err_t tn_pii_redact(const tn_pii_t *p, const char *text, size_t len, tn_buf_t
 
 /** @brief The Luhn check over the digits of @p s (other characters ignored; >= 13 digits). */
 int tn_pii_luhn_ok(const char *s, size_t len);
+/**
+ * @brief The Dominican cedula check digit: exactly 11 digits (other characters ignored) whose
+ *        Luhn sum is a multiple of 10 (weights 1,2,1,2... from the left over the first ten).
+ */
+int tn_pii_cedula_ok(const char *s, size_t len);
 /** @brief The IBAN mod-97 check (spaces ignored, country code and length sanity). */
 int tn_pii_iban_ok(const char *s, size_t len);
 

@@ -66,7 +66,8 @@ static void test_custom_rules_and_errors(void **state)
     assert_non_null(c);
     tn_category_result_t r = classify(c, "Beta Gamma then alpha", "en");
     assert_string_equal(r.category, "a");
-    assert_int_equal(r.score, 3); /* phrase of two words + one word */
+    assert_int_equal(r.score, 2); /* a phrase of two words scores 1, like one word */
+    assert_int_equal(r.keywords, 2);
     assert_string_equal(classify(c, "delta", "es").priority, "high");
     tn_category_destroy(c);
     assert_null(tn_category_new("a normal\n", "t", err, sizeof(err)));
@@ -75,6 +76,73 @@ static void test_custom_rules_and_errors(void **state)
     assert_non_null(strstr(err, "line 2"));
     assert_null(tn_category_new("a normal es , ,\n", "t", err, sizeof(err)));
     assert_non_null(strstr(err, "no keywords"));
+}
+
+static tn_category_result_t classify_doc(const tn_category_t *c, const char *title,
+                                         const char *body, const char *lang)
+{
+    return tn_category_classify_doc(c, title, title ? strlen(title) : 0, body, strlen(body), lang);
+}
+
+/* The document's topic wins over passing mentions: multi-word keywords score 1, the title
+ * weighs TN_CATEGORY_TITLE_WEIGHT, ties go to the category with more distinct keywords. */
+static void test_scoring(void **state)
+{
+    (void)state;
+    char err[256];
+    tn_category_t *c = tn_category_new("b normal * zeta, eta theta iota\n"
+                                       "a normal * alpha, beta\n",
+                                       "t", err, sizeof(err));
+    assert_non_null(c);
+    /* a three-word phrase no longer outscores two one-word keywords */
+    tn_category_result_t r = classify_doc(c, NULL, "eta theta iota then alpha and beta", "en");
+    assert_string_equal(r.category, "a");
+    assert_int_equal(r.score, 2);
+    /* tie on score: more distinct keywords wins, although b comes first in the file */
+    r = classify_doc(c, NULL, "zeta zeta alpha beta", "en");
+    assert_string_equal(r.category, "a");
+    assert_int_equal(r.score, 2);
+    assert_int_equal(r.keywords, 2);
+    /* same score and keywords: the first in the file */
+    assert_string_equal(classify_doc(c, NULL, "zeta alpha", "en").category, "b");
+    /* a keyword in the title counts TN_CATEGORY_TITLE_WEIGHT times */
+    r = classify_doc(c, "Zeta", "alpha beta", "en");
+    assert_string_equal(r.category, "b");
+    assert_int_equal(r.score, TN_CATEGORY_TITLE_WEIGHT);
+    assert_int_equal(r.keywords, 1);
+    assert_string_equal(classify_doc(c, "Nothing here", "alpha beta", "en").category, "a");
+    /* tn_category_classify() is the body without a title */
+    r = classify(c, "Zeta. alpha alpha beta", "en");
+    assert_string_equal(r.category, "a");
+    assert_int_equal(r.score, 3);
+    /* deterministic: same answer every time */
+    for (int i = 0; i < 10; i++)
+        assert_string_equal(classify_doc(c, "zeta", "beta zeta", "en").category, "b");
+    tn_category_destroy(c);
+
+    /* The built-in rules on the demo corpus's two misfits (tools/demo/corpus): a learner's
+     * permit page and a benefits-card ticket that mention an ID card in passing. */
+    c = tn_category_new(NULL, NULL, err, sizeof(err));
+    assert_non_null(c);
+    r = classify_doc(c, "Learner's permit",
+                     "The learner's permit is the first step towards a driving licence. Bring "
+                     "your ID card or birth certificate. Book the driving test on the portal.",
+                     "en");
+    assert_string_equal(r.category, "driving_licence");
+    r = classify_doc(c, "Benefits card blocked after three wrong PINs",
+                     "He receives the pension and his benefits card was blocked. He gave his ID "
+                     "card number. A blocked card is unblocked at the bank with his ID card.",
+                     "en");
+    assert_string_equal(r.category, "social_benefits");
+    r = classify_doc(c, "Permiso internacional de conducir",
+                     "Requisitos: licencia de conducir vigente, cédula de identidad o pasaporte.",
+                     "es");
+    assert_string_equal(r.category, "driving_licence");
+    /* and a passing mention stays a passing mention when the topic is the ID card */
+    r = classify_doc(c, "Renew your ID card",
+                     "Bring your old ID card. Your driving licence is not accepted instead.", "en");
+    assert_string_equal(r.category, "national_id");
+    tn_category_destroy(c);
 }
 
 /* The fold as first written: the whole text through utf8proc_map. */
@@ -150,7 +218,9 @@ static void test_fold_every_code_point(void **state)
     check_fold("\xE1\xBA\xA0\xCC\x81\xCC\xA3 ma\xCD\x85\xCC\x81", 15);
 }
 
-/* Scores equal those of one strstr per phrase over the folded text, on texts of keyword words. */
+/* Scores equal those of one strstr per phrase over the folded title (TN_CATEGORY_TITLE_WEIGHT
+ * each) and body (1 each), ties to the category with more distinct phrases found, on texts of
+ * keyword words. */
 static void test_classify_like_strstr(void **state)
 {
     (void)state;
@@ -165,6 +235,32 @@ static void test_classify_like_strstr(void **state)
         "c normal en driver's license, book, poor service, national id card\n"
         "a normal en card, tax return, tax\n"
         "d urgent * urgent, pasaporte, registro civil, de\n";
+    /* the rules' phrases, folded, by category; lang as tn_category_classify() applies it */
+    static const struct {
+        int cat;
+        const char *lang, *phrase;
+    } ph[] = {
+        {0, "*", " tax "},
+        {0, "*", " tax id "},
+        {0, "*", " id "},
+        {0, "*", " de de "},
+        {0, "*", " x x x "},
+        {1, "es", " licencia de conducir "},
+        {1, "es", " acta de nacimiento "},
+        {1, "es", " cedula "},
+        {1, "es", " mal servicio "},
+        {2, "en", " driver's license "},
+        {2, "en", " book "},
+        {2, "en", " poor service "},
+        {2, "en", " national id card "},
+        {0, "en", " card "},
+        {0, "en", " tax return "},
+        {0, "en", " tax "},
+        {3, "*", " urgent "},
+        {3, "*", " pasaporte "},
+        {3, "*", " registro civil "},
+        {3, "*", " de "},
+    };
     char err[256];
     tn_category_t *c = tn_category_new(rules, "t", err, sizeof(err));
     assert_non_null(c);
@@ -172,61 +268,48 @@ static void test_classify_like_strstr(void **state)
     unsigned seed = 7;
     for (int t = 0; t < 3000; t++) {
         char text[600];
-        size_t n = 0;
-        int nw = 1 + t % 40;
+        size_t n = 0, tlen = 0;
+        int nw = 1 + t % 40, tw = t % 5 == 0 ? 0 : (t / 5) % 6; /* words of the title */
         for (int w = 0; w < nw; w++) {
             seed = seed * 1103515245u + 12345u;
+            if (w == tw)
+                tlen = n;
             n += (size_t)snprintf(text + n, sizeof(text) - n, "%s%s",
                                   words[(seed >> 8) % (sizeof(words) / sizeof(*words))],
                                   (seed >> 20) % 5 == 0 ? ", " : " ");
         }
+        if (tw >= nw)
+            tlen = n;
         const char *lang = t % 3 == 0 ? "es" : t % 3 == 1 ? "en" : "und";
-        char *f = tn_category_fold(text, n);
-        int want[4] = {0};
-        /* the rules' phrases, folded, by category; lang as tn_category_classify() applies it */
-        static const struct {
-            int cat;
-            const char *lang, *phrase;
-            int w;
-        } ph[] = {
-            {0, "*", " tax ", 1},
-            {0, "*", " tax id ", 2},
-            {0, "*", " id ", 1},
-            {0, "*", " de de ", 2},
-            {0, "*", " x x x ", 3},
-            {1, "es", " licencia de conducir ", 3},
-            {1, "es", " acta de nacimiento ", 3},
-            {1, "es", " cedula ", 1},
-            {1, "es", " mal servicio ", 2},
-            {2, "en", " driver's license ", 2},
-            {2, "en", " book ", 1},
-            {2, "en", " poor service ", 2},
-            {2, "en", " national id card ", 3},
-            {0, "en", " card ", 1},
-            {0, "en", " tax return ", 2},
-            {0, "en", " tax ", 1},
-            {3, "*", " urgent ", 1},
-            {3, "*", " pasaporte ", 1},
-            {3, "*", " registro civil ", 2},
-            {3, "*", " de ", 1},
-        };
+        char *ft = tn_category_fold(text, tlen), *fb = tn_category_fold(text + tlen, n - tlen);
+        int want[4] = {0}, kw[4] = {0};
         for (size_t k = 0; k < sizeof(ph) / sizeof(*ph); k++) {
             if (ph[k].lang[0] != '*' && strcmp(lang, "und") != 0 && strcmp(ph[k].lang, lang) != 0)
                 continue;
-            for (const char *p = strstr(f, ph[k].phrase); p; p = strstr(p + 1, ph[k].phrase))
-                want[ph[k].cat] += ph[k].w;
+            int found = 0;
+            for (const char *p = strstr(ft, ph[k].phrase); p; p = strstr(p + 1, ph[k].phrase))
+                want[ph[k].cat] += TN_CATEGORY_TITLE_WEIGHT, found = 1;
+            for (const char *p = strstr(fb, ph[k].phrase); p; p = strstr(p + 1, ph[k].phrase))
+                want[ph[k].cat] += 1, found = 1;
+            kw[ph[k].cat] += found;
         }
-        free(f);
-        int best = -1, score = 0;
+        free(ft);
+        free(fb);
+        /* categories in file order: a, b, c, d */
+        int best = -1, score = 0, keywords = 0;
         for (int k = 0; k < 4; k++)
-            if (want[k] > score) {
+            if (want[k] > score || (want[k] == score && score > 0 && kw[k] > keywords)) {
                 best = k;
                 score = want[k];
+                keywords = kw[k];
             }
-        tn_category_result_t r = tn_category_classify(c, text, n, lang);
-        if (r.score != score || strcmp(r.category, best < 0 ? "general" : cats[best]) != 0)
-            fail_msg("\"%s\" (%s): %s %d, want %s %d", text, lang, r.category, r.score,
-                     best < 0 ? "general" : cats[best], score);
+        tn_category_result_t r =
+            tn_category_classify_doc(c, text, tlen, text + tlen, n - tlen, lang);
+        if (r.score != score || r.keywords != keywords ||
+            strcmp(r.category, best < 0 ? "general" : cats[best]) != 0)
+            fail_msg("\"%.*s\" | \"%s\" (%s): %s %d/%d, want %s %d/%d", (int)tlen, text,
+                     text + tlen, lang, r.category, r.score, r.keywords,
+                     best < 0 ? "general" : cats[best], score, keywords);
     }
     tn_category_destroy(c);
 }
@@ -237,6 +320,7 @@ int main(void)
         cmocka_unit_test(test_fold),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_custom_rules_and_errors),
+        cmocka_unit_test(test_scoring),
         cmocka_unit_test(test_fold_every_code_point),
         cmocka_unit_test(test_classify_like_strstr),
     };

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../../common/src/llm_int.h"
 #include "fake_http.h"
 #include "taina/buf.h"
 #include "taina/llm.h"
@@ -204,6 +205,142 @@ static void test_extractive_deterministic_and_order(void **state)
         assert_string_equal(a, b);
         free(b);
     }
+    free(a);
+    tn_llm_destroy(l);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Sentences and questions */
+
+typedef struct sents {
+    char got[16][160];
+    size_t n;
+} sents_t;
+
+static void sents_add(void *opaque, const char *text, size_t len)
+{
+    sents_t *s = opaque;
+    assert_true(s->n < 16 && len < 160);
+    memcpy(s->got[s->n], text, len);
+    s->got[s->n++][len] = '\0';
+}
+
+/* @p want: the sentences, NULL-terminated. */
+static void split_eq(const char *text, const char *const *want)
+{
+    sents_t s = {.n = 0};
+    tn_llm_split_sentences(text, strlen(text), sents_add, &s);
+    size_t n = 0;
+    while (want[n])
+        n++;
+    for (size_t i = 0; i < n || i < s.n; i++)
+        if (i >= n || i >= s.n || strcmp(s.got[i], want[i]) != 0)
+            fail_msg("\"%s\": sentence %zu is \"%s\", want \"%s\"", text, i,
+                     i < s.n ? s.got[i] : "(none)", i < n ? want[i] : "(none)");
+}
+
+static void test_split_sentences(void **state)
+{
+    (void)state;
+    /* a.m./p.m. inside a sentence; at its end before an upper-case word they end it */
+    split_eq("Abre de 8 a.m. a 4 p.m. los lunes. Cierra a las 5 p.m. Los sábados no abre.",
+             (const char *const[]){"Abre de 8 a.m. a 4 p.m. los lunes.", "Cierra a las 5 p.m.",
+                                   "Los sábados no abre.", NULL});
+    /* titles before names, in both languages, and an accented capital after them */
+    split_eq("Pregunte por el Sr. Pérez o la Dra. Álvarez. Ellos le atienden.",
+             (const char *const[]){"Pregunte por el Sr. Pérez o la Dra. Álvarez.",
+                                   "Ellos le atienden.", NULL});
+    split_eq("Ask Mr. Smith or J. R. Jones, e.g. at the desk. Then pay.",
+             (const char *const[]){"Ask Mr. Smith or J. R. Jones, e.g. at the desk.", "Then pay.",
+                                   NULL});
+    /* No. before a number, etc. before a lower-case word, decimals, p. ej. */
+    split_eq("Vaya a la ventanilla No. 5 del piso 2. Traiga fotos, copias, etc. y el recibo de "
+             "2.5 dólares, p. ej. en efectivo. Gracias.",
+             (const char *const[]){"Vaya a la ventanilla No. 5 del piso 2.",
+                                   "Traiga fotos, copias, etc. y el recibo de 2.5 dólares, p. ej. "
+                                   "en efectivo.",
+                                   "Gracias.", NULL});
+    /* a "No." that answers is a sentence; ! ? … quotes and line breaks as before */
+    split_eq("¿Puedo ir sin cita? No. Usted debe agendar una.",
+             (const char *const[]){"¿Puedo ir sin cita?", "No.", "Usted debe agendar una.", NULL});
+    split_eq("Listo! «Hecho.» Y luego… nada\nOtra línea. é sigue",
+             (const char *const[]){"Listo!", "«Hecho.»", "Y luego…", "nada", "Otra línea. é sigue",
+                                   NULL});
+    split_eq("  ", (const char *const[]){NULL});
+}
+
+static void test_is_question(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        int q;
+    } cases[] = {
+        {"¿Cuánto cuesta renovar el pasaporte?", 1},
+        {"¿Cuánto cuesta, y dónde se paga", 1},
+        {"How much is it?", 1},
+        {"\"Is it open?\"", 1},
+        {"«¿Abre hoy?»", 1},
+        {"«¿Abre hoy», preguntó", 1}, /* the opening guillemet is skipped */
+        {"It costs RD$ 600.", 0},
+        {"Call us!", 0},
+        {"", 0},
+    };
+    for (size_t i = 0; i < TN_ARRAY_LEN(cases); i++)
+        if (tn_llm_is_question(cases[i].s, strlen(cases[i].s)) != cases[i].q)
+            fail_msg("\"%s\": want %d", cases[i].s, cases[i].q);
+}
+
+/* A FAQ passage: its questions are not answers, and a matching question lifts the sentence
+ * after it, even one that shares no word with the question. */
+static void test_extractive_faq(void **state)
+{
+    (void)state;
+    tn_llm_t *l = extractive(800);
+    static const tn_llm_passage_t faq[] = {
+        P("¿Cuánto cuesta renovar el pasaporte? La tasa es de RD$ 2,400. ¿Dónde se paga? En "
+          "cualquier banco autorizado."),
+    };
+    char *a = answer_of(l, "¿Cuánto cuesta renovar el pasaporte?", NULL, faq, 1);
+    assert_string_equal(a, "Según los documentos: La tasa es de RD$ 2,400. [1]");
+    free(a);
+    /* The lifted answer beats a sentence with more words of its own when room is short. */
+    static const tn_llm_passage_t two[] = {
+        P("¿Cuánto cuesta renovar el pasaporte? La tasa es de RD$ 2,400."),
+        P("Para renovar el pasaporte, el costo cambia cada año y cuesta más con cita express."),
+    };
+    tn_llm_destroy(l);
+    l = extractive(70);
+    a = answer_of(l, "¿Cuánto cuesta renovar el pasaporte?", "es", two, 2);
+    assert_string_equal(a, "Según los documentos: La tasa es de RD$ 2,400. [1]");
+    free(a);
+    tn_llm_destroy(l);
+    l = extractive(800);
+    a = answer_of(l, "¿Cuánto cuesta renovar el pasaporte?", "es", two, 2);
+    assert_string_equal(a,
+                        "Según los documentos: La tasa es de RD$ 2,400. [1] Para renovar el "
+                        "pasaporte, el costo cambia cada año y cuesta más con cita express. [2]");
+    free(a);
+    /* A bare "No." after the question passes the lift to the sentence after it. */
+    static const tn_llm_passage_t bare[] = {
+        P("¿Pierdo el pago si cancelo? No. El recibo vale un año. ¿Puedo ir sin cita? Sí."),
+    };
+    a = answer_of(l, "¿Pierdo el pago si cancelo?", "es", bare, 1);
+    assert_string_equal(a, "Según los documentos: El recibo vale un año. [1]");
+    free(a);
+    /* Only questions match: one is used rather than no answer. */
+    static const tn_llm_passage_t only[] = {P("¿Dónde renuevo el pasaporte?")};
+    a = answer_of(l, "pasaporte renuevo", "es", only, 1);
+    assert_string_equal(a, "Según los documentos: ¿Dónde renuevo el pasaporte? [1]");
+    free(a);
+    /* An English FAQ: the question's own sentence is skipped, its answer taken. */
+    static const tn_llm_passage_t en[] = {
+        P("What documents do I need for a learner's permit? Your ID card or birth certificate "
+          "and a medical certificate. How much is it? It costs RD$ 600."),
+    };
+    a = answer_of(l, "What documents do I need for a learner's permit?", "en", en, 1);
+    assert_string_equal(a, "According to the documents: Your ID card or birth certificate and a "
+                           "medical certificate. [1]");
     free(a);
     tn_llm_destroy(l);
 }
@@ -641,6 +778,9 @@ int main(void)
         cmocka_unit_test(test_extractive_max_chars),
         cmocka_unit_test(test_extractive_deterministic_and_order),
         cmocka_unit_test(test_extractive_on_token),
+        cmocka_unit_test(test_split_sentences),
+        cmocka_unit_test(test_is_question),
+        cmocka_unit_test(test_extractive_faq),
         cmocka_unit_test(test_new_errors),
         cmocka_unit_test_setup_teardown(test_openai_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openai_bad_answers, setup, teardown),

@@ -69,7 +69,7 @@ static void test_redaction_is_a_fixpoint(void **state)
 {
     (void)state;
     size_t c[8];
-    redact_eq("llame al 91 2100 0418 4502+34911234567 hoy", "llame al [PHONE][PHONE] hoy", c);
+    redact_eq("llame al +1 809 555 0142+34911234567 hoy", "llame al [PHONE][PHONE] hoy", c);
     assert_int_equal(c[type_of("PHONE")], 2);
     redact_eq("[PHONE][PHONE]", "[PHONE][PHONE]", c);
     assert_int_equal(c[type_of("PHONE")], 0);
@@ -99,6 +99,100 @@ static void test_not_pii(void **state)
     redact_eq(plain, plain, c);
     for (size_t i = 0; i < tn_pii_ntypes(pii); i++)
         assert_int_equal(c[i], 0);
+}
+
+/* One redaction case: input, expected output (NULL: unchanged). */
+typedef struct case_ {
+    const char *in, *want;
+} case_t;
+
+static void redact_cases(const case_t *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        tn_buf_t out;
+        char err[256];
+        size_t c[8] = {0};
+        const char *want = cases[i].want ? cases[i].want : cases[i].in;
+        tn_buf_init(&out, 4096);
+        assert_int_equal(
+            tn_pii_redact(pii, cases[i].in, strlen(cases[i].in), &out, c, err, sizeof(err)), TN_OK);
+        if (strcmp(out.data, want) != 0)
+            fail_msg("\"%s\" -> \"%s\", want \"%s\"", cases[i].in, out.data, want);
+        tn_buf_cleanup(&out);
+    }
+}
+
+static void test_iban_any_case(void **state)
+{
+    (void)state;
+    static const case_t cases[] = {
+        {"IBAN es91 2100 0418 4502 0005 1332 por favor", "IBAN [IBAN] por favor"},
+        {"iban: gb82 west 1234 5698 7654 32.", "iban: [IBAN]."},
+        {"cuenta Es91210004184502 00051332", "cuenta [IBAN]"},
+        /* a word after the IBAN is not taken for one more group, in any case */
+        {"to ES91 2100 0418 4502 0005 1332 PLEASE", "to [IBAN] PLEASE"},
+        {"IBAN es91 2100 0418 4502 0005 1332 para pagar", "IBAN [IBAN] para pagar"},
+        /* the checksum is still required */
+        {"ref es91 2100 0418 4502 0005 1333 ok", NULL},
+        {"es12 para casa como otra vez", NULL},
+    };
+    redact_cases(cases, TN_ARRAY_LEN(cases));
+}
+
+static void test_cedula_layouts(void **state)
+{
+    (void)state;
+    static const case_t cases[] = {
+        /* with dashes: the layout is enough, as before (some issued numbers fail the check) */
+        {"cedula 001-1234567-8.", "cedula [CEDULA]."},
+        {"cedula 001-1234567-3.", "cedula [CEDULA]."},
+        /* without dashes or with spaces: the check digit decides */
+        {"cedula 00112345673.", "cedula [CEDULA]."},
+        {"cedula 001 1234567 3.", "cedula [CEDULA]."},
+        {"cedula 40212345678", "cedula [CEDULA]"},
+        /* check digit wrong: neither a cedula nor (11 digits, leading 0) a phone */
+        {"cedula 00112345678.", NULL},
+        {"cedula 001 1234567 8.", NULL},
+        /* 1 + a DR area code is a phone even when it passes the check digit */
+        {"llame al 18095550142", "llame al [PHONE]"},
+        /* part of a longer number: nothing */
+        {"serie 0011234567312", NULL},
+    };
+    redact_cases(cases, TN_ARRAY_LEN(cases));
+    assert_true(tn_pii_cedula_ok("00112345673", 11));
+    assert_true(tn_pii_cedula_ok("402-1234567-8", 13));
+    assert_true(tn_pii_cedula_ok("223 5678901 0", 13));
+    assert_false(tn_pii_cedula_ok("00112345670", 11));
+    assert_false(tn_pii_cedula_ok("00112345674", 11));
+    assert_false(tn_pii_cedula_ok("0011234567", 10));   /* 10 digits */
+    assert_false(tn_pii_cedula_ok("001123456730", 12)); /* 12 digits */
+}
+
+static void test_phone_shapes(void **state)
+{
+    (void)state;
+    static const case_t cases[] = {
+        {"tel (809) 555-0142.", "tel [PHONE]."},
+        {"tel 829-555-0199", "tel [PHONE]"},
+        {"tel +1 849 555 0100", "tel [PHONE]"},
+        {"tel +1 (809) 555-0142", "tel [PHONE]"},
+        {"tel 1-809-555-0142", "tel [PHONE]"},
+        {"tel 8095550142", "tel [PHONE]"},
+        {"tel 809.555.0142", "tel [PHONE]"},
+        {"tel +34 612 345 678", "tel [PHONE]"},
+        {"tel +44 20 7946 0958", "tel [PHONE]"},
+        /* reference numbers are not phones */
+        {"Solicitud 2026-004512 recibida", NULL},
+        {"RNC 1-31-12345-6 de la empresa", NULL},
+        {"RNC 131234569", NULL},
+        {"expediente 2026-0045127", NULL},
+        {"codigo 123-456-7890", NULL}, /* NANP area codes and exchanges start at 2 */
+        {"ticket 12345678, 24/11/2026, 8:00-15:30", NULL},
+        /* a phone inside a longer run of digits is not cut out of it */
+        {"lote 809-555-0142-77", NULL},
+        {"cuenta 12 809 555 0142", NULL},
+    };
+    redact_cases(cases, TN_ARRAY_LEN(cases));
 }
 
 static void test_checksums(void **state)
@@ -159,6 +253,21 @@ static void test_hostile_input_is_bounded(void **state)
     assert_int_equal(out.len, n);
     assert_true(tn_clock_mono_ms() - t0 < tn_test_timeout_ms(20000)); /* generous bound */
     tn_buf_cleanup(&out);
+    /* digit-group soup for the cedula, phone and IBAN rules: linear, no match limit hit */
+    static const char *const soups[] = {"809-", "+22 ", "0 ", "es91 ", "(8)", "1-31-", "001 "};
+    for (size_t k = 0; k < TN_ARRAY_LEN(soups); k++) {
+        size_t sl = strlen(soups[k]), m = 0;
+        while (m + sl <= 20000) {
+            memcpy(s + m, soups[k], sl);
+            m += sl;
+        }
+        tn_buf_init(&out, 4 * m);
+        t0 = tn_clock_mono_ms();
+        if (tn_pii_redact(pii, s, m, &out, NULL, err, sizeof(err)) != TN_OK)
+            fail_msg("soup \"%s\": %s", soups[k], err);
+        assert_true(tn_clock_mono_ms() - t0 < tn_test_timeout_ms(20000));
+        tn_buf_cleanup(&out);
+    }
     /* a user rule that backtracks catastrophically hits the match limit: an error, no hang */
     tn_pii_t *bad = tn_pii_new("BAD none (a+)+$\n", "bad", err, sizeof(err));
     assert_non_null(bad);
@@ -223,6 +332,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_english_ticket_cards_and_iban, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_pii, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redaction_is_a_fixpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_iban_any_case, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cedula_layouts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_phone_shapes, setup, teardown),
         cmocka_unit_test(test_checksums),
         cmocka_unit_test(test_rule_file_errors),
         cmocka_unit_test_setup_teardown(test_hostile_input_is_bounded, setup, teardown),

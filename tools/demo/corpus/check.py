@@ -7,6 +7,7 @@ Each check_* function returns a list of error strings (empty: fine), so tests ca
 one by one (tests/integration/0026-demo-corpus.py).
 """
 import html
+import unicodedata
 import html.parser
 import importlib.util
 import json
@@ -109,9 +110,8 @@ def words(text):
 
 
 def luhn_ok(s):
-    d = [int(c) for c in s if c.isdigit()][::-1]
-    total = sum(x if i % 2 == 0 else (2 * x - 9 if x > 4 else 2 * x) for i, x in enumerate(d))
-    return 13 <= len(d) <= 19 and total % 10 == 0
+    d = [int(c) for c in s if c.isdigit()]
+    return 13 <= len(d) <= 19 and luhn_sum(d) % 10 == 0
 
 
 def iban_ok(s):
@@ -125,28 +125,151 @@ def _phone_ok(s):
     return 9 <= sum(ch.isdigit() for ch in s) <= 15
 
 
-# A mirror of ingest's built-in PII rules (common/src/pii.c, tn_pii_default_rules), applied in
-# the same order to the output of the ones above: a prediction of the placeholder counts.
-PII_RULES = [
-    ("EMAIL", r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}"
-              r"\.[A-Za-z]{2,24}\b", None),
-    ("IBAN", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", iban_ok),
-    ("CARD", r"\b\d(?:[ -]?\d){12,18}\b", luhn_ok),
-    ("CEDULA", r"\b\d{3}-\d{7}-\d\b", None),
-    ("PHONE", r"(?<![\w+])(?<!\d[ .-])\+?\(?\d(?:[ .()-]{0,2}\d){7,14}\b(?![ .-]?\d)", _phone_ok),
-]
+def cedula_ok(s):
+    d = [int(c) for c in s if c.isdigit()]
+    return len(d) == 11 and luhn_sum(d) % 10 == 0
 
 
-def predict_pii(text):
+def luhn_sum(digits):
+    r = digits[::-1]
+    return sum(x if i % 2 == 0 else (2 * x - 9 if x > 4 else 2 * x) for i, x in enumerate(r))
+
+
+# The CHECK column of a rules file (common/include/taina/pii.h) in Python.
+PII_CHECKS = {"none": None, "luhn": luhn_ok, "iban": iban_ok, "phone": _phone_ok,
+              "cedula": cedula_ok}
+PII_SOURCE = os.path.join(TOP, "common", "src", "pii.c")
+
+
+def c_string_literal(body):
+    """The value of the adjacent C string literals in @body (comments skipped)."""
+    body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
+    out = []
+    for lit in re.findall(r'"((?:[^"\\]|\\.)*)"', body):
+        out.append(re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)),
+                          lit))
+    return "".join(out)
+
+
+def parse_pii_rules(text):
+    """A rules file (TYPE CHECK pattern; # comments) as [(type, compiled pattern, check)]."""
+    rules = []
+    for n, line in enumerate(text.splitlines(), 1):
+        f = line.split(None, 2)
+        if not f or f[0].startswith("#"):
+            continue
+        if len(f) < 3 or f[1] not in PII_CHECKS:
+            raise ValueError("PII rules line %d: %r" % (n, line))
+        rules.append((f[0], re.compile(f[2].rstrip(), re.ASCII), PII_CHECKS[f[1]]))
+    return rules
+
+
+def load_pii_rules(path=PII_SOURCE):
+    """Ingest's built-in PII rules, read from common/src/pii.c (tn_pii_default_rules): the
+    prediction runs the very rules ingest compiles, with Python's re instead of PCRE2."""
+    with open(path, encoding="utf-8") as f:
+        src = f.read()
+    m = re.search(r"const char tn_pii_default_rules\[\] =(.*?);\n", src, re.S)
+    if not m:
+        raise ValueError("%s: tn_pii_default_rules not found" % path)
+    return parse_pii_rules(c_string_literal(m.group(1)))
+
+
+PII_RULES = load_pii_rules()
+
+
+def _shorter(check, s):
+    """pii.c's shorter_ok(): an IBAN match that fails its check, retried without its trailing
+    space-separated pieces (longest first). The new length, or None."""
+    if check is not iban_ok:
+        return None
+    for k in range(len(s) - 1, -1, -1):
+        if s[k] == " " and iban_ok(s[:k]):
+            return k
+    return None
+
+
+def predict_pii(text, rules=None):
+    """The placeholder counts and the redacted text, as pii.c's apply_rule() makes them: each
+    rule in order over the output of the ones above."""
     counts = {}
-    for typ, pat, check in PII_RULES:
-        def sub(m, typ=typ, check=check):
-            if check and not check(m.group(0)):
-                return m.group(0)
-            counts[typ] = counts.get(typ, 0) + 1
-            return "[%s]" % typ
-        text = re.sub(pat, sub, text, flags=re.ASCII)
+    for typ, rx, check in rules or PII_RULES:
+        out, pos, copied = [], 0, 0
+        while pos <= len(text):
+            m = rx.search(text, pos)
+            if not m:
+                break
+            s, e = m.span()
+            if e == s:
+                pos = e + 1
+                continue
+            n = e - s
+            ok = not check or check(text[s:e])
+            if not ok:
+                k = _shorter(check, text[s:e])
+                if k is not None:
+                    ok, n = True, k
+            if ok:
+                out.append(text[copied:s])
+                out.append("[%s]" % typ)
+                copied = s + n
+                counts[typ] = counts.get(typ, 0) + 1
+            pos = s + n
+        out.append(text[copied:])
+        text = "".join(out)
     return counts, text
+
+
+# Ingest's category rules (common/src/category.c, tn_category_default_rules), scored as
+# tn_category_classify_doc() does: 1 per keyword occurrence in the body, CATEGORY_TITLE_WEIGHT in
+# the title, ties to more distinct keywords, then file order.
+CATEGORY_SOURCE = os.path.join(TOP, "common", "src", "category.c")
+CATEGORY_TITLE_WEIGHT = 3  # TN_CATEGORY_TITLE_WEIGHT, common/include/taina/category.h
+
+
+def fold(text):
+    """tn_category_fold(), nearly: accents and case off, runs of non-word characters one space."""
+    t = unicodedata.normalize("NFD", text)
+    t = "".join(ch for ch in t if not unicodedata.combining(ch)).casefold()
+    t = re.sub(r"[^\w']+|_", " ", t)
+    return " " + " ".join(t.split()) + " "
+
+
+def load_category_rules(path=CATEGORY_SOURCE):
+    with open(path, encoding="utf-8") as f:
+        src = f.read()
+    m = re.search(r"const char tn_category_default_rules\[\] =(.*?);\n", src, re.S)
+    if not m:
+        raise ValueError("%s: tn_category_default_rules not found" % path)
+    rules = []
+    for line in c_string_literal(m.group(1)).splitlines():
+        f = line.split(None, 3)
+        if not f or f[0].startswith("#"):
+            continue
+        phrases = [fold(k) for k in f[3].split(",") if fold(k).strip()]
+        rules.append((f[0], f[2], phrases))
+    return rules
+
+
+CATEGORY_RULES = load_category_rules()
+
+
+def predict_category(title, body, lang, rules=None):
+    rules = rules or CATEGORY_RULES
+    ft, fb = fold(title), fold(body)
+    score, distinct, order = {}, {}, []
+    for cat, rlang, phrases in rules:
+        if cat not in order:
+            order.append(cat)
+        if rlang != "*" and lang not in (None, "und", rlang):
+            continue
+        for p in phrases:
+            nt = len(re.findall("(?=%s)" % re.escape(p), ft))
+            nb = len(re.findall("(?=%s)" % re.escape(p), fb))
+            score[cat] = score.get(cat, 0) + CATEGORY_TITLE_WEIGHT * nt + nb
+            distinct[cat] = distinct.get(cat, 0) + (nt + nb > 0)
+    best = max(order, key=lambda c: (score.get(c, 0), distinct.get(c, 0), -order.index(c)))
+    return best if score.get(best, 0) > 0 else "general"
 
 
 def _pointer(path):
@@ -248,13 +371,21 @@ def check_pii(docs, expected):
 
 
 def check_categories(docs, expected):
-    names = {d["metadata"]["doc"] for d in docs}
+    """expected.json's categories exist, and ingest's rules (read from category.c, scored as
+    tn_category_classify_doc() does) give them."""
+    by_doc = {d["metadata"]["doc"]: d for d in docs}
     errs = []
     for name, cat in expected.get("categories", {}).items():
-        if name not in names:
+        if name not in by_doc:
             errs.append("categories: %s is not a document" % name)
+            continue
         if cat not in CATEGORIES:
             errs.append("categories: %s: %r is not a category of the rules" % (name, cat))
+        d = by_doc[name]
+        got = predict_category(d["title"], plain_text(d), d["lang"])
+        if got != cat:
+            errs.append("categories: %s: the rules would give %s, expected.json says %s" % (
+                name, got, cat))
     return errs
 
 
