@@ -218,7 +218,8 @@ out:
 
 /* sphinxbase's log hook: it prints pages of INFO at start-up; only its warnings and errors
  * reach our log. (The hook is process-wide: it is set once and carries no state.) */
-static void ps_log(void *opaque, err_lvl_t lvl, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void ps_log(void *opaque, err_lvl_t lvl,
+                                                         const char *fmt, ...)
 {
     TN_UNUSED(opaque);
     if (lvl < ERR_WARN)
