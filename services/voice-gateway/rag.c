@@ -70,24 +70,31 @@ typedef struct sse_state {
     vg_sentence_fn *on_sentence;
     void *opaque;
     int stopped;
+    int64_t max_said, said; /* sentences to speak (0 = all), spoken so far */
 } sse_state_t;
 
-/* Hand complete sentences (or, at the end, the rest) to the speaker. */
+/* Hand complete sentences (or, at the end, the rest) to the speaker, at most max_said of them:
+ * a spoken answer stays short, the reply message carries the whole text. */
 static int flush_sentences(sse_state_t *st, bool all)
 {
     for (;;) {
         size_t left = st->answer.len - st->spoken;
         if (left == 0)
             return 0;
-        const char *p = st->answer.data + st->spoken;
-        size_t k = all ? left : vg_sentence_end(p, left, MIN_SENTENCE);
-        if (k == 0)
+        if (st->max_said && st->said >= st->max_said) {
+            st->spoken = st->answer.len;
             return 0;
+        }
+        const char *p = st->answer.data + st->spoken;
+        size_t k = vg_sentence_end(p, left, MIN_SENTENCE);
+        if (k == 0 && !all)
+            return 0;
+        if (k == 0)
+            k = left; /* the end of the answer: the rest */
         st->spoken += k;
+        st->said++;
         if (st->on_sentence(st->opaque, p, k))
             return 1;
-        if (all)
-            return 0;
     }
 }
 
@@ -176,7 +183,8 @@ tn_err_t vg_rag_ask(vg_t *g, vg_session_t *s, const char *question, vg_sentence_
                              .deadline_ms = g->cfg->rag_timeout_ms,
                              .timeout_ms = g->cfg->rag_timeout_ms,
                              .flags = TN_HTTP_F_IDEMPOTENT};
-    sse_state_t st = {.on_sentence = on_sentence, .opaque = opaque};
+    sse_state_t st = {
+        .on_sentence = on_sentence, .opaque = opaque, .max_said = g->cfg->spoken_sentences};
     tn_buf_init(&st.in, 1u << 20);
     tn_buf_init(&st.answer, 64 * 1024);
     tn_http_response_t resp;

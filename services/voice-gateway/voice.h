@@ -38,7 +38,7 @@ typedef struct vg_cfg {
     char *token_secret;
     int64_t token_ttl_ms;
     char *rag_url, *rag_keys_file;
-    int64_t rag_timeout_ms, rag_top_k;
+    int64_t rag_timeout_ms, rag_top_k, spoken_sentences;
     int64_t endpoint_silence_ms, max_utterance_ms, min_speech_ms, barge_in_ms, preroll_ms;
     int64_t pacing_lead_ms, opus_bitrate, workers, max_pending_turns;
     bool vad_denoise;
