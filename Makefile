@@ -8,6 +8,7 @@
 #   make valgrind  the unit tests under valgrind: no leaks, no errors
 #   make bench   every benchmark under tests/bench/, each figure next to its anchor
 #   make lint    clang-format check, cppcheck, banned functions, deployment checks (tools/lint/deploy.sh)
+#   make fuzz    every libFuzzer target in tests/fuzz/ (clang) for FUZZ_SECONDS each; FUZZ=name runs one
 #   make docs    regenerate the README's configuration reference from the config tables
 #   make clean   remove build/
 #
@@ -64,14 +65,25 @@ ITEST_BINS := $(ITEST_SRCS:tests/integration/%.c=$(BUILD)/tests/integration/%)
 
 # A benchmark is a folder tests/bench/<name>/ with .c files (program build/bench/bench-<name>)
 # and a run.sh that runs it next to its anchor.
+# A fuzz target is tests/fuzz/<name>.c (LLVMFuzzerTestOneInput). `make fuzz` builds it with clang
+# and libFuzzer in $(BUILD)/fuzz; the normal build also links it with tests/fuzz/replay.c (gcc, no
+# libFuzzer) into $(BUILD)/tests/unit/fuzz_<name>, which replays its corpus and regression inputs.
+FUZZ_TARGETS := $(filter-out replay,$(sort $(basename $(notdir $(wildcard tests/fuzz/*.c)))))
+FUZZ_REPLAY  := $(FUZZ_TARGETS:%=$(BUILD)/tests/unit/fuzz_%)
+# The service whose logic a target drives: its .c files but main.c, as an archive.
+FUZZ_SVC_enrich      := ingest
+FUZZ_SVC_ingest_body := ingest
+FUZZ_SVC_rag_body    := rag
+svc_objs = $(patsubst %.c,$(2)/obj/%.o,$(filter-out services/$(1)/main.c,$(wildcard services/$(1)/*.c)))
+
 BENCHES    := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard tests/bench/*/*.c)))))
 BENCH_BINS := $(BENCHES:%=$(BUILD)/bench/bench-%)
 
-.PHONY: all deps test asan valgrind lint clean install demo bench docs
+.PHONY: all deps test asan valgrind lint clean install demo bench docs fuzz
 .SECONDARY:
 .DEFAULT_GOAL := all
 
-all: deps $(LIB) $(PROGRAMS) $(FAKE_BINS) $(UNIT_BINS) $(ITEST_BINS) $(BENCH_BINS)
+all: deps $(LIB) $(PROGRAMS) $(FAKE_BINS) $(UNIT_BINS) $(ITEST_BINS) $(BENCH_BINS) $(FUZZ_REPLAY)
 
 deps:
 	@tools/deps/install.sh
@@ -124,6 +136,23 @@ $(BUILD)/bin/taina-fake-$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/f
 endef
 $(foreach f,$(FAKES),$(eval $(call fake_rule,$(f))))
 
+# The replay program of a fuzz target: the target, the replay main, its service's logic.
+define svc_lib_rule
+$(2)/lib/libsvc-$(1).a: $(call svc_objs,$(1),$(2))
+	@mkdir -p $$(@D)
+	$(Q)rm -f $$@ && ar rcs $$@ $$^
+endef
+$(foreach s,$(SERVICES),$(eval $(call svc_lib_rule,$(s),$(BUILD))))
+
+define fuzz_replay_rule
+$(BUILD)/tests/unit/fuzz_$(1): $(BUILD)/obj/tests/fuzz/$(1).o $(BUILD)/obj/tests/fuzz/replay.o \
+        $(if $(FUZZ_SVC_$(1)),$(BUILD)/lib/libsvc-$(FUZZ_SVC_$(1)).a) $(SUP_LIB) $(LIB)
+	@mkdir -p $$(@D)
+	@$(if $(Q),echo '  LD      $$@')
+	$(Q)$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS)
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_replay_rule,$(t))))
+
 define bench_rule
 $(BUILD)/bench/bench-$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/bench/$(1)/*.c)) $(SUP_LIB) $(LIB)
 	@mkdir -p $$(@D)
@@ -172,6 +201,45 @@ lint: deps
 	@BUILD=$(BUILD) tools/lint/deploy.sh
 	@echo "lint: ok"
 
+# ---------------------------------------------------------------------------------------------
+# Fuzzing: clang + libFuzzer + ASan + UBSan, every object compiled again in $(FUZZ_DIR).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ         ?=
+FUZZ_DIR     := $(BUILD)/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS   = -O1 -g $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -DTN_FUZZING -D_GNU_SOURCE \
+                -Icommon/include -Itests/support $(PKG_CFLAGS)
+FUZZ_LIB     := $(FUZZ_DIR)/lib/libtaina.a
+FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%)
+
+$(FUZZ_DIR)/obj/%.o: %.c | deps
+	@mkdir -p $(@D)
+	@$(if $(Q),echo '  CLANG   $<')
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+
+# clang refuses vecstore's 32-byte GNU vector helpers without AVX (gcc only notes the ABI): no
+# target fuzzes the vector store, which rag_body links but never calls, so build it for AVX2.
+$(FUZZ_DIR)/obj/common/src/vecstore.o: FUZZ_CFLAGS += -mavx2 -mfma -DTN_VECSTORE_NO_CLONES
+
+$(FUZZ_LIB): $(LIB_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
+	@mkdir -p $(@D)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(foreach s,$(SERVICES),$(eval $(call svc_lib_rule,$(s),$(FUZZ_DIR))))
+
+define fuzz_rule
+$(FUZZ_DIR)/$(1): $(FUZZ_DIR)/obj/tests/fuzz/$(1).o \
+        $(if $(FUZZ_SVC_$(1)),$(FUZZ_DIR)/lib/libsvc-$(FUZZ_SVC_$(1)).a) $(FUZZ_LIB)
+	@$(if $(Q),echo '  LD      $$@')
+	$(Q)$$(FUZZ_CC) $$(FUZZ_SAN) -fsanitize=fuzzer -o $$@ $$^ $$(PKG_LIBS)
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_rule,$(t))))
+
+# Each target for FUZZ_SECONDS (FUZZ=name: only that one); fails on a crash, leak or timeout.
+fuzz: deps $(if $(FUZZ),$(FUZZ_DIR)/$(FUZZ),$(FUZZ_BINS))
+	@FUZZ_DIR=$(FUZZ_DIR) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(or $(FUZZ),$(FUZZ_TARGETS))
+
 # The README's configuration reference, regenerated from the programs' config tables.
 docs: all
 	@tools/docs/config_reference.py --write README.md
@@ -188,4 +256,4 @@ install: all
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(FUZZ_DIR)/obj -name '*.d' 2>/dev/null)

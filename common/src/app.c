@@ -115,6 +115,11 @@ tn_kafka_opts_t tn_app_kafka_opts(tn_app_t *app, const char *client_id)
     return o;
 }
 
+tn_auth_t *tn_app_auth(tn_app_t *app)
+{
+    return app->auth;
+}
+
 const char *tn_app_name(const tn_app_t *app)
 {
     return app->def->name;

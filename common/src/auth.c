@@ -7,6 +7,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "taina/buf.h"
 #include "taina/mem.h"
@@ -251,4 +252,81 @@ tn_err_t tn_auth_lookup_index(const tn_auth_t *auth, const char *key, size_t key
     *tenant = any ? auth->keys[found].tenant : NULL;
     *index = found;
     return any ? TN_OK : TN_ERR_AUTH;
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Signed tokens                                                                                */
+
+static bool tenant_ok(const char *t, size_t n)
+{
+    if (n == 0 || n > TN_AUTH_TENANT_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!tenant_char(t[i]))
+            return false;
+    return true;
+}
+
+/* base64url without padding of 32 bytes: 43 characters and a NUL. */
+static void token_mac(const void *secret, size_t slen, const char *msg, size_t len, char out[44])
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    unsigned char *ok =
+        HMAC(EVP_sha256(), secret, (int)slen, (const unsigned char *)msg, len, md, &mdlen);
+    TN_ASSERT(ok && mdlen == DIGEST_LEN);
+    size_t o = 0;
+    for (size_t i = 0; i < DIGEST_LEN; i += 3) {
+        unsigned v = (unsigned)md[i] << 16;
+        if (i + 1 < DIGEST_LEN)
+            v |= (unsigned)md[i + 1] << 8;
+        if (i + 2 < DIGEST_LEN)
+            v |= md[i + 2];
+        out[o++] = b64[(v >> 18) & 63];
+        out[o++] = b64[(v >> 12) & 63];
+        if (i + 1 < DIGEST_LEN)
+            out[o++] = b64[(v >> 6) & 63];
+        if (i + 2 < DIGEST_LEN)
+            out[o++] = b64[v & 63];
+    }
+    out[o] = '\0';
+}
+
+tn_err_t tn_auth_token_sign(const void *secret, size_t secret_len, const char *tenant,
+                            long long expires_s, char *out, size_t outlen)
+{
+    char mac[44];
+    if (!tenant_ok(tenant, strlen(tenant)) || expires_s < 0 || outlen < TN_AUTH_TOKEN_MAX + 1)
+        return TN_ERR_INVALID;
+    int n = snprintf(out, outlen, "v1~%s~%lld", tenant, expires_s);
+    token_mac(secret, secret_len, out, (size_t)n, mac);
+    snprintf(out + n, outlen - (size_t)n, "~%s", mac);
+    return TN_OK;
+}
+
+tn_err_t tn_auth_token_verify(const void *secret, size_t secret_len, const char *token,
+                              long long now_s, char *tenant, long long *expires_s)
+{
+    size_t len = strnlen(token, TN_AUTH_TOKEN_MAX + 1);
+    const char *t1, *t2, *t3;
+    if (len > TN_AUTH_TOKEN_MAX || strncmp(token, "v1~", 3) != 0 ||
+        !(t1 = token + 3, t2 = strchr(t1, '~')) || !(t3 = strchr(t2 + 1, '~')) ||
+        !tenant_ok(t1, (size_t)(t2 - t1)) || t3 == t2 + 1 || strlen(t3 + 1) != 43)
+        return TN_ERR_PARSE;
+    long long exp = 0;
+    for (const char *p = t2 + 1; p < t3; p++) {
+        if (*p < '0' || *p > '9' || exp > 100000000000LL)
+            return TN_ERR_PARSE;
+        exp = exp * 10 + (*p - '0');
+    }
+    char mac[44];
+    token_mac(secret, secret_len, token, (size_t)(t3 - token), mac);
+    if (CRYPTO_memcmp(mac, t3 + 1, 43) != 0)
+        return TN_ERR_AUTH;
+    memcpy(tenant, t1, (size_t)(t2 - t1));
+    tenant[t2 - t1] = '\0';
+    if (expires_s)
+        *expires_s = exp;
+    return exp <= now_s ? TN_ERR_TIMEOUT : TN_OK;
 }

@@ -1,6 +1,7 @@
 /* Growable byte buffers with a hard cap. */
 #include "taina/buf.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -84,6 +85,32 @@ tn_err_t tn_buf_addf(tn_buf_t *b, const char *fmt, ...)
     return rc;
 }
 
+/* Length of the valid UTF-8 sequence at @p p (NUL-terminated), or 0: overlongs, surrogates,
+ * code points past U+10FFFF and cut sequences are invalid. */
+static size_t utf8_seq(const unsigned char *p)
+{
+    unsigned c = p[0];
+    size_t k;
+    uint32_t cp;
+    if (c >= 0xc2 && c <= 0xdf)
+        k = 1, cp = c & 0x1f;
+    else if (c >= 0xe0 && c <= 0xef)
+        k = 2, cp = c & 0x0f;
+    else if (c >= 0xf0 && c <= 0xf4)
+        k = 3, cp = c & 0x07;
+    else
+        return 0;
+    for (size_t i = 1; i <= k; i++) {
+        if ((p[i] & 0xc0) != 0x80) /* also stops at the NUL */
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return k + 1;
+}
+
 tn_err_t tn_buf_add_json_str(tn_buf_t *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
@@ -92,8 +119,15 @@ tn_err_t tn_buf_add_json_str(tn_buf_t *b, const char *s)
     const unsigned char *p = (const unsigned char *)s;
     while (rc == TN_OK && *p) {
         const unsigned char *run = p; /* bytes that need no escape go in one append */
-        while (*p >= 0x20 && *p != '"' && *p != '\\')
-            p++;
+        for (;;) {
+            size_t k = *p >= 0x80 ? utf8_seq(p) : 0;
+            if (k > 0)
+                p += k;
+            else if (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+                p++;
+            else
+                break;
+        }
         if (p > run)
             rc = tn_buf_add(b, run, (size_t)(p - run));
         if (rc != TN_OK || !*p)
@@ -116,6 +150,10 @@ tn_err_t tn_buf_add_json_str(tn_buf_t *b, const char *s)
             rc = tn_buf_add(b, "\\t", 2);
             break;
         default:
+            if (*p >= 0x80) { /* invalid UTF-8 (a message quoting hostile input): U+FFFD */
+                rc = tn_buf_add(b, "\\ufffd", 6);
+                break;
+            }
             memcpy(esc, "\\u00", 4);
             esc[4] = hex[*p >> 4];
             esc[5] = hex[*p & 0xf];

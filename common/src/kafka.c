@@ -13,6 +13,7 @@
 #include "taina/clock.h"
 #include "taina/log.h"
 #include "taina/mem.h"
+#include "kafka_int.h"
 
 /* ---------------------------------------------------------------------------------------------
  * Shared: configuration, logging, errors, metrics */
@@ -161,6 +162,17 @@ static rd_kafka_conf_t *conf_build(const tn_kafka_opts_t *o, const char *const *
 fail:
     rd_kafka_conf_destroy(conf);
     return NULL;
+}
+
+rd_kafka_conf_t *tn_kafka_conf_build(const tn_kafka_opts_t *o, const char *const *defaults,
+                                     char *errbuf, size_t errlen)
+{
+    return conf_build(o, defaults, errbuf, errlen);
+}
+
+tn_err_t tn_kafka_map_err(rd_kafka_resp_err_t err)
+{
+    return map_err(err);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -842,6 +854,14 @@ tn_err_t tn_kafka_consumer_poll(tn_kafka_consumer_t *cons, int64_t timeout_ms, t
         if (pt && pt->first < 0)
             pt->first = rkm->offset;
     }
+    tn_kafka_msg_fill(out, rkm);
+    if (cons->km.consumed)
+        tn_metric_add(cons->km.consumed, TN_LABELS(out->topic), 1);
+    return TN_OK;
+}
+
+void tn_kafka_msg_fill(tn_kafka_msg_t *out, rd_kafka_message_t *rkm)
+{
     out->topic = rd_kafka_topic_name(rkm->rkt);
     out->partition = rkm->partition;
     out->offset = rkm->offset;
@@ -852,9 +872,6 @@ tn_err_t tn_kafka_consumer_poll(tn_kafka_consumer_t *cons, int64_t timeout_ms, t
     out->value = rkm->payload;
     out->value_len = rkm->len;
     out->rkm = rkm;
-    if (cons->km.consumed)
-        tn_metric_add(cons->km.consumed, TN_LABELS(out->topic), 1);
-    return TN_OK;
 }
 
 void tn_kafka_msg_release(tn_kafka_msg_t *m)

@@ -309,23 +309,41 @@ static tn_err_t apply_rule(const tn_pii_t *p, const rule_t *r, pcre2_match_data 
     return tn_buf_add(out, in + copied, len - copied);
 }
 
+/* Passes of the rules over their own output at most (see tn_pii_redact). */
+#define MAX_PASSES 4
+
 tn_err_t tn_pii_redact(const tn_pii_t *p, const char *text, size_t len, tn_buf_t *out,
                        size_t *counts, char *errbuf, size_t errlen)
 {
     tn_err_t rc = TN_OK;
     tn_buf_t a, b;
+    size_t own[MAX_RULES] = {0};
+    size_t *cnt = counts ? counts : own;
     tn_buf_init(&a, out->max);
     tn_buf_init(&b, out->max);
     pcre2_match_data *md = pcre2_match_data_create(16, NULL);
     const char *cur = text;
     size_t curlen = len;
     tn_buf_t *dst = &a;
-    for (size_t i = 0; rc == TN_OK && i < p->nrules; i++) {
-        tn_buf_reset(dst);
-        rc = apply_rule(p, &p->rules[i], md, cur, curlen, dst, counts, errbuf, errlen);
-        cur = dst->data ? dst->data : "";
-        curlen = dst->len;
-        dst = dst == &a ? &b : &a;
+    /* A placeholder can give the text next to it the context a rule wanted: "4502+34911234567"
+     * is one token, but once "…4502" is a phone, "[PHONE]+34911234567" is another. So while a
+     * pass replaces something, the rules run again over their own output: the result holds
+     * nothing they would redact (text without PII takes one pass). */
+    for (size_t pass = 0; rc == TN_OK && pass < MAX_PASSES; pass++) {
+        size_t before = 0, after = 0;
+        for (size_t t = 0; t < p->ntypes; t++)
+            before += cnt[t];
+        for (size_t i = 0; rc == TN_OK && i < p->nrules; i++) {
+            tn_buf_reset(dst);
+            rc = apply_rule(p, &p->rules[i], md, cur, curlen, dst, cnt, errbuf, errlen);
+            cur = dst->data ? dst->data : "";
+            curlen = dst->len;
+            dst = dst == &a ? &b : &a;
+        }
+        for (size_t t = 0; t < p->ntypes; t++)
+            after += cnt[t];
+        if (after == before)
+            break;
     }
     if (rc == TN_OK)
         rc = tn_buf_add(out, cur, curlen);

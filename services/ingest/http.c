@@ -1,5 +1,6 @@
 /* ingest: POST /v1/tickets, one JSON ticket or an NDJSON batch, answered only after the broker
  * acknowledged (or refused) every accepted item. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,14 +12,6 @@
 #include "taina/mem.h"
 #include "taina/trace.h"
 
-typedef struct item {
-    int line;       /* 1-based NDJSON line; 1 for a single JSON body */
-    json_t *doc;    /* the ticket as it goes to tickets.raw; NULL when rejected */
-    json_t *error;  /* {"code","message","path"?,"keyword"?} when rejected */
-    char *value;    /* serialized doc */
-    const char *id; /* ticket_id, borrowed from doc */
-} item_t;
-
 static json_t *error_obj(const char *code, const char *msg, const tn_schema_error_t *se)
 {
     json_t *e = json_pack("{s:s, s:s}", "code", code, "message", msg);
@@ -29,13 +22,13 @@ static json_t *error_obj(const char *code, const char *msg, const tn_schema_erro
     return e;
 }
 
-/* Validate an item and complete it: ids, timestamps, tenant. On failure item->error is set. */
-static void prepare(const ingest_t *in, item_t *it, const char *tenant, const char *now)
+void ingest_item_prepare(const ingest_rules_t *rules, ingest_item_t *it, const char *tenant,
+                         const char *now)
 {
     tn_schema_error_t se;
     size_t nse = 0;
     char line[900];
-    if (tn_schema_validate(in->rules.http_ticket, it->doc, &se, 1, &nse) != TN_OK) {
+    if (tn_schema_validate(rules->http_ticket, it->doc, &se, 1, &nse) != TN_OK) {
         it->error = error_obj("schema_violation",
                               nse ? tn_schema_error_format(&se, line, sizeof(line)) : "invalid",
                               nse ? &se : NULL);
@@ -49,7 +42,7 @@ static void prepare(const ingest_t *in, item_t *it, const char *tenant, const ch
         json_object_set_new(it->doc, "received_at", json_string(now));
     json_object_set_new(it->doc, "schema_version", json_integer(1));
     json_object_set_new(it->doc, "tenant_id", json_string(tenant));
-    if (tn_schema_validate(in->rules.raw, it->doc, &se, 1, &nse) != TN_OK) {
+    if (tn_schema_validate(rules->raw, it->doc, &se, 1, &nse) != TN_OK) {
         it->error = error_obj("schema_violation",
                               nse ? tn_schema_error_format(&se, line, sizeof(line)) : "invalid",
                               nse ? &se : NULL);
@@ -63,7 +56,7 @@ rejected:
     it->doc = NULL;
 }
 
-static void items_free(item_t *items, size_t n)
+void ingest_items_free(ingest_item_t *items, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         json_decref(items[i].doc);
@@ -73,13 +66,40 @@ static void items_free(item_t *items, size_t n)
     free(items);
 }
 
-/* Split an NDJSON body into parsed items (blank lines skipped). Returns the count, or -1 after
- * answering 400 (malformed line) or 413 (too many lines). */
-static long split_ndjson(const ingest_t *in, tn_http_req_t *req, const char *body, size_t len,
-                         item_t **out)
+static tn_err_t body_error(ingest_body_error_t *err, int status, const char *code, const char *fmt,
+                           ...) __attribute__((format(printf, 4, 5)));
+
+static tn_err_t body_error(ingest_body_error_t *err, int status, const char *code, const char *fmt,
+                           ...)
 {
+    va_list ap;
+    err->status = status;
+    err->code = code;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    va_end(ap);
+    return status == 413 ? TN_ERR_TOO_LARGE : TN_ERR_INVALID;
+}
+
+tn_err_t ingest_body_parse(const char *body, size_t len, bool ndjson, int64_t max_items,
+                           ingest_item_t **out, size_t *nout, ingest_body_error_t *err)
+{
+    json_error_t jerr;
+    *out = NULL;
+    *nout = 0;
+    if (!ndjson) {
+        json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!doc)
+            return body_error(err, 400, "invalid_json", "line %d, column %d: %s", jerr.line,
+                              jerr.column, jerr.text);
+        *out = tn_xcalloc(1, sizeof(**out));
+        (*out)[0] = (ingest_item_t){.line = 1, .doc = doc};
+        *nout = 1;
+        return TN_OK;
+    }
+    /* NDJSON: one ticket a line, blank lines skipped */
     size_t cap = 16, n = 0;
-    item_t *items = tn_xcalloc(cap, sizeof(*items));
+    ingest_item_t *items = tn_xcalloc(cap, sizeof(*items));
     int line = 0;
     for (size_t pos = 0; pos < len;) {
         const char *nl = memchr(body + pos, '\n', len - pos);
@@ -93,33 +113,35 @@ static long split_ndjson(const ingest_t *in, tn_http_req_t *req, const char *bod
         pos = end + 1;
         if (s == e)
             continue;
-        if ((int64_t)n >= in->cfg->max_items) {
-            items_free(items, n);
-            tn_http_req_respond_error(req, 413, "too_many_items",
-                                      "more than %lld lines in one request",
-                                      (long long)in->cfg->max_items);
-            return -1;
+        if ((int64_t)n >= max_items) {
+            ingest_items_free(items, n);
+            return body_error(err, 413, "too_many_items", "more than %lld lines in one request",
+                              (long long)max_items);
         }
-        json_error_t jerr;
         json_t *doc = json_loadb(body + s, e - s, JSON_REJECT_DUPLICATES, &jerr);
         if (!doc) {
-            items_free(items, n);
-            tn_http_req_respond_error(req, 400, "invalid_json", "line %d, column %d: %s", line,
-                                      jerr.column, jerr.text);
-            return -1;
+            ingest_items_free(items, n);
+            return body_error(err, 400, "invalid_json", "line %d, column %d: %s", line, jerr.column,
+                              jerr.text);
         }
         if (n == cap) {
             cap *= 2;
             items = tn_xrealloc(items, cap * sizeof(*items));
         }
-        items[n++] = (item_t){.line = line, .doc = doc};
+        items[n++] = (ingest_item_t){.line = line, .doc = doc};
+    }
+    if (n == 0) {
+        free(items);
+        return body_error(err, 400, "invalid_json", "no NDJSON lines in the body");
     }
     *out = items;
-    return (long)n;
+    *nout = n;
+    return TN_OK;
 }
 
 /* Produce the prepared items; returns how many the broker took. Failed ones get an error. */
-static size_t produce(ingest_t *in, tn_http_req_t *req, item_t *items, size_t n, int *too_large)
+static size_t produce(ingest_t *in, tn_http_req_t *req, ingest_item_t *items, size_t n,
+                      int *too_large)
 {
     tn_kafka_record_t *recs = tn_xcalloc(n ? n : 1, sizeof(*recs));
     size_t *idx = tn_xcalloc(n ? n : 1, sizeof(*idx));
@@ -147,7 +169,7 @@ static size_t produce(ingest_t *in, tn_http_req_t *req, item_t *items, size_t n,
     if (m)
         tn_kafka_produce_sync(in->http_producer, recs, m, res, in->cfg->produce_timeout_ms + 5000);
     for (size_t j = 0; j < m; j++) {
-        item_t *it = &items[idx[j]];
+        ingest_item_t *it = &items[idx[j]];
         if (res[j] == TN_OK) {
             ok++;
             continue;
@@ -175,40 +197,25 @@ void ingest_http_tickets(tn_http_req_t *req, void *opaque)
     const char *ct = tn_http_req_content_type(req);
     int ndjson = ct && !strncasecmp(ct, "application/x-ndjson", 20);
     const char *tenant = tn_http_req_tenant(req);
-    item_t *items = NULL;
-    long n;
-    if (ndjson) {
-        if ((n = split_ndjson(in, req, body, len, &items)) < 0)
-            return;
-        if (n == 0) {
-            free(items);
-            tn_http_req_respond_error(req, 400, "invalid_json", "no NDJSON lines in the body");
-            return;
-        }
-    } else {
-        json_error_t jerr;
-        json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-        if (!doc) {
-            tn_http_req_respond_error(req, 400, "invalid_json", "line %d, column %d: %s", jerr.line,
-                                      jerr.column, jerr.text);
-            return;
-        }
-        n = 1;
-        items = tn_xcalloc(1, sizeof(*items));
-        items[0] = (item_t){.line = 1, .doc = doc};
+    ingest_item_t *items = NULL;
+    size_t n;
+    ingest_body_error_t berr;
+    if (ingest_body_parse(body, len, ndjson, in->cfg->max_items, &items, &n, &berr) != TN_OK) {
+        tn_http_req_respond_error(req, berr.status, berr.code, "%s", berr.message);
+        return;
     }
 
     char now[40];
     tn_clock_rfc3339(now, sizeof(now), tn_clock_wall_ms());
     size_t valid = 0;
-    for (long i = 0; i < n; i++) {
-        prepare(in, &items[i], tenant, now);
+    for (size_t i = 0; i < n; i++) {
+        ingest_item_prepare(&in->rules, &items[i], tenant, now);
         valid += items[i].doc != NULL;
     }
     int too_large = 0;
-    size_t accepted = produce(in, req, items, (size_t)n, &too_large);
+    size_t accepted = produce(in, req, items, n, &too_large);
     tn_metric_add(in->m.http_items, TN_LABELS("accepted"), (double)accepted);
-    tn_metric_add(in->m.http_items, TN_LABELS("rejected"), (double)((size_t)n - accepted));
+    tn_metric_add(in->m.http_items, TN_LABELS("rejected"), (double)(n - accepted));
 
     int status = accepted ? 202 : valid == 0 ? 422 : too_large ? 413 : 503;
     if (status == 503)
@@ -220,11 +227,11 @@ void ingest_http_tickets(tn_http_req_t *req, void *opaque)
         } else {
             tn_http_req_respond_json(req, status, json_pack("{s:O}", "error", items[0].error));
         }
-        items_free(items, (size_t)n);
+        ingest_items_free(items, n);
         return;
     }
     json_t *list = json_array();
-    for (long i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         json_t *r = json_pack("{s:i, s:s}", "line", items[i].line, "status",
                               items[i].doc ? "accepted" : "rejected");
         if (items[i].doc)
@@ -235,7 +242,6 @@ void ingest_http_tickets(tn_http_req_t *req, void *opaque)
     }
     tn_http_req_respond_json(req, status,
                              json_pack("{s:I, s:I, s:o}", "accepted", (json_int_t)accepted,
-                                       "rejected", (json_int_t)((size_t)n - accepted), "items",
-                                       list));
-    items_free(items, (size_t)n);
+                                       "rejected", (json_int_t)(n - accepted), "items", list));
+    ingest_items_free(items, n);
 }

@@ -81,6 +81,37 @@ void ingest_metrics_init(ingest_metrics_t *m, tn_metrics_t *reg);
 /* http.c */
 void ingest_http_tickets(tn_http_req_t *req, void *opaque);
 
+/** One ticket of a POST /v1/tickets body. */
+typedef struct ingest_item {
+    int line;       /* 1-based NDJSON line; 1 for a single JSON body */
+    json_t *doc;    /* the ticket as it goes to tickets.raw; NULL when rejected */
+    json_t *error;  /* {"code","message","path"?,"keyword"?} when rejected */
+    char *value;    /* serialized doc, once prepared */
+    const char *id; /* ticket_id, borrowed from doc */
+} ingest_item_t;
+
+/** Why a body was refused as a whole: the HTTP status, error code and message. */
+typedef struct ingest_body_error {
+    int status;       /* 400 or 413 */
+    const char *code; /* "invalid_json", "too_many_items" */
+    char message[256];
+} ingest_body_error_t;
+
+/**
+ * Parse a POST /v1/tickets body (pure: no I/O): one JSON document, or with @p ndjson one per
+ * line (blank lines skipped, at most @p max_items). On TN_OK @p out holds @p nout >= 1 parsed
+ * items (free with ingest_items_free()); otherwise @p err says why (400 malformed line or no
+ * line, 413 too many lines) and nothing is allocated.
+ */
+tn_err_t ingest_body_parse(const char *body, size_t len, bool ndjson, int64_t max_items,
+                           ingest_item_t **out, size_t *nout, ingest_body_error_t *err);
+/** Validate one parsed item against the HTTP ticket schema and complete it into a tickets.raw
+ * value (ticket id, received_at, schema_version, tenant) in it->value; on failure it->doc is
+ * NULL and it->error says why. */
+void ingest_item_prepare(const ingest_rules_t *rules, ingest_item_t *it, const char *tenant,
+                         const char *now);
+void ingest_items_free(ingest_item_t *items, size_t n);
+
 /* enrich.c */
 /** Why a record cannot be enriched: a DLQ reason code and one readable line. */
 typedef struct ingest_reject {

@@ -9,13 +9,7 @@
 #include "taina/clock.h"
 #include "taina/log.h"
 #include "taina/mem.h"
-
-/* A parsed, validated request: its strings live in doc. */
-typedef struct request {
-    json_t *doc;
-    rag_query_t q;
-    int stream;
-} request_t;
+#include "taina/text.h"
 
 /* Count the request in; 0 after answering 503 when too many are in flight. */
 static int admit(rag_t *r, tn_http_req_t *req, const char *endpoint)
@@ -39,42 +33,59 @@ static void leave(rag_t *r)
     tn_metric_set(r->m.inflight, TN_NOLABELS, atomic_fetch_sub(&r->inflight, 1) - 1);
 }
 
-/* Parse and validate; 0 after answering 400/422. */
-static int parse(rag_t *r, tn_http_req_t *req, const tn_schema_t *schema, request_t *out)
+int rag_request_parse(const tn_schema_t *schema, const char *body, size_t len, rag_request_t *out,
+                      json_t **error)
 {
-    size_t len;
-    const char *body = tn_http_req_body(req, &len);
     json_error_t jerr;
     memset(out, 0, sizeof(*out));
+    *error = NULL;
     out->doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!out->doc) {
-        tn_http_req_respond_error(req, 400, "invalid_json", "line %d, column %d: %s", jerr.line,
-                                  jerr.column, jerr.text);
-        return 0;
+        /* jansson's text may quote the bad bytes (or half a character): repair for json_pack */
+        char msg[256];
+        snprintf(msg, sizeof(msg), "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+        char *fixed = tn_text_utf8_repair(msg, strlen(msg), NULL, NULL);
+        *error = json_pack("{s:s, s:s}", "code", "invalid_json", "message", fixed);
+        free(fixed);
+        return 400;
     }
     tn_schema_error_t se;
     size_t nse = 0;
     if (tn_schema_validate(schema, out->doc, &se, 1, &nse) != TN_OK) {
-        tn_http_req_respond_json(
-            req, 422,
-            json_pack("{s:o}", "error",
-                      nse ? tn_schema_error_json(&se)
-                          : json_pack("{s:s,s:s}", "code", "schema_violation", "message",
-                                      "the body does not match the schema")));
+        *error = nse ? tn_schema_error_json(&se)
+                     : json_pack("{s:s,s:s}", "code", "schema_violation", "message",
+                                 "the body does not match the schema");
         json_decref(out->doc);
-        return 0;
+        out->doc = NULL;
+        return 422;
     }
     rag_query_t *q = &out->q;
     const json_t *f = json_object_get(out->doc, "filters");
-    q->tenant = tn_http_req_tenant(req);
     q->question = json_string_value(json_object_get(out->doc, "question"));
-    q->filter = (rag_filter_t){q->tenant, json_string_value(json_object_get(f, "lang")),
+    q->filter = (rag_filter_t){NULL, json_string_value(json_object_get(f, "lang")),
                                json_string_value(json_object_get(f, "category")),
                                json_string_value(json_object_get(f, "ticket_id"))};
+    /* json_number_value: the schema's "integer" also admits an integral real such as 5.0 */
     json_t *k = json_object_get(out->doc, "top_k");
-    q->top_k = k ? (size_t)json_integer_value(k) : 5;
-    q->deadline_ms = tn_clock_mono_ms() + r->cfg->request_timeout_ms;
+    q->top_k = k ? (size_t)json_number_value(k) : 5;
     out->stream = json_is_true(json_object_get(out->doc, "stream"));
+    return 0;
+}
+
+/* Parse and validate; 0 after answering 400/422. */
+static int parse(rag_t *r, tn_http_req_t *req, const tn_schema_t *schema, rag_request_t *out)
+{
+    size_t len;
+    const char *body = tn_http_req_body(req, &len);
+    json_t *error;
+    int status = rag_request_parse(schema, body, len, out, &error);
+    if (status) {
+        tn_http_req_respond_json(req, status, json_pack("{s:o}", "error", error));
+        return 0;
+    }
+    out->q.tenant = tn_http_req_tenant(req);
+    out->q.filter.tenant_id = out->q.tenant;
+    out->q.deadline_ms = tn_clock_mono_ms() + r->cfg->request_timeout_ms;
     return 1;
 }
 
@@ -131,7 +142,7 @@ void rag_http_search(tn_http_req_t *req, void *opaque)
 {
     rag_t *r = opaque;
     double t0 = tn_clock_mono_s();
-    request_t rq;
+    rag_request_t rq;
     if (!admit(r, req, "search"))
         return;
     if (!parse(r, req, r->search_req, &rq)) {
@@ -177,7 +188,7 @@ typedef struct sse {
     size_t sent;
     int done, cancelled, refs;
     rag_t *r;
-    request_t rq;
+    rag_request_t rq;
     double t0;
     char tenant[128]; /* the request is gone before the answering thread is done */
 } sse_t;
@@ -278,7 +289,7 @@ static void *sse_answer(void *arg)
     return NULL;
 }
 
-static void query_stream(rag_t *r, tn_http_req_t *req, request_t *rq, double t0)
+static void query_stream(rag_t *r, tn_http_req_t *req, rag_request_t *rq, double t0)
 {
     sse_t *s = tn_xcalloc(1, sizeof(*s));
     pthread_mutex_init(&s->mu, NULL);
@@ -313,7 +324,7 @@ void rag_http_query(tn_http_req_t *req, void *opaque)
 {
     rag_t *r = opaque;
     double t0 = tn_clock_mono_s();
-    request_t rq;
+    rag_request_t rq;
     if (!admit(r, req, "query"))
         return;
     if (!parse(r, req, r->query_req, &rq)) {

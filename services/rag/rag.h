@@ -160,4 +160,21 @@ void rag_query_free(rag_query_t *q);
 void rag_http_query(tn_http_req_t *req, void *opaque);
 void rag_http_search(tn_http_req_t *req, void *opaque);
 
+/** A parsed, validated /v1/query or /v1/search body: its strings live in doc. */
+typedef struct rag_request {
+    json_t *doc;
+    rag_query_t q;
+    int stream;
+} rag_request_t;
+
+/**
+ * Parse and validate a /v1/query or /v1/search body against @p schema (pure: no I/O). 0 when
+ * valid: @p out holds the question, filters (tenant_id NULL: the caller sets it), top_k and
+ * stream, borrowed from out->doc (json_decref it when done). Otherwise the HTTP status (400
+ * invalid_json, 422 schema_violation), nothing kept, and the error object {"code","message",...}
+ * in @p error (caller owns it).
+ */
+int rag_request_parse(const tn_schema_t *schema, const char *body, size_t len, rag_request_t *out,
+                      json_t **error);
+
 #endif

@@ -95,6 +95,9 @@ const tn_cfg_prop_t *tn_app_kafka_props(const tn_app_t *app, size_t *n);
  *        (borrowed). Everything borrowed lives as long as the app.
  */
 tn_kafka_opts_t tn_app_kafka_opts(tn_app_t *app, const char *client_id);
+/** @brief The API keys (TN_APP_AUTH), NULL when auth is disabled. Borrowed; valid while the app
+ *         runs. For programs that serve requests without tn_app_http_start() (WebSocket). */
+tn_auth_t *tn_app_auth(tn_app_t *app);
 /** @brief The program's short name ("ingest"). */
 const char *tn_app_name(const tn_app_t *app);
 

@@ -79,4 +79,30 @@ tn_err_t tn_auth_lookup_index(const tn_auth_t *auth, const char *key, size_t key
  */
 void tn_auth_hash_hex(const char *key, size_t len, char *out);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Signed short-lived tokens (for browsers, which cannot set headers on a WebSocket upgrade)   */
+
+/** Longest token tn_auth_token_sign() writes, without the NUL. */
+#define TN_AUTH_TOKEN_MAX 160
+
+/**
+ * @brief A token for @p tenant valid until @p expires_s (Unix seconds):
+ *        `v1~TENANT~EXPIRES~SIG`, SIG = base64url (no padding) of HMAC-SHA256(@p secret,
+ *        "v1~TENANT~EXPIRES"). Only URL-safe characters: it can go in a query string as is.
+ * @param out at least TN_AUTH_TOKEN_MAX + 1 bytes.
+ * @returns TN_OK, or TN_ERR_INVALID for a tenant that a keys file would refuse.
+ */
+tn_err_t tn_auth_token_sign(const void *secret, size_t secret_len, const char *tenant,
+                            long long expires_s, char *out, size_t outlen);
+
+/**
+ * @brief Check a token: signature (constant-time compare) and expiry against @p now_s.
+ * @param tenant out: the tenant (at least TN_AUTH_TENANT_MAX + 1 bytes).
+ * @param expires_s out, may be NULL.
+ * @returns TN_OK; TN_ERR_PARSE (not a token); TN_ERR_AUTH (bad signature); TN_ERR_TIMEOUT
+ *          (expired).
+ */
+tn_err_t tn_auth_token_verify(const void *secret, size_t secret_len, const char *token,
+                              long long now_s, char *tenant, long long *expires_s);
+
 #endif

@@ -35,7 +35,8 @@ tn_err_t tn_buf_addf(tn_buf_t *b, const char *fmt, ...) __attribute__((format(pr
 /** @brief va_list form of tn_buf_addf(). */
 tn_err_t tn_buf_vaddf(tn_buf_t *b, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
-/** @brief Append @p s as a JSON string literal, quotes included, escaping as RFC 8259 asks. */
+/** @brief Append @p s as a JSON string literal, quotes included, escaping as RFC 8259 asks;
+ *         bytes that are not valid UTF-8 become \ufffd, so the result is always valid JSON. */
 tn_err_t tn_buf_add_json_str(tn_buf_t *b, const char *s);
 /**
  * @brief Take the contents out of the buffer, leaving it empty.

@@ -167,13 +167,54 @@ static void test_load_file(void **state)
     free(dir);
 }
 
+/* Signed tokens: round trip, expiry, tampering, garbage. */
+static void test_tokens(void **state)
+{
+    static const char secret[] = "0123456789abcdef0123456789abcdef";
+    char tok[TN_AUTH_TOKEN_MAX + 1], tenant[TN_AUTH_TENANT_MAX + 1];
+    long long exp = 0;
+    TN_UNUSED(state);
+
+    assert_int_equal(tn_auth_token_sign(secret, 32, "city.hall", 2000, tok, sizeof(tok)), TN_OK);
+    assert_true(strncmp(tok, "v1~city.hall~2000~", 18) == 0);
+    assert_int_equal(strlen(tok), 18 + 43);
+    for (const char *p = tok; *p; p++) /* URL-safe as is */
+        assert_non_null(
+            strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~", *p));
+    assert_int_equal(tn_auth_token_verify(secret, 32, tok, 1999, tenant, &exp), TN_OK);
+    assert_string_equal(tenant, "city.hall");
+    assert_int_equal(exp, 2000);
+    assert_int_equal(tn_auth_token_verify(secret, 32, tok, 2000, tenant, NULL), TN_ERR_TIMEOUT);
+    /* another secret, another tenant or expiry with the same signature, a flipped character */
+    assert_int_equal(tn_auth_token_verify("other", 5, tok, 1, tenant, NULL), TN_ERR_AUTH);
+    char forged[TN_AUTH_TOKEN_MAX + 1];
+    snprintf(forged, sizeof(forged), "v1~city.hall~9000~%s", tok + 18);
+    assert_int_equal(tn_auth_token_verify(secret, 32, forged, 1, tenant, NULL), TN_ERR_AUTH);
+    snprintf(forged, sizeof(forged), "v1~evil~2000~%s", tok + 18);
+    assert_int_equal(tn_auth_token_verify(secret, 32, forged, 1, tenant, NULL), TN_ERR_AUTH);
+    snprintf(forged, sizeof(forged), "%s", tok);
+    forged[30] = forged[30] == 'A' ? 'B' : 'A';
+    assert_int_equal(tn_auth_token_verify(secret, 32, forged, 1, tenant, NULL), TN_ERR_AUTH);
+    const char *bad[] = {"",
+                         "v1",
+                         "v1~~1~x",
+                         "v2~a~1~"
+                         "0123456789012345678901234567890123456789012",
+                         "v1~a~1x~0123456789012345678901234567890123456789012",
+                         "v1~a~1~short",
+                         "v1~a b~1~0123456789012345678901234567890123456789012"};
+    for (size_t i = 0; i < TN_ARRAY_LEN(bad); i++)
+        assert_int_equal(tn_auth_token_verify(secret, 32, bad[i], 1, tenant, NULL), TN_ERR_PARSE);
+    assert_int_equal(tn_auth_token_sign(secret, 32, "bad tenant", 1, tok, sizeof(tok)),
+                     TN_ERR_INVALID);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hash_hex),
-        cmocka_unit_test(test_parse_and_lookup),
-        cmocka_unit_test(test_parse_errors),
-        cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_hash_hex),     cmocka_unit_test(test_parse_and_lookup),
+        cmocka_unit_test(test_parse_errors), cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_tokens),
     };
     return cmocka_run_group_tests_name("auth", tests, NULL, NULL);
 }

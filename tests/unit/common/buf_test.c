@@ -56,12 +56,29 @@ static void test_json_string(void **state)
     tn_buf_cleanup(&b);
 }
 
+/* An error message may quote hostile bytes (jansson's "near '...'" cuts a character in two):
+ * the literal must still be valid UTF-8, so a bad byte becomes U+FFFD (found by fuzz/rag_body). */
+static void test_json_string_invalid_utf8(void **state)
+{
+    (void)state;
+    tn_buf_t b;
+    tn_buf_init(&b, 1000);
+    assert_int_equal(tn_buf_add_json_str(&b, "near '\\\xc3' \xff\xfe ok \xe2\x82\xac \xed\xa0\x80 "
+                                             "\xc0\xaf \xf4\x90\x80\x80 \xf0\x9f\x98\x80 \xe2\x82"),
+                     TN_OK);
+    assert_string_equal(b.data, "\"near '\\\\\\ufffd' \\ufffd\\ufffd ok \xe2\x82\xac "
+                                "\\ufffd\\ufffd\\ufffd \\ufffd\\ufffd "
+                                "\\ufffd\\ufffd\\ufffd\\ufffd \xf0\x9f\x98\x80 \\ufffd\\ufffd\"");
+    tn_buf_cleanup(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grow_and_cap),
         cmocka_unit_test(test_big_growth),
         cmocka_unit_test(test_json_string),
+        cmocka_unit_test(test_json_string_invalid_utf8),
     };
     return cmocka_run_group_tests_name("buf", tests, NULL, NULL);
 }
