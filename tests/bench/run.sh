@@ -32,6 +32,9 @@ done
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(awk '/MemTotal/ {printf "%.1f GB", $2 / 1048576}' /proc/meminfo), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "benches: ${names[*]}"
+BENCH_GIT_COMMIT=$(git rev-parse HEAD 2>/dev/null)
+BENCH_GIT_DIRTY=$([[ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]] && echo 1 || echo 0)
+export BENCH_GIT_COMMIT BENCH_GIT_DIRTY
 rc=0
 runs=$out/runs.tsv # name, status, seconds: what results.py records of this run
 : >"$runs"

@@ -128,8 +128,10 @@ def machine():
             if line.startswith("MemTotal:"):
                 mem_kb = int(line.split()[1])
     py = "/usr/bin/python3"
-    commit = sh(["git", "rev-parse", "HEAD"])
-    dirty = bool(sh(["git", "status", "--porcelain", "--untracked-files=no"]))
+    # tests/bench/run.sh notes the commit when the run starts (commits made meanwhile are not in it)
+    commit = os.environ.get("BENCH_GIT_COMMIT") or sh(["git", "rev-parse", "HEAD"])
+    dirty = os.environ.get("BENCH_GIT_DIRTY", "") == "1" if "BENCH_GIT_COMMIT" in os.environ \
+        else bool(sh(["git", "status", "--porcelain", "--untracked-files=no"]))
     return {
         "cores": os.cpu_count(),
         "cpu_model": model,
