@@ -12,8 +12,9 @@ the machine it ran on, a Markdown table of them, and the README's performance ta
     results.py readme --check README.md exit 1 and a diff when the README's table differs
 
 A RESULT line is `RESULT name value=V [anchor=A] [ratio=R] [goal=G] [unit=U] [key=value...]`;
-words that are not key=value are kept as its note. The ratio is the bench's own (Taina's advantage:
-value/anchor for rates, anchor/value for times, memory and CPU). A goal with a comparator (`<30`)
+words that are not key=value are kept as its note. The ratio is the bench's own, as it prints it
+(mostly Taina's advantage: value/anchor for rates, anchor/value for times and CPU; for memory some
+benches print value/anchor, under 1 when Taina uses less). A goal with a comparator (`<30`)
 applies to the value; a bare goal applies to the value when lower is better (names ending in _ms,
 _mb, _us, or naming an overhead or a ratio of bytes), to the ratio when there is an anchor and the
 goal is under 100 (`goal=10`: at least 10x the anchor), and otherwise to the value (`goal=20000`).
@@ -341,8 +342,9 @@ def main():
     t.add_argument("--all", action="store_true")
     t.add_argument("--json", default=os.path.join(TOP, "build", "bench", "results.json"))
     r = sub.add_parser("readme")
-    r.add_argument("mode", choices=["--write", "--check"])
-    r.add_argument("readme")
+    g = r.add_mutually_exclusive_group(required=True)
+    g.add_argument("--write", metavar="README")
+    g.add_argument("--check", metavar="README")
     r.add_argument("--json", default=os.path.join(TOP, "build", "bench", "results.json"))
     args = ap.parse_args()
     if args.cmd == "collect":
@@ -352,17 +354,18 @@ def main():
     if args.cmd == "table":
         sys.stdout.write(body)
         return 0
-    with open(args.readme) as f:
+    path = args.write or args.check
+    with open(path) as f:
         old = f.read()
     new = splice(old, body)
-    if args.mode == "--write":
+    if args.write:
         if new != old:
-            with open(args.readme, "w") as f:
+            with open(path, "w") as f:
                 f.write(new)
         return 0
     if new != old:
         sys.stdout.writelines(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
-                                                   args.readme, args.readme + " (generated)"))
+                                                   path, path + " (generated)"))
         return 1
     return 0
 

@@ -94,7 +94,8 @@ def point(tmp, corpus, n_inst):
         rate = (b[1] - a[1]) / (b[0] - a[0])
         drain = (samples[-1][1] - samples[0][1]) / max(1e-3, samples[-1][0] - samples[0][0])
         stats = http("GET", fake.port, "/admin/stats")[2].decode()
-        return rate, drain, b[0] - a[0], (b[2] - a[2]) / (b[0] - a[0]), stats
+        shares = [int(chunks_of(e.port)) for e in embs]
+        return rate, drain, b[0] - a[0], (b[2] - a[2]) / (b[0] - a[0]), shares
     finally:
         for p in reversed(procs):
             p.stop()
@@ -113,7 +114,7 @@ def main():
                   N, K, BATCH, LATENCY, ceiling, os.cpu_count()))
         res = {}
         for n in POINTS:
-            rate, drain, secs, cores, _ = point(tmp, corpus, n)
+            rate, drain, secs, cores, shares = point(tmp, corpus, n)
             res[n] = rate
             base = res.get(POINTS[0], rate)
             print("  %d instance%s  %7.0f chunks/s  (%4.1f s from 5%% to 90%%; %4.0f chunks/s first to last)  x%.2f of %d instance%s, "
@@ -121,6 +122,10 @@ def main():
                       n, " " if n == 1 else "s", rate, secs, drain, rate / base, POINTS[0],
                       "" if POINTS[0] == 1 else "s", 100 * rate / base / (n / POINTS[0]),
                       100 * rate / (n * ceiling), n, cores))
+            if n > 1:
+                print("    chunks per instance: %s (uneven: a late join or a rebalance during the run)"
+                      % "/".join(map(str, shares)) if max(shares) > 1.5 * min(shares) else
+                      "    chunks per instance: %s" % "/".join(map(str, shares)))
         for n in POINTS:
             if n == POINTS[0]:
                 print("RESULT scaling.embedder_%d_chunks_per_s value=%.0f goal=-" % (n, res[n]))
