@@ -8,7 +8,8 @@
 #   make test    unit + integration tests; ends with "N passed, N failed"
 #   make asan    the whole test suite under ASan + UBSan (in build/asan)
 #   make valgrind  the unit tests under valgrind: no leaks, no errors
-#   make bench   every benchmark under tests/bench/, each figure next to its anchor
+#   make bench   every benchmark under tests/bench/, each figure next to its anchor; writes
+#                build/bench/results.json and results.md (BENCH=name runs a subset, BENCH_SKIP=name leaves one out)
 #   make lint    clang-format check, cppcheck, banned functions, deployment checks (tools/lint/deploy.sh)
 #   make fuzz    every libFuzzer target in tests/fuzz/ (clang) for FUZZ_SECONDS each; FUZZ=name runs one
 #   make docs    regenerate the README's configuration reference from the config tables
