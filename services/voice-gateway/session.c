@@ -234,6 +234,12 @@ void vg_session_audio(vg_session_t *s, const uint8_t *pkt, size_t len)
         return;
     }
     atomic_fetch_add(&s->audio_in_ms, (long long)n * 1000 / RATE);
+    int64_t now = tn_ws_now_us(), at = now - s->in_stream_ms * 1000;
+    if (!s->in_anchor_us || at < s->in_anchor_us)
+        s->in_anchor_us = at;
+    if (at - s->in_anchor_us > s->in_late_max_us)
+        s->in_late_max_us = at - s->in_anchor_us;
+    s->in_stream_ms += (int64_t)n * 1000 / RATE;
     /* Packets of 20 ms make whole frames; others (10, 40, 60 ms) are cut, a remainder under one
      * frame is dropped (at most 19 ms per odd packet). */
     for (int off = 0; off + FRAME <= n; off += FRAME)
@@ -242,6 +248,7 @@ void vg_session_audio(vg_session_t *s, const uint8_t *pkt, size_t len)
 
 void vg_session_flush(vg_session_t *s)
 {
+    s->in_anchor_us = s->in_stream_ms = 0; /* the client's stream ends: the next one re-anchors */
     if (s->in_speech)
         end_utterance(s);
 }
@@ -264,12 +271,14 @@ void vg_session_closed(vg_session_t *s, int code)
         return;
     double dur = (double)(tn_ws_now_us() - s->opened_us) / 1000.0;
     vg_event(s, "end",
-             json_pack("{s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:s}", "duration_ms", dur, "turns",
-                       (json_int_t)atomic_load(&s->turns), "interruptions",
+             json_pack("{s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:i, s:s}", "duration_ms",
+                       dur, "turns", (json_int_t)atomic_load(&s->turns), "interruptions",
                        (json_int_t)atomic_load(&s->interruptions), "packets_in",
                        (json_int_t)atomic_load(&s->packets_in), "opus_errors",
                        (json_int_t)atomic_load(&s->opus_errors), "audio_in_ms",
                        (json_int_t)atomic_load(&s->audio_in_ms), "audio_out_ms",
-                       (json_int_t)atomic_load(&s->audio_out_ms), "close_code", code, "outcome",
+                       (json_int_t)atomic_load(&s->audio_out_ms), "in_late_ms",
+                       (double)s->in_late_max_us / 1000.0, "out_late_ms",
+                       (double)tn_ws_conn_late_us(s->conn) / 1000.0, "close_code", code, "outcome",
                        outcome));
 }

@@ -164,6 +164,9 @@ struct vg_session {
     size_t ring_frames, ring_pos, ring_fill;
     bool in_speech;
     int64_t silence_ms, voiced_ms, run_ms; /* run_ms: consecutive voiced time */
+    /* real time of the incoming stream: the earliest (arrival - audio before it) of the stream,
+     * and the worst lag of a packet behind it (a loop that falls behind shows here) */
+    int64_t in_anchor_us, in_stream_ms, in_late_max_us;
     /* turns */
     atomic_uint gen;            /* bumped by barge-in and by each new turn */
     atomic_llong busy_until_us; /* a turn runs or its audio plays until then */
