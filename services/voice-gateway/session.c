@@ -43,6 +43,8 @@ void vg_session_release(vg_session_t *s)
         return;
     tn_ws_conn_release(s->conn);
     tn_opus_dec_destroy(s->dec);
+    tn_opus_enc_destroy(s->enc);
+    vg_playout_free(s->play_head);
     tn_vad_destroy(s->vad);
     free(s->pcm);
     free(s->vadbuf);
@@ -121,7 +123,9 @@ bool vg_session_busy(vg_session_t *s)
 
 void vg_session_interrupt(vg_session_t *s)
 {
+    pthread_mutex_lock(&s->mu); /* the playout checks the generation and sends under mu */
     unsigned old = atomic_fetch_add(&s->gen, 1);
+    pthread_mutex_unlock(&s->mu);
     atomic_store(&s->busy_until_us, 0);
     size_t dropped = tn_ws_conn_cancel(s->conn, old);
     atomic_fetch_add(&s->interruptions, 1);
@@ -136,7 +140,9 @@ static void submit(vg_session_t *s, vg_turn_t *t)
     if (vg_session_busy(s))
         vg_session_interrupt(s);
     t->s = vg_session_keep(s);
+    pthread_mutex_lock(&s->mu);
     t->gen = atomic_fetch_add(&s->gen, 1) + 1;
+    pthread_mutex_unlock(&s->mu);
     atomic_store(&s->busy_until_us, INT64_MAX);
     if (!vg_pool_submit(s->g, t)) {
         atomic_store(&s->busy_until_us, 0);
