@@ -71,6 +71,10 @@ const tn_cfg_key_t vg_keys[] = {
         "Speech probability (percent) that keeps speech going", 0, 100),
     KEY("voice_vad_floor", TN_CFG_INT, vad_floor_dbfs, "-50", 0,
         "Frames quieter than this (dBFS) are never speech", -100, 0),
+    KEY("voice_vad_quiet_stride", TN_CFG_INT, vad_quiet_stride, "4", 0,
+        "Without denoise, only every Nth frame under the floor goes through the detector (it "
+        "cannot be speech; the others keep the noise estimate on the background); 1 = all",
+        1, 100),
     ENUM("stt_provider", stt_provider, "local",
          "Speech to text: local (pocketsphinx, English), deepgram or openai", vg_stt_providers),
     KEY("stt_url", TN_CFG_STRING, stt_url, "", 0,

@@ -43,7 +43,7 @@ typedef struct vg_cfg {
     int64_t endpoint_silence_ms, max_utterance_ms, min_speech_ms, barge_in_ms, preroll_ms;
     int64_t pacing_lead_ms, opus_bitrate, workers, max_pending_turns;
     bool vad_denoise;
-    int64_t vad_prob_start, vad_prob_continue, vad_floor_dbfs;
+    int64_t vad_prob_start, vad_prob_continue, vad_floor_dbfs, vad_quiet_stride;
     int stt_provider;
     char *stt_url, *stt_api_key, *stt_model;
     int64_t stt_timeout_ms;
