@@ -26,7 +26,6 @@
 typedef struct msg {
     struct msg *next;
     int64_t due;
-    int64_t ready; /* timed: max(due, when queued), the base of its lateness */
     unsigned tag;
     bool binary;
     size_t len;
@@ -262,10 +261,6 @@ tn_err_t tn_ws_conn_send_at(tn_ws_conn_t *c, const void *data, size_t len, bool 
     msg_t *m = tn_xmalloc(sizeof(*m) + LWS_PRE + len);
     m->next = NULL;
     m->due = due_us;
-    if (due_us) {
-        int64_t now = tn_ws_now_us();
-        m->ready = due_us > now ? due_us : now;
-    }
     m->tag = tag;
     m->binary = binary;
     m->len = len;
@@ -449,7 +444,7 @@ static int conn_write(tn_ws_conn_t *c, struct lws *wsi)
             break;
         pthread_mutex_unlock(&c->mu);
         if (m->due) {
-            int64_t late = tn_ws_now_us() - m->ready;
+            int64_t late = tn_ws_now_us() - m->due;
             if (late > atomic_load(&c->late_max))
                 atomic_store(&c->late_max, late);
         }

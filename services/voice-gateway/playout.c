@@ -24,6 +24,7 @@ struct vg_play {
     int16_t *pcm;    /* at the session's rate; owned */
     size_t n, pos;   /* samples; the next frame starts at pos */
     int64_t slot_us; /* real-time slot of pcm[pos] */
+    int64_t at_us;   /* when it was handed over: frames queued by then are on time */
     bool end;        /* send audio_end at slot_us */
 };
 
@@ -73,6 +74,7 @@ void vg_playout_audio(vg_session_t *s, unsigned gen, const int16_t *pcm, size_t 
     memcpy(p->pcm, pcm, n * sizeof(int16_t));
     p->n = n;
     p->slot_us = slot_us;
+    p->at_us = tn_ws_now_us();
     enqueue(s->g, s, p);
 }
 
@@ -127,7 +129,10 @@ static bool session_play(vg_t *g, vg_session_t *s, int64_t now, int16_t *buf, si
         memcpy(buf, p->pcm + p->pos, k * sizeof(int16_t));
         if (k < frame)
             memset(buf + k, 0, (frame - k) * sizeof(int16_t));
-        int64_t slot = p->slot_us;
+        /* Its due time for the socket, and for its lateness (tn_ws_conn_late_us): slot - lead,
+         * or when it was handed over for the frames already due then (a new reply's first
+         * ones), so a playout that falls behind shows as late, and a reply's start does not. */
+        int64_t due = p->slot_us - lead > p->at_us ? p->slot_us - lead : p->at_us;
         p->pos += k;
         p->slot_us += 20000;
         pthread_mutex_unlock(&s->mu);
@@ -146,7 +151,7 @@ static bool session_play(vg_t *g, vg_session_t *s, int64_t now, int16_t *buf, si
          * leaves a stale packet behind. */
         pthread_mutex_lock(&s->mu);
         if (atomic_load(&s->gen) == gen) {
-            tn_ws_conn_send_at(s->conn, pkt, (size_t)bytes, true, slot - lead, gen);
+            tn_ws_conn_send_at(s->conn, pkt, (size_t)bytes, true, due, gen);
             if (atomic_load(&s->first_out_gen) != gen) {
                 atomic_store(&s->first_out_us, tn_ws_now_us());
                 atomic_store(&s->first_out_gen, gen);
@@ -191,10 +196,20 @@ static void *playout_main(void *arg)
         int64_t now = tn_ws_now_us();
         size_t ndone = 0;
         bool first = false;
-        for (size_t i = 0; i < n; i++) {
-            if (session_play(g, list[i], now, buf, TN_OPUS_MAX_FRAME, &first))
-                list[ndone++] = list[i]; /* finished: collected at the front */
-        }
+        /* Replies that have not started go first: a pass over a few hundred playing sessions
+         * takes some milliseconds, and a new reply's first packet is the latency a caller
+         * hears; the others are queued pacing_lead ahead and can wait for the end of the pass. */
+        for (int pass = 0; pass < 2; pass++)
+            for (size_t i = ndone; i < n; i++) {
+                vg_session_t *s = list[i];
+                bool starting = atomic_load(&s->first_out_gen) != atomic_load(&s->gen);
+                if (starting != (pass == 0))
+                    continue;
+                if (session_play(g, s, now, buf, TN_OPUS_MAX_FRAME, &first)) {
+                    list[i] = list[ndone]; /* finished: collected at the front */
+                    list[ndone++] = s;
+                }
+            }
         pthread_mutex_lock(&g->pmu);
         if (first)
             pthread_cond_broadcast(&g->pfirst); /* turns waiting for their first packet */

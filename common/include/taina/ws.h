@@ -207,9 +207,10 @@ tn_err_t tn_ws_conn_send_at(tn_ws_conn_t *c, const void *data, size_t len, bool 
 /** @brief Drop queued messages with @p tag (not 0). @returns how many were dropped. */
 size_t tn_ws_conn_cancel(tn_ws_conn_t *c, unsigned tag);
 /**
- * @brief The worst lateness so far of a timed message: how long after its due time (or after
- *        it was queued, when queued past its due time) it was written to the socket (0 when none
- *        was late). Any thread.
+ * @brief The worst lateness so far of a timed message: how long after its due time it was
+ *        written to the socket (0 when none was late). A sender that queues ahead on purpose
+ *        passes the time it counts as on time (the voice playout: max(slot - lead, when the
+ *        audio was handed over)). Any thread.
  */
 int64_t tn_ws_conn_late_us(const tn_ws_conn_t *c);
 /** @brief Messages queued and not sent yet. */
