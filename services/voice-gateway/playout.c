@@ -142,6 +142,7 @@ static bool session_play(vg_t *g, vg_session_t *s, int64_t now, int16_t *buf, si
                 TN_LOG(TN_LOG_ERROR, "session %s: cannot encode audio: %s", s->id, err);
                 return false;
             }
+            tn_opus_enc_set_complexity(s->enc, (int)g->cfg->opus_complexity);
         }
         ssize_t bytes = tn_opus_enc_encode(s->enc, buf, pkt, sizeof(pkt));
         if (bytes < 0)
