@@ -42,6 +42,9 @@ struct tn_ws_conn {
     pthread_mutex_t mu;
     msg_t *head, *tail;
     size_t nqueued, qbytes;
+    /* due times never decrease along the queue: a walk can stop at the first one not due */
+    bool in_order;
+    int64_t last_due;
     bool closing;
     atomic_llong late_max; /* worst lateness of a timed message at its write */
     int close_code;
@@ -93,6 +96,7 @@ struct loop {
     size_t nroutes;
     struct lws_protocols protocols[2];
     lws_retry_bo_t retry;
+    ev_timer nudge; /* once a second: libwebsockets' own timers get serviced (see loop_start) */
     /* the shared pacing tick (loop thread only) */
     ev_timer tick;
     int64_t tick_us;     /* the tick's period: due times are served on its grid */
@@ -279,6 +283,13 @@ tn_err_t tn_ws_conn_send_at(tn_ws_conn_t *c, const void *data, size_t len, bool 
         wake(c);
         return TN_ERR_TOO_LARGE;
     }
+    if (!c->head) {
+        c->in_order = true;
+        c->last_due = 0;
+    }
+    if (due_us < c->last_due)
+        c->in_order = false; /* e.g. an untimed message behind timed ones: walk it all */
+    c->last_due = due_us;
     if (c->tail)
         c->tail->next = m;
     else
@@ -351,6 +362,8 @@ static msg_t *take_due(tn_ws_conn_t *c, int64_t now, int64_t *next_due)
         }
         if (m->due < *next_due)
             *next_due = m->due;
+        if (c->in_order)
+            break; /* the rest are due no earlier: a paced stream is not walked every tick */
     }
     return NULL;
 }
@@ -611,6 +624,15 @@ static void loop_wakeups(loop_t *l)
         }
 }
 
+static void loop_nudge(struct ev_loop *evl, ev_timer *w, int revents)
+{
+    loop_t *l = w->data;
+    (void)evl;
+    (void)revents;
+    if (l->ctx)
+        lws_cancel_service(l->ctx);
+}
+
 static tn_err_t loop_start(loop_t *l, struct lws_context_creation_info *info, char *errbuf,
                            size_t errlen)
 {
@@ -623,6 +645,12 @@ static tn_err_t loop_start(loop_t *l, struct lws_context_creation_info *info, ch
         snprintf(errbuf, errlen, "cannot create the WebSocket event loop (epoll)");
         return TN_ERR_IO;
     }
+    /* libwebsockets (4.1) re-arms its timer (idle ping, hangup, timeouts) from an idle watcher
+     * that runs after socket events; on an idle loop with slow timing (valgrind) the hangup of
+     * a silent peer never came. A wake-up of our own once a second goes through that path. */
+    ev_timer_init(&l->nudge, loop_nudge, 1., 1.);
+    l->nudge.data = l;
+    ev_timer_start(l->evl, &l->nudge);
     ev_timer_init(&l->tick, pace_tick, 0., 0.);
     l->tick.data = l;
     info->user = l;
@@ -662,6 +690,7 @@ static void loop_stop(loop_t *l)
         lws_context_destroy(l->ctx); /* closes what is left: callbacks on this thread */
     l->ctx = NULL;
     if (l->evl) {
+        ev_timer_stop(l->evl, &l->nudge);
         ev_timer_stop(l->evl, &l->tick);
         ev_loop_destroy(l->evl); /* after the context: it stops its watchers on this loop */
     }
