@@ -32,7 +32,8 @@ TEST_PKGS := cmocka
 WARN     := -std=c11 -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wvla -Werror
 # Recursive (=) on purpose: pkg-config runs only when a recipe needs it, after `deps`.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS   = $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+# libev (ws.c owns the loop libwebsockets runs on) ships no pkg-config file in Debian: -lev.
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS)) -lev -lpthread -lm
 TEST_CFLAGS = $(shell pkg-config --cflags $(TEST_PKGS))
 TEST_LIBS   = $(shell pkg-config --libs $(TEST_PKGS))
 

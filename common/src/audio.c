@@ -250,8 +250,11 @@ int16_t *tn_resample_all(const int16_t *in, size_t n, int in_rate, int out_rate,
 
 tn_vad_opts_t tn_vad_opts_default(void)
 {
-    return (tn_vad_opts_t){
-        .denoise = true, .prob_start = 80, .prob_continue = 65, .energy_floor_dbfs = -50};
+    return (tn_vad_opts_t){.denoise = true,
+                           .prob_start = 80,
+                           .prob_continue = 65,
+                           .energy_floor_dbfs = -50,
+                           .quiet_stride = 1};
 }
 
 struct tn_vad {
@@ -261,6 +264,7 @@ struct tn_vad {
     int16_t *scratch; /* the frame the detector may change, when denoise is off */
     bool in_speech;   /* the probability alone said speech on the last frame */
     int last_prob;
+    unsigned seen, quiet; /* frames run through speexdsp; quiet frames since the last one run */
 };
 
 tn_vad_t *tn_vad_new(int rate, size_t frame, const tn_vad_opts_t *o, char *errbuf, size_t errlen)
@@ -275,6 +279,8 @@ tn_vad_t *tn_vad_new(int rate, size_t frame, const tn_vad_opts_t *o, char *errbu
                  rate);
         return NULL;
     }
+    if (opts.quiet_stride < 1)
+        opts.quiet_stride = 1;
     if (opts.prob_start < 0 || opts.prob_start > 100 || opts.prob_continue < 0 ||
         opts.prob_continue > 100) {
         snprintf(errbuf, errlen, "vad: probabilities must be 0..100 percent");
@@ -314,6 +320,14 @@ bool tn_vad_frame(tn_vad_t *v, int16_t *pcm)
     /* The floor is taken on the frame as it came, before any denoising. The detector still
      * sees quiet frames, so its noise estimate follows the background. */
     bool loud = tn_audio_dbfs(pcm, v->frame) >= (double)v->o.energy_floor_dbfs;
+    /* speexdsp is most of a voice session's input cost (more than Opus decoding): a frame under
+     * the floor is not speech whatever it says, so once the estimate has settled (50 frames)
+     * only every quiet_stride-th such frame goes through it, to follow the background. */
+    if (!loud && !v->o.denoise && v->o.quiet_stride > 1 && v->seen >= 50 &&
+        ++v->quiet % (unsigned)v->o.quiet_stride != 0)
+        return false;
+    if (v->seen < 50)
+        v->seen++;
     int16_t *buf = pcm;
     if (v->scratch) {
         memcpy(v->scratch, pcm, v->frame * sizeof(int16_t));

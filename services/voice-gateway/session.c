@@ -43,6 +43,8 @@ void vg_session_release(vg_session_t *s)
         return;
     tn_ws_conn_release(s->conn);
     tn_opus_dec_destroy(s->dec);
+    tn_opus_enc_destroy(s->enc);
+    vg_playout_free(s->play_head);
     tn_vad_destroy(s->vad);
     free(s->pcm);
     free(s->vadbuf);
@@ -92,6 +94,7 @@ bool vg_session_start(vg_session_t *s, const char *lang, int rate, const json_t 
     vo.prob_start = (int)c->vad_prob_start;
     vo.prob_continue = (int)c->vad_prob_continue;
     vo.energy_floor_dbfs = (int)c->vad_floor_dbfs;
+    vo.quiet_stride = (int)c->vad_quiet_stride;
     if (!(s->dec = tn_opus_dec_new(RATE, err, sizeof(err))) ||
         !(s->vad = tn_vad_new(RATE, FRAME, &vo, err, sizeof(err)))) {
         vg_send_error(s, "internal", "cannot start the audio path: %s", err);
@@ -121,7 +124,9 @@ bool vg_session_busy(vg_session_t *s)
 
 void vg_session_interrupt(vg_session_t *s)
 {
+    pthread_mutex_lock(&s->mu); /* the playout checks the generation and sends under mu */
     unsigned old = atomic_fetch_add(&s->gen, 1);
+    pthread_mutex_unlock(&s->mu);
     atomic_store(&s->busy_until_us, 0);
     size_t dropped = tn_ws_conn_cancel(s->conn, old);
     atomic_fetch_add(&s->interruptions, 1);
@@ -136,7 +141,9 @@ static void submit(vg_session_t *s, vg_turn_t *t)
     if (vg_session_busy(s))
         vg_session_interrupt(s);
     t->s = vg_session_keep(s);
+    pthread_mutex_lock(&s->mu);
     t->gen = atomic_fetch_add(&s->gen, 1) + 1;
+    pthread_mutex_unlock(&s->mu);
     atomic_store(&s->busy_until_us, INT64_MAX);
     if (!vg_pool_submit(s->g, t)) {
         atomic_store(&s->busy_until_us, 0);
@@ -234,6 +241,12 @@ void vg_session_audio(vg_session_t *s, const uint8_t *pkt, size_t len)
         return;
     }
     atomic_fetch_add(&s->audio_in_ms, (long long)n * 1000 / RATE);
+    int64_t now = tn_ws_now_us(), at = now - s->in_stream_ms * 1000;
+    if (!s->in_anchor_us || at < s->in_anchor_us)
+        s->in_anchor_us = at;
+    if (at - s->in_anchor_us > s->in_late_max_us)
+        s->in_late_max_us = at - s->in_anchor_us;
+    s->in_stream_ms += (int64_t)n * 1000 / RATE;
     /* Packets of 20 ms make whole frames; others (10, 40, 60 ms) are cut, a remainder under one
      * frame is dropped (at most 19 ms per odd packet). */
     for (int off = 0; off + FRAME <= n; off += FRAME)
@@ -242,6 +255,7 @@ void vg_session_audio(vg_session_t *s, const uint8_t *pkt, size_t len)
 
 void vg_session_flush(vg_session_t *s)
 {
+    s->in_anchor_us = s->in_stream_ms = 0; /* the client's stream ends: the next one re-anchors */
     if (s->in_speech)
         end_utterance(s);
 }
@@ -264,12 +278,14 @@ void vg_session_closed(vg_session_t *s, int code)
         return;
     double dur = (double)(tn_ws_now_us() - s->opened_us) / 1000.0;
     vg_event(s, "end",
-             json_pack("{s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:s}", "duration_ms", dur, "turns",
-                       (json_int_t)atomic_load(&s->turns), "interruptions",
+             json_pack("{s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:i, s:s}", "duration_ms",
+                       dur, "turns", (json_int_t)atomic_load(&s->turns), "interruptions",
                        (json_int_t)atomic_load(&s->interruptions), "packets_in",
                        (json_int_t)atomic_load(&s->packets_in), "opus_errors",
                        (json_int_t)atomic_load(&s->opus_errors), "audio_in_ms",
                        (json_int_t)atomic_load(&s->audio_in_ms), "audio_out_ms",
-                       (json_int_t)atomic_load(&s->audio_out_ms), "close_code", code, "outcome",
+                       (json_int_t)atomic_load(&s->audio_out_ms), "in_late_ms",
+                       (double)s->in_late_max_us / 1000.0, "out_late_ms",
+                       (double)tn_ws_conn_late_us(s->conn) / 1000.0, "close_code", code, "outcome",
                        outcome));
 }

@@ -1,11 +1,12 @@
 /* voice-gateway: turns on a pool of worker threads. A turn transcribes the utterance (STT), then
  * books (a booking intent) or asks rag, speaking each sentence of the answer as it streams in:
- * TTS, resampling to the session's rate, Opus encoding (VOIP, 20 ms) and paced sending (each
- * packet queued with its real-time due time minus a small lead). Every step checks that the
- * turn is still current: barge-in or a closed session makes it stop. */
+ * TTS, resampling to the session's rate, and the PCM handed to the playout (playout.c), which
+ * encodes it in real time and paces it. Every step checks that the turn is still current:
+ * barge-in or a closed session makes it stop. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "taina/log.h"
 #include "taina/mem.h"
@@ -30,9 +31,8 @@ typedef struct speaker {
     vg_t *g;
     vg_session_t *s;
     vg_turn_t *t;
-    tn_opus_enc_t *enc;
     int64_t next_us;      /* real-time position of the next packet */
-    int64_t first_us;     /* when the first packet was queued (0: none yet) */
+    int64_t first_us;     /* when the first audio was handed to the playout (0: none yet) */
     int64_t rag_start_us; /* rag call start (0: not asking rag) */
     double upstream_ms;   /* STT, rag and TTS time before the first packet */
     double stt_ms, tts_ms;
@@ -45,43 +45,40 @@ static bool current(const speaker_t *sp)
     return atomic_load(&sp->s->gen) == sp->t->gen && tn_ws_conn_open(sp->s->conn);
 }
 
-/* Encode and queue @p n samples (at the session's rate), paced. */
+/* Hand @p n samples (at the session's rate) to the playout, after what this turn already
+ * said (or from now, when TTS fell behind playback: a gap). */
 static void play(speaker_t *sp, const int16_t *pcm, size_t n)
 {
     vg_session_t *s = sp->s;
-    const vg_cfg_t *c = sp->g->cfg;
-    size_t frame = s->frame;
-    int16_t *buf = tn_xcalloc(frame, sizeof(int16_t));
-    uint8_t pkt[TN_OPUS_MAX_PACKET];
-    int64_t lead = c->pacing_lead_ms * 1000;
-    for (size_t off = 0; off < n && current(sp); off += frame) {
-        size_t k = n - off < frame ? n - off : frame;
-        memcpy(buf, pcm + off, k * sizeof(int16_t));
-        if (k < frame)
-            memset(buf + k, 0, (frame - k) * sizeof(int16_t));
-        ssize_t bytes = tn_opus_enc_encode(sp->enc, buf, pkt, sizeof(pkt));
-        if (bytes < 0) {
-            sp->failed = true;
-            break;
-        }
-        int64_t now = tn_ws_now_us();
-        if (sp->next_us < now)
-            sp->next_us = now; /* the first packet, or TTS fell behind playback: a gap */
-        if (tn_ws_conn_send_at(s->conn, pkt, (size_t)bytes, true, sp->next_us - lead, sp->t->gen) !=
-            TN_OK)
-            break;
-        if (!sp->first_us) {
-            sp->first_us = now;
-            double total = (double)(now - sp->t->end_us) / 1000.0;
-            double own = total - sp->upstream_ms;
-            tn_metric_observe(sp->g->m.first_audio, TN_NOLABELS, total / 1000.0);
-            tn_metric_observe(sp->g->m.overhead, TN_NOLABELS, (own > 0 ? own : 0) / 1000.0);
-        }
-        sp->next_us += 20000;
-        sp->packets++;
-    }
+    if (!n || !current(sp))
+        return;
+    int64_t now = tn_ws_now_us();
+    if (sp->next_us < now)
+        sp->next_us = now;
+    vg_playout_audio(s, sp->t->gen, pcm, n, sp->next_us);
+    if (!sp->first_us)
+        sp->first_us = now;
+    size_t frames = (n + s->frame - 1) / s->frame;
+    sp->next_us += (int64_t)frames * 20000;
+    sp->packets += frames;
     atomic_fetch_add(&s->audio_out_ms, (long long)(n * 1000 / (size_t)s->rate));
-    free(buf);
+}
+
+/* When the playout queued the turn's first packet (it does within a tick of play(); waits up
+ * to a second), or 0. */
+static int64_t first_packet_us(speaker_t *sp)
+{
+    vg_t *g = sp->g;
+    vg_session_t *s = sp->s;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += 1;
+    pthread_mutex_lock(&g->pmu);
+    while (atomic_load(&s->first_out_gen) != sp->t->gen && current(sp))
+        if (pthread_cond_timedwait(&g->pfirst, &g->pmu, &ts) != 0)
+            break;
+    pthread_mutex_unlock(&g->pmu);
+    return atomic_load(&s->first_out_gen) == sp->t->gen ? atomic_load(&s->first_out_us) : 0;
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -283,11 +280,6 @@ static void run_turn(vg_t *g, vg_turn_t *t)
         tn_metric_add(g->m.turns, TN_LABELS(kind, "no_speech"), 1);
         goto out;
     }
-    sp.enc = tn_opus_enc_new(s->rate, (int)g->cfg->opus_bitrate, err, sizeof(err));
-    if (!sp.enc) {
-        vg_send_error(s, "internal", "cannot encode audio: %s", err);
-        goto out;
-    }
     const char *outcome = "ok", *service = vg_booking_intent(g, question, s->lang);
     json_t *citations = NULL;
     char *reply = NULL;
@@ -331,18 +323,19 @@ static void run_turn(vg_t *g, vg_turn_t *t)
                                   citations ? json_incref(citations) : json_array()));
         /* audio_end goes right after the last packet (same tag: barge-in drops it too) */
         int64_t end = sp.next_us ? sp.next_us : tn_ws_now_us();
-        static const char ae[] = "{\"type\":\"audio_end\"}";
-        tn_ws_conn_send_at(s->conn, ae, sizeof(ae) - 1, false, end - g->cfg->pacing_lead_ms * 1000,
-                           t->gen);
+        vg_playout_end(s, t->gen, end);
         json_t *ev =
             json_pack("{s:s, s:s, s:I, s:f, s:f, s:f, s:I}", "kind", kind, "reply", reply,
                       "citations", (json_int_t)json_array_size(citations), "stt_ms", sp.stt_ms,
                       "rag_ms", rag_ms, "tts_ms", sp.tts_ms, "packets_out", (json_int_t)sp.packets);
-        if (sp.first_us) {
-            double total = (double)(sp.first_us - t->end_us) / 1000.0;
+        int64_t first = sp.first_us ? first_packet_us(&sp) : 0;
+        if (first) {
+            double total = (double)(first - t->end_us) / 1000.0;
+            double own = total > sp.upstream_ms ? total - sp.upstream_ms : 0;
+            tn_metric_observe(g->m.first_audio, TN_NOLABELS, total / 1000.0);
+            tn_metric_observe(g->m.overhead, TN_NOLABELS, own / 1000.0);
             json_object_set_new(ev, "latency_ms", json_real(total));
-            json_object_set_new(ev, "overhead_ms",
-                                json_real(total > sp.upstream_ms ? total - sp.upstream_ms : 0));
+            json_object_set_new(ev, "overhead_ms", json_real(own));
         }
         vg_event(s, "reply", ev);
         /* barge-in stays possible until the audio has played */
@@ -358,7 +351,6 @@ static void run_turn(vg_t *g, vg_turn_t *t)
 out:
     if (atomic_load(&s->gen) == t->gen && atomic_load(&s->busy_until_us) == INT64_MAX)
         atomic_store(&s->busy_until_us, 0);
-    tn_opus_enc_destroy(sp.enc);
     free(heard);
 }
 
@@ -393,6 +385,8 @@ tn_err_t vg_pool_start(vg_t *g)
     pthread_mutex_init(&g->cmu, NULL);
     pthread_mutex_init(&g->qmu, NULL);
     pthread_cond_init(&g->qcv, NULL);
+    if (vg_playout_start(g) != TN_OK)
+        return TN_ERR;
     g->workers = tn_xcalloc((size_t)g->cfg->workers, sizeof(pthread_t));
     for (int64_t i = 0; i < g->cfg->workers; i++) {
         if (pthread_create(&g->workers[i], NULL, worker, g) != 0)
@@ -412,6 +406,7 @@ void vg_pool_stop(vg_t *g)
     pthread_mutex_unlock(&g->qmu);
     for (size_t i = 0; i < g->nworkers; i++)
         pthread_join(g->workers[i], NULL);
+    vg_playout_stop(g); /* after the workers: nothing hands it audio any more */
     free(g->workers);
     g->workers = NULL;
     pthread_cond_destroy(&g->qcv);

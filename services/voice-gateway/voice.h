@@ -6,7 +6,8 @@
  *              control messages, /health /ready /metrics, POST /v1/sessions/token
  *   session.c  one session on the loop thread: Opus decode, voice activity, endpointing,
  *              barge-in
- *   turn.c     one turn on a worker: STT, intent or rag, TTS, Opus encode, paced sending
+ *   turn.c     one turn on a worker: STT, intent or rag, TTS, handed to the playout
+ *   playout.c  reply audio encoded in real time (one thread, 20 ms tick) and paced
  *   rag.c      the rag client: POST /v1/query with stream:true, Server-Sent Events
  *   booking.c  booking intents -> appointments.requests; appointments.results -> sessions
  *   events.c   voice.sessions events (transcripts PII-redacted)
@@ -40,9 +41,9 @@ typedef struct vg_cfg {
     char *rag_url, *rag_keys_file;
     int64_t rag_timeout_ms, rag_top_k, spoken_sentences;
     int64_t endpoint_silence_ms, max_utterance_ms, min_speech_ms, barge_in_ms, preroll_ms;
-    int64_t pacing_lead_ms, opus_bitrate, workers, max_pending_turns;
+    int64_t pacing_lead_ms, opus_bitrate, opus_complexity, workers, max_pending_turns;
     bool vad_denoise;
-    int64_t vad_prob_start, vad_prob_continue, vad_floor_dbfs;
+    int64_t vad_prob_start, vad_prob_continue, vad_floor_dbfs, vad_quiet_stride;
     int stt_provider;
     char *stt_url, *stt_api_key, *stt_model;
     int64_t stt_timeout_ms;
@@ -83,6 +84,7 @@ typedef struct vg_rag_key {
 
 typedef struct vg vg_t;
 typedef struct vg_session vg_session_t;
+typedef struct vg_play vg_play_t;
 
 /* A unit of work for the pool: a turn of a session. */
 typedef struct vg_turn {
@@ -122,6 +124,14 @@ struct vg {
     bool qstop;
     pthread_t *workers;
     size_t nworkers;
+    /* the playout thread: sessions with reply audio to encode (each entry a reference) */
+    pthread_mutex_t pmu;
+    pthread_cond_t pcv;
+    pthread_cond_t pfirst; /* broadcast when a turn's first packet was queued */
+    vg_session_t **playing;
+    size_t nplaying, capplaying;
+    bool pstop, pkick, playout_running;
+    pthread_t playout;
     /* readiness (the prober and the results consumer) */
     pthread_t prober, results;
     bool prober_running, results_running;
@@ -164,8 +174,18 @@ struct vg_session {
     size_t ring_frames, ring_pos, ring_fill;
     bool in_speech;
     int64_t silence_ms, voiced_ms, run_ms; /* run_ms: consecutive voiced time */
+    /* real time of the incoming stream: the earliest (arrival - audio before it) of the stream,
+     * and the worst lag of a packet behind it (a loop that falls behind shows here) */
+    int64_t in_anchor_us, in_stream_ms, in_late_max_us;
+    /* reply audio waiting to be encoded (guarded by mu), the encoder (playout thread only),
+     * and when the first packet of generation first_out_gen was queued */
+    vg_play_t *play_head, *play_tail;
+    bool in_playout;
+    tn_opus_enc_t *enc;
+    atomic_uint first_out_gen;
+    atomic_llong first_out_us;
     /* turns */
-    atomic_uint gen;            /* bumped by barge-in and by each new turn */
+    atomic_uint gen; /* bumped by barge-in and by each new turn (under mu: see playout.c) */
     atomic_llong busy_until_us; /* a turn runs or its audio plays until then */
     /* totals (atomic: loop thread and workers) */
     atomic_long packets_in, opus_errors, turns, interruptions, bad_messages;
@@ -208,6 +228,15 @@ void vg_pool_stop(vg_t *g);
 /** Queue a turn (takes it). false when the pool is full (the turn was freed). */
 bool vg_pool_submit(vg_t *g, vg_turn_t *t);
 void vg_turn_free(vg_turn_t *t);
+
+/* playout.c */
+tn_err_t vg_playout_start(vg_t *g);
+void vg_playout_stop(vg_t *g);
+/** Play @p n samples (copied, the session's rate) from real-time @p slot_us, for turn @p gen. */
+void vg_playout_audio(vg_session_t *s, unsigned gen, const int16_t *pcm, size_t n, int64_t slot_us);
+/** audio_end of turn @p gen, sent with the packet of @p slot_us (after the last one). */
+void vg_playout_end(vg_session_t *s, unsigned gen, int64_t slot_us);
+void vg_playout_free(vg_play_t *p);
 
 /* rag.c */
 typedef struct vg_rag_answer {

@@ -202,7 +202,8 @@ class RawWS:
         assert st == 101, data
         self.buf = data.split(b"\r\n\r\n", 1)[1]
 
-    def frame(self, opcode, payload, fin=True, mask=True, rsv=0, length=None):
+    def frame(self, opcode, payload, fin=True, mask=True, rsv=0, length=None, send=True):
+        """Send one frame (send=False: return its bytes, to send several in one write)."""
         b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
         n = len(payload) if length is None else length
         head = bytes([b0])
@@ -217,6 +218,8 @@ class RawWS:
             m = os.urandom(4)
             head += m
             payload = bytes(c ^ m[i % 4] for i, c in enumerate(payload))
+        if not send:
+            return head + payload
         self.sock.sendall(head + payload)
 
     def send_json(self, obj):

@@ -89,6 +89,7 @@ typedef struct sess {
     int64_t t_spoken;        /* end of its speech (the last loud packet's due time), or t_sent */
     int64_t t_first;         /* first reply packet of the current turn */
     int64_t max_late_us;     /* reply packets behind real time, worst */
+    int64_t send_late_us;    /* our own packets written after their real-time slot, worst */
     size_t turn_pkts, pkts_rx;
     bool barged, done;
     int close_code, http_status, errors, interrupted;
@@ -262,6 +263,7 @@ static void on_close(tn_ws_conn_t *c, int code, int http_status, void *opaque)
 {
     sess_t *s = tn_ws_conn_user(c);
     (void)opaque;
+    s->send_late_us = tn_ws_conn_late_us(c);
     s->close_code = code;
     s->http_status = http_status;
     emit(s, "closed", json_pack("{s:i, s:i}", "code", code, "http_status", http_status));
@@ -346,8 +348,8 @@ static void summary(vc_t *vc)
 {
     const vc_cfg_t *cfg = vc->cfg;
     double *all = tn_xcalloc(1, sizeof(double));
-    size_t nall = 0, ok = 0, behind = 0, refused = 0;
-    double worst_late = 0;
+    size_t nall = 0, ok = 0, behind = 0, refused = 0, send_behind = 0;
+    double worst_late = 0, worst_send_late = 0;
     for (int64_t i = 0; i < cfg->sessions; i++) {
         sess_t *s = &vc->sess[i];
         all = tn_xrealloc(all, (nall + s->nfirst + 1) * sizeof(double));
@@ -362,14 +364,21 @@ static void summary(vc_t *vc)
             behind++;
         if (late > worst_late)
             worst_late = late;
+        /* the client must keep real time too, or the gateway gets an easier load than it seems */
+        double send_late = (double)s->send_late_us / 1000.0;
+        if (send_late > (double)cfg->late_ms)
+            send_behind++;
+        if (send_late > worst_send_late)
+            worst_send_late = send_late;
     }
     qsort(all, nall, sizeof(double), cmp_double);
-    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f}", "event", "summary",
-                          "sessions", (json_int_t)cfg->sessions, "completed", (json_int_t)ok,
-                          "refused", (json_int_t)refused, "behind", (json_int_t)behind, "turns",
-                          (json_int_t)nall, "first_audio_p50_ms", pct(all, nall, 50),
-                          "first_audio_p99_ms", pct(all, nall, 99), "first_audio_max_ms",
-                          nall ? all[nall - 1] : 0.0, "worst_late_ms", worst_late);
+    json_t *o = json_pack(
+        "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f}", "event", "summary",
+        "sessions", (json_int_t)cfg->sessions, "completed", (json_int_t)ok, "refused",
+        (json_int_t)refused, "behind", (json_int_t)behind, "send_behind", (json_int_t)send_behind,
+        "turns", (json_int_t)nall, "first_audio_p50_ms", pct(all, nall, 50), "first_audio_p99_ms",
+        pct(all, nall, 99), "first_audio_max_ms", nall ? all[nall - 1] : 0.0, "worst_late_ms",
+        worst_late, "worst_send_late_ms", worst_send_late);
     char *line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
     printf("%s\n", line);
     free(line);

@@ -80,6 +80,12 @@ typedef struct tn_vad_opts {
     int prob_start;        /**< percent probability to enter speech [80] */
     int prob_continue;     /**< percent probability to stay in speech [65] */
     int energy_floor_dbfs; /**< frames quieter than this are never speech [-50] */
+    /**
+     * Without denoise, only every quiet_stride-th frame under the floor reaches speexdsp once
+     * the detector has seen its first second (those frames cannot be speech; the others only
+     * keep the noise estimate on the background). 1 = every frame [1].
+     */
+    int quiet_stride;
 } tn_vad_opts_t;
 tn_vad_opts_t tn_vad_opts_default(void);
 

@@ -18,9 +18,11 @@
  * Sending: every connection has one queue. A message is sent once its due time (monotonic
  * microseconds, tn_ws_now_us(); 0 = at once) has come, in queue order among the messages that
  * are due, so a timed stream stays in order and an untimed control message is not held behind
- * audio that is not due yet. Messages queued with a tag can be dropped before they are sent
- * (tn_ws_conn_cancel()), for barge-in. A connection whose queue would exceed max_queue bytes is
- * closed with 1008 (a client that does not read must not make the process grow).
+ * audio that is not due yet. Timed messages are served by one tick per loop (pacing_tick_ms),
+ * not a timer per connection: one goes at most one tick after its due time, and every
+ * connection's due messages go in the same wake-up. Messages queued with a tag can be dropped
+ * before they are sent (tn_ws_conn_cancel()), for barge-in. A connection whose queue would exceed
+ * max_queue bytes is closed with 1008 (a client that does not read must not make the process grow).
  *
  * Receiving: a frame whose payload exceeds max_frame, or a message (all its fragments) that
  * exceeds max_message, closes the connection with 1009 before it is buffered. Protocol errors
@@ -108,15 +110,16 @@ void tn_ws_http_respond(tn_ws_http_req_t *r, int status, const char *content_typ
 /* Server                                                                                      */
 
 typedef struct tn_ws_server_opts {
-    const char *bind_addr;            /**< numeric address ["0.0.0.0"] */
-    int port;                         /**< 0 = any free port */
-    const char *ws_path;              /**< the one WebSocket path ["/"]; others get 404 */
-    size_t max_frame;                 /**< largest frame payload [64 KiB] */
-    size_t max_message;               /**< largest message, fragments joined [256 KiB] */
-    size_t max_queue;                 /**< largest send queue of one connection [4 MiB] */
-    size_t max_http_body;             /**< largest body of an HTTP route [64 KiB] */
-    unsigned max_conns;               /**< WebSocket connections at once; more get 503 [4096] */
-    unsigned idle_timeout_s;          /**< ping after this idle time, close after twice [30] */
+    const char *bind_addr;   /**< numeric address ["0.0.0.0"] */
+    int port;                /**< 0 = any free port */
+    const char *ws_path;     /**< the one WebSocket path ["/"]; others get 404 */
+    size_t max_frame;        /**< largest frame payload [64 KiB] */
+    size_t max_message;      /**< largest message, fragments joined [256 KiB] */
+    size_t max_queue;        /**< largest send queue of one connection [4 MiB] */
+    size_t max_http_body;    /**< largest body of an HTTP route [64 KiB] */
+    unsigned max_conns;      /**< WebSocket connections at once; more get 503 [4096] */
+    unsigned idle_timeout_s; /**< ping after this idle time, close after twice [30] */
+    unsigned pacing_tick_ms; /**< timed messages go on this shared tick, at most one late [20] */
     const tn_ws_handlers_t *handlers; /**< borrowed */
     void *opaque;                     /**< passed to handlers; borrowed */
 } tn_ws_server_opts_t;
@@ -148,6 +151,7 @@ void tn_ws_server_destroy(tn_ws_server_t *s);
 
 typedef struct tn_ws_client_opts {
     size_t max_frame, max_message, max_queue; /**< as the server's */
+    unsigned pacing_tick_ms;                  /**< as the server's [5] */
     const tn_ws_handlers_t *handlers;         /**< borrowed (on_upgrade unused) */
     void *opaque;
 } tn_ws_client_opts_t;
@@ -202,6 +206,13 @@ tn_err_t tn_ws_conn_send_at(tn_ws_conn_t *c, const void *data, size_t len, bool 
                             int64_t due_us, unsigned tag);
 /** @brief Drop queued messages with @p tag (not 0). @returns how many were dropped. */
 size_t tn_ws_conn_cancel(tn_ws_conn_t *c, unsigned tag);
+/**
+ * @brief The worst lateness so far of a timed message: how long after its due time it was
+ *        written to the socket (0 when none was late). A sender that queues ahead on purpose
+ *        passes the time it counts as on time (the voice playout: max(slot - lead, when the
+ *        audio was handed over)). Any thread.
+ */
+int64_t tn_ws_conn_late_us(const tn_ws_conn_t *c);
 /** @brief Messages queued and not sent yet. */
 size_t tn_ws_conn_queued(tn_ws_conn_t *c);
 /**

@@ -374,12 +374,42 @@ static void test_vad(void **state)
     assert_true(s_mix > 0.8);
     assert_true(s_bg < 0.35); /* a steady background is mostly not speech once learned */
     /* The energy floor alone decides silence; a stricter floor silences the speech too. */
+    char err[256];
     tn_vad_opts_t strict = dn;
     strict.energy_floor_dbfs = 0;
     assert_true(vad_share(sp, n, &strict, 0) == 0);
 
+    /* quiet_stride: frames under the floor mostly skip speexdsp (they cannot be speech); the
+     * decisions on low noise, then speech, then low noise again, stay those of every frame. */
+    size_t nq = 3 * n;
+    int16_t *q = noise(nq, -65);
+    for (size_t i = 0; i < n; i++)
+        q[n + i] = sp[i];
+    tn_vad_opts_t every = raw, stride = raw;
+    stride.quiet_stride = 4;
+    tn_vad_t *ve = tn_vad_new(RATE, 320, &every, err, sizeof(err));
+    tn_vad_t *vs = tn_vad_new(RATE, 320, &stride, err, sizeof(err));
+    assert_non_null(ve);
+    assert_non_null(vs);
+    size_t differ = 0, speech_e = 0, speech_s = 0;
+    for (size_t off = 0; off + 320 <= nq; off += 320) {
+        int16_t fe[320], fs[320];
+        memcpy(fe, q + off, sizeof(fe));
+        memcpy(fs, q + off, sizeof(fs));
+        bool de = tn_vad_frame(ve, fe), ds = tn_vad_frame(vs, fs);
+        differ += de != ds;
+        speech_e += de;
+        speech_s += ds;
+    }
+    print_message("vad quiet_stride 4: %zu of %zu frames decided differently (speech %zu vs %zu)\n",
+                  differ, nq / 320, speech_s, speech_e);
+    assert_true(speech_e > 0.8 * (double)n / 320);
+    assert_true(differ <= 3);
+    tn_vad_destroy(ve);
+    tn_vad_destroy(vs);
+    free(q);
+
     /* Denoise changes the frame in place; without it the frame is left alone. */
-    char err[256];
     tn_vad_t *v = tn_vad_new(RATE, 320, &raw, err, sizeof(err));
     int16_t fr[320];
     memcpy(fr, low, sizeof(fr));

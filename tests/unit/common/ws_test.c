@@ -293,6 +293,43 @@ static void test_http_and_shutdown(void **state)
     pair_down(&p);
 }
 
+/* lws's own timers (idle ping, then hangup) run on the event loop: a client that completes the
+ * upgrade and then never answers is closed after about twice idle_timeout_s. */
+static void test_idle_hangup(void **state)
+{
+    side_t srv;
+    tn_ws_handlers_t sh = {srv_upgrade_echo, on_open, on_message, on_close};
+    char err[256];
+    TN_UNUSED(state);
+    side_init(&srv);
+    tn_ws_server_opts_t o = tn_ws_server_opts_default();
+    o.bind_addr = "127.0.0.1";
+    o.port = 0;
+    o.ws_path = "/ws";
+    o.idle_timeout_s = 1;
+    o.handlers = &sh;
+    o.opaque = &srv;
+    tn_ws_server_t *server = tn_ws_server_new(&o, NULL, 0, err, sizeof(err));
+    assert_non_null(server);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)tn_ws_server_port(server))};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    const char req[] = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                       "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                       "Sec-WebSocket-Version: 13\r\nAuthorization: Bearer ok\r\n\r\n";
+    assert_int_equal(send(fd, req, sizeof(req) - 1, 0), (ssize_t)(sizeof(req) - 1));
+    assert_true(wait_for(&srv, &srv.opened, 1));
+    int64_t t0 = tn_clock_mono_ms();
+    assert_true(wait_for(&srv, &srv.closed, 1)); /* within 5 s: ping at 1 s, hangup at 2 s */
+    int64_t took = tn_clock_mono_ms() - t0;
+    assert_true(took >= 900);
+    close(fd);
+    tn_ws_server_destroy(server);
+    side_free(&srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -300,6 +337,7 @@ int main(void)
         cmocka_unit_test(test_paced_and_cancelled),
         cmocka_unit_test(test_refused_and_too_big),
         cmocka_unit_test(test_http_and_shutdown),
+        cmocka_unit_test(test_idle_hangup),
     };
     return cmocka_run_group_tests_name("ws", tests, NULL, NULL);
 }
