@@ -26,7 +26,7 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from taina_harness import (KAFKA_FAST_GROUP, MULT, Devstack, Service, TempDir,  # noqa: E402
-                           http, producer)
+                           consume, http, producer)
 
 HTTP_BATCHES, HTTP_BATCH = 30, 50  # 1,500 tickets through POST /v1/tickets
 DIRECT = 3000                      # and 3,000 straight onto tickets.raw
@@ -201,13 +201,19 @@ def test_broker_faults_while_records_flow():
         assert set(hout["statuses"]) <= {202, 503}
         assert len(hout["accepted"]) >= HTTP_BATCHES * HTTP_BATCH // 2, "most batches refused"
         want = set(direct_ids) | set(hout["accepted"])
-        counts, topic_of, chunks = read_outputs(ds.bootstrap, want, 180 * MULT)
+        counts, topic_of, chunks = read_outputs(ds.bootstrap, want, 90 * MULT)
         aborted = metric(ingest, "taina_ingest_transactions_total", 'outcome="aborted"')
         missing = [i for i in want if i not in counts]
         twice = {i: n for i, n in counts.items() if n > 1}
         in_dlq = sum(1 for i in direct_ids if topic_of.get(i) == "tickets.dlq")
         print("ids %d, seen %d, missing %d, twice %d, aborted transactions %d, in dlq %d" %
               (len(want), len(counts), len(missing), len(twice), aborted, in_dlq), flush=True)
+        if missing:
+            raw = {r["key"].decode(): (r["partition"], r["offset"])
+                   for r in consume(ds.bootstrap, "tickets.raw", idle=3)}
+            print("missing (%d sent over HTTP) on tickets.raw at %s" %
+                  (len(set(missing) & set(hout["accepted"])),
+                   sorted(raw.get(i, (-1, -1)) for i in missing)))
         assert not missing, "missing %d ids, e.g. %s" % (len(missing), missing[:3])
         assert all(n == 2 for n in twice.values()), "an id more than twice"
         assert len(twice) <= aborted * BATCH_MAX, \
