@@ -26,7 +26,7 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from taina_harness import (KAFKA_FAST_GROUP, MULT, Devstack, Service, TempDir,  # noqa: E402
-                           consume, http, producer)
+                           http, producer)
 
 HTTP_BATCHES, HTTP_BATCH = 30, 50  # 1,500 tickets through POST /v1/tickets
 DIRECT = 3000                      # and 3,000 straight onto tickets.raw
@@ -117,6 +117,25 @@ def read_outputs(bootstrap, want, timeout):
             break  # 5 s more to catch late duplicates
     c.close()
     return counts, topic_of, chunks
+
+
+def read_to_end(bootstrap, topic):
+    """{key: (partition, offset)} of every record up to each partition's high watermark."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "faults-diag",
+                  "enable.auto.commit": False})
+    parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+    ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
+    c.assign([TopicPartition(topic, p, 0) for p in parts])
+    out, pos = {}, {p: 0 for p in parts}
+    deadline = time.time() + 60 * MULT
+    while time.time() < deadline and any(pos[p] < ends[p] for p in parts):
+        for m in c.consume(500, 0.5):
+            if not m.error():
+                out[m.key().decode()] = (m.partition(), m.offset())
+                pos[m.partition()] = m.offset() + 1
+    c.close()
+    return out, ends
 
 
 def metric(svc, name, labels=""):
@@ -220,11 +239,10 @@ def test_broker_faults_while_records_flow():
         print("ids %d, seen %d, missing %d, twice %d, aborted transactions %d, in dlq %d" %
               (len(want), len(counts), len(missing), len(twice), aborted, in_dlq), flush=True)
         if missing:
-            raw = {r["key"].decode(): (r["partition"], r["offset"])
-                   for r in consume(ds.bootstrap, "tickets.raw", idle=3)}
-            print("missing (%d sent over HTTP) on tickets.raw at %s" %
-                  (len(set(missing) & set(hout["accepted"])),
-                   sorted(raw.get(i, (-1, -1)) for i in missing)))
+            raw, ends = read_to_end(ds.bootstrap, "tickets.raw")
+            print("missing (%d sent over HTTP) on tickets.raw at %s; tickets.raw read to its "
+                  "ends %s" % (len(set(missing) & set(hout["accepted"])),
+                               sorted(raw.get(i, (-1, -1)) for i in missing), ends))
         assert not missing, "missing %d ids, e.g. %s" % (len(missing), missing[:3])
         assert all(n == 2 for n in twice.values()), "an id more than twice"
         assert len(twice) <= aborted * BATCH_MAX, \

@@ -18,11 +18,13 @@ import uuid
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from taina_harness import (KAFKA_FAST_GROUP, MULT, Devstack, Service, TempDir,  # noqa: E402
-                           http, producer)
+from taina_harness import (BUILD, KAFKA_FAST_GROUP, MULT, Devstack, Service,  # noqa: E402
+                           TempDir, http, producer)
 
 HUGE = 128 << 20         # bytes of a huge answer: over every client cap (at most 64 MiB)
 RSS_GROWTH_MB = 64       # half a huge answer: none was held whole, and nothing piles up
+# ASan keeps freed memory in quarantine (256 MB): RSS says nothing about leaks there
+RSS_CHECK = "asan" not in os.path.basename(BUILD.rstrip("/"))
 MIXED = {"error_rate": 0.2, "drop_rate": 0.05, "malformed_rate": 0.05, "huge_rate": 0.03,
          "huge_bytes": HUGE}
 CLEAR = {"error_rate": 0, "drop_rate": 0, "malformed_rate": 0, "huge_rate": 0, "latency_ms": 0}
@@ -189,7 +191,7 @@ def test_embedder_qdrant_and_embeddings_faults(index):
     alive(emb)
     rss1 = rss_mb(emb)
     print("embedder RSS %.1f -> %.1f MB" % (rss0, rss1))
-    assert rss1 - rss0 < RSS_GROWTH_MB, "embedder RSS grew %.1f MB" % (rss1 - rss0)
+    assert not RSS_CHECK or rss1 - rss0 < RSS_GROWTH_MB, "embedder RSS grew %.1f MB" % (rss1 - rss0)
 
 
 def query(rag, q, stream=False):
@@ -260,4 +262,4 @@ def test_rag_embeddings_qdrant_llm_faults(index):
     alive(rag)
     rss1 = rss_mb(rag)
     print("rag RSS %.1f -> %.1f MB" % (rss0, rss1))
-    assert rss1 - rss0 < RSS_GROWTH_MB, "rag RSS grew %.1f MB" % (rss1 - rss0)
+    assert not RSS_CHECK or rss1 - rss0 < RSS_GROWTH_MB, "rag RSS grew %.1f MB" % (rss1 - rss0)

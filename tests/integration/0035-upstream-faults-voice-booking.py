@@ -14,12 +14,14 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from pg import Postgres  # noqa: E402
-from taina_harness import (KAFKA_FAST_GROUP, MULT, Devstack, Service, TempDir,  # noqa: E402
-                           http, producer)
+from taina_harness import (BUILD, KAFKA_FAST_GROUP, MULT, Devstack, Service,  # noqa: E402
+                           TempDir, http, producer)
 from voice_support import KA, SPEECH_KEY, espeak_wav, voice_client, voice_stack  # noqa: E402
 
 HUGE = 128 << 20
 RSS_GROWTH_MB = 64
+# ASan keeps freed memory in quarantine (256 MB): RSS says nothing about leaks there
+RSS_CHECK = "asan" not in os.path.basename(BUILD.rstrip("/"))
 MIXED = {"error_rate": 0.2, "drop_rate": 0.05, "malformed_rate": 0.05, "huge_rate": 0.05,
          "huge_bytes": HUGE}
 CLEAR = {"error_rate": 0, "drop_rate": 0, "malformed_rate": 0, "huge_rate": 0, "latency_ms": 0}
@@ -103,7 +105,8 @@ def test_voice_stt_and_tts_faults():
         alive(vg)
         rss1 = rss_mb(vg)
         print("voice-gateway RSS %.1f -> %.1f MB" % (rss0, rss1))
-        assert rss1 - rss0 < RSS_GROWTH_MB, "voice-gateway RSS grew %.1f MB" % (rss1 - rss0)
+        assert not RSS_CHECK or rss1 - rss0 < RSS_GROWTH_MB, \
+            "voice-gateway RSS grew %.1f MB" % (rss1 - rss0)
     finally:
         codes = st["stop"]()
     assert codes == [0] * len(codes), "a service did not exit 0 on SIGTERM: %s" % codes
@@ -184,7 +187,8 @@ def test_booking_faults():
         alive(svc)
         rss1 = rss_mb(svc)
         print("appointments RSS %.1f -> %.1f MB" % (rss0, rss1))
-        assert rss1 - rss0 < RSS_GROWTH_MB, "appointments RSS grew %.1f MB" % (rss1 - rss0)
+        assert not RSS_CHECK or rss1 - rss0 < RSS_GROWTH_MB, \
+            "appointments RSS grew %.1f MB" % (rss1 - rss0)
         assert svc.stop() == 0, "appointments did not exit 0 on SIGTERM"
     finally:
         for p_ in reversed(started):
