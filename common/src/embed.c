@@ -23,7 +23,7 @@
 #define DEF_ATTEMPTS    4
 #define DEF_HASH_MODEL  "taina-hash-v1"
 #define UPSTREAM        "embeddings"
-#define MIN_RESPONSE    (16u << 20)  /* bytes */
+#define MIN_RESPONSE    (1u << 20)   /* bytes: the answer cap of a client of few texts */
 #define RESPONSE_PER_IN (256u << 10) /* bytes of JSON answer allowed per input text */
 
 _Static_assert(sizeof(float) == 4, "float must be IEEE 754 binary32");

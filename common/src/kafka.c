@@ -439,7 +439,8 @@ typedef struct part {
     int32_t partition;
     int64_t first;      /* checkpoints: first offset read in the open transaction; -1 none */
     int64_t skip_below; /* checkpoints: records below were committed by a transaction; -1 none */
-    int64_t ck_first, ck_next; /* checkpoints: the last committed checkpoint read back */
+    int64_t ck_first, ck_next; /* checkpoints: the group's committed offset, and how far
+                                  committed transactions' checkpoints carry it (ckpt_load) */
     int64_t mark_lo, mark_hi;  /* tn_kafka_consumer_mark_ends(): the log's bounds then; -1 none */
 } part_t;
 
@@ -1147,16 +1148,19 @@ static void ckpt_apply_record(tn_kafka_consumer_t *cons, const rd_kafka_message_
         sscanf(val, "{\"first\":%lld,\"next\":%lld}", &first, &next) != 2)
         return;
     part_t *pt = part_find(cons, bar1 + 1, (int32_t)strtol(bar2 + 1, NULL, 10));
-    if (pt) {
-        pt->ck_first = first;
+    /* A transaction that read [first, next) vouches that every output of that range was
+     * acknowledged: one that covers where we are carries us to its end. Following the chain,
+     * not only the last record, matters when several transactions committed while their offset
+     * commits failed (a member that lost the group during a long commit, 0032). */
+    if (pt && pt->ck_next >= 0 && first <= pt->ck_next && next > pt->ck_next)
         pt->ck_next = next;
-    }
 }
 
 /*
- * After an assignment: read the checkpoint topic to its end (read_committed) and, for each
- * assigned partition whose committed offset is still the first offset of its last committed
- * transaction, skip to where that transaction ended. @thread The consumer's thread.
+ * After an assignment: take the group's committed offsets, read the checkpoint topic to its end
+ * (read_committed, in write order) and, for each assigned partition, follow the committed
+ * transactions' ranges from its committed offset; skip to where the chain ends.
+ * @thread The consumer's thread.
  */
 static void ckpt_load(tn_kafka_consumer_t *cons)
 {
@@ -1173,6 +1177,24 @@ static void ckpt_load(tn_kafka_consumer_t *cons)
     cons->ckpt_stale = 0;
     for (size_t i = 0; i < cons->nparts; i++)
         cons->parts[i].ck_first = cons->parts[i].ck_next = -1;
+    /* Where the group is: the start of each chain. */
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)cons->nparts + 1);
+    for (size_t i = 0; i < cons->nparts; i++)
+        rd_kafka_topic_partition_list_add(l, cons->parts[i].topic, cons->parts[i].partition);
+    if (cons->nparts && rd_kafka_committed(cons->rk, l, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < l->cnt; i++) {
+            part_t *pt = part_find(cons, l->elems[i].topic, l->elems[i].partition);
+            int64_t committed = l->elems[i].offset;
+            if (committed < 0) { /* never committed: the group starts at the log start */
+                int64_t lo = 0, hi = 0;
+                rd_kafka_query_watermark_offsets(cons->rk, pt->topic, pt->partition, &lo, &hi,
+                                                 5000);
+                committed = lo;
+            }
+            pt->ck_first = pt->ck_next = committed;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
     rd_kafka_conf_t *conf = conf_build(&cons->ckpt_opts, defaults, err, sizeof(err));
     rd_kafka_t *rk = conf ? rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err)) : NULL;
     if (!rk) {
@@ -1190,7 +1212,7 @@ static void ckpt_load(tn_kafka_consumer_t *cons)
     if (md)
         rd_kafka_metadata_destroy(md);
     rd_kafka_topic_destroy(rkt);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(nparts ? nparts : 1);
+    l = rd_kafka_topic_partition_list_new(nparts ? nparts : 1);
     for (int i = 0; i < nparts; i++)
         rd_kafka_topic_partition_list_add(l, cons->ckpt_topic, i)->offset =
             RD_KAFKA_OFFSET_BEGINNING;
@@ -1214,30 +1236,16 @@ static void ckpt_load(tn_kafka_consumer_t *cons)
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
 
-    /* Compare with the committed offsets of the assignment. */
-    l = rd_kafka_topic_partition_list_new((int)cons->nparts + 1);
-    for (size_t i = 0; i < cons->nparts; i++)
-        rd_kafka_topic_partition_list_add(l, cons->parts[i].topic, cons->parts[i].partition);
-    if (cons->nparts && rd_kafka_committed(cons->rk, l, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        for (int i = 0; i < l->cnt; i++) {
-            part_t *pt = part_find(cons, l->elems[i].topic, l->elems[i].partition);
-            int64_t committed = l->elems[i].offset;
-            if (committed < 0) { /* never committed: the group starts at the log start */
-                int64_t lo = 0, hi = 0;
-                rd_kafka_query_watermark_offsets(cons->rk, pt->topic, pt->partition, &lo, &hi,
-                                                 5000);
-                committed = lo;
-            }
-            if (pt->ck_next > pt->ck_first && committed == pt->ck_first) {
-                pt->skip_below = pt->ck_next;
-                TN_LOG(TN_LOG_WARN,
-                       "kafka: %s[%" PRId32 "]: the last transaction committed offsets up to "
-                       "%" PRId64 " but the group has %" PRId64 "; skipping to %" PRId64,
-                       pt->topic, pt->partition, pt->ck_next, committed, pt->ck_next);
-            }
+    for (size_t i = 0; i < cons->nparts; i++) {
+        part_t *pt = &cons->parts[i];
+        if (pt->ck_first >= 0 && pt->ck_next > pt->ck_first) {
+            pt->skip_below = pt->ck_next;
+            TN_LOG(TN_LOG_WARN,
+                   "kafka: %s[%" PRId32 "]: committed transactions read up to %" PRId64
+                   " but the group has %" PRId64 "; skipping to %" PRId64,
+                   pt->topic, pt->partition, pt->ck_next, pt->ck_first, pt->ck_next);
         }
     }
-    rd_kafka_topic_partition_list_destroy(l);
 }
 
 tn_err_t tn_kafka_consumer_set_checkpoints(tn_kafka_consumer_t *cons, const tn_kafka_opts_t *o,

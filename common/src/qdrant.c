@@ -530,7 +530,7 @@ tn_qdrant_t *tn_qdrant_new(const tn_qdrant_opts_t *o, char *errbuf, size_t errle
     ho.timeout_ms = t;
     ho.deadline_ms = t;
     ho.max_attempts = o->max_attempts > 0 ? o->max_attempts : QD_DEFAULT_ATTEMPTS;
-    ho.max_response_bytes = QD_MAX_RESPONSE;
+    ho.max_response_bytes = o->max_response_bytes ? o->max_response_bytes : QD_MAX_RESPONSE;
     ho.metrics = o->metrics;
     ho.retry_post = true; /* point ids are deterministic: every write may be replayed */
     tn_http_client_t *hc = tn_http_client_new(&ho, errbuf, errlen);

@@ -67,8 +67,9 @@ static tn_err_t clients_new(embedder_t *e, tn_app_t *app)
         return TN_ERR_CONFIG;
     }
     if (c->vector_store == EMBEDDER_STORE_QDRANT) {
-        tn_qdrant_opts_t qo = {c->qdrant_url, c->qdrant_api_key, c->qdrant_timeout_ms, 4,
-                               tn_app_metrics(app)};
+        tn_qdrant_opts_t qo = {c->qdrant_url,        c->qdrant_api_key,
+                               c->qdrant_timeout_ms, 4,
+                               tn_app_metrics(app),  0 /* default answer cap */};
         if (!(e->qdrant = tn_qdrant_new(&qo, err, sizeof(err)))) {
             TN_LOG(TN_LOG_ERROR, "embedder: %s", err);
             return TN_ERR_CONFIG;

@@ -22,6 +22,8 @@
 #include "taina/log.h"
 #include "taina/mem.h"
 
+#define RAG_QDRANT_MAX_RESPONSE ((size_t)4 << 20) /* bytes of one search answer at most */
+
 static const char *sfield(const json_t *o, const char *k)
 {
     return json_string_value(json_object_get(o, k));
@@ -174,8 +176,11 @@ tn_err_t rag_index_start(rag_t *r, tn_app_t *app)
     char err[512];
     const rag_cfg_t *c = r->cfg;
     if (c->backend == RAG_BACKEND_QDRANT) {
-        tn_qdrant_opts_t qo = {c->qdrant_url, c->qdrant_api_key, c->qdrant_timeout_ms, 2,
-                               tn_app_metrics(app)};
+        /* A search answers at most 50 hits of one chunk each: 4 MiB is plenty. The client's
+         * 64 MiB default (for scrolls with vectors) let a broken upstream make every request in
+         * flight hold a 64 MiB body and its parse (RSS +150 MB under 4 clients in 0034). */
+        tn_qdrant_opts_t qo = {c->qdrant_url,       c->qdrant_api_key,      c->qdrant_timeout_ms, 2,
+                               tn_app_metrics(app), RAG_QDRANT_MAX_RESPONSE};
         if (!(r->qdrant = tn_qdrant_new(&qo, err, sizeof(err)))) {
             TN_LOG(TN_LOG_ERROR, "rag: %s", err);
             return TN_ERR_CONFIG;

@@ -57,6 +57,7 @@ static tn_err_t clients_new(rag_t *r, tn_app_t *app)
     eo.url = c->embed_url;
     eo.api_key = c->embed_api_key;
     eo.timeout_ms = c->embed_timeout_ms;
+    eo.max_batch = 1; /* one question a call: the answer cap is 1 MiB, not 16 (0034) */
     eo.metrics = tn_app_metrics(app);
     if (!(r->emb = tn_embedder_new(&eo, err, sizeof(err))))
         goto fail;

@@ -1,7 +1,7 @@
 """Exactly once through ingest's enrichment: 20,000 records flow into tickets.raw while the
-service is killed with SIGKILL 3 times and restarted; a read_committed consumer then finds every
-input id in tickets.enriched or tickets.dlq: never missing, and never twice except as devstack
-forces.
+service is killed with SIGKILL 5 times (at seeded random moments: TN_TEST_SEED, printed) and
+restarted; a read_committed consumer then finds every input id in tickets.enriched or
+tickets.dlq: never missing, and never twice except as devstack forces.
 
 devstack is librdkafka's mock cluster, and it has no transaction markers: EndTxn is a no-op and a
 fetch reports no aborted transactions, so records of a transaction that never committed are
@@ -25,7 +25,7 @@ from taina_harness import (KAFKA_FAST_GROUP, MULT, Devstack, Service, TempDir,  
 
 N = 20000
 INVALID_EVERY = 100  # every 100th record is schema-invalid: it must land in the DLQ, once
-KILLS = 3
+KILLS = 5
 BATCH_MAX = 300  # TAINA_INGEST_BATCH_MAX below
 
 
@@ -94,7 +94,9 @@ def test_exactly_once_with_sigkill():
         done = threading.Event()
         feeder = threading.Thread(target=feed, args=(ds.bootstrap, ids, done))
         feeder.start()
-        rng = random.Random(int(os.environ.get("TN_TEST_SEED", str(int(time.time())))))
+        seed = int(os.environ.get("TN_TEST_SEED", str(int(time.time()))))
+        print("seed %d" % seed, flush=True)
+        rng = random.Random(seed)
         for k in range(KILLS):
             time.sleep(rng.uniform(1.0, 4.0))
             svc.stop(sig=9)

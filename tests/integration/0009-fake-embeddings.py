@@ -212,7 +212,7 @@ def test_faults(fake):
         r = faults(fake, error_rate=0, error_status=503, malformed_rate=0, drop_rate=0,
                    latency_ms=0)
     assert r == {"latency_ms": 0, "error_rate": 0.0, "error_status": 503, "drop_rate": 0.0,
-                 "malformed_rate": 0.0}
+                 "malformed_rate": 0.0, "huge_rate": 0.0, "huge_bytes": 32 << 20}
     st, r, _ = call(fake, body)
     assert st == 200 and r["data"]
     st, r, _ = call(fake, {"latency_ms": -1}, AUTH, "/admin/faults")

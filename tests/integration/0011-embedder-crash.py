@@ -1,6 +1,7 @@
 """At least once, idempotent: during a 10,000-chunk run the embedder is killed with SIGKILL
-3 times and restarted; afterwards the Qdrant fake holds exactly one point per distinct chunk
-and every chunk is on tickets.embedded at least once."""
+5 times (at seeded random moments: TN_TEST_SEED, printed) and restarted; afterwards the Qdrant
+fake holds exactly one point per distinct chunk and every chunk is on tickets.embedded at least
+once."""
 import json
 import os
 import random
@@ -57,7 +58,7 @@ def embedded_chunks(bootstrap, want, timeout):
     return seen
 
 
-def test_sigkill_three_times():
+def test_sigkill_five_times():
     tmp = TempDir("taina-0011-")
     ds = Devstack(tmp)
     fake = Service("fake-qdrant", tmp, {"TAINA_HTTP_MAX_BODY": "64MiB"})
@@ -74,8 +75,10 @@ def test_sigkill_three_times():
         done = threading.Event()
         th = threading.Thread(target=feed, args=(ds.bootstrap, tickets, done))
         th.start()
-        rng = random.Random(int(os.environ.get("TN_TEST_SEED", str(int(time.time())))))
-        for k in range(3):
+        seed = int(os.environ.get("TN_TEST_SEED", str(int(time.time()))))
+        print("seed %d" % seed, flush=True)
+        rng = random.Random(seed)
+        for k in range(5):
             time.sleep(rng.uniform(1.0, 3.0))
             svc.stop(sig=9)
             print("kill %d" % (k + 1), flush=True)

@@ -19,6 +19,8 @@ typedef struct faults {
     int64_t error_status;
     double drop_rate;
     double malformed_rate;
+    double huge_rate; /* 200 with a valid but endless JSON body, streamed */
+    int64_t huge_bytes;
 } faults_t;
 
 struct tn_fake {
@@ -33,7 +35,7 @@ struct tn_fake {
     faults_t initial;
     uint64_t rng;
     json_t *requests; /* route name -> count */
-    uint64_t total, n_error, n_drop, n_malformed, n_unauthorized;
+    uint64_t total, n_error, n_drop, n_malformed, n_huge, n_unauthorized;
 };
 
 /* Catch-all patterns: every path of 0..TN_FAKE_MAX_SEGS segments, for every method. */
@@ -91,9 +93,10 @@ static double dice(tn_fake_t *f)
 
 static json_t *faults_json(const faults_t *ft)
 {
-    return json_pack("{sI sf sI sf sf}", "latency_ms", (json_int_t)ft->latency_ms, "error_rate",
-                     ft->error_rate, "error_status", (json_int_t)ft->error_status, "drop_rate",
-                     ft->drop_rate, "malformed_rate", ft->malformed_rate);
+    return json_pack("{sI sf sI sf sf sf sI}", "latency_ms", (json_int_t)ft->latency_ms,
+                     "error_rate", ft->error_rate, "error_status", (json_int_t)ft->error_status,
+                     "drop_rate", ft->drop_rate, "malformed_rate", ft->malformed_rate, "huge_rate",
+                     ft->huge_rate, "huge_bytes", (json_int_t)ft->huge_bytes);
 }
 
 static bool json_rate(json_t *v, double *out)
@@ -130,16 +133,24 @@ static bool faults_update(faults_t *ft, json_t *body, char *msg, size_t len)
             ok = json_rate(v, &ft->drop_rate);
         } else if (strcmp(k, "malformed_rate") == 0) {
             ok = json_rate(v, &ft->malformed_rate);
+        } else if (strcmp(k, "huge_rate") == 0) {
+            ok = json_rate(v, &ft->huge_rate);
+        } else if (strcmp(k, "huge_bytes") == 0) {
+            ok = json_is_integer(v) && json_integer_value(v) >= 64 &&
+                 json_integer_value(v) <= ((json_int_t)1 << 30);
+            if (ok)
+                ft->huge_bytes = json_integer_value(v);
         } else {
             snprintf(msg, len,
                      "unknown fault %s (known: latency_ms, error_rate, error_status, drop_rate, "
-                     "malformed_rate)",
+                     "malformed_rate, huge_rate, huge_bytes)",
                      k);
             return false;
         }
         if (!ok) {
             snprintf(msg, len,
-                     "bad value for %s (latency_ms 0..600000, error_status 400..599, rates 0..1)",
+                     "bad value for %s (latency_ms 0..600000, error_status 400..599, rates 0..1, "
+                     "huge_bytes 64..2^30)",
                      k);
             return false;
         }
@@ -183,10 +194,11 @@ static void admin_stats(tn_fake_call_t *c)
 {
     tn_fake_t *f = c->fake;
     pthread_mutex_lock(&f->lock);
-    json_t *out = json_pack("{sI sO s{sI sI sI sI}}", "requests_total", (json_int_t)f->total,
-                            "requests", f->requests, "faults", "error", (json_int_t)f->n_error,
-                            "drop", (json_int_t)f->n_drop, "malformed", (json_int_t)f->n_malformed,
-                            "unauthorized", (json_int_t)f->n_unauthorized);
+    json_t *out =
+        json_pack("{sI sO s{sI sI sI sI sI}}", "requests_total", (json_int_t)f->total, "requests",
+                  f->requests, "faults", "error", (json_int_t)f->n_error, "drop",
+                  (json_int_t)f->n_drop, "malformed", (json_int_t)f->n_malformed, "huge",
+                  (json_int_t)f->n_huge, "unauthorized", (json_int_t)f->n_unauthorized);
     json_t *copy = json_deep_copy(out); /* "requests" keeps changing under the lock */
     json_decref(out);
     pthread_mutex_unlock(&f->lock);
@@ -205,7 +217,7 @@ static void admin_reset(tn_fake_call_t *c)
     pthread_mutex_lock(&f->lock);
     f->faults = f->initial;
     json_object_clear(f->requests);
-    f->total = f->n_error = f->n_drop = f->n_malformed = f->n_unauthorized = 0;
+    f->total = f->n_error = f->n_drop = f->n_malformed = f->n_huge = f->n_unauthorized = 0;
     pthread_mutex_unlock(&f->lock);
     if (f->api->reset)
         f->api->reset(f->ctx);
@@ -270,6 +282,44 @@ static void malformed(tn_fake_t *f, tn_http_req_t *req)
     tn_http_req_respond(req, 200, "application/json", b, strlen(b));
 }
 
+/* A huge answer: `{"pad":"xxx...x"}` of exactly the remaining bytes, made as it is sent. */
+typedef struct huge_body {
+    int64_t left;
+    int started;
+} huge_body_t;
+
+static ssize_t huge_next(void *opaque, char *buf, size_t max)
+{
+    huge_body_t *h = opaque;
+    size_t n = 0;
+    if (h->left <= 0)
+        return 0;
+    if (!h->started) {
+        static const char head[] = "{\"pad\":\"";
+        h->started = 1;
+        memcpy(buf, head, sizeof(head) - 1);
+        n = sizeof(head) - 1;
+        h->left -= (int64_t)n;
+    }
+    while (n < max && h->left > 2) {
+        buf[n++] = 'x';
+        h->left--;
+    }
+    if (h->left <= 2 && max - n >= 2) {
+        buf[n++] = '"';
+        buf[n++] = '}';
+        h->left = 0;
+    }
+    return (ssize_t)n;
+}
+
+static void huge(tn_http_req_t *req, int64_t bytes)
+{
+    huge_body_t *h = tn_xcalloc(1, sizeof(*h));
+    h->left = bytes;
+    tn_http_req_respond_stream(req, 200, "application/json", huge_next, free, h);
+}
+
 static void on_request(tn_http_req_t *req, void *opaque)
 {
     tn_fake_t *f = opaque;
@@ -304,8 +354,8 @@ static void on_request(tn_http_req_t *req, void *opaque)
     pthread_mutex_lock(&f->lock);
     count(f, c.route);
     faults_t ft = f->faults;
-    double d_drop = dice(f), d_err = dice(f), d_mal = dice(f);
-    enum { NONE, DROP, ERROR, MALFORMED } fault = NONE;
+    double d_drop = dice(f), d_err = dice(f), d_mal = dice(f), d_huge = dice(f);
+    enum { NONE, DROP, ERROR, MALFORMED, HUGE } fault = NONE;
     if (d_drop < ft.drop_rate) {
         fault = DROP;
         f->n_drop++;
@@ -315,6 +365,9 @@ static void on_request(tn_http_req_t *req, void *opaque)
     } else if (d_mal < ft.malformed_rate) {
         fault = MALFORMED;
         f->n_malformed++;
+    } else if (d_huge < ft.huge_rate) {
+        fault = HUGE;
+        f->n_huge++;
     }
     pthread_mutex_unlock(&f->lock);
 
@@ -334,6 +387,9 @@ static void on_request(tn_http_req_t *req, void *opaque)
     }
     case MALFORMED:
         malformed(f, req);
+        break;
+    case HUGE:
+        huge(req, ft.huge_bytes);
         break;
     case NONE:
         if (!r) {
@@ -357,7 +413,8 @@ static void on_request(tn_http_req_t *req, void *opaque)
 tn_fake_t *tn_fake_new(const tn_fake_api_t *api, const tn_fake_route_t *routes, size_t nroutes,
                        void *ctx, const tn_fake_cfg_t *cfg, char *errbuf, size_t errlen)
 {
-    faults_t ft = {.latency_ms = cfg->latency_ms, .error_status = cfg->error_status};
+    faults_t ft = {
+        .latency_ms = cfg->latency_ms, .error_status = cfg->error_status, .huge_bytes = 32 << 20};
     if (!parse_rate(cfg->error_rate, &ft.error_rate) ||
         !parse_rate(cfg->drop_rate, &ft.drop_rate) ||
         !parse_rate(cfg->malformed_rate, &ft.malformed_rate)) {

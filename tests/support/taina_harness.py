@@ -53,15 +53,19 @@ class TempDir:
 
 
 class Devstack:
-    """taina-devstack: librdkafka's mock cluster with the topics of schemas/topics.json."""
+    """taina-devstack: librdkafka's mock cluster with the topics of schemas/topics.json, and
+    its fault control API (README, devstack): broker_down/up, rtt, push_errors, set_leader."""
 
     def __init__(self, tmp, brokers=3):
         self.tmp = tmp
+        self.brokers = brokers
+        self.control_port = free_port()
         bfile = tmp.file("bootstrap")
         self.log = open(tmp.file("devstack.log"), "w")
         self.proc = subprocess.Popen(
             [os.path.join(BIN, "taina-devstack"), "--devstack-bootstrap-file", bfile,
              "--devstack-brokers", str(brokers),
+             "--devstack-control-port", str(self.control_port),
              "--devstack-topics-file", os.path.join(TOP, "schemas", "topics.json")],
             stdout=subprocess.DEVNULL, stderr=self.log, cwd=TOP)
         deadline = time.time() + 10 * MULT
@@ -72,6 +76,31 @@ class Devstack:
                 raise RuntimeError("devstack exited: see " + self.log.name)
             time.sleep(0.05)
         self.bootstrap = open(bfile).read().strip()
+
+    def _control(self, path, body=None):
+        st, _, data = http("POST", self.control_port, path, body,
+                           {"Content-Type": "application/json"} if body is not None else {})
+        if st != 200:
+            raise RuntimeError("devstack %s: %d %s" % (path, st, data.decode(errors="replace")))
+
+    def broker_down(self, broker):
+        """Broker @broker (1..brokers) closes its connections and accepts none until up."""
+        self._control("/broker/%d/down" % broker)
+
+    def broker_up(self, broker):
+        self._control("/broker/%d/up" % broker)
+
+    def rtt(self, broker, ms):
+        """Add @ms of round-trip time to every response of @broker (0: none)."""
+        self._control("/broker/%d/rtt" % broker, {"ms": ms})
+
+    def push_errors(self, api, count, code):
+        """The next @count requests of Kafka API @api ("Produce", "OffsetCommit", "EndTxn", ...)
+        fail with error @code ("NOT_ENOUGH_REPLICAS", "REQUEST_TIMED_OUT", ...)."""
+        self._control("/errors", {"api": api, "count": count, "code": code})
+
+    def set_leader(self, topic, partition, broker):
+        self._control("/leader", {"topic": topic, "partition": partition, "broker": broker})
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)

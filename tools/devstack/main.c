@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "taina/app.h"
 #include "taina/devstack.h"
 #include "taina/lifecycle.h"
@@ -17,6 +18,7 @@ typedef struct devstack_cfg {
     int64_t brokers;
     char *topics_file;
     char *bootstrap_file;
+    int64_t control_port;
 } devstack_cfg_t;
 
 static const tn_cfg_key_t devstack_keys[] = {
@@ -26,10 +28,14 @@ static const tn_cfg_key_t devstack_keys[] = {
      "schemas/topics.json", 0, "Topics to create (name, partitions, replication)", 0, 0, NULL},
     {"devstack_bootstrap_file", TN_CFG_STRING, offsetof(devstack_cfg_t, bootstrap_file), "", 0,
      "Also write the bootstrap address to this file (removed at exit)", 0, 0, NULL},
+    {"devstack_control_port", TN_CFG_INT, offsetof(devstack_cfg_t, control_port), "0", 0,
+     "Port of the fault control API on 127.0.0.1 (broker down/up, errors, RTT, leader; 0 = off)", 0,
+     65535, NULL},
 };
 
 typedef struct devstack_state {
     tn_devstack_t *ds;
+    devstack_control_t *ctl;
     const devstack_cfg_t *cfg;
 } devstack_state_t;
 
@@ -72,6 +78,16 @@ static tn_err_t devstack_init(tn_app_t *app, void *cfgp, void **state)
         rc = rc == TN_ERR_KAFKA ? rc : TN_ERR_CONFIG;
         goto out;
     }
+    if (cfg->control_port) {
+        st->ctl = devstack_control_start(st->ds, (int)cfg->control_port, errbuf, sizeof(errbuf));
+        if (!st->ctl) {
+            TN_LOG(TN_LOG_ERROR, "devstack: control API: %s", errbuf);
+            rc = TN_ERR_IO;
+            goto out;
+        }
+        TN_LOG(TN_LOG_INFO, "devstack: fault control API on 127.0.0.1:%d", (int)cfg->control_port);
+    }
+    /* The bootstrap file comes last: once it exists, everything above is ready. */
     if (*cfg->bootstrap_file) {
         rc = write_bootstrap(cfg->bootstrap_file, tn_devstack_bootstrap(st->ds));
         if (rc != TN_OK)
@@ -85,6 +101,7 @@ static tn_err_t devstack_init(tn_app_t *app, void *cfgp, void **state)
 out:
     free(topics);
     if (rc != TN_OK) {
+        devstack_control_destroy(st->ctl);
         tn_devstack_destroy(st->ds);
         free(st);
         st = NULL;
@@ -107,6 +124,7 @@ static void devstack_shutdown(tn_app_t *app, void *state)
     devstack_state_t *st = state;
     if (*st->cfg->bootstrap_file)
         unlink(st->cfg->bootstrap_file);
+    devstack_control_destroy(st->ctl);
     tn_devstack_destroy(st->ds);
     free(st);
 }

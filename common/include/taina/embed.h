@@ -36,7 +36,8 @@ typedef struct tn_embed_opts {
     const char *url;       /**< openai: base URL, e.g. "http://127.0.0.1:8000" or
                                 "https://api.openai.com" (the client adds /v1/embeddings) */
     const char *api_key;   /**< openai: sent as "Authorization: Bearer"; NULL/"" = none */
-    size_t max_batch;      /**< openai: texts per request, default 64 */
+    size_t max_batch;      /**< openai: texts per request, default 64; also sizes the answer
+                                cap (256 KiB per text, at least 1 MiB) */
     int64_t timeout_ms;    /**< openai: deadline of one tn_embed() call, default 30000 */
     int max_attempts;      /**< openai: attempts per request, default 4 */
     tn_metrics_t *metrics; /**< borrowed; upstream metrics with upstream="embeddings" */

@@ -237,8 +237,9 @@ tn_err_t tn_kafka_consumer_seek(tn_kafka_consumer_t *cons, const char *topic, in
  * @brief Keep transactional progress in @p topic too. From now on tn_kafka_txn_commit() with
  *        this consumer also writes, inside the transaction, one record per partition read in it
  *        (key "GROUP|TOPIC|PARTITION", value {"first":F,"next":N}); after each assignment the
- *        consumer reads them back and, for a partition whose committed offset is still F of its
- *        last committed transaction, skips the records below N. This closes the window in
+ *        consumer reads them back and, from each partition's committed offset, follows the
+ *        ranges of committed transactions that cover it (F <= offset < N: go on from N), and
+ *        skips the records below where the chain ends. This closes the window in
  *        which a crash between the transaction commit and the offset commit would process a
  *        batch twice on a cluster that does not store transactional offsets (librdkafka's mock,
  *        i.e. devstack). On Kafka it costs one small record per partition and transaction.

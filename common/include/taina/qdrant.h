@@ -45,6 +45,10 @@ typedef struct tn_qdrant_opts {
     int64_t timeout_ms;    /**< deadline of one call (retries included), default 10000 */
     int max_attempts;      /**< per call, default 4 */
     tn_metrics_t *metrics; /**< borrowed; NULL = none */
+    /** Largest answer accepted (more is TN_ERR_TOO_LARGE, not retried); default 64 MiB, which
+     *  scroll pages with vectors need. A reader that only searches sets far less, so that a
+     *  broken upstream cannot make each request hold tens of MiB. */
+    size_t max_response_bytes;
 } tn_qdrant_opts_t;
 
 tn_qdrant_t *tn_qdrant_new(const tn_qdrant_opts_t *o, char *errbuf, size_t errlen);

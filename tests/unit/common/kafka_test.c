@@ -565,6 +565,25 @@ static void test_checkpoints(void **state)
     assert_int_equal(seen[20], 1); /* resumed after the committed transaction */
     assert_int_equal(consume(c, 1, seen, 0, 1000), 0);
     tn_kafka_consumer_destroy(c);
+    /* 3. two transactions committed while their offset commits failed (a member that lost
+     *    its group during a long commit): the chain {0,8} {8,20} from the group's offset (none:
+     *    the log start) resumes after both, not only after the last one (0032). */
+    char *key3 = tn_xasprintf("g-ck-c|%s|0", in);
+    tn_kafka_record_t chain[] = {
+        {ck, 0, key3, strlen(key3), "{\"first\":0,\"next\":8}", 21, NULL, 0},
+        {ck, 0, key3, strlen(key3), "{\"first\":8,\"next\":20}", 22, NULL, 0},
+        {ck, 0, key3, strlen(key3), "{\"first\":30,\"next\":40}", 23, NULL, 0}, /* no link */
+    };
+    tn_err_t res3[3];
+    assert_int_equal(tn_kafka_produce_sync(src, chain, 3, res3, tn_test_timeout_ms(10000)), TN_OK);
+    memset(seen, 0, sizeof(seen));
+    c = consumer(f, "g-ck-c", in);
+    assert_int_equal(tn_kafka_consumer_set_checkpoints(c, &f->o, ck), TN_OK);
+    assert_int_equal(consume(c, 1, seen, 0, 20000), 1);
+    assert_int_equal(seen[20], 1);
+    assert_int_equal(consume(c, 1, seen, 0, 1000), 0);
+    tn_kafka_consumer_destroy(c);
+    free(key3);
     /* without checkpoints the same state reads the committed batch again */
     memset(seen, 0, sizeof(seen));
     c = consumer(f, "g-ck-r2", in);

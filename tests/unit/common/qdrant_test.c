@@ -768,6 +768,35 @@ static void test_search_bad_answers(void **state)
     }
 }
 
+/* max_response_bytes: an answer over the cap is TN_ERR_TOO_LARGE, once (not retried). */
+static void test_response_cap(void **state)
+{
+    fixture_t *f = *state;
+    tn_qdrant_opts_t o = base_opts(f);
+    o.max_response_bytes = 4096;
+    use_client(f, &o);
+    size_t len = 8192;
+    char *big = tn_xmalloc(len + 64);
+    int n = snprintf(big, 64, "{\"result\":{\"points\":[]},\"pad\":\"");
+    memset(big + n, 'x', len);
+    memcpy(big + n + len, "\"}", 3);
+    push(f, 200, big);
+    free(big);
+    float v[] = {1, 0};
+    tn_qdrant_hit_t *hits = NULL;
+    size_t nh = 0;
+    assert_int_equal(
+        tn_qdrant_search(f->q, COLL, v, 2, NULL, 3, -2.0, &hits, &nh, f->err, sizeof(f->err)),
+        TN_ERR_TOO_LARGE);
+    assert_int_equal(tn_fake_http_nrequests(f->fh), 1);
+    /* an answer under the cap still works */
+    push(f, 200, "{\"result\":{\"points\":[]},\"status\":\"ok\"}");
+    assert_int_equal(
+        tn_qdrant_search(f->q, COLL, v, 2, NULL, 3, -2.0, &hits, &nh, f->err, sizeof(f->err)),
+        TN_OK);
+    tn_qdrant_hits_free(hits, nh);
+}
+
 static void test_scroll(void **state)
 {
     fixture_t *f = *state;
@@ -1122,6 +1151,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_alias_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alias_target, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_response_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),

