@@ -9,10 +9,12 @@ result between the README's markers, so the reference cannot drift from the code
     tools/docs/config_reference.py --write README.md    (make docs)
     tools/docs/config_reference.py --check README.md    (a test: exit 1 and a diff when stale)
 """
-import difflib
 import os
 import subprocess
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import readme_section  # noqa: E402
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.path.join(os.environ.get("TN_BUILD_DIR", os.path.join(TOP, "build")), "bin")
@@ -70,35 +72,17 @@ def generate():
     return "\n".join(out).rstrip() + "\n"
 
 
-def splice(readme, body):
-    try:
-        head, rest = readme.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-    except ValueError:
-        raise SystemExit("config_reference: README has no %s ... %s markers" % (BEGIN[:30], END))
-    return head + BEGIN + "\n" + body + END + tail
-
-
 def main():
     if len(sys.argv) != 3 or sys.argv[1] not in ("--write", "--check"):
         raise SystemExit("usage: config_reference.py --write|--check README.md")
     path = sys.argv[2]
-    with open(path) as f:
-        old = f.read()
-    new = splice(old, generate())
-    if sys.argv[1] == "--write":
-        if new != old:
-            with open(path, "w") as f:
-                f.write(new)
-        return 0
-    if new != old:
-        sys.stdout.writelines(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
-                                                   path, path + " (generated)"))
-        print("config_reference: %s is stale: run make docs" % path)
-        return 1
-    print("config_reference: %s matches the config tables" % path)
-    return 0
-
+    rc = readme_section.update(path, BEGIN, END, generate(), sys.argv[1] == "--check",
+                               "config_reference")
+    if rc:
+        print("config_reference: run make docs")
+    elif sys.argv[1] == "--check":
+        print("config_reference: %s matches the config tables" % path)
+    return rc
 
 if __name__ == "__main__":
     sys.exit(main())
