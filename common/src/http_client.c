@@ -214,7 +214,8 @@ char *tn_http_response_describe(const tn_http_response_t *resp, char *buf, size_
 {
     TN_ASSERT(buf && len > 0);
     if (resp->status == 0) {
-        snprintf(buf, len, "no HTTP answer");
+        snprintf(buf, len, "no HTTP answer%s%s%s", resp->error[0] ? " (" : "", resp->error,
+                 resp->error[0] ? ")" : "");
         return buf;
     }
     char snippet[201];
