@@ -257,8 +257,16 @@ def test_rag_embeddings_qdrant_llm_faults(index):
     assert json.loads(body)["error"]["code"] in ("upstream_unavailable", "upstream_timeout")
     faults(fe, **CLEAR)
     faults(fq, **CLEAR)
-    st, _, body, _ = query(rag, "renovar pasaporte")
-    assert st == 200 and json.loads(body)["answer"], body[:300]
+    # the fake still sleeps out the 6 s request on one of its threads: a call that lands there
+    # times out, so recovery is judged over a few seconds, not on the first query
+    deadline = time.time() + 20 * MULT
+    while True:
+        st, _, body, _ = query(rag, "renovar pasaporte")
+        if st == 200 and json.loads(body).get("answer"):
+            break
+        assert time.time() < deadline, "no full answer after the faults cleared: %s %s" % (
+            st, body[:300])
+        time.sleep(0.5)
     alive(rag)
     rss1 = rss_mb(rag)
     print("rag RSS %.1f -> %.1f MB" % (rss0, rss1))
