@@ -1,4 +1,4 @@
-// Checks every .tf file under the given folders offline with HashiCorp's own HCL parser
+// Checks every .tf, .tfvars and .hcl file under the given folders offline with HashiCorp's own HCL parser
 // (compiled to WebAssembly in the npm package @cdktf/hcl2json):
 //  - the file parses;
 //  - every variable has a type and a non-empty description; every output a description;
@@ -24,12 +24,13 @@ function tfFiles(dir) {
     const p = join(dir, e);
     if (e === ".terraform") continue;
     if (statSync(p).isDirectory()) out.push(...tfFiles(p));
-    else if (e.endsWith(".tf")) out.push(p);
+    else if (e.endsWith(".tf") || e.endsWith(".tfvars") || e.endsWith(".hcl")) out.push(p);
   }
   return out;
 }
 
-const isLiteral = (v) => typeof v === "string" && !v.includes("${") && v !== "";
+// An ARN names a secret in Secrets Manager; it is not one.
+const isLiteral = (v) => typeof v === "string" && !v.includes("${") && v !== "" && !v.startsWith("arn:");
 
 // Walk parsed HCL JSON: report secret-looking attributes holding literal strings.
 function walk(node, path, problems) {

@@ -80,3 +80,73 @@ variable "ingress_security_group_ids" {
   description = "Security groups allowed to reach the services' HTTP ports (load balancer, Prometheus)."
   default     = []
 }
+
+# --- What differs between environments (../environments/<env>.tfvars) ----------------------
+
+variable "env" {
+  type        = string
+  description = "Environment name: names the cluster, MSK and every service (taina-<env>-…) and tags them."
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,20}$", var.env))
+    error_message = "env: 2-21 lowercase letters, digits or dashes, starting with a letter."
+  }
+}
+
+variable "log_level" {
+  type        = string
+  description = "TAINA_LOG_LEVEL of every service."
+  default     = "info"
+  validation {
+    condition     = contains(["debug", "info", "warn", "error"], var.log_level)
+    error_message = "log_level: debug, info, warn or error."
+  }
+}
+
+variable "scaling" {
+  type = map(object({
+    min = number
+    max = number
+  }))
+  description = "Tasks per service (ingest, embedder, rag, voice-gateway, appointments): autoscaling range; min is also the count at creation."
+  default = {
+    ingest        = { min = 2, max = 6 }
+    embedder      = { min = 2, max = 12 }
+    rag           = { min = 2, max = 6 }
+    voice-gateway = { min = 2, max = 6 }
+    appointments  = { min = 1, max = 3 }
+  }
+  validation {
+    condition = alltrue([for s in ["ingest", "embedder", "rag", "voice-gateway", "appointments"] :
+    contains(keys(var.scaling), s) && var.scaling[s].min <= var.scaling[s].max])
+    error_message = "scaling: an entry for each of the five services, min <= max."
+  }
+  validation {
+    # a consumer beyond its input topic's partitions (schemas/topics.json) would sit idle
+    condition     = var.scaling["ingest"].max <= 6 && var.scaling["embedder"].max <= 12
+    error_message = "scaling: ingest at most 6 tasks (tickets.raw has 6 partitions), embedder at most 12 (tickets.enriched has 12)."
+  }
+}
+
+variable "broker_instance_type" {
+  type        = string
+  description = "MSK broker instance type."
+  default     = "kafka.m7g.large"
+}
+
+variable "broker_count" {
+  type        = number
+  description = "MSK brokers (a multiple of the number of subnets)."
+  default     = 3
+}
+
+variable "broker_volume_gb" {
+  type        = number
+  description = "EBS storage per MSK broker, GB."
+  default     = 500
+}
+
+variable "log_retention_days" {
+  type        = number
+  description = "CloudWatch retention of the services' and brokers' logs, days."
+  default     = 90
+}

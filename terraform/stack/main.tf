@@ -1,5 +1,7 @@
-# Taina live: MSK (SASL/SCRAM over TLS) and the five services on ECS Fargate. Workers scale on
-# CPU and on ConsumerLagSum (EMF), never beyond their input topic's partitions.
+# Taina on AWS: MSK (SASL/SCRAM over TLS) and the five services on ECS Fargate. Workers scale on
+# CPU and on ConsumerLagSum (EMF), never beyond their input topic's partitions. One root for every
+# environment: an environment is a var file (../environments/<env>.tfvars: sizes, log level,
+# retention) plus a state key (../environments/<env>.backend.hcl), so sandbox and live cannot drift.
 
 terraform {
   required_version = ">= 1.5.0"
@@ -9,7 +11,8 @@ terraform {
       version = ">= 5.60.0, < 7.0.0"
     }
   }
-  # State in S3 with locking; bucket, key and table come from `terraform init -backend-config=...`.
+  # State in S3 with locking; bucket, key and table come from `terraform init -backend-config=...`
+  # (one key per environment: ../environments/<env>.backend.hcl).
   backend "s3" {}
 }
 
@@ -21,7 +24,7 @@ provider "aws" {
 }
 
 locals {
-  env  = "live"
+  env  = var.env
   tags = { project = "taina", environment = local.env }
   kafka_secrets = {
     TAINA_KAFKA_SASL_USERNAME = var.kafka_username_secret_arn
@@ -31,19 +34,19 @@ locals {
     TAINA_KAFKA_BROKERS           = module.msk.bootstrap_brokers
     TAINA_KAFKA_SECURITY_PROTOCOL = "SASL_SSL"
     TAINA_KAFKA_SASL_MECHANISM    = "SCRAM-SHA-512"
-    TAINA_LOG_LEVEL               = "info"
+    TAINA_LOG_LEVEL               = var.log_level
   }
   # Per service: port, size, scaling range and the secrets it reads. max <= partitions of the
   # input topic (schemas/topics.json): tickets.raw 6, tickets.enriched 12.
   services = {
     ingest = {
-      port    = 8080, cpu = 512, memory = 1024, min = 2, max = 6
+      port    = 8080, cpu = 512, memory = 1024, min = var.scaling["ingest"].min, max = var.scaling["ingest"].max
       lag     = { consumer_group = "taina-ingest", target_per_task = 500 }
       env     = { TAINA_API_KEYS_FILE = "/run/taina/api_keys" }
       secrets = []
     }
     embedder = {
-      port = 8081, cpu = 1024, memory = 2048, min = 2, max = 12
+      port = 8081, cpu = 1024, memory = 2048, min = var.scaling["embedder"].min, max = var.scaling["embedder"].max
       lag  = { consumer_group = "taina-embedder", target_per_task = 200 }
       env = {
         TAINA_VECTOR_STORE      = "qdrant"
@@ -54,7 +57,7 @@ locals {
       secrets = ["TAINA_QDRANT_API_KEY", "TAINA_EMBED_API_KEY"]
     }
     rag = {
-      port = 8082, cpu = 1024, memory = 2048, min = 2, max = 6
+      port = 8082, cpu = 1024, memory = 2048, min = var.scaling["rag"].min, max = var.scaling["rag"].max
       lag  = null
       env = {
         TAINA_RAG_BACKEND       = "qdrant"
@@ -66,13 +69,13 @@ locals {
       secrets = ["TAINA_QDRANT_API_KEY", "TAINA_EMBED_API_KEY", "TAINA_LLM_API_KEY"]
     }
     voice-gateway = {
-      port    = 8083, cpu = 1024, memory = 2048, min = 2, max = 6
+      port    = 8083, cpu = 1024, memory = 2048, min = var.scaling["voice-gateway"].min, max = var.scaling["voice-gateway"].max
       lag     = null
       env     = {}
       secrets = []
     }
     appointments = {
-      port    = 8084, cpu = 256, memory = 512, min = 1, max = 3
+      port    = 8084, cpu = 256, memory = 512, min = var.scaling["appointments"].min, max = var.scaling["appointments"].max
       lag     = { consumer_group = "taina-appointments", target_per_task = 50 }
       env     = {}
       secrets = ["TAINA_DATABASE_URL", "TAINA_BOOKING_CLIENT_SECRET"]
@@ -89,22 +92,22 @@ resource "aws_ecs_cluster" "this" {
 }
 
 module "msk" {
-  source                 = "../../modules/msk"
+  source                 = "../modules/msk"
   name                   = "taina-${local.env}"
-  broker_instance_type   = "kafka.m7g.large"
-  broker_count           = 3
-  ebs_volume_size_gb     = 500
+  broker_instance_type   = var.broker_instance_type
+  broker_count           = var.broker_count
+  ebs_volume_size_gb     = var.broker_volume_gb
   vpc_id                 = var.vpc_id
   subnet_ids             = var.private_subnet_ids
   client_security_groups = { for k, s in module.service : k => s.security_group_id }
   auth_mode              = "scram"
   scram_secret_arns      = var.scram_secret_arns
-  log_retention_days     = 90
+  log_retention_days     = var.log_retention_days
   tags                   = local.tags
 }
 
 module "service" {
-  source   = "../../modules/ecs-service"
+  source   = "../modules/ecs-service"
   for_each = local.services
 
   name                       = each.key
@@ -127,6 +130,6 @@ module "service" {
   min_capacity               = each.value.min
   max_capacity               = each.value.max
   lag_scaling                = each.value.lag
-  log_retention_days         = 90
+  log_retention_days         = var.log_retention_days
   tags                       = local.tags
 }
