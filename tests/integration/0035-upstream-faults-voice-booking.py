@@ -222,6 +222,7 @@ def test_voice_stt_and_tts_circuit_breakers():
                 assert "stt" in errors(msgs)[0]["message"], msgs
                 refused += 1
             n += 1
+            time.sleep(0.05)
         got = fault_errors(stt, SPEECH_KEY) - before
         print("stt circuit open: %d voice turns, %d refused at once, %d requests reached the "
               "fake" % (n, refused, got))
@@ -261,6 +262,7 @@ def test_voice_stt_and_tts_circuit_breakers():
                 assert len(errors(msgs)) == 1, msgs  # told once per turn
                 refused += 1
             n += 1
+            time.sleep(0.05)
         got = fault_errors(tts, SPEECH_KEY) - before
         print("tts circuit open: %d text turns, %d refused at once, %d requests reached the "
               "fake" % (n, refused, got))
