@@ -98,6 +98,25 @@ void tn_breaker_failure(tn_breaker_t *b)
     pthread_mutex_unlock(&b->lock);
 }
 
+void tn_breaker_record(tn_breaker_t *b, tn_err_t rc)
+{
+    switch (rc) {
+    case TN_ERR_UNAVAILABLE:
+    case TN_ERR_TIMEOUT:
+    case TN_ERR_PARSE:
+    case TN_ERR_TOO_LARGE:
+        tn_breaker_failure(b);
+        break;
+    case TN_ERR_STOPPED:
+    case TN_ERR_INVALID:
+        tn_breaker_release(b);
+        break;
+    default:
+        tn_breaker_success(b);
+        break;
+    }
+}
+
 tn_breaker_state_t tn_breaker_state(tn_breaker_t *b)
 {
     pthread_mutex_lock(&b->lock);

@@ -388,10 +388,7 @@ static tn_err_t create(booking_t *bk, const appt_claim_t *c, const char *identif
  * its credentials refused) against it; anything else it answered for it. */
 static void note(booking_t *bk, tn_err_t rc)
 {
-    if (rc == TN_ERR_UNAVAILABLE)
-        tn_breaker_failure(bk->breaker);
-    else
-        tn_breaker_success(bk->breaker);
+    tn_breaker_record(bk->breaker, rc == TN_ERR_UNAVAILABLE ? rc : TN_OK);
 }
 
 void booking_book(booking_t *bk, const appt_claim_t *c, const char *identifier,

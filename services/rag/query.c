@@ -50,18 +50,6 @@ static tn_err_t circuit_open(tn_breaker_t *b, rag_query_t *q, char *err, size_t 
     return TN_ERR_UNAVAILABLE;
 }
 
-/* An outcome for the breaker: the upstream down, slow or garbled counts against it; an answer
- * (even a refusal of the input) for it. */
-static void circuit_note(tn_breaker_t *b, tn_err_t rc)
-{
-    if (rc == TN_ERR_UNAVAILABLE || rc == TN_ERR_TIMEOUT || rc == TN_ERR_PARSE)
-        tn_breaker_failure(b);
-    else if (rc == TN_ERR_STOPPED)
-        tn_breaker_release(b); /* the caller left: says nothing about the upstream */
-    else
-        tn_breaker_success(b);
-}
-
 tn_err_t rag_query_search(rag_t *r, rag_query_t *q, char *err, size_t errlen)
 {
     double t0 = tn_clock_mono_s();
@@ -72,7 +60,7 @@ tn_err_t rag_query_search(rag_t *r, rag_query_t *q, char *err, size_t errlen)
     size_t dims = 0;
     tn_embed_error_t why = {0};
     tn_err_t rc = tn_embed(r->emb, &q->question, NULL, 1, &vec, &dims, &why);
-    circuit_note(&r->embed_breaker, rc);
+    tn_breaker_record(&r->embed_breaker, rc);
     q->embed_ms = since_ms(t0);
     tn_metric_observe(r->m.stage_s, TN_LABELS("embed"), q->embed_ms / 1000.0);
     if (rc != TN_OK) {
@@ -96,7 +84,7 @@ tn_err_t rag_query_search(rag_t *r, rag_query_t *q, char *err, size_t errlen)
     size_t n = 0;
     rc = rag_index_search(r, vec, dims, &q->filter, fetch, &hits, &n, err, errlen);
     if (r->qdrant) /* rag_index_search maps every other failure to TN_ERR_UPSTREAM (a 4xx) */
-        circuit_note(&r->store_breaker, rc);
+        tn_breaker_record(&r->store_breaker, rc);
     free(vec);
     q->search_ms = since_ms(t1);
     tn_metric_observe(r->m.stage_s, TN_LABELS("search"), q->search_ms / 1000.0);
@@ -133,7 +121,7 @@ void rag_query_answer(rag_t *r, rag_query_t *q)
     }
     tn_err_t rc = tn_llm_answer(r->llm, q->question, q->lang, ps, np, q->on_token, q->opaque,
                                 &q->answer, &why);
-    circuit_note(&r->llm_breaker, rc);
+    tn_breaker_record(&r->llm_breaker, rc);
     free(ps);
     q->llm_ms = since_ms(t0);
     tn_metric_observe(r->m.stage_s, TN_LABELS("llm"), q->llm_ms / 1000.0);

@@ -41,17 +41,6 @@ typedef struct speaker {
     bool tts_refused; /* the TTS circuit was open: told once per turn */
 } speaker_t;
 
-void vg_breaker_note(tn_breaker_t *b, tn_err_t rc)
-{
-    if (rc == TN_ERR_UNAVAILABLE || rc == TN_ERR_TIMEOUT || rc == TN_ERR_PARSE ||
-        rc == TN_ERR_TOO_LARGE)
-        tn_breaker_failure(b);
-    else if (rc == TN_ERR_STOPPED || rc == TN_ERR_INVALID)
-        tn_breaker_release(b);
-    else
-        tn_breaker_success(b);
-}
-
 /* Refused by @p b's open circuit: tell the session at once which upstream is away and when it
  * is tried again. */
 static void send_unavailable(vg_session_t *s, tn_breaker_t *b, const char *what, const char *still)
@@ -208,7 +197,7 @@ static int speak(speaker_t *sp, const char *text, size_t len)
     }
     if (!pcm) {
         rc = tn_tts_synthesize(g->tts, say, s->lang, &pcm, &n, &rate, err, sizeof(err));
-        vg_breaker_note(&g->tts_breaker, rc);
+        tn_breaker_record(&g->tts_breaker, rc);
         if (rc == TN_OK && rate != s->rate) {
             size_t m = 0;
             int16_t *re = tn_resample_all(pcm, n, rate, s->rate, &m);
@@ -266,7 +255,7 @@ static char *transcribe(speaker_t *sp)
     int64_t t0 = tn_ws_now_us();
     tn_err_t rc =
         tn_stt_transcribe(g->stt, t->pcm, t->n, STT_RATE, s->lang, &res, err, sizeof(err));
-    vg_breaker_note(&g->stt_breaker, rc);
+    tn_breaker_record(&g->stt_breaker, rc);
     sp->stt_ms = (double)(tn_ws_now_us() - t0) / 1000.0;
     sp->upstream_ms += sp->stt_ms;
     tn_metric_observe(g->m.stage, TN_LABELS("stt"), sp->stt_ms / 1000.0);
@@ -346,10 +335,10 @@ static void run_turn(vg_t *g, vg_turn_t *t)
         sp.rag_start_us = tn_ws_now_us();
         tn_err_t rc = vg_rag_ask(g, s, question, on_sentence, &sp, &ans, err, sizeof(err));
         /* rag's 5xx and 429 count against it (its own upstreams may be away); 4xx do not */
-        vg_breaker_note(&g->rag_breaker,
-                        rc == TN_ERR_UPSTREAM && (ans.status >= 500 || ans.status == 429)
-                            ? TN_ERR_UNAVAILABLE
-                            : rc);
+        tn_breaker_record(&g->rag_breaker,
+                          rc == TN_ERR_UPSTREAM && (ans.status >= 500 || ans.status == 429)
+                              ? TN_ERR_UNAVAILABLE
+                              : rc);
         rag_ms = ans.upstream_ms;
         tn_metric_observe(g->m.stage, TN_LABELS("rag"), rag_ms / 1000.0);
         sp.rag_start_us = 0;

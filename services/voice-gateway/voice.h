@@ -225,9 +225,6 @@ void vg_session_interrupt(vg_session_t *s);
 bool vg_session_busy(vg_session_t *s);
 
 /* turn.c */
-/** The outcome of an upstream call for its breaker: down, slow or garbled against it; an answer
- *  (even a refusal) for it; TN_ERR_STOPPED and TN_ERR_INVALID (no call, or no verdict) neither. */
-void vg_breaker_note(tn_breaker_t *b, tn_err_t rc);
 void vg_tts_cache_free(vg_t *g);
 tn_err_t vg_pool_start(vg_t *g);
 void vg_pool_stop(vg_t *g);

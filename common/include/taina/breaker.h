@@ -9,7 +9,7 @@
  *
  *     if (!tn_breaker_allow(&b)) { answer "unavailable, retry in tn_breaker_retry_in_ms()"; }
  *     rc = call();
- *     rc == TN_OK ? tn_breaker_success(&b) : tn_breaker_failure(&b);
+ *     tn_breaker_record(&b, rc);
  *
  * Opening logs "NAME: circuit open after N failures in a row; ..." (warn) and closing
  * "NAME: circuit closed: ..." (info). With tn_breaker_export() the breaker also keeps a gauge
@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "taina/err.h"
 #include "taina/metrics.h"
 
 typedef enum { TN_BREAKER_CLOSED, TN_BREAKER_OPEN, TN_BREAKER_HALF_OPEN } tn_breaker_state_t;
@@ -57,6 +58,13 @@ int tn_breaker_allow(tn_breaker_t *b);
 void tn_breaker_release(tn_breaker_t *b);
 void tn_breaker_success(tn_breaker_t *b);
 void tn_breaker_failure(tn_breaker_t *b);
+/**
+ * @brief Report a call's outcome by the common clients' codes: TN_ERR_UNAVAILABLE,
+ *        TN_ERR_TIMEOUT, TN_ERR_PARSE, TN_ERR_TOO_LARGE (the upstream down, slow or garbled) are
+ *        failures; TN_ERR_STOPPED and TN_ERR_INVALID (the caller stopped, or nothing was sent)
+ *        release; anything else (TN_OK, a 4xx refusal...) is an answer: success.
+ */
+void tn_breaker_record(tn_breaker_t *b, tn_err_t rc);
 tn_breaker_state_t tn_breaker_state(tn_breaker_t *b);
 /** @brief 1 from opening until closing (also while a probe is due or out), else 0. */
 int tn_breaker_is_open(tn_breaker_t *b);

@@ -6,6 +6,7 @@
 #include "taina/breaker.h"
 #include "taina/buf.h"
 #include "taina/clock.h"
+#include "taina/mem.h"
 #include "taina/metrics.h"
 
 static void test_opens_probes_closes(void **state)
@@ -106,6 +107,36 @@ static void test_release_and_lost_probe(void **state)
     tn_breaker_destroy(&b);
 }
 
+/* Outcomes by the clients' codes: down/slow/garbled fail, a refusal is an answer, a stopped
+ * caller neither. */
+static void test_record(void **state)
+{
+    (void)state;
+    const tn_err_t fails[] = {TN_ERR_UNAVAILABLE, TN_ERR_TIMEOUT, TN_ERR_PARSE, TN_ERR_TOO_LARGE};
+    for (size_t i = 0; i < TN_ARRAY_LEN(fails); i++) {
+        tn_breaker_t b;
+        tn_breaker_init(&b, "stt", 1, 60000);
+        tn_breaker_record(&b, fails[i]);
+        assert_true(tn_breaker_is_open(&b));
+        tn_breaker_destroy(&b);
+    }
+    tn_breaker_t b;
+    tn_breaker_init(&b, "stt", 2, 50);
+    tn_breaker_record(&b, TN_ERR_UNAVAILABLE);
+    tn_breaker_record(&b, TN_ERR_UPSTREAM); /* a 4xx: it answered */
+    tn_breaker_record(&b, TN_ERR_UNAVAILABLE);
+    assert_false(tn_breaker_is_open(&b));
+    tn_breaker_record(&b, TN_ERR_UNAVAILABLE);
+    assert_true(tn_breaker_is_open(&b));
+    tn_clock_sleep_ms(60);
+    assert_true(tn_breaker_allow(&b));
+    tn_breaker_record(&b, TN_ERR_STOPPED); /* the probe's caller left: the next one probes */
+    assert_true(tn_breaker_allow(&b));
+    tn_breaker_record(&b, TN_OK);
+    assert_false(tn_breaker_is_open(&b));
+    tn_breaker_destroy(&b);
+}
+
 static void test_backoff_bounds(void **state)
 {
     (void)state;
@@ -127,6 +158,7 @@ int main(void)
         cmocka_unit_test(test_export_gauge),
         cmocka_unit_test(test_retry_in),
         cmocka_unit_test(test_release_and_lost_probe),
+        cmocka_unit_test(test_record),
         cmocka_unit_test(test_backoff_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
