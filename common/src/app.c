@@ -85,6 +85,15 @@ static const tn_cfg_key_t auth_keys[] = {
         1000000),
 };
 
+static const tn_cfg_key_t breaker_keys[] = {
+    KEY("breaker_threshold", TN_CFG_INT, breaker_threshold, "5", 0,
+        "Failed calls in a row that open an upstream's circuit breaker (calls then fail fast)", 1,
+        1000000),
+    KEY("breaker_cooldown", TN_CFG_DURATION, breaker_cooldown_ms, "5s", 0,
+        "How long an open circuit refuses calls before one probe call tries the upstream again", 10,
+        3600000),
+};
+
 const tn_app_common_t *tn_app_common(const tn_app_t *app)
 {
     return &app->common;
@@ -123,6 +132,20 @@ tn_auth_t *tn_app_auth(tn_app_t *app)
 const char *tn_app_name(const tn_app_t *app)
 {
     return app->def->name;
+}
+
+void tn_app_breaker_init(tn_app_t *app, tn_breaker_t *b, const char *upstream)
+{
+    TN_ASSERT(app->def->features & TN_APP_BREAKER);
+    char family[128];
+    int n = snprintf(family, sizeof(family), "taina_%s_circuit_open", app->def->name);
+    TN_ASSERT(n > 0 && (size_t)n < sizeof(family));
+    for (char *p = family; *p; p++)
+        if (*p == '-')
+            *p = '_';
+    tn_breaker_init(b, upstream, (int)app->common.breaker_threshold,
+                    app->common.breaker_cooldown_ms);
+    tn_breaker_export(b, app->metrics, family);
 }
 
 tn_err_t tn_app_http_start(tn_app_t *app, const tn_http_route_t *routes, size_t nroutes,
@@ -207,6 +230,9 @@ int tn_app_main(const tn_app_def_t *def, int argc, char **argv, char *const *env
         tn_cfg_add_table(app->cfg, "kafka", kafka_keys, TN_ARRAY_LEN(kafka_keys), &app->common);
     if (def->features & TN_APP_AUTH)
         tn_cfg_add_table(app->cfg, "auth", auth_keys, TN_ARRAY_LEN(auth_keys), &app->common);
+    if (def->features & TN_APP_BREAKER)
+        tn_cfg_add_table(app->cfg, "breaker", breaker_keys, TN_ARRAY_LEN(breaker_keys),
+                         &app->common);
     if (def->keys)
         tn_cfg_add_table(app->cfg, def->name, def->keys, def->nkeys, app->svc_cfg);
 

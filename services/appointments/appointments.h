@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "taina/app.h"
+#include "taina/breaker.h"
 #include "taina/db.h"
 #include "taina/http_client.h"
 #include "taina/kafka.h"
@@ -181,8 +182,13 @@ typedef struct booking_result {
     char reason[512];
 } booking_result_t;
 
-booking_t *booking_new(const appt_cfg_t *cfg, appt_metrics_t *m, tn_metrics_t *reg, char *errbuf,
-                       size_t errlen);
+/**
+ * @brief The client. Every booking and cancel reports to @p breaker (borrowed; outlives the
+ *        client): the system down, slow or garbled counts against it, any answer for it. The
+ *        callers ask it before calling (booking_book and booking_cancel do not).
+ */
+booking_t *booking_new(const appt_cfg_t *cfg, appt_metrics_t *m, tn_metrics_t *reg,
+                       tn_breaker_t *breaker, char *errbuf, size_t errlen);
 void booking_destroy(booking_t *bk);
 /** @brief Book @p c (with the id number as the booking system gets it). @thread Any. */
 void booking_book(booking_t *bk, const appt_claim_t *c, const char *identifier,
@@ -204,6 +210,7 @@ struct appt {
     tn_schema_t *schema_topic, *schema_http;
     tn_db_t *db;
     booking_t *booking;
+    tn_breaker_t breaker; /* the booking system's: while open, workers claim nothing */
     tn_kafka_producer_t *producer;
     tn_kafka_consumer_t *consumer;
     atomic_bool migrated, assigned;
@@ -227,7 +234,8 @@ tn_err_t appt_workers_start(appt_t *a);
 void appt_workers_join(appt_t *a);
 /**
  * @brief Cancel at the booking system and record it (DELETE and a booking that finished after
- *        its request was cancelled).
+ *        its request was cancelled). TN_AGAIN without a call while the booking system's
+ *        circuit is open (when to retry in @p err).
  */
 tn_err_t appt_cancel_booked(appt_t *a, const char *request_id, const char *tenant,
                             const char *external_id, appt_row_t *row, char *err, size_t errlen);

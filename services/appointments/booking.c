@@ -27,6 +27,7 @@
 struct booking {
     const appt_cfg_t *cfg;
     appt_metrics_t *m;
+    tn_breaker_t *breaker;    /* borrowed */
     tn_http_client_t *api;    /* FHIR base */
     tn_http_client_t *auth;   /* token endpoint (absolute URL) */
     char *basic;              /* "Authorization: Basic ..." */
@@ -71,12 +72,13 @@ static void describe(const tn_http_response_t *resp, char *out, size_t len)
     json_decref(doc);
 }
 
-booking_t *booking_new(const appt_cfg_t *cfg, appt_metrics_t *m, tn_metrics_t *reg, char *errbuf,
-                       size_t errlen)
+booking_t *booking_new(const appt_cfg_t *cfg, appt_metrics_t *m, tn_metrics_t *reg,
+                       tn_breaker_t *breaker, char *errbuf, size_t errlen)
 {
     booking_t *bk = tn_xcalloc(1, sizeof(*bk));
     bk->cfg = cfg;
     bk->m = m;
+    bk->breaker = breaker;
     pthread_mutex_init(&bk->lock, NULL);
     tn_http_client_opts_t o = tn_http_client_opts_default();
     o.upstream = "booking";
@@ -382,6 +384,13 @@ static tn_err_t create(booking_t *bk, const appt_claim_t *c, const char *identif
     return rc;
 }
 
+/* The breaker hears how the booking system did: TN_ERR_UNAVAILABLE (down, slow, garbled, or
+ * its credentials refused) against it; anything else it answered for it. */
+static void note(booking_t *bk, tn_err_t rc)
+{
+    tn_breaker_record(bk->breaker, rc == TN_ERR_UNAVAILABLE ? rc : TN_OK);
+}
+
 void booking_book(booking_t *bk, const appt_claim_t *c, const char *identifier,
                   booking_result_t *out)
 {
@@ -389,6 +398,7 @@ void booking_book(booking_t *bk, const appt_claim_t *c, const char *identifier,
     json_t *entries = NULL;
     tn_err_t rc = search_slots(bk, c, &entries, out);
     if (rc != TN_OK) {
+        note(bk, rc);
         out->outcome = rc == TN_ERR_UPSTREAM ? BOOKING_FAILED : BOOKING_RETRY;
         return;
     }
@@ -405,16 +415,19 @@ void booking_book(booking_t *bk, const appt_claim_t *c, const char *identifier,
         tried++;
         rc = create(bk, c, identifier, slot, out);
         if (rc == TN_OK) {
+            note(bk, rc);
             out->outcome = BOOKING_OK;
             goto out;
         }
         if (rc != TN_ERR_EXISTS) {
+            note(bk, rc);
             out->outcome = rc == TN_ERR_UPSTREAM ? BOOKING_FAILED : BOOKING_RETRY;
             goto out;
         }
         out->slots_taken++; /* taken meanwhile: the next one */
         TN_LOG(TN_LOG_INFO, "appointments: slot %s was taken, trying the next", jstr(slot, "id"));
     }
+    note(bk, TN_OK); /* it answered: no slot, or every one taken */
     if (tried == 0) {
         out->outcome = BOOKING_FAILED;
         snprintf(out->reason, sizeof(out->reason), "no free slot for service %s between %s and %s",
@@ -456,6 +469,7 @@ tn_err_t booking_cancel(booking_t *bk, const char *external_id, const char *reas
     } else if (rc != TN_OK) {
         rc = TN_ERR_UNAVAILABLE;
     }
+    note(bk, rc);
     tn_http_response_cleanup(&resp);
     return rc;
 }

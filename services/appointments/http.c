@@ -148,6 +148,15 @@ static void on_delete(tn_http_req_t *req, void *opaque)
             char *ext = tn_xstrdup(row.external_id ? row.external_id : "");
             rc = appt_cancel_booked(a, id, tenant, ext, &row, err, sizeof(err));
             free(ext);
+            if (rc == TN_AGAIN) { /* its circuit is open: no call made */
+                char ra[24];
+                snprintf(ra, sizeof(ra), "%lld",
+                         (long long)(tn_breaker_retry_in_ms(&a->breaker) + 999) / 1000);
+                tn_http_req_add_header(req, "Retry-After", strcmp(ra, "0") ? ra : "1");
+                tn_http_req_respond_error(req, 503, "upstream_unavailable", "%s", err);
+                appt_row_cleanup(&row);
+                return;
+            }
             if (rc == TN_ERR_UNAVAILABLE || rc == TN_ERR_UPSTREAM) {
                 tn_http_req_add_header(req, "Retry-After", "2");
                 tn_http_req_respond_error(req, 502, "booking_system",

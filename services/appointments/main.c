@@ -19,6 +19,12 @@ static bool ready(void *opaque, char *reason, size_t len)
         snprintf(reason, len, "the database is not reachable or not migrated yet");
         return false;
     }
+    if (tn_breaker_is_open(&a->breaker)) {
+        snprintf(reason, len,
+                 "the booking system's circuit is open (it failed repeatedly); "
+                 "requests wait, a probe goes every cooldown");
+        return false;
+    }
     if (!atomic_load(&a->assigned)) {
         snprintf(reason, len, "no partitions of the requests topic assigned yet");
         return false;
@@ -35,6 +41,7 @@ static void appt_free(appt_t *a)
         tn_kafka_producer_flush(a->producer, 10000);
     tn_kafka_producer_destroy(a->producer);
     booking_destroy(a->booking);
+    tn_breaker_destroy(&a->breaker);
     tn_db_destroy(a->db);
     tn_schema_destroy(a->schema_topic);
     tn_schema_destroy(a->schema_http);
@@ -70,7 +77,7 @@ static tn_err_t clients_new(appt_t *a, tn_app_t *app)
                         .metrics = tn_app_metrics(app)};
     if (!(a->db = tn_db_new(&dbo, err, sizeof(err))))
         goto bad;
-    if (!(a->booking = booking_new(c, &a->m, tn_app_metrics(app), err, sizeof(err))))
+    if (!(a->booking = booking_new(c, &a->m, tn_app_metrics(app), &a->breaker, err, sizeof(err))))
         goto bad;
     tn_kafka_opts_t ko = tn_app_kafka_opts(app, "taina-appointments");
     if (!(a->producer = tn_kafka_producer_new(&ko, NULL, err, sizeof(err))))
@@ -93,6 +100,7 @@ static tn_err_t appt_init(tn_app_t *app, void *cfgp, void **state)
     pthread_cond_init(&a->work_cv, NULL);
     pthread_cond_init(&a->outbox_cv, NULL);
     appt_metrics_init(&a->m, tn_app_metrics(app));
+    tn_app_breaker_init(app, &a->breaker, "booking");
     tn_err_t rc = TN_ERR_CONFIG;
     a->schema_topic = schema(a->cfg, "appointments.requests.schema.json");
     a->schema_http = schema(a->cfg, "http/appointments.request.schema.json");
@@ -148,7 +156,7 @@ static const tn_app_def_t def = {
     .name = "appointments",
     .summary = "Books appointments with the agency's booking system (OAuth2, FHIR R4); "
                "PostgreSQL state, results through an outbox",
-    .features = TN_APP_HTTP | TN_APP_KAFKA | TN_APP_AUTH,
+    .features = TN_APP_HTTP | TN_APP_KAFKA | TN_APP_AUTH | TN_APP_BREAKER,
     .http_port = "8084",
     .keys = appt_keys,
     .cfg_size = sizeof(appt_cfg_t),

@@ -73,6 +73,13 @@ static void wake_all_workers(appt_t *a)
 tn_err_t appt_cancel_booked(appt_t *a, const char *request_id, const char *tenant,
                             const char *external_id, appt_row_t *row, char *err, size_t errlen)
 {
+    if (!tn_breaker_allow(&a->breaker)) {
+        snprintf(err, errlen,
+                 "the booking system is unavailable (circuit open after repeated failures; "
+                 "not called); retry in %lld s",
+                 (long long)(tn_breaker_retry_in_ms(&a->breaker) + 999) / 1000);
+        return TN_AGAIN;
+    }
     tn_err_t rc =
         booking_cancel(a->booking, external_id, "cancelled by the requester", err, errlen);
     if (rc != TN_OK)
@@ -177,8 +184,17 @@ static void *worker_main(void *opaque)
         pthread_mutex_lock(&a->lock);
         uint64_t seen = a->work_seq;
         pthread_mutex_unlock(&a->lock);
+        /* the booking system's circuit is open: claim nothing (requests keep their place and
+         * their attempts) until a probe may go; one worker makes it with the next request */
+        if (!tn_breaker_allow(&a->breaker)) {
+            wait_work(a, seen, tn_breaker_retry_in_ms(&a->breaker) + 10);
+            continue;
+        }
+        bool probe = tn_breaker_is_open(&a->breaker);
         appt_claim_t c = {0};
         tn_err_t rc = appt_store_claim(a, &c);
+        if (rc != TN_OK)
+            tn_breaker_release(&a->breaker); /* no call made */
         if (rc == TN_DECLINED) {
             db_fail = 0;
             wait_work(a, seen, a->cfg->poll_ms);
@@ -193,6 +209,7 @@ static void *worker_main(void *opaque)
         booking_result_t br;
         char *ident = appt_idnum_for_booking(a->cfg, c.id_stored);
         if (!ident) {
+            tn_breaker_release(&a->breaker);
             memset(&br, 0, sizeof(br));
             br.outcome = BOOKING_FAILED;
             snprintf(br.reason, sizeof(br.reason),
@@ -201,6 +218,8 @@ static void *worker_main(void *opaque)
             booking_book(a->booking, &c, ident, &br);
             OPENSSL_cleanse(ident, strlen(ident));
             free(ident);
+            if (probe && !tn_breaker_is_open(&a->breaker))
+                wake_all_workers(a); /* closed again: the others were waiting for a probe */
         }
         record(a, &c, &br);
         tn_log_ctx_set_request(NULL);

@@ -82,7 +82,4 @@ void embedder_metrics_init(embedder_metrics_t *m, tn_metrics_t *reg)
     m->retries = tn_metrics_counter(reg, "taina_embedder_retries_total",
                                     "Batch attempts that failed and were retried, by stage.",
                                     TN_LABELS("stage"));
-    m->breaker = tn_metrics_gauge(reg, "taina_embedder_circuit_open",
-                                  "1 while the circuit breaker of an upstream is open.",
-                                  TN_LABELS("upstream"));
 }

@@ -47,7 +47,6 @@ typedef struct embedder_metrics {
     tn_metric_t *batch;   /* histogram: chunks per batch */
     tn_metric_t *batch_s; /* histogram: seconds per batch (embed + write) */
     tn_metric_t *retries; /* {stage} */
-    tn_metric_t *breaker; /* gauge {upstream}: 1 open */
 } embedder_metrics_t;
 
 /* One consumed record in the open batch. */

@@ -1,5 +1,6 @@
 /* taina-embedder: enriched chunks -> vectors (hash or an OpenAI-compatible API) -> Qdrant points
  * and tickets.embedded records; offsets committed only after both acknowledged. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,8 +97,11 @@ static tn_err_t embedder_init(tn_app_t *app, void *cfgp, void **state)
     /* no practical maximum: a batch's payloads and records are far below it */
     tn_buf_init(&e->payloads, (size_t)1 << 30);
     tn_buf_init(&e->values, (size_t)1 << 30);
-    tn_breaker_init(&e->embed_breaker, "embeddings", 5, 5000);
-    tn_breaker_init(&e->store_breaker, "qdrant", 5, 5000);
+    tn_app_breaker_init(app, &e->embed_breaker, "embeddings");
+    if (e->cfg->vector_store == EMBEDDER_STORE_QDRANT)
+        tn_app_breaker_init(app, &e->store_breaker, "qdrant");
+    else /* never called: no gauge */
+        tn_breaker_init(&e->store_breaker, "qdrant", INT_MAX, 0);
     embedder_metrics_init(&e->m, tn_app_metrics(app));
     /* config: the input schema, the provider, the clients */
     char err[512];
@@ -173,7 +177,7 @@ static const tn_app_def_t def = {
     .name = "embedder",
     .summary = "Embeds enriched chunks into Qdrant and tickets.embedded (at least once, "
                "idempotent)",
-    .features = TN_APP_HTTP | TN_APP_KAFKA,
+    .features = TN_APP_HTTP | TN_APP_KAFKA | TN_APP_BREAKER,
     .http_port = "8081",
     .keys = embedder_keys,
     .cfg_size = sizeof(embedder_cfg_t),

@@ -13,11 +13,9 @@
 
 static void set_ready(embedder_t *e)
 {
-    int open_embed = tn_breaker_state(&e->embed_breaker) == TN_BREAKER_OPEN;
-    int open_store = e->qdrant && tn_breaker_state(&e->store_breaker) == TN_BREAKER_OPEN;
-    tn_metric_set(e->m.breaker, TN_LABELS("embeddings"), open_embed);
-    if (e->qdrant)
-        tn_metric_set(e->m.breaker, TN_LABELS("qdrant"), open_store);
+    /* the breakers keep their gauges (taina_embedder_circuit_open) themselves */
+    int open_embed = tn_breaker_is_open(&e->embed_breaker);
+    int open_store = e->qdrant && tn_breaker_is_open(&e->store_breaker);
     atomic_store(&e->ready, tn_kafka_consumer_assigned(e->consumer) > 0 && !open_embed &&
                                 !open_store && !e->failing);
 }

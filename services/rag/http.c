@@ -101,7 +101,10 @@ static int search_or_fail(rag_t *r, tn_http_req_t *req, rag_query_t *q, const ch
         tn_http_req_respond_error(req, 504, "upstream_timeout", "%s", err);
     } else {
         tn_metric_add(r->m.queries, TN_LABELS(endpoint, "unavailable"), 1);
-        tn_http_req_add_header(req, "Retry-After", "1");
+        char ra[24] = "1"; /* an open circuit: when its next probe may go */
+        if (q->retry_after_ms > 0)
+            snprintf(ra, sizeof(ra), "%lld", (long long)(q->retry_after_ms + 999) / 1000);
+        tn_http_req_add_header(req, "Retry-After", ra);
         tn_http_req_respond_error(req, 503, "upstream_unavailable", "%s", err);
     }
     return 1;

@@ -415,8 +415,10 @@ static tn_err_t search_qdrant(rag_t *r, const float *vec, size_t dims, const rag
     tn_err_t rc = tn_qdrant_search(r->qdrant, r->cfg->collection, vec, dims, filter, k, -2.0, &qh,
                                    &got, err, errlen);
     json_decref(filter);
-    if (rc != TN_OK)
-        return rc == TN_ERR_UNAVAILABLE ? rc : TN_ERR_UPSTREAM;
+    if (rc != TN_OK) /* garbled or oversized answers are Qdrant's fault too (its breaker) */
+        return rc == TN_ERR_UNAVAILABLE || rc == TN_ERR_PARSE || rc == TN_ERR_TOO_LARGE
+                   ? TN_ERR_UNAVAILABLE
+                   : TN_ERR_UPSTREAM;
     rag_hit_t *h = tn_xcalloc(got ? got : 1, sizeof(*h));
     size_t m = 0;
     for (size_t i = 0; i < got; i++) {

@@ -1,5 +1,6 @@
 /* taina-rag: answers questions from the indexed chunks of the caller's tenant, with citations;
  * /v1/search returns the ranked chunks alone. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,9 @@ static void rag_free(rag_t *r)
         tn_kafka_producer_flush(r->events, 5000);
     tn_kafka_producer_destroy(r->events);
     tn_llm_destroy(r->llm);
+    tn_breaker_destroy(&r->embed_breaker);
+    tn_breaker_destroy(&r->store_breaker);
+    tn_breaker_destroy(&r->llm_breaker);
     tn_embedder_destroy(r->emb);
     tn_pii_destroy(r->pii);
     tn_schema_destroy(r->query_req);
@@ -84,11 +88,34 @@ fail:
     return TN_ERR_CONFIG;
 }
 
+/* A breaker per upstream; the local ones (hash embeddings, the local index, extractive
+ * answers) cannot lose a network: theirs never open and export no gauge. */
+static void breakers_init(rag_t *r, tn_app_t *app)
+{
+    const rag_cfg_t *c = r->cfg;
+    struct {
+        tn_breaker_t *b;
+        const char *name;
+        bool remote;
+    } bs[] = {
+        {&r->embed_breaker, "embeddings", strcmp(rag_embed_providers[c->embed_provider], "hash")},
+        {&r->store_breaker, "qdrant", c->backend == RAG_BACKEND_QDRANT},
+        {&r->llm_breaker, "llm", strcmp(rag_llm_providers[c->llm_provider], "extractive")},
+    };
+    for (size_t i = 0; i < TN_ARRAY_LEN(bs); i++) {
+        if (bs[i].remote)
+            tn_app_breaker_init(app, bs[i].b, bs[i].name);
+        else
+            tn_breaker_init(bs[i].b, bs[i].name, INT_MAX, 0);
+    }
+}
+
 static tn_err_t rag_init(tn_app_t *app, void *cfgp, void **state)
 {
     rag_t *r = tn_xcalloc(1, sizeof(*r));
     r->cfg = cfgp;
     rag_metrics_init(&r->m, tn_app_metrics(app));
+    breakers_init(r, app);
     /* config: schemas, providers; wiring: the index, the HTTP routes */
     tn_err_t rc = TN_ERR_CONFIG;
     r->query_req = load_schema(r, "http/rag.query.request.schema.json");
@@ -129,7 +156,7 @@ static void rag_shutdown(tn_app_t *app, void *state)
 static const tn_app_def_t def = {
     .name = "rag",
     .summary = "Answers questions from the caller's indexed chunks, with citations",
-    .features = TN_APP_HTTP | TN_APP_KAFKA | TN_APP_AUTH,
+    .features = TN_APP_HTTP | TN_APP_KAFKA | TN_APP_AUTH | TN_APP_BREAKER,
     .http_port = "8082",
     .keys = rag_keys,
     .cfg_size = sizeof(rag_cfg_t),

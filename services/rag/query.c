@@ -38,14 +38,29 @@ static size_t keep_best(rag_hit_t *h, size_t n, size_t keep)
     return m;
 }
 
+/* Refused by @p b's open circuit: no call; say which upstream and when to come back. */
+static tn_err_t circuit_open(tn_breaker_t *b, rag_query_t *q, char *err, size_t errlen)
+{
+    q->retry_after_ms = tn_breaker_retry_in_ms(b);
+    if (q->retry_after_ms < 1)
+        q->retry_after_ms = 1;
+    snprintf(err, errlen,
+             "%s: unavailable (circuit open after repeated failures; not called), retry in %lld s",
+             b->name, (long long)(q->retry_after_ms + 999) / 1000);
+    return TN_ERR_UNAVAILABLE;
+}
+
 tn_err_t rag_query_search(rag_t *r, rag_query_t *q, char *err, size_t errlen)
 {
     double t0 = tn_clock_mono_s();
     q->lang = tn_lang_detect(q->question, strlen(q->question), NULL).code;
+    if (!tn_breaker_allow(&r->embed_breaker))
+        return circuit_open(&r->embed_breaker, q, err, errlen);
     float *vec = NULL;
     size_t dims = 0;
     tn_embed_error_t why = {0};
     tn_err_t rc = tn_embed(r->emb, &q->question, NULL, 1, &vec, &dims, &why);
+    tn_breaker_record(&r->embed_breaker, rc);
     q->embed_ms = since_ms(t0);
     tn_metric_observe(r->m.stage_s, TN_LABELS("embed"), q->embed_ms / 1000.0);
     if (rc != TN_OK) {
@@ -59,11 +74,17 @@ tn_err_t rag_query_search(rag_t *r, rag_query_t *q, char *err, size_t errlen)
         snprintf(err, errlen, "the request deadline passed while embedding the question");
         return TN_ERR_TIMEOUT;
     }
+    if (r->qdrant && !tn_breaker_allow(&r->store_breaker)) {
+        free(vec);
+        return circuit_open(&r->store_breaker, q, err, errlen);
+    }
     double t1 = tn_clock_mono_s();
     size_t fetch = q->top_k * 3 < 150 ? q->top_k * 3 : 150;
     rag_hit_t *hits = NULL;
     size_t n = 0;
     rc = rag_index_search(r, vec, dims, &q->filter, fetch, &hits, &n, err, errlen);
+    if (r->qdrant) /* rag_index_search maps every other failure to TN_ERR_UPSTREAM (a 4xx) */
+        tn_breaker_record(&r->store_breaker, rc);
     free(vec);
     q->search_ms = since_ms(t1);
     tn_metric_observe(r->m.stage_s, TN_LABELS("search"), q->search_ms / 1000.0);
@@ -88,8 +109,19 @@ void rag_query_answer(rag_t *r, rag_query_t *q)
         used += len;
     }
     tn_llm_error_t why = {0};
+    if (!tn_breaker_allow(&r->llm_breaker)) {
+        /* the citations stand on their own: say why there is no answer, without calling */
+        char msg[256];
+        circuit_open(&r->llm_breaker, q, msg, sizeof(msg));
+        snprintf(q->answer_error, sizeof(q->answer_error), "the answer could not be generated: %s",
+                 msg);
+        q->retry_after_ms = 0; /* not a refusal of the request */
+        free(ps);
+        return;
+    }
     tn_err_t rc = tn_llm_answer(r->llm, q->question, q->lang, ps, np, q->on_token, q->opaque,
                                 &q->answer, &why);
+    tn_breaker_record(&r->llm_breaker, rc);
     free(ps);
     q->llm_ms = since_ms(t0);
     tn_metric_observe(r->m.stage_s, TN_LABELS("llm"), q->llm_ms / 1000.0);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 
 #include "taina/app.h"
+#include "taina/breaker.h"
 #include "taina/embed.h"
 #include "taina/kafka.h"
 #include "taina/llm.h"
@@ -104,6 +105,9 @@ typedef struct rag {
     tn_qdrant_t *qdrant;
     tn_vecstore_t *local;
     tn_kafka_producer_t *events;
+    /* one circuit breaker per upstream: while open, calls fail fast without going out (the
+     * qdrant one only with that backend) */
+    tn_breaker_t embed_breaker, store_breaker, llm_breaker;
     /* local backend feeder */
     tn_kafka_consumer_t *feed;
     FILE *seed; /* TAINA_RAG_LOCAL_SEED_FILE, applied by the feeder before the topic */
@@ -146,11 +150,14 @@ typedef struct rag_query {
     char answer_error[512];
     const char *lang;
     double embed_ms, search_ms, llm_ms, total_ms;
+    int64_t retry_after_ms; /* > 0: refused by an open circuit, a probe may go in that long */
 } rag_query_t;
 
-/** Embed and search (fills hits); TN_ERR_TIMEOUT / TN_ERR_UNAVAILABLE with @p err. */
+/** Embed and search (fills hits); TN_ERR_TIMEOUT / TN_ERR_UNAVAILABLE with @p err (also,
+ *  without a call, while the embeddings or the qdrant circuit is open: q->retry_after_ms). */
 tn_err_t rag_query_search(rag_t *r, rag_query_t *q, char *err, size_t errlen);
-/** Assemble the context from q->hits and ask the LLM; failures go to q->answer_error. */
+/** Assemble the context from q->hits and ask the LLM; failures (and an open LLM circuit: no
+ *  call) go to q->answer_error. */
 void rag_query_answer(rag_t *r, rag_query_t *q);
 /** Produce the rag.queries event (asynchronous: never waits). */
 void rag_query_event(rag_t *r, const rag_query_t *q, const char *endpoint);

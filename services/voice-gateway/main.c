@@ -1,6 +1,7 @@
 /* taina-voice-gateway: voice sessions over WebSocket. A person speaks (Opus packets); the
  * gateway detects the end of the utterance, transcribes it, asks rag (or books an appointment)
  * and speaks the grounded answer back as Opus, paced in real time. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +145,9 @@ static void vg_free(vg_t *g)
         tn_kafka_producer_flush(g->producer, 5000);
     tn_kafka_producer_destroy(g->producer);
     tn_http_client_destroy(g->rag);
+    tn_breaker_destroy(&g->stt_breaker);
+    tn_breaker_destroy(&g->tts_breaker);
+    tn_breaker_destroy(&g->rag_breaker);
     tn_http_client_destroy(g->probe_stt);
     tn_http_client_destroy(g->probe_tts);
     tn_stt_destroy(g->stt);
@@ -170,6 +174,16 @@ static tn_err_t vg_init(tn_app_t *app, void *cfgp, void **state)
     g->app = app;
     g->auth = tn_app_auth(app);
     vg_metrics_init(&g->m, tn_app_metrics(app));
+    /* the local providers (pocketsphinx, espeak-ng) need no breaker: no gauge for them */
+    if (c->stt_provider)
+        tn_app_breaker_init(app, &g->stt_breaker, "stt");
+    else
+        tn_breaker_init(&g->stt_breaker, "stt", INT_MAX, 0);
+    if (c->tts_provider)
+        tn_app_breaker_init(app, &g->tts_breaker, "tts");
+    else
+        tn_breaker_init(&g->tts_breaker, "tts", INT_MAX, 0);
+    tn_app_breaker_init(app, &g->rag_breaker, "rag");
     /* config: the token secret, schemas, rules, providers */
     size_t sl = strlen(c->token_secret);
     if (sl && sl < 32) {
@@ -240,7 +254,7 @@ static void vg_shutdown(tn_app_t *app, void *state)
 static const tn_app_def_t def = {
     .name = "voice-gateway",
     .summary = "Voice sessions over WebSocket: Opus in, grounded spoken answers out",
-    .features = TN_APP_HTTP | TN_APP_KAFKA | TN_APP_AUTH,
+    .features = TN_APP_HTTP | TN_APP_KAFKA | TN_APP_AUTH | TN_APP_BREAKER,
     .http_port = "8083",
     .keys = vg_keys,
     .cfg_size = sizeof(vg_cfg_t),

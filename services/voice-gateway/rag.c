@@ -191,6 +191,7 @@ tn_err_t vg_rag_ask(vg_t *g, vg_session_t *s, const char *question, vg_sentence_
     tn_http_response_init(&resp);
     tn_err_t rc = tn_http_client_stream(g->rag, &req, on_piece, &st, &resp);
     out->upstream_ms = (double)resp.elapsed_ms;
+    out->status = resp.status;
     free(text);
     if (rc == TN_OK && resp.status == 200) {
         if (flush_sentences(&st, true))

@@ -38,7 +38,18 @@ typedef struct speaker {
     double stt_ms, tts_ms;
     size_t packets;
     bool failed;
+    bool tts_refused; /* the TTS circuit was open: told once per turn */
 } speaker_t;
+
+/* Refused by @p b's open circuit: tell the session at once which upstream is away and when it
+ * is tried again. */
+static void send_unavailable(vg_session_t *s, tn_breaker_t *b, const char *what, const char *still)
+{
+    vg_send_error(s, "upstream_unavailable",
+                  "%s (%s) is unavailable: circuit open after repeated failures, tried again in "
+                  "%lld s; %s",
+                  what, b->name, (long long)(tn_breaker_retry_in_ms(b) + 999) / 1000, still);
+}
 
 static bool current(const speaker_t *sp)
 {
@@ -176,8 +187,17 @@ static int speak(speaker_t *sp, const char *text, size_t len)
     int64_t t0 = tn_ws_now_us();
     int16_t *pcm = cache_get(g, s->lang, s->rate, say, &n);
     tn_err_t rc = TN_OK;
+    if (!pcm && !tn_breaker_allow(&g->tts_breaker)) {
+        if (!sp->tts_refused && current(sp))
+            send_unavailable(s, &g->tts_breaker, "speech synthesis", "the reply comes as text");
+        sp->tts_refused = true;
+        sp->failed = true;
+        free(say);
+        return !current(sp);
+    }
     if (!pcm) {
         rc = tn_tts_synthesize(g->tts, say, s->lang, &pcm, &n, &rate, err, sizeof(err));
+        tn_breaker_record(&g->tts_breaker, rc);
         if (rc == TN_OK && rate != s->rate) {
             size_t m = 0;
             int16_t *re = tn_resample_all(pcm, n, rate, s->rate, &m);
@@ -226,9 +246,16 @@ static char *transcribe(speaker_t *sp)
     vg_turn_t *t = sp->t;
     tn_stt_result_t res = {0};
     char err[256];
+    if (!tn_breaker_allow(&g->stt_breaker)) {
+        tn_metric_add(g->m.turns, TN_LABELS("voice", "stt_unavailable"), 1);
+        if (current(sp))
+            send_unavailable(s, &g->stt_breaker, "speech recognition", "text messages still work");
+        return NULL;
+    }
     int64_t t0 = tn_ws_now_us();
     tn_err_t rc =
         tn_stt_transcribe(g->stt, t->pcm, t->n, STT_RATE, s->lang, &res, err, sizeof(err));
+    tn_breaker_record(&g->stt_breaker, rc);
     sp->stt_ms = (double)(tn_ws_now_us() - t0) / 1000.0;
     sp->upstream_ms += sp->stt_ms;
     tn_metric_observe(g->m.stage, TN_LABELS("stt"), sp->stt_ms / 1000.0);
@@ -297,10 +324,21 @@ static void run_turn(vg_t *g, vg_turn_t *t)
                                                       : g->cfg->citizen_prompt_en);
             speak(&sp, reply, strlen(reply));
         }
+    } else if (!tn_breaker_allow(&g->rag_breaker)) {
+        outcome = "rag_unavailable";
+        send_unavailable(s, &g->rag_breaker, "the answer service", "booking still works");
+        reply = tn_xstrdup(!strcmp(s->lang, "es") ? g->cfg->fallback_reply_es
+                                                  : g->cfg->fallback_reply_en);
+        speak(&sp, reply, strlen(reply));
     } else {
         vg_rag_answer_t ans = {0};
         sp.rag_start_us = tn_ws_now_us();
         tn_err_t rc = vg_rag_ask(g, s, question, on_sentence, &sp, &ans, err, sizeof(err));
+        /* rag's 5xx and 429 count against it (its own upstreams may be away); 4xx do not */
+        tn_breaker_record(&g->rag_breaker,
+                          rc == TN_ERR_UPSTREAM && (ans.status >= 500 || ans.status == 429)
+                              ? TN_ERR_UNAVAILABLE
+                              : rc);
         rag_ms = ans.upstream_ms;
         tn_metric_observe(g->m.stage, TN_LABELS("rag"), rag_ms / 1000.0);
         sp.rag_start_us = 0;

@@ -24,6 +24,7 @@
 #include "taina/app.h"
 #include "taina/audio.h"
 #include "taina/auth.h"
+#include "taina/breaker.h"
 #include "taina/category.h"
 #include "taina/http_client.h"
 #include "taina/kafka.h"
@@ -115,6 +116,8 @@ struct vg {
     tn_stt_t *stt;
     tn_tts_t *tts;
     tn_http_client_t *rag, *probe_stt, *probe_tts;
+    /* one circuit breaker per upstream: while open, turns get upstream_unavailable at once */
+    tn_breaker_t stt_breaker, tts_breaker, rag_breaker;
     tn_kafka_producer_t *producer;
     /* the worker pool */
     pthread_mutex_t qmu;
@@ -244,6 +247,7 @@ typedef struct vg_rag_answer {
     char *text;        /* the whole answer */
     char answer_error[256];
     double upstream_ms; /* until the answer was complete */
+    long status;        /* rag's HTTP status (0: no answer) */
 } vg_rag_answer_t;
 /** Called with each complete sentence of the answer as it streams (return non-zero to stop). */
 typedef int(vg_sentence_fn)(void *opaque, const char *sentence, size_t len);

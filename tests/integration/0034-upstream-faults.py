@@ -4,9 +4,10 @@ gateway), the booking system (appointments). Each family gets, while work flows:
 dropped connections, malformed answers, answers of 128 MiB, and a latency spike past the
 service's timeout; then the faults stop. Checked for every service: no crash and a clean SIGTERM
 exit, bounded retries (nothing hangs past its deadline), clear errors to callers, RSS growth
-under a bound (measured before and after); where the service has a circuit breaker (the
-embedder), that it opens during a full outage and closes after it (metric and log); and the
-final state complete: every chunk one point, every booking once. ~100 s in all."""
+under a bound (measured before and after); that each circuit breaker (the embedder's Qdrant,
+rag's embeddings, Qdrant and LLM) opens during a full outage (metric, log, a fast clear error to
+the caller, only probes reaching the upstream) and closes after it; and the final state
+complete: every chunk one point, every booking once. ~100 s in all."""
 import json
 import os
 import re
@@ -28,6 +29,7 @@ RSS_CHECK = "asan" not in os.path.basename(BUILD.rstrip("/"))
 MIXED = {"error_rate": 0.2, "drop_rate": 0.05, "malformed_rate": 0.05, "huge_rate": 0.03,
          "huge_bytes": HUGE}
 CLEAR = {"error_rate": 0, "drop_rate": 0, "malformed_rate": 0, "huge_rate": 0, "latency_ms": 0}
+COOLDOWN_MS = 2000       # rag's circuit breakers (TAINA_BREAKER_COOLDOWN)
 
 
 def faults(fake, **kw):
@@ -105,9 +107,11 @@ def index():
     try:
         fq = Service("fake-qdrant", tmp, {"TAINA_HTTP_MAX_BODY": "64MiB"})
         fe = Service("fake-embeddings", tmp, {"TAINA_HTTP_MAX_BODY": "16MiB"})
-        started += [fq, fe]
+        fl = Service("fake-embeddings", tmp, {"TAINA_HTTP_MAX_BODY": "16MiB"}, tag="fake-llm")
+        started += [fq, fe, fl]
         fq.wait_ready()
         fe.wait_ready()
+        fl.wait_ready()
         qurl, eurl = ("http://127.0.0.1:%d" % fq.port, "http://127.0.0.1:%d" % fe.port)
         base = {"TAINA_KAFKA_BROKERS": ds.bootstrap, "TAINA_EMBED_PROVIDER": "openai",
                 "TAINA_EMBED_URL": eurl, "TAINA_EMBED_MODEL": "e5-test", "TAINA_EMBED_DIMS": "64",
@@ -122,13 +126,15 @@ def index():
                                             TAINA_KAFKA_STATS_INTERVAL="500ms"))
         rag = Service("rag", tmp, dict(base, TAINA_AUTH_DISABLED="1", TAINA_RAG_BACKEND="qdrant",
                                        TAINA_EMBED_TIMEOUT="2s", TAINA_QDRANT_TIMEOUT="2s",
-                                       TAINA_LLM_PROVIDER="openai", TAINA_LLM_URL=eurl,
+                                       TAINA_LLM_PROVIDER="openai",
+                                       TAINA_LLM_URL="http://127.0.0.1:%d" % fl.port,
                                        TAINA_LLM_MODEL="chat", TAINA_LLM_TIMEOUT="2s",
-                                       TAINA_RAG_REQUEST_TIMEOUT="5s"))
+                                       TAINA_RAG_REQUEST_TIMEOUT="5s",
+                                       TAINA_BREAKER_COOLDOWN="%dms" % COOLDOWN_MS))
         started += [emb, rag]
         emb.wait_ready(60)
         rag.wait_ready(60)
-        yield {"tmp": tmp, "ds": ds, "fq": fq, "fe": fe, "emb": emb, "rag": rag}
+        yield {"tmp": tmp, "ds": ds, "fq": fq, "fe": fe, "fl": fl, "emb": emb, "rag": rag}
         for s in (rag, emb):
             alive(s)
             assert s.stop() == 0, "%s: no clean exit after the faults" % s.name
@@ -205,12 +211,13 @@ def query(rag, q, stream=False):
 
 
 def test_rag_embeddings_qdrant_llm_faults(index):
-    fq, fe, rag = index["fq"], index["fe"], index["rag"]
+    fq, fe, fl, rag = index["fq"], index["fe"], index["fl"], index["rag"]
     wait_for(lambda: points(fq) >= 600, 60, "the index")
     assert query(rag, "renovar pasaporte")[0] == 200
     rss0 = rss_mb(rag)
     faults(fq, **MIXED)
-    faults(fe, **MIXED)  # embeddings and the LLM: one fake
+    faults(fe, **MIXED)
+    faults(fl, **MIXED)
     outcomes = {}
     lock = threading.Lock()
 
@@ -232,8 +239,8 @@ def test_rag_embeddings_qdrant_llm_faults(index):
         t.start()
     for t in threads:
         t.join()
-    print("rag under 20%% errors: %s; fakes: %s %s" % (outcomes, fault_stats(fq),
-                                                       fault_stats(fe)))
+    print("rag under 20%% errors: %s; fakes: %s %s %s" % (outcomes, fault_stats(fq),
+                                                          fault_stats(fe), fault_stats(fl)))
     assert outcomes.get(200, 0) >= 160 // 2, "fewer than half answered: %s" % outcomes
     # only huge answers, from each upstream in turn, to 4 clients at once: each gets a clear
     # 503 and nothing is buffered past the client's cap (RSS checked below)
@@ -252,6 +259,7 @@ def test_rag_embeddings_qdrant_llm_faults(index):
     # a latency spike past every timeout: a clear 503 (the provider's 2 s timeout) or 504 (the
     # request's 5 s deadline) in time, never a hang
     faults(fe, **dict(CLEAR, latency_ms=6000))
+    faults(fl, **CLEAR)
     st, _, body, secs = query(rag, "pasaporte")
     assert st in (503, 504) and secs < 8, (st, secs, body[:200])
     assert json.loads(body)["error"]["code"] in ("upstream_unavailable", "upstream_timeout")
@@ -271,3 +279,87 @@ def test_rag_embeddings_qdrant_llm_faults(index):
     rss1 = rss_mb(rag)
     print("rag RSS %.1f -> %.1f MB" % (rss0, rss1))
     assert not RSS_CHECK or rss1 - rss0 < RSS_GROWTH_MB, "rag RSS grew %.1f MB" % (rss1 - rss0)
+
+
+def search(rag, q):
+    return http("POST", rag.port, "/v1/search", {"question": q},
+                {"Content-Type": "application/json"}, timeout=20)
+
+
+def open_rag_circuit(rag, fake, upstream, call):
+    """A full outage of @fake: calls until rag's @upstream circuit opens (metric and log)."""
+    faults(fake, error_rate=1.0)
+    label = 'upstream="%s"' % upstream
+    deadline = time.time() + 60 * MULT
+    while metric(rag, "taina_rag_circuit_open", label) != 1.0:
+        assert time.time() < deadline, "the %s circuit did not open" % upstream
+        call()
+    log = open(rag.logpath, errors="replace").read()
+    assert re.search(r"%s: circuit open after \d+ failures" % upstream, log), upstream
+
+
+def probes_only(rag, fake, call, attempts):
+    """Calls for 3 cooldowns while the circuit is open: the upstream sees at most a probe per
+    cooldown (each up to @attempts requests: the client's own retries)."""
+    before = fault_stats(fake)["error"]
+    n, t_end = 0, time.time() + 3 * COOLDOWN_MS / 1000.0
+    while time.time() < t_end:
+        call()
+        n += 1
+        time.sleep(0.05)
+    got = fault_stats(fake)["error"] - before
+    assert n > 3 * 4, "too few calls to tell: %d" % n
+    assert got <= 4 * attempts, "%d requests reached the upstream for %d calls" % (got, n)
+    return n, got
+
+
+def close_rag_circuit(rag, fake, upstream, answered):
+    faults(fake, **CLEAR)
+    label = 'upstream="%s"' % upstream
+    deadline = time.time() + 30 * MULT
+    while not answered() or metric(rag, "taina_rag_circuit_open", label) != 0.0:
+        assert time.time() < deadline, "the %s circuit did not close" % upstream
+        time.sleep(0.3)
+    assert "%s: circuit closed" % upstream in open(rag.logpath, errors="replace").read()
+
+
+def full_answer(rag):
+    st, _, body, _ = query(rag, "renovar pasaporte")
+    return st == 200 and bool(json.loads(body).get("answer"))
+
+
+def test_rag_circuit_breakers(index):
+    """A full outage of each upstream of rag opens its circuit: embeddings and Qdrant get a fast
+    503 upstream_unavailable naming the upstream with Retry-After from both endpoints; the LLM
+    the citations with answer_error; the upstream only sees the probes; clearing closes it."""
+    fq, fe, fl, rag = index["fq"], index["fe"], index["fl"], index["rag"]
+    wait_for(lambda: full_answer(rag), 30, "a full answer before the outages")
+    for fake, upstream, attempts in ((fe, "embeddings", 4), (fq, "qdrant", 2)):
+        open_rag_circuit(rag, fake, upstream, lambda: query(rag, "pasaporte"))
+        st, hdrs, body, _ = query(rag, "pasaporte")
+        assert st == 503 and int(hdrs.get("retry-after", "0")) >= 1, (st, hdrs, body[:300])
+        err = json.loads(body)["error"]
+        assert err["code"] == "upstream_unavailable" and upstream in err["message"], err
+        assert "circuit open" in err["message"], err
+        st, hdrs, body = search(rag, "pasaporte")
+        assert st == 503 and hdrs.get("retry-after"), (st, body[:300])
+        assert json.loads(body)["error"]["code"] == "upstream_unavailable", body[:300]
+        n, got = probes_only(rag, fake, lambda: query(rag, "pasaporte"), attempts)
+        print("%s circuit open: %d queries, %d requests reached it" % (upstream, n, got))
+        close_rag_circuit(rag, fake, upstream, lambda: full_answer(rag))
+        assert search(rag, "pasaporte")[0] == 200
+    # the LLM: the ranked citations still come, with a clear answer_error, and no call
+    open_rag_circuit(rag, fl, "llm", lambda: query(rag, "pasaporte"))
+    for stream in (False, True):
+        st, _, body, _ = query(rag, "renovar pasaporte", stream=stream)
+        assert st == 200, (st, body[:300])
+        if stream:
+            assert b"event: citations" in body and b"circuit open" in body, body[:600]
+            continue
+        r = json.loads(body)
+        assert r["citations"] and "answer" not in r, r
+        assert "llm" in r["answer_error"] and "circuit open" in r["answer_error"], r
+    n, got = probes_only(rag, fl, lambda: query(rag, "pasaporte"), 2)
+    print("llm circuit open: %d queries, %d requests reached it" % (n, got))
+    close_rag_circuit(rag, fl, "llm", lambda: full_answer(rag))
+    alive(rag)

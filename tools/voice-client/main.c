@@ -353,7 +353,8 @@ static void summary(vc_t *vc)
     for (int64_t i = 0; i < cfg->sessions; i++) {
         sess_t *s = &vc->sess[i];
         all = tn_xrealloc(all, (nall + s->nfirst + 1) * sizeof(double));
-        memcpy(all + nall, s->first_ms, s->nfirst * sizeof(double));
+        if (s->nfirst) /* a session without reply audio has no first_ms array (NULL) */
+            memcpy(all + nall, s->first_ms, s->nfirst * sizeof(double));
         nall += s->nfirst;
         if (s->http_status && s->http_status != 101)
             refused++;

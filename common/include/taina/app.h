@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "taina/breaker.h"
 #include "taina/config.h"
 #include "taina/err.h"
 #include "taina/http_server.h"
@@ -33,9 +34,10 @@ typedef struct tn_app tn_app_t;
 
 /** Which groups of common keys a program takes. */
 enum {
-    TN_APP_HTTP = 1 << 0,  /**< http_port, http_bind, limits */
-    TN_APP_KAFKA = 1 << 1, /**< kafka_brokers, statistics interval, EMF, passthrough */
-    TN_APP_AUTH = 1 << 2   /**< api_keys_file, auth_disabled */
+    TN_APP_HTTP = 1 << 0,   /**< http_port, http_bind, limits */
+    TN_APP_KAFKA = 1 << 1,  /**< kafka_brokers, statistics interval, EMF, passthrough */
+    TN_APP_AUTH = 1 << 2,   /**< api_keys_file, auth_disabled */
+    TN_APP_BREAKER = 1 << 3 /**< breaker_threshold, breaker_cooldown (tn_app_breaker_init) */
 };
 
 /** Values of the common keys (the groups a program did not ask for keep their zero). */
@@ -59,6 +61,8 @@ typedef struct tn_app_common {
     bool auth_disabled;
     int64_t rate_limit; /**< requests/s per API key, 0 = none */
     int64_t rate_burst;
+    int64_t breaker_threshold;   /**< failures in a row that open an upstream's circuit */
+    int64_t breaker_cooldown_ms; /**< how long it stays open before a probe */
 } tn_app_common_t;
 
 typedef struct tn_app_def {
@@ -100,6 +104,14 @@ tn_kafka_opts_t tn_app_kafka_opts(tn_app_t *app, const char *client_id);
 tn_auth_t *tn_app_auth(tn_app_t *app);
 /** @brief The program's short name ("ingest"). */
 const char *tn_app_name(const tn_app_t *app);
+
+/**
+ * @brief Start @p b, the circuit breaker of upstream @p upstream (borrowed: a literal), on the
+ *        common keys breaker_threshold and breaker_cooldown (TN_APP_BREAKER), exported as the
+ *        gauge `taina_<program>_circuit_open{upstream}` (dashes of the name as underscores).
+ *        Free with tn_breaker_destroy().
+ */
+void tn_app_breaker_init(tn_app_t *app, tn_breaker_t *b, const char *upstream);
 
 /**
  * @brief Start the program's HTTP server (TN_APP_HTTP) on the common http_* keys, with the

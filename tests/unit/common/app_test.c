@@ -230,6 +230,59 @@ static void test_http_service(void **state)
     free(dir);
 }
 
+/* tn_app_breaker_init: the common keys and the program's gauge family */
+static double breaker_gauge = -1;
+static int64_t breaker_cooldown;
+
+static tn_err_t brk_init(tn_app_t *app, void *cfg, void **state)
+{
+    (void)cfg;
+    tn_breaker_t b;
+    tn_app_breaker_init(app, &b, "stt");
+    breaker_cooldown = b.cooldown_ms;
+    assert_int_equal(b.threshold, 2);
+    tn_breaker_failure(&b);
+    tn_breaker_failure(&b);
+    tn_metric_t *g = tn_metrics_gauge(tn_app_metrics(app), "taina_voice_gw_circuit_open", "x",
+                                      TN_LABELS("upstream"));
+    breaker_gauge = tn_metric_get(g, TN_LABELS("stt"));
+    tn_breaker_destroy(&b);
+    *state = NULL;
+    return TN_OK;
+}
+
+static tn_err_t brk_run(tn_app_t *app, void *state)
+{
+    (void)app;
+    (void)state;
+    return TN_OK;
+}
+
+static const tn_app_def_t brk_def = {
+    .name = "voice-gw",
+    .features = TN_APP_BREAKER,
+    .init = brk_init,
+    .run = brk_run,
+};
+
+static void test_breaker_keys(void **state)
+{
+    (void)state;
+    char *argv[] = {"voice-gw", NULL};
+    char *env[] = {"TAINA_BREAKER_THRESHOLD=2", "TAINA_BREAKER_COOLDOWN=750ms", NULL};
+    FILE *null = fopen("/dev/null", "w");
+    tn_log_set_output(null);
+    tn_lifecycle_reset();
+    assert_int_equal(tn_app_main(&brk_def, 1, argv, env), 0);
+    tn_lifecycle_reset();
+    assert_true(breaker_gauge == 1.0);
+    assert_int_equal(breaker_cooldown, 750);
+    char *bad[] = {"TAINA_BREAKER_THRESHOLD=0", NULL};
+    assert_int_equal(tn_app_main(&brk_def, 1, argv, bad), 2);
+    tn_log_set_output(NULL);
+    fclose(null);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -239,6 +292,7 @@ int main(void)
         cmocka_unit_test(test_auth_required_unless_disabled),
         cmocka_unit_test(test_init_failure_codes),
         cmocka_unit_test(test_http_service),
+        cmocka_unit_test(test_breaker_keys),
     };
     return cmocka_run_group_tests_name("app", tests, NULL, NULL);
 }
