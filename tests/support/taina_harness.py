@@ -191,10 +191,11 @@ def api_keys(tmp, tenants):
     return tmp.file("api_keys", "".join(lines))
 
 
-def producer(bootstrap):
+def producer(bootstrap, conf=None):
+    """An idempotent confluent-kafka producer; @conf adds or overrides librdkafka properties."""
     from confluent_kafka import Producer
-    return Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
-                     "linger.ms": 5})
+    return Producer(dict({"bootstrap.servers": bootstrap, "enable.idempotence": True,
+                          "linger.ms": 5}, **(conf or {})))
 
 
 def consume(bootstrap, topic, want=None, idle=3.0, timeout=60, pred=None):
