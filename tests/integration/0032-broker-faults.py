@@ -10,9 +10,21 @@ Afterwards, per id (the accounting of 0007 and 0011):
   the outputs of a transaction whose commit failed stay visible and the redo adds a second copy.
   So ids seen twice are allowed up to one batch per aborted transaction (ingest's own counter
   taina_ingest_transactions_total{outcome="aborted"}); on Kafka the same code is exactly once.
+  An id that is on tickets.raw twice (the mock keeps both copies of a producer's retried batch:
+  it deduplicates transactional producers only) is expected twice and not counted against ingest.
 - embedder: the Qdrant fake holds exactly one point per distinct chunk, and every chunk is on
   tickets.embedded at least once.
 - HTTP callers get 202 or a clear 503 with Retry-After, never a hang or a 500; no process dies.
+
+Every producer here (the test's and the services') sends one request at a time per connection
+(max.in.flight.requests.per.connection=1): librdkafka's mock cluster checks the sequence numbers
+of transactional producers only, so with several batches of a partition in flight, a batch that
+failed (a pushed NOT_ENOUGH_REPLICAS) is followed by the next one being appended anyway; the
+client then takes that success as proof that the failed batch was written ("implicitly acked by
+subsequent batch success", delivered without an offset) and never retries it. A real broker
+answers the later batch OUT_OF_ORDER_SEQUENCE_NUMBER instead, so this is a devstack-only loss
+(README, Reliability: reproduced deterministically, 31-36 of 1,200 records, and none with one
+request in flight). It is what made 2 runs in ~28 miss ids the test's own producer had written.
 
 Seeded (TN_TEST_SEED, printed): which broker goes down. ~60 s."""
 import json
@@ -32,6 +44,7 @@ HTTP_BATCHES, HTTP_BATCH = 30, 50  # 1,500 tickets through POST /v1/tickets
 DIRECT = 3000                      # and 3,000 straight onto tickets.raw
 INVALID_EVERY = 50                 # of the direct ones: schema-invalid, to the DLQ once
 BATCH_MAX = 200                    # TAINA_INGEST_BATCH_MAX
+ONE_IN_FLIGHT = {"max.in.flight.requests.per.connection": 1}  # the mock's gap: see above
 
 
 def raw(i, tid):
@@ -45,13 +58,17 @@ def raw(i, tid):
 
 def feed_direct(bootstrap, ids, out):
     """Onto tickets.raw with an idempotent producer that rides the same faults; its own delivery
-    failures (none expected) are kept apart, so that they never count against ingest."""
-    p = producer(bootstrap)
+    failures (none expected) are kept apart, so that they never count against ingest, and so
+    are records acknowledged without an offset (the mock's gap, see above; none expected)."""
+    p = producer(bootstrap, ONE_IN_FLIGHT)
     failed = out.setdefault("failed", [])
+    no_offset = out.setdefault("no_offset", [])
 
     def report(err, msg):
         if err is not None:
             failed.append(msg.key().decode())
+        elif msg.offset() is None or msg.offset() < 0:
+            no_offset.append(msg.key().decode())
 
     step = DIRECT // 100
     for s in range(0, DIRECT, step):
@@ -120,7 +137,7 @@ def read_outputs(bootstrap, want, timeout):
 
 
 def read_to_end(bootstrap, topic):
-    """{key: (partition, offset)} of every record up to each partition's high watermark."""
+    """{key: [(partition, offset), ...]} of every record up to each partition's high watermark."""
     from confluent_kafka import Consumer, TopicPartition
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "faults-diag",
                   "enable.auto.commit": False})
@@ -132,7 +149,7 @@ def read_to_end(bootstrap, topic):
     while time.time() < deadline and any(pos[p] < ends[p] for p in parts):
         for m in c.consume(500, 0.5):
             if not m.error():
-                out[m.key().decode()] = (m.partition(), m.offset())
+                out.setdefault(m.key().decode(), []).append((m.partition(), m.offset()))
                 pos[m.partition()] = m.offset() + 1
     c.close()
     return out, ends
@@ -174,7 +191,8 @@ def test_broker_faults_while_records_flow():
     tmp = TempDir("taina-0032-")
     ds = Devstack(tmp)
     fake = Service("fake-qdrant", tmp, {"TAINA_HTTP_MAX_BODY": "64MiB"})
-    base = {"TAINA_KAFKA_BROKERS": ds.bootstrap, "TAINA_LOG_LEVEL": "info"}
+    base = {"TAINA_KAFKA_BROKERS": ds.bootstrap, "TAINA_LOG_LEVEL": "info",
+            "TAINA_KAFKA_MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION": "1"}
     base.update(KAFKA_FAST_GROUP)
     ingest = emb = None
     try:
@@ -225,6 +243,8 @@ def test_broker_faults_while_records_flow():
         assert dout.get("unflushed") == 0, "the test's producer could not deliver"
         assert not dout["failed"], "the test's producer lost %d records: %s" % (
             len(dout["failed"]), dout["failed"][:3])
+        assert not dout["no_offset"], "%d records acknowledged without an offset (the mock's " \
+            "implicit acks, see above): %s" % (len(dout["no_offset"]), dout["no_offset"][:3])
         print("http: statuses %s, slowest %.1f s, accepted %d of %d" %
               (hout["statuses"], hout["slowest"], len(hout["accepted"]),
                HTTP_BATCHES * HTTP_BATCH), flush=True)
@@ -238,25 +258,26 @@ def test_broker_faults_while_records_flow():
         in_dlq = sum(1 for i in direct_ids if topic_of.get(i) == "tickets.dlq")
         print("ids %d, seen %d, missing %d, twice %d, aborted transactions %d, in dlq %d" %
               (len(want), len(counts), len(missing), len(twice), aborted, in_dlq), flush=True)
-        if missing:
+        raw = {}
+        if missing or twice:
             raw, ends = read_to_end(ds.bootstrap, "tickets.raw")
-            print("missing (%d sent over HTTP) on tickets.raw at %s; tickets.raw read to its "
-                  "ends %s" % (len(set(missing) & set(hout["accepted"])),
-                               sorted(raw.get(i, (-1, -1)) for i in missing), ends))
-            # What ingest is answerable for: an id it accepted over HTTP (202), or one that is on
-            # tickets.raw, must come out. An id the test's own producer was told was delivered but
-            # that is not on tickets.raw at all never reached ingest: the mock cluster (or the
-            # client) lost it during the outage. Seen twice in ~20 runs; reported, not failed.
-            not_on_raw = [i for i in missing if i not in raw and i not in hout["accepted"]]
-            if not_on_raw:
-                print("WARNING: %d ids the test's producer saw delivered are not on tickets.raw "
-                      "(lost before ingest, by devstack or the client): %s"
-                      % (len(not_on_raw), not_on_raw[:3]), flush=True)
-            missing = [i for i in missing if i not in not_on_raw]
+            print("tickets.raw read to its ends %s" % ends, flush=True)
+        if missing:
+            print("missing (%d sent over HTTP) on tickets.raw at %s" % (
+                len(set(missing) & set(hout["accepted"])),
+                sorted(tuple(raw.get(i, [])) for i in missing)), flush=True)
         assert not missing, "ingest lost %d ids, e.g. %s" % (len(missing), missing[:3])
-        assert all(n == 2 for n in twice.values()), "an id more than twice"
-        assert len(twice) <= aborted * BATCH_MAX, \
-            "%d ids twice with %d aborted transactions" % (len(twice), aborted)
+        # An id written twice onto tickets.raw is read twice: the mock does not deduplicate the
+        # retries of non-transactional idempotent producers (a batch appended, its answer lost
+        # with the connection, sent again), which a broker does; that copy is not ingest's.
+        on_raw = {i: max(1, len(raw.get(i, []))) for i in twice}
+        if any(n > 1 for n in on_raw.values()):
+            print("ids twice on tickets.raw itself (the mock's missing dedup): %d" %
+                  sum(1 for n in on_raw.values() if n > 1), flush=True)
+        redone = [i for i, n in twice.items() if n > on_raw[i]]
+        assert all(twice[i] == on_raw[i] + 1 for i in redone), "an id processed 3 times"
+        assert len(redone) <= aborted * BATCH_MAX, \
+            "%d ids twice with %d aborted transactions" % (len(redone), aborted)
         assert in_dlq == DIRECT // INVALID_EVERY
 
         # embedder: one point per distinct chunk, each chunk on tickets.embedded

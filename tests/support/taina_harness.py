@@ -191,10 +191,11 @@ def api_keys(tmp, tenants):
     return tmp.file("api_keys", "".join(lines))
 
 
-def producer(bootstrap):
+def producer(bootstrap, conf=None):
+    """An idempotent confluent-kafka producer; @conf adds or overrides librdkafka properties."""
     from confluent_kafka import Producer
-    return Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
-                     "linger.ms": 5})
+    return Producer(dict({"bootstrap.servers": bootstrap, "enable.idempotence": True,
+                          "linger.ms": 5}, **(conf or {})))
 
 
 def consume(bootstrap, topic, want=None, idle=3.0, timeout=60, pred=None):
@@ -231,3 +232,98 @@ def consume(bootstrap, topic, want=None, idle=3.0, timeout=60, pred=None):
             break
     c.close()
     return out
+
+
+def post_json(port, path, body, key=None, headers=None, timeout=30):
+    """POST a JSON body (with a Bearer @key when given); returns (status, headers, decoded JSON
+    when the answer is JSON, else the raw bytes)."""
+    h = {"Content-Type": "application/json"}
+    if key:
+        h["Authorization"] = "Bearer " + key
+    h.update(headers or {})
+    st, hd, data = http("POST", port, path, body, h, timeout=timeout)
+    if data and hd.get("content-type", "").startswith("application/json"):
+        data = json.loads(data)
+    return st, hd, data
+
+
+def ingest_tickets(port, key, tickets):
+    """POST /v1/tickets one NDJSON batch of ticket dicts (title/body given, the rest defaulted);
+    asserts 202 and returns the items of the answer, in order."""
+    lines = [json.dumps(dict({"source": "web", "content_type": "text/plain",
+                              "created_at": "2026-11-24T10:00:00Z"}, **t)) for t in tickets]
+    st, _, resp = http("POST", port, "/v1/tickets", "\n".join(lines),
+                       {"Content-Type": "application/x-ndjson", "Authorization": "Bearer " + key})
+    assert st == 202, resp
+    return json.loads(resp)["items"]
+
+
+class Stack:
+    """The processes of one test module: a temp dir and devstack, then services and fakes started
+    through service() with the Kafka settings of every test (KAFKA_FAST_GROUP). close() stops
+    them in reverse order with SIGTERM and returns {tag: exit code} of the services (the fakes
+    are stopped, not judged), so a test can assert clean exits without copying setup code."""
+
+    def __init__(self, prefix, brokers=3):
+        self.tmp = TempDir(prefix)
+        self.procs = []
+        self.ds = None
+        self.closed = False
+        try:
+            self.ds = Devstack(self.tmp, brokers)
+        except Exception:
+            self.tmp.cleanup()
+            raise
+        self.base = dict(KAFKA_FAST_GROUP, TAINA_KAFKA_BROKERS=self.ds.bootstrap)
+
+    def service(self, name, env=None, tag=None, wait=True):
+        """Start taina-@name with the Kafka settings and @env; waits for /ready unless @wait is
+        False (then call ready() once several were started: they come up in parallel)."""
+        s = Service(name, self.tmp, dict(self.base, **(env or {})), tag=tag)
+        self.procs.append(s)
+        if wait:
+            s.wait_ready(60)
+        return s
+
+    def ready(self, *svcs):
+        for s in svcs:
+            s.wait_ready(60)
+
+    def rag_pipeline(self, keys, backends=("local", "qdrant")):
+        """ingest -> embedder -> rag for each backend in @backends ("local": rag's index from
+        tickets.embedded; "qdrant": an embedder and a rag on the Qdrant fake), with the API keys
+        file @keys. Returns {"ingest": Service, "rag": {backend: Service}, "qdrant": the fake
+        or None}."""
+        out = {"rag": {}, "qdrant": None}
+        svcs = []
+        if "qdrant" in backends:
+            out["qdrant"] = self.service("fake-qdrant", {"TAINA_HTTP_MAX_BODY": "64MiB"})
+        out["ingest"] = self.service("ingest", {"TAINA_API_KEYS_FILE": keys,
+                                                "TAINA_INGEST_BATCH_LINGER": "20ms"}, wait=False)
+        svcs.append(out["ingest"])
+        for b in backends:
+            emb, rag = {}, {"TAINA_API_KEYS_FILE": keys}
+            if b == "qdrant":
+                url = "http://127.0.0.1:%d" % out["qdrant"].port
+                emb = {"TAINA_VECTOR_STORE": "qdrant", "TAINA_QDRANT_URL": url,
+                       "TAINA_EMBEDDER_GROUP": "taina-embedder-qdrant"}
+                rag.update(TAINA_RAG_BACKEND="qdrant", TAINA_QDRANT_URL=url)
+            svcs.append(self.service("embedder", emb, tag="embedder-" + b, wait=False))
+            out["rag"][b] = self.service("rag", rag, tag="rag-" + b, wait=False)
+            svcs.append(out["rag"][b])
+        self.ready(*svcs)
+        return out
+
+    def close(self):
+        codes = {}
+        if self.closed:
+            return codes
+        self.closed = True
+        for s in reversed(self.procs):
+            rc = s.stop()
+            if not s.name.startswith("fake-"):
+                codes[s.tag] = rc
+        if self.ds:
+            self.ds.stop()
+        self.tmp.cleanup()
+        return codes
