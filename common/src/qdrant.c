@@ -149,9 +149,9 @@ static void body_filter(qd_body_t *w, const json_t *filter)
 /* "%.9g" reads back as the same float (9 significant digits suffice for binary32). snprintf costs
  * some 400 ns a value, most of a batch's CPU time (64 x 384 values), so a finite float whose
  * decimal exponent is in [-36, 8] is printed here with integer arithmetic instead, byte for byte
- * what glibc's "%.9g" prints: x = m * 2^e2 exactly, q = x * 10^(8 - E) as a 128-bit integer
- * quotient and remainder, rounded half to even (like printf, in the default rounding mode).
- * Anything else (subnormals below 1e-36, |x| >= 1e9, NaN, infinities) goes to snprintf.
+ * what glibc's "%.9g" prints: x = m * 2^e2 exactly, q = x * 10^(8 - E) as a 64-bit (128-bit below
+ * 1e-8) integer quotient and remainder, rounded half to even (like printf, in the default rounding
+ * mode). Anything else (subnormals below 1e-36, |x| >= 1e9, NaN, infinities) goes to snprintf.
  * @returns the length written to out (at most 16 bytes), 0 to fall back. */
 __extension__ typedef unsigned __int128 qd_u128;
 
@@ -191,22 +191,41 @@ static size_t qd_format_float(float f, char *out)
         int p10 = 8 - E;
         if (p10 < 0 || p10 > 44 || tries > 3)
             return 0;
-        qd_u128 num = p10 < 28 ? (qd_u128)m * pow5[p10] : (qd_u128)m * pow5[27] * pow5[p10 - 27];
-        int sh = p10 + e2;                           /* x * 10^p10 = num * 2^sh */
-        if (sh >= 0) {                               /* an integer: no rounding */
-            if (sh >= 40 || (num >> (40 - sh)) != 0) /* q >= 2^40 > 10^9 */
-                q = UINT64_MAX;
-            else
-                q = (uint64_t)num << sh;
-            up = false;
-        } else if (-sh >= 128) {
-            q = 0;
-            up = false;
+        int sh = p10 + e2; /* x * 10^p10 = m * 5^p10 * 2^sh */
+        if (p10 <= 16) {
+            /* |x| >= 1e-8, nearly every component of a unit vector: m * 5^p10 < 2^24 * 2^37.2
+             * fits 64 bits, and 64-bit shifts and compares cost a fraction of 128-bit ones. */
+            uint64_t num = m * pow5[p10];
+            if (sh >= 0) {
+                q = sh >= 40 || (num >> (40 - sh)) != 0 ? UINT64_MAX : num << sh;
+                up = false;
+            } else if (-sh >= 64) {
+                q = 0;
+                up = false;
+            } else {
+                uint64_t qq = num >> -sh, rem = num & ((UINT64_C(1) << -sh) - 1);
+                uint64_t half = UINT64_C(1) << (-sh - 1);
+                q = qq > 4000000000u ? UINT64_MAX : qq;
+                up = rem > half || (rem == half && (q & 1));
+            }
         } else {
-            qd_u128 qq = num >> -sh;
-            qd_u128 rem = num - (qq << -sh), half = (qd_u128)1 << (-sh - 1);
-            q = qq > 4000000000u ? UINT64_MAX : (uint64_t)qq;
-            up = rem > half || (rem == half && (q & 1));
+            qd_u128 num =
+                p10 < 28 ? (qd_u128)m * pow5[p10] : (qd_u128)m * pow5[27] * pow5[p10 - 27];
+            if (sh >= 0) {                               /* an integer: no rounding */
+                if (sh >= 40 || (num >> (40 - sh)) != 0) /* q >= 2^40 > 10^9 */
+                    q = UINT64_MAX;
+                else
+                    q = (uint64_t)num << sh;
+                up = false;
+            } else if (-sh >= 128) {
+                q = 0;
+                up = false;
+            } else {
+                qd_u128 qq = num >> -sh;
+                qd_u128 rem = num - (qq << -sh), half = (qd_u128)1 << (-sh - 1);
+                q = qq > 4000000000u ? UINT64_MAX : (uint64_t)qq;
+                up = rem > half || (rem == half && (q & 1));
+            }
         }
         if (q >= 1000000000u)
             E++;
@@ -219,11 +238,20 @@ static size_t qd_format_float(float f, char *out)
         q = 100000000u;
         E++;
     }
+    /* The nine digits: the first alone, then four pairs from a table. */
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+                                "25262728293031323334353637383940414243444546474849"
+                                "50515253545556575859606162636465666768697071727374"
+                                "75767778798081828384858687888990919293949596979899";
     char d[9];
-    for (int i = 8; i >= 0; i--) {
-        d[i] = (char)('0' + q % 10);
-        q /= 10;
-    }
+    uint32_t r = (uint32_t)q;
+    d[0] = (char)('0' + r / 100000000u);
+    r %= 100000000u;
+    uint32_t hi = r / 10000u, lo = r % 10000u;
+    memcpy(d + 1, pairs + 2 * (hi / 100u), 2);
+    memcpy(d + 3, pairs + 2 * (hi % 100u), 2);
+    memcpy(d + 5, pairs + 2 * (lo / 100u), 2);
+    memcpy(d + 7, pairs + 2 * (lo % 100u), 2);
     int nd = 9;
     while (nd > 1 && d[nd - 1] == '0')
         nd--;

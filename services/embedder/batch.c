@@ -152,17 +152,18 @@ static json_t *stale_filter(const json_t *doc, size_t from)
                      "gte", (json_int_t)from);
 }
 
-/* Vector store: upsert the chunks' points, then remove the points a ticket no longer has (all
- * of them for a deleted ticket). */
-static tn_err_t write_points(embedder_t *e, const float *vecs, size_t dims, char *errbuf,
-                             size_t errlen)
+/* Vector store: the open batch's points (payloads in e->payloads, vectors borrowed from
+ * @p vecs) and the filter of the points its tickets no longer have (all of them for a deleted
+ * ticket). */
+void embedder_points_build(embedder_t *e, const float *vecs, size_t dims, embedder_points_t *p)
 {
-    tn_qdrant_point_t *pts = tn_xcalloc(e->nchunks ? e->nchunks : 1, sizeof(*pts));
-    size_t *offs = tn_xcalloc(e->nchunks ? e->nchunks : 1, sizeof(*offs));
-    char(*ids)[37] = tn_xcalloc(e->nchunks ? e->nchunks : 1, 37);
+    size_t cap = e->nchunks ? e->nchunks : 1;
+    p->pts = tn_xcalloc(cap, sizeof(*p->pts));
+    size_t *offs = tn_xcalloc(cap, sizeof(*offs));
+    p->ids = tn_xcalloc(cap, 37);
     tn_buf_t *b = &e->payloads; /* every payload, NUL-separated; kept across batches */
     tn_buf_reset(b);
-    json_t *should = json_array();
+    p->should = json_array();
     size_t n = 0;
     for (size_t i = 0; i < e->nrecs; i++) {
         const embedder_rec_t *r = &e->recs[i];
@@ -170,30 +171,53 @@ static tn_err_t write_points(embedder_t *e, const float *vecs, size_t dims, char
             continue;
         const json_t *chunks = json_object_get(r->doc, "chunks");
         for (size_t k = 0; k < r->nchunks; k++) {
-            point_id(r->doc, k, ids[n]);
+            point_id(r->doc, k, p->ids[n]);
             offs[n] = b->len;
             chunk_payload(e, b, r->doc, json_array_get(chunks, k), k);
             (void)tn_buf_add(b, "", 1);
-            pts[n] =
-                (tn_qdrant_point_t){ids[n], vecs + (r->first_chunk + k) * dims, dims, NULL, NULL};
+            p->pts[n] = (tn_qdrant_point_t){p->ids[n], vecs + (r->first_chunk + k) * dims, dims,
+                                            NULL, NULL};
             n++;
         }
-        json_array_append_new(should, stale_filter(r->doc, r->nchunks));
+        json_array_append_new(p->should, stale_filter(r->doc, r->nchunks));
     }
     for (size_t i = 0; i < n; i++) /* the buffer moved while it grew */
-        pts[i].payload_json = b->data + offs[i];
+        p->pts[i].payload_json = b->data + offs[i];
+    p->n = n;
+    free(offs);
+}
+
+/* Upsert the points (wait=true), then delete the stale ones. Uses e->qdrant and e->cfg only, so
+ * it may run on the store thread while the main thread gathers and embeds the next batch. */
+tn_err_t embedder_points_send(embedder_t *e, const embedder_points_t *p, char *errbuf,
+                              size_t errlen)
+{
     tn_err_t rc = TN_OK;
-    if (n)
-        rc = tn_qdrant_upsert(e->qdrant, e->cfg->collection, pts, n, errbuf, errlen);
-    if (rc == TN_OK && json_array_size(should)) {
-        json_t *filter = json_pack("{s:O}", "should", should);
+    if (p->n)
+        rc = tn_qdrant_upsert(e->qdrant, e->cfg->collection, p->pts, p->n, errbuf, errlen);
+    if (rc == TN_OK && json_array_size(p->should)) {
+        json_t *filter = json_pack("{s:O}", "should", p->should);
         rc = tn_qdrant_delete_filter(e->qdrant, e->cfg->collection, filter, errbuf, errlen);
         json_decref(filter);
     }
-    json_decref(should);
-    free(offs);
-    free(pts);
-    free(ids);
+    return rc;
+}
+
+void embedder_points_cleanup(embedder_points_t *p)
+{
+    json_decref(p->should);
+    free(p->pts);
+    free(p->ids);
+    memset(p, 0, sizeof(*p));
+}
+
+static tn_err_t write_points(embedder_t *e, const float *vecs, size_t dims, char *errbuf,
+                             size_t errlen)
+{
+    embedder_points_t p;
+    embedder_points_build(e, vecs, dims, &p);
+    tn_err_t rc = embedder_points_send(e, &p, errbuf, errlen);
+    embedder_points_cleanup(&p);
     return rc;
 }
 
@@ -271,7 +295,7 @@ static tn_err_t write_records(embedder_t *e, const float *vecs, size_t dims,
     return rc == TN_OK ? TN_OK : TN_ERR_KAFKA;
 }
 
-static tn_err_t write_dead_letters(embedder_t *e, char *errbuf, size_t errlen)
+tn_err_t embedder_batch_dead_letters(embedder_t *e, char *errbuf, size_t errlen)
 {
     int any = 0;
     for (size_t i = 0; i < e->nrecs; i++) {
@@ -321,6 +345,29 @@ static tn_err_t embed_all(embedder_t *e, float **vecs, size_t *dims, char *errbu
     return rc == TN_ERR_PARSE ? TN_ERR_UNAVAILABLE : rc;
 }
 
+tn_err_t embedder_batch_embed(embedder_t *e, float **vecs, size_t *dims, char *errbuf,
+                              size_t errlen)
+{
+    *vecs = NULL;
+    *dims = 0;
+    if (e->nchunks && !tn_breaker_allow(&e->embed_breaker)) {
+        snprintf(errbuf, errlen, "embeddings: circuit open");
+        return TN_AGAIN;
+    }
+    tn_err_t rc = embed_all(e, vecs, dims, errbuf, errlen);
+    if (e->nchunks) {
+        if (rc == TN_ERR_UNAVAILABLE)
+            tn_breaker_failure(&e->embed_breaker);
+        else
+            tn_breaker_success(&e->embed_breaker);
+    }
+    if (rc != TN_OK) {
+        free(*vecs);
+        *vecs = NULL;
+    }
+    return rc;
+}
+
 tn_err_t embedder_batch_write(embedder_t *e, bool sync, const char **stage, char *errbuf,
                               size_t errlen)
 {
@@ -328,17 +375,7 @@ tn_err_t embedder_batch_write(embedder_t *e, bool sync, const char **stage, char
     size_t dims = 0;
     tn_err_t rc;
     *stage = "embed";
-    if (e->nchunks && !tn_breaker_allow(&e->embed_breaker)) {
-        snprintf(errbuf, errlen, "embeddings: circuit open");
-        return TN_AGAIN;
-    }
-    rc = embed_all(e, &vecs, &dims, errbuf, errlen);
-    if (e->nchunks) {
-        if (rc == TN_ERR_UNAVAILABLE)
-            tn_breaker_failure(&e->embed_breaker);
-        else
-            tn_breaker_success(&e->embed_breaker);
-    }
+    rc = embedder_batch_embed(e, &vecs, &dims, errbuf, errlen);
     if (rc != TN_OK)
         return rc;
     if (e->qdrant) {
@@ -363,12 +400,12 @@ tn_err_t embedder_batch_write(embedder_t *e, bool sync, const char **stage, char
         free(e->vecs);
         e->vecs = vecs;
         e->dims = dims;
-        return write_dead_letters(e, errbuf, errlen);
+        return embedder_batch_dead_letters(e, errbuf, errlen);
     }
     rc = write_records(e, vecs, dims, NULL, errbuf, errlen);
     free(vecs);
     if (rc == TN_OK)
-        rc = write_dead_letters(e, errbuf, errlen);
+        rc = embedder_batch_dead_letters(e, errbuf, errlen);
     return rc;
 }
 

@@ -9,6 +9,7 @@
 #define EMBEDDER_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -59,6 +60,14 @@ typedef struct embedder_rec {
     size_t nchunks;
 } embedder_rec_t;
 
+/* A batch's Qdrant writes, built on the main thread and sent from either thread. */
+typedef struct embedder_points {
+    tn_qdrant_point_t *pts; /* vectors borrowed from the batch's vecs, payloads from e->payloads */
+    char (*ids)[37];
+    size_t n;
+    json_t *should; /* the stale-point filters */
+} embedder_points_t;
+
 typedef struct embedder {
     const embedder_cfg_t *cfg;
     embedder_metrics_t m;
@@ -81,6 +90,19 @@ typedef struct embedder {
     embedder_rec_t *prev;
     size_t nprev, capprev, prev_nchunks;
     tn_kafka_batch_t *inflight;
+    /* the batch being written to Qdrant on the store thread (st_busy), between the open batch
+     * and the previous one: embedded, its vectors in e->vecs; its records go out once Qdrant
+     * acknowledged and the previous batch is committed */
+    embedder_rec_t *st_recs;
+    size_t nst, capst, st_nchunks;
+    embedder_points_t st_points;
+    pthread_t st_thread;
+    bool st_busy;     /* a batch is in the store slot (its write running or done) */
+    bool st_joinable; /* st_thread runs it (else it was written inline) */
+    atomic_bool st_done;
+    tn_err_t st_rc;
+    char st_err[512];
+    double st_t0;              /* when the batch's embedding started (batch_s) */
     int sync_batches;          /* after a failed delivery: batches written the synchronous way */
     tn_buf_t payloads, values; /* batch.c's point payloads and record values, reused */
 } embedder_t;
@@ -103,6 +125,18 @@ void embedder_batch_add(embedder_t *e, tn_kafka_msg_t *msg);
  */
 tn_err_t embedder_batch_write(embedder_t *e, bool sync, const char **stage, char *errbuf,
                               size_t errlen);
+/** Embed the open batch's chunks (n * dims floats in @p vecs, caller frees), behind the
+ *  embeddings circuit breaker. @returns as embedder_batch_write() for the "embed" stage. */
+tn_err_t embedder_batch_embed(embedder_t *e, float **vecs, size_t *dims, char *errbuf,
+                              size_t errlen);
+/** The open batch's points and stale filter (payloads written to e->payloads). */
+void embedder_points_build(embedder_t *e, const float *vecs, size_t dims, embedder_points_t *p);
+/** Upsert and delete; touches only e->qdrant and e->cfg (safe on the store thread). */
+tn_err_t embedder_points_send(embedder_t *e, const embedder_points_t *p, char *errbuf,
+                              size_t errlen);
+void embedder_points_cleanup(embedder_points_t *p);
+/** The open batch's dead letters, sent and acknowledged. */
+tn_err_t embedder_batch_dead_letters(embedder_t *e, char *errbuf, size_t errlen);
 /** With !sync: produce the written batch's tickets.embedded records; the handle to wait on
  *  (NULL: none). */
 tn_kafka_batch_t *embedder_batch_start_records(embedder_t *e);

@@ -44,6 +44,7 @@ static void embedder_free(embedder_t *e)
         json_decref(e->prev[i].doc);
     }
     free(e->prev);
+    free(e->st_recs);
     free(e->vecs);
     tn_buf_cleanup(&e->payloads);
     tn_buf_cleanup(&e->values);

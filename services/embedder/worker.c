@@ -159,6 +159,69 @@ static void swap_batches(embedder_t *e)
     e->prev_nchunks = nc;
 }
 
+/* The open batch and the one on the store thread trade places. */
+static void swap_store(embedder_t *e)
+{
+    embedder_rec_t *r = e->recs;
+    size_t n = e->nrecs, cap = e->caprecs, nc = e->nchunks;
+    e->recs = e->st_recs;
+    e->nrecs = e->nst;
+    e->caprecs = e->capst;
+    e->nchunks = e->st_nchunks;
+    e->st_recs = r;
+    e->nst = n;
+    e->capst = cap;
+    e->st_nchunks = nc;
+}
+
+/* Wait for the store thread; @returns its result (TN_OK when none ran). */
+static tn_err_t store_join(embedder_t *e)
+{
+    if (!e->st_busy)
+        return TN_OK;
+    if (e->st_joinable)
+        pthread_join(e->st_thread, NULL);
+    e->st_busy = false;
+    embedder_points_cleanup(&e->st_points);
+    return e->st_rc;
+}
+
+/*
+ * Drop every batch not committed (the previous one, the one on the store thread, the open one)
+ * and rewind each of their partitions to its first record among them, so all of it is consumed
+ * and written again (idempotently). Later batches are written the synchronous way (retries,
+ * DLQ) until a few succeed.
+ */
+static void rewind_all(embedder_t *e)
+{
+    (void)store_join(e);
+    embedder_rec_t *slot[3] = {e->prev, e->st_recs, e->recs};
+    size_t nslot[3] = {e->nprev, e->nst, e->nrecs};
+    for (int s = 0; s < 3; s++) {
+        for (size_t i = 0; i < nslot[s]; i++) {
+            const tn_kafka_msg_t *m = &slot[s][i].msg;
+            int64_t first = m->offset;
+            for (int q = 0; q < 3; q++) /* the partition's first record in any batch */
+                for (size_t j = 0; j < nslot[q]; j++)
+                    if (slot[q][j].msg.partition == m->partition && slot[q][j].msg.offset < first &&
+                        !strcmp(slot[q][j].msg.topic, m->topic))
+                        first = slot[q][j].msg.offset;
+            if (first == m->offset)
+                tn_kafka_consumer_seek(e->consumer, m->topic, m->partition, first);
+        }
+    }
+    swap_batches(e);
+    embedder_batch_clear(e);
+    swap_batches(e);
+    swap_store(e);
+    embedder_batch_clear(e);
+    swap_store(e);
+    embedder_batch_clear(e);
+    free(e->vecs);
+    e->vecs = NULL;
+    e->sync_batches = 4;
+}
+
 /* Store and commit the open batch's offsets, count it and clear it. */
 static void commit_batch(embedder_t *e)
 {
@@ -195,30 +258,94 @@ static tn_err_t complete_prev(embedder_t *e)
     TN_LOG(TN_LOG_WARN, "embedder: %s did not acknowledge a batch (%s); redoing it",
            e->cfg->topic_out, tn_err_str(rc));
     tn_metric_add(e->m.retries, TN_LABELS("kafka"), 1);
-    for (int pass = 0; pass < 2; pass++) {
-        embedder_rec_t *recs = pass ? e->recs : e->prev;
-        size_t n = pass ? e->nrecs : e->nprev;
-        for (size_t i = 0; i < n; i++) {
-            const tn_kafka_msg_t *m = &recs[i].msg;
-            int64_t first = m->offset;
-            for (int q = 0; q < 2; q++) { /* the partition's first record in either batch */
-                const embedder_rec_t *o = q ? e->recs : e->prev;
-                size_t on = q ? e->nrecs : e->nprev;
-                for (size_t j = 0; j < on; j++)
-                    if (o[j].msg.partition == m->partition && !strcmp(o[j].msg.topic, m->topic) &&
-                        o[j].msg.offset < first)
-                        first = o[j].msg.offset;
-            }
-            if (first == m->offset)
-                tn_kafka_consumer_seek(e->consumer, m->topic, m->partition, first);
-        }
-    }
-    swap_batches(e);
-    embedder_batch_clear(e);
-    swap_batches(e);
-    embedder_batch_clear(e);
-    e->sync_batches = 4;
+    rewind_all(e);
     return TN_ERR_KAFKA;
+}
+
+/*
+ * The batch on the store thread is done (waiting for it): when Qdrant took it, the previous
+ * batch is committed once acknowledged, then this one's records go out and it becomes the
+ * previous batch. When Qdrant failed, nothing of it is committed: every open batch is rewound
+ * and the next ones are written the synchronous way (backoff, circuit breaker, DLQ).
+ * @returns TN_OK, or the error after which everything was rewound.
+ */
+static tn_err_t store_collect(embedder_t *e)
+{
+    if (!e->st_busy)
+        return TN_OK;
+    tn_err_t rc = store_join(e);
+    if (rc == TN_ERR_UNAVAILABLE)
+        tn_breaker_failure(&e->store_breaker);
+    else
+        tn_breaker_success(&e->store_breaker);
+    if (rc != TN_OK) {
+        TN_LOG(TN_LOG_WARN, "embedder: qdrant did not take a batch (%s); redoing it", e->st_err);
+        tn_metric_add(e->m.retries, TN_LABELS("store"), 1);
+        e->failing = 1;
+        set_ready(e);
+        if (complete_prev(e) == TN_OK) /* the previous batch does not depend on this one */
+            rewind_all(e);
+        return TN_ERR_UNAVAILABLE;
+    }
+    if (complete_prev(e) != TN_OK)
+        return TN_ERR_KAFKA; /* everything rewound, this batch too */
+    swap_store(e);
+    tn_metric_observe(e->m.batch_s, TN_NOLABELS, tn_clock_mono_s() - e->st_t0);
+    e->inflight = embedder_batch_start_records(e);
+    swap_batches(e); /* this batch waits for its acknowledgments */
+    swap_store(e);   /* the open batch is back in its place; the store slot is empty */
+    return TN_OK;
+}
+
+static void *store_main(void *arg)
+{
+    embedder_t *e = arg;
+    e->st_err[0] = '\0';
+    e->st_rc = embedder_points_send(e, &e->st_points, e->st_err, sizeof(e->st_err));
+    atomic_store(&e->st_done, true);
+    return NULL;
+}
+
+/*
+ * The open batch the overlapped way: embed it while the store thread writes the batch before it
+ * to Qdrant, collect that one (its records go out), then hand this one to the store thread and
+ * go back to gathering. @returns TN_DECLINED when the batch must go the synchronous way (an
+ * embedding failure or an open circuit: the retry loop takes it as it is), TN_OK otherwise (also
+ * when a failure rewound everything).
+ */
+static tn_err_t finish_batch_overlapped(embedder_t *e)
+{
+    char err[512] = "";
+    float *vecs = NULL;
+    size_t dims = 0;
+    double t0 = tn_clock_mono_s();
+    tn_err_t rc = embedder_batch_embed(e, &vecs, &dims, err, sizeof(err));
+    if (rc != TN_OK) {
+        if (store_collect(e) != TN_OK)
+            return TN_OK; /* the open batch was rewound with the rest */
+        return TN_DECLINED;
+    }
+    if (store_collect(e) != TN_OK) {
+        free(vecs);
+        return TN_OK;
+    }
+    if (embedder_batch_dead_letters(e, err, sizeof(err)) != TN_OK) {
+        free(vecs);
+        return TN_DECLINED; /* the synchronous way retries them */
+    }
+    e->failing = 0;
+    free(e->vecs); /* none: the previous batch's records are out */
+    e->vecs = vecs;
+    e->dims = dims;
+    embedder_points_build(e, vecs, dims, &e->st_points);
+    e->st_t0 = t0;
+    swap_store(e); /* the open batch is empty again */
+    atomic_store(&e->st_done, false);
+    e->st_busy = true;
+    e->st_joinable = pthread_create(&e->st_thread, NULL, store_main, e) == 0;
+    if (!e->st_joinable)
+        store_main(e); /* no thread: write it here instead */
+    return TN_OK;
 }
 
 /* Write the batch until it is done (or stopping); then commit its offsets, or (async) start its
@@ -228,6 +355,14 @@ static tn_err_t finish_batch(embedder_t *e)
     char err[512];
     const char *stage = "embed";
     int paused = 0;
+    if (e->qdrant && e->sync_batches == 0 &&
+        tn_breaker_state(&e->store_breaker) == TN_BREAKER_CLOSED &&
+        finish_batch_overlapped(e) != TN_DECLINED)
+        return TN_OK;
+    if (store_collect(e) != TN_OK)
+        return TN_OK; /* everything rewound */
+    if (!e->nrecs)
+        return TN_OK;
     for (int attempt = 1;;) {
         double t0 = tn_clock_mono_s();
         err[0] = '\0';
@@ -289,7 +424,7 @@ static tn_err_t finish_batch(embedder_t *e)
     return TN_OK;
 }
 
-tn_err_t embedder_worker_run(embedder_t *e)
+static tn_err_t worker_loop(embedder_t *e)
 {
     while (!tn_lifecycle_is_stopping()) {
         int64_t deadline = 0;
@@ -297,11 +432,14 @@ tn_err_t embedder_worker_run(embedder_t *e)
             int64_t wait = e->nrecs ? deadline - tn_clock_mono_ms() : 200;
             if (e->nrecs && wait <= 0)
                 break;
+            if (e->st_busy && atomic_load(&e->st_done))
+                store_collect(e); /* its records go out without waiting for a full batch */
             if (e->inflight && tn_kafka_batch_done(e->inflight))
                 complete_prev(e); /* idle or slow input: commit without waiting for a batch */
             else if (!e->inflight && e->nprev)
                 complete_prev(e);
-            tn_err_t rc = poll_one(e, e->inflight && (!e->nrecs || wait > 5) ? 5 : wait);
+            bool pending = e->inflight || e->st_busy;
+            tn_err_t rc = poll_one(e, pending && (!e->nrecs || wait > 5) ? 5 : wait);
             if (rc == TN_ERR_FATAL)
                 return TN_ERR_FATAL;
             if (rc == TN_OK && e->nrecs == 1)
@@ -317,7 +455,20 @@ tn_err_t embedder_worker_run(embedder_t *e)
         if (rc == TN_ERR_STOPPED)
             break;
     }
-    complete_prev(e); /* stopping: records already produced are committed once acknowledged */
-    embedder_batch_clear(e);
     return TN_OK;
+}
+
+tn_err_t embedder_worker_run(embedder_t *e)
+{
+    tn_err_t rc = worker_loop(e);
+    if (rc == TN_OK) {
+        store_collect(e); /* stopping: a batch Qdrant took still goes out and is committed */
+        complete_prev(e); /* records already produced are committed once acknowledged */
+    }
+    (void)store_join(e); /* never leave the thread running behind a fatal error */
+    swap_store(e);
+    embedder_batch_clear(e);
+    swap_store(e);
+    embedder_batch_clear(e);
+    return rc;
 }

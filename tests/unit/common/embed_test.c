@@ -98,6 +98,79 @@ static void test_hash_pinned(void **state)
     assert_memory_equal(v, w, sizeof(v));
 }
 
+/* FNV-1a 64 of the vector's float32 bit patterns, least significant byte first. */
+static uint64_t vec_digest(const float *v, size_t n, uint64_t h)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, &v[i], sizeof(b));
+        for (int k = 0; k < 4; k++) {
+            h ^= (b >> (8 * k)) & 0xFF;
+            h *= 0x100000001b3ull;
+        }
+    }
+    return h;
+}
+
+/* Pinned to the bit: every component of the vectors of a few texts at a few sizes, so that any
+ * change of the hash provider's output (which would silently invalidate every index built with
+ * it) fails here, even one below the tolerances of test_hash_pinned. The texts cover ASCII,
+ * folded accents, Cyrillic and CJK n-grams, apostrophes, invalid UTF-8, repeated words, a word
+ * longer than the ASCII n-gram batch and a 200-word chunk like the benchmark's. (Computed with
+ * glibc's log; another libm could differ in the last bit of a tf > 1 weight.) */
+static void test_hash_pinned_bits(void **state)
+{
+    (void)state;
+    static const char *const words[] = {
+        "solicitud",       "de",    "renovación", "del",     "pasaporte",   "cédula", "cita",
+        "registro",        "civil", "Москва",     "東京都",  "the",         "office", "opening",
+        "hours",           "niño",  "año",        "façade",  "ÉTÉ",         "l'état", "certificado",
+        "empadronamiento", "2024",  "n.º",        "¿dónde?", "ayuntamiento"};
+    char chunk[4096];
+    size_t o = 0;
+    uint64_t r = 7;
+    for (int w = 0; w < 200; w++) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        o += (size_t)snprintf(chunk + o, sizeof(chunk) - o, "%s%s", w ? (r >> 62 ? " " : ", ") : "",
+                              words[(r >> 33) % TN_ARRAY_LEN(words)]);
+    }
+    char longword[200];
+    for (size_t i = 0; i < sizeof(longword) - 1; i++)
+        longword[i] = (char)('a' + (i * 7) % 26);
+    longword[sizeof(longword) - 1] = '\0';
+    const char *texts[] = {
+        "Quiero renovar el pasaporte de mi hija, por favor.",
+        "¿Cédula de IDENTIDAD? — Москва, 東京都; naïve façade ß",
+        "la cédula de la hija, la CÉDULA de la hija; cédula cédula de de de la la la la ñandú",
+        "l'état d'urgence, it's O'Brien's",
+        "x\xff\xfe y \xc3 z \xe2\x82",
+        longword,
+        chunk,
+    };
+    static const size_t dims[] = {1, 7, 64, 384, 1024};
+    static const uint64_t pinned[] = {
+        0xb24afc403895052eull, 0x50d9e9d99594386dull, 0xf8ac11188fdb70d4ull, 0x48e4bce1590ba239ull,
+        0x6c8bdd99bba5d021ull, 0x0608c9dfed239766ull, 0x018fa7e3523f2df5ull,
+    };
+    float *v = tn_xmalloc(1024 * sizeof(float));
+    size_t bad = 0;
+    for (size_t t = 0; t < TN_ARRAY_LEN(texts); t++) {
+        uint64_t h = 0xcbf29ce484222325ull;
+        for (size_t d = 0; d < TN_ARRAY_LEN(dims); d++) {
+            tn_embed_hash(texts[t], strlen(texts[t]), dims[d], v);
+            h = vec_digest(v, dims[d], h);
+        }
+        if (h != pinned[t]) {
+            print_message("text %zu: digest 0x%016llxull, pinned 0x%016llxull\n", t,
+                          (unsigned long long)h, (unsigned long long)pinned[t]);
+            bad++;
+        }
+    }
+    free(v);
+    if (bad)
+        fail_msg("%zu texts embed differently from their pinned vectors", bad);
+}
+
 static void test_hash_norm(void **state)
 {
     (void)state;
@@ -942,6 +1015,7 @@ int main(void)
     tn_log_init("embed_test", TN_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hash_pinned),
+        cmocka_unit_test(test_hash_pinned_bits),
         cmocka_unit_test(test_hash_norm),
         cmocka_unit_test(test_hash_long_word),
         cmocka_unit_test(test_hash_empty_is_zero),
