@@ -3,6 +3,7 @@
 #include "taina/llm.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -341,11 +342,38 @@ static const char *const stop_words[] = {
     "yo",
 };
 
+/* The stop words sorted (strcmp order), once: every word of every passage is looked up. */
+static const char *stop_sorted[TN_ARRAY_LEN(stop_words)];
+static pthread_once_t stop_once = PTHREAD_ONCE_INIT;
+
+static int cstr_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void stop_sort(void)
+{
+    memcpy(stop_sorted, stop_words, sizeof(stop_words));
+    qsort(stop_sorted, TN_ARRAY_LEN(stop_sorted), sizeof(*stop_sorted), cstr_cmp);
+}
+
 static bool is_stop_word(const char *w, size_t len)
 {
-    for (size_t i = 0; i < TN_ARRAY_LEN(stop_words); i++)
-        if (strlen(stop_words[i]) == len && memcmp(stop_words[i], w, len) == 0)
+    pthread_once(&stop_once, stop_sort);
+    size_t lo = 0, hi = TN_ARRAY_LEN(stop_sorted);
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const char *sw = stop_sorted[mid];
+        int c = strncmp(sw, w, len);
+        if (c == 0 && sw[len] != '\0')
+            c = 1; /* w is a prefix of sw: sw sorts after it */
+        if (c == 0)
             return true;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return false;
 }
 
