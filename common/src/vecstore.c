@@ -207,9 +207,11 @@ static void quantize(const float *v, size_t d, int16_t *out)
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) &&                            \
     !defined(TN_VECSTORE_NO_CLONES) && !defined(TN_VECSTORE_NO_LANES)
 #define VS_LANES 1
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
+#ifdef VS_LANES
 enum { LANE_ROWS = 8 };
 
 static inline int32_t ld32(const int8_t *p)
@@ -219,7 +221,6 @@ static inline int32_t ld32(const int8_t *p)
     return v;
 }
 
-#ifdef VS_LANES
 /* 16 queries (packed @p qp: dims / 4 x 16 words) against the rows @p ids[0..n): scores into
  * @p sc (n x 16), and per row the lanes whose score >= @p thr[lane] into @p mask. */
 __attribute__((target("avx512f,avx512vnni"))) static void
@@ -341,7 +342,9 @@ static unsigned lane_kernels(void)
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vnni"))
         k |= TN_VEC_KERNEL_VNNI512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni"))
+    /* AVX-VNNI: CPUID leaf 7, subleaf 1, EAX bit 4 (not every compiler's builtin knows it) */
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (__builtin_cpu_supports("avx2") && __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & 16u))
         k |= TN_VEC_KERNEL_VNNI256;
 #endif
     return k;
