@@ -342,38 +342,40 @@ static const char *const stop_words[] = {
     "yo",
 };
 
-/* The stop words sorted (strcmp order), once: every word of every passage is looked up. */
-static const char *stop_sorted[TN_ARRAY_LEN(stop_words)];
+/* The stop words in an open-addressing set (FNV-1a, built once): every word of every passage is
+ * looked up. */
+enum { STOP_SLOTS = 1024 }; /* a power of two, over 4x the words */
+static const char *stop_set[STOP_SLOTS];
+static unsigned char stop_len[STOP_SLOTS];
 static pthread_once_t stop_once = PTHREAD_ONCE_INIT;
 
-static int cstr_cmp(const void *a, const void *b)
+static uint32_t stop_hash(const char *w, size_t len)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)w[i]) * 16777619u;
+    return h;
 }
 
-static void stop_sort(void)
+static void stop_build(void)
 {
-    memcpy(stop_sorted, stop_words, sizeof(stop_words));
-    qsort(stop_sorted, TN_ARRAY_LEN(stop_sorted), sizeof(*stop_sorted), cstr_cmp);
+    for (size_t i = 0; i < TN_ARRAY_LEN(stop_words); i++) {
+        size_t len = strlen(stop_words[i]);
+        uint32_t j = stop_hash(stop_words[i], len) & (STOP_SLOTS - 1);
+        while (stop_set[j])
+            j = (j + 1) & (STOP_SLOTS - 1);
+        stop_set[j] = stop_words[i];
+        stop_len[j] = (unsigned char)len;
+    }
 }
 
 static bool is_stop_word(const char *w, size_t len)
 {
-    pthread_once(&stop_once, stop_sort);
-    size_t lo = 0, hi = TN_ARRAY_LEN(stop_sorted);
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const char *sw = stop_sorted[mid];
-        int c = strncmp(sw, w, len);
-        if (c == 0 && sw[len] != '\0')
-            c = 1; /* w is a prefix of sw: sw sorts after it */
-        if (c == 0)
+    pthread_once(&stop_once, stop_build);
+    for (uint32_t j = stop_hash(w, len) & (STOP_SLOTS - 1); stop_set[j];
+         j = (j + 1) & (STOP_SLOTS - 1))
+        if (stop_len[j] == len && memcmp(stop_set[j], w, len) == 0)
             return true;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
     return false;
 }
 
