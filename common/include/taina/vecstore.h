@@ -27,7 +27,7 @@
  * pass over the matrix, tile by tile (matrix-matrix), for concurrent requests; its scores are
  * bitwise those of tn_vecstore_search. On x86-64 CPUs with AVX-512 VNNI or AVX-VNNI (checked at run
  * time) its first pass puts each query in a lane of a vector register, 16 or 8 at a time, and reads
- * each row once for all of them: at 100,000 x 384 a pass for 16 queries costs about 2x one for a
+ * each row once for all of them: at 100,000 x 384 a pass for 16 queries costs about 1.7x one for a
  * single query. Ties in score rank the earlier-inserted row first (a replaced chunk
  * counts as inserted anew), so results are deterministic and unchanged by compaction.
  *
