@@ -221,9 +221,12 @@ int tn_app_main(const tn_app_def_t *def, int argc, char **argv, char *const *env
     if (def->features & TN_APP_HTTP) {
         _Static_assert(sizeof(http_keys) <= sizeof(app->http_keys), "room for the http keys");
         memcpy(app->http_keys, http_keys, sizeof(http_keys));
-        for (size_t i = 0; def->http_port && i < TN_ARRAY_LEN(http_keys); i++)
-            if (!strcmp(app->http_keys[i].name, "http_port"))
+        for (size_t i = 0; i < TN_ARRAY_LEN(http_keys); i++) {
+            if (def->http_port && !strcmp(app->http_keys[i].name, "http_port"))
                 app->http_keys[i].def = def->http_port;
+            if (def->http_threads && !strcmp(app->http_keys[i].name, "http_threads"))
+                app->http_keys[i].def = def->http_threads;
+        }
         tn_cfg_add_table(app->cfg, "http", app->http_keys, TN_ARRAY_LEN(http_keys), &app->common);
     }
     if (def->features & TN_APP_KAFKA)

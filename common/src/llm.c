@@ -3,6 +3,7 @@
 #include "taina/llm.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -341,10 +342,39 @@ static const char *const stop_words[] = {
     "yo",
 };
 
+/* The stop words in an open-addressing set (FNV-1a, built once): every word of every passage is
+ * looked up. */
+enum { STOP_SLOTS = 1024 }; /* a power of two, over 4x the words */
+static const char *stop_set[STOP_SLOTS];
+static unsigned char stop_len[STOP_SLOTS];
+static pthread_once_t stop_once = PTHREAD_ONCE_INIT;
+
+static uint32_t stop_hash(const char *w, size_t len)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)w[i]) * 16777619u;
+    return h;
+}
+
+static void stop_build(void)
+{
+    for (size_t i = 0; i < TN_ARRAY_LEN(stop_words); i++) {
+        size_t len = strlen(stop_words[i]);
+        uint32_t j = stop_hash(stop_words[i], len) & (STOP_SLOTS - 1);
+        while (stop_set[j])
+            j = (j + 1) & (STOP_SLOTS - 1);
+        stop_set[j] = stop_words[i];
+        stop_len[j] = (unsigned char)len;
+    }
+}
+
 static bool is_stop_word(const char *w, size_t len)
 {
-    for (size_t i = 0; i < TN_ARRAY_LEN(stop_words); i++)
-        if (strlen(stop_words[i]) == len && memcmp(stop_words[i], w, len) == 0)
+    pthread_once(&stop_once, stop_build);
+    for (uint32_t j = stop_hash(w, len) & (STOP_SLOTS - 1); stop_set[j];
+         j = (j + 1) & (STOP_SLOTS - 1))
+        if (stop_len[j] == len && memcmp(stop_set[j], w, len) == 0)
             return true;
     return false;
 }

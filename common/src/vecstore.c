@@ -9,7 +9,9 @@
  *            (x = m * qscale / 65536, an absolute error of at most max|x| / 2^24 a component,
  *            below that of float32 rounding of the largest ones; |m| < 2^24, exact as float);
  *   qscale   per row: max|x| / 127.
- *   So a row takes 3 bytes a dimension (+4), 0.75x its floats; the arrays grow by an eighth
+ *   qsum     per row: the sum of its qmat bytes (the VNNI kernels multiply unsigned query bytes
+ *            q + 128 with the signed row and take 128 * qsum off).
+ *   So a row takes 3 bytes a dimension (+8), 0.75x its floats; the arrays grow by an eighth
  *   (at least 64 rows), so vector_bytes <= 0.85x the rows' raw float32 bytes (realloc of a
  *   large block is an mremap in glibc: no copy).
  *   rows     per row: the ticket it belongs to (NULL = tombstone), its payload, tenant id and
@@ -27,7 +29,10 @@
  * for one query, or 4 queries for one row), on rows decoded from the fixed point, cloned for
  * AVX2 where the compiler supports target_clones. Both kernels do the same operations in the
  * same order for each (query, row) pair, so search and search_many give bitwise identical
- * scores.
+ * scores. The int8 first pass has portable kernels and, on x86-64 CPUs with VNNI (checked at
+ * run time), one for a single query (64 dims an instruction) and lane kernels for batches (16 or
+ * 8 queries an instruction, the row read once for all); its sums are exact integers, so every
+ * kernel picks the same candidates with the same scores.
  */
 #include "taina/vecstore.h"
 
@@ -186,6 +191,165 @@ static void quantize(const float *v, size_t d, int16_t *out)
     }
 }
 
+/*
+ * Lane kernels (x86-64 with VNNI), for a batch of queries: each query in its own 32-bit lane of
+ * a vector register, 16 (AVX-512 VNNI) or 8 (AVX-VNNI) at a time. The queries of a group are
+ * packed by groups of 4 dims: word w of lane l holds q_l[4w..4w+3] + 128 as unsigned bytes (0 in
+ * the lanes of no query). A row's 4 int8 at 4w are broadcast to every lane and VPDPBUSD adds the
+ * 4 products to each lane's int32 sum, which ends as q.r + 128 * sum(r): minus 128 * qsum[row],
+ * exactly the integer dot product of idot_*, so every path ranks the same candidates with the
+ * same scores. The row is read once for all the queries, one instruction does 4 dims of 16 (or
+ * 8) queries, and no horizontal sums are needed. The score (float)sum * qscale is compared in
+ * the kernel with each query's threshold (its heap's worst kept score, or its minimum), so the
+ * caller looks only at the few (row, query) pairs that may enter a heap. Rows go 8 at a time (8
+ * independent sums to cover VPDPBUSD's latency); dims must be a multiple of 4.
+ */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) &&                            \
+    !defined(TN_VECSTORE_NO_CLONES) && !defined(TN_VECSTORE_NO_LANES)
+#define VS_LANES 1
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
+
+#ifdef VS_LANES
+enum { LANE_ROWS = 8 };
+
+static inline int32_t ld32(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+/* 16 queries (packed @p qp: dims / 4 x 16 words) against the rows @p ids[0..n): scores into
+ * @p sc (n x 16), and per row the lanes whose score >= @p thr[lane] into @p mask. */
+__attribute__((target("avx512f,avx512vnni"))) static void
+lanes16(const int8_t *qmat, size_t d, const int32_t *qsum, const float *qscale, const uint32_t *qp,
+        const float *thr, const uint32_t *ids, size_t n, float *sc, uint32_t *mask)
+{
+    size_t d4 = d / 4;
+    __m512 t = _mm512_loadu_ps(thr);
+    for (size_t i = 0; i < n; i += LANE_ROWS) {
+        size_t m = TN_MIN((size_t)LANE_ROWS, n - i);
+        const int8_t *r[LANE_ROWS];
+        for (size_t j = 0; j < LANE_ROWS; j++)
+            r[j] = qmat + (size_t)ids[i + (j < m ? j : 0)] * d;
+        for (size_t j = i + LANE_ROWS; j < TN_MIN(i + 2 * LANE_ROWS, n); j++)
+            for (size_t c = 0; c < d; c += 64)
+                _mm_prefetch((const char *)(qmat + (size_t)ids[j] * d + c), _MM_HINT_T0);
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
+                a7 = a0;
+        for (size_t w = 0; w < d4; w++) {
+            __m512i q = _mm512_loadu_si512(qp + w * 16);
+            a0 = _mm512_dpbusd_epi32(a0, q, _mm512_set1_epi32(ld32(r[0] + 4 * w)));
+            a1 = _mm512_dpbusd_epi32(a1, q, _mm512_set1_epi32(ld32(r[1] + 4 * w)));
+            a2 = _mm512_dpbusd_epi32(a2, q, _mm512_set1_epi32(ld32(r[2] + 4 * w)));
+            a3 = _mm512_dpbusd_epi32(a3, q, _mm512_set1_epi32(ld32(r[3] + 4 * w)));
+            a4 = _mm512_dpbusd_epi32(a4, q, _mm512_set1_epi32(ld32(r[4] + 4 * w)));
+            a5 = _mm512_dpbusd_epi32(a5, q, _mm512_set1_epi32(ld32(r[5] + 4 * w)));
+            a6 = _mm512_dpbusd_epi32(a6, q, _mm512_set1_epi32(ld32(r[6] + 4 * w)));
+            a7 = _mm512_dpbusd_epi32(a7, q, _mm512_set1_epi32(ld32(r[7] + 4 * w)));
+        }
+        __m512i a[LANE_ROWS] = {a0, a1, a2, a3, a4, a5, a6, a7};
+        for (size_t j = 0; j < m; j++) {
+            uint32_t row = ids[i + j];
+            __m512i s = _mm512_sub_epi32(a[j], _mm512_set1_epi32(128 * qsum[row]));
+            __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(qscale[row]));
+            _mm512_storeu_ps(sc + (i + j) * 16, f);
+            mask[i + j] = (uint32_t)_mm512_cmp_ps_mask(f, t, _CMP_GE_OQ);
+        }
+    }
+}
+
+/* The same for 8 queries (qp: dims / 4 x 8 words; sc: n x 8). */
+__attribute__((target("avx2,avxvnni"))) static void
+lanes8(const int8_t *qmat, size_t d, const int32_t *qsum, const float *qscale, const uint32_t *qp,
+       const float *thr, const uint32_t *ids, size_t n, float *sc, uint32_t *mask)
+{
+    size_t d4 = d / 4;
+    __m256 t = _mm256_loadu_ps(thr);
+    for (size_t i = 0; i < n; i += LANE_ROWS) {
+        size_t m = TN_MIN((size_t)LANE_ROWS, n - i);
+        const int8_t *r[LANE_ROWS];
+        for (size_t j = 0; j < LANE_ROWS; j++)
+            r[j] = qmat + (size_t)ids[i + (j < m ? j : 0)] * d;
+        for (size_t j = i + LANE_ROWS; j < TN_MIN(i + 2 * LANE_ROWS, n); j++)
+            for (size_t c = 0; c < d; c += 64)
+                _mm_prefetch((const char *)(qmat + (size_t)ids[j] * d + c), _MM_HINT_T0);
+        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
+                a7 = a0;
+        for (size_t w = 0; w < d4; w++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(qp + w * 8));
+            a0 = _mm256_dpbusd_avx_epi32(a0, q, _mm256_set1_epi32(ld32(r[0] + 4 * w)));
+            a1 = _mm256_dpbusd_avx_epi32(a1, q, _mm256_set1_epi32(ld32(r[1] + 4 * w)));
+            a2 = _mm256_dpbusd_avx_epi32(a2, q, _mm256_set1_epi32(ld32(r[2] + 4 * w)));
+            a3 = _mm256_dpbusd_avx_epi32(a3, q, _mm256_set1_epi32(ld32(r[3] + 4 * w)));
+            a4 = _mm256_dpbusd_avx_epi32(a4, q, _mm256_set1_epi32(ld32(r[4] + 4 * w)));
+            a5 = _mm256_dpbusd_avx_epi32(a5, q, _mm256_set1_epi32(ld32(r[5] + 4 * w)));
+            a6 = _mm256_dpbusd_avx_epi32(a6, q, _mm256_set1_epi32(ld32(r[6] + 4 * w)));
+            a7 = _mm256_dpbusd_avx_epi32(a7, q, _mm256_set1_epi32(ld32(r[7] + 4 * w)));
+        }
+        __m256i a[LANE_ROWS] = {a0, a1, a2, a3, a4, a5, a6, a7};
+        for (size_t j = 0; j < m; j++) {
+            uint32_t row = ids[i + j];
+            __m256i s = _mm256_sub_epi32(a[j], _mm256_set1_epi32(128 * qsum[row]));
+            __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(qscale[row]));
+            _mm256_storeu_ps(sc + (i + j) * 8, f);
+            mask[i + j] = (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(f, t, _CMP_GE_OQ));
+        }
+    }
+}
+#endif
+
+#ifdef VS_LANES
+/* One query (@p qu: q + 128 as unsigned bytes, zero-padded to a multiple of 64) against four
+ * rows, 64 dims an instruction: out[j] = q.r_j + 128 * sum(r_j) (the caller subtracts
+ * 128 * qsum). The last partial 64 bytes of a row are read masked. */
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void
+vdot_1q4r(const uint8_t *qu, const int8_t *r0, const int8_t *r1, const int8_t *r2, const int8_t *r3,
+          size_t d, int32_t *out)
+{
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    size_t i = 0;
+    for (; i + 64 <= d; i += 64) {
+        __m512i q = _mm512_loadu_si512(qu + i);
+        a0 = _mm512_dpbusd_epi32(a0, q, _mm512_loadu_si512(r0 + i));
+        a1 = _mm512_dpbusd_epi32(a1, q, _mm512_loadu_si512(r1 + i));
+        a2 = _mm512_dpbusd_epi32(a2, q, _mm512_loadu_si512(r2 + i));
+        a3 = _mm512_dpbusd_epi32(a3, q, _mm512_loadu_si512(r3 + i));
+    }
+    if (i < d) {
+        __mmask64 m = ~0ULL >> (64 - (d - i));
+        __m512i q = _mm512_loadu_si512(qu + i);
+        a0 = _mm512_dpbusd_epi32(a0, q, _mm512_maskz_loadu_epi8(m, r0 + i));
+        a1 = _mm512_dpbusd_epi32(a1, q, _mm512_maskz_loadu_epi8(m, r1 + i));
+        a2 = _mm512_dpbusd_epi32(a2, q, _mm512_maskz_loadu_epi8(m, r2 + i));
+        a3 = _mm512_dpbusd_epi32(a3, q, _mm512_maskz_loadu_epi8(m, r3 + i));
+    }
+    out[0] = _mm512_reduce_add_epi32(a0);
+    out[1] = _mm512_reduce_add_epi32(a1);
+    out[2] = _mm512_reduce_add_epi32(a2);
+    out[3] = _mm512_reduce_add_epi32(a3);
+}
+#endif
+
+/* The kernels this CPU runs: TN_VEC_KERNEL_VNNI512 | TN_VEC_KERNEL_VNNI256 bits. */
+static unsigned lane_kernels(void)
+{
+    unsigned k = 0;
+#ifdef VS_LANES
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vnni"))
+        k |= TN_VEC_KERNEL_VNNI512;
+    /* AVX-VNNI: CPUID leaf 7, subleaf 1, EAX bit 4 (not every compiler's builtin knows it) */
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (__builtin_cpu_supports("avx2") && __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & 16u))
+        k |= TN_VEC_KERNEL_VNNI256;
+#endif
+    return k;
+}
+
 /* Encode @p v (d floats, not all zero) into the 24-bit fixed point: @p hi (the int8 first-pass
  * copy) and @p lo. @returns the scale of hi (max|v| / 127). */
 static float encode(const float *v, size_t d, int8_t *hi, int16_t *lo)
@@ -281,6 +445,7 @@ struct tn_vecstore {
     int8_t *qmat;  /* rows x dims: the rows quantized, qmat * qscale ~ x (first pass) */
     int16_t *lo;   /* rows x dims: with qmat the 24-bit fixed point (rescoring) */
     float *qscale; /* per row: max|x| / 127 */
+    int32_t *qsum; /* per row: the sum of its qmat (the lane kernels' offset) */
     vrow_t *rows;
     uint32_t nrows, cap, dead;
     strtab_t tenants, langs, cats;
@@ -288,7 +453,9 @@ struct tn_vecstore {
     uint32_t ntrows;
     ticket_t **tmap; /* open addressing, NULL = empty */
     uint32_t tslots, ntickets;
-    size_t payload; /* chunk and ticket allocations */
+    size_t payload;      /* chunk and ticket allocations */
+    unsigned lanes;      /* kernels searches use (TN_VEC_KERNEL_*) */
+    int first_pass_only; /* TN_VEC_FIRST_PASS_ONLY (tests) */
 };
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n)
@@ -469,6 +636,7 @@ tn_vecstore_t *tn_vecstore_new(size_t dims)
         return NULL;
     tn_vecstore_t *vs = tn_xcalloc(1, sizeof(*vs));
     vs->dims = dims;
+    vs->lanes = lane_kernels();
     if (pthread_rwlock_init(&vs->lock, NULL) != 0) {
         free(vs);
         return NULL;
@@ -498,6 +666,7 @@ void tn_vecstore_destroy(tn_vecstore_t *vs)
     free(vs->lo);
     free(vs->qmat);
     free(vs->qscale);
+    free(vs->qsum);
     free(vs->rows);
     pthread_rwlock_destroy(&vs->lock);
     free(vs);
@@ -508,11 +677,21 @@ size_t tn_vecstore_dims(const tn_vecstore_t *vs)
     return vs ? vs->dims : 0;
 }
 
+unsigned tn_vecstore_kernels(tn_vecstore_t *vs, unsigned mask)
+{
+    if (!vs)
+        return 0;
+    vs->lanes = lane_kernels() & mask;
+    vs->first_pass_only = (mask & TN_VEC_FIRST_PASS_ONLY) != 0;
+    return vs->lanes | (mask & TN_VEC_FIRST_PASS_ONLY);
+}
+
 static void set_capacity(tn_vecstore_t *vs, uint32_t cap)
 {
     vs->lo = tn_xrealloc(vs->lo, (size_t)cap * vs->dims * sizeof(*vs->lo));
     vs->qmat = tn_xrealloc(vs->qmat, (size_t)cap * vs->dims);
     vs->qscale = tn_xrealloc(vs->qscale, (size_t)cap * sizeof(*vs->qscale));
+    vs->qsum = tn_xrealloc(vs->qsum, (size_t)cap * sizeof(*vs->qsum));
     vs->rows = tn_xrealloc(vs->rows, (size_t)cap * sizeof(*vs->rows));
     vs->cap = cap;
 }
@@ -549,6 +728,7 @@ static void compact(tn_vecstore_t *vs)
             memcpy(vs->lo + (size_t)n * d, vs->lo + (size_t)r * d, d * sizeof(*vs->lo));
             memcpy(vs->qmat + (size_t)n * d, vs->qmat + (size_t)r * d, d);
             vs->qscale[n] = vs->qscale[r];
+            vs->qsum[n] = vs->qsum[r];
             vs->rows[n] = vs->rows[r];
         }
         remap[r] = n++;
@@ -658,6 +838,10 @@ tn_err_t tn_vecstore_put(tn_vecstore_t *vs, const tn_vec_payload_t *p, const flo
     memcpy(vs->lo + (size_t)row * vs->dims, lo, vs->dims * sizeof(*lo));
     memcpy(vs->qmat + (size_t)row * vs->dims, q8, vs->dims);
     vs->qscale[row] = qs;
+    int32_t sum = 0;
+    for (size_t i = 0; i < vs->dims; i++)
+        sum += q8[i];
+    vs->qsum[row] = sum;
     vrow_t *r = &vs->rows[row];
     r->tk = t;
     r->c = c;
@@ -877,13 +1061,31 @@ static void scan_rows(const tn_vecstore_t *vs, const float *q, const uint32_t *i
     }
 }
 
-/* Score @p n rows (ids) against one int8 query (approximate: scaled int8 dot products). */
-static void scan_rows_q8(const tn_vecstore_t *vs, const int16_t *qw, const uint32_t *ids, size_t n,
-                         heap_t *h)
+/* Score @p n rows (ids) against one int8 query (approximate: scaled int8 dot products). @p qu:
+ * the query for vdot_1q4r, or NULL. */
+static void scan_rows_q8(const tn_vecstore_t *vs, const int16_t *qw, const uint8_t *qu,
+                         const uint32_t *ids, size_t n, heap_t *h)
 {
     size_t d = vs->dims;
     int32_t out[4];
     size_t i = 0;
+#ifdef VS_LANES
+    if (qu) {
+        for (; i < n; i += 4) {
+            const int8_t *r[4];
+            for (size_t j = 0; j < 4; j++)
+                r[j] = vs->qmat + (size_t)ids[i + (i + j < n ? j : 0)] * d;
+            vdot_1q4r(qu, r[0], r[1], r[2], r[3], d, out);
+            for (size_t j = 0; j < 4 && i + j < n; j++) {
+                uint32_t row = ids[i + j];
+                heap_push(h, (float)(out[j] - 128 * vs->qsum[row]) * vs->qscale[row], row);
+            }
+        }
+        return;
+    }
+#else
+    (void)qu;
+#endif
     for (; i + 4 <= n; i += 4) {
         idot_1q4r(qw, vs->qmat + (size_t)ids[i] * d, vs->qmat + (size_t)ids[i + 1] * d,
                   vs->qmat + (size_t)ids[i + 2] * d, vs->qmat + (size_t)ids[i + 3] * d, d, out);
@@ -928,6 +1130,11 @@ static int u32_cmp(const void *a, const void *b)
 static void rescore(const tn_vecstore_t *vs, const float *q, const heap_t *ah, heap_t *h,
                     float *buf)
 {
+    if (vs->first_pass_only) {
+        for (size_t i = 0; i < ah->n; i++)
+            heap_push(h, ah->c[i].s, ah->c[i].row);
+        return;
+    }
     uint32_t *ids = tn_xmalloc((ah->n ? ah->n : 1) * sizeof(*ids));
     for (size_t i = 0; i < ah->n; i++)
         ids[i] = ah->c[i].row;
@@ -953,7 +1160,8 @@ static size_t tile_rows(const tn_vecstore_t *vs, const tenant_rows_t *tr, size_t
 
 /* One query (@p qw: quantized): caller holds the read lock. @p buf: 4 x dims floats. */
 static size_t search_locked(const tn_vecstore_t *vs, const float *q, const int16_t *qw,
-                            const rfilter_t *f, heap_t *h, tn_vec_hit_t *hits, float *buf)
+                            const uint8_t *qu, const rfilter_t *f, heap_t *h, tn_vec_hit_t *hits,
+                            float *buf)
 {
     if (!f->ok)
         return 0;
@@ -976,7 +1184,7 @@ static size_t search_locked(const tn_vecstore_t *vs, const float *q, const int16
         heap_t ah = {tn_xmalloc(nc * sizeof(cand_t)), 0, nc, -INFINITY};
         for (size_t at = 0; at < tr->n; at += TILE) {
             size_t n = tile_rows(vs, tr, at, f, ids);
-            scan_rows_q8(vs, qw, ids, n, &ah);
+            scan_rows_q8(vs, qw, qu, ids, n, &ah);
         }
         rescore(vs, q, &ah, h, buf);
         free(ah.c);
@@ -1001,18 +1209,108 @@ size_t tn_vecstore_search(tn_vecstore_t *vs, const float *query, const tn_vec_fi
     }
     int16_t *qw = tn_xmalloc(vs->dims * sizeof(*qw));
     quantize(q, vs->dims, qw);
+    uint8_t *qu = NULL; /* for vdot_1q4r: padded to 64 bytes */
+    if (vs->lanes & TN_VEC_KERNEL_VNNI512) {
+        qu = tn_xcalloc((vs->dims + 63) / 64 * 64, 1);
+        for (size_t i = 0; i < vs->dims; i++)
+            qu[i] = (uint8_t)(qw[i] + 128);
+    }
     cand_t small[64];
     heap_t h = {k <= 64 ? small : tn_xmalloc(k * sizeof(cand_t)), 0, k, min_score};
     pthread_rwlock_rdlock(&vs->lock);
     rfilter_t rf = resolve(vs, f);
-    size_t n = search_locked(vs, q, qw, &rf, &h, hits, buf);
+    size_t n = search_locked(vs, q, qw, qu, &rf, &h, hits, buf);
     pthread_rwlock_unlock(&vs->lock);
     if (h.c != small)
         free(h.c);
+    free(qu);
     free(qw);
     free(q);
     return n;
 }
+
+#ifdef VS_LANES
+/* Pack queries @p qi[0..m) (quantized, int16 in +-127) for a lane kernel of @p L lanes. */
+static void lanes_pack(const int16_t *qws, size_t d, const size_t *qi, size_t m, size_t L,
+                       uint32_t *qp)
+{
+    memset(qp, 0, d / 4 * L * sizeof(*qp));
+    for (size_t j = 0; j < m; j++) {
+        const int16_t *q = qws + qi[j] * d;
+        for (size_t w = 0; w < d / 4; w++) {
+            uint32_t v = 0;
+            for (size_t b = 0; b < 4; b++)
+                v |= (uint32_t)(uint8_t)(q[4 * w + b] + 128) << (8 * b);
+            qp[w * L + j] = v;
+        }
+    }
+}
+
+/* The threshold of heap @p h: a score below it cannot enter (equal ones are checked). */
+static inline float heap_floor(const heap_t *h)
+{
+    return h->n < h->k ? h->min_score : h->c[0].s;
+}
+
+/*
+ * The int8 pass of scan_many with the lane kernels: the tenant's rows tile by tile, each tile
+ * against every group of 16 (or 8) queries; the (row, query) pairs at or over the query's
+ * threshold that pass its filters go to its candidate heap in @p aheaps.
+ */
+static void scan_lanes(const tn_vecstore_t *vs, const int16_t *qws, const rfilter_t *rf,
+                       const size_t *qi, size_t nq, heap_t *aheaps)
+{
+    size_t d = vs->dims, d4 = d / 4;
+    const tenant_rows_t *tr = &vs->trows[rf[qi[0]].tenant];
+    rfilter_t live = {1, rf[qi[0]].tenant, 0, 0, NULL};
+    /* groups: 16 lanes while more than 8 queries are left (or no 8-lane kernel), else 8 */
+    size_t ng = 0, start[64], width[64];
+    for (size_t g = 0; g < nq && ng < 64; ng++) {
+        size_t L = (vs->lanes & TN_VEC_KERNEL_VNNI512) &&
+                           (nq - g > 8 || !(vs->lanes & TN_VEC_KERNEL_VNNI256))
+                       ? 16
+                       : 8;
+        start[ng] = g;
+        width[ng] = L;
+        g += L;
+    }
+    uint32_t *qp = tn_xmalloc(ng * d4 * 16 * sizeof(*qp));
+    float *thr = tn_xmalloc(ng * 16 * sizeof(*thr));
+    for (size_t g = 0; g < ng; g++) {
+        size_t m = TN_MIN(width[g], nq - start[g]);
+        lanes_pack(qws, d, qi + start[g], m, width[g], qp + g * d4 * 16);
+        for (size_t j = 0; j < 16; j++)
+            thr[g * 16 + j] = j < m ? heap_floor(&aheaps[qi[start[g] + j]]) : INFINITY;
+    }
+    uint32_t ids[TILE], mask[TILE];
+    float sc[TILE * 16];
+    for (size_t at = 0; at < tr->n; at += TILE) {
+        size_t n = tile_rows(vs, tr, at, &live, ids);
+        for (size_t g = 0; g < ng; g++) {
+            size_t L = width[g];
+            float *t = thr + g * 16;
+            if (L == 16)
+                lanes16(vs->qmat, d, vs->qsum, vs->qscale, qp + g * d4 * 16, t, ids, n, sc, mask);
+            else
+                lanes8(vs->qmat, d, vs->qsum, vs->qscale, qp + g * d4 * 16, t, ids, n, sc, mask);
+            for (size_t i = 0; i < n; i++) {
+                const vrow_t *r = &vs->rows[ids[i]];
+                for (uint32_t bits = mask[i]; bits; bits &= bits - 1) {
+                    size_t j = (size_t)__builtin_ctz(bits);
+                    const rfilter_t *f = &rf[qi[start[g] + j]];
+                    if ((f->lang && r->lang != f->lang) || (f->cat && r->cat != f->cat))
+                        continue;
+                    heap_t *h = &aheaps[qi[start[g] + j]];
+                    heap_push(h, sc[i * L + j], ids[i]);
+                    t[j] = heap_floor(h);
+                }
+            }
+        }
+    }
+    free(thr);
+    free(qp);
+}
+#endif
 
 /*
  * Queries @p qi[0..nq) share one tenant and have no ticket filter: one pass over the tenant's
@@ -1028,6 +1326,14 @@ static void scan_many(const tn_vecstore_t *vs, const float *qs, const int16_t *q
     const tenant_rows_t *tr = &vs->trows[rf[qi[0]].tenant];
     rfilter_t live = {1, rf[qi[0]].tenant, 0, 0, NULL};
     int q8 = two_pass(vs, tr->n, heaps[qi[0]].k);
+#ifdef VS_LANES
+    if (q8 && vs->lanes && nq >= 2 && d % 4 == 0 && nq <= 64 * 8) {
+        scan_lanes(vs, qws, rf, qi, nq, aheaps);
+        for (size_t j = 0; j < nq; j++)
+            rescore(vs, qs + qi[j] * d, &aheaps[qi[j]], &heaps[qi[j]], buf);
+        return;
+    }
+#endif
     uint32_t ids[TILE];
     float out[4];
     int32_t iout[4];
@@ -1103,8 +1409,8 @@ void tn_vecstore_search_many(tn_vecstore_t *vs, const float *queries, const tn_v
     /* A ticket filter reads that ticket's rows only: answered one by one. */
     for (size_t i = 0; i < nq; i++)
         if (!done[i] && rf[i].tk) {
-            counts[i] =
-                search_locked(vs, qs + i * d, qws + i * d, &rf[i], &heaps[i], hits + i * k, buf);
+            counts[i] = search_locked(vs, qs + i * d, qws + i * d, NULL, &rf[i], &heaps[i],
+                                      hits + i * k, buf);
             done[i] = 1;
         }
     /* The rest: one pass per tenant. */
@@ -1152,8 +1458,8 @@ void tn_vecstore_stats(tn_vecstore_t *vs, tn_vecstore_stats_t *st)
     pthread_rwlock_rdlock(&vs->lock);
     st->live = vs->nrows - vs->dead;
     st->rows = vs->nrows;
-    st->vector_bytes =
-        (size_t)vs->cap * (vs->dims * (sizeof(*vs->qmat) + sizeof(*vs->lo)) + sizeof(*vs->qscale));
+    st->vector_bytes = (size_t)vs->cap * (vs->dims * (sizeof(*vs->qmat) + sizeof(*vs->lo)) +
+                                          sizeof(*vs->qscale) + sizeof(*vs->qsum));
     size_t p = vs->payload + (size_t)vs->cap * sizeof(*vs->rows) +
                (size_t)vs->tslots * sizeof(*vs->tmap) + strtab_bytes(&vs->tenants) +
                strtab_bytes(&vs->langs) + strtab_bytes(&vs->cats);

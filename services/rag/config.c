@@ -40,8 +40,10 @@ const tn_cfg_key_t rag_keys[] = {
         0, 1000000),
     KEY("rag_coalesce_max", TN_CFG_INT, coalesce_max, "16", 0,
         "Local backend: most searches answered in one pass", 1, 256),
-    KEY("rag_coalesce_passes", TN_CFG_INT, coalesce_passes, "2", 0,
-        "Local backend: coalesced passes that may run at once (about the cores)", 1, 256),
+    KEY("rag_coalesce_passes", TN_CFG_INT, coalesce_passes, "1", 0,
+        "Local backend: coalesced passes that may run at once (searches that come during a pass "
+        "join the next; a pass of 16 costs little more than one of 1)",
+        1, 256),
     KEY("rag_schemas_dir", TN_CFG_STRING, schemas_dir, "schemas", 0, "Folder of the JSON Schemas",
         0, 0),
     KEY("rag_pii_rules_file", TN_CFG_STRING, pii_rules_file, "", 0,

@@ -332,7 +332,8 @@ static size_t coalesced_search(rag_t *r, rag_pending_t *p)
         dl.tv_sec += dl.tv_nsec / 1000000000L;
         dl.tv_nsec %= 1000000000L;
         for (;;) {
-            size_t flight = (size_t)atomic_load(&r->inflight); /* requests that may queue */
+            /* searches under way (embedding, queued or in this pass) but not in a pass */
+            size_t flight = (size_t)atomic_load(&r->searching);
             size_t others = flight > co->in_pass ? flight - co->in_pass : 0;
             size_t want = others < max ? others : max;
             if (co->npending >= want ||

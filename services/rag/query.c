@@ -50,7 +50,7 @@ static tn_err_t circuit_open(tn_breaker_t *b, rag_query_t *q, char *err, size_t 
     return TN_ERR_UNAVAILABLE;
 }
 
-tn_err_t rag_query_search(rag_t *r, rag_query_t *q, char *err, size_t errlen)
+static tn_err_t search_stage(rag_t *r, rag_query_t *q, char *err, size_t errlen)
 {
     double t0 = tn_clock_mono_s();
     q->lang = tn_lang_detect(q->question, strlen(q->question), NULL).code;
@@ -94,6 +94,16 @@ tn_err_t rag_query_search(rag_t *r, rag_query_t *q, char *err, size_t errlen)
     q->hits = hits;
     q->nhits = kept;
     return TN_OK;
+}
+
+/* Counted in r->searching while it runs: the coalescer's leader waits for those requests only
+ * (not for the ones already answering), as they are the searches still to come. */
+tn_err_t rag_query_search(rag_t *r, rag_query_t *q, char *err, size_t errlen)
+{
+    atomic_fetch_add(&r->searching, 1);
+    tn_err_t rc = search_stage(r, q, err, errlen);
+    atomic_fetch_sub(&r->searching, 1);
+    return rc;
 }
 
 void rag_query_answer(rag_t *r, rag_query_t *q)

@@ -118,6 +118,7 @@ typedef struct rag {
     atomic_bool caught_up;
     atomic_bool stop_feeder;
     atomic_int inflight;
+    atomic_int searching; /* requests in rag_query_search: embedding, queued or in a pass */
 } rag_t;
 
 /* config.c */

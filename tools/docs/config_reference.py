@@ -46,6 +46,15 @@ def table(rows):
     return "\n".join(lines)
 
 
+def common_default(keys, services, name):
+    """The default of a common key: the one most services have, then the services that differ."""
+    defs = {s: r[2] for s in services for r in keys[s] if r[0] == name}
+    values = list(defs.values())
+    usual = max(values, key=values.count)
+    others = ["`taina-%s`: %s" % (s, d) for s, d in sorted(defs.items()) if d != usual]
+    return usual + (" (%s)" % ", ".join(others) if others else "")
+
+
 def generate():
     services = sorted(d for d in os.listdir(os.path.join(TOP, "services"))
                       if os.path.isdir(os.path.join(TOP, "services", d))
@@ -59,7 +68,8 @@ def generate():
     out = ["Generated from the programs' config tables (`taina-<name> --list-config`); "
            "`make docs` refreshes it and a test fails when it is stale.", "",
            "### Common keys (every service)", "",
-           table([(r[0], r[1], "each service's port" if r[0] == "`TAINA_HTTP_PORT`" else r[2], r[3])
+           table([(r[0], r[1], "each service's port" if r[0] == "`TAINA_HTTP_PORT`"
+                   else common_default(keys, services, r[0]), r[3])
                   for r in keys[services[0]] if r[0] in common]), "",
            "`TAINA_HTTP_PORT` defaults to each service's own port (table below). Kafka client "
            "properties pass through as `TAINA_KAFKA_<PROPERTY>` (dots as underscores).", ""]

@@ -1,6 +1,6 @@
 /* Unit tests for common/src/vecstore.c: exact top-k, filters, replace, trim, compaction,
- * search_many (also with tombstones and filters), the fixed point's precision, stats and
- * concurrent readers with a writer. */
+ * search_many (also with tombstones and filters), the fixed point's precision, stats,
+ * concurrent readers with a writer, and every first-pass kernel agreeing with the portable one. */
 #include "tn_test.h"
 
 #include <math.h>
@@ -744,6 +744,142 @@ static void test_concurrent(void **state)
     tn_vecstore_destroy(c.vs);
 }
 
+/* Hits @p a and @p b (n each) are the same chunks with bitwise the same scores. */
+static void assert_same_hits(const tn_vec_hit_t *a, const tn_vec_hit_t *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        assert_true(a[i].score == b[i].score);
+        assert_string_equal(a[i].ticket_id, b[i].ticket_id);
+        assert_int_equal(a[i].chunk_index, b[i].chunk_index);
+        assert_string_equal(a[i].text, b[i].text);
+    }
+}
+
+/*
+ * Every kernel of the int8 first pass gives the same hits with bitwise the same scores: the
+ * portable ones, and on x86-64 those of this CPU (AVX-512 VNNI: one query, and 16 queries a lane
+ * each; AVX-VNNI: 8 queries a lane each). search_many with batches of 1 to 40 queries (groups of
+ * 16 and 8 and their remainders) against one search each on the portable kernels, with lang and
+ * category filters, a ticket filter, another tenant, tombstones (replaced and deleted chunks) and
+ * ties: a row inserted again with the same vector scores the same and ranks after the first.
+ * Dims 384 (lanes), 388 (a partial 64-byte block) and 102 (not a multiple of 4: no lanes). The
+ * first pass's candidates and int8 scores are compared too (TN_VEC_FIRST_PASS_ONLY): the rescoring
+ * would hide a kernel that is slightly off.
+ */
+static void test_kernels_agree(void **state)
+{
+    TN_UNUSED(state);
+    static const size_t dims[] = {384, 388, 102};
+    static const size_t nqs[] = {1, 2, 3, 8, 9, 16, 17, 40};
+    static const size_t ks[] = {1, 10, 25};
+    static const unsigned masks[] = {TN_VEC_KERNEL_VNNI512 | TN_VEC_KERNEL_VNNI256,
+                                     TN_VEC_KERNEL_VNNI512, TN_VEC_KERNEL_VNNI256, 0};
+    static const char *langs[] = {"es", "en"}, *cats[] = {"tax", "water", "id"};
+    enum { N = 2000, NQ = 40, KMAX = 25 };
+    for (size_t di = 0; di < TN_ARRAY_LEN(dims); di++) {
+        size_t d = dims[di];
+        tn_vecstore_t *vs = tn_vecstore_new(d);
+        float *m = tn_xmalloc((size_t)N * d * sizeof(float));
+        /* row i: chunk i % 4 of ticket t(i / 4), tenant B for every 10th ticket; every 7th row
+         * (i % 7 == 3) has the vector of row i - 3: a tie, inserted later */
+        for (size_t i = 0; i < N; i++) {
+            if (i % 7 == 3)
+                memcpy(m + i * d, m + (i - 3) * d, d * sizeof(float));
+            else
+                rand_vec(m + i * d, d);
+            char tk[24];
+            snprintf(tk, sizeof(tk), "t%zu", i / 4);
+            assert_int_equal(put(vs, (i / 4) % 10 ? "A" : "B", tk, (uint32_t)(i % 4), langs[i % 2],
+                                 cats[(i / 4) % 3], m + i * d),
+                             TN_OK);
+        }
+        for (size_t i = 1; i < N; i += 13) { /* tombstones: replaced chunks */
+            if (i % 7 == 3 || i % 7 == 0)
+                continue; /* keep the tied pairs */
+            rand_vec(m + i * d, d);
+            char tk[24];
+            snprintf(tk, sizeof(tk), "t%zu", i / 4);
+            assert_int_equal(put(vs, (i / 4) % 10 ? "A" : "B", tk, (uint32_t)(i % 4), langs[i % 2],
+                                 cats[(i / 4) % 3], m + i * d),
+                             TN_OK);
+        }
+        tn_vecstore_delete_ticket(vs, "A", "t33");
+        tn_vecstore_delete_ticket(vs, "A", "t101");
+        float *qs = tn_xmalloc((size_t)NQ * d * sizeof(float));
+        tn_vec_filter_t f[NQ];
+        for (size_t j = 0; j < NQ; j++) {
+            /* a third of the queries are a tied row's vector: the tie is their best hit */
+            size_t row = (7 * j + 3 * (j + 1)) / 7 * 7 + 3;
+            if (j % 3 == 0 && row < N)
+                memcpy(qs + j * d, m + row * d, d * sizeof(float));
+            else
+                rand_vec(qs + j * d, d);
+            f[j] = (tn_vec_filter_t){"A", NULL, NULL, NULL};
+            if (j % 5 == 1)
+                f[j].lang = "en";
+            if (j % 5 == 2)
+                f[j].category = "water";
+            if (j % 11 == 4)
+                f[j].tenant_id = "B";
+            if (j == 7)
+                f[j].ticket_id = "t12";
+        }
+        tn_vec_hit_t *ref = tn_xcalloc(NQ * KMAX, sizeof(*ref)), one[KMAX];
+        tn_vec_hit_t *many = tn_xcalloc(NQ * KMAX, sizeof(*many));
+        size_t nref[NQ], counts[NQ], ties = 0;
+        for (size_t ki = 0; ki < 2 * TN_ARRAY_LEN(ks); ki++) {
+            /* the hits, then the first pass's candidates with their int8 scores */
+            size_t k = ks[ki % TN_ARRAY_LEN(ks)];
+            unsigned only = ki < TN_ARRAY_LEN(ks) ? 0 : TN_VEC_FIRST_PASS_ONLY;
+            tn_vecstore_kernels(vs, only);
+            for (size_t j = 0; j < NQ; j++)
+                nref[j] = tn_vecstore_search(vs, qs + j * d, &f[j], k, -2, ref + j * k);
+            /* the ties: the first inserted of the two rows first, the same score */
+            for (size_t j = 0; j < NQ; j += 3)
+                if (!only && k > 1 && !f[j].lang && !f[j].category &&
+                    !strcmp(f[j].tenant_id, "A") && nref[j] > 1 &&
+                    fabs(ref[j * k].score - 1.0) < 1e-6) {
+                    const tn_vec_hit_t *h = ref + j * k;
+                    size_t r0 = strtoul(h[0].ticket_id + 1, NULL, 10) * 4 + h[0].chunk_index,
+                           r1 = strtoul(h[1].ticket_id + 1, NULL, 10) * 4 + h[1].chunk_index;
+                    if (r0 % 7 == 0 && (r0 / 4) % 10 && ((r0 + 3) / 4) % 10) { /* both in A */
+                        assert_true(h[0].score == h[1].score);
+                        assert_int_equal(r0 + 3, r1);
+                        ties++;
+                    }
+                }
+            for (size_t mi = 0; mi < TN_ARRAY_LEN(masks); mi++) {
+                tn_vecstore_kernels(vs, masks[mi] | only);
+                for (size_t j = 0; j < NQ; j++) {
+                    size_t c = tn_vecstore_search(vs, qs + j * d, &f[j], k, -2, one);
+                    assert_int_equal(c, nref[j]);
+                    assert_same_hits(one, ref + j * k, c);
+                    tn_vec_hits_free(one, c);
+                }
+                for (size_t ni = 0; ni < TN_ARRAY_LEN(nqs); ni++) {
+                    size_t nq = nqs[ni];
+                    for (size_t at = 0; at + nq <= NQ; at += nq) {
+                        tn_vecstore_search_many(vs, qs + at * d, f + at, nq, k, -2, many, counts);
+                        for (size_t j = 0; j < nq; j++) {
+                            assert_int_equal(counts[j], nref[at + j]);
+                            assert_same_hits(many + j * k, ref + (at + j) * k, counts[j]);
+                            tn_vec_hits_free(many + j * k, counts[j]);
+                        }
+                    }
+                }
+            }
+            for (size_t j = 0; j < NQ; j++)
+                tn_vec_hits_free(ref + j * k, nref[j]);
+        }
+        assert_true(ties >= 4);
+        free(many);
+        free(ref);
+        free(qs);
+        free(m);
+        tn_vecstore_destroy(vs);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -758,6 +894,7 @@ int main(void)
         cmocka_unit_test(test_concurrent),
         cmocka_unit_test(test_fixed_point_precision),
         cmocka_unit_test(test_search_many_tombstones),
+        cmocka_unit_test(test_kernels_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
