@@ -60,6 +60,10 @@ const tn_cfg_key_t vg_keys[] = {
         1000),
     KEY("voice_pacing_lead", TN_CFG_DURATION, pacing_lead_ms, "100ms", 0,
         "How far ahead of real time reply packets are sent (client jitter buffer)", 0, 5000),
+    KEY("voice_io_batch", TN_CFG_DURATION, io_batch_ms, "4ms", 0,
+        "The loop thread reads the sockets at most this often, everything ready at once (fewer "
+        "wake-ups, each of which preempts the reply encoding on a shared core); 0 = at once",
+        0, 20),
     KEY("voice_opus_bitrate", TN_CFG_INT, opus_bitrate, "24000", 0, "Bitrate of reply audio", 6000,
         510000),
     KEY("voice_opus_complexity", TN_CFG_INT, opus_complexity, "0", 0,
