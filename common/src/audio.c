@@ -254,7 +254,22 @@ tn_vad_opts_t tn_vad_opts_default(void)
                            .prob_start = 80,
                            .prob_continue = 65,
                            .energy_floor_dbfs = -50,
-                           .quiet_stride = 1};
+                           .quiet_stride = 1,
+                           .detect_rate = 0};
+}
+
+/* Half-band low-pass (-1 0 9 16 9 0 -1)/32 and decimation by 2. @p b holds HB_HIST samples of the
+ * previous frame, then the @p n new ones; @p out gets n/2. The filter's 1.5-sample delay does
+ * not matter to a detector that decides per 20 ms. */
+#define HB_HIST 5
+static void halfband_decimate(const int16_t *b, size_t n, int16_t *out)
+{
+    for (size_t i = 0; i < n / 2; i++) {
+        const int16_t *x = b + 2 * i; /* centre x[3] */
+        int32_t acc = 16 * (int32_t)x[3] + 9 * ((int32_t)x[2] + x[4]) - ((int32_t)x[0] + x[6]);
+        acc /= 32;
+        out[i] = (int16_t)(acc > INT16_MAX ? INT16_MAX : acc < INT16_MIN ? INT16_MIN : acc);
+    }
 }
 
 struct tn_vad {
@@ -262,6 +277,7 @@ struct tn_vad {
     tn_vad_opts_t o;
     size_t frame;
     int16_t *scratch; /* the frame the detector may change, when denoise is off */
+    int16_t *hb;      /* decimating: HB_HIST samples of the last frame, then this one; else NULL */
     bool in_speech;   /* the probability alone said speech on the last frame */
     int last_prob;
     unsigned seen, quiet; /* frames run through speexdsp; quiet frames since the last one run */
@@ -286,7 +302,16 @@ tn_vad_t *tn_vad_new(int rate, size_t frame, const tn_vad_opts_t *o, char *errbu
         snprintf(errbuf, errlen, "vad: probabilities must be 0..100 percent");
         return NULL;
     }
-    SpeexPreprocessState *st = speex_preprocess_state_init((int)frame, rate);
+    if (opts.detect_rate && opts.detect_rate != rate &&
+        (opts.denoise || opts.detect_rate * 2 != rate || frame % 2)) {
+        snprintf(errbuf, errlen,
+                 "vad: the detector runs at %d Hz or at half that without denoise (asked: %d Hz)",
+                 rate, opts.detect_rate);
+        return NULL;
+    }
+    bool half = opts.detect_rate && opts.detect_rate != rate;
+    SpeexPreprocessState *st =
+        speex_preprocess_state_init((int)(half ? frame / 2 : frame), half ? rate / 2 : rate);
     if (!st) {
         snprintf(errbuf, errlen, "vad: speex_preprocess_state_init failed");
         return NULL;
@@ -300,8 +325,12 @@ tn_vad_t *tn_vad_new(int rate, size_t frame, const tn_vad_opts_t *o, char *errbu
     v->st = st;
     v->o = opts;
     v->frame = frame;
-    if (!opts.denoise)
+    if (half) {
+        v->hb = tn_xcalloc(HB_HIST + frame, sizeof(int16_t));
+        v->scratch = tn_xmalloc(frame / 2 * sizeof(int16_t));
+    } else if (!opts.denoise) {
         v->scratch = tn_xmalloc(frame * sizeof(int16_t));
+    }
     return v;
 }
 
@@ -311,6 +340,7 @@ void tn_vad_destroy(tn_vad_t *v)
         return;
     speex_preprocess_state_destroy(v->st);
     free(v->scratch);
+    free(v->hb);
     free(v);
 }
 
@@ -320,6 +350,10 @@ bool tn_vad_frame(tn_vad_t *v, int16_t *pcm)
     /* The floor is taken on the frame as it came, before any denoising. The detector still
      * sees quiet frames, so its noise estimate follows the background. */
     bool loud = tn_audio_dbfs(pcm, v->frame) >= (double)v->o.energy_floor_dbfs;
+    if (v->hb) { /* the filter's history follows every frame, also those the detector skips */
+        memmove(v->hb, v->hb + v->frame, HB_HIST * sizeof(int16_t));
+        memcpy(v->hb + HB_HIST, pcm, v->frame * sizeof(int16_t));
+    }
     /* speexdsp is most of a voice session's input cost (more than Opus decoding): a frame under
      * the floor is not speech whatever it says, so once the estimate has settled (50 frames)
      * only every quiet_stride-th such frame goes through it, to follow the background. */
@@ -329,7 +363,10 @@ bool tn_vad_frame(tn_vad_t *v, int16_t *pcm)
     if (v->seen < 50)
         v->seen++;
     int16_t *buf = pcm;
-    if (v->scratch) {
+    if (v->hb) {
+        halfband_decimate(v->hb, v->frame, v->scratch);
+        buf = v->scratch;
+    } else if (v->scratch) {
         memcpy(v->scratch, pcm, v->frame * sizeof(int16_t));
         buf = v->scratch;
     }

@@ -99,9 +99,10 @@ struct loop {
     ev_timer nudge; /* once a second: libwebsockets' own timers get serviced (see loop_start) */
     /* the shared pacing tick (loop thread only) */
     ev_timer tick;
-    int64_t tick_us;     /* the tick's period: due times are served on its grid */
-    int64_t tick_at;     /* when the armed tick fires (0: not armed) */
-    tn_ws_conn_t *paced; /* connections waiting for it */
+    int64_t tick_us;      /* the tick's period: due times are served on its grid */
+    unsigned io_batch_us; /* libev's I/O collect interval (0: poll as soon as anything is ready) */
+    int64_t tick_at;      /* when the armed tick fires (0: not armed) */
+    tn_ws_conn_t *paced;  /* connections waiting for it */
 };
 
 struct tn_ws_server {
@@ -653,6 +654,8 @@ static tn_err_t loop_start(loop_t *l, struct lws_context_creation_info *info, ch
     ev_timer_start(l->evl, &l->nudge);
     ev_timer_init(&l->tick, pace_tick, 0., 0.);
     l->tick.data = l;
+    if (l->io_batch_us)
+        ev_set_io_collect_interval(l->evl, (double)l->io_batch_us / 1e6);
     info->user = l;
     info->options |= LWS_SERVER_OPTION_LIBEV;
     info->foreign_loops = (void **)&l->evl;
@@ -1100,6 +1103,7 @@ tn_ws_server_t *tn_ws_server_new(const tn_ws_server_opts_t *o, const tn_ws_http_
     l->max_http_body = o->max_http_body ? o->max_http_body : 64 * 1024;
     l->max_conns = o->max_conns ? o->max_conns : 4096;
     l->tick_us = (int64_t)(o->pacing_tick_ms ? o->pacing_tick_ms : 20) * 1000;
+    l->io_batch_us = o->io_batch_us;
     if (l->max_message < l->max_frame)
         l->max_message = l->max_frame;
     l->nroutes = nroutes;

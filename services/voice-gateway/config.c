@@ -60,6 +60,10 @@ const tn_cfg_key_t vg_keys[] = {
         1000),
     KEY("voice_pacing_lead", TN_CFG_DURATION, pacing_lead_ms, "100ms", 0,
         "How far ahead of real time reply packets are sent (client jitter buffer)", 0, 5000),
+    KEY("voice_io_batch", TN_CFG_DURATION, io_batch_ms, "4ms", 0,
+        "The loop thread reads the sockets at most this often, everything ready at once (fewer "
+        "wake-ups, each of which preempts the reply encoding on a shared core); 0 = at once",
+        0, 20),
     KEY("voice_opus_bitrate", TN_CFG_INT, opus_bitrate, "24000", 0, "Bitrate of reply audio", 6000,
         510000),
     KEY("voice_opus_complexity", TN_CFG_INT, opus_complexity, "0", 0,
@@ -82,6 +86,10 @@ const tn_cfg_key_t vg_keys[] = {
         "Without denoise, only every Nth frame under the floor goes through the detector (it "
         "cannot be speech; the others keep the noise estimate on the background); 1 = all",
         1, 100),
+    KEY("voice_vad_half_rate", TN_CFG_BOOL, vad_half_rate, "true", 0,
+        "Without denoise, the detector runs on the frame decimated to 8 kHz: half its CPU, the "
+        "same decisions as at 16 kHz on the speech of tests/bench/voice-media",
+        0, 0),
     ENUM("stt_provider", stt_provider, "local",
          "Speech to text: local (pocketsphinx, English), deepgram or openai", vg_stt_providers),
     KEY("stt_url", TN_CFG_STRING, stt_url, "", 0,

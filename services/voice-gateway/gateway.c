@@ -293,6 +293,7 @@ tn_err_t vg_gateway_start(vg_t *g, char *err, size_t errlen)
     o.max_http_body = (size_t)com->http_max_body;
     o.max_conns = (unsigned)c->max_sessions;
     o.idle_timeout_s = (unsigned)((c->idle_timeout_ms + 999) / 1000);
+    o.io_batch_us = (unsigned)(c->io_batch_ms * 1000);
     o.handlers = &handlers;
     o.opaque = g;
     g->ws = tn_ws_server_new(&o, routes, TN_ARRAY_LEN(routes), err, errlen);

@@ -14,8 +14,9 @@
 #include "taina/mem.h"
 #include "voice.h"
 
-#define TICK_US  20000 /* the playout tick: frames are encoded on this grid */
-#define AHEAD_US 40000 /* each tick encodes what is due (minus the lead) within this */
+#define TICK_US    20000 /* the playout tick: frames are encoded on this grid */
+#define AHEAD_US   40000 /* each tick encodes what is due (minus the lead) within this */
+#define JOIN_CHECK 16    /* during a pass, look for sessions that joined after this many */
 
 /* A piece of reply audio, or the end of a reply (n = 0, end). */
 struct vg_play {
@@ -199,9 +200,26 @@ static void *playout_main(void *arg)
         bool first = false;
         /* Replies that have not started go first: a pass over a few hundred playing sessions
          * takes some milliseconds, and a new reply's first packet is the latency a caller
-         * hears; the others are queued pacing_lead ahead and can wait for the end of the pass. */
+         * hears; the others are queued pacing_lead ahead and can wait for the end of the pass.
+         * Sessions that join during the pass (they are appended to g->playing; only this
+         * thread removes entries) are served between every few sessions, so a reply that
+         * starts while 300 others are encoded does not wait for all of them. */
         for (int pass = 0; pass < 2; pass++)
             for (size_t i = ndone; i < n; i++) {
+                if (pass == 1 && i % JOIN_CHECK == 0) {
+                    pthread_mutex_lock(&g->pmu);
+                    size_t m = g->nplaying;
+                    if (m > n) {
+                        if (m > cap) {
+                            cap = m * 2;
+                            list = tn_xrealloc(list, cap * sizeof(*list));
+                        }
+                        memcpy(list + n, g->playing + n, (m - n) * sizeof(*list));
+                    }
+                    pthread_mutex_unlock(&g->pmu);
+                    for (; n < m; n++) /* visited again at the end of this pass: harmless */
+                        session_play(g, list[n], tn_ws_now_us(), buf, TN_OPUS_MAX_FRAME, &first);
+                }
                 vg_session_t *s = list[i];
                 bool starting = atomic_load(&s->first_out_gen) != atomic_load(&s->gen);
                 if (starting != (pass == 0))

@@ -95,6 +95,7 @@ bool vg_session_start(vg_session_t *s, const char *lang, int rate, const json_t 
     vo.prob_continue = (int)c->vad_prob_continue;
     vo.energy_floor_dbfs = (int)c->vad_floor_dbfs;
     vo.quiet_stride = (int)c->vad_quiet_stride;
+    vo.detect_rate = c->vad_half_rate && !c->vad_denoise ? RATE / 2 : 0;
     if (!(s->dec = tn_opus_dec_new(RATE, err, sizeof(err))) ||
         !(s->vad = tn_vad_new(RATE, FRAME, &vo, err, sizeof(err)))) {
         vg_send_error(s, "internal", "cannot start the audio path: %s", err);

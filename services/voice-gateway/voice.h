@@ -42,8 +42,8 @@ typedef struct vg_cfg {
     char *rag_url, *rag_keys_file;
     int64_t rag_timeout_ms, rag_top_k, spoken_sentences;
     int64_t endpoint_silence_ms, max_utterance_ms, min_speech_ms, barge_in_ms, preroll_ms;
-    int64_t pacing_lead_ms, opus_bitrate, opus_complexity, workers, max_pending_turns;
-    bool vad_denoise;
+    int64_t pacing_lead_ms, io_batch_ms, opus_bitrate, opus_complexity, workers, max_pending_turns;
+    bool vad_denoise, vad_half_rate;
     int64_t vad_prob_start, vad_prob_continue, vad_floor_dbfs, vad_quiet_stride;
     int stt_provider;
     char *stt_url, *stt_api_key, *stt_model;

@@ -71,6 +71,8 @@ DESCRIBE = [
     (r"rag\.(\d+)\.vector_ratio", "rag, {n} chunks, index vector bytes / raw f32 vector bytes", ""),
     (r"rag\.(\d+)\.process_ratio", "rag, {n} chunks, VmHWM / (raw f32 vectors + payload)", ""),
     (r"voice_media\.sessions_per_core$", "voice media (Opus decode + VAD + encode), sessions per core", ""),
+    (r"voice_media\.sessions_per_core_gateway",
+     "voice media with the gateway's defaults (no denoise, 8 kHz detector, complexity 0), sessions per core", ""),
     (r"voice_media\.sessions_per_core_espeak", "voice media with espeak resampling, sessions per core", ""),
     (r"voice_media\.(\w+)_us", "voice media, {n} µs per 20 ms frame", ""),
     (r"voice\.sessions_per_core", "voice-gateway, real-time sessions on one core", ""),

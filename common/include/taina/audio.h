@@ -86,6 +86,13 @@ typedef struct tn_vad_opts {
      * keep the noise estimate on the background). 1 = every frame [1].
      */
     int quiet_stride;
+    /**
+     * Without denoise, the detector may run on the frame decimated to half its rate (a
+     * half-band filter, then speexdsp on half the samples): half the detector's CPU, and the
+     * speech band it weighs (below 4 kHz at 16 kHz) is the same. Only a rate of exactly half
+     * the frame's rate is taken; 0 = the frame's own rate [0].
+     */
+    int detect_rate;
 } tn_vad_opts_t;
 tn_vad_opts_t tn_vad_opts_default(void);
 

@@ -120,6 +120,13 @@ typedef struct tn_ws_server_opts {
     unsigned max_conns;      /**< WebSocket connections at once; more get 503 [4096] */
     unsigned idle_timeout_s; /**< ping after this idle time, close after twice [30] */
     unsigned pacing_tick_ms; /**< timed messages go on this shared tick, at most one late [20] */
+    /**
+     * The loop polls the sockets at most once per this many microseconds, taking everything
+     * ready at once (libev's I/O collect interval); timers still fire on time. Hundreds of
+     * connections that each send a packet every 20 ms would otherwise wake the loop thread for
+     * nearly every packet, and each wake-up preempts the other threads on its core [0 = none].
+     */
+    unsigned io_batch_us;
     const tn_ws_handlers_t *handlers; /**< borrowed */
     void *opaque;                     /**< passed to handlers; borrowed */
 } tn_ws_server_opts_t;

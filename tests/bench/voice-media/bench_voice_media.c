@@ -23,8 +23,12 @@
  * more for music and low bitrates than for TTS speech at 24 kbit/s. Complexity 1 keeps the
  * better pitch contours of 1 over 0 at almost the same cost.
  *
+ * The gateway's own input path is timed too, with its defaults as run.sh reads them from
+ * `taina-voice-gateway --list-config` (denoise, quiet stride, half-rate detector): vad_gw_us,
+ * and how often its decisions agree with the full-rate detector without denoise (vad_gw_agree).
+ *
  * Output: "key value" lines for tests/bench/voice-media/run.sh.
- *   bench-voice-media [passes]
+ *   bench-voice-media [passes [denoise quiet_stride half_rate]]
  */
 #include <math.h>
 #include <stdio.h>
@@ -115,6 +119,10 @@ int main(int argc, char **argv)
     int passes = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 5;
     if (passes < 1)
         passes = 1;
+    tn_vad_opts_t gw = tn_vad_opts_default(); /* the gateway's detector */
+    gw.denoise = argc > 2 ? strtol(argv[2], NULL, 10) != 0 : false;
+    gw.quiet_stride = argc > 3 ? (int)strtol(argv[3], NULL, 10) : 4;
+    gw.detect_rate = argc > 4 && strtol(argv[4], NULL, 10) != 0 && !gw.denoise ? RATE / 2 : 0;
     char err[256];
     size_t n22 = 0, n16 = 0;
     int16_t *s22 = speech_22k(&n22);
@@ -157,6 +165,38 @@ int main(int argc, char **argv)
     double nf = (double)frames * passes;
     printf("decode_us %.2f\nvad_us %.2f\nspeech_share %.2f\n", 1e6 * t_dec / nf, 1e6 * t_vad / nf,
            (double)speech_frames / (double)frames);
+
+    /* in, as the gateway runs it: its detector, and the full-rate one without denoise beside it
+     * (not timed) for the share of frames both decide alike. */
+    tn_vad_opts_t full = tn_vad_opts_default();
+    full.denoise = false;
+    double t_gw = 0;
+    size_t agree = 0;
+    for (int p = 0; p < passes; p++) {
+        tn_opus_dec_t *d = tn_opus_dec_new(RATE, err, sizeof(err));
+        tn_vad_t *v = tn_vad_new(RATE, FRAME, &gw, err, sizeof(err));
+        tn_vad_t *ref = tn_vad_new(RATE, FRAME, &full, err, sizeof(err));
+        if (!d || !v || !ref) {
+            fprintf(stderr, "%s\n", err);
+            return 1;
+        }
+        int16_t ref_pcm[FRAME];
+        for (size_t f = 0; f < frames; f++) {
+            tn_opus_dec_decode(d, pkts[f], plen[f], pcm, TN_ARRAY_LEN(pcm));
+            memcpy(ref_pcm, pcm, sizeof(ref_pcm));
+            double t0 = cpu_s();
+            bool said = tn_vad_frame(v, pcm);
+            t_gw += cpu_s() - t0;
+            if (p == 0)
+                agree += said == tn_vad_frame(ref, ref_pcm);
+        }
+        tn_opus_dec_destroy(d);
+        tn_vad_destroy(v);
+        tn_vad_destroy(ref);
+    }
+    printf("vad_gw_us %.2f\nvad_gw_agree %.4f\nvad_gw_opts denoise=%d,quiet_stride=%d,rate=%d\n",
+           1e6 * t_gw / nf, (double)agree / (double)frames, gw.denoise, gw.quiet_stride,
+           gw.detect_rate ? gw.detect_rate : RATE);
 
     /* out: resample 22050 -> 16000 in 20 ms pieces (441 samples in, 320 out), at the default
      * quality (5) and at speex's "VoIP" quality 3. */

@@ -7,6 +7,11 @@
 # plays). The resampler is shown apart: an ElevenLabs reply (pcm_16000) needs none.
 # Goal (issue 7): at least 300 sessions per core. No external anchor: the figures are libopus's
 # and libspeexdsp's own costs through our wrappers, next to the goal.
+# Two totals, both full duplex: the library defaults (VAD with denoise, encoder complexity
+# TN_OPUS_DEFAULT_COMPLEXITY; voice_media.sessions_per_core, the figure since issue 7 began), and
+# the gateway's defaults as `taina-voice-gateway --list-config` prints them (denoise off, quiet
+# frames mostly skipped, the detector at 8 kHz, reply complexity 0;
+# voice_media.sessions_per_core_gateway).
 #   tests/bench/voice-media/run.sh     (from the repo top, after make)
 # Knobs: BENCH_PASSES passes over the 30 s of speech (5).
 set -euo pipefail
@@ -14,7 +19,12 @@ cd "$(dirname "$0")/../../.."
 BUILD=${BUILD:-build}
 out=$(mktemp /tmp/taina-bench-voice.XXXXXX)
 trap 'rm -f "$out"' EXIT
-"$BUILD"/bench/bench-voice-media "${BENCH_PASSES:-5}" >"$out"
+# the gateway's defaults, from its own config table
+gwdef() { "$BUILD"/bin/taina-voice-gateway --list-config | awk -F'`' -v k="TAINA_VOICE_$1" '$2 == k {print $4}'; }
+gw_cx=$(gwdef OPUS_COMPLEXITY) gw_dn=$(gwdef VAD_DENOISE) gw_qs=$(gwdef VAD_QUIET_STRIDE)
+gw_half=$(gwdef VAD_HALF_RATE)
+b01() { [[ "$1" == true ]] && echo 1 || echo 0; }
+"$BUILD"/bench/bench-voice-media "${BENCH_PASSES:-5}" "$(b01 "$gw_dn")" "$gw_qs" "$(b01 "$gw_half")" >"$out"
 get() { awk -v k="$1" '$1 == k {print $2}' "$out"; }
 dec=$(get decode_us) vad=$(get vad_us) def=$(get default_complexity)
 printf 'voice media: %s s of espeak-ng speech (es+en), %s frames of 20 ms x %s passes; VAD said speech on %s of frames\n' \
@@ -40,7 +50,13 @@ tot_rs=$(echo "$tot + $(get resample_q5_us)" | bc -l)
 ses_rs=$(echo "20000 / $tot_rs" | bc)
 printf '  default (complexity %s): %.1f us per frame -> %s sessions per core (%s with espeak resampling)\n' \
     "$def" "$tot" "$ses" "$ses_rs"
+gw_vad=$(get vad_gw_us) gw_enc=$(get "encode_c${gw_cx}_us")
+gw_tot=$(echo "$dec + $gw_vad + $gw_enc" | bc -l)
+gw_ses=$(echo "20000 / $gw_tot" | bc)
+printf '  gateway defaults (%s, complexity %s): decode %s + vad %s + encode %s = %.1f us per frame -> %s sessions per core; its detector decided as the full-rate one on %s of frames\n' \
+    "$(get vad_gw_opts)" "$gw_cx" "$dec" "$gw_vad" "$gw_enc" "$gw_tot" "$gw_ses" "$(get vad_gw_agree)"
 printf 'RESULT voice_media.sessions_per_core value=%s goal=300 complexity=%s\n' "$ses" "$def"
+printf 'RESULT voice_media.sessions_per_core_gateway value=%s goal=300 complexity=%s\n' "$gw_ses" "$gw_cx"
 printf 'RESULT voice_media.sessions_per_core_espeak value=%s goal=300 complexity=%s\n' "$ses_rs" "$def"
 printf 'RESULT voice_media.decode_vad_us value=%.2f goal=-\n' "$(echo "$dec + $vad" | bc -l)"
 printf 'RESULT voice_media.encode_us value=%s goal=-\n' "$e"

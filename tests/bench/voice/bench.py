@@ -102,7 +102,9 @@ def main():
               "%.0f ms (includes the 500 ms endpoint silence)" % (light["first_audio_p50_ms"],
                                                                  base99))
         best, best_oh = 0, []
-        for n in (25, 50, 75, 100, 150, 200, 250, 300, 400, 500):
+        steps = [int(x) for x in os.environ.get("BENCH_VOICE_STEPS", "").split()] or [
+            25, 50, 75, 100, 150, 200, 250, 300, 400, 500]
+        for n in steps:
             c0, w0, t0 = cpu_s(vg.proc.pid), time.time(), now_iso()
             r = run_load(vg.port, wav, n)
             cpu = (cpu_s(vg.proc.pid) - c0) / (time.time() - w0)

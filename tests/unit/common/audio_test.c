@@ -409,6 +409,35 @@ static void test_vad(void **state)
     tn_vad_destroy(vs);
     free(q);
 
+    /* detect_rate: the detector on the frame decimated to 8 kHz decides as the one at 16 kHz on
+     * silence, speech and a background (the same shares, within a few frames), and leaves the
+     * frame alone; only half the frame's rate, without denoise, is taken. */
+    tn_vad_opts_t half = raw;
+    half.detect_rate = RATE / 2;
+    double h_sil = vad_share(sil, n, &half, 0), h_sp = vad_share(sp, n, &half, 10);
+    double h_bg = vad_share(mix, n, &half, 50), r_bg = vad_share(mix, n, &raw, 50);
+    double h_mix = vad_share(mix + n, n, &half, 10), r_mix = vad_share(mix + n, n, &raw, 10);
+    print_message("vad at 8 kHz: silence %.2f, speech %.2f (16 kHz %.2f), background %.2f "
+                  "(%.2f), speech over it %.2f (%.2f)\n",
+                  h_sil, h_sp, s_sp_raw, h_bg, r_bg, h_mix, r_mix);
+    assert_true(h_sil == 0);
+    assert_true(h_sp > 0.8 && fabs(h_sp - s_sp_raw) < 0.05);
+    assert_true(fabs(h_bg - r_bg) < 0.05);
+    assert_true(fabs(h_mix - r_mix) < 0.05);
+    tn_vad_t *vh = tn_vad_new(RATE, 320, &half, err, sizeof(err));
+    assert_non_null(vh);
+    int16_t fh[320];
+    memcpy(fh, sp, sizeof(fh));
+    tn_vad_frame(vh, fh);
+    assert_memory_equal(fh, sp, sizeof(fh));
+    tn_vad_destroy(vh);
+    tn_vad_opts_t bad_half = half;
+    bad_half.detect_rate = 4000;
+    assert_null(tn_vad_new(RATE, 320, &bad_half, err, sizeof(err)));
+    bad_half = dn;
+    bad_half.detect_rate = RATE / 2; /* denoise writes the frame back at its own rate */
+    assert_null(tn_vad_new(RATE, 320, &bad_half, err, sizeof(err)));
+
     /* Denoise changes the frame in place; without it the frame is left alone. */
     tn_vad_t *v = tn_vad_new(RATE, 320, &raw, err, sizeof(err));
     int16_t fr[320];
