@@ -992,26 +992,6 @@ tn_err_t tn_kafka_consumer_mark_ends(tn_kafka_consumer_t *cons, int64_t timeout_
     return TN_OK;
 }
 
-/*
- * librdkafka before 2.1 stops fetching a partition once its local queue holds
- * queued.max.messages.kbytes, and looks again only when the broker's thread wakes up: on I/O,
- * on an operation, or after up to a second. Draining a backlog with a small read-ahead then
- * runs at about one read-ahead per second. A request to each leader (ListOffsets, as
- * rd_kafka_offsets_for_times sends it) wakes those threads, which then fetch again if the
- * queue went below the threshold. The answer itself is not used.
- */
-void tn_kafka_consumer_wake_fetchers(tn_kafka_consumer_t *cons, int64_t timeout_ms)
-{
-    if (!cons->nparts)
-        return;
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)cons->nparts);
-    for (size_t i = 0; i < cons->nparts; i++)
-        rd_kafka_topic_partition_list_add(l, cons->parts[i].topic, cons->parts[i].partition)
-            ->offset = RD_KAFKA_OFFSET_END;
-    (void)rd_kafka_offsets_for_times(cons->rk, l, (int)timeout_ms);
-    rd_kafka_topic_partition_list_destroy(l);
-}
-
 int tn_kafka_consumer_reached_ends(tn_kafka_consumer_t *cons)
 {
     if (!cons->nparts)

@@ -255,13 +255,6 @@ tn_err_t tn_kafka_consumer_set_checkpoints(tn_kafka_consumer_t *cons, const tn_k
  *        tn_kafka_consumer_reached_ends() says it read everything that was there at start.
  */
 tn_err_t tn_kafka_consumer_mark_ends(tn_kafka_consumer_t *cons, int64_t timeout_ms);
-/**
- * @brief Make the consumer's fetchers look at their queues again now (a ListOffsets request to
- *        each leader; blocks up to @p timeout_ms for the answers, which are not used). With
- *        librdkafka before 2.1 a fetcher that stopped at queued.max.messages.kbytes otherwise
- *        waits up to a second; call it after draining records.
- */
-void tn_kafka_consumer_wake_fetchers(tn_kafka_consumer_t *cons, int64_t timeout_ms);
 /** @brief 1 when every assigned partition's position is at or past its marked end. */
 int tn_kafka_consumer_reached_ends(tn_kafka_consumer_t *cons);
 /** @brief Number of partitions currently assigned to this consumer. */
