@@ -90,10 +90,11 @@ tn_err_t ingest_pipeline_init(ingest_t *in, tn_app_t *app)
     }
     free(txnid);
     const char *topics[] = {cfg->topic_raw, NULL};
-    /* 1 MB of read-ahead, not the kafka module's 8 MB: run() wakes the fetchers as it takes
-     * records (tn_kafka_consumer_wake_fetchers), so a small queue keeps up, and at 8 KB a ticket
-     * the 8 MB were a third of the process (README, Figures). TAINA_KAFKA_* still overrides. */
-    tn_cfg_prop_t readahead[] = {{"queued.max.messages.kbytes", "1024"}};
+    /* 2 MB of read-ahead, not the kafka module's 8 MB, which were a third of the process:
+     * run() wakes the fetchers as it takes records (tn_kafka_consumer_wake_fetchers), so a
+     * small queue keeps up (1 MB lost a third of the rate; README, Figures). TAINA_KAFKA_*
+     * still overrides. */
+    tn_cfg_prop_t readahead[] = {{"queued.max.messages.kbytes", "2048"}};
     tn_kafka_opts_t co = o;
     co.defaults = readahead;
     co.ndefaults = 1;

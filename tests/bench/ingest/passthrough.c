@@ -1,7 +1,7 @@
 /*
  * The ceiling of the ingest pipeline: a transactional consume-produce passthrough of the same
  * bytes, with the Kafka settings of taina-ingest (common/include/taina/kafka.h defaults, the
- * same statistics period and a metrics registry, its 1 MB consumer read-ahead and fetcher
+ * same statistics period and a metrics registry, its 2 MB consumer read-ahead and fetcher
  * wake-ups) and its batching (500 records, 100 ms linger).
  *   bench-ingest BOOTSTRAP N [OUT_TOPIC] [GROUP] [BATCH] [LINGER_MS]
  * Consumes tickets.raw in a consumer group; per batch: begin, produce each record (key and
@@ -109,8 +109,8 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *topics[] = {"tickets.raw", NULL};
-    /* taina-ingest's consumer: 1 MB of read-ahead, fetchers woken as records are taken */
-    tn_cfg_prop_t readahead[] = {{"queued.max.messages.kbytes", "1024"}};
+    /* taina-ingest's consumer: 2 MB of read-ahead, fetchers woken as records are taken */
+    tn_cfg_prop_t readahead[] = {{"queued.max.messages.kbytes", "2048"}};
     tn_kafka_opts_t co = o;
     co.defaults = readahead;
     co.ndefaults = 1;
