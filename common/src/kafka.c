@@ -992,6 +992,25 @@ tn_err_t tn_kafka_consumer_mark_ends(tn_kafka_consumer_t *cons, int64_t timeout_
     return TN_OK;
 }
 
+/*
+ * librdkafka before 2.1 stops fetching a partition once the consumer's queue holds
+ * queued.max.messages.kbytes, and looks again only when the broker's thread wakes up: on I/O,
+ * on an operation, or after up to a second. Draining a backlog with a small read-ahead then
+ * runs at about one read-ahead per second. Any request to a broker wakes its thread, which then
+ * fetches again if the queue went below the threshold. rd_kafka_metadata() sends one to a
+ * broker it picks at random, and with no wait it returns at once: its state lives in an
+ * operation that librdkafka frees when the late answer comes (unlike the offset queries,
+ * whose state is on the caller's stack). The answer only refreshes the metadata cache.
+ */
+void tn_kafka_consumer_wake_fetchers(tn_kafka_consumer_t *cons)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    if (!cons->nparts)
+        return;
+    if (rd_kafka_metadata(cons->rk, 0, NULL, &md, 0) == RD_KAFKA_RESP_ERR_NO_ERROR && md)
+        rd_kafka_metadata_destroy(md);
+}
+
 int tn_kafka_consumer_reached_ends(tn_kafka_consumer_t *cons)
 {
     if (!cons->nparts)

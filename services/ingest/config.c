@@ -38,7 +38,7 @@ const tn_cfg_key_t ingest_keys[] = {
         "Words shared by consecutive chunks (less than ingest_chunk_words)", 0, 9999),
     KEY("ingest_batch_max", TN_CFG_INT, batch_max, "500", "Records per transaction at most", 1,
         100000),
-    KEY("ingest_batch_max_bytes", TN_CFG_SIZE, batch_max_bytes, "4MiB",
+    KEY("ingest_batch_max_bytes", TN_CFG_SIZE, batch_max_bytes, "2MiB",
         "Enriched bytes per transaction at most (they are held until the commit; bounds memory)",
         65536, 1LL << 30),
     KEY("ingest_batch_linger", TN_CFG_DURATION, batch_linger_ms, "100ms",

@@ -255,6 +255,14 @@ tn_err_t tn_kafka_consumer_set_checkpoints(tn_kafka_consumer_t *cons, const tn_k
  *        tn_kafka_consumer_reached_ends() says it read everything that was there at start.
  */
 tn_err_t tn_kafka_consumer_mark_ends(tn_kafka_consumer_t *cons, int64_t timeout_ms);
+/**
+ * @brief Make the consumer's fetchers look at their queue again: with librdkafka before 2.1 a
+ *        fetcher that stopped at queued.max.messages.kbytes otherwise waits up to a second.
+ *        Sends a Metadata request to one broker, at random, without waiting for the answer;
+ *        call it often (every few ms) while records are taken from a small read-ahead.
+ * @thread the thread that polls @p cons.
+ */
+void tn_kafka_consumer_wake_fetchers(tn_kafka_consumer_t *cons);
 /** @brief 1 when every assigned partition's position is at or past its marked end. */
 int tn_kafka_consumer_reached_ends(tn_kafka_consumer_t *cons);
 /** @brief Number of partitions currently assigned to this consumer. */

@@ -1,7 +1,8 @@
 /*
  * The ceiling of the ingest pipeline: a transactional consume-produce passthrough of the same
  * bytes, with the Kafka settings of taina-ingest (common/include/taina/kafka.h defaults, the
- * same statistics period and a metrics registry) and its batching (500 records, 100 ms linger).
+ * same statistics period and a metrics registry, its 2 MB consumer read-ahead and fetcher
+ * wake-ups) and its batching (500 records, 100 ms linger).
  *   bench-ingest BOOTSTRAP N [OUT_TOPIC] [GROUP] [BATCH] [LINGER_MS]
  * Consumes tickets.raw in a consumer group; per batch: begin, produce each record (key and
  * value unchanged) to OUT_TOPIC (default tickets.enriched), commit with the consumer's
@@ -43,6 +44,24 @@ static long vmhwm_kb(void)
         }
     fclose(f);
     return kb;
+}
+
+/* taina-ingest's fetcher wake-ups (services/ingest/pipeline.c, fetch_wake): as records are
+ * taken, and before waiting while records came lately, at most every 10 ms. */
+typedef struct fetch_wake {
+    int64_t woke_ms, got_ms;
+} fetch_wake_t;
+
+static int64_t fetch_wake(tn_kafka_consumer_t *c, fetch_wake_t *w, int64_t wait)
+{
+    int64_t now = tn_clock_mono_ms();
+    if (wait > 0 && now - w->got_ms > 1000)
+        return wait;
+    if (now - w->woke_ms >= 10) {
+        tn_kafka_consumer_wake_fetchers(c);
+        w->woke_ms = now;
+    }
+    return wait > 10 ? 10 : wait;
 }
 
 static int produce(tn_kafka_producer_t *p, const char *topic, const tn_kafka_msg_t *m)
@@ -90,7 +109,12 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *topics[] = {"tickets.raw", NULL};
-    tn_kafka_consumer_t *c = tn_kafka_consumer_new(&o, group, topics, err, sizeof(err));
+    /* taina-ingest's consumer: 2 MB of read-ahead, fetchers woken as records are taken */
+    tn_cfg_prop_t readahead[] = {{"queued.max.messages.kbytes", "2048"}};
+    tn_kafka_opts_t co = o;
+    co.defaults = readahead;
+    co.ndefaults = 1;
+    tn_kafka_consumer_t *c = tn_kafka_consumer_new(&co, group, topics, err, sizeof(err));
     if (!c) {
         fprintf(stderr, "bench-ingest: consumer: %s\n", err);
         tn_kafka_producer_destroy(p);
@@ -99,6 +123,7 @@ int main(int argc, char **argv)
     }
 
     long done = 0, done0 = 0;
+    fetch_wake_t fw = {0, 0};
     double t0 = 0, t1 = 0, cpu0 = 0, give_up = tn_clock_mono_s() + 120;
     int rc = 0;
     while (done < want && !rc) {
@@ -110,6 +135,8 @@ int main(int argc, char **argv)
             if (in_txn && wait <= 0)
                 break;
             tn_kafka_msg_t m;
+            if (wait > 0)
+                wait = fetch_wake(c, &fw, wait);
             tn_err_t prc = tn_kafka_consumer_poll(c, wait, &m, &e);
             if (prc == TN_AGAIN) {
                 if (!in_txn && tn_clock_mono_s() > give_up) {
@@ -127,6 +154,8 @@ int main(int argc, char **argv)
                 }
                 continue;
             }
+            fetch_wake(c, &fw, 0);
+            fw.got_ms = tn_clock_mono_ms();
             if (!in_txn) {
                 if (tn_kafka_txn_begin(p, &e) != TN_OK) {
                     tn_kafka_msg_release(&m);

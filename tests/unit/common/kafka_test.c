@@ -620,6 +620,46 @@ static void test_mark_and_reach_ends(void **state)
     free(t);
 }
 
+/* A consumer with a tiny read-ahead, woken as it takes records (tn_kafka_consumer_wake_fetchers
+ * sends a request it does not wait for), still reads every record once; a wake-up before the
+ * assignment does nothing, and destroying the consumer with a request in flight is clean. */
+static void test_wake_fetchers(void **state)
+{
+    fx_t *f = *state;
+    char *t = topic(f, "wake", 3);
+    tn_kafka_producer_t *p = producer(f, NULL);
+    produce_n(p, t, 0, 300);
+    static tn_cfg_prop_t props[] = {{"queued.max.messages.kbytes", "1"}};
+    f->o.defaults = props;
+    f->o.ndefaults = 1;
+    tn_kafka_consumer_t *c = consumer(f, "g-wake", t);
+    f->o.defaults = NULL;
+    f->o.ndefaults = 0;
+    tn_kafka_consumer_wake_fetchers(c); /* no partitions yet */
+    int *seen = tn_xcalloc(300, sizeof(int));
+    int got = 0;
+    int64_t deadline = tn_clock_mono_ms() + tn_test_timeout_ms(60000);
+    while (got < 300 && tn_clock_mono_ms() < deadline) {
+        tn_kafka_msg_t m;
+        tn_kafka_consumer_wake_fetchers(c);
+        if (tn_kafka_consumer_poll(c, 10, &m, NULL) != TN_OK)
+            continue;
+        int n = key_n(&m);
+        assert_true(n >= 0 && n < 300);
+        seen[n]++;
+        tn_kafka_msg_release(&m);
+        got++;
+    }
+    assert_int_equal(got, 300);
+    for (int i = 0; i < 300; i++)
+        assert_int_equal(seen[i], 1);
+    tn_kafka_consumer_wake_fetchers(c);
+    tn_kafka_consumer_destroy(c); /* with the last request in flight */
+    tn_kafka_producer_destroy(p);
+    free(seen);
+    free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -631,6 +671,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mark_and_reach_ends, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wake_fetchers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dlq_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lag_gauges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transient_produce_errors_no_duplicates, setup,
