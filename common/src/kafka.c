@@ -15,6 +15,9 @@
 #include "taina/mem.h"
 #include "kafka_int.h"
 
+/* librdkafka 2.1.0: the first with fetch.queue.backoff.ms */
+#define TN_RDKAFKA_FETCH_QUEUE_BACKOFF 0x020100ff
+
 /* ---------------------------------------------------------------------------------------------
  * Shared: configuration, logging, errors, metrics */
 
@@ -721,13 +724,20 @@ out:
 tn_kafka_consumer_t *tn_kafka_consumer_new(const tn_kafka_opts_t *o, const char *group,
                                            const char *const *topics, char *errbuf, size_t errlen)
 {
-    static const char *const defaults[] = {
-        "enable.auto.commit", "false", "enable.auto.offset.store", "false",
-        "partition.assignment.strategy", "cooperative-sticky", "isolation.level", "read_committed",
-        "auto.offset.reset", "earliest", "enable.partition.eof", "false",
-        /* librdkafka reads ahead up to 64 MB by default,
-         * most of a worker's memory; 8 MB keeps it fed */
-        "queued.max.messages.kbytes", "8192", NULL};
+    const char *defaults[] = {"enable.auto.commit", "false", "enable.auto.offset.store", "false",
+                              "partition.assignment.strategy", "cooperative-sticky",
+                              "isolation.level", "read_committed", "auto.offset.reset", "earliest",
+                              "enable.partition.eof", "false",
+                              /* librdkafka reads ahead up to 64 MB by default,
+                               * most of a worker's memory; 8 MB keeps it fed */
+                              "queued.max.messages.kbytes", "8192",
+                              /* the pause after a full read-ahead: a setting from 2.1 on (1 s
+                               * before, see tn_kafka_consumer_wake_fetchers) */
+                              NULL, NULL, NULL};
+    if (rd_kafka_version() >= TN_RDKAFKA_FETCH_QUEUE_BACKOFF) {
+        defaults[TN_ARRAY_LEN(defaults) - 3] = "fetch.queue.backoff.ms";
+        defaults[TN_ARRAY_LEN(defaults) - 2] = "10";
+    }
     char rkerr[512];
     tn_kafka_consumer_t *cons = NULL;
     rd_kafka_conf_t *conf = conf_build(o, defaults, errbuf, errlen);
@@ -1005,8 +1015,8 @@ tn_err_t tn_kafka_consumer_mark_ends(tn_kafka_consumer_t *cons, int64_t timeout_
 void tn_kafka_consumer_wake_fetchers(tn_kafka_consumer_t *cons)
 {
     const struct rd_kafka_metadata *md = NULL;
-    if (!cons->nparts)
-        return;
+    if (!cons->nparts || rd_kafka_version() >= TN_RDKAFKA_FETCH_QUEUE_BACKOFF)
+        return; /* fetch.queue.backoff.ms does it without requests */
     if (rd_kafka_metadata(cons->rk, 0, NULL, &md, 0) == RD_KAFKA_RESP_ERR_NO_ERROR && md)
         rd_kafka_metadata_destroy(md);
 }
