@@ -64,6 +64,11 @@ FAKE_BINS  := $(FAKES:%=$(BUILD)/bin/taina-fake-%)
 
 UNIT_SRCS  := $(wildcard tests/unit/common/*_test.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/common/%.c=$(BUILD)/tests/unit/%)
+# A service's unit tests mirror its path: tests/unit/services/<svc>/<file>_test.c, linked with the
+# service's logic (libsvc-<svc>.a), as build/tests/unit/<svc>_<file>_test.
+SVC_UNIT_SRCS := $(wildcard tests/unit/services/*/*_test.c)
+svc_unit_bin = $(BUILD)/tests/unit/$(word 4,$(subst /, ,$(1)))_$(basename $(notdir $(1)))
+SVC_UNIT_BINS := $(foreach f,$(SVC_UNIT_SRCS),$(call svc_unit_bin,$(f)))
 ITEST_SRCS := $(wildcard tests/integration/[0-9]*.c)
 ITEST_BINS := $(ITEST_SRCS:tests/integration/%.c=$(BUILD)/tests/integration/%)
 
@@ -87,7 +92,7 @@ BENCH_BINS := $(BENCHES:%=$(BUILD)/bench/bench-%)
 .SECONDARY:
 .DEFAULT_GOAL := all
 
-all: deps $(LIB) $(PROGRAMS) $(FAKE_BINS) $(UNIT_BINS) $(ITEST_BINS) $(BENCH_BINS) $(FUZZ_REPLAY)
+all: deps $(LIB) $(PROGRAMS) $(FAKE_BINS) $(UNIT_BINS) $(SVC_UNIT_BINS) $(ITEST_BINS) $(BENCH_BINS) $(FUZZ_REPLAY)
 
 deps:
 	@tools/deps/install.sh
@@ -157,6 +162,15 @@ $(BUILD)/tests/unit/fuzz_$(1): $(BUILD)/obj/tests/fuzz/$(1).o $(BUILD)/obj/tests
 endef
 $(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_replay_rule,$(t))))
 
+define svc_unit_rule
+$(call svc_unit_bin,$(1)): $(patsubst %.c,$(BUILD)/obj/%.o,$(1)) \
+        $(BUILD)/lib/libsvc-$(word 4,$(subst /, ,$(1))).a $(SUP_LIB) $(LIB)
+	@mkdir -p $$(@D)
+	@$(if $(Q),echo '  LD      $$@')
+	$(Q)$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) $$(TEST_LIBS)
+endef
+$(foreach f,$(SVC_UNIT_SRCS),$(eval $(call svc_unit_rule,$(f))))
+
 define bench_rule
 $(BUILD)/bench/bench-$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/bench/$(1)/*.c)) $(SUP_LIB) $(LIB)
 	@mkdir -p $$(@D)
@@ -186,7 +200,7 @@ asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 test
 
 valgrind: all
-	@fail=0; for t in $(UNIT_BINS); do \
+	@fail=0; for t in $(UNIT_BINS) $(SVC_UNIT_BINS); do \
 	    if valgrind -q --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
 	        --error-exitcode=9 --suppressions=tests/valgrind.supp $$t >$(BUILD)/test-logs/vg-$$(basename $$t).log 2>&1; \
 	    then echo "PASS  valgrind $$(basename $$t)"; \

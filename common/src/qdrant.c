@@ -27,7 +27,7 @@ struct tn_qdrant {
 };
 
 /* The payload fields every collection gets a keyword index on. */
-static const char *const qd_indexed_fields[] = {"tenant_id", "ticket_id"};
+static const char *const qd_indexed_fields[] = {"tenant_id", "ticket_id", "source"};
 
 /* ------------------------------------------------------------------------------------------ */
 /* Errors and names */

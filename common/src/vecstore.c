@@ -15,7 +15,8 @@
  *   (at least 64 rows), so vector_bytes <= 0.85x the rows' raw float32 bytes (realloc of a
  *   large block is an mremap in glibc: no copy).
  *   rows     per row: the ticket it belongs to (NULL = tombstone), its payload, tenant id and
- *            interned lang/category ids (filters compare integers).
+ *            interned lang/category/source ids (filters compare integers; a source filter is a
+ *            list of up to 8 ids).
  *   tenants  interned names; each has the ascending list of its rows, so a search reads only
  *            the caller's tenant's vectors.
  *   tickets  open-addressing map (tenant, ticket) -> ticket, each holding its chunks sorted by
@@ -422,10 +423,10 @@ typedef struct vrow {
     ticket_t *tk; /* NULL: tombstone */
     chunk_t *c;
     uint32_t tenant;
-    uint32_t lang, cat; /* interned id + 1; 0 = none */
+    uint32_t lang, cat, src; /* interned id + 1; 0 = none (src fills the padding: 32 bytes) */
 } vrow_t;
 
-/* Interned strings (tenants, langs, categories): never removed. */
+/* Interned strings (tenants, langs, categories, sources): never removed. */
 typedef struct strtab {
     char **s;
     uint32_t n, cap;
@@ -448,7 +449,7 @@ struct tn_vecstore {
     int32_t *qsum; /* per row: the sum of its qmat (the lane kernels' offset) */
     vrow_t *rows;
     uint32_t nrows, cap, dead;
-    strtab_t tenants, langs, cats;
+    strtab_t tenants, langs, cats, srcs;
     tenant_rows_t *trows; /* ntrows entries (>= tenants.n) */
     uint32_t ntrows;
     ticket_t **tmap; /* open addressing, NULL = empty */
@@ -663,6 +664,7 @@ void tn_vecstore_destroy(tn_vecstore_t *vs)
     strtab_free(&vs->tenants);
     strtab_free(&vs->langs);
     strtab_free(&vs->cats);
+    strtab_free(&vs->srcs);
     free(vs->lo);
     free(vs->qmat);
     free(vs->qscale);
@@ -848,6 +850,7 @@ tn_err_t tn_vecstore_put(tn_vecstore_t *vs, const tn_vec_payload_t *p, const flo
     r->tenant = tenant;
     r->lang = p->lang ? strtab_intern(&vs->langs, p->lang) + 1 : 0;
     r->cat = p->category ? strtab_intern(&vs->cats, p->category) + 1 : 0;
+    r->src = p->source ? strtab_intern(&vs->srcs, p->source) + 1 : 0;
     vs->payload += c->size;
     t->ch[pos].row = row;
     tenant_push(vs, tenant, row);
@@ -988,6 +991,7 @@ static size_t heap_emit(const tn_vecstore_t *vs, heap_t *h, tn_vec_hit_t *hits)
         o->text = tn_xstrdup(r->c->text);
         copy_str(o->lang, sizeof(o->lang), r->lang ? vs->langs.s[r->lang - 1] : NULL);
         copy_str(o->category, sizeof(o->category), r->cat ? vs->cats.s[r->cat - 1] : NULL);
+        copy_str(o->source, sizeof(o->source), r->src ? vs->srcs.s[r->src - 1] : NULL);
         o->start = r->c->start;
         o->end = r->c->end;
     }
@@ -1000,11 +1004,13 @@ typedef struct rfilter {
     uint32_t tenant;
     uint32_t lang, cat; /* 0 = any */
     const ticket_t *tk; /* NULL = any */
+    uint32_t nsrc;      /* 0 = any source; else the row's src is one of src[] */
+    uint32_t src[TN_VEC_MAX_SOURCES];
 } rfilter_t;
 
 static rfilter_t resolve(const tn_vecstore_t *vs, const tn_vec_filter_t *f)
 {
-    rfilter_t r = {0, 0, 0, 0, NULL};
+    rfilter_t r = {.ok = 0};
     if (!f || !f->tenant_id)
         return r;
     r.tenant = strtab_find(&vs->tenants, f->tenant_id);
@@ -1027,13 +1033,36 @@ static rfilter_t resolve(const tn_vecstore_t *vs, const tn_vec_filter_t *f)
         if (!r.tk)
             return r;
     }
+    if (f->nsources) {
+        TN_ASSERT(f->nsources <= TN_VEC_MAX_SOURCES && f->sources);
+        for (size_t i = 0; i < f->nsources; i++) {
+            uint32_t id = f->sources[i] ? strtab_find(&vs->srcs, f->sources[i]) : UINT32_MAX;
+            if (id != UINT32_MAX)
+                r.src[r.nsrc++] = id + 1;
+        }
+        if (!r.nsrc) /* no chunk has any of them */
+            return r;
+    }
     r.ok = 1;
     return r;
 }
 
+/* The payload filters (lang, category, source) of a live row; every kernel's path asks this. */
+static inline int meta_ok(const vrow_t *r, const rfilter_t *f)
+{
+    if ((f->lang && r->lang != f->lang) || (f->cat && r->cat != f->cat))
+        return 0;
+    if (!f->nsrc)
+        return 1;
+    for (uint32_t i = 0; i < f->nsrc; i++)
+        if (r->src == f->src[i])
+            return 1;
+    return 0; /* src 0 (none) is never in the list */
+}
+
 static inline int row_ok(const vrow_t *r, const rfilter_t *f)
 {
-    return r->tk && (!f->lang || r->lang == f->lang) && (!f->cat || r->cat == f->cat);
+    return r->tk && meta_ok(r, f);
 }
 
 /* Row @p row decoded into @p out (dims floats). */
@@ -1262,7 +1291,7 @@ static void scan_lanes(const tn_vecstore_t *vs, const int16_t *qws, const rfilte
 {
     size_t d = vs->dims, d4 = d / 4;
     const tenant_rows_t *tr = &vs->trows[rf[qi[0]].tenant];
-    rfilter_t live = {1, rf[qi[0]].tenant, 0, 0, NULL};
+    rfilter_t live = {.ok = 1, .tenant = rf[qi[0]].tenant};
     /* groups: 16 lanes while more than 8 queries are left (or no 8-lane kernel), else 8 */
     size_t ng = 0, start[64], width[64];
     for (size_t g = 0; g < nq && ng < 64; ng++) {
@@ -1298,7 +1327,7 @@ static void scan_lanes(const tn_vecstore_t *vs, const int16_t *qws, const rfilte
                 for (uint32_t bits = mask[i]; bits; bits &= bits - 1) {
                     size_t j = (size_t)__builtin_ctz(bits);
                     const rfilter_t *f = &rf[qi[start[g] + j]];
-                    if ((f->lang && r->lang != f->lang) || (f->cat && r->cat != f->cat))
+                    if (!meta_ok(r, f))
                         continue;
                     heap_t *h = &aheaps[qi[start[g] + j]];
                     heap_push(h, sc[i * L + j], ids[i]);
@@ -1324,7 +1353,7 @@ static void scan_many(const tn_vecstore_t *vs, const float *qs, const int16_t *q
 {
     size_t d = vs->dims;
     const tenant_rows_t *tr = &vs->trows[rf[qi[0]].tenant];
-    rfilter_t live = {1, rf[qi[0]].tenant, 0, 0, NULL};
+    rfilter_t live = {.ok = 1, .tenant = rf[qi[0]].tenant};
     int q8 = two_pass(vs, tr->n, heaps[qi[0]].k);
 #ifdef VS_LANES
     if (q8 && vs->lanes && nq >= 2 && d % 4 == 0 && nq <= 64 * 8) {
@@ -1359,7 +1388,7 @@ static void scan_many(const tn_vecstore_t *vs, const float *qs, const int16_t *q
                 const vrow_t *r = &vs->rows[ids[i]];
                 for (size_t j = 0; j < m; j++) {
                     const rfilter_t *f = &rf[qi[g + j]];
-                    if ((!f->lang || r->lang == f->lang) && (!f->cat || r->cat == f->cat))
+                    if (meta_ok(r, f))
                         heap_push(q8 ? &aheaps[qi[g + j]] : &heaps[qi[g + j]], out[j], ids[i]);
                 }
             }
@@ -1462,7 +1491,7 @@ void tn_vecstore_stats(tn_vecstore_t *vs, tn_vecstore_stats_t *st)
                                           sizeof(*vs->qscale) + sizeof(*vs->qsum));
     size_t p = vs->payload + (size_t)vs->cap * sizeof(*vs->rows) +
                (size_t)vs->tslots * sizeof(*vs->tmap) + strtab_bytes(&vs->tenants) +
-               strtab_bytes(&vs->langs) + strtab_bytes(&vs->cats);
+               strtab_bytes(&vs->langs) + strtab_bytes(&vs->cats) + strtab_bytes(&vs->srcs);
     for (uint32_t i = 0; i < vs->tenants.n; i++)
         p += vs->trows[i].cap * sizeof(uint32_t);
     st->payload_bytes = p;

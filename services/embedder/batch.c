@@ -117,11 +117,12 @@ static void add_field(tn_buf_t *b, const char *key, const json_t *v)
 }
 
 /* The fields a point's payload and a chunk's record share, after a first member: the ticket's
- * title lang category content_hash (when set), the chunk's text start end, and the model. */
+ * title lang category source content_hash (when set; source lets rag keep answers to published
+ * documents), the chunk's text start end, and the model. */
 static void add_chunk_fields(const embedder_t *e, tn_buf_t *b, const json_t *doc,
                              const json_t *chunk)
 {
-    static const char *const copy[] = {"title", "lang", "category", "content_hash"};
+    static const char *const copy[] = {"title", "lang", "category", "source", "content_hash"};
     for (size_t i = 0; i < TN_ARRAY_LEN(copy); i++)
         add_field(b, copy[i], json_object_get(doc, copy[i]));
     add_field(b, "text", json_object_get(chunk, "text"));

@@ -44,6 +44,10 @@ const tn_cfg_key_t rag_keys[] = {
         "Local backend: coalesced passes that may run at once (searches that come during a pass "
         "join the next; a pass of 16 costs little more than one of 1)",
         1, 256),
+    KEY("rag_sources", TN_CFG_STRING, sources, "", 0,
+        "Sources (comma-separated, at most 8; e.g. import,web) every search is limited to; a "
+        "request's filters.source must be among them (else 422); empty = every source",
+        0, 0),
     KEY("rag_schemas_dir", TN_CFG_STRING, schemas_dir, "schemas", 0, "Folder of the JSON Schemas",
         0, 0),
     KEY("rag_pii_rules_file", TN_CFG_STRING, pii_rules_file, "", 0,

@@ -62,9 +62,22 @@ int rag_request_parse(const tn_schema_t *schema, const char *body, size_t len, r
     rag_query_t *q = &out->q;
     const json_t *f = json_object_get(out->doc, "filters");
     q->question = json_string_value(json_object_get(out->doc, "question"));
-    q->filter = (rag_filter_t){NULL, json_string_value(json_object_get(f, "lang")),
-                               json_string_value(json_object_get(f, "category")),
-                               json_string_value(json_object_get(f, "ticket_id"))};
+    q->filter = (rag_filter_t){.lang = json_string_value(json_object_get(f, "lang")),
+                               .category = json_string_value(json_object_get(f, "category")),
+                               .ticket_id = json_string_value(json_object_get(f, "ticket_id"))};
+    /* filters.source: one name or an array of 1..TN_VEC_MAX_SOURCES (the schema's bounds) */
+    const json_t *src = json_object_get(f, "source");
+    if (json_is_string(src)) {
+        q->filter.sources[q->filter.nsources++] = json_string_value(src);
+    } else {
+        size_t i;
+        const json_t *v;
+        json_array_foreach(src, i, v)
+        {
+            if (q->filter.nsources < TN_VEC_MAX_SOURCES && json_is_string(v))
+                q->filter.sources[q->filter.nsources++] = json_string_value(v);
+        }
+    }
     /* json_number_value: the schema's "integer" also admits an integral real such as 5.0 */
     json_t *k = json_object_get(out->doc, "top_k");
     q->top_k = k ? (size_t)json_number_value(k) : 5;
@@ -81,6 +94,13 @@ static int parse(rag_t *r, tn_http_req_t *req, const tn_schema_t *schema, rag_re
     int status = rag_request_parse(schema, body, len, out, &error);
     if (status) {
         tn_http_req_respond_json(req, status, json_pack("{s:o}", "error", error));
+        return 0;
+    }
+    char msg[1024];
+    if (rag_sources_apply(r->sources, r->nsources, &out->q.filter, msg, sizeof(msg))) {
+        tn_http_req_respond_error(req, 422, "source_not_allowed", "%s", msg);
+        json_decref(out->doc);
+        out->doc = NULL;
         return 0;
     }
     out->q.tenant = tn_http_req_tenant(req);
@@ -166,6 +186,8 @@ void rag_http_search(tn_http_req_t *req, void *opaque)
                 json_object_set_new(o, "lang", json_string(h->lang));
             if (*h->category)
                 json_object_set_new(o, "category", json_string(h->category));
+            if (*h->source)
+                json_object_set_new(o, "source", json_string(h->source));
             json_array_append_new(res, o);
         }
         q->total_ms = (tn_clock_mono_s() - t0) * 1000.0;

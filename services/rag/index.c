@@ -70,6 +70,7 @@ static void apply(rag_t *r, const void *value, size_t len, int *warned)
                           sfield(v, "text") ? sfield(v, "text") : "",
                           sfield(v, "lang"),
                           sfield(v, "category"),
+                          sfield(v, "source"),
                           (uint32_t)json_integer_value(json_object_get(v, "start")),
                           (uint32_t)json_integer_value(json_object_get(v, "end"))};
     tn_vecstore_put(r->local, &p, vec);
@@ -368,7 +369,8 @@ static tn_err_t search_local(rag_t *r, const float *vec, const rag_filter_t *f, 
                              rag_hit_t **out, size_t *n)
 {
     tn_vec_hit_t *vh = tn_xcalloc(k, sizeof(*vh));
-    tn_vec_filter_t vf = {f->tenant_id, f->lang, f->category, f->ticket_id};
+    tn_vec_filter_t vf = {f->tenant_id, f->lang,    f->category,
+                          f->ticket_id, f->sources, f->nsources};
     size_t got;
     if (r->cfg->coalesce_window_us > 0 && r->cfg->coalesce_max > 1) {
         rag_pending_t p = {vec, vf, k, vh, 0, 0, NULL};
@@ -385,6 +387,7 @@ static tn_err_t search_local(rag_t *r, const float *vec, const rag_filter_t *f, 
         h[i].text = tn_xstrdup(vh[i].text ? vh[i].text : "");
         copy_str(h[i].lang, sizeof(h[i].lang), vh[i].lang);
         copy_str(h[i].category, sizeof(h[i].category), vh[i].category);
+        copy_str(h[i].source, sizeof(h[i].source), vh[i].source);
         h[i].start = vh[i].start;
         h[i].end = vh[i].end;
     }
@@ -410,6 +413,15 @@ static tn_err_t search_qdrant(rag_t *r, const float *vec, size_t dims, const rag
     must_match(must, "lang", f->lang);
     must_match(must, "category", f->category);
     must_match(must, "ticket_id", f->ticket_id);
+    if (f->nsources == 1) {
+        must_match(must, "source", f->sources[0]);
+    } else if (f->nsources) {
+        json_t *any = json_array();
+        for (size_t i = 0; i < f->nsources; i++)
+            json_array_append_new(any, json_string(f->sources[i]));
+        json_array_append_new(must,
+                              json_pack("{s:s, s:{s:o}}", "key", "source", "match", "any", any));
+    }
     json_t *filter = json_pack("{s:o}", "must", must);
     tn_qdrant_hit_t *qh = NULL;
     size_t got = 0;
@@ -433,6 +445,7 @@ static tn_err_t search_qdrant(rag_t *r, const float *vec, size_t dims, const rag
         h[m].text = tn_xstrdup(sfield(p, "text") ? sfield(p, "text") : "");
         copy_str(h[m].lang, sizeof(h[m].lang), sfield(p, "lang"));
         copy_str(h[m].category, sizeof(h[m].category), sfield(p, "category"));
+        copy_str(h[m].source, sizeof(h[m].source), sfield(p, "source"));
         h[m].start = (uint32_t)json_integer_value(json_object_get(p, "start"));
         h[m].end = (uint32_t)json_integer_value(json_object_get(p, "end"));
         m++;

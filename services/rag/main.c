@@ -33,6 +33,7 @@ static void rag_free(rag_t *r)
     tn_pii_destroy(r->pii);
     tn_schema_destroy(r->query_req);
     tn_schema_destroy(r->search_req);
+    free(r->src_buf);
     free(r);
 }
 
@@ -118,6 +119,16 @@ static tn_err_t rag_init(tn_app_t *app, void *cfgp, void **state)
     breakers_init(r, app);
     /* config: schemas, providers; wiring: the index, the HTTP routes */
     tn_err_t rc = TN_ERR_CONFIG;
+    char err[512];
+    if (rag_sources_parse(r->cfg->sources, &r->src_buf, r->sources, &r->nsources, err,
+                          sizeof(err)) != TN_OK) {
+        TN_LOG(TN_LOG_ERROR, "rag: %s", err);
+        rag_free(r);
+        return TN_ERR_CONFIG;
+    }
+    if (r->nsources)
+        TN_LOG(TN_LOG_INFO, "rag: searches limited to the sources %s (TAINA_RAG_SOURCES)",
+               r->cfg->sources);
     r->query_req = load_schema(r, "http/rag.query.request.schema.json");
     r->search_req = load_schema(r, "http/rag.search.request.schema.json");
     if (r->query_req && r->search_req && (rc = clients_new(r, app)) == TN_OK &&

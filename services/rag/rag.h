@@ -44,6 +44,7 @@ typedef struct rag_cfg {
     int llm_provider;
     char *llm_model, *llm_url, *llm_api_key;
     int64_t llm_timeout_ms, llm_max_tokens;
+    char *sources; /* TAINA_RAG_SOURCES: comma-separated; empty = every source */
 } rag_cfg_t;
 
 extern const char *const rag_embed_providers[];
@@ -65,12 +66,16 @@ typedef struct rag_hit {
     uint32_t chunk_index;
     float score;
     char *title, *text;
-    char lang[8], category[64];
+    char lang[8], category[64], source[64]; /* "" when the chunk has none */
     uint32_t start, end;
 } rag_hit_t;
 
+/** A search's filters; strings borrowed. nsources 0: any source (chunks without one too);
+ *  else only chunks whose source is one of sources[]. */
 typedef struct rag_filter {
     const char *tenant_id, *lang, *category, *ticket_id;
+    const char *sources[TN_VEC_MAX_SOURCES];
+    size_t nsources;
 } rag_filter_t;
 
 /** One local search waiting to be answered by a coalesced pass (on the requester's stack). */
@@ -105,6 +110,10 @@ typedef struct rag {
     tn_qdrant_t *qdrant;
     tn_vecstore_t *local;
     tn_kafka_producer_t *events;
+    /* TAINA_RAG_SOURCES split (strings in src_buf); nsources 0: every source */
+    char *src_buf;
+    const char *sources[TN_VEC_MAX_SOURCES];
+    size_t nsources;
     /* one circuit breaker per upstream: while open, calls fail fast without going out (the
      * qdrant one only with that backend) */
     tn_breaker_t embed_breaker, store_breaker, llm_breaker;
@@ -163,6 +172,22 @@ void rag_query_answer(rag_t *r, rag_query_t *q);
 /** Produce the rag.queries event (asynchronous: never waits). */
 void rag_query_event(rag_t *r, const rag_query_t *q, const char *endpoint);
 void rag_query_free(rag_query_t *q);
+
+/* sources.c */
+/**
+ * Split TAINA_RAG_SOURCES @p csv (comma-separated names of 1..64 bytes, blanks around them
+ * ignored, at most TN_VEC_MAX_SOURCES; "" = none) into @p out. The names live in *buf (caller
+ * owns it; free()). TN_ERR_CONFIG with one sentence in @p err, nothing kept.
+ */
+tn_err_t rag_sources_parse(const char *csv, char **buf, const char **out, size_t *n, char *err,
+                           size_t errlen);
+/**
+ * Apply the configured sources @p allowed (@p nallowed; 0 = every source) to a request's filter:
+ * without filters.source it gets them all; with one, each of its names must be among them. 0, or
+ * 422 with one sentence in @p msg. @p f's pointers borrow from @p allowed.
+ */
+int rag_sources_apply(const char *const *allowed, size_t nallowed, rag_filter_t *f, char *msg,
+                      size_t len);
 
 /* http.c */
 void rag_http_query(tn_http_req_t *req, void *opaque);

@@ -58,6 +58,7 @@ typedef struct tn_vec_payload {
     const char *text;     /**< the chunk text */
     const char *lang;     /**< may be NULL */
     const char *category; /**< may be NULL */
+    const char *source;   /**< may be NULL: then no source filter matches the chunk */
     uint32_t start, end;  /**< code-point offsets in the ticket's text */
 } tn_vec_payload_t;
 
@@ -69,12 +70,19 @@ size_t tn_vecstore_trim(tn_vecstore_t *vs, const char *tenant, const char *ticke
 /** @brief Remove every chunk of (tenant, ticket). Returns how many. */
 size_t tn_vecstore_delete_ticket(tn_vecstore_t *vs, const char *tenant, const char *ticket);
 
-/** Filters of a search; NULL fields match anything. The tenant is required (NULL: no hits). */
+/** Most sources a filter may list. */
+enum { TN_VEC_MAX_SOURCES = 8 };
+
+/** Filters of a search; NULL fields match anything. The tenant is required (NULL: no hits).
+ *  With nsources > 0 (at most TN_VEC_MAX_SOURCES), a chunk passes when its source is one of
+ *  sources[] (borrowed for the call); a chunk without a source passes no such filter. */
 typedef struct tn_vec_filter {
     const char *tenant_id;
     const char *lang;
     const char *category;
     const char *ticket_id;
+    const char *const *sources;
+    size_t nsources;
 } tn_vec_filter_t;
 
 /** One hit: the payload is borrowed from the store and valid until the next write. Copy what
@@ -87,6 +95,7 @@ typedef struct tn_vec_hit {
     char *text;
     char lang[8];
     char category[64];
+    char source[64]; /**< "" when the chunk has none */
     uint32_t start, end;
 } tn_vec_hit_t;
 

@@ -67,7 +67,7 @@ static void *run_job(void *arg)
     size_t counts[64];
     tn_vec_filter_t f[64];
     for (size_t i = 0; i < 64; i++)
-        f[i] = (tn_vec_filter_t){"A", NULL, NULL, NULL};
+        f[i] = (tn_vec_filter_t){"A", NULL, NULL, NULL, NULL, 0};
     size_t li = 0;
     for (size_t q = j->from; q < j->to;) {
         double t0 = tn_clock_mono_s();
@@ -152,7 +152,8 @@ int main(int argc, char **argv)
     for (size_t r = 0; r < n; r++) {
         char tk[32];
         snprintf(tk, sizeof(tk), "%zu", r / 4);
-        tn_vec_payload_t p = {"A", tk, (uint32_t)(r % 4), "a title", text, "es", "water", 0, 255};
+        tn_vec_payload_t p = {"A", tk, (uint32_t)(r % 4), "a title", text, "es", "water", NULL,
+                              0,   255};
         if (tn_vecstore_put(vs, &p, m + r * d) != TN_OK)
             return 3;
         if (r % 10 == 9) { /* the other tenant's noise */
@@ -176,7 +177,7 @@ int main(int argc, char **argv)
     /* The C answers, for the anchor's agreement check; also warms the matrix. */
     uint32_t *ids = tn_xmalloc(nq * K * sizeof(uint32_t));
     tn_vec_hit_t hits[K];
-    tn_vec_filter_t f = {"A", NULL, NULL, NULL};
+    tn_vec_filter_t f = {"A", NULL, NULL, NULL, NULL, 0};
     for (size_t q = 0; q < nq; q++) {
         size_t c = tn_vecstore_search(vs, qs + q * d, &f, K, -2, hits);
         for (size_t i = 0; i < K; i++)

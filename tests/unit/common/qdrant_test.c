@@ -97,7 +97,7 @@ static void push_info(fixture_t *f, int size, const char *distance, const char *
 
 #define FULL_SCHEMA                                                                                \
     "{\"tenant_id\":{\"data_type\":\"keyword\",\"points\":3},\"ticket_id\":{\"data_type\":"        \
-    "\"keyword\",\"points\":3}}"
+    "\"keyword\",\"points\":3},\"source\":{\"data_type\":\"keyword\",\"points\":3}}"
 
 static const tn_fake_http_req_t *req_at(fixture_t *f, size_t i)
 {
@@ -221,10 +221,13 @@ static void test_ensure_existing_missing_index(void **state)
     fixture_t *f = *state;
     push_info(f, 384, "Cosine", "{\"tenant_id\":{\"data_type\":\"keyword\"}}");
     push(f, 200, OK_UPDATE);
+    push(f, 200, OK_UPDATE);
     assert_int_equal(tn_qdrant_ensure_collection(f->q, COLL, 384, f->err, sizeof(f->err)), TN_OK);
-    assert_int_equal(tn_fake_http_nrequests(f->fh), 2);
+    assert_int_equal(tn_fake_http_nrequests(f->fh), 3);
     check_req(f, 1, "PUT", "/collections/" COLL "/index?wait=true",
               "{\"field_name\":\"ticket_id\",\"field_schema\":\"keyword\"}");
+    check_req(f, 2, "PUT", "/collections/" COLL "/index?wait=true",
+              "{\"field_name\":\"source\",\"field_schema\":\"keyword\"}");
 }
 
 static void test_ensure_mismatch(void **state)
@@ -272,8 +275,9 @@ static void test_ensure_creates(void **state)
     push(f, 200, OK_TRUE);
     push(f, 200, OK_UPDATE);
     push(f, 200, OK_UPDATE);
+    push(f, 200, OK_UPDATE);
     assert_int_equal(tn_qdrant_ensure_collection(f->q, COLL, 384, f->err, sizeof(f->err)), TN_OK);
-    assert_int_equal(tn_fake_http_nrequests(f->fh), 5);
+    assert_int_equal(tn_fake_http_nrequests(f->fh), 6);
     check_req(f, 0, "GET", "/collections/" COLL, NULL);
     check_req(f, 1, "GET", "/aliases", NULL);
     check_req(f, 2, "PUT", "/collections/" COLL,
@@ -283,6 +287,8 @@ static void test_ensure_creates(void **state)
               "{\"field_name\":\"tenant_id\",\"field_schema\":\"keyword\"}");
     check_req(f, 4, "PUT", "/collections/" COLL "/index?wait=true",
               "{\"field_name\":\"ticket_id\",\"field_schema\":\"keyword\"}");
+    check_req(f, 5, "PUT", "/collections/" COLL "/index?wait=true",
+              "{\"field_name\":\"source\",\"field_schema\":\"keyword\"}");
 }
 
 static void test_ensure_create_race(void **state)

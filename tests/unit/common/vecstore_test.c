@@ -27,19 +27,25 @@ static void rand_vec(float *v, size_t d)
         v[i] = frand();
 }
 
-static tn_err_t put(tn_vecstore_t *vs, const char *tenant, const char *ticket, uint32_t ci,
-                    const char *lang, const char *cat, const float *v)
+static tn_err_t put_src(tn_vecstore_t *vs, const char *tenant, const char *ticket, uint32_t ci,
+                        const char *lang, const char *cat, const char *src, const float *v)
 {
     char text[64];
     snprintf(text, sizeof(text), "%s/%s/%u", tenant, ticket, ci);
-    tn_vec_payload_t p = {tenant, ticket, ci, "title", text, lang, cat, ci * 10, ci * 10 + 9};
+    tn_vec_payload_t p = {tenant, ticket, ci, "title", text, lang, cat, src, ci * 10, ci * 10 + 9};
     return tn_vecstore_put(vs, &p, v);
+}
+
+static tn_err_t put(tn_vecstore_t *vs, const char *tenant, const char *ticket, uint32_t ci,
+                    const char *lang, const char *cat, const float *v)
+{
+    return put_src(vs, tenant, ticket, ci, lang, cat, NULL, v);
 }
 
 static size_t search(tn_vecstore_t *vs, const float *q, const char *tenant, size_t k,
                      tn_vec_hit_t *hits)
 {
-    tn_vec_filter_t f = {tenant, NULL, NULL, NULL};
+    tn_vec_filter_t f = {tenant, NULL, NULL, NULL, NULL, 0};
     return tn_vecstore_search(vs, q, &f, k, -2, hits);
 }
 
@@ -143,7 +149,7 @@ static void test_two_pass_ids(void **state)
         size_t counts[NQ];
         for (size_t i = 0; i < NQ; i++) {
             rand_vec(qs + i * d, d);
-            f[i] = (tn_vec_filter_t){"A", NULL, NULL, NULL};
+            f[i] = (tn_vec_filter_t){"A", NULL, NULL, NULL, NULL, 0};
         }
         for (size_t ki = 0; ki < TN_ARRAY_LEN(ks); ki++) {
             size_t k = ks[ki];
@@ -205,9 +211,9 @@ static void test_ties_and_payload(void **state)
         tn_vec_hits_free(hits, n);
     }
     /* NULL title, lang, category */
-    tn_vec_payload_t p = {"A", "bare", 0, NULL, "t", NULL, NULL, 0, 1};
+    tn_vec_payload_t p = {"A", "bare", 0, NULL, "t", NULL, NULL, NULL, 0, 1};
     assert_int_equal(tn_vecstore_put(vs, &p, w), TN_OK);
-    tn_vec_filter_t f = {"A", NULL, NULL, "bare"};
+    tn_vec_filter_t f = {"A", NULL, NULL, "bare", NULL, 0};
     assert_int_equal(tn_vecstore_search(vs, w, &f, 5, -2, hits), 1);
     assert_null(hits[0].title);
     assert_string_equal(hits[0].lang, "");
@@ -243,7 +249,7 @@ static void test_filters(void **state)
             assert_true(hits[i].chunk_index % 3 == 0);
         tn_vec_hits_free(hits, n);
 
-        tn_vec_filter_t f = {"A", "es", NULL, NULL};
+        tn_vec_filter_t f = {"A", "es", NULL, NULL, NULL, 0};
         n = tn_vecstore_search(vs, v, &f, 300, -2, hits);
         assert_int_equal(n, 100);
         for (size_t i = 0; i < n; i++) {
@@ -252,14 +258,14 @@ static void test_filters(void **state)
         }
         tn_vec_hits_free(hits, n);
 
-        f = (tn_vec_filter_t){"A", "en", "roads", NULL};
+        f = (tn_vec_filter_t){"A", "en", "roads", NULL, NULL, 0};
         n = tn_vecstore_search(vs, v, &f, 300, -2, hits);
         assert_int_equal(n, 50); /* i % 2 == 1 and i % 3 == 1 */
         for (size_t i = 0; i < n; i++)
             assert_true(hits[i].chunk_index % 6 == 1);
         tn_vec_hits_free(hits, n);
 
-        f = (tn_vec_filter_t){"A", NULL, NULL, "k4"};
+        f = (tn_vec_filter_t){"A", NULL, NULL, "k4", NULL, 0};
         n = tn_vecstore_search(vs, v, &f, 300, -2, hits);
         assert_int_equal(n, 10);
         for (size_t i = 0; i < n; i++) {
@@ -268,15 +274,15 @@ static void test_filters(void **state)
                 assert_true(hits[i - 1].score >= hits[i].score);
         }
         tn_vec_hits_free(hits, n);
-        f = (tn_vec_filter_t){"B", NULL, NULL, "k4"}; /* k4 chunks: i = 4 + 30j, never B */
+        f = (tn_vec_filter_t){"B", NULL, NULL, "k4", NULL, 0}; /* k4 chunks: i = 4 + 30j, never B */
         assert_int_equal(tn_vecstore_search(vs, v, &f, 300, -2, hits), 0);
-        f = (tn_vec_filter_t){"A", "fr", NULL, NULL};
+        f = (tn_vec_filter_t){"A", "fr", NULL, NULL, NULL, 0};
         assert_int_equal(tn_vecstore_search(vs, v, &f, 300, -2, hits), 0);
-        f = (tn_vec_filter_t){"A", NULL, "nope", NULL};
+        f = (tn_vec_filter_t){"A", NULL, "nope", NULL, NULL, 0};
         assert_int_equal(tn_vecstore_search(vs, v, &f, 300, -2, hits), 0);
-        f = (tn_vec_filter_t){"C", NULL, NULL, NULL};
+        f = (tn_vec_filter_t){"C", NULL, NULL, NULL, NULL, 0};
         assert_int_equal(tn_vecstore_search(vs, v, &f, 300, -2, hits), 0);
-        f = (tn_vec_filter_t){NULL, NULL, NULL, NULL};
+        f = (tn_vec_filter_t){NULL, NULL, NULL, NULL, NULL, 0};
         assert_int_equal(tn_vecstore_search(vs, v, &f, 300, -2, hits), 0);
     }
     free(hits);
@@ -295,7 +301,7 @@ static void test_min_score_and_zero(void **state)
     assert_int_equal(put(vs, "A", "n", 0, NULL, NULL, nan2), TN_ERR_INVALID);
     assert_int_equal(tn_vecstore_put(vs, NULL, a), TN_ERR_INVALID);
     tn_vec_hit_t hits[3];
-    tn_vec_filter_t f = {"A", NULL, NULL, NULL};
+    tn_vec_filter_t f = {"A", NULL, NULL, NULL, NULL, 0};
     size_t n = tn_vecstore_search(vs, a, &f, 3, 0.5f, hits);
     assert_int_equal(n, 2);
     assert_string_equal(hits[0].ticket_id, "a");
@@ -336,7 +342,7 @@ static void test_replace_trim_delete(void **state)
     assert_int_equal(st.live, 41);
     assert_int_equal(st.rows, 42);
     tn_vec_hit_t hits[64];
-    tn_vec_filter_t f = {"A", NULL, NULL, "r"};
+    tn_vec_filter_t f = {"A", NULL, NULL, "r", NULL, 0};
     size_t n = tn_vecstore_search(vs, v, &f, 10, -2, hits);
     assert_int_equal(n, 1); /* one row live */
     assert_string_equal(hits[0].lang, "en");
@@ -354,7 +360,7 @@ static void test_replace_trim_delete(void **state)
     assert_int_equal(tn_vecstore_trim(vs, "A", "t", 5), 0);
     assert_int_equal(tn_vecstore_trim(vs, "A", "nope", 0), 0);
     assert_int_equal(tn_vecstore_trim(vs, "Z", "t", 0), 0);
-    f = (tn_vec_filter_t){"A", NULL, NULL, "t"};
+    f = (tn_vec_filter_t){"A", NULL, NULL, "t", NULL, 0};
     n = tn_vecstore_search(vs, v, &f, 10, -2, hits);
     assert_int_equal(n, 3);
     for (size_t i = 0; i < n; i++)
@@ -471,7 +477,7 @@ static void test_search_many(void **state)
     memset(qs + 9 * d, 0, d * sizeof(float)); /* a zero query: no hits */
     tn_vec_filter_t f[11];
     for (size_t i = 0; i < nq; i++)
-        f[i] = (tn_vec_filter_t){i % 3 ? "A" : "B", NULL, NULL, NULL};
+        f[i] = (tn_vec_filter_t){i % 3 ? "A" : "B", NULL, NULL, NULL, NULL, 0};
     f[2].lang = "en";
     f[4].ticket_id = "t5";
     f[5].tenant_id = "nobody";
@@ -532,7 +538,7 @@ static void test_fixed_point_precision(void **state)
                 q[i] = r % 3 ? frand() : row[i]; /* a third: the row itself, score 1 */
             char tk[24];
             snprintf(tk, sizeof(tk), "t%zu", r);
-            tn_vec_filter_t f = {"A", NULL, NULL, tk};
+            tn_vec_filter_t f = {"A", NULL, NULL, tk, NULL, 0};
             assert_int_equal(tn_vecstore_search(vs, q, &f, 1, -2, hit), 1);
             assert_true(fabs(hit[0].score - cosine(q, row, d)) < 5e-7);
             tn_vecstore_search_many(vs, q, &f, 1, 1, -2, many, &count);
@@ -610,7 +616,7 @@ static void test_search_many_tombstones(void **state)
         tn_vec_filter_t f[NQ];
         for (size_t i = 0; i < NQ; i++) {
             rand_vec(qs + i * D, D);
-            f[i] = (tn_vec_filter_t){"A", NULL, NULL, NULL};
+            f[i] = (tn_vec_filter_t){"A", NULL, NULL, NULL, NULL, 0};
         }
         f[1].lang = "en";
         f[2].category = "water";
@@ -687,7 +693,7 @@ static void *reader(void *arg)
             s = s * 6364136223846793005ULL + 1442695040888963407ULL;
             q[i] = (float)(s >> 40) - 8388608.0f;
         }
-        tn_vec_filter_t f = {"A", NULL, NULL, NULL};
+        tn_vec_filter_t f = {"A", NULL, NULL, NULL, NULL, 0};
         size_t n = tn_vecstore_search(c->vs, q, &f, 10, -2, hits);
         for (size_t i = 0; i < n; i++)
             if (strncmp(hits[i].text, "A/", 2) != 0)
@@ -698,7 +704,8 @@ static void *reader(void *arg)
         float qq[64];
         memcpy(qq, q, c->d * sizeof(float));
         memcpy(qq + c->d, q, c->d * sizeof(float));
-        tn_vec_filter_t ff[2] = {{"A", NULL, NULL, NULL}, {"B", NULL, NULL, NULL}};
+        tn_vec_filter_t ff[2] = {{"A", NULL, NULL, NULL, NULL, 0},
+                                 {"B", NULL, NULL, NULL, NULL, 0}};
         tn_vecstore_search_many(c->vs, qq, ff, 2, 10, -2, many, counts);
         tn_vec_hits_free(many, counts[0]);
         tn_vec_hits_free(many + 10, counts[1]);
@@ -752,6 +759,7 @@ static void assert_same_hits(const tn_vec_hit_t *a, const tn_vec_hit_t *b, size_
         assert_string_equal(a[i].ticket_id, b[i].ticket_id);
         assert_int_equal(a[i].chunk_index, b[i].chunk_index);
         assert_string_equal(a[i].text, b[i].text);
+        assert_string_equal(a[i].source, b[i].source);
     }
 }
 
@@ -775,6 +783,10 @@ static void test_kernels_agree(void **state)
     static const unsigned masks[] = {TN_VEC_KERNEL_VNNI512 | TN_VEC_KERNEL_VNNI256,
                                      TN_VEC_KERNEL_VNNI512, TN_VEC_KERNEL_VNNI256, 0};
     static const char *langs[] = {"es", "en"}, *cats[] = {"tax", "water", "id"};
+    /* sources by ticket: every fifth ticket has none (an old record) */
+    static const char *srcs[] = {"email", "import", "web", "import", NULL};
+    static const char *const imp[] = {"import"}, *const ew[] = {"email", "web"},
+                             *const nope[] = {"nope"}, *const impnope[] = {"nope", "import"};
     enum { N = 2000, NQ = 40, KMAX = 25 };
     for (size_t di = 0; di < TN_ARRAY_LEN(dims); di++) {
         size_t d = dims[di];
@@ -789,8 +801,8 @@ static void test_kernels_agree(void **state)
                 rand_vec(m + i * d, d);
             char tk[24];
             snprintf(tk, sizeof(tk), "t%zu", i / 4);
-            assert_int_equal(put(vs, (i / 4) % 10 ? "A" : "B", tk, (uint32_t)(i % 4), langs[i % 2],
-                                 cats[(i / 4) % 3], m + i * d),
+            assert_int_equal(put_src(vs, (i / 4) % 10 ? "A" : "B", tk, (uint32_t)(i % 4),
+                                     langs[i % 2], cats[(i / 4) % 3], srcs[(i / 4) % 5], m + i * d),
                              TN_OK);
         }
         for (size_t i = 1; i < N; i += 13) { /* tombstones: replaced chunks */
@@ -799,8 +811,8 @@ static void test_kernels_agree(void **state)
             rand_vec(m + i * d, d);
             char tk[24];
             snprintf(tk, sizeof(tk), "t%zu", i / 4);
-            assert_int_equal(put(vs, (i / 4) % 10 ? "A" : "B", tk, (uint32_t)(i % 4), langs[i % 2],
-                                 cats[(i / 4) % 3], m + i * d),
+            assert_int_equal(put_src(vs, (i / 4) % 10 ? "A" : "B", tk, (uint32_t)(i % 4),
+                                     langs[i % 2], cats[(i / 4) % 3], srcs[(i / 4) % 5], m + i * d),
                              TN_OK);
         }
         tn_vecstore_delete_ticket(vs, "A", "t33");
@@ -814,7 +826,7 @@ static void test_kernels_agree(void **state)
                 memcpy(qs + j * d, m + row * d, d * sizeof(float));
             else
                 rand_vec(qs + j * d, d);
-            f[j] = (tn_vec_filter_t){"A", NULL, NULL, NULL};
+            f[j] = (tn_vec_filter_t){"A", NULL, NULL, NULL, NULL, 0};
             if (j % 5 == 1)
                 f[j].lang = "en";
             if (j % 5 == 2)
@@ -823,6 +835,18 @@ static void test_kernels_agree(void **state)
                 f[j].tenant_id = "B";
             if (j == 7)
                 f[j].ticket_id = "t12";
+            if (j % 5 == 3)
+                f[j] = (tn_vec_filter_t){f[j].tenant_id, NULL, NULL, NULL, imp, 1};
+            if (j % 7 == 6)
+                f[j] = (tn_vec_filter_t){"A", j % 2 ? "es" : NULL, NULL, NULL, ew, 2};
+            if (j == 27) {
+                f[j].sources = nope;
+                f[j].nsources = 1;
+            }
+            if (j == 33)
+                f[j] = (tn_vec_filter_t){"A", NULL, NULL, NULL, impnope, 2};
+            if (j == 12)
+                f[j] = (tn_vec_filter_t){"A", NULL, NULL, "t11", imp, 1}; /* t11: import */
         }
         tn_vec_hit_t *ref = tn_xcalloc(NQ * KMAX, sizeof(*ref)), one[KMAX];
         tn_vec_hit_t *many = tn_xcalloc(NQ * KMAX, sizeof(*many));
@@ -834,9 +858,25 @@ static void test_kernels_agree(void **state)
             tn_vecstore_kernels(vs, only);
             for (size_t j = 0; j < NQ; j++)
                 nref[j] = tn_vecstore_search(vs, qs + j * d, &f[j], k, -2, ref + j * k);
+            /* each hit's source is its ticket's, and one the filter lists */
+            for (size_t j = 0; j < NQ; j++) {
+                if (f[j].nsources && f[j].sources != nope && !f[j].ticket_id && !only)
+                    assert_int_equal(nref[j], k);
+                for (size_t i = 0; i < nref[j]; i++) {
+                    const tn_vec_hit_t *h = ref + j * k + i;
+                    const char *want = srcs[strtoul(h->ticket_id + 1, NULL, 10) % 5];
+                    assert_string_equal(h->source, want ? want : "");
+                    int in = !f[j].nsources;
+                    for (size_t si = 0; si < f[j].nsources; si++)
+                        in |= !strcmp(h->source, f[j].sources[si]);
+                    assert_true(in);
+                }
+                if (f[j].sources == nope)
+                    assert_int_equal(nref[j], 0);
+            }
             /* the ties: the first inserted of the two rows first, the same score */
             for (size_t j = 0; j < NQ; j += 3)
-                if (!only && k > 1 && !f[j].lang && !f[j].category &&
+                if (!only && k > 1 && !f[j].lang && !f[j].category && !f[j].nsources &&
                     !strcmp(f[j].tenant_id, "A") && nref[j] > 1 &&
                     fabs(ref[j * k].score - 1.0) < 1e-6) {
                     const tn_vec_hit_t *h = ref + j * k;
