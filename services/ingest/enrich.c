@@ -93,11 +93,40 @@ static void put_key(tn_buf_t *b, const char *name)
 }
 
 /* Copy member @p name of @p in, if present (strings escaped here, anything else dumped). */
+/* A record from the topic may carry an escaped NUL (\u0000) anywhere; the text fields lose
+ * theirs in normalization, and a copied field gets U+FFFD for each, as tickets.enriched is read by
+ * parsers that refuse NUL (jansson by default, and ingest's own HTTP path answers 400). */
+static void nul_to_fffd(json_t *v)
+{
+    const char *k;
+    json_t *m;
+    size_t i;
+    if (json_is_object(v)) {
+        json_object_foreach(v, k, m) nul_to_fffd(m);
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, m) nul_to_fffd(m);
+    } else if (json_is_string(v) && memchr(json_string_value(v), 0, json_string_length(v))) {
+        const char *s = json_string_value(v);
+        size_t n = json_string_length(v);
+        tn_buf_t fixed;
+        tn_buf_init(&fixed, n + 16);
+        for (size_t j = 0; j < n; j++) {
+            if (s[j])
+                tn_buf_add(&fixed, s + j, 1);
+            else
+                tn_buf_adds(&fixed, "\xef\xbf\xbd");
+        }
+        json_string_setn(v, fixed.data, fixed.len);
+        tn_buf_cleanup(&fixed);
+    }
+}
+
 static void copy_field(tn_buf_t *b, const json_t *in, const char *name)
 {
     json_t *v = json_object_get(in, name);
     if (!v)
         return;
+    nul_to_fffd(v);
     put_key(b, name);
     if (json_is_string(v)) {
         put_str(b, json_string_value(v), json_string_length(v));

@@ -184,6 +184,10 @@ def raw_topic_cases(tid):
         ("raw-invalid-utf8", dumps(rec("raw-invalid-utf8", body="xx")).replace(
             b'"xx"', b'"caf\xe9 \xff\xfe ok"'), {"output"}),
         ("raw-nul-escaped", dumps(rec("raw-nul-escaped", body="a\u0000b")), {"output"}),
+        # found by the enrich fuzzer: copied fields kept it, so the output had \u0000 in it
+        ("raw-nul-in-metadata", dumps(rec("raw-nul-in-metadata", title="a\u0000b",
+                                          metadata={"channel": "web\u0000x", "l": "\u0000"})),
+         {"output"}),
     ]
     return cases + [("raw-pii-" + n, dumps(rec("raw-pii-" + n, body=t)), {"output", "enrich"})
                     for n, t in PII_ADVERSARIAL[:4]]

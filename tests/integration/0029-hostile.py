@@ -256,6 +256,10 @@ def test_topic_records(stack, svc):
         elif k in produced:
             if "output" not in becomes:
                 failures.append("%s: went through, want a dead letter %s" % (name, becomes))
+            for v in processed.outputs.get(k, []):
+                # read downstream by parsers that refuse NUL (jansson by default)
+                if b"\\u0000" in v or b"\x00" in v:
+                    failures.append("%s: the output record holds a NUL: %.200r" % (name, v))
         else:
             failures.append("%s: neither a dead letter nor an output record" % name)
     assert good in produced, "a normal record after the hostile ones did not go through"
@@ -267,16 +271,19 @@ def processed(bs, want, out_topic, timeout):
     """Which of the keys @want came out on @out_topic or as dead letters within @timeout s;
     returns (keys seen, {key: the DLQ record})."""
     done, dead = set(), {}
+    outputs = {}
     deadline = time.time() + timeout * MULT
     mine = lambda r: r["key"] is not None and r["key"].decode() in want  # noqa: E731
     while done != want and time.time() < deadline:
         for r in consume(bs, out_topic, idle=1, timeout=5, pred=mine):
             if mine(r):
                 done.add(r["key"].decode())
+                outputs.setdefault(r["key"].decode(), []).append(r["value"])
         for r in consume(bs, "tickets.dlq", idle=1, timeout=5, pred=mine):
             if mine(r):
                 done.add(r["key"].decode())
                 dead[r["key"].decode()] = r
+    processed.outputs = outputs
     return done, dead
 
 
