@@ -102,9 +102,15 @@ static void nul_to_fffd(json_t *v)
     json_t *m;
     size_t i;
     if (json_is_object(v)) {
-        json_object_foreach(v, k, m) nul_to_fffd(m);
+        json_object_foreach(v, k, m)
+        {
+            nul_to_fffd(m);
+        }
     } else if (json_is_array(v)) {
-        json_array_foreach(v, i, m) nul_to_fffd(m);
+        json_array_foreach(v, i, m)
+        {
+            nul_to_fffd(m);
+        }
     } else if (json_is_string(v) && memchr(json_string_value(v), 0, json_string_length(v))) {
         const char *s = json_string_value(v);
         size_t n = json_string_length(v);
