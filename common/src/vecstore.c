@@ -222,6 +222,20 @@ static inline int32_t ld32(const int8_t *p)
     return v;
 }
 
+/* The rows ids[i..i+LANE_ROWS) of a lane kernel's step into @p r (a short last step repeats
+ * ids[i]), the next step's rows prefetched; @returns how many are real. */
+static inline size_t lane_rows(const int8_t *qmat, size_t d, const uint32_t *ids, size_t i,
+                               size_t n, const int8_t *r[LANE_ROWS])
+{
+    size_t m = TN_MIN((size_t)LANE_ROWS, n - i);
+    for (size_t j = 0; j < LANE_ROWS; j++)
+        r[j] = qmat + (size_t)ids[i + (j < m ? j : 0)] * d;
+    for (size_t j = i + LANE_ROWS; j < TN_MIN(i + 2 * LANE_ROWS, n); j++)
+        for (size_t c = 0; c < d; c += 64)
+            _mm_prefetch((const char *)(qmat + (size_t)ids[j] * d + c), _MM_HINT_T0);
+    return m;
+}
+
 /* 16 queries (packed @p qp: dims / 4 x 16 words) against the rows @p ids[0..n): scores into
  * @p sc (n x 16), and per row the lanes whose score >= @p thr[lane] into @p mask. */
 __attribute__((target("avx512f,avx512vnni"))) static void
@@ -231,13 +245,8 @@ lanes16(const int8_t *qmat, size_t d, const int32_t *qsum, const float *qscale, 
     size_t d4 = d / 4;
     __m512 t = _mm512_loadu_ps(thr);
     for (size_t i = 0; i < n; i += LANE_ROWS) {
-        size_t m = TN_MIN((size_t)LANE_ROWS, n - i);
         const int8_t *r[LANE_ROWS];
-        for (size_t j = 0; j < LANE_ROWS; j++)
-            r[j] = qmat + (size_t)ids[i + (j < m ? j : 0)] * d;
-        for (size_t j = i + LANE_ROWS; j < TN_MIN(i + 2 * LANE_ROWS, n); j++)
-            for (size_t c = 0; c < d; c += 64)
-                _mm_prefetch((const char *)(qmat + (size_t)ids[j] * d + c), _MM_HINT_T0);
+        size_t m = lane_rows(qmat, d, ids, i, n, r);
         __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
                 a7 = a0;
         for (size_t w = 0; w < d4; w++) {
@@ -270,13 +279,8 @@ lanes8(const int8_t *qmat, size_t d, const int32_t *qsum, const float *qscale, c
     size_t d4 = d / 4;
     __m256 t = _mm256_loadu_ps(thr);
     for (size_t i = 0; i < n; i += LANE_ROWS) {
-        size_t m = TN_MIN((size_t)LANE_ROWS, n - i);
         const int8_t *r[LANE_ROWS];
-        for (size_t j = 0; j < LANE_ROWS; j++)
-            r[j] = qmat + (size_t)ids[i + (j < m ? j : 0)] * d;
-        for (size_t j = i + LANE_ROWS; j < TN_MIN(i + 2 * LANE_ROWS, n); j++)
-            for (size_t c = 0; c < d; c += 64)
-                _mm_prefetch((const char *)(qmat + (size_t)ids[j] * d + c), _MM_HINT_T0);
+        size_t m = lane_rows(qmat, d, ids, i, n, r);
         __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
                 a7 = a0;
         for (size_t w = 0; w < d4; w++) {
