@@ -144,34 +144,32 @@ static tn_err_t stop_unfinished(embedder_t *e, int paused, const char *err)
     return TN_ERR_STOPPED;
 }
 
+/* The open batch trades places with the one whose fields are given. */
+static void trade_batch(embedder_t *e, embedder_rec_t **recs, size_t *n, size_t *cap,
+                        size_t *nchunks)
+{
+    embedder_rec_t *r = e->recs;
+    size_t on = e->nrecs, ocap = e->caprecs, onc = e->nchunks;
+    e->recs = *recs;
+    e->nrecs = *n;
+    e->caprecs = *cap;
+    e->nchunks = *nchunks;
+    *recs = r;
+    *n = on;
+    *cap = ocap;
+    *nchunks = onc;
+}
+
 /* The open batch and the previous one trade places. */
 static void swap_batches(embedder_t *e)
 {
-    embedder_rec_t *r = e->recs;
-    size_t n = e->nrecs, cap = e->caprecs, nc = e->nchunks;
-    e->recs = e->prev;
-    e->nrecs = e->nprev;
-    e->caprecs = e->capprev;
-    e->nchunks = e->prev_nchunks;
-    e->prev = r;
-    e->nprev = n;
-    e->capprev = cap;
-    e->prev_nchunks = nc;
+    trade_batch(e, &e->prev, &e->nprev, &e->capprev, &e->prev_nchunks);
 }
 
 /* The open batch and the one on the store thread trade places. */
 static void swap_store(embedder_t *e)
 {
-    embedder_rec_t *r = e->recs;
-    size_t n = e->nrecs, cap = e->caprecs, nc = e->nchunks;
-    e->recs = e->st_recs;
-    e->nrecs = e->nst;
-    e->caprecs = e->capst;
-    e->nchunks = e->st_nchunks;
-    e->st_recs = r;
-    e->nst = n;
-    e->capst = cap;
-    e->st_nchunks = nc;
+    trade_batch(e, &e->st_recs, &e->nst, &e->capst, &e->st_nchunks);
 }
 
 /* Wait for the store thread; @returns its result (TN_OK when none ran). */
