@@ -17,6 +17,10 @@
 
 /* librdkafka 2.1.0: the first with fetch.queue.backoff.ms */
 #define TN_RDKAFKA_FETCH_QUEUE_BACKOFF 0x020100ff
+/* librdkafka before 2.3.0 asserts (aborts the process) when it destroys a cooperative-sticky
+ * consumer that joined its group but got no assignment yet (librdkafka #4312): a member stopped
+ * during its first rebalance, as when an instance added to a busy group is removed again. */
+#define TN_RDKAFKA_STICKY_DESTROY_FIXED 0x020300ff
 
 /* ---------------------------------------------------------------------------------------------
  * Shared: configuration, logging, errors, metrics */
@@ -464,6 +468,9 @@ struct tn_kafka_consumer {
     char *ckpt_topic;
     int ckpt_stale;       /* an assignment happened: read the checkpoints before the next record */
     uint64_t revocations; /* partitions revoked or lost, so far */
+    int ever_assigned;    /* a group assignment arrived (even an empty one) */
+    void (*on_revoke)(void *arg); /* tn_kafka_consumer_on_revoke() */
+    void *on_revoke_arg;
     tn_kafka_opts_t ckpt_opts;
     char *ckpt_brokers;
 };
@@ -554,6 +561,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         parts_log("assigned", cons->group, parts);
+        cons->ever_assigned = 1;
         if (cooperative)
             error = rd_kafka_incremental_assign(rk, parts);
         else
@@ -564,6 +572,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         parts_log(err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS ? "revoked" : "lost", cons->group,
                   parts);
         cons->revocations++;
+        /* Let work in flight on these partitions (a transaction committing their offsets on
+         * another thread) finish before they move to another member. */
+        if (cons->on_revoke)
+            cons->on_revoke(cons->on_revoke_arg);
         /* Commit what was processed before the partitions move to another member. */
         if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !rd_kafka_assignment_lost(rk)) {
             rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, NULL, 0);
@@ -814,13 +826,31 @@ void tn_kafka_consumer_close(tn_kafka_consumer_t *cons)
             tn_metric_remove(cons->km.group_lag, TN_LABELS(cons->group, cons->lag_topics[i]));
 }
 
+/* Handles not destroyed (see TN_RDKAFKA_STICKY_DESTROY_FIXED): kept reachable until exit. */
+static rd_kafka_t **spared_rk;
+static size_t nspared_rk;
+static pthread_mutex_t spared_mu = PTHREAD_MUTEX_INITIALIZER;
+
 void tn_kafka_consumer_destroy(tn_kafka_consumer_t *cons)
 {
     if (!cons)
         return;
     if (cons->rk) {
         tn_kafka_consumer_close(cons);
-        rd_kafka_destroy(cons->rk);
+        if (cons->group && !cons->ever_assigned &&
+            rd_kafka_version() < TN_RDKAFKA_STICKY_DESTROY_FIXED) {
+            /* It left the group (close); only its memory and threads stay, until exit. */
+            TN_LOG(TN_LOG_INFO,
+                   "kafka: consumer of group %s closed before its first assignment; "
+                   "handle kept until exit (librdkafka < 2.3 aborts destroying it)",
+                   cons->group);
+            pthread_mutex_lock(&spared_mu);
+            spared_rk = tn_xrealloc(spared_rk, (nspared_rk + 1) * sizeof(*spared_rk));
+            spared_rk[nspared_rk++] = cons->rk;
+            pthread_mutex_unlock(&spared_mu);
+        } else {
+            rd_kafka_destroy(cons->rk);
+        }
     }
     parts_clear(cons);
     free(cons->parts);
@@ -1378,6 +1408,10 @@ static tn_err_t rewind_to_committed(tn_kafka_consumer_t *cons, int64_t timeout_m
     for (size_t i = 0; i < cons->nparts; i++)
         cons->parts[i].first = cons->parts[i].start = -1;
     rd_kafka_resp_err_t err = rd_kafka_assignment(cons->rk, &l);
+    if (!err && l->cnt == 0) { /* everything was revoked: nothing to read again here */
+        rd_kafka_topic_partition_list_destroy(l);
+        return TN_OK;
+    }
     if (!err)
         err = rd_kafka_committed(cons->rk, l, (int)timeout_ms);
     if (!err) {
@@ -1417,6 +1451,12 @@ tn_err_t tn_kafka_consumer_rewind(tn_kafka_consumer_t *cons, int64_t timeout_ms)
 uint64_t tn_kafka_consumer_revocations(const tn_kafka_consumer_t *cons)
 {
     return cons->revocations;
+}
+
+void tn_kafka_consumer_on_revoke(tn_kafka_consumer_t *cons, void (*fn)(void *arg), void *arg)
+{
+    cons->on_revoke = fn;
+    cons->on_revoke_arg = arg;
 }
 
 tn_err_t tn_kafka_txn_abort(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons, int64_t timeout_ms,

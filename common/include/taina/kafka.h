@@ -317,6 +317,13 @@ tn_err_t tn_kafka_consumer_rewind(tn_kafka_consumer_t *cons, int64_t timeout_ms)
  *        changed while a batch was read, records of partitions it no longer owns may be in it.
  */
 uint64_t tn_kafka_consumer_revocations(const tn_kafka_consumer_t *cons);
+/**
+ * @brief Call @p fn(@p arg) when partitions are revoked or lost, before they leave this member
+ *        (and before the commit on revoke): e.g. to wait for a transaction that is committing
+ *        their offsets on another thread, so the next owner starts from them. NULL: none.
+ * @thread @p fn runs inside tn_kafka_consumer_poll(), on the thread that polls @p cons.
+ */
+void tn_kafka_consumer_on_revoke(tn_kafka_consumer_t *cons, void (*fn)(void *arg), void *arg);
 /** @brief Number of partitions currently assigned to this consumer. */
 size_t tn_kafka_consumer_assigned(const tn_kafka_consumer_t *cons);
 /** @brief Commit stored offsets and leave the group. Idempotent. */
