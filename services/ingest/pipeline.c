@@ -314,6 +314,20 @@ static int commit_done(committer_t *c)
     return atomic_load(&c->done);
 }
 
+/* Revocation (inside the pipeline's poll): the commit in flight carries offsets of the
+ * partitions that leave, so it returns first; the next owner then starts after that batch
+ * instead of reading it again. Its outcome is taken as usual, after the poll. */
+static void committer_wait(void *arg)
+{
+    committer_t *c = arg;
+    if (!c->busy || !c->threaded)
+        return;
+    pthread_mutex_lock(&c->mu);
+    while (c->queued)
+        pthread_cond_wait(&c->cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+}
+
 /* Abort the open transaction; the consumer rewinds to the committed offsets, so the batch, and
  * whatever was read after it, is read again. Returns TN_ERR_FATAL when the producer cannot go
  * on. */
@@ -337,12 +351,7 @@ static tn_err_t commit_finish(committer_t *c, int *aborted)
     *aborted = 0;
     if (!c->busy)
         return TN_OK;
-    if (c->threaded) {
-        pthread_mutex_lock(&c->mu);
-        while (c->queued)
-            pthread_cond_wait(&c->cv, &c->mu);
-        pthread_mutex_unlock(&c->mu);
-    }
+    committer_wait(c);
     c->busy = 0;
     tn_kafka_offsets_destroy(c->offs);
     c->offs = NULL;
@@ -369,11 +378,13 @@ static void committer_init(committer_t *c, ingest_t *in)
     c->threaded = pthread_create(&c->th, NULL, committer_main, c) == 0;
     if (!c->threaded)
         TN_LOG(TN_LOG_WARN, "ingest: no commit thread; commits stop the pipeline meanwhile");
+    tn_kafka_consumer_on_revoke(in->consumer, committer_wait, c);
 }
 
 /* After the commit in flight (if any) returned: stop the thread. */
 static void committer_cleanup(committer_t *c)
 {
+    tn_kafka_consumer_on_revoke(c->in->consumer, NULL, NULL);
     if (c->threaded) {
         pthread_mutex_lock(&c->mu);
         c->quit = 1;
