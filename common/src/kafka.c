@@ -17,6 +17,10 @@
 
 /* librdkafka 2.1.0: the first with fetch.queue.backoff.ms */
 #define TN_RDKAFKA_FETCH_QUEUE_BACKOFF 0x020100ff
+/* librdkafka before 2.3.0 asserts (aborts the process) when it destroys a cooperative-sticky
+ * consumer that joined its group but got no assignment yet (librdkafka #4312): a member stopped
+ * during its first rebalance, as when an instance added to a busy group is removed again. */
+#define TN_RDKAFKA_STICKY_DESTROY_FIXED 0x020300ff
 
 /* ---------------------------------------------------------------------------------------------
  * Shared: configuration, logging, errors, metrics */
@@ -440,11 +444,14 @@ void tn_kafka_producer_get_stats(tn_kafka_producer_t *p, tn_kafka_producer_stats
 typedef struct part {
     char *topic;
     int32_t partition;
-    int64_t first;      /* checkpoints: first offset read in the open transaction; -1 none */
-    int64_t skip_below; /* checkpoints: records below were committed by a transaction; -1 none */
+    int64_t start;       /* where the next range begins (the last take's end, the committed offset
+                            after an assignment with checkpoints or a rewind); -1 unknown */
+    int64_t first, next; /* the range read since the last take, [first, next); first -1: none */
+    int64_t skip_below;  /* checkpoints: records below were committed by a transaction; -1 none */
     int64_t ck_first, ck_next; /* checkpoints: the group's committed offset, and how far
                                   committed transactions' checkpoints carry it (ckpt_load) */
     int64_t mark_lo, mark_hi;  /* tn_kafka_consumer_mark_ends(): the log's bounds then; -1 none */
+    int fresh;                 /* assigned, its checkpoints not read yet (ckpt_load) */
 } part_t;
 
 struct tn_kafka_consumer {
@@ -459,7 +466,11 @@ struct tn_kafka_consumer {
     char *emf_namespace, *emf_service; /* NULL: no EMF lines */
     /* checkpoints (tn_kafka_consumer_set_checkpoints): where and how to read them back */
     char *ckpt_topic;
-    int ckpt_stale; /* an assignment happened: read the checkpoints before the next record */
+    int ckpt_stale;       /* an assignment happened: read the checkpoints before the next record */
+    uint64_t revocations; /* partitions revoked or lost, so far */
+    int ever_assigned;    /* a group assignment arrived (even an empty one) */
+    void (*on_revoke)(void *arg); /* tn_kafka_consumer_on_revoke() */
+    void *on_revoke_arg;
     tn_kafka_opts_t ckpt_opts;
     char *ckpt_brokers;
 };
@@ -493,8 +504,10 @@ static void parts_add(tn_kafka_consumer_t *cons, const rd_kafka_topic_partition_
         memset(pt, 0, sizeof(*pt));
         pt->topic = tn_xstrdup(l->elems[i].topic);
         pt->partition = l->elems[i].partition;
-        pt->first = pt->skip_below = pt->ck_first = pt->ck_next = -1;
+        pt->start = pt->first = pt->next = -1;
+        pt->skip_below = pt->ck_first = pt->ck_next = -1;
         pt->mark_lo = pt->mark_hi = -1;
+        pt->fresh = 1;
     }
 }
 
@@ -507,9 +520,8 @@ static part_t *part_find(tn_kafka_consumer_t *cons, const char *topic, int32_t p
 }
 
 static void ckpt_load(tn_kafka_consumer_t *cons);
-static void ckpt_reset(tn_kafka_consumer_t *cons);
 static tn_err_t ckpt_write(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons,
-                           const rd_kafka_topic_partition_list_t *pos, tn_kafka_error_t *e);
+                           const tn_kafka_offsets_t *offs, tn_kafka_error_t *e);
 
 static void parts_remove(tn_kafka_consumer_t *cons, const rd_kafka_topic_partition_list_t *l)
 {
@@ -549,6 +561,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         parts_log("assigned", cons->group, parts);
+        cons->ever_assigned = 1;
         if (cooperative)
             error = rd_kafka_incremental_assign(rk, parts);
         else
@@ -558,6 +571,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     } else {
         parts_log(err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS ? "revoked" : "lost", cons->group,
                   parts);
+        cons->revocations++;
+        /* Let work in flight on these partitions (a transaction committing their offsets on
+         * another thread) finish before they move to another member. */
+        if (cons->on_revoke)
+            cons->on_revoke(cons->on_revoke_arg);
         /* Commit what was processed before the partitions move to another member. */
         if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !rd_kafka_assignment_lost(rk)) {
             rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, NULL, 0);
@@ -808,13 +826,31 @@ void tn_kafka_consumer_close(tn_kafka_consumer_t *cons)
             tn_metric_remove(cons->km.group_lag, TN_LABELS(cons->group, cons->lag_topics[i]));
 }
 
+/* Handles not destroyed (see TN_RDKAFKA_STICKY_DESTROY_FIXED): kept reachable until exit. */
+static rd_kafka_t **spared_rk;
+static size_t nspared_rk;
+static pthread_mutex_t spared_mu = PTHREAD_MUTEX_INITIALIZER;
+
 void tn_kafka_consumer_destroy(tn_kafka_consumer_t *cons)
 {
     if (!cons)
         return;
     if (cons->rk) {
         tn_kafka_consumer_close(cons);
-        rd_kafka_destroy(cons->rk);
+        if (cons->group && !cons->ever_assigned &&
+            rd_kafka_version() < TN_RDKAFKA_STICKY_DESTROY_FIXED) {
+            /* It left the group (close); only its memory and threads stay, until exit. */
+            TN_LOG(TN_LOG_INFO,
+                   "kafka: consumer of group %s closed before its first assignment; "
+                   "handle kept until exit (librdkafka < 2.3 aborts destroying it)",
+                   cons->group);
+            pthread_mutex_lock(&spared_mu);
+            spared_rk = tn_xrealloc(spared_rk, (nspared_rk + 1) * sizeof(*spared_rk));
+            spared_rk[nspared_rk++] = cons->rk;
+            pthread_mutex_unlock(&spared_mu);
+        } else {
+            rd_kafka_destroy(cons->rk);
+        }
     }
     parts_clear(cons);
     free(cons->parts);
@@ -827,6 +863,16 @@ void tn_kafka_consumer_destroy(tn_kafka_consumer_t *cons)
     free(cons->ckpt_topic);
     free(cons->ckpt_brokers);
     free(cons);
+}
+
+/* A record was read (returned or skipped): it joins the partition's open range. The range
+ * starts where the last one ended, so that consecutive batches' checkpoints chain even across
+ * offsets that are never returned (transaction markers, aborted records). */
+static void range_note(part_t *pt, int64_t offset)
+{
+    if (pt->first < 0)
+        pt->first = pt->start >= 0 && pt->start <= offset ? pt->start : offset;
+    pt->next = offset + 1;
 }
 
 tn_err_t tn_kafka_consumer_poll(tn_kafka_consumer_t *cons, int64_t timeout_ms, tn_kafka_msg_t *out,
@@ -849,21 +895,17 @@ tn_err_t tn_kafka_consumer_poll(tn_kafka_consumer_t *cons, int64_t timeout_ms, t
         rd_kafka_message_destroy(rkm);
         return err == RD_KAFKA_RESP_ERR__FATAL ? TN_ERR_FATAL : TN_ERR_KAFKA;
     }
-    if (cons->ckpt_topic) {
-        if (cons->ckpt_stale)
-            ckpt_load(cons);
-        part_t *pt = part_find(cons, rd_kafka_topic_name(rkm->rkt), rkm->partition);
-        if (pt && rkm->offset < pt->skip_below) {
-            /* Already processed and committed by the last transaction: skip. The next
-             * checkpoint starts here, at the group's committed offset, so that a crash before
-             * the next offset commit still finds a checkpoint that matches it. */
-            if (pt->first < 0)
-                pt->first = rkm->offset;
-            rd_kafka_message_destroy(rkm);
-            return TN_AGAIN;
-        }
-        if (pt && pt->first < 0)
-            pt->first = rkm->offset;
+    if (cons->ckpt_topic && cons->ckpt_stale)
+        ckpt_load(cons);
+    part_t *pt = part_find(cons, rd_kafka_topic_name(rkm->rkt), rkm->partition);
+    if (pt)
+        range_note(pt, rkm->offset);
+    if (pt && rkm->offset < pt->skip_below) {
+        /* Already processed and committed by the last transaction: skip. It stays in the
+         * range, which starts at the group's committed offset, so that a crash before the next
+         * offset commit still finds a checkpoint that matches it. */
+        rd_kafka_message_destroy(rkm);
+        return TN_AGAIN;
     }
     tn_kafka_msg_fill(out, rkm);
     if (cons->km.consumed)
@@ -1059,21 +1101,80 @@ tn_err_t tn_kafka_txn_begin(tn_kafka_producer_t *p, tn_kafka_error_t *e)
     return take_error(rd_kafka_begin_transaction(p->rk), e, "begin transaction");
 }
 
-tn_err_t tn_kafka_txn_commit(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons, int64_t timeout_ms,
-                             tn_kafka_error_t *e)
+/* ---------------------------------------------------------------------------------------------
+ * A batch's input ranges (tn_kafka_offsets_t) */
+
+typedef struct offs_range {
+    char *topic;
+    int32_t partition;
+    int64_t first, next;
+} offs_range_t;
+
+struct tn_kafka_offsets {
+    offs_range_t *r;
+    size_t n;
+    rd_kafka_consumer_group_metadata_t *cgmd; /* NULL without a group */
+};
+
+tn_kafka_offsets_t *tn_kafka_consumer_take_offsets(tn_kafka_consumer_t *cons)
+{
+    tn_kafka_offsets_t *o = tn_xcalloc(1, sizeof(*o));
+    o->r = tn_xcalloc(cons->nparts ? cons->nparts : 1, sizeof(*o->r));
+    for (size_t i = 0; i < cons->nparts; i++) {
+        part_t *pt = &cons->parts[i];
+        if (pt->first < 0)
+            continue;
+        o->r[o->n++] = (offs_range_t){tn_xstrdup(pt->topic), pt->partition, pt->first, pt->next};
+        pt->start = pt->next;
+        pt->first = -1;
+    }
+    /* The group's generation as the batch was read: a transaction committed after the group
+     * moved on is fenced (KIP-447) instead of committing offsets for another member. */
+    if (cons->group)
+        o->cgmd = rd_kafka_consumer_group_metadata(cons->rk);
+    return o;
+}
+
+size_t tn_kafka_offsets_count(const tn_kafka_offsets_t *o)
+{
+    return o->n;
+}
+
+tn_err_t tn_kafka_offsets_at(const tn_kafka_offsets_t *o, size_t i, const char **topic,
+                             int32_t *partition, int64_t *first, int64_t *next)
+{
+    if (i >= o->n)
+        return TN_ERR_NOT_FOUND;
+    *topic = o->r[i].topic;
+    *partition = o->r[i].partition;
+    *first = o->r[i].first;
+    *next = o->r[i].next;
+    return TN_OK;
+}
+
+void tn_kafka_offsets_destroy(tn_kafka_offsets_t *o)
+{
+    if (!o)
+        return;
+    for (size_t i = 0; i < o->n; i++)
+        free(o->r[i].topic);
+    free(o->r);
+    if (o->cgmd)
+        rd_kafka_consumer_group_metadata_destroy(o->cgmd);
+    free(o);
+}
+
+tn_err_t tn_kafka_txn_commit_offsets(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons,
+                                     const tn_kafka_offsets_t *offs, int64_t timeout_ms,
+                                     tn_kafka_error_t *e)
 {
     rd_kafka_topic_partition_list_t *pos = NULL;
     tn_err_t rc = TN_ERR_KAFKA;
-    if (cons && cons->group) {
-        rd_kafka_resp_err_t err = rd_kafka_assignment(cons->rk, &pos);
-        if (!err)
-            err = rd_kafka_position(cons->rk, pos);
-        if (err) {
-            fill_error(e, err, NULL);
-            if (e)
-                e->abortable = 1;
-            goto out;
-        }
+    if (cons && cons->group && offs && offs->n && offs->cgmd) {
+        pos = rd_kafka_topic_partition_list_new((int)offs->n);
+        for (size_t i = 0; i < offs->n; i++)
+            rd_kafka_topic_partition_list_add(pos, offs->r[i].topic, offs->r[i].partition)->offset =
+                offs->r[i].next;
         /* Checkpoints go out only after every output was acknowledged: on a cluster without
          * transaction markers (devstack) what was sent is visible at once, so a checkpoint must
          * never be seen without the outputs it vouches for. */
@@ -1084,13 +1185,11 @@ tn_err_t tn_kafka_txn_commit(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons, 
                 e->abortable = 1;
             goto out;
         }
-        if (cons->ckpt_topic && (rc = ckpt_write(p, cons, pos, e)) != TN_OK)
+        if (cons->ckpt_topic && (rc = ckpt_write(p, cons, offs, e)) != TN_OK)
             goto out;
         rc = TN_ERR_KAFKA;
-        rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata(cons->rk);
         rd_kafka_error_t *error =
-            rd_kafka_send_offsets_to_transaction(p->rk, pos, cgmd, (int)timeout_ms);
-        rd_kafka_consumer_group_metadata_destroy(cgmd);
+            rd_kafka_send_offsets_to_transaction(p->rk, pos, offs->cgmd, (int)timeout_ms);
         if (error) {
             rc = take_error(error, e, "send offsets to transaction");
             goto out;
@@ -1101,13 +1200,10 @@ tn_err_t tn_kafka_txn_commit(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons, 
      * Commit the same offsets once more, outside the transaction. On Kafka this is redundant
      * (they are already committed, and equal); librdkafka's mock cluster (devstack) acknowledges
      * TxnOffsetCommit without storing it, and without this a restarted worker would re-read its
-     * whole input there.
+     * whole input there. Synchronous: a rewind after a later abort reads the committed offsets.
      */
-    if (rc == TN_OK && pos && pos->cnt > 0) {
-        for (int i = 0; i < pos->cnt; i++)
-            if (pos->elems[i].offset < 0)
-                pos->elems[i].offset = RD_KAFKA_OFFSET_INVALID;      /* nothing read: skip */
-        rd_kafka_resp_err_t err = rd_kafka_commit(cons->rk, pos, 0); /* synchronous */
+    if (rc == TN_OK && pos) {
+        rd_kafka_resp_err_t err = rd_kafka_commit(cons->rk, pos, 0);
         if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
             TN_LOG(TN_LOG_WARN, "kafka: offset commit after transaction: %s",
                    rd_kafka_err2str(err));
@@ -1115,35 +1211,32 @@ tn_err_t tn_kafka_txn_commit(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons, 
 out:
     if (pos)
         rd_kafka_topic_partition_list_destroy(pos);
-    if (cons)
-        ckpt_reset(cons);
+    return rc;
+}
+
+tn_err_t tn_kafka_txn_commit(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons, int64_t timeout_ms,
+                             tn_kafka_error_t *e)
+{
+    tn_kafka_offsets_t *offs = cons ? tn_kafka_consumer_take_offsets(cons) : NULL;
+    tn_err_t rc = tn_kafka_txn_commit_offsets(p, cons, offs, timeout_ms, e);
+    tn_kafka_offsets_destroy(offs);
     return rc;
 }
 
 /* ---------------------------------------------------------------------------------------------
  * Checkpoints: transactional progress kept in a topic too (see kafka.h). */
 
-static void ckpt_reset(tn_kafka_consumer_t *cons)
-{
-    for (size_t i = 0; i < cons->nparts; i++)
-        cons->parts[i].first = -1;
-}
-
-/* One record per partition read in this transaction: key GROUP|TOPIC|PARTITION, value
- * {"first":F,"next":N}. Inside the open transaction of @p p. */
+/* One record per range of the batch: key GROUP|TOPIC|PARTITION, value {"first":F,"next":N}.
+ * Inside the open transaction of @p p. */
 static tn_err_t ckpt_write(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons,
-                           const rd_kafka_topic_partition_list_t *pos, tn_kafka_error_t *e)
+                           const tn_kafka_offsets_t *offs, tn_kafka_error_t *e)
 {
-    for (int i = 0; i < pos->cnt; i++) {
-        const rd_kafka_topic_partition_t *tp = &pos->elems[i];
-        part_t *pt = part_find(cons, tp->topic, tp->partition);
-        if (!pt || pt->first < 0 || tp->offset < 0)
-            continue;
+    for (size_t i = 0; i < offs->n; i++) {
+        const offs_range_t *r = &offs->r[i];
         char key[512], val[96];
-        int kl =
-            snprintf(key, sizeof(key), "%s|%s|%" PRId32, cons->group, tp->topic, tp->partition);
+        int kl = snprintf(key, sizeof(key), "%s|%s|%" PRId32, cons->group, r->topic, r->partition);
         int vl = snprintf(val, sizeof(val), "{\"first\":%" PRId64 ",\"next\":%" PRId64 "}",
-                          pt->first, tp->offset);
+                          r->first, r->next);
         rd_kafka_resp_err_t err =
             rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(cons->ckpt_topic),
                               RD_KAFKA_V_KEY(key, (size_t)kl), RD_KAFKA_V_VALUE(val, (size_t)vl),
@@ -1206,11 +1299,21 @@ static void ckpt_load(tn_kafka_consumer_t *cons)
     cons->ckpt_stale = 0;
     for (size_t i = 0; i < cons->nparts; i++)
         cons->parts[i].ck_first = cons->parts[i].ck_next = -1;
-    /* Where the group is: the start of each chain. */
+    /* Where the group is: the start of each chain. Only for the partitions new since the last
+     * load: the others are being read, and a transaction of theirs may be committing on another
+     * thread right now, whose checkpoint devstack shows before the commit (no markers): were it
+     * to fail, a skip mark taken from it would drop its records after the rewind. */
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)cons->nparts + 1);
     for (size_t i = 0; i < cons->nparts; i++)
-        rd_kafka_topic_partition_list_add(l, cons->parts[i].topic, cons->parts[i].partition);
-    if (cons->nparts && rd_kafka_committed(cons->rk, l, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (cons->parts[i].fresh)
+            rd_kafka_topic_partition_list_add(l, cons->parts[i].topic, cons->parts[i].partition);
+    for (size_t i = 0; i < cons->nparts; i++)
+        cons->parts[i].fresh = 0;
+    if (!l->cnt) {
+        rd_kafka_topic_partition_list_destroy(l);
+        return;
+    }
+    if (rd_kafka_committed(cons->rk, l, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         for (int i = 0; i < l->cnt; i++) {
             part_t *pt = part_find(cons, l->elems[i].topic, l->elems[i].partition);
             int64_t committed = l->elems[i].offset;
@@ -1221,6 +1324,8 @@ static void ckpt_load(tn_kafka_consumer_t *cons)
                 committed = lo;
             }
             pt->ck_first = pt->ck_next = committed;
+            if (pt->first < 0)
+                pt->start = committed; /* its first range starts here */
         }
     }
     rd_kafka_topic_partition_list_destroy(l);
@@ -1295,17 +1400,28 @@ tn_err_t tn_kafka_consumer_set_checkpoints(tn_kafka_consumer_t *cons, const tn_k
     return TN_OK;
 }
 
-/* Seek every assigned partition back to its committed offset (or the start if none). */
+/* Seek every assigned partition back to its committed offset (or the start if none) and
+ * forget the ranges read since: the next range starts at the committed offset. */
 static tn_err_t rewind_to_committed(tn_kafka_consumer_t *cons, int64_t timeout_ms)
 {
     rd_kafka_topic_partition_list_t *l = NULL;
+    for (size_t i = 0; i < cons->nparts; i++)
+        cons->parts[i].first = cons->parts[i].start = -1;
     rd_kafka_resp_err_t err = rd_kafka_assignment(cons->rk, &l);
+    if (!err && l->cnt == 0) { /* everything was revoked: nothing to read again here */
+        rd_kafka_topic_partition_list_destroy(l);
+        return TN_OK;
+    }
     if (!err)
         err = rd_kafka_committed(cons->rk, l, (int)timeout_ms);
     if (!err) {
-        for (int i = 0; i < l->cnt; i++)
+        for (int i = 0; i < l->cnt; i++) {
+            part_t *pt = part_find(cons, l->elems[i].topic, l->elems[i].partition);
             if (l->elems[i].offset < 0)
                 l->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+            else if (pt)
+                pt->start = l->elems[i].offset;
+        }
         rd_kafka_error_t *error = rd_kafka_seek_partitions(cons->rk, l, (int)timeout_ms);
         if (error) {
             err = rd_kafka_error_code(error);
@@ -1314,9 +1430,33 @@ static tn_err_t rewind_to_committed(tn_kafka_consumer_t *cons, int64_t timeout_m
     }
     if (l)
         rd_kafka_topic_partition_list_destroy(l);
-    if (err)
+    if (err) {
+        for (size_t i = 0; i < cons->nparts; i++)
+            cons->parts[i].start = -1;
         TN_LOG(TN_LOG_ERROR, "kafka: rewind to committed offsets: %s", rd_kafka_err2str(err));
+    }
     return map_err(err);
+}
+
+tn_err_t tn_kafka_consumer_rewind(tn_kafka_consumer_t *cons, int64_t timeout_ms)
+{
+    if (!cons->group) {
+        for (size_t i = 0; i < cons->nparts; i++)
+            cons->parts[i].first = -1;
+        return TN_OK;
+    }
+    return rewind_to_committed(cons, timeout_ms);
+}
+
+uint64_t tn_kafka_consumer_revocations(const tn_kafka_consumer_t *cons)
+{
+    return cons->revocations;
+}
+
+void tn_kafka_consumer_on_revoke(tn_kafka_consumer_t *cons, void (*fn)(void *arg), void *arg)
+{
+    cons->on_revoke = fn;
+    cons->on_revoke_arg = arg;
 }
 
 tn_err_t tn_kafka_txn_abort(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons, int64_t timeout_ms,
@@ -1324,10 +1464,11 @@ tn_err_t tn_kafka_txn_abort(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons, i
 {
     tn_err_t rc =
         take_error(rd_kafka_abort_transaction(p->rk, (int)timeout_ms), e, "abort transaction");
-    if (rc == TN_OK && cons && cons->group)
-        rc = rewind_to_committed(cons, timeout_ms);
-    if (cons)
-        ckpt_reset(cons);
+    if (cons && rc == TN_OK)
+        rc = tn_kafka_consumer_rewind(cons, timeout_ms);
+    else if (cons)
+        for (size_t i = 0; i < cons->nparts; i++)
+            cons->parts[i].first = -1;
     return rc;
 }
 

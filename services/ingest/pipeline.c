@@ -1,6 +1,7 @@
 /* ingest: the enrichment pipeline. Consume tickets.raw (read_committed), enrich, produce to
  * tickets.enriched or tickets.dlq, and commit outputs and input offsets in one Kafka transaction
- * per batch (consume-transform-produce). A failed batch is aborted and consumed again. */
+ * per batch (consume-transform-produce); the commit of one batch runs on a thread of its own while
+ * the next batch is read and enriched. A failed batch is aborted and consumed again. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -239,31 +240,161 @@ static void slot_release(slot_t *sl)
     tn_kafka_msg_release(&sl->msg);
 }
 
-/* Commit the batch's transaction, or abort it (the consumer rewinds to the committed offsets).
- * Returns TN_ERR_FATAL when the producer cannot go on. */
-static tn_err_t finish(ingest_t *in, batch_t *b)
+/* ---------------------------------------------------------------------------------------------
+ * The committer: a thread that commits one transaction while the pipeline reads and enriches
+ * the next batch. A producer has one transaction open at a time, so that batch is held in
+ * memory and produced only after this commit returned and a new transaction began. */
+
+typedef struct committer {
+    ingest_t *in;
+    pthread_t th;
+    int threaded; /* 0: no thread could be started; commits run on the pipeline's thread */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int quit;
+    int busy;        /* a commit was handed over and its outcome not taken yet (pipeline only) */
+    int queued;      /* under mu: the thread has a commit to run */
+    atomic_int done; /* the commit returned: rc, e and secs are set */
+    tn_kafka_offsets_t *offs;
+    batch_t b;
+    tn_err_t rc;
+    tn_kafka_error_t e;
+    double secs;
+} committer_t;
+
+static void commit_run(committer_t *c)
+{
+    double t0 = tn_clock_mono_s();
+    memset(&c->e, 0, sizeof(c->e));
+    c->rc = tn_kafka_txn_commit_offsets(c->in->txn_producer, c->in->consumer, c->offs,
+                                        c->in->cfg->txn_timeout_ms, &c->e);
+    c->secs = tn_clock_mono_s() - t0;
+    atomic_store(&c->done, 1);
+}
+
+static void *committer_main(void *arg)
+{
+    committer_t *c = arg;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (!c->quit && !c->queued)
+            pthread_cond_wait(&c->cv, &c->mu);
+        if (!c->queued) /* quit, nothing left */
+            break;
+        pthread_mutex_unlock(&c->mu);
+        commit_run(c);
+        pthread_mutex_lock(&c->mu);
+        c->queued = 0;
+        pthread_cond_broadcast(&c->cv);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+/* Hand the open transaction over with exactly the ranges of its batch. Takes @p offs. */
+static void commit_start(committer_t *c, tn_kafka_offsets_t *offs, const batch_t *b)
+{
+    TN_ASSERT(!c->busy);
+    c->offs = offs;
+    c->b = *b;
+    c->busy = 1;
+    atomic_store(&c->done, 0);
+    if (!c->threaded) {
+        commit_run(c);
+        return;
+    }
+    pthread_mutex_lock(&c->mu);
+    c->queued = 1;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static int commit_done(committer_t *c)
+{
+    return atomic_load(&c->done);
+}
+
+/* Revocation (inside the pipeline's poll): the commit in flight carries offsets of the
+ * partitions that leave, so it returns first; the next owner then starts after that batch
+ * instead of reading it again. Its outcome is taken as usual, after the poll. */
+static void committer_wait(void *arg)
+{
+    committer_t *c = arg;
+    if (!c->busy || !c->threaded)
+        return;
+    pthread_mutex_lock(&c->mu);
+    while (c->queued)
+        pthread_cond_wait(&c->cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Abort the open transaction; the consumer rewinds to the committed offsets, so the batch, and
+ * whatever was read after it, is read again. Returns TN_ERR_FATAL when the producer cannot go
+ * on. */
+static tn_err_t abort_batch(ingest_t *in, size_t n, const char *why)
 {
     tn_kafka_error_t e;
-    int64_t t = in->cfg->txn_timeout_ms;
-    double t0 = tn_clock_mono_s();
-    if (!b->failed && tn_kafka_txn_commit(in->txn_producer, in->consumer, t, &e) == TN_OK) {
-        tn_metric_observe(in->m.txn_commit_secs, TN_NOLABELS, tn_clock_mono_s() - t0);
-        tn_metric_observe(in->m.txn_records, TN_NOLABELS, (double)b->in);
-        batch_commit_metrics(in, b);
-        return TN_OK;
-    }
-    if (!b->failed && e.fatal) {
-        TN_LOG(TN_LOG_ERROR, "ingest: transaction commit failed (fatal): %s", e.msg);
-        return TN_ERR_FATAL;
-    }
-    TN_LOG(TN_LOG_WARN, "ingest: aborting a batch of %zu records: %s", b->in,
-           b->failed ? "a produce failed" : e.msg);
+    TN_LOG(TN_LOG_WARN, "ingest: aborting a batch of %zu records: %s", n, why);
     tn_metric_add(in->m.txn, TN_LABELS("aborted"), 1);
-    if (tn_kafka_txn_abort(in->txn_producer, in->consumer, t, &e) != TN_OK) {
+    if (tn_kafka_txn_abort(in->txn_producer, in->consumer, in->cfg->txn_timeout_ms, &e) != TN_OK) {
         TN_LOG(TN_LOG_ERROR, "ingest: transaction abort failed: %s", e.msg);
         return TN_ERR_FATAL;
     }
     return TN_OK;
+}
+
+/* Wait for the commit in flight and take its outcome: metrics once committed, an abort when it
+ * failed (*aborted = 1). Returns TN_ERR_FATAL when the producer cannot go on. */
+static tn_err_t commit_finish(committer_t *c, int *aborted)
+{
+    ingest_t *in = c->in;
+    *aborted = 0;
+    if (!c->busy)
+        return TN_OK;
+    committer_wait(c);
+    c->busy = 0;
+    tn_kafka_offsets_destroy(c->offs);
+    c->offs = NULL;
+    if (c->rc == TN_OK) {
+        tn_metric_observe(in->m.txn_commit_secs, TN_NOLABELS, c->secs);
+        tn_metric_observe(in->m.txn_records, TN_NOLABELS, (double)c->b.in);
+        batch_commit_metrics(in, &c->b);
+        return TN_OK;
+    }
+    if (c->e.fatal) {
+        TN_LOG(TN_LOG_ERROR, "ingest: transaction commit failed (fatal): %s", c->e.msg);
+        return TN_ERR_FATAL;
+    }
+    *aborted = 1;
+    return abort_batch(in, c->b.in, c->e.msg);
+}
+
+static void committer_init(committer_t *c, ingest_t *in)
+{
+    memset(c, 0, sizeof(*c));
+    c->in = in;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    c->threaded = pthread_create(&c->th, NULL, committer_main, c) == 0;
+    if (!c->threaded)
+        TN_LOG(TN_LOG_WARN, "ingest: no commit thread; commits stop the pipeline meanwhile");
+    tn_kafka_consumer_on_revoke(in->consumer, committer_wait, c);
+}
+
+/* After the commit in flight (if any) returned: stop the thread. */
+static void committer_cleanup(committer_t *c)
+{
+    tn_kafka_consumer_on_revoke(c->in->consumer, NULL, NULL);
+    if (c->threaded) {
+        pthread_mutex_lock(&c->mu);
+        c->quit = 1;
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        pthread_join(c->th, NULL);
+    }
+    tn_kafka_offsets_destroy(c->offs);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
 }
 
 /* librdkafka 2.0 stops fetching while the consumer's read-ahead (queued.max.messages.kbytes) is
@@ -291,85 +422,126 @@ static int64_t fetch_wake(ingest_t *in, fetch_wake_t *w, int64_t wait)
     return wait > WAKE_MS ? WAKE_MS : wait;
 }
 
-/* Consume into groups of up to GROUP records (what is already fetched, no waiting past the
- * first) and enrich each group on two threads as it comes; the batch's outputs are produced in
- * consumption order only when the batch is complete, right before its commit. Nothing of a batch
- * reaches the broker before the decision to commit it: a batch abandoned before (a failed
- * enrichment step, a stop) leaves no records behind even on a cluster without transaction
- * markers (devstack), and the window in which a crash leaves records of an unfinished
- * transaction is the commit itself. */
-static tn_err_t run(ingest_t *in, pool_t *p, int threaded, slot_t *slots)
+static void slots_release(slot_t *slots, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        slot_release(&slots[i]);
+}
+
+/* Read the next batch into @p slots: consume groups of up to GROUP records (what is already
+ * fetched, no waiting past the first) and enrich each group on two threads as it comes. The
+ * batch ends when it is full (records or enriched bytes), when the commit in flight returned
+ * (the next transaction can begin), with no commit in flight when its linger time is up, or at
+ * a stop. Nothing of it reaches the broker here: a batch abandoned before its transaction (a
+ * failed commit before it, a revocation, a stop) leaves no records behind even on a cluster
+ * without transaction markers (devstack). */
+static tn_err_t fill(ingest_t *in, pool_t *p, int threaded, committer_t *cm, slot_t *slots,
+                     fetch_wake_t *fw, size_t *heldp)
 {
     const ingest_cfg_t *cfg = in->cfg;
-    fetch_wake_t fw = {0, 0};
-    while (!tn_lifecycle_is_stopping()) {
-        batch_t b;
-        memset(&b, 0, sizeof(b));
-        int in_txn = 0;
-        int64_t deadline = 0;
-        size_t held = 0;   /* slots of this batch, enriched, not produced yet */
-        int64_t bytes = 0; /* their enriched values: held in memory until the commit */
-        while ((int64_t)held < cfg->batch_max && bytes < cfg->batch_max_bytes) {
-            size_t n = 0, room = (size_t)cfg->batch_max - held;
-            if (room > GROUP)
-                room = GROUP;
-            while (n < room) {
-                int64_t wait = n ? 0 : in_txn ? deadline - tn_clock_mono_ms() : 200;
-                if (in_txn && wait < 0)
-                    break;
-                if (in_txn && wait == 0 && !n)
-                    break;
-                tn_kafka_error_t e;
-                slot_t *sl = &slots[held + n];
-                memset(sl, 0, sizeof(*sl));
-                if (wait > 0)
-                    wait = fetch_wake(in, &fw, wait);
-                tn_err_t rc = tn_kafka_consumer_poll(in->consumer, wait, &sl->msg, &e);
-                atomic_store(&in->pipeline_ready, tn_kafka_consumer_assigned(in->consumer) > 0);
-                if (rc == TN_AGAIN)
-                    break;
-                if (rc != TN_OK) {
-                    if (e.fatal) {
-                        for (size_t i = 0; i < held + n; i++)
-                            slot_release(&slots[i]);
-                        return TN_ERR_FATAL;
-                    }
-                    break;
-                }
-                n++;
-                fw.got_ms = tn_clock_mono_ms();
-            }
-            if (n == 0) {
-                if (in_txn && deadline - tn_clock_mono_ms() <= 0)
-                    break;
-                if (!in_txn && tn_lifecycle_is_stopping())
-                    break;
-                continue;
-            }
-            if (!in_txn) {
-                tn_kafka_error_t e;
-                if (tn_kafka_txn_begin(in->txn_producer, &e) != TN_OK) {
-                    for (size_t i = 0; i < held + n; i++)
-                        slot_release(&slots[i]);
-                    TN_LOG(TN_LOG_ERROR, "ingest: cannot begin a transaction: %s", e.msg);
+    size_t held = 0;   /* slots of this batch, enriched, not produced yet */
+    int64_t bytes = 0; /* their enriched values: held in memory until the batch is produced */
+    int64_t deadline = 0;
+    *heldp = 0;
+    while ((int64_t)held < cfg->batch_max && bytes < cfg->batch_max_bytes) {
+        if (tn_lifecycle_is_stopping())
+            break;
+        if (cm->busy ? commit_done(cm) : held && tn_clock_mono_ms() >= deadline)
+            break;
+        size_t n = 0, room = (size_t)cfg->batch_max - held;
+        if (room > GROUP)
+            room = GROUP;
+        while (n < room) {
+            /* Waiting for the first record of a group: while a commit is in flight, briefly,
+             * to see it return; with records held, until the linger time is up; else idle. */
+            int64_t wait = n ? 0 : cm->busy ? WAKE_MS : held ? deadline - tn_clock_mono_ms() : 200;
+            if (!n && wait <= 0)
+                break;
+            tn_kafka_error_t e;
+            slot_t *sl = &slots[held + n];
+            memset(sl, 0, sizeof(*sl));
+            if (wait > 0)
+                wait = fetch_wake(in, fw, wait);
+            tn_err_t rc = tn_kafka_consumer_poll(in->consumer, wait, &sl->msg, &e);
+            atomic_store(&in->pipeline_ready, tn_kafka_consumer_assigned(in->consumer) > 0);
+            if (rc == TN_AGAIN)
+                break;
+            if (rc != TN_OK) {
+                if (e.fatal) {
+                    slots_release(slots, held + n);
                     return TN_ERR_FATAL;
                 }
-                in_txn = 1;
-                deadline = tn_clock_mono_ms() + cfg->batch_linger_ms;
+                break;
             }
-            fetch_wake(in, &fw, 0); /* records left the read-ahead: refill it now */
-            enrich_group(p, slots + held, n, threaded);
-            for (size_t i = held; i < held + n; i++)
-                bytes += (int64_t)(slots[i].value ? slots[i].len : slots[i].msg.value_len);
-            held += n;
+            n++;
+            fw->got_ms = tn_clock_mono_ms();
         }
+        if (n == 0)
+            continue;
+        if (!held)
+            deadline = tn_clock_mono_ms() + cfg->batch_linger_ms;
+        fetch_wake(in, fw, 0); /* records left the read-ahead: refill it now */
+        enrich_group(p, slots + held, n, threaded);
+        for (size_t i = held; i < held + n; i++)
+            bytes += (int64_t)(slots[i].value ? slots[i].len : slots[i].msg.value_len);
+        held += n;
+        *heldp = held;
+    }
+    return TN_OK;
+}
+
+/* Batch k+1 is read and enriched while the transaction of batch k commits on the committer's
+ * thread; it begins its own transaction only once that commit returned. Each transaction's
+ * input offsets and checkpoints are the ranges of its own batch
+ * (tn_kafka_consumer_take_offsets(), taken as the batch ends), not the consumer's position at
+ * commit time, which is already past the next batch. When a commit fails, the batch read
+ * meanwhile is dropped with it and both are read again from the committed offsets. */
+static tn_err_t run(ingest_t *in, pool_t *p, int threaded, committer_t *cm, slot_t *slots)
+{
+    fetch_wake_t fw = {0, 0};
+    while (!tn_lifecycle_is_stopping() || cm->busy) {
+        uint64_t revs = tn_kafka_consumer_revocations(in->consumer);
+        size_t held = 0;
+        int aborted = 0;
+        if (fill(in, p, threaded, cm, slots, &fw, &held) != TN_OK)
+            return TN_ERR_FATAL;
+        if (commit_finish(cm, &aborted) != TN_OK) {
+            slots_release(slots, held);
+            return TN_ERR_FATAL;
+        }
+        if (aborted) { /* the consumer was rewound: this batch comes again */
+            slots_release(slots, held);
+            continue;
+        }
+        if (held && revs != tn_kafka_consumer_revocations(in->consumer)) {
+            /* Partitions left while this batch was read: some of its records may belong to
+             * another member now. Read again from the committed offsets what is still ours. */
+            slots_release(slots, held);
+            if (tn_kafka_consumer_rewind(in->consumer, in->cfg->txn_timeout_ms) != TN_OK)
+                return TN_ERR_FATAL;
+            continue;
+        }
+        if (!held)
+            continue;
+        tn_kafka_error_t e;
+        if (tn_kafka_txn_begin(in->txn_producer, &e) != TN_OK) {
+            slots_release(slots, held);
+            TN_LOG(TN_LOG_ERROR, "ingest: cannot begin a transaction: %s", e.msg);
+            return TN_ERR_FATAL;
+        }
+        batch_t b;
+        memset(&b, 0, sizeof(b));
         for (size_t i = 0; i < held; i++) {
             if (!b.failed) /* the rest is consumed again after the abort */
                 produce_slot(in, &slots[i], &b);
             slot_release(&slots[i]);
         }
-        if (in_txn && finish(in, &b) != TN_OK)
-            return TN_ERR_FATAL;
+        if (b.failed) {
+            if (abort_batch(in, b.in, "a produce failed") != TN_OK)
+                return TN_ERR_FATAL;
+            continue;
+        }
+        commit_start(cm, tn_kafka_consumer_take_offsets(in->consumer), &b);
     }
     return TN_OK;
 }
@@ -383,7 +555,13 @@ tn_err_t ingest_pipeline_run(ingest_t *in)
     if (!threaded)
         TN_LOG(TN_LOG_WARN, "ingest: no second enrichment thread; enriching on one");
     slot_t *slots = tn_xcalloc((size_t)in->cfg->batch_max, sizeof(*slots));
-    tn_err_t rc = run(in, &p, threaded, slots);
+    committer_t cm;
+    committer_init(&cm, in);
+    tn_err_t rc = run(in, &p, threaded, &cm, slots);
+    int aborted = 0;
+    if (commit_finish(&cm, &aborted) != TN_OK) /* left in flight by a fatal error */
+        rc = TN_ERR_FATAL;
+    committer_cleanup(&cm);
     free(slots);
     if (threaded) {
         pthread_mutex_lock(&p.mu);

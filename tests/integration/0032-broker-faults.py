@@ -25,6 +25,9 @@ subsequent batch success", delivered without an offset) and never retries it. A 
 answers the later batch OUT_OF_ORDER_SEQUENCE_NUMBER instead, so this is a devstack-only loss
 (README, Reliability: reproduced deterministically, 31-36 of 1,200 records, and none with one
 request in flight). It is what made 2 runs in ~28 miss ids the test's own producer had written.
+One request in flight still sees a few records acknowledged without an offset now and then (2 runs
+in ~10 with one seed); those are looked up on tickets.raw, and the ones not there are left out of
+ingest's accounting (printed): ingest cannot pass on what never reached its input.
 
 Seeded (TN_TEST_SEED, printed): which broker goes down. ~60 s."""
 import json
@@ -243,14 +246,23 @@ def test_broker_faults_while_records_flow():
         assert dout.get("unflushed") == 0, "the test's producer could not deliver"
         assert not dout["failed"], "the test's producer lost %d records: %s" % (
             len(dout["failed"]), dout["failed"][:3])
-        assert not dout["no_offset"], "%d records acknowledged without an offset (the mock's " \
-            "implicit acks, see above): %s" % (len(dout["no_offset"]), dout["no_offset"][:3])
+        raw = {}
+        lost_by_mock = set()
+        if dout["no_offset"]:
+            # Acknowledged with no offset: written, or the mock's implicit ack (see above). What
+            # tickets.raw holds is what ingest was given; the rest never reached it.
+            raw, ends = read_to_end(ds.bootstrap, "tickets.raw")
+            lost_by_mock = {i for i in dout["no_offset"] if i not in raw}
+            print("%d of the test producer's records acknowledged without an offset; %d of them "
+                  "not on tickets.raw (read to its ends %s): the mock's implicit acks, not "
+                  "ingest's to process" % (len(dout["no_offset"]), len(lost_by_mock), ends),
+                  flush=True)
         print("http: statuses %s, slowest %.1f s, accepted %d of %d" %
               (hout["statuses"], hout["slowest"], len(hout["accepted"]),
                HTTP_BATCHES * HTTP_BATCH), flush=True)
         assert set(hout["statuses"]) <= {202, 503}
         assert len(hout["accepted"]) >= HTTP_BATCHES * HTTP_BATCH // 2, "most batches refused"
-        want = set(direct_ids) | set(hout["accepted"])
+        want = (set(direct_ids) - lost_by_mock) | set(hout["accepted"])
         counts, topic_of, chunks = read_outputs(ds.bootstrap, want, 90 * MULT)
         aborted = metric(ingest, "taina_ingest_transactions_total", 'outcome="aborted"')
         missing = [i for i in want if i not in counts]
@@ -258,8 +270,7 @@ def test_broker_faults_while_records_flow():
         in_dlq = sum(1 for i in direct_ids if topic_of.get(i) == "tickets.dlq")
         print("ids %d, seen %d, missing %d, twice %d, aborted transactions %d, in dlq %d" %
               (len(want), len(counts), len(missing), len(twice), aborted, in_dlq), flush=True)
-        raw = {}
-        if missing or twice:
+        if (missing or twice) and not raw:
             raw, ends = read_to_end(ds.bootstrap, "tickets.raw")
             print("tickets.raw read to its ends %s" % ends, flush=True)
         if missing:
@@ -278,7 +289,8 @@ def test_broker_faults_while_records_flow():
         assert all(twice[i] == on_raw[i] + 1 for i in redone), "an id processed 3 times"
         assert len(redone) <= aborted * BATCH_MAX, \
             "%d ids twice with %d aborted transactions" % (len(redone), aborted)
-        assert in_dlq == DIRECT // INVALID_EVERY
+        assert in_dlq == len([i for k, i in enumerate(direct_ids)
+                              if k % INVALID_EVERY == 0 and i not in lost_by_mock])
 
         # embedder: one point per distinct chunk, each chunk on tickets.embedded
         def count():

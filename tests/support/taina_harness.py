@@ -153,7 +153,8 @@ class Service:
         raise RuntimeError("%s not ready after %ds: %s" % (self.name, timeout, self.tail()))
 
     def tail(self, n=30):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.logpath, errors="replace") as f:
             return "".join(f.readlines()[-n:])
 
@@ -232,6 +233,36 @@ def consume(bootstrap, topic, want=None, idle=3.0, timeout=60, pred=None):
             break
     c.close()
     return out
+
+
+def count_keys(bootstrap, topics, want, timeout, group="taina-check", linger=5.0):
+    """Per key, how many records on @topics (from the beginning, read_committed) and the topic
+    of its last one: ({key: n}, {key: topic}). Reads until every key of @want was seen, then
+    @linger seconds more to catch late duplicates, or until @timeout."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                  "enable.auto.commit": False, "isolation.level": "read_committed"})
+    parts = []
+    for t in topics:
+        md = c.list_topics(t, timeout=10)
+        parts += [TopicPartition(t, p, 0) for p in md.topics[t].partitions]
+    c.assign(parts)
+    counts, topic_of = {}, {}
+    deadline = time.time() + timeout * MULT
+    complete_at = None
+    while time.time() < deadline:
+        for m in c.consume(500, 0.2):
+            if m.error():
+                continue
+            k = m.key().decode()
+            counts[k] = counts.get(k, 0) + 1
+            topic_of[k] = m.topic()
+        if complete_at is None and want.issubset(counts):
+            complete_at = time.time()
+        if complete_at is not None and time.time() - complete_at > linger:
+            break
+    c.close()
+    return counts, topic_of
 
 
 def post_json(port, path, body, key=None, headers=None, timeout=30):

@@ -174,12 +174,51 @@ tn_err_t tn_kafka_txn_init(tn_kafka_producer_t *p, int64_t timeout_ms, tn_kafka_
 /** @brief Begin a transaction. */
 tn_err_t tn_kafka_txn_begin(tn_kafka_producer_t *p, tn_kafka_error_t *e);
 /**
- * @brief Add the consumer's current positions (the next offsets to read on its assignment)
- *        to the transaction, then commit it: outputs and input offsets become visible at once.
+ * @brief Add what the consumer read since the last take (tn_kafka_consumer_take_offsets()) to
+ *        the transaction, then commit it: outputs and input offsets become visible at once.
  * @returns TN_OK; on failure @p e says whether to abort (abortable) or recreate (fatal).
  */
 tn_err_t tn_kafka_txn_commit(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons, int64_t timeout_ms,
                              tn_kafka_error_t *e);
+/**
+ * The input ranges of one batch, per partition: [first, next), where next is the offset after
+ * the batch's last record and first is where the previous batch on that partition ended (the
+ * group's committed offset after an assignment or a rewind, else the batch's first record).
+ * Taken from the consumer with tn_kafka_consumer_take_offsets(); with the group's metadata of
+ * that moment (for fencing).
+ */
+typedef struct tn_kafka_offsets tn_kafka_offsets_t;
+
+/**
+ * @brief The ranges read since the last take (or the last rewind): every record returned by
+ *        tn_kafka_consumer_poll() since then, and every record it skipped (checkpoints). The
+ *        next take on a partition starts where this one ends.
+ * @returns never NULL (empty when nothing was read). Caller owns the result; free with
+ *          tn_kafka_offsets_destroy().
+ * @thread the thread that polls @p cons.
+ */
+tn_kafka_offsets_t *tn_kafka_consumer_take_offsets(tn_kafka_consumer_t *cons);
+/** @brief Number of partitions in @p o. */
+size_t tn_kafka_offsets_count(const tn_kafka_offsets_t *o);
+/** @brief The i-th range of @p o; @p topic is borrowed, valid until @p o is destroyed. */
+tn_err_t tn_kafka_offsets_at(const tn_kafka_offsets_t *o, size_t i, const char **topic,
+                             int32_t *partition, int64_t *first, int64_t *next);
+/** @brief Free. NULL ok. */
+void tn_kafka_offsets_destroy(tn_kafka_offsets_t *o);
+
+/**
+ * @brief Commit the open transaction with exactly @p offs as its input: the "next" offsets go to
+ *        the transaction (and, with checkpoints, one record per range, after every output was
+ *        acknowledged), then, once it committed, to the group once more (devstack, see
+ *        tn_kafka_txn_commit()). @p offs is borrowed; @p cons may be NULL (no offsets).
+ * @returns TN_OK; on failure @p e says whether to abort (abortable) or recreate (fatal).
+ * @thread any thread, also while another thread polls @p cons: it uses neither the consumer's
+ *         assignment nor its ranges, only librdkafka calls that are thread-safe.
+ */
+tn_err_t tn_kafka_txn_commit_offsets(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons,
+                                     const tn_kafka_offsets_t *offs, int64_t timeout_ms,
+                                     tn_kafka_error_t *e);
+
 /**
  * @brief Abort the transaction and rewind @p cons (may be NULL) to its committed offsets, so
  *        the aborted batch is consumed again.
@@ -234,9 +273,10 @@ tn_err_t tn_kafka_consumer_resume(tn_kafka_consumer_t *cons, const char *topic, 
 tn_err_t tn_kafka_consumer_seek(tn_kafka_consumer_t *cons, const char *topic, int32_t partition,
                                 int64_t offset);
 /**
- * @brief Keep transactional progress in @p topic too. From now on tn_kafka_txn_commit() with
- *        this consumer also writes, inside the transaction, one record per partition read in it
- *        (key "GROUP|TOPIC|PARTITION", value {"first":F,"next":N}); after each assignment the
+ * @brief Keep transactional progress in @p topic too. From now on tn_kafka_txn_commit() and
+ *        tn_kafka_txn_commit_offsets() with this consumer also write, inside the transaction,
+ *        one record per range of the batch (tn_kafka_offsets_t; key "GROUP|TOPIC|PARTITION",
+ *        value {"first":F,"next":N}, consecutive batches chained); after each assignment the
  *        consumer reads them back and, from each partition's committed offset, follows the
  *        ranges of committed transactions that cover it (F <= offset < N: go on from N), and
  *        skips the records below where the chain ends. This closes the window in
@@ -265,6 +305,25 @@ tn_err_t tn_kafka_consumer_mark_ends(tn_kafka_consumer_t *cons, int64_t timeout_
 void tn_kafka_consumer_wake_fetchers(tn_kafka_consumer_t *cons);
 /** @brief 1 when every assigned partition's position is at or past its marked end. */
 int tn_kafka_consumer_reached_ends(tn_kafka_consumer_t *cons);
+/**
+ * @brief Seek every assigned partition back to its committed offset and forget the ranges read
+ *        since the last take: a batch read but dropped before any transaction (e.g. after a
+ *        revocation) is read again. tn_kafka_txn_abort() does the same after its abort.
+ * @thread the thread that polls @p cons.
+ */
+tn_err_t tn_kafka_consumer_rewind(tn_kafka_consumer_t *cons, int64_t timeout_ms);
+/**
+ * @brief How many times partitions were revoked from or lost by this consumer so far: when it
+ *        changed while a batch was read, records of partitions it no longer owns may be in it.
+ */
+uint64_t tn_kafka_consumer_revocations(const tn_kafka_consumer_t *cons);
+/**
+ * @brief Call @p fn(@p arg) when partitions are revoked or lost, before they leave this member
+ *        (and before the commit on revoke): e.g. to wait for a transaction that is committing
+ *        their offsets on another thread, so the next owner starts from them. NULL: none.
+ * @thread @p fn runs inside tn_kafka_consumer_poll(), on the thread that polls @p cons.
+ */
+void tn_kafka_consumer_on_revoke(tn_kafka_consumer_t *cons, void (*fn)(void *arg), void *arg);
 /** @brief Number of partitions currently assigned to this consumer. */
 size_t tn_kafka_consumer_assigned(const tn_kafka_consumer_t *cons);
 /** @brief Commit stored offsets and leave the group. Idempotent. */

@@ -2,6 +2,7 @@
 #include "tn_test.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -599,6 +600,143 @@ static void test_checkpoints(void **state)
     free(ck);
 }
 
+/* A transaction's commit on another thread (tn_kafka_txn_commit_offsets' @thread). */
+typedef struct commit_job {
+    tn_kafka_producer_t *p;
+    tn_kafka_consumer_t *c;
+    const tn_kafka_offsets_t *o;
+    tn_err_t rc;
+    tn_kafka_error_t e;
+} commit_job_t;
+
+static void *commit_job_main(void *arg)
+{
+    commit_job_t *j = arg;
+    j->rc = tn_kafka_txn_commit_offsets(j->p, j->c, j->o, tn_test_timeout_ms(20000), &j->e);
+    return NULL;
+}
+
+static void assert_range(const tn_kafka_offsets_t *o, const char *t, int64_t first, int64_t next)
+{
+    const char *topic;
+    int32_t part;
+    int64_t f, n;
+    assert_int_equal(tn_kafka_offsets_count(o), 1);
+    assert_int_equal(tn_kafka_offsets_at(o, 0, &topic, &part, &f, &n), TN_OK);
+    assert_string_equal(topic, t);
+    assert_int_equal(part, 0);
+    assert_int_equal(f, first);
+    assert_int_equal(n, next);
+    assert_int_equal(tn_kafka_offsets_at(o, 1, &topic, &part, &f, &n), TN_ERR_NOT_FOUND);
+}
+
+/* The values of the checkpoint records with @p key, in order, joined by spaces. */
+static char *checkpoints_of(fx_t *f, const char *ck, const char *key, int want)
+{
+    const char *cks[] = {ck, NULL};
+    tn_kafka_consumer_t *reader = tn_kafka_consumer_new(&f->o, NULL, cks, f->err, sizeof(f->err));
+    assert_non_null(reader);
+    char *all = tn_xstrdup("");
+    int found = 0;
+    int64_t deadline = tn_clock_mono_ms() + tn_test_timeout_ms(10000);
+    while (found < want && tn_clock_mono_ms() < deadline) {
+        tn_kafka_msg_t m;
+        if (tn_kafka_consumer_poll(reader, 100, &m, NULL) != TN_OK)
+            continue;
+        if (m.key_len == strlen(key) && !memcmp(m.key, key, m.key_len)) {
+            char *next = tn_xasprintf("%s%s%.*s", all, found ? " " : "", (int)m.value_len,
+                                      (const char *)m.value);
+            free(all);
+            all = next;
+            found++;
+        }
+        tn_kafka_msg_release(&m);
+    }
+    tn_kafka_consumer_destroy(reader);
+    return all;
+}
+
+/* Explicit per-batch offsets, as a pipeline that overlaps a commit with the next batch uses them:
+ * 1. batch A (0-9) is taken; batch B (10-29) is read while A commits on another thread with
+ *    exactly A's range, although the consumer is already past B;
+ * 2. B's transaction aborts: the consumer rewinds to 10 (A's end) and B comes again, once;
+ * 3. the checkpoints are exactly the two batches' ranges, chained: {0,10} {10,30};
+ * 4. a new member resumes at 30, its range starts at the committed offset, and a rewind without
+ *    a transaction reads the same record again. */
+static void test_explicit_offsets(void **state)
+{
+    fx_t *f = *state;
+    char *in = topic(f, "offin", 1), *out = topic(f, "offout", 1), *ck = topic(f, "offck", 1);
+    tn_kafka_producer_t *src = producer(f, NULL);
+    produce_n(src, in, 0, 30);
+    tn_kafka_producer_t *p = producer(f, "taina-test-off");
+    tn_kafka_error_t e;
+    assert_int_equal(tn_kafka_txn_init(p, tn_test_timeout_ms(20000), &e), TN_OK);
+    tn_kafka_consumer_t *c = consumer(f, "g-off", in);
+    assert_int_equal(tn_kafka_consumer_revocations(c), 0);
+    assert_int_equal(tn_kafka_consumer_set_checkpoints(c, &f->o, ck), TN_OK);
+    int seen[31] = {0};
+
+    /* 1. */
+    assert_int_equal(tn_kafka_txn_begin(p, &e), TN_OK);
+    assert_int_equal(consume(c, 10, seen, 0, 30000), 10);
+    tn_kafka_header_t h[] = {{"taina-schema", "test/1", 6}};
+    tn_kafka_record_t r = {out, -1, "k0", 2, "out", 3, h, 1};
+    assert_int_equal(tn_kafka_produce(p, &r, NULL), TN_OK);
+    tn_kafka_offsets_t *a = tn_kafka_consumer_take_offsets(c);
+    assert_range(a, in, 0, 10);
+    commit_job_t job = {p, c, a, TN_ERR_KAFKA, {0}};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, commit_job_main, &job), 0);
+    assert_int_equal(consume(c, 20, seen, 0, 30000), 20);
+    pthread_join(th, NULL);
+    assert_int_equal(job.rc, TN_OK);
+    tn_kafka_offsets_destroy(a);
+
+    /* 2. */
+    assert_int_equal(tn_kafka_txn_begin(p, &e), TN_OK);
+    assert_int_equal(tn_kafka_txn_abort(p, c, tn_test_timeout_ms(20000), &e), TN_OK);
+    assert_int_equal(consume(c, 20, seen, 0, 30000), 20);
+    assert_int_equal(consume(c, 1, seen, 0, 500), 0);
+    for (int i = 0; i < 30; i++)
+        assert_int_equal(seen[i], i < 10 ? 1 : 2);
+    tn_kafka_offsets_t *b = tn_kafka_consumer_take_offsets(c);
+    assert_range(b, in, 10, 30);
+    assert_int_equal(tn_kafka_txn_begin(p, &e), TN_OK);
+    assert_int_equal(tn_kafka_txn_commit_offsets(p, c, b, tn_test_timeout_ms(20000), &e), TN_OK);
+    tn_kafka_offsets_destroy(b);
+    tn_kafka_offsets_t *none = tn_kafka_consumer_take_offsets(c);
+    assert_int_equal(tn_kafka_offsets_count(none), 0);
+    tn_kafka_offsets_destroy(none);
+    tn_kafka_consumer_destroy(c);
+
+    /* 3. */
+    char *key = tn_xasprintf("g-off|%s|0", in);
+    char *cks = checkpoints_of(f, ck, key, 3);
+    assert_string_equal(cks, "{\"first\":0,\"next\":10} {\"first\":10,\"next\":30}");
+    free(cks);
+
+    /* 4. */
+    produce_n(src, in, 30, 1);
+    c = consumer(f, "g-off", in);
+    assert_int_equal(tn_kafka_consumer_set_checkpoints(c, &f->o, ck), TN_OK);
+    assert_int_equal(consume(c, 1, seen, 0, 20000), 1);
+    assert_int_equal(seen[30], 1);
+    assert_int_equal(tn_kafka_consumer_rewind(c, tn_test_timeout_ms(10000)), TN_OK);
+    assert_int_equal(consume(c, 1, seen, 0, 20000), 1);
+    assert_int_equal(seen[30], 2);
+    tn_kafka_offsets_t *d = tn_kafka_consumer_take_offsets(c);
+    assert_range(d, in, 30, 31);
+    tn_kafka_offsets_destroy(d);
+    tn_kafka_consumer_destroy(c);
+    tn_kafka_producer_destroy(p);
+    tn_kafka_producer_destroy(src);
+    free(key);
+    free(in);
+    free(out);
+    free(ck);
+}
+
 /* A materializing reader knows when it read what was there at start. */
 static void test_mark_and_reach_ends(void **state)
 {
@@ -670,6 +808,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_consumers_split, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_explicit_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mark_and_reach_ends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wake_fetchers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dlq_headers, setup, teardown),
