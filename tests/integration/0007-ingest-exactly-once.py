@@ -20,8 +20,8 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from taina_harness import (KAFKA_FAST_GROUP, MULT, Devstack, Service, TempDir,  # noqa: E402
-                           producer)
+from taina_harness import (KAFKA_FAST_GROUP, Devstack, Service, TempDir,  # noqa: E402
+                           count_keys, producer)
 
 N = 20000
 INVALID_EVERY = 100  # every 100th record is schema-invalid: it must land in the DLQ, once
@@ -52,34 +52,6 @@ def feed(bootstrap, ids, done):
     done.set()
 
 
-def read_outputs(bootstrap, ids, timeout):
-    """Count, per input id, its records on tickets.enriched and tickets.dlq (read_committed)."""
-    from confluent_kafka import Consumer, TopicPartition
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "eos-check",
-                  "enable.auto.commit": False, "isolation.level": "read_committed"})
-    parts = []
-    for t in ("tickets.enriched", "tickets.dlq"):
-        md = c.list_topics(t, timeout=10)
-        parts += [TopicPartition(t, p, 0) for p in md.topics[t].partitions]
-    c.assign(parts)
-    want = set(ids)
-    counts, topic_of = {}, {}
-    deadline = time.time() + timeout
-    complete_at = None
-    while time.time() < deadline:
-        m = c.poll(0.2)
-        if m is not None and not m.error():
-            k = m.key().decode()
-            counts[k] = counts.get(k, 0) + 1
-            topic_of[k] = m.topic()
-        if complete_at is None and want.issubset(counts):
-            complete_at = time.time()
-        if complete_at is not None and time.time() - complete_at > 5:
-            break  # 5 s more to catch late duplicates
-    c.close()
-    return counts, topic_of
-
-
 def test_exactly_once_with_sigkill():
     tmp = TempDir("taina-0007-")
     ds = Devstack(tmp)
@@ -104,7 +76,8 @@ def test_exactly_once_with_sigkill():
             svc.start()
         feeder.join()
         assert done.is_set(), "the feeder did not finish"
-        counts, topic_of = read_outputs(ds.bootstrap, ids, timeout=180 * MULT)
+        counts, topic_of = count_keys(ds.bootstrap, ("tickets.enriched", "tickets.dlq"), set(ids),
+                                      180, group="eos-check")
         missing = [i for i in ids if i not in counts]
         twice = {i: n for i, n in counts.items() if n > 1}
         in_dlq = sum(1 for i in ids if topic_of.get(i) == "tickets.dlq")
