@@ -369,59 +369,77 @@ static void stop_build(void)
     }
 }
 
-static bool is_stop_word(const char *w, size_t len)
+/* @p h: stop_hash(w, len) */
+static bool is_stop_word(const char *w, size_t len, uint32_t h)
 {
     pthread_once(&stop_once, stop_build);
-    for (uint32_t j = stop_hash(w, len) & (STOP_SLOTS - 1); stop_set[j];
-         j = (j + 1) & (STOP_SLOTS - 1))
+    for (uint32_t j = h & (STOP_SLOTS - 1); stop_set[j]; j = (j + 1) & (STOP_SLOTS - 1))
         if (stop_len[j] == len && memcmp(stop_set[j], w, len) == 0)
             return true;
     return false;
 }
 
-/* Calls @p fn for each content word of @p len bytes of text (folded, trimmed of a plural "s"). */
-typedef void(word_fn)(void *opaque, const char *w, size_t len);
+/* A buffer reused for every fold of one answer: no allocation per sentence. */
+typedef struct scratch {
+    char *buf;
+    size_t cap;
+} scratch_t;
 
-static void content_words(const char *text, size_t len, word_fn *fn, void *opaque)
+/* Calls @p fn for each content word of @p len bytes of text (folded, trimmed of a plural "s")
+ * with its stop_hash(). The folded text stays in @p sc (until its next use); returns its
+ * length. */
+typedef void(word_fn)(void *opaque, const char *w, size_t len, uint32_t h);
+
+static size_t content_words(const char *text, size_t len, word_fn *fn, void *opaque, scratch_t *sc)
 {
-    char *f = tn_category_fold(text, len);
-    for (char *p = f; *p;) {
-        size_t skip = strspn(p, " '");
-        p += skip;
-        size_t wl = strcspn(p, " '");
+    size_t flen = tn_category_fold_into(text, len, &sc->buf, &sc->cap);
+    const char *f = sc->buf;
+    for (size_t i = 0; i < flen;) {
+        while (i < flen && (f[i] == ' ' || f[i] == '\''))
+            i++;
+        const char *p = f + i;
+        size_t letters = 0;
+        while (i < flen && f[i] != ' ' && f[i] != '\'') {
+            letters += ((unsigned char)f[i] & 0xC0) != 0x80;
+            i++;
+        }
+        size_t wl = (size_t)(f + i - p);
         if (wl == 0)
             break;
-        size_t letters = count_chars(p, wl);
         if (letters >= 4 && p[wl - 1] == 's' && p[wl - 2] != 's') {
             wl--;
             letters--;
         }
-        if (letters >= 3 && !is_stop_word(p, wl))
-            fn(opaque, p, wl);
-        p += strcspn(p, " '");
+        if (letters < 3)
+            continue;
+        uint32_t h = stop_hash(p, wl);
+        if (!is_stop_word(p, wl, h))
+            fn(opaque, p, wl, h);
     }
-    free(f);
+    return flen;
 }
 
 typedef struct qwords {
     char *w[MAX_QWORDS];
     size_t len[MAX_QWORDS];
+    uint32_t hash[MAX_QWORDS]; /* stop_hash(): compared before the bytes */
     size_t n;
 } qwords_t;
 
-static int qwords_find(const qwords_t *q, const char *w, size_t len)
+static int qwords_find(const qwords_t *q, const char *w, size_t len, uint32_t h)
 {
     for (size_t i = 0; i < q->n; i++)
-        if (q->len[i] == len && memcmp(q->w[i], w, len) == 0)
+        if (q->hash[i] == h && q->len[i] == len && memcmp(q->w[i], w, len) == 0)
             return (int)i;
     return -1;
 }
 
-static void qwords_add(void *opaque, const char *w, size_t len)
+static void qwords_add(void *opaque, const char *w, size_t len, uint32_t h)
 {
     qwords_t *q = opaque;
-    if (q->n < MAX_QWORDS && qwords_find(q, w, len) < 0) {
+    if (q->n < MAX_QWORDS && qwords_find(q, w, len, h) < 0) {
         q->w[q->n] = tn_xstrndup(w, len);
+        q->hash[q->n] = h;
         q->len[q->n++] = len;
     }
 }
@@ -432,10 +450,10 @@ typedef struct hits {
     int count;
 } hits_t;
 
-static void hits_add(void *opaque, const char *w, size_t len)
+static void hits_add(void *opaque, const char *w, size_t len, uint32_t hash)
 {
     hits_t *h = opaque;
-    int i = qwords_find(h->q, w, len);
+    int i = qwords_find(h->q, w, len, hash);
     if (i >= 0 && !h->seen[i]) {
         h->seen[i] = true;
         h->count++;
@@ -450,6 +468,8 @@ typedef struct sent {
     double score;
     size_t chars;  /* characters it adds to the answer: " " + text + " [n]" */
     bool question; /* used only when no other sentence is left */
+    uint64_t
+        fold_hash; /* of its folded text: two sentences that differ here say different things */
 } sent_t;
 
 static bool is_space(unsigned char c)
@@ -484,19 +504,34 @@ static const char *const abbreviations[] = {
     /* English */
     "mr", "mrs", "ms", "st", "vs", "e.g", "i.e", "approx", "dept", "fig", "jr", "u.s", "tel"};
 
+static size_t abbreviation_max; /* bytes of the longest of the list */
+static pthread_once_t abbreviation_once = PTHREAD_ONCE_INIT;
+
+static void abbreviation_build(void)
+{
+    for (size_t i = 0; i < TN_ARRAY_LEN(abbreviations); i++)
+        if (strlen(abbreviations[i]) > abbreviation_max)
+            abbreviation_max = strlen(abbreviations[i]);
+}
+
 /* Whether the word before the "." at @p dot of @p t (from the last blank or opening bracket or
  * quote) is an abbreviation of the list or an initial. */
-static bool abbreviation_before(const char *t, size_t dot)
+static bool abbreviation_before(const char *t, size_t dot, scratch_t *sc)
 {
     size_t b = dot;
-    while (b > 0 && t[b - 1] != '\0' && !is_space((unsigned char)t[b - 1]) &&
-           !strchr("(\"'[", t[b - 1]))
+    while (b > 0 && t[b - 1] != '\0' && !is_space((unsigned char)t[b - 1]) && t[b - 1] != '(' &&
+           t[b - 1] != '"' && t[b - 1] != '\'' && t[b - 1] != '[')
         b--;
     if (b == dot)
         return false;
     if (dot - b == 1 && t[b] >= 'A' && t[b] <= 'Z') /* an initial: "J. R. Smith" */
         return true;
-    char *f = tn_category_fold(t + b, dot - b + 1); /* " dra " or " p ej " */
+    size_t flen = tn_category_fold_into(t + b, dot - b + 1, &sc->buf, &sc->cap);
+    const char *f = sc->buf; /* " dra " or " p ej " */
+    /* a match is " " + the abbreviation + " ": no longer one can be */
+    pthread_once(&abbreviation_once, abbreviation_build);
+    if (flen > abbreviation_max + 2)
+        return false;
     bool found = false;
     for (size_t i = 0; i < TN_ARRAY_LEN(abbreviations) && !found; i++) {
         const char *a = abbreviations[i];
@@ -508,7 +543,6 @@ static bool abbreviation_before(const char *t, size_t dot)
                 break;
         found = j == al && f[k] == ' ' && f[k + 1] == '\0';
     }
-    free(f);
     return found;
 }
 
@@ -527,24 +561,36 @@ static bool continues_lower(const char *t, size_t len, size_t j)
            (unsigned char)t[j + 1] != 0xB7;
 }
 
-TN_TESTABLE void tn_llm_split_sentences(const char *t, size_t len, tn_llm_sentence_fn *add,
-                                        void *opaque)
+/* Whether @p c may follow a sentence's end mark and still belong to it: . ! ? " ' ) ] */
+static bool is_end_tail(char c)
+{
+    return c == '.' || c == '!' || c == '?' || c == '"' || c == '\'' || c == ')' || c == ']';
+}
+
+static void split_sentences(const char *t, size_t len, tn_llm_sentence_fn *add, void *opaque,
+                            scratch_t *sc)
 {
     size_t start = 0, i = 0;
     while (i < len) {
-        if (t[i] == '\n') {
+        unsigned char c = (unsigned char)t[i];
+        /* most bytes: none of \n . ! ? or the first byte of "…" */
+        if (c != '\n' && c != '.' && c != '!' && c != '?' && c != 0xE2) {
+            i++;
+            continue;
+        }
+        if (c == '\n') {
             sentence_out(t, start, i, add, opaque);
             start = ++i;
             continue;
         }
         bool ell = ellipsis_at(t, len, i);
-        if (!ell && t[i] != '.' && t[i] != '!' && t[i] != '?') {
+        if (!ell && c == 0xE2) {
             i++;
             continue;
         }
         size_t j = ell ? i + 3 : i + 1;
         for (;;) {
-            if (j < len && t[j] != '\0' && strchr(".!?\"')]", t[j]))
+            if (j < len && is_end_tail(t[j]))
                 j++;
             else if (ellipsis_at(t, len, j))
                 j += 3;
@@ -556,7 +602,7 @@ TN_TESTABLE void tn_llm_split_sentences(const char *t, size_t len, tn_llm_senten
         bool end = j == len || is_space((unsigned char)t[j]);
         /* a lone "." may be an abbreviation's or an initial's, inside the sentence */
         if (end && j == i + 1 && t[i] == '.' &&
-            (abbreviation_before(t, i) || continues_lower(t, len, j)))
+            (abbreviation_before(t, i, sc) || continues_lower(t, len, j)))
             end = false;
         if (end) {
             sentence_out(t, start, j, add, opaque);
@@ -565,6 +611,14 @@ TN_TESTABLE void tn_llm_split_sentences(const char *t, size_t len, tn_llm_senten
         i = j;
     }
     sentence_out(t, start, len, add, opaque);
+}
+
+TN_TESTABLE void tn_llm_split_sentences(const char *t, size_t len, tn_llm_sentence_fn *add,
+                                        void *opaque)
+{
+    scratch_t sc = {NULL, 0};
+    split_sentences(t, len, add, opaque, &sc);
+    free(sc.buf);
 }
 
 TN_TESTABLE int tn_llm_is_question(const char *s, size_t len)
@@ -587,11 +641,32 @@ TN_TESTABLE int tn_llm_is_question(const char *s, size_t len)
     return len > 0 && s[len - 1] == '?';
 }
 
-static void count_word(void *opaque, const char *w, size_t len)
+static void count_word(void *opaque, const char *w, size_t len, uint32_t h)
 {
     (void)w;
     (void)len;
+    (void)h;
     ++*(int *)opaque;
+}
+
+/* FNV-1a, 64 bits */
+static uint64_t text_hash(const char *p, size_t len)
+{
+    uint64_t h = 14695981039346656037u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)p[i]) * 1099511628211u;
+    return h;
+}
+
+/* Bytes of " [n]" for passage number @p n. */
+static size_t marker_len(size_t n)
+{
+    size_t d = 1;
+    while (n >= 10) {
+        n /= 10;
+        d++;
+    }
+    return 3 + d;
 }
 
 typedef struct collect {
@@ -600,8 +675,9 @@ typedef struct collect {
     size_t passage, index;
     const qwords_t *q;
     double bonus;
-    int q_hits;  /* the previous sentence of the passage is a question with this many words */
-    size_t nonq; /* candidates that are not questions */
+    int q_hits;     /* the previous sentence of the passage is a question with this many words */
+    size_t nonq;    /* candidates that are not questions */
+    scratch_t fold; /* the folded sentence */
 } collect_t;
 
 static void collect_add(void *opaque, const char *text, size_t len)
@@ -609,7 +685,8 @@ static void collect_add(void *opaque, const char *text, size_t len)
     collect_t *c = opaque;
     hits_t h = {.q = c->q};
     size_t index = c->index++;
-    content_words(text, len, hits_add, &h);
+    size_t flen = content_words(text, len, hits_add, &h, &c->fold);
+    uint64_t fold_hash = text_hash(c->fold.buf, flen);
     bool question = tn_llm_is_question(text, len) != 0;
     /* A FAQ: the sentence after a question that matches is its answer, and inherits its words
      * (even with none of its own: "¿Cuánto cuesta? RD$ 2,400."). A bare "No." or "Gracias."
@@ -618,7 +695,7 @@ static void collect_add(void *opaque, const char *text, size_t len)
     c->q_hits = question ? h.count : 0;
     if (lift > 0 && h.count == 0) {
         int words = 0;
-        content_words(text, len, count_word, &words);
+        content_words(text, len, count_word, &words, &c->fold);
         if (words < 2) {
             c->q_hits = lift;
             return;
@@ -631,15 +708,14 @@ static void collect_add(void *opaque, const char *text, size_t len)
         c->cap = c->cap ? 2 * c->cap : 32;
         c->s = tn_xrealloc(c->s, c->cap * sizeof(*c->s));
     }
-    char marker[32];
-    int ml = snprintf(marker, sizeof(marker), " [%zu]", c->passage + 1);
     c->s[c->n++] = (sent_t){.passage = c->passage,
                             .index = index,
                             .text = text,
                             .len = len,
                             .score = h.count + lift + c->bonus,
-                            .chars = 1 + count_chars(text, len) + (size_t)ml,
-                            .question = question};
+                            .chars = 1 + count_chars(text, len) + marker_len(c->passage + 1),
+                            .question = question,
+                            .fold_hash = fold_hash};
 }
 
 static int by_score(const void *a, const void *b)
@@ -662,17 +738,20 @@ static int by_position(const void *a, const void *b)
     return x->index < y->index ? -1 : x->index > y->index;
 }
 
-/* Whether @p s says the same as one of the @p n chosen sentences (folded text equal). */
+/* Whether @p s says the same as one of the @p n chosen sentences (folded text equal; the texts
+ * are folded only when their hashes are equal). */
 static bool is_repeat(const sent_t *s, const sent_t *chosen, size_t n)
 {
     bool same = false;
-    char *a = tn_category_fold(s->text, s->len);
     for (size_t i = 0; i < n && !same; i++) {
+        if (chosen[i].fold_hash != s->fold_hash)
+            continue;
+        char *a = tn_category_fold(s->text, s->len);
         char *b = tn_category_fold(chosen[i].text, chosen[i].len);
         same = strcmp(a, b) == 0;
         free(b);
+        free(a);
     }
-    free(a);
     return same;
 }
 
@@ -715,12 +794,13 @@ static tn_err_t answer_extractive(tn_llm_t *l, const char *question, const char 
                           : "I could not find an answer in the documents.";
     qwords_t q = {.n = 0};
     collect_t c = {.q = &q};
+    scratch_t split = {NULL, 0};
     sent_t *chosen = NULL;
     size_t nchosen = 0;
     tn_buf_t out;
     tn_buf_init(&out, MAX_ANSWER);
 
-    content_words(question, strlen(question), qwords_add, &q);
+    content_words(question, strlen(question), qwords_add, &q, &c.fold);
     for (size_t i = 0; i < n && q.n > 0; i++) {
         if (!passages[i].text || passages[i].text_len == 0)
             continue;
@@ -728,7 +808,7 @@ static tn_err_t answer_extractive(tn_llm_t *l, const char *question, const char 
         c.index = 0;
         c.q_hits = 0;
         c.bonus = 0.25 * (double)(n - i) / (double)n;
-        tn_llm_split_sentences(passages[i].text, passages[i].text_len, collect_add, &c);
+        split_sentences(passages[i].text, passages[i].text_len, collect_add, &c, &split);
     }
     if (c.n == 0) {
         tn_buf_adds(&out, none);
@@ -796,6 +876,8 @@ out:
     for (size_t i = 0; i < q.n; i++)
         free(q.w[i]);
     free(c.s);
+    free(c.fold.buf);
+    free(split.buf);
     free(chosen);
     return rc;
 }
