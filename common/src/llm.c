@@ -28,15 +28,29 @@
 #define DEF_TIMEOUT_MS       30000
 #define DEF_ATTEMPTS         2
 #define UPSTREAM             "llm"
-#define MAX_ANSWER           (1u << 20) /* bytes of answer text kept */
-#define MAX_SSE_LINE         (1u << 20) /* bytes of one SSE line or event */
-#define MAX_RESPONSE         (4u << 20) /* bytes of a whole (non-streamed) answer */
-#define MAX_QWORDS           64         /* distinct content words of a question considered */
+#define MAX_ANSWER           (1u << 20)  /* bytes of answer text kept */
+#define MAX_SSE_LINE         (1u << 20)  /* bytes of one SSE line or event */
+#define MAX_RESPONSE         (4u << 20)  /* bytes of a whole (non-streamed) answer */
+#define MAX_QWORDS           64          /* distinct content words of a question considered */
+#define DEF_CACHE_PASSAGES   2048        /* passages whose analysis the extractive provider keeps */
+#define MAX_CACHED_PASSAGE   (64u << 10) /* bytes: a longer passage is analysed every time */
+#define CACHE_WAYS           8
 
 typedef enum { PROVIDER_EXTRACTIVE, PROVIDER_OPENAI } provider_t;
 
+typedef struct passage_info passage_info_t;
+
+/* One set of the extractive provider's passage cache: its CACHE_WAYS passages, the most recently
+ * used first. */
+typedef struct cache_set {
+    pthread_mutex_t mu;
+    passage_info_t *way[CACHE_WAYS];
+} cache_set_t;
+
 struct tn_llm {
     provider_t provider;
+    cache_set_t *cache; /* extractive: nsets sets (a power of two) of ways, or NULL */
+    size_t nsets, ways;
     char *model;
     double temperature;
     int max_tokens;
@@ -444,22 +458,6 @@ static void qwords_add(void *opaque, const char *w, size_t len, uint32_t h)
     }
 }
 
-typedef struct hits {
-    const qwords_t *q;
-    bool seen[MAX_QWORDS];
-    int count;
-} hits_t;
-
-static void hits_add(void *opaque, const char *w, size_t len, uint32_t hash)
-{
-    hits_t *h = opaque;
-    int i = qwords_find(h->q, w, len, hash);
-    if (i >= 0 && !h->seen[i]) {
-        h->seen[i] = true;
-        h->count++;
-    }
-}
-
 /* One candidate sentence. */
 typedef struct sent {
     size_t passage, index; /* passage number (0-based) and sentence number in it */
@@ -641,14 +639,6 @@ TN_TESTABLE int tn_llm_is_question(const char *s, size_t len)
     return len > 0 && s[len - 1] == '?';
 }
 
-static void count_word(void *opaque, const char *w, size_t len, uint32_t h)
-{
-    (void)w;
-    (void)len;
-    (void)h;
-    ++*(int *)opaque;
-}
-
 /* FNV-1a, 64 bits */
 static uint64_t text_hash(const char *p, size_t len)
 {
@@ -669,53 +659,229 @@ static size_t marker_len(size_t n)
     return 3 + d;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* A passage analysed once for any question: its sentences (where, how many characters, whether
+ * they ask, the hash of their folded text) and their content words (folded bytes and hash).
+ * Answering then only looks the question's words up in them. The analyses are kept in the llm's
+ * cache (CACHE_WAYS-way sets, keyed by a hash of the text and compared byte for byte), so a
+ * passage that comes back, as the chunks of a popular question do, is not split, folded and
+ * tokenized again. */
+
+typedef struct pword {
+    uint32_t off; /* in bytes[] */
+    uint32_t len;
+    uint32_t hash; /* stop_hash() */
+} pword_t;
+
+typedef struct psent {
+    size_t start, len; /* of the trimmed sentence in the passage text */
+    size_t w0, nw;     /* its content words: w[w0 .. w0 + nw) */
+    size_t chars;      /* count_chars() of the sentence */
+    bool question;
+    uint64_t fold_hash;
+} psent_t;
+
+struct passage_info {
+    uint64_t key; /* passage_key() of the text */
+    char *text;   /* a copy to compare with on lookup (cached ones only) */
+    size_t len;
+    psent_t *s;
+    size_t ns, scap;
+    pword_t *w;
+    size_t nw, wcap;
+    char *bytes; /* the content words, folded, one after another */
+    size_t nbytes, bcap;
+};
+
+static void passage_free(passage_info_t *p)
+{
+    if (!p)
+        return;
+    free(p->text);
+    free(p->s);
+    free(p->w);
+    free(p->bytes);
+    free(p);
+}
+
+/* A fast hash of a passage (8 bytes a step); equal keys are then compared byte for byte. */
+static uint64_t passage_key(const char *t, size_t len)
+{
+    uint64_t h = 0x9E3779B97F4A7C15u ^ len, v;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        memcpy(&v, t + i, 8);
+        h = (h ^ v) * 0xFF51AFD7ED558CCDu;
+        h ^= h >> 32;
+    }
+    v = 0;
+    memcpy(&v, t + i, len - i);
+    h = (h ^ v) * 0xC4CEB9FE1A85EC53u;
+    return h ^ (h >> 29);
+}
+
+typedef struct analyze {
+    passage_info_t *p;
+    const char *base; /* the passage text */
+    scratch_t *fold;
+} analyze_t;
+
+static void word_keep(void *opaque, const char *w, size_t len, uint32_t h)
+{
+    passage_info_t *p = opaque;
+    TN_ASSERT(p->nbytes + len < UINT32_MAX);
+    if (p->nbytes + len > p->bcap) {
+        p->bcap = 2 * (p->nbytes + len);
+        p->bytes = tn_xrealloc(p->bytes, p->bcap);
+    }
+    if (p->nw == p->wcap) {
+        p->wcap = p->wcap ? 2 * p->wcap : 64;
+        p->w = tn_xrealloc(p->w, p->wcap * sizeof(*p->w));
+    }
+    memcpy(p->bytes + p->nbytes, w, len);
+    p->w[p->nw++] = (pword_t){(uint32_t)p->nbytes, (uint32_t)len, h};
+    p->nbytes += len;
+}
+
+static void analyze_add(void *opaque, const char *text, size_t len)
+{
+    analyze_t *an = opaque;
+    passage_info_t *p = an->p;
+    if (p->ns == p->scap) {
+        p->scap = p->scap ? 2 * p->scap : 16;
+        p->s = tn_xrealloc(p->s, p->scap * sizeof(*p->s));
+    }
+    psent_t *ps = &p->s[p->ns++];
+    ps->start = (size_t)(text - an->base);
+    ps->len = len;
+    ps->w0 = p->nw;
+    size_t flen = content_words(text, len, word_keep, p, an->fold);
+    ps->nw = p->nw - ps->w0;
+    ps->fold_hash = text_hash(an->fold->buf, flen);
+    ps->question = tn_llm_is_question(text, len) != 0;
+    ps->chars = count_chars(text, len);
+}
+
+/* Analyse @p len bytes of @p text (@p keep: with a copy of the text, for the cache). Caller
+ * owns the result; free with passage_free(). */
+static passage_info_t *passage_analyze(const char *text, size_t len, uint64_t key, bool keep,
+                                       scratch_t *fold, scratch_t *split)
+{
+    passage_info_t *p = tn_xcalloc(1, sizeof(*p));
+    p->key = key;
+    p->len = len;
+    if (keep) {
+        p->text = tn_xmalloc(len ? len : 1);
+        memcpy(p->text, text, len);
+    }
+    analyze_t an = {p, text, fold};
+    split_sentences(text, len, analyze_add, &an, split);
+    return p;
+}
+
+/* The cached analysis of @p text in @p set (locked, of @p ways), made the most recently used;
+ * or NULL. */
+static passage_info_t *cache_find(cache_set_t *set, size_t ways, uint64_t key, const char *text,
+                                  size_t len)
+{
+    for (size_t i = 0; i < ways; i++) {
+        passage_info_t *p = set->way[i];
+        if (p && p->key == key && p->len == len && memcmp(p->text, text, len) == 0) {
+            memmove(&set->way[1], &set->way[0], i * sizeof(*set->way));
+            set->way[0] = p;
+            return p;
+        }
+    }
+    return NULL;
+}
+
 typedef struct collect {
     sent_t *s;
     size_t n, cap;
-    size_t passage, index;
+    size_t passage;
     const qwords_t *q;
     double bonus;
-    int q_hits;     /* the previous sentence of the passage is a question with this many words */
-    size_t nonq;    /* candidates that are not questions */
-    scratch_t fold; /* the folded sentence */
+    int q_hits;      /* the previous sentence of the passage is a question with this many words */
+    size_t nonq;     /* candidates that are not questions */
+    scratch_t fold;  /* the folded sentence */
+    scratch_t split; /* the folded word before a "." */
 } collect_t;
 
-static void collect_add(void *opaque, const char *text, size_t len)
+_Static_assert(MAX_QWORDS <= 64, "the question words seen in a sentence are one uint64_t");
+
+/* The candidate sentences of passage c->passage, whose @p text @p p analyses. */
+static void collect_passage(collect_t *c, const passage_info_t *p, const char *text)
 {
-    collect_t *c = opaque;
-    hits_t h = {.q = c->q};
-    size_t index = c->index++;
-    size_t flen = content_words(text, len, hits_add, &h, &c->fold);
-    uint64_t fold_hash = text_hash(c->fold.buf, flen);
-    bool question = tn_llm_is_question(text, len) != 0;
-    /* A FAQ: the sentence after a question that matches is its answer, and inherits its words
-     * (even with none of its own: "¿Cuánto cuesta? RD$ 2,400."). A bare "No." or "Gracias."
-     * says too little alone: the lift passes to the sentence after it. */
-    int lift = question ? 0 : c->q_hits;
-    c->q_hits = question ? h.count : 0;
-    if (lift > 0 && h.count == 0) {
-        int words = 0;
-        content_words(text, len, count_word, &words, &c->fold);
-        if (words < 2) {
-            c->q_hits = lift;
-            return;
+    for (size_t k = 0; k < p->ns; k++) {
+        const psent_t *ps = &p->s[k];
+        uint64_t seen = 0;
+        int count = 0;
+        for (size_t j = 0; j < ps->nw; j++) {
+            const pword_t *w = &p->w[ps->w0 + j];
+            int i = qwords_find(c->q, p->bytes + w->off, w->len, w->hash);
+            if (i >= 0 && !(seen >> i & 1)) {
+                seen |= (uint64_t)1 << i;
+                count++;
+            }
         }
+        bool question = ps->question;
+        /* A FAQ: the sentence after a question that matches is its answer, and inherits its
+         * words (even with none of its own: "¿Cuánto cuesta? RD$ 2,400."). A bare "No." or
+         * "Gracias." says too little alone: the lift passes to the sentence after it. */
+        int lift = question ? 0 : c->q_hits;
+        c->q_hits = question ? count : 0;
+        if (lift > 0 && count == 0 && ps->nw < 2) {
+            c->q_hits = lift;
+            continue;
+        }
+        if (count == 0 && lift == 0)
+            continue;
+        c->nonq += !question;
+        if (c->n == c->cap) {
+            c->cap = c->cap ? 2 * c->cap : 32;
+            c->s = tn_xrealloc(c->s, c->cap * sizeof(*c->s));
+        }
+        c->s[c->n++] = (sent_t){.passage = c->passage,
+                                .index = k,
+                                .text = text + ps->start,
+                                .len = ps->len,
+                                .score = count + lift + c->bonus,
+                                .chars = 1 + ps->chars + marker_len(c->passage + 1),
+                                .question = question,
+                                .fold_hash = ps->fold_hash};
     }
-    if (h.count == 0 && lift == 0)
-        return;
-    c->nonq += !question;
-    if (c->n == c->cap) {
-        c->cap = c->cap ? 2 * c->cap : 32;
-        c->s = tn_xrealloc(c->s, c->cap * sizeof(*c->s));
+}
+
+/* Collect the candidates of passage @p text: from its cached analysis, or from one made now (and
+ * cached when it may be). */
+static void collect_from(tn_llm_t *l, collect_t *c, const char *text, size_t len)
+{
+    cache_set_t *set = NULL;
+    uint64_t key = 0;
+    if (l->cache && len <= MAX_CACHED_PASSAGE) {
+        key = passage_key(text, len);
+        set = &l->cache[key & (l->nsets - 1)];
+        pthread_mutex_lock(&set->mu);
+        passage_info_t *p = cache_find(set, l->ways, key, text, len);
+        if (p)
+            collect_passage(c, p, text); /* under the lock: it may be replaced once released */
+        pthread_mutex_unlock(&set->mu);
+        if (p)
+            return;
     }
-    c->s[c->n++] = (sent_t){.passage = c->passage,
-                            .index = index,
-                            .text = text,
-                            .len = len,
-                            .score = h.count + lift + c->bonus,
-                            .chars = 1 + count_chars(text, len) + marker_len(c->passage + 1),
-                            .question = question,
-                            .fold_hash = fold_hash};
+    passage_info_t *p = passage_analyze(text, len, key, set != NULL, &c->fold, &c->split);
+    collect_passage(c, p, text);
+    if (set) {
+        pthread_mutex_lock(&set->mu);
+        if (!cache_find(set, l->ways, key, text, len)) { /* not put there meanwhile */
+            passage_free(set->way[l->ways - 1]);
+            memmove(&set->way[1], &set->way[0], (l->ways - 1) * sizeof(*set->way));
+            set->way[0] = p;
+            p = NULL; /* the cache's now */
+        }
+        pthread_mutex_unlock(&set->mu);
+    }
+    passage_free(p);
 }
 
 static int by_score(const void *a, const void *b)
@@ -794,7 +960,6 @@ static tn_err_t answer_extractive(tn_llm_t *l, const char *question, const char 
                           : "I could not find an answer in the documents.";
     qwords_t q = {.n = 0};
     collect_t c = {.q = &q};
-    scratch_t split = {NULL, 0};
     sent_t *chosen = NULL;
     size_t nchosen = 0;
     tn_buf_t out;
@@ -805,10 +970,9 @@ static tn_err_t answer_extractive(tn_llm_t *l, const char *question, const char 
         if (!passages[i].text || passages[i].text_len == 0)
             continue;
         c.passage = i;
-        c.index = 0;
         c.q_hits = 0;
         c.bonus = 0.25 * (double)(n - i) / (double)n;
-        split_sentences(passages[i].text, passages[i].text_len, collect_add, &c, &split);
+        collect_from(l, &c, passages[i].text, passages[i].text_len);
     }
     if (c.n == 0) {
         tn_buf_adds(&out, none);
@@ -877,7 +1041,7 @@ out:
         free(q.w[i]);
     free(c.s);
     free(c.fold.buf);
-    free(split.buf);
+    free(c.split.buf);
     free(chosen);
     return rc;
 }
@@ -1273,6 +1437,7 @@ tn_llm_opts_t tn_llm_opts_default(void)
         .max_chars = DEF_MAX_CHARS,
         .timeout_ms = DEF_TIMEOUT_MS,
         .max_attempts = DEF_ATTEMPTS,
+        .cache_passages = DEF_CACHE_PASSAGES,
     };
     return o;
 }
@@ -1316,6 +1481,17 @@ tn_llm_t *tn_llm_new(const tn_llm_opts_t *o, char *errbuf, size_t errlen)
     if (strcmp(prov, "extractive") == 0) {
         l->provider = PROVIDER_EXTRACTIVE;
         l->model = tn_xstrdup(o->model && o->model[0] ? o->model : DEF_EXTRACTIVE_MODEL);
+        size_t want = o->cache_passages < 0    ? 0
+                      : o->cache_passages == 0 ? DEF_CACHE_PASSAGES
+                                               : (size_t)o->cache_passages;
+        if (want > 0) {
+            l->ways = want < CACHE_WAYS ? want : CACHE_WAYS;
+            for (l->nsets = 1; l->nsets * l->ways < want; l->nsets *= 2)
+                ;
+            l->cache = tn_xcalloc(l->nsets, sizeof(*l->cache));
+            for (size_t i = 0; i < l->nsets; i++)
+                pthread_mutex_init(&l->cache[i].mu, NULL);
+        }
         return l;
     }
     if (strcmp(prov, "openai") != 0) {
@@ -1336,6 +1512,12 @@ void tn_llm_destroy(tn_llm_t *l)
 {
     if (!l)
         return;
+    for (size_t i = 0; i < l->nsets; i++) {
+        for (size_t j = 0; j < l->ways; j++)
+            passage_free(l->cache[i].way[j]);
+        pthread_mutex_destroy(&l->cache[i].mu);
+    }
+    free(l->cache);
     tn_http_client_destroy(l->hc);
     free(l->path);
     free(l->model);

@@ -3,6 +3,7 @@
 #include "tn_test.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -320,40 +321,124 @@ static void test_extractive_pinned(void **state)
             "Monday to Friday. [8] It costs 2,400 pesos. [8]"},
         {272, "Según los documentos: Agradecería una explicación… [1]"},
     };
+    /* Without the passage cache, with it (2048, and 2: one set, evicting all the time), each
+     * twice with the same providers: the second time from what the first left in the cache. */
+    static const int caches[] = {-1, 0, 2};
+    tn_llm_t *ls[TN_ARRAY_LEN(caches)][TN_ARRAY_LEN(caps)];
+    for (size_t m = 0; m < TN_ARRAY_LEN(caches); m++)
+        for (size_t c = 0; c < TN_ARRAY_LEN(caps); c++) {
+            char err[256];
+            tn_llm_opts_t opts = tn_llm_opts_default();
+            opts.max_chars = caps[c];
+            opts.cache_passages = caches[m];
+            ls[m][c] = tn_llm_new(&opts, err, sizeof(err));
+            assert_non_null(ls[m][c]);
+        }
     tn_buf_t all;
     tn_buf_init(&all, 1 << 22);
-    size_t at = 0, next = 0;
-    for (size_t c = 0; c < TN_ARRAY_LEN(caps); c++) {
-        tn_llm_t *l = extractive(caps[c]);
-        for (size_t o = 0; o < TN_ARRAY_LEN(orders); o++) {
-            tn_llm_passage_t ps[8];
-            size_t n = orders[o][0];
-            for (size_t i = 0; i < n; i++) {
-                const char *t = PIN_PASSAGES[orders[o][1 + i]];
-                ps[i] = (tn_llm_passage_t){NULL, t, strlen(t)};
-            }
-            for (size_t g = 0; g < TN_ARRAY_LEN(langs); g++)
-                for (size_t q = 0; q < TN_ARRAY_LEN(PIN_QUESTIONS); q++) {
-                    char *a = answer_of(l, PIN_QUESTIONS[q], langs[g], ps, n);
-                    if (next < TN_ARRAY_LEN(spelled) && spelled[next].at == at) {
-                        assert_string_equal(a, spelled[next].answer);
-                        next++;
-                    }
-                    at++;
-                    tn_buf_addf(&all, "%zu/%zu/%zu/%zu: %s\n", caps[c], o, g, q, a);
-                    free(a);
+    for (size_t run = 0; run < 2 * TN_ARRAY_LEN(caches); run++) {
+        size_t at = 0, next = 0;
+        tn_buf_reset(&all);
+        for (size_t c = 0; c < TN_ARRAY_LEN(caps); c++) {
+            tn_llm_t *l = ls[run / 2][c];
+            for (size_t o = 0; o < TN_ARRAY_LEN(orders); o++) {
+                tn_llm_passage_t ps[8];
+                size_t n = orders[o][0];
+                for (size_t i = 0; i < n; i++) {
+                    const char *t = PIN_PASSAGES[orders[o][1 + i]];
+                    ps[i] = (tn_llm_passage_t){NULL, t, strlen(t)};
                 }
+                for (size_t g = 0; g < TN_ARRAY_LEN(langs); g++)
+                    for (size_t q = 0; q < TN_ARRAY_LEN(PIN_QUESTIONS); q++) {
+                        char *a = answer_of(l, PIN_QUESTIONS[q], langs[g], ps, n);
+                        if (next < TN_ARRAY_LEN(spelled) && spelled[next].at == at) {
+                            assert_string_equal(a, spelled[next].answer);
+                            next++;
+                        }
+                        at++;
+                        tn_buf_addf(&all, "%zu/%zu/%zu/%zu: %s\n", caps[c], o, g, q, a);
+                        free(a);
+                    }
+            }
         }
-        tn_llm_destroy(l);
+        char hex[65];
+        assert_int_equal(next, TN_ARRAY_LEN(spelled));
+        tn_text_sha256_hex(all.data, all.len, hex);
+        if (strcmp(hex, PIN_DIGEST) != 0) {
+            fputs(all.data, stderr);
+            fail_msg("cache %d, run %zu: the answers changed: digest %s, pinned %s",
+                     caches[run / 2], run % 2, hex, PIN_DIGEST);
+        }
     }
-    char hex[65];
-    assert_int_equal(next, TN_ARRAY_LEN(spelled));
-    tn_text_sha256_hex(all.data, all.len, hex);
-    if (strcmp(hex, PIN_DIGEST) != 0) {
-        fputs(all.data, stderr);
-        fail_msg("the answers changed: digest %s, pinned %s", hex, PIN_DIGEST);
-    }
+    for (size_t m = 0; m < TN_ARRAY_LEN(caches); m++)
+        for (size_t c = 0; c < TN_ARRAY_LEN(caps); c++)
+            tn_llm_destroy(ls[m][c]);
     tn_buf_cleanup(&all);
+}
+
+/* Threads answering at once through one small cache (one set of 4: always evicting) get the
+ * answers of a provider without a cache. */
+typedef struct racer {
+    tn_llm_t *l;
+    char **want; /* [question] */
+    int bad;
+} racer_t;
+
+static void *race(void *arg)
+{
+    racer_t *r = arg;
+    for (size_t k = 0; k < 40; k++)
+        for (size_t q = 0; q < TN_ARRAY_LEN(PIN_QUESTIONS); q++) {
+            const tn_llm_passage_t ps[3] = {
+                {NULL, PIN_PASSAGES[(q + k) % 8], strlen(PIN_PASSAGES[(q + k) % 8])},
+                {NULL, PIN_PASSAGES[(q + 3) % 8], strlen(PIN_PASSAGES[(q + 3) % 8])},
+                {NULL, PIN_PASSAGES[7], strlen(PIN_PASSAGES[7])},
+            };
+            char *a = NULL;
+            tn_llm_error_t why;
+            if (tn_llm_answer(r->l, PIN_QUESTIONS[q], NULL, ps, 3, NULL, NULL, &a, &why) != TN_OK ||
+                strcmp(a, r->want[(k % 8) * TN_ARRAY_LEN(PIN_QUESTIONS) + q]) != 0)
+                r->bad++;
+            free(a);
+        }
+    return NULL;
+}
+
+static void test_extractive_cache_threads(void **state)
+{
+    (void)state;
+    char err[256];
+    tn_llm_opts_t o = tn_llm_opts_default();
+    o.cache_passages = -1;
+    tn_llm_t *plain = tn_llm_new(&o, err, sizeof(err));
+    o.cache_passages = 4;
+    tn_llm_t *cached = tn_llm_new(&o, err, sizeof(err));
+    assert_true(plain && cached);
+    size_t nq = TN_ARRAY_LEN(PIN_QUESTIONS);
+    char *want[8 * TN_ARRAY_LEN(PIN_QUESTIONS)];
+    for (size_t k = 0; k < 8; k++)
+        for (size_t q = 0; q < nq; q++) {
+            const tn_llm_passage_t ps[3] = {
+                {NULL, PIN_PASSAGES[(q + k) % 8], strlen(PIN_PASSAGES[(q + k) % 8])},
+                {NULL, PIN_PASSAGES[(q + 3) % 8], strlen(PIN_PASSAGES[(q + 3) % 8])},
+                {NULL, PIN_PASSAGES[7], strlen(PIN_PASSAGES[7])},
+            };
+            want[k * nq + q] = answer_of(plain, PIN_QUESTIONS[q], NULL, ps, 3);
+        }
+    pthread_t th[4];
+    racer_t r[4];
+    for (size_t i = 0; i < 4; i++) {
+        r[i] = (racer_t){cached, want, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, race, &r[i]), 0);
+    }
+    for (size_t i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(r[i].bad, 0);
+    }
+    for (size_t i = 0; i < 8 * nq; i++)
+        free(want[i]);
+    tn_llm_destroy(plain);
+    tn_llm_destroy(cached);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -929,6 +1014,7 @@ int main(void)
         cmocka_unit_test(test_is_question),
         cmocka_unit_test(test_extractive_faq),
         cmocka_unit_test(test_extractive_pinned),
+        cmocka_unit_test(test_extractive_cache_threads),
         cmocka_unit_test(test_new_errors),
         cmocka_unit_test_setup_teardown(test_openai_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openai_bad_answers, setup, teardown),
