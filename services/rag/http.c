@@ -1,5 +1,6 @@
 /* rag: POST /v1/search (ranked chunks) and POST /v1/query (answer with citations, as JSON or as
  * Server-Sent Events: citations first, tokens as they arrive, a final event). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,18 +140,25 @@ static json_t *timings(const rag_query_t *q, int llm)
     return t;
 }
 
+/* Bytes of a citation's snippet: the first 300 of @p text, cut at a UTF-8 boundary. */
+static size_t snippet_len(const char *text)
+{
+    size_t len = strnlen(text, 301);
+    if (len > 300) {
+        len = 300;
+        while (len > 0 && ((unsigned char)text[len] & 0xC0) == 0x80)
+            len--;
+    }
+    return len;
+}
+
 /* Citations (snippets cut at a UTF-8 boundary). */
 static json_t *citations(const rag_query_t *q)
 {
     json_t *a = json_array();
     for (size_t i = 0; i < q->nhits; i++) {
         const rag_hit_t *h = &q->hits[i];
-        size_t len = strlen(h->text);
-        if (len > 300) {
-            len = 300;
-            while (len > 0 && ((unsigned char)h->text[len] & 0xC0) == 0x80)
-                len--;
-        }
+        size_t len = snippet_len(h->text);
         json_t *c = json_pack("{s:s, s:I, s:f, s:s#}", "ticket_id", h->ticket_id, "chunk_index",
                               (json_int_t)h->chunk_index, "score", (double)h->score, "snippet",
                               h->text, (int)len);
@@ -159,6 +167,100 @@ static json_t *citations(const rag_query_t *q)
         json_array_append_new(a, c);
     }
     return a;
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* The /v1/query body written straight into a buffer: with the answer cheap, building it as
+ * jansson values and dumping them cost more than the answer. The same members in the same order
+ * as json_dumps of the values wrote; reals as jansson writes them. */
+
+#define QUERY_BODY_MAX (64u << 20) /* never reached: the answer is at most 1 MB, 6 bytes a byte */
+
+typedef struct jw {
+    tn_buf_t b;
+    tn_err_t rc; /* the first failure; later writes do nothing */
+} jw_t;
+
+static void jw_raw(jw_t *w, const char *s)
+{
+    if (w->rc == TN_OK)
+        w->rc = tn_buf_adds(&w->b, s);
+}
+
+static void jw_str(jw_t *w, const char *s, size_t len)
+{
+    if (w->rc == TN_OK)
+        w->rc = tn_buf_add_json_strn(&w->b, s, len);
+}
+
+/* As jansson writes a real: "%.17g", ".0" after what would read as an integer, the exponent
+ * without "+" or leading zeros ("1e-07" -> "1e-7"); null if not finite (jansson refuses it). */
+static void jw_real(jw_t *w, double v)
+{
+    char s[48];
+    if (!isfinite(v)) {
+        jw_raw(w, "null");
+        return;
+    }
+    size_t n = (size_t)snprintf(s, sizeof(s), "%.17g", v);
+    if (strspn(s, "0123456789-") == n) {
+        memcpy(s + n, ".0", 3);
+        n += 2;
+    }
+    char *e = strchr(s, 'e');
+    if (e) {
+        char *from = e + 2, *to = e + 1; /* past the sign, or onto a "+" */
+        if (*to == '-')
+            to++;
+        while (*from == '0')
+            from++;
+        memmove(to, from, (size_t)(s + n + 1 - from));
+    }
+    jw_raw(w, s);
+}
+
+char *rag_query_body(const rag_t *r, const rag_query_t *q, size_t *len)
+{
+    jw_t w = {.rc = TN_OK};
+    tn_buf_init(&w.b, QUERY_BODY_MAX);
+    jw_raw(&w, "{\"citations\":[");
+    for (size_t i = 0; i < q->nhits; i++) {
+        const rag_hit_t *h = &q->hits[i];
+        char idx[64];
+        snprintf(idx, sizeof(idx), ",\"chunk_index\":%u,\"score\":", (unsigned)h->chunk_index);
+        jw_raw(&w, i ? ",{\"ticket_id\":" : "{\"ticket_id\":");
+        jw_str(&w, h->ticket_id, strlen(h->ticket_id));
+        jw_raw(&w, idx);
+        jw_real(&w, (double)h->score);
+        jw_raw(&w, ",\"snippet\":");
+        jw_str(&w, h->text, snippet_len(h->text));
+        if (h->title) {
+            jw_raw(&w, ",\"title\":");
+            jw_str(&w, h->title, strlen(h->title));
+        }
+        jw_raw(&w, "}");
+    }
+    const char *model = tn_llm_model(r->llm);
+    jw_raw(&w, "],\"model\":");
+    jw_str(&w, model, strlen(model));
+    jw_raw(&w, ",\"timings\":{\"embed_ms\":");
+    jw_real(&w, q->embed_ms);
+    jw_raw(&w, ",\"search_ms\":");
+    jw_real(&w, q->search_ms);
+    jw_raw(&w, ",\"total_ms\":");
+    jw_real(&w, q->total_ms);
+    jw_raw(&w, ",\"llm_ms\":");
+    jw_real(&w, q->llm_ms);
+    if (q->answer) {
+        jw_raw(&w, "},\"answer\":");
+        jw_str(&w, q->answer, strlen(q->answer));
+    } else {
+        jw_raw(&w, "},\"answer_error\":");
+        jw_str(&w, q->answer_error, strlen(q->answer_error));
+    }
+    jw_raw(&w, "}");
+    TN_ASSERT(w.rc == TN_OK);
+    return tn_buf_detach(&w.b, len);
 }
 
 void rag_http_search(tn_http_req_t *req, void *opaque)
@@ -370,13 +472,10 @@ void rag_http_query(tn_http_req_t *req, void *opaque)
     }
     rag_query_answer(r, q);
     q->total_ms = (tn_clock_mono_s() - t0) * 1000.0;
-    json_t *body = json_pack("{s:o, s:s, s:o}", "citations", citations(q), "model",
-                             tn_llm_model(r->llm), "timings", timings(q, 1));
-    if (q->answer)
-        json_object_set_new(body, "answer", json_string(q->answer));
-    else
-        json_object_set_new(body, "answer_error", json_string(q->answer_error));
-    tn_http_req_respond_json(req, 200, body);
+    size_t len;
+    char *body = rag_query_body(r, q, &len);
+    tn_http_req_respond(req, 200, "application/json", body, len);
+    free(body);
     tn_metric_add(r->m.queries, TN_LABELS("query", q->answer ? "ok" : "answer_error"), 1);
     tn_metric_observe(r->m.stage_s, TN_LABELS("total"), q->total_ms / 1000.0);
     rag_query_event(r, q, "query");

@@ -210,4 +210,11 @@ typedef struct rag_request {
 int rag_request_parse(const tn_schema_t *schema, const char *body, size_t len, rag_request_t *out,
                       json_t **error);
 
+/**
+ * The JSON body of a /v1/query answer (not streamed) for @p q: citations (snippets of 300 bytes
+ * at most), model, timings, and answer or answer_error. Written directly, the bytes json_dumps
+ * would write for the same values (pure). Caller owns the result (*len bytes); free().
+ */
+char *rag_query_body(const rag_t *r, const rag_query_t *q, size_t *len);
+
 #endif
