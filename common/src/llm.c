@@ -438,6 +438,7 @@ typedef struct qwords {
     size_t len[MAX_QWORDS];
     uint32_t hash[MAX_QWORDS]; /* stop_hash(): compared before the bytes */
     size_t n;
+    uint64_t bloom; /* bit hash % 64 of each: a word whose bit is clear is none of them */
 } qwords_t;
 
 static int qwords_find(const qwords_t *q, const char *w, size_t len, uint32_t h)
@@ -453,6 +454,7 @@ static void qwords_add(void *opaque, const char *w, size_t len, uint32_t h)
     qwords_t *q = opaque;
     if (q->n < MAX_QWORDS && qwords_find(q, w, len, h) < 0) {
         q->w[q->n] = tn_xstrndup(w, len);
+        q->bloom |= (uint64_t)1 << (h & 63);
         q->hash[q->n] = h;
         q->len[q->n++] = len;
     }
@@ -818,6 +820,8 @@ static void collect_passage(collect_t *c, const passage_info_t *p, const char *t
         int count = 0;
         for (size_t j = 0; j < ps->nw; j++) {
             const pword_t *w = &p->w[ps->w0 + j];
+            if (!(c->q->bloom >> (w->hash & 63) & 1))
+                continue;
             int i = qwords_find(c->q, p->bytes + w->off, w->len, w->hash);
             if (i >= 0 && !(seen >> i & 1)) {
                 seen |= (uint64_t)1 << i;
