@@ -69,7 +69,7 @@ static void test_query_body(void **state)
      * quotes, a backslash, a tab and a line break to escape, a title or none */
     char *cut = tn_xmalloc(400);
     memset(cut, 'a', 299);
-    strcpy(cut + 299, "\xC3\xA9 and more text after the cut");
+    snprintf(cut + 299, 101, "%s", "\xC3\xA9 and more text after the cut");
     rag_hit_t hits[3] = {
         {.ticket_id = "t-1",
          .chunk_index = 0,
@@ -92,7 +92,8 @@ static void test_query_body(void **state)
                      .total_ms = 12345678.5};
     same(&r, &q);
     q.answer = NULL;
-    strcpy(q.answer_error, "the answer could not be generated: llm: down");
+    snprintf(q.answer_error, sizeof(q.answer_error),
+             "the answer could not be generated: llm: down");
     q.nhits = 0;
     q.embed_ms = 0;
     q.search_ms = 1e20;
