@@ -1,6 +1,5 @@
 /* rag: POST /v1/search (ranked chunks) and POST /v1/query (answer with citations, as JSON or as
  * Server-Sent Events: citations first, tokens as they arrive, a final event). */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,91 +175,47 @@ static json_t *citations(const rag_query_t *q)
 
 #define QUERY_BODY_MAX (64u << 20) /* never reached: the answer is at most 1 MB, 6 bytes a byte */
 
-typedef struct jw {
-    tn_buf_t b;
-    tn_err_t rc; /* the first failure; later writes do nothing */
-} jw_t;
-
-static void jw_raw(jw_t *w, const char *s)
-{
-    if (w->rc == TN_OK)
-        w->rc = tn_buf_adds(&w->b, s);
-}
-
-static void jw_str(jw_t *w, const char *s, size_t len)
-{
-    if (w->rc == TN_OK)
-        w->rc = tn_buf_add_json_strn(&w->b, s, len);
-}
-
-/* As jansson writes a real: "%.17g", ".0" after what would read as an integer, the exponent
- * without "+" or leading zeros ("1e-07" -> "1e-7"); null if not finite (jansson refuses it). */
-static void jw_real(jw_t *w, double v)
-{
-    char s[48];
-    if (!isfinite(v)) {
-        jw_raw(w, "null");
-        return;
-    }
-    size_t n = (size_t)snprintf(s, sizeof(s), "%.17g", v);
-    if (strspn(s, "0123456789-") == n) {
-        memcpy(s + n, ".0", 3);
-        n += 2;
-    }
-    char *e = strchr(s, 'e');
-    if (e) {
-        char *from = e + 2, *to = e + 1; /* past the sign, or onto a "+" */
-        if (*to == '-')
-            to++;
-        while (*from == '0')
-            from++;
-        memmove(to, from, (size_t)(s + n + 1 - from));
-    }
-    jw_raw(w, s);
-}
-
 char *rag_query_body(const rag_t *r, const rag_query_t *q, size_t *len)
 {
-    jw_t w = {.rc = TN_OK};
-    tn_buf_init(&w.b, QUERY_BODY_MAX);
-    jw_raw(&w, "{\"citations\":[");
+    rag_jw_t w;
+    rag_jw_init(&w, QUERY_BODY_MAX);
+    rag_jw_raw(&w, "{\"citations\":[");
     for (size_t i = 0; i < q->nhits; i++) {
         const rag_hit_t *h = &q->hits[i];
         char idx[64];
         snprintf(idx, sizeof(idx), ",\"chunk_index\":%u,\"score\":", (unsigned)h->chunk_index);
-        jw_raw(&w, i ? ",{\"ticket_id\":" : "{\"ticket_id\":");
-        jw_str(&w, h->ticket_id, strlen(h->ticket_id));
-        jw_raw(&w, idx);
-        jw_real(&w, (double)h->score);
-        jw_raw(&w, ",\"snippet\":");
-        jw_str(&w, h->text, snippet_len(h->text));
+        rag_jw_raw(&w, i ? ",{\"ticket_id\":" : "{\"ticket_id\":");
+        rag_jw_str(&w, h->ticket_id, strlen(h->ticket_id));
+        rag_jw_raw(&w, idx);
+        rag_jw_real(&w, (double)h->score);
+        rag_jw_raw(&w, ",\"snippet\":");
+        rag_jw_str(&w, h->text, snippet_len(h->text));
         if (h->title) {
-            jw_raw(&w, ",\"title\":");
-            jw_str(&w, h->title, strlen(h->title));
+            rag_jw_raw(&w, ",\"title\":");
+            rag_jw_str(&w, h->title, strlen(h->title));
         }
-        jw_raw(&w, "}");
+        rag_jw_raw(&w, "}");
     }
     const char *model = tn_llm_model(r->llm);
-    jw_raw(&w, "],\"model\":");
-    jw_str(&w, model, strlen(model));
-    jw_raw(&w, ",\"timings\":{\"embed_ms\":");
-    jw_real(&w, q->embed_ms);
-    jw_raw(&w, ",\"search_ms\":");
-    jw_real(&w, q->search_ms);
-    jw_raw(&w, ",\"total_ms\":");
-    jw_real(&w, q->total_ms);
-    jw_raw(&w, ",\"llm_ms\":");
-    jw_real(&w, q->llm_ms);
+    rag_jw_raw(&w, "],\"model\":");
+    rag_jw_str(&w, model, strlen(model));
+    rag_jw_raw(&w, ",\"timings\":{\"embed_ms\":");
+    rag_jw_real(&w, q->embed_ms);
+    rag_jw_raw(&w, ",\"search_ms\":");
+    rag_jw_real(&w, q->search_ms);
+    rag_jw_raw(&w, ",\"total_ms\":");
+    rag_jw_real(&w, q->total_ms);
+    rag_jw_raw(&w, ",\"llm_ms\":");
+    rag_jw_real(&w, q->llm_ms);
     if (q->answer) {
-        jw_raw(&w, "},\"answer\":");
-        jw_str(&w, q->answer, strlen(q->answer));
+        rag_jw_raw(&w, "},\"answer\":");
+        rag_jw_str(&w, q->answer, strlen(q->answer));
     } else {
-        jw_raw(&w, "},\"answer_error\":");
-        jw_str(&w, q->answer_error, strlen(q->answer_error));
+        rag_jw_raw(&w, "},\"answer_error\":");
+        rag_jw_str(&w, q->answer_error, strlen(q->answer_error));
     }
-    jw_raw(&w, "}");
-    TN_ASSERT(w.rc == TN_OK);
-    return tn_buf_detach(&w.b, len);
+    rag_jw_raw(&w, "}");
+    return rag_jw_detach(&w, len);
 }
 
 void rag_http_search(tn_http_req_t *req, void *opaque)

@@ -1,5 +1,6 @@
-/* Unit tests for services/rag/http.c: the /v1/query body written directly (rag_query_body) is
- * byte for byte what json_dumps wrote of the same values built with jansson. */
+/* Unit tests for services/rag/http.c and json.c: the /v1/query body (rag_query_body) and the
+ * rag.queries event (rag_query_event_value, query.c), written directly, are byte for byte what
+ * json_dumps wrote of the same values built with jansson. */
 #include "tn_test.h"
 
 #include <stdlib.h>
@@ -41,10 +42,35 @@ static char *jansson_body(const rag_t *r, const rag_query_t *q)
     return s;
 }
 
-static void same(const rag_t *r, const rag_query_t *q)
+/* The event as query.c built it before. */
+static char *jansson_event(const rag_t *r, const rag_query_t *q, const char *endpoint,
+                           const char *question, const char *id, const char *at)
 {
-    size_t len;
-    char *got = rag_query_body(r, q, &len), *want = jansson_body(r, q);
+    json_t *hits = json_array();
+    for (size_t i = 0; i < q->nhits; i++)
+        json_array_append_new(hits, json_pack("{s:s, s:I, s:f}", "ticket_id", q->hits[i].ticket_id,
+                                              "chunk_index", (json_int_t)q->hits[i].chunk_index,
+                                              "score", (double)q->hits[i].score));
+    json_t *t = json_pack("{s:f}", "total_ms", q->total_ms);
+    json_object_set_new(t, "embed_ms", json_real(q->embed_ms));
+    json_object_set_new(t, "search_ms", json_real(q->search_ms));
+    if (q->with_answer)
+        json_object_set_new(t, "llm_ms", json_real(q->llm_ms));
+    json_t *v = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:o, s:s}", "schema_version", 1,
+                          "query_id", id, "tenant_id", q->tenant, "question", question, "endpoint",
+                          endpoint, "lang", q->lang, "top_k", (json_int_t)q->top_k, "hits", hits,
+                          "timings", t, "at", at);
+    if (q->with_answer)
+        json_object_set_new(v, "model", json_string(tn_llm_model(r->llm)));
+    if (q->answer_error[0])
+        json_object_set_new(v, "answer_error", json_string(q->answer_error));
+    char *s = json_dumps(v, JSON_COMPACT);
+    json_decref(v);
+    return s;
+}
+
+static void same_text(const char *got, size_t len, const char *want)
+{
     assert_non_null(want);
     assert_int_equal(len, strlen(got));
     if (strcmp(got, want) != 0) {
@@ -54,6 +80,32 @@ static void same(const rag_t *r, const rag_query_t *q)
         fail_msg("differs at byte %zu: ...%.60s, want ...%.60s", i, got + (i > 20 ? i - 20 : 0),
                  want + (i > 20 ? i - 20 : 0));
     }
+}
+
+static void same_event(const rag_t *r, const rag_query_t *q, const char *endpoint)
+{
+    static const char question[] = "¿Dónde renuevo la cédula [CEDULA] de \"Ana\"?\n";
+    static const char id[] = "0f8fad5b-d9cb-469f-a165-70867728950e", at[] = "2026-12-02T07:45:00Z";
+    size_t len;
+    char *got = rag_query_event_value(r, q, endpoint, question, id, at, &len);
+    char *want = jansson_event(r, q, endpoint, question, id, at);
+    same_text(got, len, want);
+    free(got);
+    free(want);
+}
+
+static void same(const rag_t *r, const rag_query_t *q)
+{
+    same_event(r, q, "query");
+    rag_query_t s = *q; /* as /v1/search has it */
+    s.with_answer = 0;
+    s.answer = NULL;
+    s.answer_error[0] = '\0';
+    same_event(r, &s, "search");
+    size_t len;
+    char *got = rag_query_body(r, q, &len), *want = jansson_body(r, q);
+    assert_non_null(want);
+    same_text(got, len, want);
     free(got);
     free(want);
 }
@@ -83,7 +135,11 @@ static void test_query_body(void **state)
          .title = "",
          .text = "¿Cuánto cuesta? RD$ 2,400."},
     };
-    rag_query_t q = {.hits = hits,
+    rag_query_t q = {.tenant = "tenant-\"a\"",
+                     .lang = "es",
+                     .top_k = 5,
+                     .with_answer = 1,
+                     .hits = hits,
                      .nhits = 3,
                      .answer = "Según los documentos: \"La oficina\" abre a las 9. [1]",
                      .embed_ms = 0.123456789,
