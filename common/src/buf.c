@@ -85,9 +85,9 @@ tn_err_t tn_buf_addf(tn_buf_t *b, const char *fmt, ...)
     return rc;
 }
 
-/* Length of the valid UTF-8 sequence at @p p (NUL-terminated), or 0: overlongs, surrogates,
- * code points past U+10FFFF and cut sequences are invalid. */
-static size_t utf8_seq(const unsigned char *p)
+/* Length of the valid UTF-8 sequence at @p p (@p avail bytes there), or 0: overlongs,
+ * surrogates, code points past U+10FFFF and cut sequences are invalid. */
+static size_t utf8_seq(const unsigned char *p, size_t avail)
 {
     unsigned c = p[0];
     size_t k;
@@ -100,8 +100,10 @@ static size_t utf8_seq(const unsigned char *p)
         k = 3, cp = c & 0x07;
     else
         return 0;
+    if (k >= avail)
+        return 0;
     for (size_t i = 1; i <= k; i++) {
-        if ((p[i] & 0xc0) != 0x80) /* also stops at the NUL */
+        if ((p[i] & 0xc0) != 0x80)
             return 0;
         cp = cp << 6 | (p[i] & 0x3f);
     }
@@ -113,14 +115,19 @@ static size_t utf8_seq(const unsigned char *p)
 
 tn_err_t tn_buf_add_json_str(tn_buf_t *b, const char *s)
 {
+    return tn_buf_add_json_strn(b, s, strlen(s));
+}
+
+tn_err_t tn_buf_add_json_strn(tn_buf_t *b, const char *s, size_t len)
+{
     static const char hex[] = "0123456789abcdef";
     size_t start = b->len;
     tn_err_t rc = tn_buf_add(b, "\"", 1);
-    const unsigned char *p = (const unsigned char *)s;
-    while (rc == TN_OK && *p) {
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    while (rc == TN_OK && p < end) {
         const unsigned char *run = p; /* bytes that need no escape go in one append */
-        for (;;) {
-            size_t k = *p >= 0x80 ? utf8_seq(p) : 0;
+        while (p < end) {
+            size_t k = *p >= 0x80 ? utf8_seq(p, (size_t)(end - p)) : 0;
             if (k > 0)
                 p += k;
             else if (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
@@ -130,7 +137,7 @@ tn_err_t tn_buf_add_json_str(tn_buf_t *b, const char *s)
         }
         if (p > run)
             rc = tn_buf_add(b, run, (size_t)(p - run));
-        if (rc != TN_OK || !*p)
+        if (rc != TN_OK || p == end)
             break;
         char esc[7];
         switch (*p) {

@@ -190,11 +190,15 @@ static void fold_init(void)
     }
 }
 
-char *tn_category_fold(const char *text, size_t len)
+size_t tn_category_fold_into(const char *text, size_t len, char **buf, size_t *bufcap)
 {
     pthread_once(&fold_once, fold_init);
-    size_t cap = len + 68, o = 0;
-    char *out = tn_xmalloc(cap);
+    size_t cap = *bufcap, o = 0;
+    char *out = *buf;
+    if (cap < len + 68) {
+        cap = len + 68;
+        out = tn_xrealloc(out, cap);
+    }
     out[o++] = ' ';
     for (size_t i = 0; i < len;) {
         const char *f;
@@ -235,10 +239,29 @@ char *tn_category_fold(const char *text, size_t len)
     if (out[o - 1] != ' ')
         out[o++] = ' ';
     out[o] = '\0';
+    *buf = out;
+    *bufcap = cap;
+    return o;
+whole:;
+    char *m = fold_map(text, len);
+    o = strlen(m);
+    if (cap < o + 1) {
+        cap = o + 1;
+        out = tn_xrealloc(out, cap);
+    }
+    memcpy(out, m, o + 1);
+    free(m);
+    *buf = out;
+    *bufcap = cap;
+    return o;
+}
+
+char *tn_category_fold(const char *text, size_t len)
+{
+    char *out = NULL;
+    size_t cap = 0;
+    tn_category_fold_into(text, len, &out, &cap);
     return out;
-whole:
-    free(out);
-    return fold_map(text, len);
 }
 
 void tn_category_destroy(tn_category_t *c)

@@ -28,15 +28,29 @@
 #define DEF_TIMEOUT_MS       30000
 #define DEF_ATTEMPTS         2
 #define UPSTREAM             "llm"
-#define MAX_ANSWER           (1u << 20) /* bytes of answer text kept */
-#define MAX_SSE_LINE         (1u << 20) /* bytes of one SSE line or event */
-#define MAX_RESPONSE         (4u << 20) /* bytes of a whole (non-streamed) answer */
-#define MAX_QWORDS           64         /* distinct content words of a question considered */
+#define MAX_ANSWER           (1u << 20)  /* bytes of answer text kept */
+#define MAX_SSE_LINE         (1u << 20)  /* bytes of one SSE line or event */
+#define MAX_RESPONSE         (4u << 20)  /* bytes of a whole (non-streamed) answer */
+#define MAX_QWORDS           64          /* distinct content words of a question considered */
+#define DEF_CACHE_PASSAGES   2048        /* passages whose analysis the extractive provider keeps */
+#define MAX_CACHED_PASSAGE   (64u << 10) /* bytes: a longer passage is analysed every time */
+#define CACHE_WAYS           8
 
 typedef enum { PROVIDER_EXTRACTIVE, PROVIDER_OPENAI } provider_t;
 
+typedef struct passage_info passage_info_t;
+
+/* One set of the extractive provider's passage cache: its CACHE_WAYS passages, the most recently
+ * used first. */
+typedef struct cache_set {
+    pthread_mutex_t mu;
+    passage_info_t *way[CACHE_WAYS];
+} cache_set_t;
+
 struct tn_llm {
     provider_t provider;
+    cache_set_t *cache; /* extractive: nsets sets (a power of two) of ways, or NULL */
+    size_t nsets, ways;
     char *model;
     double temperature;
     int max_tokens;
@@ -369,76 +383,80 @@ static void stop_build(void)
     }
 }
 
-static bool is_stop_word(const char *w, size_t len)
+/* @p h: stop_hash(w, len) */
+static bool is_stop_word(const char *w, size_t len, uint32_t h)
 {
     pthread_once(&stop_once, stop_build);
-    for (uint32_t j = stop_hash(w, len) & (STOP_SLOTS - 1); stop_set[j];
-         j = (j + 1) & (STOP_SLOTS - 1))
+    for (uint32_t j = h & (STOP_SLOTS - 1); stop_set[j]; j = (j + 1) & (STOP_SLOTS - 1))
         if (stop_len[j] == len && memcmp(stop_set[j], w, len) == 0)
             return true;
     return false;
 }
 
-/* Calls @p fn for each content word of @p len bytes of text (folded, trimmed of a plural "s"). */
-typedef void(word_fn)(void *opaque, const char *w, size_t len);
+/* A buffer reused for every fold of one answer: no allocation per sentence. */
+typedef struct scratch {
+    char *buf;
+    size_t cap;
+} scratch_t;
 
-static void content_words(const char *text, size_t len, word_fn *fn, void *opaque)
+/* Calls @p fn for each content word of @p len bytes of text (folded, trimmed of a plural "s")
+ * with its stop_hash(). The folded text stays in @p sc (until its next use); returns its
+ * length. */
+typedef void(word_fn)(void *opaque, const char *w, size_t len, uint32_t h);
+
+static size_t content_words(const char *text, size_t len, word_fn *fn, void *opaque, scratch_t *sc)
 {
-    char *f = tn_category_fold(text, len);
-    for (char *p = f; *p;) {
-        size_t skip = strspn(p, " '");
-        p += skip;
-        size_t wl = strcspn(p, " '");
+    size_t flen = tn_category_fold_into(text, len, &sc->buf, &sc->cap);
+    const char *f = sc->buf;
+    for (size_t i = 0; i < flen;) {
+        while (i < flen && (f[i] == ' ' || f[i] == '\''))
+            i++;
+        const char *p = f + i;
+        size_t letters = 0;
+        while (i < flen && f[i] != ' ' && f[i] != '\'') {
+            letters += ((unsigned char)f[i] & 0xC0) != 0x80;
+            i++;
+        }
+        size_t wl = (size_t)(f + i - p);
         if (wl == 0)
             break;
-        size_t letters = count_chars(p, wl);
         if (letters >= 4 && p[wl - 1] == 's' && p[wl - 2] != 's') {
             wl--;
             letters--;
         }
-        if (letters >= 3 && !is_stop_word(p, wl))
-            fn(opaque, p, wl);
-        p += strcspn(p, " '");
+        if (letters < 3)
+            continue;
+        uint32_t h = stop_hash(p, wl);
+        if (!is_stop_word(p, wl, h))
+            fn(opaque, p, wl, h);
     }
-    free(f);
+    return flen;
 }
 
 typedef struct qwords {
     char *w[MAX_QWORDS];
     size_t len[MAX_QWORDS];
+    uint32_t hash[MAX_QWORDS]; /* stop_hash(): compared before the bytes */
     size_t n;
+    uint64_t bloom; /* bit hash % 64 of each: a word whose bit is clear is none of them */
 } qwords_t;
 
-static int qwords_find(const qwords_t *q, const char *w, size_t len)
+static int qwords_find(const qwords_t *q, const char *w, size_t len, uint32_t h)
 {
     for (size_t i = 0; i < q->n; i++)
-        if (q->len[i] == len && memcmp(q->w[i], w, len) == 0)
+        if (q->hash[i] == h && q->len[i] == len && memcmp(q->w[i], w, len) == 0)
             return (int)i;
     return -1;
 }
 
-static void qwords_add(void *opaque, const char *w, size_t len)
+static void qwords_add(void *opaque, const char *w, size_t len, uint32_t h)
 {
     qwords_t *q = opaque;
-    if (q->n < MAX_QWORDS && qwords_find(q, w, len) < 0) {
+    if (q->n < MAX_QWORDS && qwords_find(q, w, len, h) < 0) {
         q->w[q->n] = tn_xstrndup(w, len);
+        q->bloom |= (uint64_t)1 << (h & 63);
+        q->hash[q->n] = h;
         q->len[q->n++] = len;
-    }
-}
-
-typedef struct hits {
-    const qwords_t *q;
-    bool seen[MAX_QWORDS];
-    int count;
-} hits_t;
-
-static void hits_add(void *opaque, const char *w, size_t len)
-{
-    hits_t *h = opaque;
-    int i = qwords_find(h->q, w, len);
-    if (i >= 0 && !h->seen[i]) {
-        h->seen[i] = true;
-        h->count++;
     }
 }
 
@@ -450,6 +468,8 @@ typedef struct sent {
     double score;
     size_t chars;  /* characters it adds to the answer: " " + text + " [n]" */
     bool question; /* used only when no other sentence is left */
+    uint64_t
+        fold_hash; /* of its folded text: two sentences that differ here say different things */
 } sent_t;
 
 static bool is_space(unsigned char c)
@@ -484,19 +504,34 @@ static const char *const abbreviations[] = {
     /* English */
     "mr", "mrs", "ms", "st", "vs", "e.g", "i.e", "approx", "dept", "fig", "jr", "u.s", "tel"};
 
+static size_t abbreviation_max; /* bytes of the longest of the list */
+static pthread_once_t abbreviation_once = PTHREAD_ONCE_INIT;
+
+static void abbreviation_build(void)
+{
+    for (size_t i = 0; i < TN_ARRAY_LEN(abbreviations); i++)
+        if (strlen(abbreviations[i]) > abbreviation_max)
+            abbreviation_max = strlen(abbreviations[i]);
+}
+
 /* Whether the word before the "." at @p dot of @p t (from the last blank or opening bracket or
  * quote) is an abbreviation of the list or an initial. */
-static bool abbreviation_before(const char *t, size_t dot)
+static bool abbreviation_before(const char *t, size_t dot, scratch_t *sc)
 {
     size_t b = dot;
-    while (b > 0 && t[b - 1] != '\0' && !is_space((unsigned char)t[b - 1]) &&
-           !strchr("(\"'[", t[b - 1]))
+    while (b > 0 && t[b - 1] != '\0' && !is_space((unsigned char)t[b - 1]) && t[b - 1] != '(' &&
+           t[b - 1] != '"' && t[b - 1] != '\'' && t[b - 1] != '[')
         b--;
     if (b == dot)
         return false;
     if (dot - b == 1 && t[b] >= 'A' && t[b] <= 'Z') /* an initial: "J. R. Smith" */
         return true;
-    char *f = tn_category_fold(t + b, dot - b + 1); /* " dra " or " p ej " */
+    size_t flen = tn_category_fold_into(t + b, dot - b + 1, &sc->buf, &sc->cap);
+    const char *f = sc->buf; /* " dra " or " p ej " */
+    /* a match is " " + the abbreviation + " ": no longer one can be */
+    pthread_once(&abbreviation_once, abbreviation_build);
+    if (flen > abbreviation_max + 2)
+        return false;
     bool found = false;
     for (size_t i = 0; i < TN_ARRAY_LEN(abbreviations) && !found; i++) {
         const char *a = abbreviations[i];
@@ -508,7 +543,6 @@ static bool abbreviation_before(const char *t, size_t dot)
                 break;
         found = j == al && f[k] == ' ' && f[k + 1] == '\0';
     }
-    free(f);
     return found;
 }
 
@@ -527,24 +561,36 @@ static bool continues_lower(const char *t, size_t len, size_t j)
            (unsigned char)t[j + 1] != 0xB7;
 }
 
-TN_TESTABLE void tn_llm_split_sentences(const char *t, size_t len, tn_llm_sentence_fn *add,
-                                        void *opaque)
+/* Whether @p c may follow a sentence's end mark and still belong to it: . ! ? " ' ) ] */
+static bool is_end_tail(char c)
+{
+    return c == '.' || c == '!' || c == '?' || c == '"' || c == '\'' || c == ')' || c == ']';
+}
+
+static void split_sentences(const char *t, size_t len, tn_llm_sentence_fn *add, void *opaque,
+                            scratch_t *sc)
 {
     size_t start = 0, i = 0;
     while (i < len) {
-        if (t[i] == '\n') {
+        unsigned char c = (unsigned char)t[i];
+        /* most bytes: none of \n . ! ? or the first byte of "…" */
+        if (c != '\n' && c != '.' && c != '!' && c != '?' && c != 0xE2) {
+            i++;
+            continue;
+        }
+        if (c == '\n') {
             sentence_out(t, start, i, add, opaque);
             start = ++i;
             continue;
         }
         bool ell = ellipsis_at(t, len, i);
-        if (!ell && t[i] != '.' && t[i] != '!' && t[i] != '?') {
+        if (!ell && c == 0xE2) {
             i++;
             continue;
         }
         size_t j = ell ? i + 3 : i + 1;
         for (;;) {
-            if (j < len && t[j] != '\0' && strchr(".!?\"')]", t[j]))
+            if (j < len && is_end_tail(t[j]))
                 j++;
             else if (ellipsis_at(t, len, j))
                 j += 3;
@@ -556,7 +602,7 @@ TN_TESTABLE void tn_llm_split_sentences(const char *t, size_t len, tn_llm_senten
         bool end = j == len || is_space((unsigned char)t[j]);
         /* a lone "." may be an abbreviation's or an initial's, inside the sentence */
         if (end && j == i + 1 && t[i] == '.' &&
-            (abbreviation_before(t, i) || continues_lower(t, len, j)))
+            (abbreviation_before(t, i, sc) || continues_lower(t, len, j)))
             end = false;
         if (end) {
             sentence_out(t, start, j, add, opaque);
@@ -565,6 +611,14 @@ TN_TESTABLE void tn_llm_split_sentences(const char *t, size_t len, tn_llm_senten
         i = j;
     }
     sentence_out(t, start, len, add, opaque);
+}
+
+TN_TESTABLE void tn_llm_split_sentences(const char *t, size_t len, tn_llm_sentence_fn *add,
+                                        void *opaque)
+{
+    scratch_t sc = {NULL, 0};
+    split_sentences(t, len, add, opaque, &sc);
+    free(sc.buf);
 }
 
 TN_TESTABLE int tn_llm_is_question(const char *s, size_t len)
@@ -587,59 +641,251 @@ TN_TESTABLE int tn_llm_is_question(const char *s, size_t len)
     return len > 0 && s[len - 1] == '?';
 }
 
-static void count_word(void *opaque, const char *w, size_t len)
+/* FNV-1a, 64 bits */
+static uint64_t text_hash(const char *p, size_t len)
 {
-    (void)w;
-    (void)len;
-    ++*(int *)opaque;
+    uint64_t h = 14695981039346656037u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)p[i]) * 1099511628211u;
+    return h;
+}
+
+/* Bytes of " [n]" for passage number @p n. */
+static size_t marker_len(size_t n)
+{
+    size_t d = 1;
+    while (n >= 10) {
+        n /= 10;
+        d++;
+    }
+    return 3 + d;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* A passage analysed once for any question: its sentences (where, how many characters, whether
+ * they ask, the hash of their folded text) and their content words (folded bytes and hash).
+ * Answering then only looks the question's words up in them. The analyses are kept in the llm's
+ * cache (CACHE_WAYS-way sets, keyed by a hash of the text and compared byte for byte), so a
+ * passage that comes back, as the chunks of a popular question do, is not split, folded and
+ * tokenized again. */
+
+typedef struct pword {
+    uint32_t off; /* in bytes[] */
+    uint32_t len;
+    uint32_t hash; /* stop_hash() */
+} pword_t;
+
+typedef struct psent {
+    size_t start, len; /* of the trimmed sentence in the passage text */
+    size_t w0, nw;     /* its content words: w[w0 .. w0 + nw) */
+    size_t chars;      /* count_chars() of the sentence */
+    bool question;
+    uint64_t fold_hash;
+} psent_t;
+
+struct passage_info {
+    uint64_t key; /* passage_key() of the text */
+    char *text;   /* a copy to compare with on lookup (cached ones only) */
+    size_t len;
+    psent_t *s;
+    size_t ns, scap;
+    pword_t *w;
+    size_t nw, wcap;
+    char *bytes; /* the content words, folded, one after another */
+    size_t nbytes, bcap;
+};
+
+static void passage_free(passage_info_t *p)
+{
+    if (!p)
+        return;
+    free(p->text);
+    free(p->s);
+    free(p->w);
+    free(p->bytes);
+    free(p);
+}
+
+/* A fast hash of a passage (8 bytes a step); equal keys are then compared byte for byte. */
+static uint64_t passage_key(const char *t, size_t len)
+{
+    uint64_t h = 0x9E3779B97F4A7C15u ^ len, v;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        memcpy(&v, t + i, 8);
+        h = (h ^ v) * 0xFF51AFD7ED558CCDu;
+        h ^= h >> 32;
+    }
+    v = 0;
+    memcpy(&v, t + i, len - i);
+    h = (h ^ v) * 0xC4CEB9FE1A85EC53u;
+    return h ^ (h >> 29);
+}
+
+typedef struct analyze {
+    passage_info_t *p;
+    const char *base; /* the passage text */
+    scratch_t *fold;
+} analyze_t;
+
+static void word_keep(void *opaque, const char *w, size_t len, uint32_t h)
+{
+    passage_info_t *p = opaque;
+    TN_ASSERT(p->nbytes + len < UINT32_MAX);
+    if (p->nbytes + len > p->bcap) {
+        p->bcap = 2 * (p->nbytes + len);
+        p->bytes = tn_xrealloc(p->bytes, p->bcap);
+    }
+    if (p->nw == p->wcap) {
+        p->wcap = p->wcap ? 2 * p->wcap : 64;
+        p->w = tn_xrealloc(p->w, p->wcap * sizeof(*p->w));
+    }
+    memcpy(p->bytes + p->nbytes, w, len);
+    p->w[p->nw++] = (pword_t){(uint32_t)p->nbytes, (uint32_t)len, h};
+    p->nbytes += len;
+}
+
+static void analyze_add(void *opaque, const char *text, size_t len)
+{
+    analyze_t *an = opaque;
+    passage_info_t *p = an->p;
+    if (p->ns == p->scap) {
+        p->scap = p->scap ? 2 * p->scap : 16;
+        p->s = tn_xrealloc(p->s, p->scap * sizeof(*p->s));
+    }
+    psent_t *ps = &p->s[p->ns++];
+    ps->start = (size_t)(text - an->base);
+    ps->len = len;
+    ps->w0 = p->nw;
+    size_t flen = content_words(text, len, word_keep, p, an->fold);
+    ps->nw = p->nw - ps->w0;
+    ps->fold_hash = text_hash(an->fold->buf, flen);
+    ps->question = tn_llm_is_question(text, len) != 0;
+    ps->chars = count_chars(text, len);
+}
+
+/* Analyse @p len bytes of @p text (@p keep: with a copy of the text, for the cache). Caller
+ * owns the result; free with passage_free(). */
+static passage_info_t *passage_analyze(const char *text, size_t len, uint64_t key, bool keep,
+                                       scratch_t *fold, scratch_t *split)
+{
+    passage_info_t *p = tn_xcalloc(1, sizeof(*p));
+    p->key = key;
+    p->len = len;
+    if (keep) {
+        p->text = tn_xmalloc(len ? len : 1);
+        memcpy(p->text, text, len);
+    }
+    analyze_t an = {p, text, fold};
+    split_sentences(text, len, analyze_add, &an, split);
+    return p;
+}
+
+/* The cached analysis of @p text in @p set (locked, of @p ways), made the most recently used;
+ * or NULL. */
+static passage_info_t *cache_find(cache_set_t *set, size_t ways, uint64_t key, const char *text,
+                                  size_t len)
+{
+    for (size_t i = 0; i < ways; i++) {
+        passage_info_t *p = set->way[i];
+        if (p && p->key == key && p->len == len && memcmp(p->text, text, len) == 0) {
+            memmove(&set->way[1], &set->way[0], i * sizeof(*set->way));
+            set->way[0] = p;
+            return p;
+        }
+    }
+    return NULL;
 }
 
 typedef struct collect {
     sent_t *s;
     size_t n, cap;
-    size_t passage, index;
+    size_t passage;
     const qwords_t *q;
     double bonus;
-    int q_hits;  /* the previous sentence of the passage is a question with this many words */
-    size_t nonq; /* candidates that are not questions */
+    int q_hits;      /* the previous sentence of the passage is a question with this many words */
+    size_t nonq;     /* candidates that are not questions */
+    scratch_t fold;  /* the folded sentence */
+    scratch_t split; /* the folded word before a "." */
 } collect_t;
 
-static void collect_add(void *opaque, const char *text, size_t len)
+_Static_assert(MAX_QWORDS <= 64, "the question words seen in a sentence are one uint64_t");
+
+/* The candidate sentences of passage c->passage, whose @p text @p p analyses. */
+static void collect_passage(collect_t *c, const passage_info_t *p, const char *text)
 {
-    collect_t *c = opaque;
-    hits_t h = {.q = c->q};
-    size_t index = c->index++;
-    content_words(text, len, hits_add, &h);
-    bool question = tn_llm_is_question(text, len) != 0;
-    /* A FAQ: the sentence after a question that matches is its answer, and inherits its words
-     * (even with none of its own: "¿Cuánto cuesta? RD$ 2,400."). A bare "No." or "Gracias."
-     * says too little alone: the lift passes to the sentence after it. */
-    int lift = question ? 0 : c->q_hits;
-    c->q_hits = question ? h.count : 0;
-    if (lift > 0 && h.count == 0) {
-        int words = 0;
-        content_words(text, len, count_word, &words);
-        if (words < 2) {
-            c->q_hits = lift;
-            return;
+    for (size_t k = 0; k < p->ns; k++) {
+        const psent_t *ps = &p->s[k];
+        uint64_t seen = 0;
+        int count = 0;
+        for (size_t j = 0; j < ps->nw; j++) {
+            const pword_t *w = &p->w[ps->w0 + j];
+            if (!(c->q->bloom >> (w->hash & 63) & 1))
+                continue;
+            int i = qwords_find(c->q, p->bytes + w->off, w->len, w->hash);
+            if (i >= 0 && !(seen >> i & 1)) {
+                seen |= (uint64_t)1 << i;
+                count++;
+            }
         }
+        bool question = ps->question;
+        /* A FAQ: the sentence after a question that matches is its answer, and inherits its
+         * words (even with none of its own: "¿Cuánto cuesta? RD$ 2,400."). A bare "No." or
+         * "Gracias." says too little alone: the lift passes to the sentence after it. */
+        int lift = question ? 0 : c->q_hits;
+        c->q_hits = question ? count : 0;
+        if (lift > 0 && count == 0 && ps->nw < 2) {
+            c->q_hits = lift;
+            continue;
+        }
+        if (count == 0 && lift == 0)
+            continue;
+        c->nonq += !question;
+        if (c->n == c->cap) {
+            c->cap = c->cap ? 2 * c->cap : 32;
+            c->s = tn_xrealloc(c->s, c->cap * sizeof(*c->s));
+        }
+        c->s[c->n++] = (sent_t){.passage = c->passage,
+                                .index = k,
+                                .text = text + ps->start,
+                                .len = ps->len,
+                                .score = count + lift + c->bonus,
+                                .chars = 1 + ps->chars + marker_len(c->passage + 1),
+                                .question = question,
+                                .fold_hash = ps->fold_hash};
     }
-    if (h.count == 0 && lift == 0)
-        return;
-    c->nonq += !question;
-    if (c->n == c->cap) {
-        c->cap = c->cap ? 2 * c->cap : 32;
-        c->s = tn_xrealloc(c->s, c->cap * sizeof(*c->s));
+}
+
+/* Collect the candidates of passage @p text: from its cached analysis, or from one made now (and
+ * cached when it may be). */
+static void collect_from(tn_llm_t *l, collect_t *c, const char *text, size_t len)
+{
+    cache_set_t *set = NULL;
+    uint64_t key = 0;
+    if (l->cache && len <= MAX_CACHED_PASSAGE) {
+        key = passage_key(text, len);
+        set = &l->cache[key & (l->nsets - 1)];
+        pthread_mutex_lock(&set->mu);
+        passage_info_t *p = cache_find(set, l->ways, key, text, len);
+        if (p)
+            collect_passage(c, p, text); /* under the lock: it may be replaced once released */
+        pthread_mutex_unlock(&set->mu);
+        if (p)
+            return;
     }
-    char marker[32];
-    int ml = snprintf(marker, sizeof(marker), " [%zu]", c->passage + 1);
-    c->s[c->n++] = (sent_t){.passage = c->passage,
-                            .index = index,
-                            .text = text,
-                            .len = len,
-                            .score = h.count + lift + c->bonus,
-                            .chars = 1 + count_chars(text, len) + (size_t)ml,
-                            .question = question};
+    passage_info_t *p = passage_analyze(text, len, key, set != NULL, &c->fold, &c->split);
+    collect_passage(c, p, text);
+    if (set) {
+        pthread_mutex_lock(&set->mu);
+        if (!cache_find(set, l->ways, key, text, len)) { /* not put there meanwhile */
+            passage_free(set->way[l->ways - 1]);
+            memmove(&set->way[1], &set->way[0], (l->ways - 1) * sizeof(*set->way));
+            set->way[0] = p;
+            p = NULL; /* the cache's now */
+        }
+        pthread_mutex_unlock(&set->mu);
+    }
+    passage_free(p);
 }
 
 static int by_score(const void *a, const void *b)
@@ -662,17 +908,20 @@ static int by_position(const void *a, const void *b)
     return x->index < y->index ? -1 : x->index > y->index;
 }
 
-/* Whether @p s says the same as one of the @p n chosen sentences (folded text equal). */
+/* Whether @p s says the same as one of the @p n chosen sentences (folded text equal; the texts
+ * are folded only when their hashes are equal). */
 static bool is_repeat(const sent_t *s, const sent_t *chosen, size_t n)
 {
     bool same = false;
-    char *a = tn_category_fold(s->text, s->len);
     for (size_t i = 0; i < n && !same; i++) {
+        if (chosen[i].fold_hash != s->fold_hash)
+            continue;
+        char *a = tn_category_fold(s->text, s->len);
         char *b = tn_category_fold(chosen[i].text, chosen[i].len);
         same = strcmp(a, b) == 0;
         free(b);
+        free(a);
     }
-    free(a);
     return same;
 }
 
@@ -720,15 +969,14 @@ static tn_err_t answer_extractive(tn_llm_t *l, const char *question, const char 
     tn_buf_t out;
     tn_buf_init(&out, MAX_ANSWER);
 
-    content_words(question, strlen(question), qwords_add, &q);
+    content_words(question, strlen(question), qwords_add, &q, &c.fold);
     for (size_t i = 0; i < n && q.n > 0; i++) {
         if (!passages[i].text || passages[i].text_len == 0)
             continue;
         c.passage = i;
-        c.index = 0;
         c.q_hits = 0;
         c.bonus = 0.25 * (double)(n - i) / (double)n;
-        tn_llm_split_sentences(passages[i].text, passages[i].text_len, collect_add, &c);
+        collect_from(l, &c, passages[i].text, passages[i].text_len);
     }
     if (c.n == 0) {
         tn_buf_adds(&out, none);
@@ -796,6 +1044,8 @@ out:
     for (size_t i = 0; i < q.n; i++)
         free(q.w[i]);
     free(c.s);
+    free(c.fold.buf);
+    free(c.split.buf);
     free(chosen);
     return rc;
 }
@@ -1191,6 +1441,7 @@ tn_llm_opts_t tn_llm_opts_default(void)
         .max_chars = DEF_MAX_CHARS,
         .timeout_ms = DEF_TIMEOUT_MS,
         .max_attempts = DEF_ATTEMPTS,
+        .cache_passages = DEF_CACHE_PASSAGES,
     };
     return o;
 }
@@ -1234,6 +1485,17 @@ tn_llm_t *tn_llm_new(const tn_llm_opts_t *o, char *errbuf, size_t errlen)
     if (strcmp(prov, "extractive") == 0) {
         l->provider = PROVIDER_EXTRACTIVE;
         l->model = tn_xstrdup(o->model && o->model[0] ? o->model : DEF_EXTRACTIVE_MODEL);
+        size_t want = o->cache_passages < 0    ? 0
+                      : o->cache_passages == 0 ? DEF_CACHE_PASSAGES
+                                               : (size_t)o->cache_passages;
+        if (want > 0) {
+            l->ways = want < CACHE_WAYS ? want : CACHE_WAYS;
+            for (l->nsets = 1; l->nsets * l->ways < want; l->nsets *= 2)
+                ;
+            l->cache = tn_xcalloc(l->nsets, sizeof(*l->cache));
+            for (size_t i = 0; i < l->nsets; i++)
+                pthread_mutex_init(&l->cache[i].mu, NULL);
+        }
         return l;
     }
     if (strcmp(prov, "openai") != 0) {
@@ -1254,6 +1516,12 @@ void tn_llm_destroy(tn_llm_t *l)
 {
     if (!l)
         return;
+    for (size_t i = 0; i < l->nsets; i++) {
+        for (size_t j = 0; j < l->ways; j++)
+            passage_free(l->cache[i].way[j]);
+        pthread_mutex_destroy(&l->cache[i].mu);
+    }
+    free(l->cache);
     tn_http_client_destroy(l->hc);
     free(l->path);
     free(l->model);

@@ -156,35 +156,70 @@ void rag_query_event(rag_t *r, const rag_query_t *q, const char *endpoint)
         tn_buf_adds(&red, "[REDACTION FAILED]");
     }
     tn_buf_add(&red, "", 1);
-    json_t *hits = json_array();
-    for (size_t i = 0; i < q->nhits; i++)
-        json_array_append_new(hits, json_pack("{s:s, s:I, s:f}", "ticket_id", q->hits[i].ticket_id,
-                                              "chunk_index", (json_int_t)q->hits[i].chunk_index,
-                                              "score", (double)q->hits[i].score));
-    json_t *t = json_pack("{s:f}", "total_ms", q->total_ms);
-    json_object_set_new(t, "embed_ms", json_real(q->embed_ms));
-    json_object_set_new(t, "search_ms", json_real(q->search_ms));
-    if (q->with_answer)
-        json_object_set_new(t, "llm_ms", json_real(q->llm_ms));
-    json_t *v = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:o, s:s}", "schema_version", 1,
-                          "query_id", tn_uuid4(id, sizeof(id)), "tenant_id", q->tenant, "question",
-                          red.data, "endpoint", endpoint, "lang", q->lang, "top_k",
-                          (json_int_t)q->top_k, "hits", hits, "timings", t, "at",
-                          tn_clock_rfc3339(now, sizeof(now), tn_clock_wall_ms()));
-    if (q->with_answer)
-        json_object_set_new(v, "model", json_string(tn_llm_model(r->llm)));
-    if (q->answer_error[0])
-        json_object_set_new(v, "answer_error", json_string(q->answer_error));
-    char *value = json_dumps(v, JSON_COMPACT);
+    tn_uuid4(id, sizeof(id));
+    tn_clock_rfc3339(now, sizeof(now), tn_clock_wall_ms());
+    size_t vlen;
+    char *value = rag_query_event_value(r, q, endpoint, red.data, id, now, &vlen);
     tn_kafka_header_t h[1] = {{TN_KAFKA_H_SCHEMA, "rag.queries/1", 13}};
-    tn_kafka_record_t rec = {r->cfg->topic_queries, -1, id, strlen(id), value, strlen(value), h, 1};
+    tn_kafka_record_t rec = {r->cfg->topic_queries, -1, id, strlen(id), value, vlen, h, 1};
     tn_kafka_error_t ke;
     /* Telemetry: never wait for it; a full queue drops the event (counted). */
     tn_err_t rc = tn_kafka_produce(r->events, &rec, &ke);
     tn_metric_add(r->m.events, TN_LABELS(rc == TN_OK ? "produced" : "dropped"), 1);
     free(value);
-    json_decref(v);
     tn_buf_cleanup(&red);
+}
+
+char *rag_query_event_value(const rag_t *r, const rag_query_t *q, const char *endpoint,
+                            const char *question, const char *query_id, const char *at, size_t *len)
+{
+    rag_jw_t w;
+    rag_jw_init(&w, strlen(question) * 6 + q->nhits * 512 + sizeof(q->answer_error) * 6 + 4096);
+    rag_jw_raw(&w, "{\"schema_version\":1,\"query_id\":");
+    rag_jw_str(&w, query_id, strlen(query_id));
+    rag_jw_raw(&w, ",\"tenant_id\":");
+    rag_jw_str(&w, q->tenant, strlen(q->tenant));
+    rag_jw_raw(&w, ",\"question\":");
+    rag_jw_str(&w, question, strlen(question));
+    rag_jw_raw(&w, ",\"endpoint\":");
+    rag_jw_str(&w, endpoint, strlen(endpoint));
+    rag_jw_raw(&w, ",\"lang\":");
+    rag_jw_str(&w, q->lang, strlen(q->lang));
+    rag_jw_raw(&w, ",\"top_k\":");
+    rag_jw_int(&w, (long long)q->top_k);
+    rag_jw_raw(&w, ",\"hits\":[");
+    for (size_t i = 0; i < q->nhits; i++) {
+        rag_jw_raw(&w, i ? ",{\"ticket_id\":" : "{\"ticket_id\":");
+        rag_jw_str(&w, q->hits[i].ticket_id, strlen(q->hits[i].ticket_id));
+        rag_jw_raw(&w, ",\"chunk_index\":");
+        rag_jw_int(&w, q->hits[i].chunk_index);
+        rag_jw_raw(&w, ",\"score\":");
+        rag_jw_real(&w, (double)q->hits[i].score);
+        rag_jw_raw(&w, "}");
+    }
+    rag_jw_raw(&w, "],\"timings\":{\"total_ms\":");
+    rag_jw_real(&w, q->total_ms);
+    rag_jw_raw(&w, ",\"embed_ms\":");
+    rag_jw_real(&w, q->embed_ms);
+    rag_jw_raw(&w, ",\"search_ms\":");
+    rag_jw_real(&w, q->search_ms);
+    if (q->with_answer) {
+        rag_jw_raw(&w, ",\"llm_ms\":");
+        rag_jw_real(&w, q->llm_ms);
+    }
+    rag_jw_raw(&w, "},\"at\":");
+    rag_jw_str(&w, at, strlen(at));
+    if (q->with_answer) {
+        const char *model = tn_llm_model(r->llm);
+        rag_jw_raw(&w, ",\"model\":");
+        rag_jw_str(&w, model, strlen(model));
+    }
+    if (q->answer_error[0]) {
+        rag_jw_raw(&w, ",\"answer_error\":");
+        rag_jw_str(&w, q->answer_error, strlen(q->answer_error));
+    }
+    rag_jw_raw(&w, "}");
+    return rag_jw_detach(&w, len);
 }
 
 void rag_query_free(rag_query_t *q)

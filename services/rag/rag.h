@@ -5,6 +5,7 @@
  *             and qdrant
  *   query.c   one question: embed, search, context, answer, event
  *   http.c    POST /v1/query (JSON or Server-Sent Events) and POST /v1/search
+ *   json.c    JSON written straight into a buffer (what json_dumps writes, without the values)
  */
 #ifndef RAG_H
 #define RAG_H
@@ -17,6 +18,7 @@
 #include <stdio.h>
 
 #include "taina/app.h"
+#include "taina/buf.h"
 #include "taina/breaker.h"
 #include "taina/embed.h"
 #include "taina/kafka.h"
@@ -171,7 +173,31 @@ tn_err_t rag_query_search(rag_t *r, rag_query_t *q, char *err, size_t errlen);
 void rag_query_answer(rag_t *r, rag_query_t *q);
 /** Produce the rag.queries event (asynchronous: never waits). */
 void rag_query_event(rag_t *r, const rag_query_t *q, const char *endpoint);
+/** The rag.queries event's value for @p q with the redacted @p question, @p query_id and @p at
+ *  (pure). Caller owns the result (*len bytes); free(). */
+char *rag_query_event_value(const rag_t *r, const rag_query_t *q, const char *endpoint,
+                            const char *question, const char *query_id, const char *at,
+                            size_t *len);
 void rag_query_free(rag_query_t *q);
+
+/* json.c: members written in order, as json_dumps(JSON_COMPACT) writes them; after a failure
+ * (over max) writes do nothing. */
+typedef struct rag_jw {
+    tn_buf_t b;
+    tn_err_t rc;
+} rag_jw_t;
+
+void rag_jw_init(rag_jw_t *w, size_t max);
+/** Append @p s as it is (punctuation and member names). */
+void rag_jw_raw(rag_jw_t *w, const char *s);
+/** A JSON string of @p len bytes of @p s. */
+void rag_jw_str(rag_jw_t *w, const char *s, size_t len);
+void rag_jw_int(rag_jw_t *w, long long v);
+/** As jansson writes a real: "%.17g", ".0" after what would read as an integer, the exponent
+ *  without "+" or leading zeros ("1e-07" -> "1e-7"); null if not finite (jansson refuses it). */
+void rag_jw_real(rag_jw_t *w, double v);
+/** The text (*len bytes; asserts no write failed). Caller owns it; free(). */
+char *rag_jw_detach(rag_jw_t *w, size_t *len);
 
 /* sources.c */
 /**
@@ -209,5 +235,12 @@ typedef struct rag_request {
  */
 int rag_request_parse(const tn_schema_t *schema, const char *body, size_t len, rag_request_t *out,
                       json_t **error);
+
+/**
+ * The JSON body of a /v1/query answer (not streamed) for @p q: citations (snippets of 300 bytes
+ * at most), model, timings, and answer or answer_error. Written directly, the bytes json_dumps
+ * would write for the same values (pure). Caller owns the result (*len bytes); free().
+ */
+char *rag_query_body(const rag_t *r, const rag_query_t *q, size_t *len);
 
 #endif

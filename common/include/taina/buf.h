@@ -38,6 +38,8 @@ tn_err_t tn_buf_vaddf(tn_buf_t *b, const char *fmt, va_list ap)
 /** @brief Append @p s as a JSON string literal, quotes included, escaping as RFC 8259 asks;
  *         bytes that are not valid UTF-8 become \ufffd, so the result is always valid JSON. */
 tn_err_t tn_buf_add_json_str(tn_buf_t *b, const char *s);
+/** @brief tn_buf_add_json_str() of @p len bytes of @p s (a NUL among them is escaped). */
+tn_err_t tn_buf_add_json_strn(tn_buf_t *b, const char *s, size_t len);
 /**
  * @brief Take the contents out of the buffer, leaving it empty.
  * @returns a NUL-terminated string (never NULL). Caller owns the result; free with free().

@@ -65,5 +65,13 @@ tn_category_result_t tn_category_classify(const tn_category_t *c, const char *te
  *        non-alphanumerics one space, padded with a space at both ends. Caller frees the result.
  */
 char *tn_category_fold(const char *text, size_t len);
+/**
+ * @brief tn_category_fold() into a buffer the caller reuses (no allocation once it is big
+ *        enough): the same bytes and a NUL in *buf, grown with tn_xrealloc() as needed.
+ * @param buf   *buf NULL or from an earlier call; caller owns it, free() when done.
+ * @param cap   *buf's size in bytes (0 with NULL); updated when it grows.
+ * @returns the folded length (without the NUL).
+ */
+size_t tn_category_fold_into(const char *text, size_t len, char **buf, size_t *cap);
 
 #endif

@@ -49,10 +49,14 @@ typedef struct tn_llm_opts {
     const char *provider; /**< "extractive" (default) or "openai" */
     const char *model;    /**< openai: required; extractive: reported name "taina-extractive-v1" */
     const char *url; /**< openai base URL ("http://127.0.0.1:8000"); /v1/chat/completions added */
-    const char *api_key;   /**< openai: Bearer; NULL/"" = none */
-    double temperature;    /**< openai: default 0.2 */
-    int max_tokens;        /**< openai: default 512 */
-    size_t max_chars;      /**< extractive: answer length cap, default 800 */
+    const char *api_key; /**< openai: Bearer; NULL/"" = none */
+    double temperature;  /**< openai: default 0.2 */
+    int max_tokens;      /**< openai: default 512 */
+    size_t max_chars;    /**< extractive: answer length cap, default 800 */
+    /** extractive: passages (up to 64 KB each) whose sentences and words are kept, the most
+     *  recently used, so that one seen again is not analysed again: default (0) 2048, about
+     *  4 KB each for chunks of 200 words; -1 none. The answers are the same either way. */
+    int cache_passages;
     int64_t timeout_ms;    /**< openai: deadline of one call, default 30000 */
     int max_attempts;      /**< openai: attempts before the first token, default 2 */
     tn_metrics_t *metrics; /**< borrowed; upstream="llm" */

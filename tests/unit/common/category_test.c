@@ -183,6 +183,11 @@ static char *fold_ref(const char *text, size_t len)
     return out;
 }
 
+/* Also through tn_category_fold_into with one buffer reused by every check (left holding a
+ * longer fold, or grown from small, or refilled by the whole-text path). */
+static char *reused;
+static size_t reused_cap;
+
 static void check_fold(const char *s, size_t n)
 {
     char *want = fold_ref(s, n), *got = tn_category_fold(s, n);
@@ -190,6 +195,9 @@ static void check_fold(const char *s, size_t n)
         fail_msg("fold of %zu bytes %02x %02x %02x %02x: \"%s\", want \"%s\"", n,
                  (unsigned char)s[0], n > 1 ? (unsigned char)s[1] : 0,
                  n > 2 ? (unsigned char)s[2] : 0, n > 3 ? (unsigned char)s[3] : 0, got, want);
+    size_t len = tn_category_fold_into(s, n, &reused, &reused_cap);
+    assert_int_equal(len, strlen(want));
+    assert_string_equal(reused, want);
     free(want);
     free(got);
 }
@@ -216,6 +224,14 @@ static void test_fold_every_code_point(void **state)
     }
     check_fold("Caf\xC3\xA9 \xFF x", 7);
     check_fold("\xE1\xBA\xA0\xCC\x81\xCC\xA3 ma\xCD\x85\xCC\x81", 15);
+    char big[4000]; /* grows the reused buffer past its first size, then a short one in it */
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = "A\xC3\xA9 .b"[i % 6];
+    check_fold(big, sizeof(big));
+    check_fold("x", 1);
+    free(reused);
+    reused = NULL;
+    reused_cap = 0;
 }
 
 /* Scores equal those of one strstr per phrase over the folded title (TN_CATEGORY_TITLE_WEIGHT

@@ -3,6 +3,7 @@
 #include "tn_test.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "taina/llm.h"
 #include "taina/log.h"
 #include "taina/mem.h"
+#include "taina/text.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Helpers */
@@ -207,6 +209,236 @@ static void test_extractive_deterministic_and_order(void **state)
     }
     free(a);
     tn_llm_destroy(l);
+}
+
+/* The answers for a fixed set of passages, pinned before the extractive provider was made
+ * cheaper (issue 6): six 120-word chunks of the rag benchmark's corpus
+ * (tests/bench/embedder/corpus.py, seed 7) and two written to reach the rarer paths
+ * (abbreviations, an ellipsis, line breaks, a FAQ, a sentence repeated in two passages), asked
+ * the benchmark's kind of questions over three passage orders, four answer caps and three
+ * language hints. A change of any answer changes the digest: the first few are also spelled
+ * out, so a failure shows what moved. */
+static const char *const PIN_PASSAGES[] = {
+    "Por favor, ¿me pueden indicar el horario de atención de la oficina central de La Vega? "
+    "Agradecería una explicación detallada de los requisitos establecidos para la "
+    "legalización del registro mercantil, porque las instrucciones publicadas en la "
+    "plataforma son contradictorias. Agradecería una explicación detallada de los requisitos "
+    "establecidos para la legalización del constancia de pago, porque las instrucciones "
+    "publicadas en la plataforma son contradictorias. ¿Es posible cambiar la dirección del "
+    "certificado de antecedentes sin volver a San Francisco de Macorís? Ahora vivo en "
+    "Higüey. No entiendo por qué me cobraron 22,933 pesos de recargo si pagué antes de "
+    "noviembre. En la oficina central de Moca no funcionan las máquinas de turnos desde el "
+    "27 de noviembre. Solicité una cita en la",
+    "My name is John Guzmán, I live in Higüey and case TRM-2024-639434 was left incomplete "
+    "at the downtown branch. I attach photos of the property deed and the driving licence, "
+    "as I was told on the phone on August 28. The clerk at the call centre asked for the "
+    "original identity card, but the website says a copy is fine. Why was I charged a 3,498 "
+    "pesos late fee when I paid before August? Can I change the address on my property deed "
+    "without travelling back to Santo Domingo? I live in Cotuí. Where can I check the status "
+    "of application REC-2020-231171 that I filed in La Romana? The online payment page "
+    "rejects my card when I try to pay",
+    "Thank you for your help yesterday, but the booking system still shows error ERR-9862. "
+    "My neighbour Yolanda Santana got the residence permit in 9 days; mine has been pending "
+    "for 7 weeks. I paid 17,576 pesos on November 19 and receipt EXP-2019-813735 does not "
+    "show in the system. I want to file a complaint about the service I received at the "
+    "electoral board on September 2. The online payment page rejects my card when I try to "
+    "pay 6,684 pesos for the residence permit. My neighbour Ana Reyes got the birth "
+    "certificate in 9 days; mine has been pending for 7 weeks. I want to file a complaint "
+    "about the service I received at the downtown branch on March 22.",
+    "Perdí mi permiso de residencia durante la mudanza de Santo Domingo a Barahona y quiero "
+    "reportarlo cuanto antes. No entiendo por qué me cobraron 3,081 pesos de recargo si "
+    "pagué antes de marzo. Necesito una copia del acta de defunción de mi hermano para un "
+    "trámite en Monte Plata. Llevo 3 horas esperando en la fila de la delegación provincial "
+    "y nadie nos da información del turno. Adjunto la foto del permiso de residencia y del "
+    "permiso de residencia, como me indicaron por teléfono el 15 de abril. Presenté la "
+    "documentación complementaria solicitada mediante comunicación REC-2022-726333, pero la "
+    "verificación institucional permanece pendiente desde enero. ¿Dónde puedo consultar el "
+    "estado de la solicitud EXP-2019-351621 que hice en Higüey? Es urgente: mi",
+    "¿Es posible cambiar la dirección del permiso de residencia sin volver a Monte Plata? "
+    "Ahora vivo en Barahona. Quisiera saber cuánto cuesta el registro mercantil para menores "
+    "y si mi esposo debe estar presente. Solicito formalmente la actualización de la "
+    "información correspondiente a mi expediente administrativo CAS-2025-080467, ya que la "
+    "notificación electrónica indica documentación incompleta. Me llamo Juana Peña y vivo en "
+    "Monte Plata; el expediente CAS-2023-704644 quedó incompleto en la oficina central. El "
+    "sistema de pagos no acepta mi tarjeta cuando intento pagar 18,142 pesos del carnet del "
+    "seguro. Agradecería una explicación detallada de los requisitos establecidos para la "
+    "legalización del permiso de residencia, porque las instrucciones publicadas en la "
+    "plataforma son contradictorias. Presenté la documentación complementaria solicitada "
+    "mediante",
+    "Es urgente: mi abuela viaja el 3 de junio y el cédula todavía aparece en proceso. "
+    "Quisiera saber cuánto cuesta el certificado de matrimonio para menores y si mi hijo "
+    "debe estar presente. El correo de confirmación nunca llegó y la cita del 5 de "
+    "septiembre desapareció. Quisiera saber cuánto cuesta el marbete para menores y si mi "
+    "tía debe estar presente. Pagué 24,589 pesos el 7 de octubre y el recibo SOL-2026-290996 "
+    "no aparece en el sistema. ¿Es posible cambiar la dirección del título de propiedad sin "
+    "volver a Cotuí? Ahora vivo en La Romana. Me llamo Carmen Díaz y vivo en Cotuí; el "
+    "expediente SOL-2019-820299 quedó incompleto en la oficina de pasaportes. Por favor, ¿me "
+    "pueden indicar el",
+    "Pregunte por el Sr. Pérez o la Dra. Álvarez en la oficina de pasaportes. ¿Cuánto "
+    "cuesta renovar el pasaporte? La tasa es de RD$ 2,400… y se paga en el banco.\nEl "
+    "horario de la oficina de pasaportes es de 8 a.m. a 4 p.m., de lunes a viernes. No. "
+    "Traiga su cédula, etc. y el recibo.",
+    "The passport office is open from 8 a.m. to 4 p.m., Monday to Friday. Ask Mr. Smith, "
+    "e.g. at the desk. How much does the passport renewal cost? It costs 2,400 pesos. "
+    "El horario de la oficina de pasaportes es de 8 a.m. a 4 p.m., de lunes a viernes.",
+};
+
+static const char *const PIN_QUESTIONS[] = {
+    "¿Qué necesito para renovar el pasaporte?",
+    "¿Cuánto cuesta el registro mercantil en Monte Plata?",
+    "¿Cuál es el horario de la oficina de La Vega?",
+    "Perdí mi permiso de residencia, ¿cómo lo reporto?",
+    "¿Dónde consulto el estado de mi solicitud de cédula?",
+    "When is the passport office open?",
+    "I lost my residence permit, how do I report it?",
+    "Where can I check the status of my property deed application?",
+    "How much does the birth certificate cost in Cotuí?",
+    "¿Puedo pagar el marbete con tarjeta en Higüey?",
+};
+
+#define PIN_DIGEST "2ff8a3bf8c8ce7909348cd689e9c1dd1e3b9a3e08c4bc1f99c112ebc736b9589"
+
+static void test_extractive_pinned(void **state)
+{
+    (void)state;
+    static const size_t orders[][9] = {
+        {8, 0, 1, 2, 3, 4, 5, 6, 7}, /* the count first */
+        {5, 7, 5, 4, 3, 2, 1},
+        {3, 6, 0, 5},
+    };
+    static const size_t caps[] = {800, 300, 120, 60};
+    static const char *const langs[] = {NULL, "es", "en"};
+    static const struct {
+        size_t at; /* cap, order, hint, question: (c * 3 + o) * 30 + g * 10 + q */
+        const char *answer;
+    } spelled[] = {
+        {0,
+         "Según los documentos: Me llamo Carmen Díaz y vivo en Cotuí; el expediente "
+         "SOL-2019-820299 quedó incompleto en la oficina de pasaportes. [6] Pregunte por el Sr. "
+         "Pérez o la Dra. Álvarez en la oficina de pasaportes. [7] La tasa es de RD$ 2,400… [7] "
+         "El horario de la oficina de pasaportes es de 8 a.m. a 4 p.m., de lunes a viernes. [7]"},
+        {5, "According to the documents: The passport office is open from 8 a.m. to 4 p.m., "
+            "Monday to Friday. [8] It costs 2,400 pesos. [8]"},
+        {272, "Según los documentos: Agradecería una explicación… [1]"},
+    };
+    /* Without the passage cache, with it (2048, and 2: one set, evicting all the time), each
+     * twice with the same providers: the second time from what the first left in the cache. */
+    static const int caches[] = {-1, 0, 2};
+    tn_llm_t *ls[TN_ARRAY_LEN(caches)][TN_ARRAY_LEN(caps)];
+    for (size_t m = 0; m < TN_ARRAY_LEN(caches); m++)
+        for (size_t c = 0; c < TN_ARRAY_LEN(caps); c++) {
+            char err[256];
+            tn_llm_opts_t opts = tn_llm_opts_default();
+            opts.max_chars = caps[c];
+            opts.cache_passages = caches[m];
+            ls[m][c] = tn_llm_new(&opts, err, sizeof(err));
+            assert_non_null(ls[m][c]);
+        }
+    tn_buf_t all;
+    tn_buf_init(&all, 1 << 22);
+    for (size_t run = 0; run < 2 * TN_ARRAY_LEN(caches); run++) {
+        size_t at = 0, next = 0;
+        tn_buf_reset(&all);
+        for (size_t c = 0; c < TN_ARRAY_LEN(caps); c++) {
+            tn_llm_t *l = ls[run / 2][c];
+            for (size_t o = 0; o < TN_ARRAY_LEN(orders); o++) {
+                tn_llm_passage_t ps[8];
+                size_t n = orders[o][0];
+                for (size_t i = 0; i < n; i++) {
+                    const char *t = PIN_PASSAGES[orders[o][1 + i]];
+                    ps[i] = (tn_llm_passage_t){NULL, t, strlen(t)};
+                }
+                for (size_t g = 0; g < TN_ARRAY_LEN(langs); g++)
+                    for (size_t q = 0; q < TN_ARRAY_LEN(PIN_QUESTIONS); q++) {
+                        char *a = answer_of(l, PIN_QUESTIONS[q], langs[g], ps, n);
+                        if (next < TN_ARRAY_LEN(spelled) && spelled[next].at == at) {
+                            assert_string_equal(a, spelled[next].answer);
+                            next++;
+                        }
+                        at++;
+                        tn_buf_addf(&all, "%zu/%zu/%zu/%zu: %s\n", caps[c], o, g, q, a);
+                        free(a);
+                    }
+            }
+        }
+        char hex[65];
+        assert_int_equal(next, TN_ARRAY_LEN(spelled));
+        tn_text_sha256_hex(all.data, all.len, hex);
+        if (strcmp(hex, PIN_DIGEST) != 0) {
+            fputs(all.data, stderr);
+            fail_msg("cache %d, run %zu: the answers changed: digest %s, pinned %s",
+                     caches[run / 2], run % 2, hex, PIN_DIGEST);
+        }
+    }
+    for (size_t m = 0; m < TN_ARRAY_LEN(caches); m++)
+        for (size_t c = 0; c < TN_ARRAY_LEN(caps); c++)
+            tn_llm_destroy(ls[m][c]);
+    tn_buf_cleanup(&all);
+}
+
+/* Threads answering at once through one small cache (one set of 4: always evicting) get the
+ * answers of a provider without a cache. */
+typedef struct racer {
+    tn_llm_t *l;
+    char **want; /* [question] */
+    int bad;
+} racer_t;
+
+static void *race(void *arg)
+{
+    racer_t *r = arg;
+    for (size_t k = 0; k < 40; k++)
+        for (size_t q = 0; q < TN_ARRAY_LEN(PIN_QUESTIONS); q++) {
+            const tn_llm_passage_t ps[3] = {
+                {NULL, PIN_PASSAGES[(q + k) % 8], strlen(PIN_PASSAGES[(q + k) % 8])},
+                {NULL, PIN_PASSAGES[(q + 3) % 8], strlen(PIN_PASSAGES[(q + 3) % 8])},
+                {NULL, PIN_PASSAGES[7], strlen(PIN_PASSAGES[7])},
+            };
+            char *a = NULL;
+            tn_llm_error_t why;
+            if (tn_llm_answer(r->l, PIN_QUESTIONS[q], NULL, ps, 3, NULL, NULL, &a, &why) != TN_OK ||
+                strcmp(a, r->want[(k % 8) * TN_ARRAY_LEN(PIN_QUESTIONS) + q]) != 0)
+                r->bad++;
+            free(a);
+        }
+    return NULL;
+}
+
+static void test_extractive_cache_threads(void **state)
+{
+    (void)state;
+    char err[256];
+    tn_llm_opts_t o = tn_llm_opts_default();
+    o.cache_passages = -1;
+    tn_llm_t *plain = tn_llm_new(&o, err, sizeof(err));
+    o.cache_passages = 4;
+    tn_llm_t *cached = tn_llm_new(&o, err, sizeof(err));
+    assert_true(plain && cached);
+    size_t nq = TN_ARRAY_LEN(PIN_QUESTIONS);
+    char *want[8 * TN_ARRAY_LEN(PIN_QUESTIONS)];
+    for (size_t k = 0; k < 8; k++)
+        for (size_t q = 0; q < nq; q++) {
+            const tn_llm_passage_t ps[3] = {
+                {NULL, PIN_PASSAGES[(q + k) % 8], strlen(PIN_PASSAGES[(q + k) % 8])},
+                {NULL, PIN_PASSAGES[(q + 3) % 8], strlen(PIN_PASSAGES[(q + 3) % 8])},
+                {NULL, PIN_PASSAGES[7], strlen(PIN_PASSAGES[7])},
+            };
+            want[k * nq + q] = answer_of(plain, PIN_QUESTIONS[q], NULL, ps, 3);
+        }
+    pthread_t th[4];
+    racer_t r[4];
+    for (size_t i = 0; i < 4; i++) {
+        r[i] = (racer_t){cached, want, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, race, &r[i]), 0);
+    }
+    for (size_t i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(r[i].bad, 0);
+    }
+    for (size_t i = 0; i < 8 * nq; i++)
+        free(want[i]);
+    tn_llm_destroy(plain);
+    tn_llm_destroy(cached);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -781,6 +1013,8 @@ int main(void)
         cmocka_unit_test(test_split_sentences),
         cmocka_unit_test(test_is_question),
         cmocka_unit_test(test_extractive_faq),
+        cmocka_unit_test(test_extractive_pinned),
+        cmocka_unit_test(test_extractive_cache_threads),
         cmocka_unit_test(test_new_errors),
         cmocka_unit_test_setup_teardown(test_openai_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openai_bad_answers, setup, teardown),
