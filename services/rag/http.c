@@ -218,6 +218,45 @@ char *rag_query_body(const rag_t *r, const rag_query_t *q, size_t *len)
     return rag_jw_detach(&w, len);
 }
 
+/* The /v1/search body, written as rag_query_body() is: the members json_pack and the optional
+ * sets wrote, in their order. */
+char *rag_search_body(const rag_query_t *q, size_t *len)
+{
+    rag_jw_t w;
+    rag_jw_init(&w, QUERY_BODY_MAX);
+    rag_jw_raw(&w, "{\"results\":[");
+    for (size_t i = 0; i < q->nhits; i++) {
+        const rag_hit_t *h = &q->hits[i];
+        char idx[64];
+        snprintf(idx, sizeof(idx), ",\"chunk_index\":%u,\"score\":", (unsigned)h->chunk_index);
+        rag_jw_raw(&w, i ? ",{\"ticket_id\":" : "{\"ticket_id\":");
+        rag_jw_str(&w, h->ticket_id, strlen(h->ticket_id));
+        rag_jw_raw(&w, idx);
+        rag_jw_real(&w, (double)h->score);
+        rag_jw_raw(&w, ",\"text\":");
+        rag_jw_str(&w, h->text, strlen(h->text));
+        const char *opt[][2] = {{",\"title\":", h->title},
+                                {",\"lang\":", *h->lang ? h->lang : NULL},
+                                {",\"category\":", *h->category ? h->category : NULL},
+                                {",\"source\":", *h->source ? h->source : NULL}};
+        for (size_t j = 0; j < TN_ARRAY_LEN(opt); j++) {
+            if (opt[j][1]) {
+                rag_jw_raw(&w, opt[j][0]);
+                rag_jw_str(&w, opt[j][1], strlen(opt[j][1]));
+            }
+        }
+        rag_jw_raw(&w, "}");
+    }
+    rag_jw_raw(&w, "],\"timings\":{\"embed_ms\":");
+    rag_jw_real(&w, q->embed_ms);
+    rag_jw_raw(&w, ",\"search_ms\":");
+    rag_jw_real(&w, q->search_ms);
+    rag_jw_raw(&w, ",\"total_ms\":");
+    rag_jw_real(&w, q->total_ms);
+    rag_jw_raw(&w, "}}");
+    return rag_jw_detach(&w, len);
+}
+
 void rag_http_search(tn_http_req_t *req, void *opaque)
 {
     rag_t *r = opaque;
@@ -231,25 +270,11 @@ void rag_http_search(tn_http_req_t *req, void *opaque)
     }
     rag_query_t *q = &rq.q;
     if (!search_or_fail(r, req, q, "search")) {
-        json_t *res = json_array();
-        for (size_t i = 0; i < q->nhits; i++) {
-            const rag_hit_t *h = &q->hits[i];
-            json_t *o =
-                json_pack("{s:s, s:I, s:f, s:s}", "ticket_id", h->ticket_id, "chunk_index",
-                          (json_int_t)h->chunk_index, "score", (double)h->score, "text", h->text);
-            if (h->title)
-                json_object_set_new(o, "title", json_string(h->title));
-            if (*h->lang)
-                json_object_set_new(o, "lang", json_string(h->lang));
-            if (*h->category)
-                json_object_set_new(o, "category", json_string(h->category));
-            if (*h->source)
-                json_object_set_new(o, "source", json_string(h->source));
-            json_array_append_new(res, o);
-        }
         q->total_ms = (tn_clock_mono_s() - t0) * 1000.0;
-        tn_http_req_respond_json(req, 200,
-                                 json_pack("{s:o, s:o}", "results", res, "timings", timings(q, 0)));
+        size_t len;
+        char *body = rag_search_body(q, &len);
+        tn_http_req_respond(req, 200, "application/json", body, len);
+        free(body);
         tn_metric_add(r->m.queries, TN_LABELS("search", "ok"), 1);
         tn_metric_observe(r->m.stage_s, TN_LABELS("total"), q->total_ms / 1000.0);
         rag_query_event(r, q, "search");

@@ -242,5 +242,11 @@ int rag_request_parse(const tn_schema_t *schema, const char *body, size_t len, r
  * would write for the same values (pure). Caller owns the result (*len bytes); free().
  */
 char *rag_query_body(const rag_t *r, const rag_query_t *q, size_t *len);
+/**
+ * The JSON body of a /v1/search answer for @p q: results (ticket_id, chunk_index, score, text,
+ * and title, lang, category, source when the chunk has them) and timings; the bytes json_dumps
+ * would write for the same values (pure). Caller owns the result (*len bytes); free().
+ */
+char *rag_search_body(const rag_query_t *q, size_t *len);
 
 #endif

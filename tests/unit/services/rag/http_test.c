@@ -1,6 +1,7 @@
-/* Unit tests for services/rag/http.c and json.c: the /v1/query body (rag_query_body) and the
- * rag.queries event (rag_query_event_value, query.c), written directly, are byte for byte what
- * json_dumps wrote of the same values built with jansson. */
+/* Unit tests for services/rag/http.c and json.c: the /v1/query and /v1/search bodies
+ * (rag_query_body, rag_search_body) and the rag.queries event (rag_query_event_value, query.c),
+ * written directly, are byte for byte what json_dumps wrote of the same values built with
+ * jansson. */
 #include "tn_test.h"
 
 #include <stdlib.h>
@@ -37,6 +38,33 @@ static char *jansson_body(const rag_t *r, const rag_query_t *q)
         json_object_set_new(body, "answer", json_string(q->answer));
     else
         json_object_set_new(body, "answer_error", json_string(q->answer_error));
+    char *s = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(body);
+    return s;
+}
+
+/* The /v1/search body as http.c built it before. */
+static char *jansson_search_body(const rag_query_t *q)
+{
+    json_t *res = json_array();
+    for (size_t i = 0; i < q->nhits; i++) {
+        const rag_hit_t *h = &q->hits[i];
+        json_t *o =
+            json_pack("{s:s, s:I, s:f, s:s}", "ticket_id", h->ticket_id, "chunk_index",
+                      (json_int_t)h->chunk_index, "score", (double)h->score, "text", h->text);
+        if (h->title)
+            json_object_set_new(o, "title", json_string(h->title));
+        if (*h->lang)
+            json_object_set_new(o, "lang", json_string(h->lang));
+        if (*h->category)
+            json_object_set_new(o, "category", json_string(h->category));
+        if (*h->source)
+            json_object_set_new(o, "source", json_string(h->source));
+        json_array_append_new(res, o);
+    }
+    json_t *t = json_pack("{s:f, s:f, s:f}", "embed_ms", q->embed_ms, "search_ms", q->search_ms,
+                          "total_ms", q->total_ms);
+    json_t *body = json_pack("{s:o, s:o}", "results", res, "timings", t);
     char *s = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
     json_decref(body);
     return s;
@@ -108,6 +136,11 @@ static void same(const rag_t *r, const rag_query_t *q)
     same_text(got, len, want);
     free(got);
     free(want);
+    got = rag_search_body(q, &len);
+    want = jansson_search_body(q);
+    same_text(got, len, want);
+    free(got);
+    free(want);
 }
 
 static void test_query_body(void **state)
@@ -127,13 +160,17 @@ static void test_query_body(void **state)
          .chunk_index = 0,
          .score = 0.8371234f,
          .title = "Horario \"2026\"",
-         .text = "La oficina abre a las 9.\nCierra a las 5\t(sábados no) \\ fin."},
+         .text = "La oficina abre a las 9.\nCierra a las 5\t(sábados no) \\ fin.",
+         .lang = "es",
+         .category = "horarios \"y\" citas",
+         .source = "web"},
         {.ticket_id = "t-2", .chunk_index = 4000000000u, .score = 1.0f, .title = NULL, .text = cut},
         {.ticket_id = "t-\"3\"",
          .chunk_index = 7,
          .score = -0.25f,
          .title = "",
-         .text = "¿Cuánto cuesta? RD$ 2,400."},
+         .text = "¿Cuánto cuesta? RD$ 2,400.",
+         .source = "portal\\x"},
     };
     rag_query_t q = {.tenant = "tenant-\"a\"",
                      .lang = "es",
