@@ -35,8 +35,33 @@ typedef struct digests {
 
 /* Enrich @p value with @p r and add the digest of everything it returns (output with the
  * enriched_at value masked, refusal reason and detail, PII counts, invalid UTF-8 count). */
+static size_t fast_parsed, parsed;
+
+/* ingest_json_parse() builds jansson's tree, or leaves the value to jansson. */
+static void same_tree(const char *value, size_t len)
+{
+    json_t *fast = ingest_json_parse(value, len);
+    json_t *slow = json_loadb(value, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
+    parsed++;
+    if (!fast)
+        return;
+    fast_parsed++;
+    assert_non_null(slow);
+    assert_true(json_equal(fast, slow));
+    /* members in the same order, integers as integers */
+    char *a = json_dumps(fast, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *b = json_dumps(slow, JSON_COMPACT | JSON_ENCODE_ANY);
+    assert_non_null(a);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    json_decref(fast);
+    json_decref(slow);
+}
+
 static void add(digests_t *d, const ingest_rules_t *r, const char *value, size_t len)
 {
+    same_tree(value, len);
     size_t counts[16] = {0}, bad = 0, out_len = 0;
     ingest_reject_t why = {0};
     char *id = NULL;
@@ -374,7 +399,71 @@ static void test_generated(void **state)
         free(title);
         free(body);
     }
+    /* most records take the fast path (the hand and generated ones carry a real: jansson's) */
+    assert_true(fast_parsed * 4 > parsed);
     check(&d, "generated", "5cca8daf328344955e56f330df7168fa6d13f697f34c15f914bd8a5d3a44d33b");
+}
+
+/* The parser's corners, each either parsed as jansson does or left to it. */
+static void test_json_parse(void **state)
+{
+    TN_UNUSED(state);
+    static const char *const docs[] = {
+        "{}",
+        "[]",
+        " {\"a\" : [ 1 , -2, 0, -0, true, false, null, \"x\" ] } \r\n\t",
+        "{\"a\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u0041\\u00e9\\u20AC\\ud83d\\ude00\\u0000z\"}",
+        "{\"a\":\"\\ud83d\"}",
+        "{\"a\":\"\\ude00\"}",
+        "{\"a\":\"\\ud83dx\"}",
+        "{\"a\":\"\\u12\"}",
+        "{\"a\":\"\\x\"}",
+        "{\"a\":\"\x01\"}",
+        "{\"a\":\"\x7f\"}",
+        "{\"a\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}",
+        "{\"a\":\"\xc3\"}",
+        "{\"a\":\"\xed\xa0\x80\"}",
+        "{\"a\":\"\xc0\xaf\"}",
+        "{\"a\":\"\xf4\x90\x80\x80\"}",
+        "{\"a\":1,\"a\":2}",
+        "{\"a\\u0000b\":1}",
+        "{\"\":1}",
+        "{\"a\":01}",
+        "{\"a\":-}",
+        "{\"a\":1.5}",
+        "{\"a\":1e3}",
+        "{\"a\":123456789012345678}",
+        "{\"a\":1234567890123456789}",
+        "{\"a\":-123456789012345678}",
+        "{\"a\":99999999999999999999}",
+        "{\"a\":truex}",
+        "{\"a\":tru}",
+        "{\"a\":1,}",
+        "[1,]",
+        "{\"a\" 1}",
+        "{\"a\":1} x",
+        "{\"a\":1}\x00",
+        "\"s\"",
+        "1",
+        "",
+        "  ",
+        "{",
+        "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]"
+        "]"
+        "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+        "{\"b\":2,\"a\":1,\"c\":{\"z\":null,\"y\":[]}}",
+        "\xef\xbb\xbf{}",
+    };
+    for (size_t i = 0; i < TN_ARRAY_LEN(docs); i++)
+        same_tree(docs[i], strlen(docs[i]) + (strstr(docs[i], "\x00") ? 1 : 0));
+    /* the NUL escape and the pair decode to these bytes */
+    json_t *doc = ingest_json_parse(docs[3], strlen(docs[3]));
+    assert_non_null(doc);
+    json_t *a = json_object_get(doc, "a");
+    assert_int_equal(json_string_length(a), 20);
+    assert_memory_equal(json_string_value(a),
+                        "\"\\/\b\f\n\r\tA\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\0z", 20);
+    json_decref(doc);
 }
 
 static int setup(void **state)
@@ -396,10 +485,9 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hand),
-        cmocka_unit_test(test_corpus),
-        cmocka_unit_test(test_demo),
-        cmocka_unit_test(test_generated),
+        cmocka_unit_test(test_hand),       cmocka_unit_test(test_corpus),
+        cmocka_unit_test(test_demo),       cmocka_unit_test(test_generated),
+        cmocka_unit_test(test_json_parse),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
