@@ -1,4 +1,5 @@
 /* ingest: one tickets.raw value -> one tickets.enriched value. Pure: no I/O, no globals. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,21 @@ static void put_str(tn_buf_t *b, const char *s, size_t n)
     tn_buf_add(b, "\"", 1);
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
+        /* eight bytes at a time while none is below 0x20, '"' or '\\' (bit 7 of each byte of
+         * the expression: set for a byte below 0x20, or equal to 0x22 or 0x5c, among bytes
+         * below 0x80; bytes from 0x80 up are plain text, so their bit is masked out) */
+        while (n - i >= 8) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+            uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+            uint64_t hit = ((w - ones * 0x20) | (q - ones) | (bs - ones)) & ~w & high;
+            if (hit)
+                break;
+            i += 8;
+        }
+        if (i == n)
+            break;
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;
