@@ -14,16 +14,13 @@
 #define DEPTH_LIMIT 5000
 #define MAX_RULES   64
 
-/* The two patterns that scan the most text, also named by the anchors below. */
-#define EMAIL_RE                                                                                   \
-    "[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\\.[A-Za-z0-9-]{1,63}){0,8}\\.[A-Za-z]{2,24}\\b"
-#define IBAN_RE "(?i)\\b[A-Z]{2}\\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\\b"
-
+/* (tools/demo/corpus/check.py reads these literals: no macros in them) */
 const char tn_pii_default_rules[] =
     "# TYPE  CHECK  pattern. Specific rules first: each applies to the output of the ones above.\n"
-    "EMAIL   none   " EMAIL_RE "\n"
+    "EMAIL   none   [A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\\.[A-Za-z0-9-]{1,63}){0,8}"
+    "\\.[A-Za-z]{2,24}\\b\n"
     /* any case ("es91 2100 ..."): the mod-97 check keeps words out */
-    "IBAN    iban   " IBAN_RE "\n"
+    "IBAN    iban   (?i)\\b[A-Z]{2}\\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\\b\n"
     "CARD    luhn   \\b\\d(?:[ -]?\\d){12,18}\\b\n"
     /* with dashes the layout says cedula (and some issued numbers fail the check digit); without
      * them 11 digits could be anything: the check digit decides, and 1 + a DR area code is a
@@ -47,8 +44,9 @@ typedef enum { CHECK_NONE, CHECK_LUHN, CHECK_IBAN, CHECK_PHONE, CHECK_CEDULA } c
  * before an anchor can match, and apply_rule() runs PCRE2 on those windows alone (start offset
  * and offset limit), not over the whole text. The result is the same, position by position: a
  * start position is tried with the whole subject around it (look-behinds and \b see the text
- * before the window), and those left out cannot match. Only exact pattern texts get an anchor;
- * any other rule scans everything (tests/unit/common/pii_test.c compares the two).
+ * before the window), and those left out cannot match. Only these exact pattern texts (those of
+ * tn_pii_default_rules) get an anchor; any other rule, or one of these edited, scans everything
+ * (tests/unit/common/pii_test.c compares the two ways on random text).
  */
 typedef enum { ANCHOR_NONE, ANCHOR_BYTE, ANCHOR_DIGITS } anchor_t;
 
@@ -58,11 +56,20 @@ static const struct {
     char byte;
     size_t min, max; /* bytes from a match's start to its anchor */
 } anchors[] = {
-    /* [class]{1,64}@: the class is ASCII without "@", so the first "@" is 1 to 64 bytes on */
-    {EMAIL_RE, ANCHOR_BYTE, '@', 1, 64},
-    /* two letters, then \d{2} (ASCII digits: no PCRE2_UCP): a letter is 1 byte, or 2 or 3 for
-     * the caseless matches of s and k in UTF mode (U+017F, U+212A) */
-    {IBAN_RE, ANCHOR_DIGITS, 0, 2, 6},
+    /* EMAIL: [class]{1,64}@, the class ASCII without "@": the first "@" is 1 to 64 bytes on */
+    {"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\\.[A-Za-z0-9-]{1,63}){0,8}\\.[A-Za-z]{2,24}\\b",
+     ANCHOR_BYTE, '@', 1, 64},
+    /* IBAN: two letters, then \d{2} (ASCII digits: no PCRE2_UCP); a letter is 1 byte, or 2 or 3
+     * for the caseless matches of s and k in UTF mode (U+017F, U+212A) */
+    {"(?i)\\b[A-Z]{2}\\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\\b", ANCHOR_DIGITS, 0, 2, 6},
+    /* CEDULA without dashes: \d{3} first (the look-arounds take no bytes) */
+    {"(?<![\\w+])(?<!\\d[ .-])(?!1(?:809|829|849))\\d{3}(?:\\d{7}| \\d{7} )\\d\\b(?![ .-]?\\d)",
+     ANCHOR_DIGITS, 0, 0, 0},
+    /* PHONE, NANP: at most "+1 (" (4 bytes) before the area code's [2-9]\d */
+    {"(?<![\\w+])(?<!\\d[ .-])(?:\\+?1[ .-]?)?(?:\\([2-9]\\d\\d\\)|[2-9]\\d\\d)[ .-]?[2-9]\\d\\d[ "
+     ".-]?"
+     "\\d{4}\\b(?![ .-]?\\d)",
+     ANCHOR_DIGITS, 0, 0, 4},
 };
 
 typedef struct rule {

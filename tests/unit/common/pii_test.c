@@ -335,8 +335,8 @@ static char *unanchored_rules(void)
     return tn_buf_detach(&b, NULL);
 }
 
-/* Anchored rules (EMAIL, IBAN) look only near an "@" or two digits: the same output as the
- * whole-text scan on random text made of the pieces they care about, valid UTF-8 or not. */
+/* Anchored rules (EMAIL, IBAN, CEDULA, PHONE) look only near an "@" or two digits: the same output
+ * as the whole-text scan on random text made of the pieces they care about, valid UTF-8 or not. */
 static void test_anchors_change_nothing(void **state)
 {
     TN_UNUSED(state);
@@ -385,6 +385,14 @@ static void test_anchors_change_nothing(void **state)
                                          "12 3456 7890 1234 5678",
                                          "GB82 WEST 1234 5698 7654 32",
                                          "001-1234567-8",
+                                         "00112345678",
+                                         "+1 (809) 555-0142",
+                                         "(809) 555-0142",
+                                         "+1809 555 0142",
+                                         "1-809-555-0142",
+                                         "1 809 555 0142",
+                                         "8095550142",
+                                         "+34 911 234 567",
                                          "\n",
                                          "_",
                                          "%"};
