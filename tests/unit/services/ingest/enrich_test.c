@@ -43,8 +43,10 @@ static void same_tree(const char *value, size_t len)
     json_t *fast = ingest_json_parse(value, len);
     json_t *slow = json_loadb(value, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
     parsed++;
-    if (!fast)
+    if (!fast) {
+        json_decref(slow);
         return;
+    }
     fast_parsed++;
     assert_non_null(slow);
     assert_true(json_equal(fast, slow));
