@@ -140,6 +140,8 @@ typedef struct fold_entry {
 } fold_entry_t;
 
 static fold_entry_t fold_table[FOLD_CPS];
+/* ASCII folded: the byte, or 0 for a separator (every ASCII code point folds to one of them) */
+static char fold_ascii[0x80];
 static pthread_once_t fold_once = PTHREAD_ONCE_INIT;
 
 /*
@@ -187,6 +189,10 @@ static void fold_init(void)
             e->len = (unsigned char)k;
             memcpy(e->s, o, (size_t)k);
         }
+        if (cp < 0x80) {
+            TN_ASSERT(k == 1);
+            fold_ascii[cp] = o[0] == ' ' ? 0 : o[0];
+        }
     }
 }
 
@@ -205,10 +211,18 @@ size_t tn_category_fold_into(const char *text, size_t len, char **buf, size_t *b
         int fl;
         char tmp[64];
         unsigned char c = (unsigned char)text[i];
-        if (c < 0x80) {
-            f = fold_table[c].s;
-            fl = fold_table[c].len;
+        if (c < 0x80) { /* most text: one byte in, at most one out */
+            if (o + 4 > cap) {
+                cap = 2 * cap;
+                out = tn_xrealloc(out, cap);
+            }
+            char a = fold_ascii[c];
+            if (a)
+                out[o++] = a;
+            else if (out[o - 1] != ' ')
+                out[o++] = ' ';
             i++;
+            continue;
         } else {
             utf8proc_int32_t cp;
             utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)text + i,

@@ -14,6 +14,7 @@
 #define DEPTH_LIMIT 5000
 #define MAX_RULES   64
 
+/* (tools/demo/corpus/check.py reads these literals: no macros in them) */
 const char tn_pii_default_rules[] =
     "# TYPE  CHECK  pattern. Specific rules first: each applies to the output of the ones above.\n"
     "EMAIL   none   [A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\\.[A-Za-z0-9-]{1,63}){0,8}"
@@ -37,11 +38,48 @@ const char tn_pii_default_rules[] =
 
 typedef enum { CHECK_NONE, CHECK_LUHN, CHECK_IBAN, CHECK_PHONE, CHECK_CEDULA } check_t;
 
+/*
+ * Anchors: for a pattern known here, every match holds an anchor (a byte, or two ASCII digits in
+ * a row) a bounded distance after its start, so only the start positions within that distance
+ * before an anchor can match, and apply_rule() runs PCRE2 on those windows alone (start offset
+ * and offset limit), not over the whole text. The result is the same, position by position: a
+ * start position is tried with the whole subject around it (look-behinds and \b see the text
+ * before the window), and those left out cannot match. Only these exact pattern texts (those of
+ * tn_pii_default_rules) get an anchor; any other rule, or one of these edited, scans everything
+ * (tests/unit/common/pii_test.c compares the two ways on random text).
+ */
+typedef enum { ANCHOR_NONE, ANCHOR_BYTE, ANCHOR_DIGITS } anchor_t;
+
+static const struct {
+    const char *pattern;
+    anchor_t anchor;
+    char byte;
+    size_t min, max; /* bytes from a match's start to its anchor */
+} anchors[] = {
+    /* EMAIL: [class]{1,64}@, the class ASCII without "@": the first "@" is 1 to 64 bytes on */
+    {"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\\.[A-Za-z0-9-]{1,63}){0,8}\\.[A-Za-z]{2,24}\\b",
+     ANCHOR_BYTE, '@', 1, 64},
+    /* IBAN: two letters, then \d{2} (ASCII digits: no PCRE2_UCP); a letter is 1 byte, or 2 or 3
+     * for the caseless matches of s and k in UTF mode (U+017F, U+212A) */
+    {"(?i)\\b[A-Z]{2}\\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\\b", ANCHOR_DIGITS, 0, 2, 6},
+    /* CEDULA without dashes: \d{3} first (the look-arounds take no bytes) */
+    {"(?<![\\w+])(?<!\\d[ .-])(?!1(?:809|829|849))\\d{3}(?:\\d{7}| \\d{7} )\\d\\b(?![ .-]?\\d)",
+     ANCHOR_DIGITS, 0, 0, 0},
+    /* PHONE, NANP: at most "+1 (" (4 bytes) before the area code's [2-9]\d */
+    {"(?<![\\w+])(?<!\\d[ .-])(?:\\+?1[ .-]?)?(?:\\([2-9]\\d\\d\\)|[2-9]\\d\\d)[ .-]?[2-9]\\d\\d[ "
+     ".-]?"
+     "\\d{4}\\b(?![ .-]?\\d)",
+     ANCHOR_DIGITS, 0, 0, 4},
+};
+
 typedef struct rule {
     pcre2_code *re;
     check_t check;
     size_t type; /* index into types */
     int line;
+    anchor_t anchor;
+    char byte;
+    size_t min, max;
 } rule_t;
 
 struct tn_pii {
@@ -145,10 +183,16 @@ tn_pii_t *tn_pii_new(const char *text, const char *name, char *errbuf, size_t er
             snprintf(errbuf, errlen, "%s: more than %d rules", what, MAX_RULES);
             goto fail;
         }
+        size_t ai = 0;
+        while (ai < TN_ARRAY_LEN(anchors) &&
+               (strlen(anchors[ai].pattern) != pl || memcmp(anchors[ai].pattern, pat, pl) != 0))
+            ai++;
         int ec;
         PCRE2_SIZE eo;
-        pcre2_code *re =
-            pcre2_compile((PCRE2_SPTR)pat, pl, PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &ec, &eo, NULL);
+        uint32_t opts = PCRE2_UTF | PCRE2_MATCH_INVALID_UTF;
+        if (ai < TN_ARRAY_LEN(anchors))
+            opts |= PCRE2_USE_OFFSET_LIMIT;
+        pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, pl, opts, &ec, &eo, NULL);
         if (!re) {
             PCRE2_UCHAR msg[256];
             pcre2_get_error_message(ec, msg, sizeof(msg));
@@ -163,6 +207,12 @@ tn_pii_t *tn_pii_new(const char *text, const char *name, char *errbuf, size_t er
         r->check = check;
         r->type = type_index(p, type, tl);
         r->line = lineno;
+        if (ai < TN_ARRAY_LEN(anchors)) {
+            r->anchor = anchors[ai].anchor;
+            r->byte = anchors[ai].byte;
+            r->min = anchors[ai].min;
+            r->max = anchors[ai].max;
+        }
     next:
         line += ll + (eol ? 1 : 0);
     }
@@ -321,14 +371,71 @@ static int shorter_ok(check_t check, const char *s, size_t *n)
     return 0;
 }
 
-/* Apply one rule to in[0..len), appending to out. */
-static tn_err_t apply_rule(const tn_pii_t *p, const rule_t *r, pcre2_match_data *md, const char *in,
-                           size_t len, tn_buf_t *out, size_t *counts, char *errbuf, size_t errlen)
+#define NO_ANCHOR ((size_t)-1)
+
+/* The first anchor of @p r at or after @p from in in[0..len), or NO_ANCHOR. */
+static size_t next_anchor(const rule_t *r, const char *in, size_t len, size_t from)
+{
+    if (from >= len)
+        return NO_ANCHOR;
+    if (r->anchor == ANCHOR_BYTE) {
+        const char *a = memchr(in + from, r->byte, len - from);
+        return a ? (size_t)(a - in) : NO_ANCHOR;
+    }
+    for (size_t i = from; i + 1 < len; i++) {
+        if ((unsigned)(in[i + 1] - '0') > 9) /* skip two at once: no pair ends on a non-digit */
+            i++;
+        else if ((unsigned)(in[i] - '0') <= 9)
+            return i;
+    }
+    return NO_ANCHOR;
+}
+
+/*
+ * The window of start positions, at or after @p pos, where a match of anchored rule @p r can
+ * begin: [*lo, *hi], the windows of anchors that touch merged; 0 when there is none.
+ */
+static int window(const rule_t *r, const char *in, size_t len, size_t pos, size_t *lo, size_t *hi)
+{
+    size_t a = next_anchor(r, in, len, pos + r->min);
+    if (a == NO_ANCHOR)
+        return 0;
+    *lo = a > pos + r->max ? a - r->max : pos;
+    *hi = a - r->min;
+    for (;;) {
+        size_t b = next_anchor(r, in, len, a + 1);
+        if (b == NO_ANCHOR || b > *hi + 1 + r->max)
+            break;
+        a = b;
+        *hi = b - r->min;
+    }
+    /* never start inside a character (the text is valid UTF-8: see tn_pii_redact) */
+    while (*lo > pos && ((unsigned char)in[*lo] & 0xc0) == 0x80)
+        (*lo)--;
+    return 1;
+}
+
+/* Apply one rule to in[0..len), appending to out. @p wctx: a match context of our own for the
+ * windows of an anchored rule, NULL when the text may not be valid UTF-8 (no windows). */
+static tn_err_t apply_rule(const tn_pii_t *p, const rule_t *r, pcre2_match_data *md,
+                           pcre2_match_context *wctx, const char *in, size_t len, tn_buf_t *out,
+                           size_t *counts, char *errbuf, size_t errlen)
 {
     size_t pos = 0, copied = 0;
     tn_err_t rc = TN_OK;
+    int windowed = wctx && r->anchor != ANCHOR_NONE;
     while (pos <= len) {
-        int m = pcre2_match(r->re, (PCRE2_SPTR)in, len, pos, 0, md, p->mctx);
+        size_t lo = pos, hi = 0;
+        if (windowed) {
+            if (!window(r, in, len, pos, &lo, &hi))
+                break;
+            pcre2_set_offset_limit(wctx, hi);
+        }
+        int m = pcre2_match(r->re, (PCRE2_SPTR)in, len, lo, 0, md, windowed ? wctx : p->mctx);
+        if (m == PCRE2_ERROR_NOMATCH && windowed) {
+            pos = hi + 1;
+            continue;
+        }
         if (m == PCRE2_ERROR_NOMATCH)
             break;
         if (m < 0) {
@@ -360,6 +467,34 @@ static tn_err_t apply_rule(const tn_pii_t *p, const rule_t *r, pcre2_match_data 
     return tn_buf_add(out, in + copied, len - copied);
 }
 
+/* Well-formed UTF-8 (no overlongs, surrogates or code points above U+10FFFF)? */
+static int utf8_valid(const char *text, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    for (size_t i = 0; i < len;) {
+        unsigned c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t need = c >= 0xc2 && c <= 0xdf   ? 1
+                      : c >= 0xe0 && c <= 0xef ? 2
+                      : c >= 0xf0 && c <= 0xf4 ? 3
+                                               : 0;
+        if (need == 0 || len - i <= need)
+            return 0;
+        unsigned lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+        unsigned hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+        if (s[i + 1] < lo || s[i + 1] > hi)
+            return 0;
+        for (size_t k = 2; k <= need; k++)
+            if ((s[i + k] & 0xc0) != 0x80)
+                return 0;
+        i += need + 1;
+    }
+    return 1;
+}
+
 /* Passes of the rules over their own output at most (see tn_pii_redact). */
 #define MAX_PASSES 4
 
@@ -373,6 +508,8 @@ tn_err_t tn_pii_redact(const tn_pii_t *p, const char *text, size_t len, tn_buf_t
     tn_buf_init(&a, out->max);
     tn_buf_init(&b, out->max);
     pcre2_match_data *md = pcre2_match_data_create(16, NULL);
+    /* valid UTF-8 in, valid out (matches start and end on characters, placeholders are ASCII) */
+    pcre2_match_context *wctx = utf8_valid(text, len) ? pcre2_match_context_copy(p->mctx) : NULL;
     const char *cur = text;
     size_t curlen = len;
     tn_buf_t *dst = &a;
@@ -386,7 +523,7 @@ tn_err_t tn_pii_redact(const tn_pii_t *p, const char *text, size_t len, tn_buf_t
             before += cnt[t];
         for (size_t i = 0; rc == TN_OK && i < p->nrules; i++) {
             tn_buf_reset(dst);
-            rc = apply_rule(p, &p->rules[i], md, cur, curlen, dst, cnt, errbuf, errlen);
+            rc = apply_rule(p, &p->rules[i], md, wctx, cur, curlen, dst, cnt, errbuf, errlen);
             cur = dst->data ? dst->data : "";
             curlen = dst->len;
             dst = dst == &a ? &b : &a;
@@ -399,6 +536,7 @@ tn_err_t tn_pii_redact(const tn_pii_t *p, const char *text, size_t len, tn_buf_t
     if (rc == TN_OK)
         rc = tn_buf_add(out, cur, curlen);
     pcre2_match_data_free(md);
+    pcre2_match_context_free(wctx);
     tn_buf_cleanup(&a);
     tn_buf_cleanup(&b);
     return rc;

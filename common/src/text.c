@@ -355,12 +355,23 @@ static size_t collapse(const char *in, size_t len, char *out, size_t *chars)
         int32_t cp;
         size_t k;
         unsigned char c = (unsigned char)in[i];
-        if (c > ' ' && c < 0x7F) { /* printable ASCII but space */
-            cp = c;
-            k = 1;
-        } else {
-            k = decode_utf8((const unsigned char *)in + i, len - i, &cp);
+        if (c > ' ' && c < 0x7F) { /* printable ASCII but space: most of the text */
+            if (pending) {
+                out[o++] = ' ';
+                nchars++;
+                pending = 0;
+            }
+            out[o++] = (char)c;
+            nchars++;
+            i++;
+            continue;
         }
+        if (c == ' ') {
+            pending = o > 0;
+            i++;
+            continue;
+        }
+        k = decode_utf8((const unsigned char *)in + i, len - i, &cp);
         if (is_space_cp(cp)) {
             pending = o > 0;
         } else {

@@ -129,6 +129,11 @@ char *ingest_enrich(const ingest_rules_t *r, const void *value, size_t len, size
                     size_t *pii_counts, size_t *invalid_utf8, ingest_reject_t *why, size_t *out_len,
                     char **ticket_id);
 
+/** The fast path of ingest_enrich()'s parse (TN_TESTABLE): the tree json_loadb() builds with
+ * JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, or NULL when it leaves @p value to jansson (errors,
+ * reals, and whatever else it does not handle). Caller owns the result (json_decref). */
+json_t *ingest_json_parse(const void *value, size_t len);
+
 /* pipeline.c */
 /** Create the transactional producer (retried until it works or a stop is requested) and the
  * consumer. TN_ERR_STOPPED when stopped first; TN_ERR_CONFIG on a bad setting (logged). */

@@ -2,7 +2,8 @@
  * starts with 0xFF is a ticket title and body (invalid UTF-8 welcome) wrapped in a valid
  * tickets.raw record, so the normalizer, detector, classifier, redactor and chunker all run;
  * anything else is taken as the raw record's bytes. Output must be JSON valid against
- * tickets.enriched, with chunks inside the text; a refusal must name its reason. */
+ * tickets.enriched, with chunks inside the text; a refusal must name its reason; the fast parser
+ * of enrich.c must build jansson's tree or none. */
 #include "../../services/ingest/ingest.h"
 #include "fuzz.h"
 
@@ -61,6 +62,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!wrapped)
             return 0;
         value = wrapped;
+    }
+    /* the fast parser builds jansson's tree or leaves the value to jansson */
+    json_t *fast = ingest_json_parse(value, len);
+    if (fast) {
+        json_t *slow = json_loadb(value, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
+        FUZZ_CHECK(slow && json_equal(fast, slow), "fast parse differs from jansson's");
+        char *a = json_dumps(fast, JSON_COMPACT), *b = json_dumps(slow, JSON_COMPACT);
+        FUZZ_CHECK(!a == !b && (!a || !strcmp(a, b)), "fast parse: other order or types");
+        free(a);
+        free(b);
+        json_decref(fast);
+        json_decref(slow);
     }
     size_t counts[16] = {0}, bad = 0, out_len = 0;
     ingest_reject_t why = {0};

@@ -9,8 +9,12 @@ BUILD=${BUILD:-build}
 out=$("$BUILD"/bench/bench-enrich "${1:-3}")
 k1=$(awk '/enrich_1k_us_per_record/ {print $2}' <<<"$out")
 k8=$(awk '/enrich_8k_us_per_record/ {print $2}' <<<"$out")
+c1=$(awk '/enrich_1k_cpu_us_per_record/ {print $2}' <<<"$out")
+c8=$(awk '/enrich_8k_cpu_us_per_record/ {print $2}' <<<"$out")
 printf 'ingest enrichment, one thread (parse, validate, normalize, lang, category, PII, chunks, dump)\n'
-printf '  1 KB tickets  %8s us/record\n' "$k1"
-printf '  8 KB tickets  %8s us/record\n' "$k8"
+printf '  1 KB tickets  %8s us/record (CPU %s)\n' "$k1" "$c1"
+printf '  8 KB tickets  %8s us/record (CPU %s)\n' "$k8" "$c8"
 printf 'RESULT enrich.1k.us_per_record value=%s\n' "$k1"
 printf 'RESULT enrich.8k.us_per_record value=%s\n' "$k8"
+printf 'RESULT enrich.1k.cpu_us_per_record value=%s\n' "$c1"
+printf 'RESULT enrich.8k.cpu_us_per_record value=%s\n' "$c8"

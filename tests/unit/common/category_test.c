@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "taina/buf.h"
 #include "taina/category.h"
 
 #include <ctype.h>
@@ -24,6 +25,32 @@ static void test_fold(void **state)
     f = tn_category_fold("", 0);
     assert_string_equal(f, " ");
     free(f);
+}
+
+/* Code points that fold to many bytes, then ASCII (one byte each, the fast path): the output
+ * grows past the input's size and stays whole. */
+static void test_fold_grows(void **state)
+{
+    (void)state;
+    tn_buf_t in, want;
+    tn_buf_init(&in, 1 << 20);
+    tn_buf_init(&want, 1 << 20);
+    for (int i = 0; i < 1000; i++)
+        tn_buf_adds(&in, "\xc5\x89"); /* U+0149, folded to U+02BC U+006E: 2 bytes to 3 */
+    char *head = tn_category_fold(in.data, in.len);
+    tn_buf_add(&want, head, strlen(head) - 1); /* its trailing space */
+    for (int i = 0; i < 20000; i++) {
+        tn_buf_adds(&in, "a");
+        tn_buf_adds(&want, "a");
+    }
+    tn_buf_adds(&in, "!");
+    tn_buf_add(&want, " ", 2);
+    char *all = tn_category_fold(in.data, in.len);
+    assert_string_equal(all, want.data);
+    free(all);
+    free(head);
+    tn_buf_cleanup(&in);
+    tn_buf_cleanup(&want);
 }
 
 static void test_defaults(void **state)
@@ -334,6 +361,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fold),
+        cmocka_unit_test(test_fold_grows),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_custom_rules_and_errors),
         cmocka_unit_test(test_scoring),
