@@ -426,8 +426,8 @@ static tn_err_t finish_batch_overlapped(embedder_t *e)
     return TN_OK;
 }
 
-/* Write the batch until it is done (or stopping); then, once every sent batch is committed,
- * commit its offsets (the first batches after a failed delivery), or send it. */
+/* Write the batch until it is done (or stopping); then send it, or (the first batches after a
+ * failure) commit its offsets once every sent batch is committed. */
 static tn_err_t finish_batch(embedder_t *e)
 {
     char err[512];
@@ -490,15 +490,17 @@ static tn_err_t finish_batch(embedder_t *e)
     }
     if (paused)
         pause_batch(e, 0);
-    if (complete_sent(e, SENT_ALL) != TN_OK)
-        return TN_OK; /* every batch dropped and rewound */
     if (e->sync_batches > 0) {
+        if (complete_sent(e, SENT_ALL) != TN_OK)
+            return TN_OK; /* every batch dropped and rewound */
         e->sync_batches--;
         store_batch(e);
         commit_stored(e);
         return TN_OK;
     }
-    send_batch(e); /* its records wait for their acknowledgments; the open batch is empty */
+    if (complete_sent(e, e->nsent == EMBEDDER_SENT_MAX ? SENT_ONE : SENT_DONE) != TN_OK)
+        return TN_OK; /* every batch dropped and rewound */
+    send_batch(e);    /* its records wait for their acknowledgments; the open batch is empty */
     return TN_OK;
 }
 
