@@ -68,6 +68,18 @@ typedef struct embedder_points {
     json_t *should; /* the stale-point filters */
 } embedder_points_t;
 
+/* Batches whose records may await acknowledgment at once. Deep enough to ride out a slow
+ * acknowledgment (devstack answers some produce requests ~40 ms late, 6-8 batches' time at
+ * full speed) without stopping the gathering, embedding and Qdrant writes behind it. */
+#define EMBEDDER_SENT_MAX 8
+
+/* A batch written to the vector store whose records were produced (worker.c). */
+typedef struct embedder_sent {
+    embedder_rec_t *recs;
+    size_t n, cap, nchunks;
+    tn_kafka_batch_t *inflight; /* NULL: no records (all dead letters or superseded) */
+} embedder_sent_t;
+
 typedef struct embedder {
     const embedder_cfg_t *cfg;
     embedder_metrics_t m;
@@ -85,14 +97,14 @@ typedef struct embedder {
     size_t nchunks;
     float *vecs; /* the batch's vectors between embedder_batch_write() (async) and its records */
     size_t dims;
-    /* the previous batch: written, its tickets.embedded records on their way (inflight); its
-     * offsets are committed once they are acknowledged, before the next batch's records go */
-    embedder_rec_t *prev;
-    size_t nprev, capprev, prev_nchunks;
-    tn_kafka_batch_t *inflight;
+    /* the sent batches, oldest first (a ring of EMBEDDER_SENT_MAX from sent_head): in the
+     * vector store, their tickets.embedded records on their way; offsets are committed in this
+     * order, each batch once its records and those of every batch before it are acknowledged */
+    embedder_sent_t sent[EMBEDDER_SENT_MAX];
+    size_t sent_head, nsent;
     /* the batch being written to Qdrant on the store thread (st_busy), between the open batch
-     * and the previous one: embedded, its vectors in e->vecs; its records go out once Qdrant
-     * acknowledged and the previous batch is committed */
+     * and the sent ones: embedded, its vectors in e->vecs; its records go out once Qdrant
+     * acknowledged it (a slot among the sent batches free) */
     embedder_rec_t *st_recs;
     size_t nst, capst, st_nchunks;
     embedder_points_t st_points;
@@ -104,6 +116,7 @@ typedef struct embedder {
     char st_err[512];
     double st_t0;              /* when the batch's embedding started (batch_s) */
     int sync_batches;          /* after a failed delivery: batches written the synchronous way */
+    int64_t woke_ms, got_ms;   /* worker.c: the last fetcher wake-up, the last record */
     tn_buf_t payloads, values; /* batch.c's point payloads and record values, reused */
 } embedder_t;
 

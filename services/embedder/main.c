@@ -24,8 +24,10 @@ static bool ready(void *opaque, char *reason, size_t len)
 
 static void embedder_free(embedder_t *e)
 {
-    tn_kafka_batch_wait(e->inflight, NULL, 0); /* late reports free it */
-    e->inflight = NULL;
+    for (size_t i = 0; i < EMBEDDER_SENT_MAX; i++) {
+        tn_kafka_batch_wait(e->sent[i].inflight, NULL, 0); /* late reports free it */
+        e->sent[i].inflight = NULL;
+    }
     if (e->consumer)
         tn_kafka_consumer_close(e->consumer);
     tn_kafka_consumer_destroy(e->consumer);
@@ -39,11 +41,14 @@ static void embedder_free(embedder_t *e)
     tn_breaker_destroy(&e->store_breaker);
     embedder_batch_clear(e);
     free(e->recs);
-    for (size_t i = 0; i < e->nprev; i++) { /* a batch left behind by a fatal error */
-        tn_kafka_msg_release(&e->prev[i].msg);
-        json_decref(e->prev[i].doc);
+    for (size_t i = 0; i < EMBEDDER_SENT_MAX; i++) {
+        embedder_sent_t *s = &e->sent[i];
+        for (size_t j = 0; j < s->n; j++) { /* batches left behind by a fatal error */
+            tn_kafka_msg_release(&s->recs[j].msg);
+            json_decref(s->recs[j].doc);
+        }
+        free(s->recs);
     }
-    free(e->prev);
     free(e->st_recs);
     free(e->vecs);
     tn_buf_cleanup(&e->payloads);

@@ -20,16 +20,38 @@ static void set_ready(embedder_t *e)
                                 !open_store && !e->failing);
 }
 
+/*
+ * librdkafka before 2.1 stops fetching a partition while the read-ahead is full and looks again
+ * only when its broker thread wakes up, up to a second later: a backlog then drains in bursts
+ * with the worker starved in between (two stalls of ~400 ms in a 2.7 s bench run). So while
+ * records come, the fetchers are woken every WAKE_MS, and a poll waits at most that long so the
+ * next wake-up is not late. Idle (no record for a second), nothing is sent.
+ */
+#define WAKE_MS 10
+
+static int64_t fetch_wake(embedder_t *e, int64_t wait_ms)
+{
+    int64_t now = tn_clock_mono_ms();
+    if (wait_ms > 0 && now - e->got_ms > 1000)
+        return wait_ms; /* idle */
+    if (now - e->woke_ms >= WAKE_MS) {
+        tn_kafka_consumer_wake_fetchers(e->consumer);
+        e->woke_ms = now;
+    }
+    return wait_ms > WAKE_MS ? WAKE_MS : wait_ms;
+}
+
 /* Poll one record into the batch; TN_AGAIN when none came. */
 static tn_err_t poll_one(embedder_t *e, int64_t wait_ms)
 {
     tn_kafka_msg_t msg;
     tn_kafka_error_t ke;
-    tn_err_t rc = tn_kafka_consumer_poll(e->consumer, wait_ms, &msg, &ke);
+    tn_err_t rc = tn_kafka_consumer_poll(e->consumer, fetch_wake(e, wait_ms), &msg, &ke);
     set_ready(e);
-    if (rc == TN_OK)
+    if (rc == TN_OK) {
+        e->got_ms = tn_clock_mono_ms();
         embedder_batch_add(e, &msg);
-    else if (rc == TN_ERR_FATAL || (rc != TN_AGAIN && ke.fatal))
+    } else if (rc == TN_ERR_FATAL || (rc != TN_AGAIN && ke.fatal))
         return TN_ERR_FATAL;
     return rc == TN_OK ? TN_OK : TN_AGAIN;
 }
@@ -160,12 +182,6 @@ static void trade_batch(embedder_t *e, embedder_rec_t **recs, size_t *n, size_t 
     *nchunks = onc;
 }
 
-/* The open batch and the previous one trade places. */
-static void swap_batches(embedder_t *e)
-{
-    trade_batch(e, &e->prev, &e->nprev, &e->capprev, &e->prev_nchunks);
-}
-
 /* The open batch and the one on the store thread trade places. */
 static void swap_store(embedder_t *e)
 {
@@ -184,22 +200,43 @@ static tn_err_t store_join(embedder_t *e)
     return e->st_rc;
 }
 
+/* The sent batch @p i places after the oldest. */
+static embedder_sent_t *sent_at(embedder_t *e, size_t i)
+{
+    return &e->sent[(e->sent_head + i) % EMBEDDER_SENT_MAX];
+}
+
+/* The open batch and sent batch @p s trade places. */
+static void swap_sent(embedder_t *e, embedder_sent_t *s)
+{
+    trade_batch(e, &s->recs, &s->n, &s->cap, &s->nchunks);
+}
+
 /*
- * Drop every batch not committed (the previous one, the one on the store thread, the open one)
- * and rewind each of their partitions to its first record among them, so all of it is consumed
- * and written again (idempotently). Later batches are written the synchronous way (retries,
- * DLQ) until a few succeed.
+ * Drop every batch not committed (the sent ones, the one on the store thread, the open one) and
+ * rewind each of their partitions to its first record among them, so all of it is consumed and
+ * written again (idempotently) in the order of the input. Later batches are written the
+ * synchronous way (retries, DLQ) until a few succeed.
  */
 static void rewind_all(embedder_t *e)
 {
+    enum { NSLOT = EMBEDDER_SENT_MAX + 2 };
     (void)store_join(e);
-    embedder_rec_t *slot[3] = {e->prev, e->st_recs, e->recs};
-    size_t nslot[3] = {e->nprev, e->nst, e->nrecs};
-    for (int s = 0; s < 3; s++) {
+    const embedder_rec_t *slot[NSLOT];
+    size_t nslot[NSLOT], ns = 0;
+    for (size_t i = 0; i < e->nsent; i++) {
+        slot[ns] = sent_at(e, i)->recs;
+        nslot[ns++] = sent_at(e, i)->n;
+    }
+    slot[ns] = e->st_recs;
+    nslot[ns++] = e->nst;
+    slot[ns] = e->recs;
+    nslot[ns++] = e->nrecs;
+    for (size_t s = 0; s < ns; s++) {
         for (size_t i = 0; i < nslot[s]; i++) {
             const tn_kafka_msg_t *m = &slot[s][i].msg;
             int64_t first = m->offset;
-            for (int q = 0; q < 3; q++) /* the partition's first record in any batch */
+            for (size_t q = 0; q < ns; q++) /* the partition's first record in any batch */
                 for (size_t j = 0; j < nslot[q]; j++)
                     if (slot[q][j].msg.partition == m->partition && slot[q][j].msg.offset < first &&
                         !strcmp(slot[q][j].msg.topic, m->topic))
@@ -208,9 +245,14 @@ static void rewind_all(embedder_t *e)
                 tn_kafka_consumer_seek(e->consumer, m->topic, m->partition, first);
         }
     }
-    swap_batches(e);
-    embedder_batch_clear(e);
-    swap_batches(e);
+    for (; e->nsent; e->nsent--, e->sent_head = (e->sent_head + 1) % EMBEDDER_SENT_MAX) {
+        embedder_sent_t *s = sent_at(e, 0);
+        (void)tn_kafka_batch_wait(s->inflight, NULL, 0); /* late reports free it */
+        s->inflight = NULL;
+        swap_sent(e, s);
+        embedder_batch_clear(e);
+        swap_sent(e, s);
+    }
     swap_store(e);
     embedder_batch_clear(e);
     swap_store(e);
@@ -220,39 +262,62 @@ static void rewind_all(embedder_t *e)
     e->sync_batches = 4;
 }
 
-/* Store and commit the open batch's offsets, count it and clear it. */
-static void commit_batch(embedder_t *e)
+/* Store the open batch's offsets (committed by the caller), count it and clear it. */
+static void store_batch(embedder_t *e)
 {
     for (size_t i = 0; i < e->nrecs; i++)
         tn_kafka_consumer_store(e->consumer, &e->recs[i].msg);
-    tn_err_t rc = tn_kafka_consumer_commit(e->consumer, 1);
-    if (rc != TN_OK)
-        TN_LOG(TN_LOG_WARN, "embedder: offset commit failed (%s); the batch may be redone",
-               tn_err_str(rc));
     count_committed(e);
     embedder_batch_clear(e);
 }
 
-/*
- * The previous batch's records were acknowledged (waiting for them): commit its offsets. When
- * some were not, nothing of it is committed: both batches (every record consumed and not
- * committed) are dropped, their partitions rewound to their first records, and the next batches
- * are written the synchronous way (retries, DLQ) until one succeeds. Nothing was produced for
- * the open batch yet, so tickets.embedded keeps the order of the input.
- */
-static tn_err_t complete_prev(embedder_t *e)
+/* Asynchronously: only offsets of finished batches are stored, so a commit never covers
+ * unfinished work however late it lands, and the loop does not wait a round trip to the group
+ * coordinator per batch. A commit that fails is covered by the next one (librdkafka sends every
+ * stored offset not yet committed), by the synchronous commit of a revocation or of the close,
+ * or else the batch is redone by the partition's next owner (at least once). */
+static void commit_stored(embedder_t *e)
 {
-    if (!e->nprev && !e->inflight)
-        return TN_OK;
-    tn_err_t rc = tn_kafka_batch_wait(e->inflight, NULL, 30000);
-    e->inflight = NULL;
-    swap_batches(e);
-    if (rc == TN_OK) {
-        commit_batch(e);
-        swap_batches(e);
-        return TN_OK;
+    tn_err_t rc = tn_kafka_consumer_commit(e->consumer, 0);
+    if (rc != TN_OK)
+        TN_LOG(TN_LOG_WARN, "embedder: offset commit failed (%s); the batch may be redone",
+               tn_err_str(rc));
+}
+
+enum { SENT_DONE, SENT_ONE, SENT_ALL }; /* what complete_sent() waits for */
+
+/*
+ * Commit the sent batches whose records were acknowledged, oldest first, stopping at the first
+ * one still waiting: @p until SENT_DONE waits for none, SENT_ONE for the oldest (a slot frees),
+ * SENT_ALL for every one. A batch some of whose records were not acknowledged is not committed,
+ * and neither is any after it: every batch not committed is dropped and its partitions rewound
+ * (rewind_all), and the next batches are written the synchronous way (retries, DLQ).
+ * @returns TN_OK, or TN_ERR_KAFKA after which everything was rewound.
+ */
+static tn_err_t complete_sent(embedder_t *e, int until)
+{
+    size_t done = 0;
+    tn_err_t rc = TN_OK;
+    while (e->nsent) {
+        embedder_sent_t *s = sent_at(e, 0);
+        bool wait = until == SENT_ALL || (until == SENT_ONE && !done);
+        if (!wait && s->inflight && !tn_kafka_batch_done(s->inflight))
+            break;
+        rc = tn_kafka_batch_wait(s->inflight, NULL, 30000);
+        s->inflight = NULL;
+        if (rc != TN_OK)
+            break;
+        swap_sent(e, s);
+        store_batch(e);
+        swap_sent(e, s);
+        e->sent_head = (e->sent_head + 1) % EMBEDDER_SENT_MAX;
+        e->nsent--;
+        done++;
     }
-    swap_batches(e);
+    if (done)
+        commit_stored(e); /* the batches before a failed one stay committed */
+    if (rc == TN_OK)
+        return TN_OK;
     TN_LOG(TN_LOG_WARN, "embedder: %s did not acknowledge a batch (%s); redoing it",
            e->cfg->topic_out, tn_err_str(rc));
     tn_metric_add(e->m.retries, TN_LABELS("kafka"), 1);
@@ -260,11 +325,24 @@ static tn_err_t complete_prev(embedder_t *e)
     return TN_ERR_KAFKA;
 }
 
+/* The open batch (written) is sent: its records are produced and it joins the sent batches,
+ * which have a free slot; the open batch is empty again. */
+static void send_batch(embedder_t *e)
+{
+    TN_ASSERT(e->nsent < EMBEDDER_SENT_MAX);
+    embedder_sent_t *s = sent_at(e, e->nsent);
+    s->inflight = embedder_batch_start_records(e);
+    swap_sent(e, s);
+    e->nsent++;
+}
+
 /*
- * The batch on the store thread is done (waiting for it): when Qdrant took it, the previous
- * batch is committed once acknowledged, then this one's records go out and it becomes the
- * previous batch. When Qdrant failed, nothing of it is committed: every open batch is rewound
- * and the next ones are written the synchronous way (backoff, circuit breaker, DLQ).
+ * The batch on the store thread is done (waiting for it): when Qdrant took it, its records go
+ * out at once (after a slot among the sent batches frees, if all are taken), without waiting
+ * for the batches before it: their commits come in order as their acknowledgments do. When
+ * Qdrant failed, nothing of it is committed: the sent batches are committed as they are
+ * acknowledged (none depends on it), the rest is rewound and the next batches are written the
+ * synchronous way (backoff, circuit breaker, DLQ).
  * @returns TN_OK, or the error after which everything was rewound.
  */
 static tn_err_t store_collect(embedder_t *e)
@@ -277,21 +355,23 @@ static tn_err_t store_collect(embedder_t *e)
     else
         tn_breaker_success(&e->store_breaker);
     if (rc != TN_OK) {
-        TN_LOG(TN_LOG_WARN, "embedder: qdrant did not take a batch (%s); redoing it", e->st_err);
+        TN_LOG(TN_LOG_WARN,
+               "embedder: qdrant did not take a batch (%s); redoing it (%zu sent before it are "
+               "committed once acknowledged)",
+               e->st_err, e->nsent);
         tn_metric_add(e->m.retries, TN_LABELS("store"), 1);
         e->failing = 1;
         set_ready(e);
-        if (complete_prev(e) == TN_OK) /* the previous batch does not depend on this one */
+        if (complete_sent(e, SENT_ALL) == TN_OK)
             rewind_all(e);
         return TN_ERR_UNAVAILABLE;
     }
-    if (complete_prev(e) != TN_OK)
+    if (e->nsent == EMBEDDER_SENT_MAX && complete_sent(e, SENT_ONE) != TN_OK)
         return TN_ERR_KAFKA; /* everything rewound, this batch too */
     swap_store(e);
     tn_metric_observe(e->m.batch_s, TN_NOLABELS, tn_clock_mono_s() - e->st_t0);
-    e->inflight = embedder_batch_start_records(e);
-    swap_batches(e); /* this batch waits for its acknowledgments */
-    swap_store(e);   /* the open batch is back in its place; the store slot is empty */
+    send_batch(e);
+    swap_store(e); /* the open batch is back in its place; the store slot is empty */
     return TN_OK;
 }
 
@@ -332,7 +412,7 @@ static tn_err_t finish_batch_overlapped(embedder_t *e)
         return TN_DECLINED; /* the synchronous way retries them */
     }
     e->failing = 0;
-    free(e->vecs); /* none: the previous batch's records are out */
+    free(e->vecs); /* none: the batch before it was sent */
     e->vecs = vecs;
     e->dims = dims;
     embedder_points_build(e, vecs, dims, &e->st_points);
@@ -346,8 +426,8 @@ static tn_err_t finish_batch_overlapped(embedder_t *e)
     return TN_OK;
 }
 
-/* Write the batch until it is done (or stopping); then commit its offsets, or (async) start its
- * records and commit the previous batch's. */
+/* Write the batch until it is done (or stopping); then send it, or (the first batches after a
+ * failure) commit its offsets once every sent batch is committed. */
 static tn_err_t finish_batch(embedder_t *e)
 {
     char err[512];
@@ -410,15 +490,17 @@ static tn_err_t finish_batch(embedder_t *e)
     }
     if (paused)
         pause_batch(e, 0);
-    if (complete_prev(e) != TN_OK)
-        return TN_OK; /* both batches dropped and rewound */
     if (e->sync_batches > 0) {
+        if (complete_sent(e, SENT_ALL) != TN_OK)
+            return TN_OK; /* every batch dropped and rewound */
         e->sync_batches--;
-        commit_batch(e);
+        store_batch(e);
+        commit_stored(e);
         return TN_OK;
     }
-    e->inflight = embedder_batch_start_records(e);
-    swap_batches(e); /* this batch waits for its acknowledgments; the open one is empty */
+    if (complete_sent(e, e->nsent == EMBEDDER_SENT_MAX ? SENT_ONE : SENT_DONE) != TN_OK)
+        return TN_OK; /* every batch dropped and rewound */
+    send_batch(e);    /* its records wait for their acknowledgments; the open batch is empty */
     return TN_OK;
 }
 
@@ -432,11 +514,9 @@ static tn_err_t worker_loop(embedder_t *e)
                 break;
             if (e->st_busy && atomic_load(&e->st_done))
                 store_collect(e); /* its records go out without waiting for a full batch */
-            if (e->inflight && tn_kafka_batch_done(e->inflight))
-                complete_prev(e); /* idle or slow input: commit without waiting for a batch */
-            else if (!e->inflight && e->nprev)
-                complete_prev(e);
-            bool pending = e->inflight || e->st_busy;
+            if (e->nsent)
+                complete_sent(e, SENT_DONE); /* commit what was acknowledged */
+            bool pending = e->nsent || e->st_busy;
             tn_err_t rc = poll_one(e, pending && (!e->nrecs || wait > 5) ? 5 : wait);
             if (rc == TN_ERR_FATAL)
                 return TN_ERR_FATAL;
@@ -461,7 +541,7 @@ tn_err_t embedder_worker_run(embedder_t *e)
     tn_err_t rc = worker_loop(e);
     if (rc == TN_OK) {
         store_collect(e); /* stopping: a batch Qdrant took still goes out and is committed */
-        complete_prev(e); /* records already produced are committed once acknowledged */
+        complete_sent(e, SENT_ALL); /* records produced are committed once acknowledged */
     }
     (void)store_join(e); /* never leave the thread running behind a fatal error */
     swap_store(e);

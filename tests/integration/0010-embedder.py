@@ -1,8 +1,9 @@
 """embedder on devstack with the Qdrant fake: enriched records produced with an independent
 client (confluent-kafka) end as the right points in Qdrant (count, ids, payload) and as records
 on tickets.embedded; fewer chunks leave no stale points; a deleted ticket leaves none; bad
-records go to the DLQ; a 10 s Qdrant outage loses nothing and sends nothing to the DLQ; the lag
-gauges go from N to 0."""
+records go to the DLQ; a 10 s Qdrant outage loses nothing and sends nothing to the DLQ; a Qdrant
+outage with several batches in the pipeline (acknowledgments slowed down) leaves each ticket's
+last version in Qdrant and last on tickets.embedded; the lag gauges go from N to 0."""
 import base64
 import json
 import math
@@ -229,6 +230,63 @@ def test_qdrant_outage_loses_nothing(stack):
         "records of the outage went to the DLQ"
     assert dlq_total(stack) >= before
     wait_for(lambda: http("GET", stack["svc"].port, "/ready")[0] == 200, what="ready again")
+
+
+def test_qdrant_outage_with_batches_in_flight_keeps_the_last_version(stack):
+    """Several batches at once in the pipeline: every broker answers 1 s late, so the records of
+    a few batches await their acknowledgments while the next ones are written to Qdrant (which
+    takes 100 ms a call). Qdrant then fails for 3 s (at once: faster than the acknowledgments)
+    from the moment a third batch's points appear. Three versions of each ticket (3, then 1,
+    then 2 chunks) go in, in order: afterwards each ticket has exactly the points of its last
+    version, its last record on tickets.embedded is from that version, every chunk of it is
+    there, and nothing went to the DLQ."""
+    ds = stack["ds"]
+    # after the outage above the next few batches go the synchronous way: get past them first
+    warm = [str(uuid.uuid4()) for _ in range(40)]
+    n0 = count(stack)
+    send(ds.bootstrap, [enriched(t, nchunks=8) for t in warm])
+    wait_for(lambda: count(stack) == n0 + 320, timeout=30, what="the warm-up's points")
+    tickets = [str(uuid.uuid4()) for _ in range(80)]
+    versions = [(3, "uno primera"), (1, "dos segunda"), (2, "tres tercera")]
+    n0 = count(stack)
+    qd(stack, "POST", "/admin/faults", {"latency_ms": 100})
+    for b in range(1, ds.brokers + 1):
+        ds.rtt(b, 1000)
+    try:
+        send(ds.bootstrap, [enriched(t, nchunks=n, words=w) for n, w in versions for t in tickets])
+        wait_for(lambda: count(stack) > n0 + 130, timeout=30, what="three batches' points")
+        qd(stack, "POST", "/admin/faults", {"error_rate": 1.0, "error_status": 503,
+                                            "latency_ms": 0})
+        time.sleep(3)
+    finally:
+        qd(stack, "POST", "/admin/faults", {"error_rate": 0.0, "latency_ms": 0})
+        for b in range(1, ds.brokers + 1):
+            ds.rtt(b, 0)
+
+    def last_version(t):
+        return sorted((p["payload"]["chunk_index"], "tres" in p["payload"]["text"])
+                      for p in points_of(stack, t)) == [(0, True), (1, True)]
+    wait_for(lambda: count(stack) == n0 + 2 * len(tickets) and all(map(last_version, tickets)),
+             timeout=90, what="the points of each ticket's last version, and no others")
+    # the outage hit with batches in the pipeline (the worker logs how many were sent before)
+    with open(stack["svc"].logpath, errors="replace") as f:
+        behind = [int(n) for n in re.findall(r"redoing it \((\d+) sent before it", f.read())]
+    assert behind and max(behind) >= 2, "no outage with 2+ batches sent before it: %s" % behind
+    want = set(tickets)
+    recs = [r for r in consume(ds.bootstrap, "tickets.embedded", idle=3)
+            if r["key"] and r["key"].decode() in want]
+    last, seen = {}, {}
+    for r in sorted(recs, key=lambda r: (r["partition"], r["offset"])):
+        v = json.loads(r["value"])
+        last[v["ticket_id"]] = v
+        if "tres" in v.get("text", ""):
+            seen.setdefault(v["ticket_id"], set()).add(v["chunk_index"])
+    for t in tickets:
+        assert last[t]["chunk_count"] == 2 and "tres" in last[t]["text"], (t, last[t])
+        assert seen.get(t) == {0, 1}, (t, seen.get(t))
+    dlq = consume(ds.bootstrap, "tickets.dlq", idle=2)
+    assert not [r for r in dlq if r["key"] and r["key"].decode() in want], \
+        "records of the run went to the DLQ"
 
 
 def lag(stack):
