@@ -115,6 +115,33 @@ size_t tn_vecstore_search(tn_vecstore_t *vs, const float *query, const tn_vec_fi
 void tn_vecstore_search_many(tn_vecstore_t *vs, const float *queries, const tn_vec_filter_t *f,
                              size_t nq, size_t k, float min_score, tn_vec_hit_t *hits,
                              size_t *counts);
+/**
+ * @brief Start the shared scan: one thread reads the rows round and round in blocks of
+ *        @p block_rows for the searches of tn_vecstore_search_shared(), at most @p lanes of them
+ *        at once (rounded up to the kernel's width: 16 with AVX-512 VNNI, 8 with AVX-VNNI, 4
+ *        portable; 1..256). A search joins at the next block boundary and leaves once it has seen
+ *        every row, so its latency is one round whatever the others do. The thread sleeps when
+ *        no search is in flight. Writes wait for the searches in flight (at most one round each)
+ *        and hold new ones back meanwhile.
+ * @returns TN_OK; TN_ERR_INVALID for bad sizes or a scan already started; TN_ERR_NOMEM when the
+ *          thread cannot start.
+ * @thread Any thread, before the searches that use it; the kernels (tn_vecstore_kernels) in
+ *         effect now are the scan's.
+ */
+tn_err_t tn_vecstore_scan_start(tn_vecstore_t *vs, size_t lanes, size_t block_rows);
+/** @brief Stop and join the scan thread (no-op when not started; tn_vecstore_destroy calls it).
+ *  @thread Not while tn_vecstore_search_shared() runs. */
+void tn_vecstore_scan_stop(tn_vecstore_t *vs);
+/**
+ * @brief tn_vecstore_search() through the shared scan: the same hits with bitwise the same
+ *        scores. Searches with a ticket filter, of a tenant with under a quarter of the rows, or
+ *        of one pass (few rows, small dims), and every search when the scan is not started, are
+ *        answered by tn_vecstore_search() in the calling thread.
+ * @thread Any thread; blocks until answered (one round of the scan at most, plus queueing when
+ *         the lanes are full).
+ */
+size_t tn_vecstore_search_shared(tn_vecstore_t *vs, const float *query, const tn_vec_filter_t *f,
+                                 size_t k, float min_score, tn_vec_hit_t *hits);
 /** Kernels of the int8 first pass besides the portable ones (x86-64): AVX-512 VNNI (one query,
  *  and 16 queries at a time in search_many) and AVX-VNNI (8 queries at a time). Results are the
  *  same with any of them. */
