@@ -116,20 +116,21 @@ void tn_vecstore_search_many(tn_vecstore_t *vs, const float *queries, const tn_v
                              size_t nq, size_t k, float min_score, tn_vec_hit_t *hits,
                              size_t *counts);
 /**
- * @brief Start the shared scan: one thread reads the rows round and round in blocks of
- *        @p block_rows for the searches of tn_vecstore_search_shared(), at most @p lanes of them
- *        at once (rounded up to the kernel's width: 16 with AVX-512 VNNI, 8 with AVX-VNNI, 4
- *        portable; 1..256). A search joins at the next block boundary and leaves once it has seen
- *        every row, so its latency is one round whatever the others do. The thread sleeps when
- *        no search is in flight. Writes wait for the searches in flight (at most one round each)
- *        and hold new ones back meanwhile.
- * @returns TN_OK; TN_ERR_INVALID for bad sizes or a scan already started; TN_ERR_NOMEM when the
+ * @brief Start the shared scan: @p threads threads (1..4) each read their share of the rows
+ *        round and round in blocks of @p block_rows for the searches of
+ *        tn_vecstore_search_shared(), at most @p lanes of them at once (rounded up to the
+ *        kernel's width: 16 with AVX-512 VNNI, 8 with AVX-VNNI, 4 portable; 1..256). A search
+ *        joins each thread at its next block boundary and leaves once every thread has shown it
+ *        all of its rows, so its latency is one round whatever the others do. The threads sleep
+ *        when no search is in flight. Writes wait for the searches in flight (at most one round
+ *        each) and hold new ones back meanwhile; searches held back go before the next write.
+ * @returns TN_OK; TN_ERR_INVALID for bad sizes or a scan already started; TN_ERR_NOMEM when a
  *          thread cannot start.
  * @thread Any thread, before the searches that use it; the kernels (tn_vecstore_kernels) in
  *         effect now are the scan's.
  */
-tn_err_t tn_vecstore_scan_start(tn_vecstore_t *vs, size_t lanes, size_t block_rows);
-/** @brief Stop and join the scan thread (no-op when not started; tn_vecstore_destroy calls it).
+tn_err_t tn_vecstore_scan_start(tn_vecstore_t *vs, size_t lanes, size_t block_rows, size_t threads);
+/** @brief Stop and join the scan threads (no-op when not started; tn_vecstore_destroy calls it).
  *  @thread Not while tn_vecstore_search_shared() runs. */
 void tn_vecstore_scan_stop(tn_vecstore_t *vs);
 /**

@@ -800,12 +800,12 @@ static void *shared_worker(void *arg)
 }
 
 static void shared_agree(tn_vecstore_t *vs, const float *qs, const tn_vec_filter_t *f, size_t nq,
-                         size_t k, const tn_vec_hit_t *ref, const size_t *nref)
+                         size_t k, const tn_vec_hit_t *ref, const size_t *nref, size_t threads)
 {
-    enum { T = 6 };
+    enum { T = 12 };
     /* blocks of 128 rows: ~16 a round; 16 lanes (8 with AVX-VNNI alone, rounded up) */
-    assert_int_equal(tn_vecstore_scan_start(vs, 12, 128), TN_OK);
-    assert_int_equal(tn_vecstore_scan_start(vs, 12, 128), TN_ERR_INVALID);
+    assert_int_equal(tn_vecstore_scan_start(vs, 12, 128, threads), TN_OK);
+    assert_int_equal(tn_vecstore_scan_start(vs, 12, 128, 1), TN_ERR_INVALID);
     pthread_t th[T];
     shared_job_t jobs[T];
     for (size_t t = 0; t < T; t++) {
@@ -829,7 +829,7 @@ static void shared_agree(tn_vecstore_t *vs, const float *qs, const tn_vec_filter
  * Dims 384 (lanes), 388 (a partial 64-byte block) and 102 (not a multiple of 4: no lanes). The
  * first pass's candidates and int8 scores are compared too (TN_VEC_FIRST_PASS_ONLY): the rescoring
  * would hide a kernel that is slightly off. The shared scan (its lane kernels, or the portable
- * ones) too, its searches coming from 6 threads at once (shared_agree).
+ * ones) too, with 1 to 3 scan threads, its searches coming from 12 threads at once (shared_agree).
  */
 static void test_kernels_agree(void **state)
 {
@@ -953,7 +953,7 @@ static void test_kernels_agree(void **state)
                     assert_same_hits(one, ref + j * k, c);
                     tn_vec_hits_free(one, c);
                 }
-                shared_agree(vs, qs, f, NQ, k, ref, nref);
+                shared_agree(vs, qs, f, NQ, k, ref, nref, 1 + (mi + ki) % 3); /* 1-3 threads */
                 for (size_t ni = 0; ni < TN_ARRAY_LEN(nqs); ni++) {
                     size_t nq = nqs[ni];
                     for (size_t at = 0; at + nq <= NQ; at += nq) {
@@ -982,7 +982,8 @@ static void test_kernels_agree(void **state)
  * The shared scan against tn_vecstore_search while a writer puts, replaces, trims and deletes
  * (compactions included) and searches join mid-round: 4 threads search with random filters and k
  * through the scan, then alone; when no write began or ended in between (a generation counter
- * around each write) the hits must be the same, bit for bit. Every kernel set.
+ * around each write) the hits must be the same, bit for bit. Every kernel set, 1 and 2 scan
+ * threads.
  */
 typedef struct ileave {
     tn_vecstore_t *vs;
@@ -1042,7 +1043,7 @@ static void test_shared_interleaved(void **state)
     static const char *langs[] = {"es", "en"}, *cats[] = {"tax", "water", "id"},
                       *srcs[] = {"import", "web", NULL};
     enum { D = 64, N = 3000, T = 4 };
-    for (size_t mi = 0; mi < TN_ARRAY_LEN(masks); mi++) {
+    for (size_t mi = 0; mi < 2 * TN_ARRAY_LEN(masks); mi++) {
         ileave_t c = {tn_vecstore_new(D), D, 0, 0, 0, 0, 0};
         float v[D];
         for (uint32_t i = 0; i < N; i++) {
@@ -1053,8 +1054,8 @@ static void test_shared_interleaved(void **state)
                                      cats[(i / 4) % 3], srcs[(i / 4) % 3], v),
                              TN_OK);
         }
-        tn_vecstore_kernels(c.vs, masks[mi]);
-        assert_int_equal(tn_vecstore_scan_start(c.vs, 8, 64), TN_OK);
+        tn_vecstore_kernels(c.vs, masks[mi % TN_ARRAY_LEN(masks)]);
+        assert_int_equal(tn_vecstore_scan_start(c.vs, 8, 64, 1 + mi / TN_ARRAY_LEN(masks)), TN_OK);
         pthread_t th[T];
         for (int i = 0; i < T; i++)
             assert_int_equal(pthread_create(&th[i], NULL, ileave_reader, &c), 0);
