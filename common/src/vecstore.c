@@ -34,6 +34,9 @@
  * run time), one for a single query (64 dims an instruction) and lane kernels for batches (16 or
  * 8 queries an instruction, the row read once for all); its sums are exact integers, so every
  * kernel picks the same candidates with the same scores.
+ *
+ * The shared scan (last section): scan threads read the rows round and round for the searches in
+ * their lanes, which join and leave at block boundaries; writers wait for them (write_begin).
  */
 #include "taina/vecstore.h"
 
@@ -1762,8 +1765,6 @@ static void *scan_main(void *arg)
             break;
         if (!sc->writers && sc->head && admit(vs))
             pthread_cond_broadcast(&sc->work); /* the other workers join them */
-        uint32_t nrows = vs->nrows, lo, hi;    /* stable: searches are in flight (or none) */
-        worker_range(sc, id, nrows, &lo, &hi);
         for (size_t l = 0; l < sc->nlanes; l++) {
             vs_quest_t *q = sc->lane[l];
             if (!q || q->in[id])
@@ -1781,6 +1782,9 @@ static void *scan_main(void *arg)
             mine += wk->lane[l] != NULL;
         if (!mine)
             continue;
+        /* searches in flight: no writer until they are answered, so nrows holds still */
+        uint32_t nrows = vs->nrows, lo, hi;
+        worker_range(sc, id, nrows, &lo, &hi);
         uint32_t from = wk->pos >= lo && wk->pos < hi ? wk->pos : lo;
         uint32_t to = hi - from > sc->block ? from + sc->block : hi;
         pthread_mutex_unlock(&sc->mu);

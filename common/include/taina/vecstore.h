@@ -31,8 +31,16 @@
  * single query. Ties in score rank the earlier-inserted row first (a replaced chunk
  * counts as inserted anew), so results are deterministic and unchanged by compaction.
  *
+ * For many concurrent searches, tn_vecstore_scan_start() starts a shared ("elevator") scan:
+ * scan threads each read their share of the rows round and round in blocks, and
+ * tn_vecstore_search_shared() puts a search in a free lane at the next block boundary; it keeps
+ * its own candidates and leaves once it has seen every row, so no search waits for another's pass
+ * and lanes refill block by block. Since the ranking is a total order, the order in which rows
+ * are seen does not matter: the hits are bitwise those of tn_vecstore_search. Writes wait until
+ * the searches in the scan are answered (one round at most) and hold new ones back meanwhile.
+ *
  * @thread Readers (search) run concurrently; writers (put, trim, delete, compact) take the
- *         lock exclusively (a pthread rwlock).
+ *         lock exclusively (a pthread rwlock), after the searches in the shared scan.
  */
 #ifndef TAINA_VECSTORE_H
 #define TAINA_VECSTORE_H
