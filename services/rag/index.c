@@ -18,7 +18,6 @@
 #include <string.h>
 #include <sys/types.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "rag.h"
 #include "taina/clock.h"
@@ -30,13 +29,12 @@
  * x 384 int8 = 1.5 MB, ~0.1-0.2 ms), and the scan thread takes the queue's lock once a block. */
 #define RAG_SCAN_BLOCK_ROWS 4096
 
-/* Threads of the shared scan: one per core, at most 2. Each reads its share of the rows, so a
- * round takes half as long when the other core has time; the work is the same. */
-static size_t scan_threads(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n >= 2 ? 2 : 1;
-}
+/* Threads of the shared scan. One: the scan then takes one core while searches are in flight and
+ * leaves the other to the HTTP threads (and, in the bench, wrk). Two (each reading half the rows)
+ * made rounds shorter on an idle machine but, since a round costs the same however few lanes are
+ * busy, they took ~180% CPU under wrk and the tail was no better: 100k /v1/search p99 20-59 ms
+ * against 17-25 ms with one (services/rag/README.md, Figures). */
+#define RAG_SCAN_THREADS 1
 
 static const char *sfield(const json_t *o, const char *k)
 {
@@ -216,7 +214,7 @@ tn_err_t rag_index_start(rag_t *r, tn_app_t *app)
     r->local = tn_vecstore_new(dims);
     if (c->coalesce_window_us > 0 && c->coalesce_max > 1 &&
         tn_vecstore_scan_start(r->local, (size_t)c->coalesce_max, RAG_SCAN_BLOCK_ROWS,
-                               scan_threads()) != TN_OK) {
+                               RAG_SCAN_THREADS) != TN_OK) {
         TN_LOG(TN_LOG_ERROR, "rag: cannot start the local index's scan thread");
         return TN_ERR_NOMEM;
     }
