@@ -35,14 +35,14 @@ const tn_cfg_key_t rag_keys[] = {
         "read (a bench and operations aid: loads a snapshot without Kafka; empty = none)",
         0, 0),
     KEY("rag_coalesce_window_us", TN_CFG_INT, coalesce_window_us, "1000", 0,
-        "Local backend: how long (microseconds) a search waits for concurrent ones to answer "
-        "them in one pass over the matrix (0 = every search alone)",
+        "Local backend: > 0 runs the shared scan (one thread reads the matrix round and round; "
+        "a search joins at the next block and leaves after one round); 0 = every search alone",
         0, 1000000),
     KEY("rag_coalesce_max", TN_CFG_INT, coalesce_max, "16", 0,
-        "Local backend: most searches answered in one pass", 1, 256),
+        "Local backend: most searches in the shared scan at once (more wait to join)", 1, 256),
     KEY("rag_coalesce_passes", TN_CFG_INT, coalesce_passes, "1", 0,
-        "Local backend: coalesced passes that may run at once (searches that come during a pass "
-        "join the next; a pass of 16 costs little more than one of 1)",
+        "Unused since the shared scan replaced coalesced passes; kept so that existing "
+        "configurations still start",
         1, 256),
     KEY("rag_sources", TN_CFG_STRING, sources, "", 0,
         "Sources (comma-separated, at most 8; e.g. import,web) every search is limited to; a "

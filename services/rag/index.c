@@ -7,9 +7,11 @@
  * topic's records, before it reads the topic: a snapshot larger than the topic can carry (e.g.
  * devstack's ~5 MB per partition) loads without Kafka; the topic's records, read next from the
  * beginning, still apply on top, and /ready waits for both.
- * Concurrent local searches are coalesced: one pass of tn_vecstore_search_many over the matrix
- * answers every search that queued within the window (rag_coalesce_window_us), with the same
- * results as one tn_vecstore_search each. */
+ * Concurrent local searches share one scan (tn_vecstore_scan_start): a thread reads the matrix
+ * round and round in blocks of RAG_SCAN_BLOCK_ROWS; a search joins at the next block, leaves after
+ * one round, and gets the same hits as tn_vecstore_search. At most rag_coalesce_max searches are in
+ * the scan at once; rag_coalesce_window_us 0 (or rag_coalesce_max 1) answers each search alone in
+ * its own thread. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +25,16 @@
 #include "taina/mem.h"
 
 #define RAG_QDRANT_MAX_RESPONSE ((size_t)4 << 20) /* bytes of one search answer at most */
+/* Rows a block of the shared scan: a search waits for the block under way before it joins (4096
+ * x 384 int8 = 1.5 MB, ~0.1-0.2 ms), and the scan thread takes the queue's lock once a block. */
+#define RAG_SCAN_BLOCK_ROWS 4096
+
+/* Threads of the shared scan. One: the scan then takes one core while searches are in flight and
+ * leaves the other to the HTTP threads (and, in the bench, wrk). Two (each reading half the rows)
+ * made rounds shorter on an idle machine but, since a round costs the same however few lanes are
+ * busy, they took ~180% CPU under wrk and the tail was no better: 100k /v1/search p99 20-59 ms
+ * against 17-25 ms with one (services/rag/README.md, Figures). */
+#define RAG_SCAN_THREADS 1
 
 static const char *sfield(const json_t *o, const char *k)
 {
@@ -200,14 +212,12 @@ tn_err_t rag_index_start(rag_t *r, tn_app_t *app)
         return TN_ERR_CONFIG;
     }
     r->local = tn_vecstore_new(dims);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_mutex_init(&r->co.mu, NULL);
-    pthread_cond_init(&r->co.more, &ca);
-    pthread_cond_init(&r->co.done, &ca);
-    pthread_condattr_destroy(&ca);
-    r->co_init = 1;
+    if (c->coalesce_window_us > 0 && c->coalesce_max > 1 &&
+        tn_vecstore_scan_start(r->local, (size_t)c->coalesce_max, RAG_SCAN_BLOCK_ROWS,
+                               RAG_SCAN_THREADS) != TN_OK) {
+        TN_LOG(TN_LOG_ERROR, "rag: cannot start the local index's scan thread");
+        return TN_ERR_NOMEM;
+    }
     tn_kafka_opts_t ko = tn_app_kafka_opts(app, "taina-rag-index");
     const char *topics[] = {c->topic_embedded, NULL};
     if (!(r->feed = tn_kafka_consumer_new(&ko, NULL, topics, err, sizeof(err)))) {
@@ -231,12 +241,6 @@ void rag_index_stop(rag_t *r)
     if (r->seed)
         fclose(r->seed);
     r->seed = NULL;
-    if (r->co_init) {
-        pthread_cond_destroy(&r->co.more);
-        pthread_cond_destroy(&r->co.done);
-        pthread_mutex_destroy(&r->co.mu);
-        r->co_init = 0;
-    }
     tn_kafka_consumer_destroy(r->feed);
     r->feed = NULL;
     tn_vecstore_destroy(r->local);
@@ -269,115 +273,13 @@ static void copy_str(char *dst, size_t cap, const char *s)
     snprintf(dst, cap, "%s", s ? s : "");
 }
 
-/* The leader's pass: answer @p nq queued searches (taken off the queue) at once. Each gets the
- * first p->k of the top max-k hits: the ranking is a total order (ties by insertion), so they
- * are exactly its own top k. */
-static void coalesced_pass(rag_t *r, rag_pending_t **batch, size_t nq)
-{
-    if (nq == 1) {
-        batch[0]->got = tn_vecstore_search(r->local, batch[0]->vec, &batch[0]->f, batch[0]->k,
-                                           -2.0f, batch[0]->hits);
-        return;
-    }
-    size_t dims = tn_vecstore_dims(r->local), kmax = 0;
-    for (size_t i = 0; i < nq; i++)
-        kmax = batch[i]->k > kmax ? batch[i]->k : kmax;
-    float *qs = tn_xmalloc(nq * dims * sizeof(*qs));
-    tn_vec_filter_t *fs = tn_xcalloc(nq, sizeof(*fs));
-    tn_vec_hit_t *hs = tn_xcalloc(nq * kmax, sizeof(*hs));
-    size_t *counts = tn_xcalloc(nq, sizeof(*counts));
-    for (size_t i = 0; i < nq; i++) {
-        memcpy(qs + i * dims, batch[i]->vec, dims * sizeof(*qs));
-        fs[i] = batch[i]->f;
-    }
-    tn_vecstore_search_many(r->local, qs, fs, nq, kmax, -2.0f, hs, counts);
-    for (size_t i = 0; i < nq; i++) {
-        tn_vec_hit_t *h = hs + i * kmax;
-        size_t keep = counts[i] < batch[i]->k ? counts[i] : batch[i]->k;
-        memcpy(batch[i]->hits, h, keep * sizeof(*h));
-        tn_vec_hits_free(h + keep, counts[i] - keep);
-        batch[i]->got = keep;
-    }
-    free(counts);
-    free(hs);
-    free(fs);
-    free(qs);
-}
-
-/* One local search through the coalescer: queue it; while it is not answered, either wait for
- * a pass to end or, when fewer than coalesce_passes run, lead one: wait up to the window for the
- * other requests in flight (not already in a pass) to queue theirs, take at most coalesce_max,
- * answer them. */
-static size_t coalesced_search(rag_t *r, rag_pending_t *p)
-{
-    rag_coalescer_t *co = &r->co;
-    size_t max = (size_t)r->cfg->coalesce_max;
-    rag_pending_t **batch = tn_xcalloc(max, sizeof(*batch));
-    pthread_mutex_lock(&co->mu);
-    if (co->tail)
-        co->tail->next = p;
-    else
-        co->head = p;
-    co->tail = p;
-    co->npending++;
-    pthread_cond_signal(&co->more);
-    while (!p->done) {
-        if (co->passes >= (int)r->cfg->coalesce_passes || !co->npending) {
-            pthread_cond_wait(&co->done, &co->mu);
-            continue;
-        }
-        co->passes++;
-        struct timespec dl;
-        clock_gettime(CLOCK_MONOTONIC, &dl);
-        dl.tv_nsec += (long)r->cfg->coalesce_window_us * 1000L;
-        dl.tv_sec += dl.tv_nsec / 1000000000L;
-        dl.tv_nsec %= 1000000000L;
-        for (;;) {
-            /* searches under way (embedding, queued or in this pass) but not in a pass */
-            size_t flight = (size_t)atomic_load(&r->searching);
-            size_t others = flight > co->in_pass ? flight - co->in_pass : 0;
-            size_t want = others < max ? others : max;
-            if (co->npending >= want ||
-                pthread_cond_timedwait(&co->more, &co->mu, &dl) == ETIMEDOUT)
-                break;
-        }
-        size_t nq = 0;
-        while (co->head && nq < max) {
-            batch[nq++] = co->head;
-            co->head = co->head->next;
-        }
-        if (!co->head)
-            co->tail = NULL;
-        co->npending -= nq;
-        co->in_pass += nq;
-        pthread_mutex_unlock(&co->mu);
-        if (nq)
-            coalesced_pass(r, batch, nq);
-        pthread_mutex_lock(&co->mu);
-        for (size_t i = 0; i < nq; i++)
-            batch[i]->done = 1;
-        co->in_pass -= nq;
-        co->passes--;
-        pthread_cond_broadcast(&co->done);
-    }
-    pthread_mutex_unlock(&co->mu);
-    free(batch);
-    return p->got;
-}
-
 static tn_err_t search_local(rag_t *r, const float *vec, const rag_filter_t *f, size_t k,
                              rag_hit_t **out, size_t *n)
 {
     tn_vec_hit_t *vh = tn_xcalloc(k, sizeof(*vh));
     tn_vec_filter_t vf = {f->tenant_id, f->lang,    f->category,
                           f->ticket_id, f->sources, f->nsources};
-    size_t got;
-    if (r->cfg->coalesce_window_us > 0 && r->cfg->coalesce_max > 1) {
-        rag_pending_t p = {vec, vf, k, vh, 0, 0, NULL};
-        got = coalesced_search(r, &p);
-    } else {
-        got = tn_vecstore_search(r->local, vec, &vf, k, -2.0f, vh);
-    }
+    size_t got = tn_vecstore_search_shared(r->local, vec, &vf, k, -2.0f, vh);
     rag_hit_t *h = tn_xcalloc(got ? got : 1, sizeof(*h));
     for (size_t i = 0; i < got; i++) {
         copy_str(h[i].ticket_id, sizeof(h[i].ticket_id), vh[i].ticket_id);

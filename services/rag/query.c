@@ -96,14 +96,9 @@ static tn_err_t search_stage(rag_t *r, rag_query_t *q, char *err, size_t errlen)
     return TN_OK;
 }
 
-/* Counted in r->searching while it runs: the coalescer's leader waits for those requests only
- * (not for the ones already answering), as they are the searches still to come. */
 tn_err_t rag_query_search(rag_t *r, rag_query_t *q, char *err, size_t errlen)
 {
-    atomic_fetch_add(&r->searching, 1);
-    tn_err_t rc = search_stage(r, q, err, errlen);
-    atomic_fetch_sub(&r->searching, 1);
-    return rc;
+    return search_stage(r, q, err, errlen);
 }
 
 void rag_query_answer(rag_t *r, rag_query_t *q)

@@ -80,28 +80,6 @@ typedef struct rag_filter {
     size_t nsources;
 } rag_filter_t;
 
-/** One local search waiting to be answered by a coalesced pass (on the requester's stack). */
-typedef struct rag_pending {
-    const float *vec;
-    tn_vec_filter_t f;
-    size_t k;
-    tn_vec_hit_t *hits; /* room for k */
-    size_t got;
-    int done;
-    struct rag_pending *next;
-} rag_pending_t;
-
-/** Concurrent local searches queue here; one of them (the leader) waits up to the window for
- *  the others, then answers the whole batch in one tn_vecstore_search_many pass. */
-typedef struct rag_coalescer {
-    pthread_mutex_t mu;
-    pthread_cond_t more, done; /* more: a search queued (leader waits); done: a pass ended */
-    rag_pending_t *head, *tail;
-    size_t npending;
-    size_t in_pass; /* searches being answered by a pass */
-    int passes;     /* leaders collecting or searching (at most coalesce_passes) */
-} rag_coalescer_t;
-
 typedef struct rag {
     const rag_cfg_t *cfg;
     rag_metrics_t m;
@@ -122,14 +100,11 @@ typedef struct rag {
     /* local backend feeder */
     tn_kafka_consumer_t *feed;
     FILE *seed; /* TAINA_RAG_LOCAL_SEED_FILE, applied by the feeder before the topic */
-    rag_coalescer_t co;
-    int co_init;
     pthread_t feeder;
     int feeder_running;
     atomic_bool caught_up;
     atomic_bool stop_feeder;
     atomic_int inflight;
-    atomic_int searching; /* requests in rag_query_search: embedding, queued or in a pass */
 } rag_t;
 
 /* config.c */

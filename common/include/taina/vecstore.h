@@ -31,8 +31,16 @@
  * single query. Ties in score rank the earlier-inserted row first (a replaced chunk
  * counts as inserted anew), so results are deterministic and unchanged by compaction.
  *
+ * For many concurrent searches, tn_vecstore_scan_start() starts a shared ("elevator") scan:
+ * scan threads each read their share of the rows round and round in blocks, and
+ * tn_vecstore_search_shared() puts a search in a free lane at the next block boundary; it keeps
+ * its own candidates and leaves once it has seen every row, so no search waits for another's pass
+ * and lanes refill block by block. Since the ranking is a total order, the order in which rows
+ * are seen does not matter: the hits are bitwise those of tn_vecstore_search. Writes wait until
+ * the searches in the scan are answered (one round at most) and hold new ones back meanwhile.
+ *
  * @thread Readers (search) run concurrently; writers (put, trim, delete, compact) take the
- *         lock exclusively (a pthread rwlock).
+ *         lock exclusively (a pthread rwlock), after the searches in the shared scan.
  */
 #ifndef TAINA_VECSTORE_H
 #define TAINA_VECSTORE_H
@@ -115,6 +123,34 @@ size_t tn_vecstore_search(tn_vecstore_t *vs, const float *query, const tn_vec_fi
 void tn_vecstore_search_many(tn_vecstore_t *vs, const float *queries, const tn_vec_filter_t *f,
                              size_t nq, size_t k, float min_score, tn_vec_hit_t *hits,
                              size_t *counts);
+/**
+ * @brief Start the shared scan: @p threads threads (1..4) each read their share of the rows
+ *        round and round in blocks of @p block_rows for the searches of
+ *        tn_vecstore_search_shared(), at most @p lanes of them at once (rounded up to the
+ *        kernel's width: 16 with AVX-512 VNNI, 8 with AVX-VNNI, 4 portable; 1..256). A search
+ *        joins each thread at its next block boundary and leaves once every thread has shown it
+ *        all of its rows, so its latency is one round whatever the others do. The threads sleep
+ *        when no search is in flight. Writes wait for the searches in flight (at most one round
+ *        each) and hold new ones back meanwhile; searches held back go before the next write.
+ * @returns TN_OK; TN_ERR_INVALID for bad sizes or a scan already started; TN_ERR_NOMEM when a
+ *          thread cannot start.
+ * @thread Any thread, before the searches that use it; the kernels (tn_vecstore_kernels) in
+ *         effect now are the scan's.
+ */
+tn_err_t tn_vecstore_scan_start(tn_vecstore_t *vs, size_t lanes, size_t block_rows, size_t threads);
+/** @brief Stop and join the scan threads (no-op when not started; tn_vecstore_destroy calls it).
+ *  @thread Not while tn_vecstore_search_shared() runs. */
+void tn_vecstore_scan_stop(tn_vecstore_t *vs);
+/**
+ * @brief tn_vecstore_search() through the shared scan: the same hits with bitwise the same
+ *        scores. Searches with a ticket filter, of a tenant with under a quarter of the rows, or
+ *        of one pass (few rows, small dims), and every search when the scan is not started, are
+ *        answered by tn_vecstore_search() in the calling thread.
+ * @thread Any thread; blocks until answered (one round of the scan at most, plus queueing when
+ *         the lanes are full).
+ */
+size_t tn_vecstore_search_shared(tn_vecstore_t *vs, const float *query, const tn_vec_filter_t *f,
+                                 size_t k, float min_score, tn_vec_hit_t *hits);
 /** Kernels of the int8 first pass besides the portable ones (x86-64): AVX-512 VNNI (one query,
  *  and 16 queries at a time in search_many) and AVX-VNNI (8 queries at a time). Results are the
  *  same with any of them. */

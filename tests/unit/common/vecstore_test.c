@@ -1,10 +1,12 @@
 /* Unit tests for common/src/vecstore.c: exact top-k, filters, replace, trim, compaction,
  * search_many (also with tombstones and filters), the fixed point's precision, stats,
- * concurrent readers with a writer, and every first-pass kernel agreeing with the portable one. */
+ * concurrent readers with a writer, every first-pass kernel agreeing with the portable one, and
+ * the shared scan agreeing with tn_vecstore_search under concurrent searches and writes. */
 #include "tn_test.h"
 
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -763,6 +765,60 @@ static void assert_same_hits(const tn_vec_hit_t *a, const tn_vec_hit_t *b, size_
     }
 }
 
+/* Searches through the shared scan from several threads at once (so they join it mid-round and
+ * queue for lanes), each against the reference hits. */
+typedef struct shared_job {
+    tn_vecstore_t *vs;
+    const float *qs;
+    const tn_vec_filter_t *f;
+    size_t nq, k, first, step;
+    const tn_vec_hit_t *ref;
+    const size_t *nref;
+    int bad;
+} shared_job_t;
+
+static void *shared_worker(void *arg)
+{
+    shared_job_t *j = arg;
+    size_t d = tn_vecstore_dims(j->vs);
+    tn_vec_hit_t *one = tn_xcalloc(j->k, sizeof(*one));
+    for (size_t q = j->first; q < j->nq; q += j->step) {
+        size_t c = tn_vecstore_search_shared(j->vs, j->qs + q * d, &j->f[q], j->k, -2, one);
+        if (c != j->nref[q])
+            j->bad++;
+        for (size_t i = 0; i < c && c == j->nref[q]; i++) {
+            const tn_vec_hit_t *a = &one[i], *b = &j->ref[q * j->k + i];
+            if (a->score != b->score || strcmp(a->ticket_id, b->ticket_id) ||
+                a->chunk_index != b->chunk_index || strcmp(a->text, b->text) ||
+                strcmp(a->source, b->source))
+                j->bad++;
+        }
+        tn_vec_hits_free(one, c);
+    }
+    free(one);
+    return NULL;
+}
+
+static void shared_agree(tn_vecstore_t *vs, const float *qs, const tn_vec_filter_t *f, size_t nq,
+                         size_t k, const tn_vec_hit_t *ref, const size_t *nref, size_t threads)
+{
+    enum { T = 12 };
+    /* blocks of 128 rows: ~16 a round; 16 lanes (8 with AVX-VNNI alone, rounded up) */
+    assert_int_equal(tn_vecstore_scan_start(vs, 12, 128, threads), TN_OK);
+    assert_int_equal(tn_vecstore_scan_start(vs, 12, 128, 1), TN_ERR_INVALID);
+    pthread_t th[T];
+    shared_job_t jobs[T];
+    for (size_t t = 0; t < T; t++) {
+        jobs[t] = (shared_job_t){vs, qs, f, nq, k, t, T, ref, nref, 0};
+        assert_int_equal(pthread_create(&th[t], NULL, shared_worker, &jobs[t]), 0);
+    }
+    for (size_t t = 0; t < T; t++) {
+        pthread_join(th[t], NULL);
+        assert_int_equal(jobs[t].bad, 0);
+    }
+    tn_vecstore_scan_stop(vs);
+}
+
 /*
  * Every kernel of the int8 first pass gives the same hits with bitwise the same scores: the
  * portable ones, and on x86-64 those of this CPU (AVX-512 VNNI: one query, and 16 queries a lane
@@ -772,7 +828,8 @@ static void assert_same_hits(const tn_vec_hit_t *a, const tn_vec_hit_t *b, size_
  * ties: a row inserted again with the same vector scores the same and ranks after the first.
  * Dims 384 (lanes), 388 (a partial 64-byte block) and 102 (not a multiple of 4: no lanes). The
  * first pass's candidates and int8 scores are compared too (TN_VEC_FIRST_PASS_ONLY): the rescoring
- * would hide a kernel that is slightly off.
+ * would hide a kernel that is slightly off. The shared scan (its lane kernels, or the portable
+ * ones) too, with 1 to 3 scan threads, its searches coming from 12 threads at once (shared_agree).
  */
 static void test_kernels_agree(void **state)
 {
@@ -896,6 +953,7 @@ static void test_kernels_agree(void **state)
                     assert_same_hits(one, ref + j * k, c);
                     tn_vec_hits_free(one, c);
                 }
+                shared_agree(vs, qs, f, NQ, k, ref, nref, 1 + (mi + ki) % 3); /* 1-3 threads */
                 for (size_t ni = 0; ni < TN_ARRAY_LEN(nqs); ni++) {
                     size_t nq = nqs[ni];
                     for (size_t at = 0; at + nq <= NQ; at += nq) {
@@ -920,6 +978,118 @@ static void test_kernels_agree(void **state)
     }
 }
 
+/*
+ * The shared scan against tn_vecstore_search while a writer puts, replaces, trims and deletes
+ * (compactions included) and searches join mid-round: 4 threads search with random filters and k
+ * through the scan, then alone; when no write began or ended in between (a generation counter
+ * around each write) the hits must be the same, bit for bit. Every kernel set, 1 and 2 scan
+ * threads.
+ */
+typedef struct ileave {
+    tn_vecstore_t *vs;
+    size_t d;
+    volatile unsigned gen; /* odd while the writer writes */
+    volatile int stop;
+    int bad, compared, seed;
+} ileave_t;
+
+static void *ileave_reader(void *arg)
+{
+    ileave_t *c = arg;
+    static const char *langs[] = {NULL, "es", "en"}, *cats[] = {NULL, "tax", "water"};
+    static const char *const imp[] = {"import"};
+    uint64_t s =
+        0x9E3779B97F4A7C15ULL * (uint64_t)(__atomic_add_fetch(&c->seed, 1, __ATOMIC_RELAXED));
+    float q[64];
+    tn_vec_hit_t a[30], b[30];
+    /* until 50 searches after the writer stopped (those always compare) */
+    for (int after = 0; after < 50;) {
+        after += __atomic_load_n(&c->stop, __ATOMIC_ACQUIRE);
+        for (size_t i = 0; i < c->d; i++) {
+            s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+            q[i] = (float)(s >> 40) - 8388608.0f;
+        }
+        size_t k = 1 + (size_t)(s >> 60) % 30u;
+        tn_vec_filter_t f = {(s >> 20) % 8 ? "A" : "B",  langs[(s >> 24) % 3],
+                             cats[(s >> 28) % 3],        NULL,
+                             (s >> 32) % 4 ? NULL : imp, (s >> 32) % 4 ? 0 : 1};
+        unsigned g1 = __atomic_load_n(&c->gen, __ATOMIC_ACQUIRE);
+        size_t na = tn_vecstore_search_shared(c->vs, q, &f, k, -2, a);
+        size_t nb = tn_vecstore_search(c->vs, q, &f, k, -2, b);
+        unsigned g2 = __atomic_load_n(&c->gen, __ATOMIC_ACQUIRE);
+        if (g1 == g2 && !(g1 & 1)) {
+            __atomic_add_fetch(&c->compared, 1, __ATOMIC_RELAXED);
+            int same = na == nb;
+            for (size_t i = 0; same && i < na; i++)
+                same = a[i].score == b[i].score && !strcmp(a[i].ticket_id, b[i].ticket_id) &&
+                       a[i].chunk_index == b[i].chunk_index && !strcmp(a[i].text, b[i].text);
+            if (!same)
+                __atomic_add_fetch(&c->bad, 1, __ATOMIC_RELAXED);
+        }
+        for (size_t i = 0; i < na; i++) /* never another tenant's chunk, whatever the writes */
+            if (strncmp(a[i].text, f.tenant_id, 1) != 0)
+                __atomic_add_fetch(&c->bad, 1, __ATOMIC_RELAXED);
+        tn_vec_hits_free(a, na);
+        tn_vec_hits_free(b, nb);
+    }
+    return NULL;
+}
+
+static void test_shared_interleaved(void **state)
+{
+    TN_UNUSED(state);
+    static const unsigned masks[] = {TN_VEC_KERNEL_VNNI512 | TN_VEC_KERNEL_VNNI256,
+                                     TN_VEC_KERNEL_VNNI256, 0};
+    static const char *langs[] = {"es", "en"}, *cats[] = {"tax", "water", "id"},
+                      *srcs[] = {"import", "web", NULL};
+    enum { D = 64, N = 3000, T = 4 };
+    for (size_t mi = 0; mi < 2 * TN_ARRAY_LEN(masks); mi++) {
+        ileave_t c = {tn_vecstore_new(D), D, 0, 0, 0, 0, 0};
+        float v[D];
+        for (uint32_t i = 0; i < N; i++) {
+            rand_vec(v, D);
+            char tk[24];
+            snprintf(tk, sizeof(tk), "t%u", i / 4);
+            assert_int_equal(put_src(c.vs, (i / 4) % 9 ? "A" : "B", tk, i % 4, langs[i % 2],
+                                     cats[(i / 4) % 3], srcs[(i / 4) % 3], v),
+                             TN_OK);
+        }
+        tn_vecstore_kernels(c.vs, masks[mi % TN_ARRAY_LEN(masks)]);
+        assert_int_equal(tn_vecstore_scan_start(c.vs, 8, 64, 1 + mi / TN_ARRAY_LEN(masks)), TN_OK);
+        pthread_t th[T];
+        for (int i = 0; i < T; i++)
+            assert_int_equal(pthread_create(&th[i], NULL, ileave_reader, &c), 0);
+        for (uint32_t i = 0; i < 1200; i++) {
+            rand_vec(v, D);
+            uint32_t t = (i * 7919u) % (N / 4 + 50); /* some tickets new: appended rows */
+            char tk[24];
+            snprintf(tk, sizeof(tk), "t%u", t);
+            const char *tenant = t % 9 ? "A" : "B";
+            __atomic_add_fetch(&c.gen, 1, __ATOMIC_ACQ_REL);
+            if (i % 23 == 0)
+                tn_vecstore_delete_ticket(c.vs, tenant, tk);
+            else if (i % 17 == 0)
+                tn_vecstore_trim(c.vs, tenant, tk, 2);
+            else
+                assert_int_equal(
+                    put_src(c.vs, tenant, tk, i % 4, langs[i % 2], cats[t % 3], srcs[t % 3], v),
+                    TN_OK);
+            __atomic_add_fetch(&c.gen, 1, __ATOMIC_ACQ_REL);
+            if (i % 8 == 0) /* gaps without writes, so searches compare */
+                sched_yield();
+        }
+        __atomic_store_n(&c.stop, 1, __ATOMIC_RELAXED);
+        for (int i = 0; i < T; i++)
+            pthread_join(th[i], NULL);
+        assert_int_equal(c.bad, 0);
+        assert_true(c.compared >= T * 50);
+        tn_vecstore_stats_t st;
+        tn_vecstore_stats(c.vs, &st);
+        assert_true(st.rows > N / 2);
+        tn_vecstore_destroy(c.vs); /* stops the scan */
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -935,6 +1105,7 @@ int main(void)
         cmocka_unit_test(test_fixed_point_precision),
         cmocka_unit_test(test_search_many_tombstones),
         cmocka_unit_test(test_kernels_agree),
+        cmocka_unit_test(test_shared_interleaved),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
