@@ -182,23 +182,16 @@ char *rag_query_body(const rag_t *r, const rag_query_t *q, size_t *len)
     rag_jw_raw(&w, "{\"citations\":[");
     for (size_t i = 0; i < q->nhits; i++) {
         const rag_hit_t *h = &q->hits[i];
-        char idx[64];
-        snprintf(idx, sizeof(idx), ",\"chunk_index\":%u,\"score\":", (unsigned)h->chunk_index);
-        rag_jw_raw(&w, i ? ",{\"ticket_id\":" : "{\"ticket_id\":");
-        rag_jw_str(&w, h->ticket_id, strlen(h->ticket_id));
-        rag_jw_raw(&w, idx);
-        rag_jw_real(&w, (double)h->score);
+        rag_jw_hit_head(&w, h, i);
         rag_jw_raw(&w, ",\"snippet\":");
         rag_jw_str(&w, h->text, snippet_len(h->text));
         if (h->title) {
-            rag_jw_raw(&w, ",\"title\":");
-            rag_jw_str(&w, h->title, strlen(h->title));
+            rag_jw_kv(&w, ",\"title\":", h->title);
         }
         rag_jw_raw(&w, "}");
     }
     const char *model = tn_llm_model(r->llm);
-    rag_jw_raw(&w, "],\"model\":");
-    rag_jw_str(&w, model, strlen(model));
+    rag_jw_kv(&w, "],\"model\":", model);
     rag_jw_raw(&w, ",\"timings\":{\"embed_ms\":");
     rag_jw_real(&w, q->embed_ms);
     rag_jw_raw(&w, ",\"search_ms\":");
@@ -208,11 +201,9 @@ char *rag_query_body(const rag_t *r, const rag_query_t *q, size_t *len)
     rag_jw_raw(&w, ",\"llm_ms\":");
     rag_jw_real(&w, q->llm_ms);
     if (q->answer) {
-        rag_jw_raw(&w, "},\"answer\":");
-        rag_jw_str(&w, q->answer, strlen(q->answer));
+        rag_jw_kv(&w, "},\"answer\":", q->answer);
     } else {
-        rag_jw_raw(&w, "},\"answer_error\":");
-        rag_jw_str(&w, q->answer_error, strlen(q->answer_error));
+        rag_jw_kv(&w, "},\"answer_error\":", q->answer_error);
     }
     rag_jw_raw(&w, "}");
     return rag_jw_detach(&w, len);
@@ -227,23 +218,15 @@ char *rag_search_body(const rag_query_t *q, size_t *len)
     rag_jw_raw(&w, "{\"results\":[");
     for (size_t i = 0; i < q->nhits; i++) {
         const rag_hit_t *h = &q->hits[i];
-        char idx[64];
-        snprintf(idx, sizeof(idx), ",\"chunk_index\":%u,\"score\":", (unsigned)h->chunk_index);
-        rag_jw_raw(&w, i ? ",{\"ticket_id\":" : "{\"ticket_id\":");
-        rag_jw_str(&w, h->ticket_id, strlen(h->ticket_id));
-        rag_jw_raw(&w, idx);
-        rag_jw_real(&w, (double)h->score);
-        rag_jw_raw(&w, ",\"text\":");
-        rag_jw_str(&w, h->text, strlen(h->text));
+        rag_jw_hit_head(&w, h, i);
+        rag_jw_kv(&w, ",\"text\":", h->text);
         const char *opt[][2] = {{",\"title\":", h->title},
                                 {",\"lang\":", *h->lang ? h->lang : NULL},
                                 {",\"category\":", *h->category ? h->category : NULL},
                                 {",\"source\":", *h->source ? h->source : NULL}};
         for (size_t j = 0; j < TN_ARRAY_LEN(opt); j++) {
-            if (opt[j][1]) {
-                rag_jw_raw(&w, opt[j][0]);
-                rag_jw_str(&w, opt[j][1], strlen(opt[j][1]));
-            }
+            if (opt[j][1])
+                rag_jw_kv(&w, opt[j][0], opt[j][1]);
         }
         rag_jw_raw(&w, "}");
     }

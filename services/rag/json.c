@@ -25,6 +25,12 @@ void rag_jw_str(rag_jw_t *w, const char *s, size_t len)
         w->rc = tn_buf_add_json_strn(&w->b, s, len);
 }
 
+void rag_jw_kv(rag_jw_t *w, const char *key, const char *s)
+{
+    rag_jw_raw(w, key);
+    rag_jw_str(w, s, strlen(s));
+}
+
 void rag_jw_int(rag_jw_t *w, long long v)
 {
     char s[24];
@@ -54,6 +60,15 @@ void rag_jw_real(rag_jw_t *w, double v)
         memmove(to, from, (size_t)(s + n + 1 - from));
     }
     rag_jw_raw(w, s);
+}
+
+void rag_jw_hit_head(rag_jw_t *w, const rag_hit_t *h, size_t i)
+{
+    rag_jw_kv(w, i ? ",{\"ticket_id\":" : "{\"ticket_id\":", h->ticket_id);
+    rag_jw_raw(w, ",\"chunk_index\":");
+    rag_jw_int(w, h->chunk_index);
+    rag_jw_raw(w, ",\"score\":");
+    rag_jw_real(w, (double)h->score);
 }
 
 char *rag_jw_detach(rag_jw_t *w, size_t *len)

@@ -170,26 +170,16 @@ char *rag_query_event_value(const rag_t *r, const rag_query_t *q, const char *en
 {
     rag_jw_t w;
     rag_jw_init(&w, strlen(question) * 6 + q->nhits * 512 + sizeof(q->answer_error) * 6 + 4096);
-    rag_jw_raw(&w, "{\"schema_version\":1,\"query_id\":");
-    rag_jw_str(&w, query_id, strlen(query_id));
-    rag_jw_raw(&w, ",\"tenant_id\":");
-    rag_jw_str(&w, q->tenant, strlen(q->tenant));
-    rag_jw_raw(&w, ",\"question\":");
-    rag_jw_str(&w, question, strlen(question));
-    rag_jw_raw(&w, ",\"endpoint\":");
-    rag_jw_str(&w, endpoint, strlen(endpoint));
-    rag_jw_raw(&w, ",\"lang\":");
-    rag_jw_str(&w, q->lang, strlen(q->lang));
+    rag_jw_kv(&w, "{\"schema_version\":1,\"query_id\":", query_id);
+    rag_jw_kv(&w, ",\"tenant_id\":", q->tenant);
+    rag_jw_kv(&w, ",\"question\":", question);
+    rag_jw_kv(&w, ",\"endpoint\":", endpoint);
+    rag_jw_kv(&w, ",\"lang\":", q->lang);
     rag_jw_raw(&w, ",\"top_k\":");
     rag_jw_int(&w, (long long)q->top_k);
     rag_jw_raw(&w, ",\"hits\":[");
     for (size_t i = 0; i < q->nhits; i++) {
-        rag_jw_raw(&w, i ? ",{\"ticket_id\":" : "{\"ticket_id\":");
-        rag_jw_str(&w, q->hits[i].ticket_id, strlen(q->hits[i].ticket_id));
-        rag_jw_raw(&w, ",\"chunk_index\":");
-        rag_jw_int(&w, q->hits[i].chunk_index);
-        rag_jw_raw(&w, ",\"score\":");
-        rag_jw_real(&w, (double)q->hits[i].score);
+        rag_jw_hit_head(&w, &q->hits[i], i);
         rag_jw_raw(&w, "}");
     }
     rag_jw_raw(&w, "],\"timings\":{\"total_ms\":");
@@ -202,16 +192,13 @@ char *rag_query_event_value(const rag_t *r, const rag_query_t *q, const char *en
         rag_jw_raw(&w, ",\"llm_ms\":");
         rag_jw_real(&w, q->llm_ms);
     }
-    rag_jw_raw(&w, "},\"at\":");
-    rag_jw_str(&w, at, strlen(at));
+    rag_jw_kv(&w, "},\"at\":", at);
     if (q->with_answer) {
         const char *model = tn_llm_model(r->llm);
-        rag_jw_raw(&w, ",\"model\":");
-        rag_jw_str(&w, model, strlen(model));
+        rag_jw_kv(&w, ",\"model\":", model);
     }
     if (q->answer_error[0]) {
-        rag_jw_raw(&w, ",\"answer_error\":");
-        rag_jw_str(&w, q->answer_error, strlen(q->answer_error));
+        rag_jw_kv(&w, ",\"answer_error\":", q->answer_error);
     }
     rag_jw_raw(&w, "}");
     return rag_jw_detach(&w, len);

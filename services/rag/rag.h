@@ -167,6 +167,11 @@ void rag_jw_init(rag_jw_t *w, size_t max);
 void rag_jw_raw(rag_jw_t *w, const char *s);
 /** A JSON string of @p len bytes of @p s. */
 void rag_jw_str(rag_jw_t *w, const char *s, size_t len);
+/** @brief rag_jw_raw(@p key) then rag_jw_str(@p s, strlen(@p s)): one string member. */
+void rag_jw_kv(rag_jw_t *w, const char *key, const char *s);
+/** @brief The @p i-th hit's object up to its score: {"ticket_id":..,"chunk_index":..,"score":..
+ *         (a comma first unless @p i is 0); the caller adds members and the closing brace. */
+void rag_jw_hit_head(rag_jw_t *w, const rag_hit_t *h, size_t i);
 void rag_jw_int(rag_jw_t *w, long long v);
 /** As jansson writes a real: "%.17g", ".0" after what would read as an integer, the exponent
  *  without "+" or leading zeros ("1e-07" -> "1e-7"); null if not finite (jansson refuses it). */
