@@ -469,6 +469,7 @@ struct tn_kafka_consumer {
     int ckpt_stale;       /* an assignment happened: read the checkpoints before the next record */
     uint64_t revocations; /* partitions revoked or lost, so far */
     int ever_assigned;    /* a group assignment arrived (even an empty one) */
+    int64_t woke_ms, got_ms; /* tn_kafka_consumer_refill(): the last wake-up, the last record */
     void (*on_revoke)(void *arg); /* tn_kafka_consumer_on_revoke() */
     void *on_revoke_arg;
     tn_kafka_opts_t ckpt_opts;
@@ -910,6 +911,7 @@ tn_err_t tn_kafka_consumer_poll(tn_kafka_consumer_t *cons, int64_t timeout_ms, t
     tn_kafka_msg_fill(out, rkm);
     if (cons->km.consumed)
         tn_metric_add(cons->km.consumed, TN_LABELS(out->topic), 1);
+    cons->got_ms = tn_clock_mono_ms();
     return TN_OK;
 }
 
@@ -1061,6 +1063,18 @@ void tn_kafka_consumer_wake_fetchers(tn_kafka_consumer_t *cons)
         return; /* fetch.queue.backoff.ms does it without requests */
     if (rd_kafka_metadata(cons->rk, 0, NULL, &md, 0) == RD_KAFKA_RESP_ERR_NO_ERROR && md)
         rd_kafka_metadata_destroy(md);
+}
+
+int64_t tn_kafka_consumer_refill(tn_kafka_consumer_t *cons, int64_t wait_ms)
+{
+    int64_t now = tn_clock_mono_ms();
+    if (wait_ms > 0 && now - cons->got_ms > 1000)
+        return wait_ms; /* idle: an empty queue is fetched normally */
+    if (now - cons->woke_ms >= TN_KAFKA_REFILL_MS) {
+        tn_kafka_consumer_wake_fetchers(cons);
+        cons->woke_ms = now;
+    }
+    return wait_ms > TN_KAFKA_REFILL_MS ? TN_KAFKA_REFILL_MS : wait_ms;
 }
 
 int tn_kafka_consumer_reached_ends(tn_kafka_consumer_t *cons)

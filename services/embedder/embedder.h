@@ -116,7 +116,6 @@ typedef struct embedder {
     char st_err[512];
     double st_t0;              /* when the batch's embedding started (batch_s) */
     int sync_batches;          /* after a failed delivery: batches written the synchronous way */
-    int64_t woke_ms, got_ms;   /* worker.c: the last fetcher wake-up, the last record */
     tn_buf_t payloads, values; /* batch.c's point payloads and record values, reused */
 } embedder_t;
 

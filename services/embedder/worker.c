@@ -20,38 +20,19 @@ static void set_ready(embedder_t *e)
                                 !open_store && !e->failing);
 }
 
-/*
- * librdkafka before 2.1 stops fetching a partition while the read-ahead is full and looks again
- * only when its broker thread wakes up, up to a second later: a backlog then drains in bursts
- * with the worker starved in between (two stalls of ~400 ms in a 2.7 s bench run). So while
- * records come, the fetchers are woken every WAKE_MS, and a poll waits at most that long so the
- * next wake-up is not late. Idle (no record for a second), nothing is sent.
- */
-#define WAKE_MS 10
-
-static int64_t fetch_wake(embedder_t *e, int64_t wait_ms)
-{
-    int64_t now = tn_clock_mono_ms();
-    if (wait_ms > 0 && now - e->got_ms > 1000)
-        return wait_ms; /* idle */
-    if (now - e->woke_ms >= WAKE_MS) {
-        tn_kafka_consumer_wake_fetchers(e->consumer);
-        e->woke_ms = now;
-    }
-    return wait_ms > WAKE_MS ? WAKE_MS : wait_ms;
-}
-
-/* Poll one record into the batch; TN_AGAIN when none came. */
+/* Poll one record into the batch; TN_AGAIN when none came. While records come the fetchers are
+ * woken as they are taken (tn_kafka_consumer_refill(): librdkafka 2.0 leaves a drained read-ahead
+ * empty up to a second, two stalls of ~400 ms in a 2.7 s bench run before). */
 static tn_err_t poll_one(embedder_t *e, int64_t wait_ms)
 {
     tn_kafka_msg_t msg;
     tn_kafka_error_t ke;
-    tn_err_t rc = tn_kafka_consumer_poll(e->consumer, fetch_wake(e, wait_ms), &msg, &ke);
+    tn_err_t rc = tn_kafka_consumer_poll(e->consumer,
+                                         tn_kafka_consumer_refill(e->consumer, wait_ms), &msg, &ke);
     set_ready(e);
-    if (rc == TN_OK) {
-        e->got_ms = tn_clock_mono_ms();
+    if (rc == TN_OK)
         embedder_batch_add(e, &msg);
-    } else if (rc == TN_ERR_FATAL || (rc != TN_AGAIN && ke.fatal))
+    else if (rc == TN_ERR_FATAL || (rc != TN_AGAIN && ke.fatal))
         return TN_ERR_FATAL;
     return rc == TN_OK ? TN_OK : TN_AGAIN;
 }

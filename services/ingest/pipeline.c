@@ -16,10 +16,10 @@
 #include "taina/mem.h"
 #include "taina/trace.h"
 
-#define MAX_REASONS 8
-#define MAX_PII     16
-#define GROUP       64 /* records polled at once, enriched on two threads, produced in order */
-#define WAKE_MS     10 /* tn_kafka_consumer_wake_fetchers() at most this often */
+#define MAX_REASONS    8
+#define MAX_PII        16
+#define GROUP          64 /* records polled at once, enriched on two threads, produced in order */
+#define COMMIT_LOOK_MS 10 /* with a commit in flight, a poll waits this long to see it return */
 
 /* What one batch did; added to the metrics once its transaction committed. */
 typedef struct batch {
@@ -397,31 +397,6 @@ static void committer_cleanup(committer_t *c)
     pthread_mutex_destroy(&c->mu);
 }
 
-/* librdkafka 2.0 stops fetching while the consumer's read-ahead (queued.max.messages.kbytes) is
- * full and looks again only when its broker threads wake up, up to a second later: a backlog
- * then drains at one read-ahead per second. So the fetchers are woken as records are taken,
- * and before waiting for records while records came lately (the queue may have run dry while
- * the fetchers sleep); such a wait is cut to WAKE_MS so that it wakes them again. Idle, nothing
- * is sent: an empty queue is fetched normally. */
-typedef struct fetch_wake {
-    int64_t woke_ms; /* the last tn_kafka_consumer_wake_fetchers() */
-    int64_t got_ms;  /* the last record */
-} fetch_wake_t;
-
-/* Wake the fetchers (at most every WAKE_MS); returns how long a poll may wait, from @p wait
- * (0: a poll that does not wait). */
-static int64_t fetch_wake(ingest_t *in, fetch_wake_t *w, int64_t wait)
-{
-    int64_t now = tn_clock_mono_ms();
-    if (wait > 0 && now - w->got_ms > 1000)
-        return wait; /* idle */
-    if (now - w->woke_ms >= WAKE_MS) {
-        tn_kafka_consumer_wake_fetchers(in->consumer);
-        w->woke_ms = now;
-    }
-    return wait > WAKE_MS ? WAKE_MS : wait;
-}
-
 static void slots_release(slot_t *slots, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -436,7 +411,7 @@ static void slots_release(slot_t *slots, size_t n)
  * failed commit before it, a revocation, a stop) leaves no records behind even on a cluster
  * without transaction markers (devstack). */
 static tn_err_t fill(ingest_t *in, pool_t *p, int threaded, committer_t *cm, slot_t *slots,
-                     fetch_wake_t *fw, size_t *heldp)
+                     size_t *heldp)
 {
     const ingest_cfg_t *cfg = in->cfg;
     size_t held = 0;   /* slots of this batch, enriched, not produced yet */
@@ -454,14 +429,17 @@ static tn_err_t fill(ingest_t *in, pool_t *p, int threaded, committer_t *cm, slo
         while (n < room) {
             /* Waiting for the first record of a group: while a commit is in flight, briefly,
              * to see it return; with records held, until the linger time is up; else idle. */
-            int64_t wait = n ? 0 : cm->busy ? WAKE_MS : held ? deadline - tn_clock_mono_ms() : 200;
+            int64_t wait = n          ? 0
+                           : cm->busy ? COMMIT_LOOK_MS
+                           : held     ? deadline - tn_clock_mono_ms()
+                                      : 200;
             if (!n && wait <= 0)
                 break;
             tn_kafka_error_t e;
             slot_t *sl = &slots[held + n];
             memset(sl, 0, sizeof(*sl));
-            if (wait > 0)
-                wait = fetch_wake(in, fw, wait);
+            if (wait > 0) /* librdkafka 2.0 leaves a drained read-ahead empty up to 1 s */
+                wait = tn_kafka_consumer_refill(in->consumer, wait);
             tn_err_t rc = tn_kafka_consumer_poll(in->consumer, wait, &sl->msg, &e);
             atomic_store(&in->pipeline_ready, tn_kafka_consumer_assigned(in->consumer) > 0);
             if (rc == TN_AGAIN)
@@ -474,13 +452,12 @@ static tn_err_t fill(ingest_t *in, pool_t *p, int threaded, committer_t *cm, slo
                 break;
             }
             n++;
-            fw->got_ms = tn_clock_mono_ms();
         }
         if (n == 0)
             continue;
         if (!held)
             deadline = tn_clock_mono_ms() + cfg->batch_linger_ms;
-        fetch_wake(in, fw, 0); /* records left the read-ahead: refill it now */
+        tn_kafka_consumer_refill(in->consumer, 0); /* records left the read-ahead */
         enrich_group(p, slots + held, n, threaded);
         for (size_t i = held; i < held + n; i++)
             bytes += (int64_t)(slots[i].value ? slots[i].len : slots[i].msg.value_len);
@@ -498,12 +475,11 @@ static tn_err_t fill(ingest_t *in, pool_t *p, int threaded, committer_t *cm, slo
  * meanwhile is dropped with it and both are read again from the committed offsets. */
 static tn_err_t run(ingest_t *in, pool_t *p, int threaded, committer_t *cm, slot_t *slots)
 {
-    fetch_wake_t fw = {0, 0};
     while (!tn_lifecycle_is_stopping() || cm->busy) {
         uint64_t revs = tn_kafka_consumer_revocations(in->consumer);
         size_t held = 0;
         int aborted = 0;
-        if (fill(in, p, threaded, cm, slots, &fw, &held) != TN_OK)
+        if (fill(in, p, threaded, cm, slots, &held) != TN_OK)
             return TN_ERR_FATAL;
         if (commit_finish(cm, &aborted) != TN_OK) {
             slots_release(slots, held);

@@ -303,6 +303,19 @@ tn_err_t tn_kafka_consumer_mark_ends(tn_kafka_consumer_t *cons, int64_t timeout_
  * @thread the thread that polls @p cons.
  */
 void tn_kafka_consumer_wake_fetchers(tn_kafka_consumer_t *cons);
+/** How often tn_kafka_consumer_refill() wakes the fetchers at most, and the longest poll it allows
+ *  while records come (ms). */
+#define TN_KAFKA_REFILL_MS 10
+/**
+ * @brief Keep a small read-ahead full while a backlog drains: wakes the fetchers
+ *        (tn_kafka_consumer_wake_fetchers()) at most every TN_KAFKA_REFILL_MS while records came
+ *        in the last second (the last one tn_kafka_consumer_poll() returned), and returns how
+ *        long the next poll may wait: @p wait_ms, cut to TN_KAFKA_REFILL_MS so that a poll on a
+ *        queue run dry wakes them again. Idle (no record for a second), it sends nothing and
+ *        returns @p wait_ms. Call it with 0 after taking records (nothing waits then).
+ * @thread the thread that polls @p cons.
+ */
+int64_t tn_kafka_consumer_refill(tn_kafka_consumer_t *cons, int64_t wait_ms);
 /** @brief 1 when every assigned partition's position is at or past its marked end. */
 int tn_kafka_consumer_reached_ends(tn_kafka_consumer_t *cons);
 /**
