@@ -21,7 +21,7 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from taina_harness import (KAFKA_FAST_GROUP, Devstack, Service, TempDir,  # noqa: E402
-                           count_keys, producer)
+                           count_keys, producer, raw_ticket)
 
 N = 20000
 INVALID_EVERY = 100  # every 100th record is schema-invalid: it must land in the DLQ, once
@@ -30,13 +30,9 @@ BATCH_MAX = 300  # TAINA_INGEST_BATCH_MAX below
 
 
 def record(i, tid):
-    if i % INVALID_EVERY == 0:
-        return {"schema_version": 1, "ticket_id": tid, "tenant_id": "t1", "source": "web"}
-    return {"schema_version": 1, "ticket_id": tid, "tenant_id": "t1", "source": "web",
-            "title": "Ticket %d" % i, "content_type": "text/plain",
-            "created_at": "2026-11-24T10:00:00Z",
-            "body": "Solicito información sobre el pasaporte número %d. Mi correo es "
-                    "persona%d@example.com. Gracias por su atención." % (i, i)}
+    return raw_ticket(i, tid, "t1", "Solicito información sobre el pasaporte número %d. Mi "
+                      "correo es persona%d@example.com. Gracias por su atención." % (i, i),
+                      i % INVALID_EVERY == 0)
 
 
 def feed(bootstrap, ids, done):

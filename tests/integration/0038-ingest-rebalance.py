@@ -18,7 +18,7 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from taina_harness import (KAFKA_FAST_GROUP, Devstack, Service, TempDir,  # noqa: E402
-                           count_keys, producer)
+                           count_keys, producer, raw_ticket)
 
 N = 12000
 INVALID_EVERY = 100  # schema-invalid: to tickets.dlq, once
@@ -26,13 +26,8 @@ ONE_IN_FLIGHT = {"max.in.flight.requests.per.connection": 1}  # devstack: see 00
 
 
 def record(i, tid):
-    if i % INVALID_EVERY == 0:
-        return {"schema_version": 1, "ticket_id": tid, "tenant_id": "t1", "source": "web"}
-    return {"schema_version": 1, "ticket_id": tid, "tenant_id": "t1", "source": "web",
-            "title": "Ticket %d" % i, "content_type": "text/plain",
-            "created_at": "2026-11-24T10:00:00Z",
-            "body": "I need to renew my passport %d. Write to person%d@example.com, thanks."
-                    % (i, i)}
+    return raw_ticket(i, tid, "t1", "I need to renew my passport %d. Write to "
+                      "person%d@example.com, thanks." % (i, i), i % INVALID_EVERY == 0)
 
 
 def feed(bootstrap, ids, out):

@@ -235,6 +235,16 @@ def consume(bootstrap, topic, want=None, idle=3.0, timeout=60, pred=None):
     return out
 
 
+def raw_ticket(i, tid, tenant, body, invalid):
+    """The i-th record of a tickets.raw load: a plain-text ticket with @body, or, when @invalid,
+    one without title and body (schema-invalid: it must end in tickets.dlq, once)."""
+    if invalid:
+        return {"schema_version": 1, "ticket_id": tid, "tenant_id": tenant, "source": "web"}
+    return {"schema_version": 1, "ticket_id": tid, "tenant_id": tenant, "source": "web",
+            "title": "Ticket %d" % i, "content_type": "text/plain",
+            "created_at": "2026-11-24T10:00:00Z", "body": body}
+
+
 def count_keys(bootstrap, topics, want, timeout, group="taina-check", linger=5.0):
     """Per key, how many records on @topics (from the beginning, read_committed) and the topic
     of its last one: ({key: n}, {key: topic}). Reads until every key of @want was seen, then
