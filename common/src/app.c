@@ -55,7 +55,11 @@ static const tn_cfg_key_t http_keys[] = {
         "Concurrent HTTP connections accepted", 1, 1000000),
     KEY("http_timeout", TN_CFG_DURATION, http_timeout_ms, "30s", 0,
         "Idle timeout of an HTTP connection", 1000, 3600000),
-    KEY("http_threads", TN_CFG_INT, http_threads, "8", 0, "HTTP worker threads", 1, 1024),
+    KEY("http_threads", TN_CFG_INT, http_threads, "0", 0,
+        "HTTP threads: 0 = one for each connection (a request that waits delays only its own "
+        "connection); N = a pool of N, each serving the connections it accepted one request at a "
+        "time",
+        0, 1024),
 };
 
 static const tn_cfg_key_t kafka_keys[] = {
@@ -224,8 +228,6 @@ int tn_app_main(const tn_app_def_t *def, int argc, char **argv, char *const *env
         for (size_t i = 0; i < TN_ARRAY_LEN(http_keys); i++) {
             if (def->http_port && !strcmp(app->http_keys[i].name, "http_port"))
                 app->http_keys[i].def = def->http_port;
-            if (def->http_threads && !strcmp(app->http_keys[i].name, "http_threads"))
-                app->http_keys[i].def = def->http_threads;
         }
         tn_cfg_add_table(app->cfg, "http", app->http_keys, TN_ARRAY_LEN(http_keys), &app->common);
     }

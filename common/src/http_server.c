@@ -477,7 +477,7 @@ void tn_http_server_opts_init(tn_http_server_opts_t *o)
     o->max_body = TN_HTTP_DEF_MAX_BODY;
     o->max_connections = TN_HTTP_DEF_MAX_CONNS;
     o->conn_timeout_s = TN_HTTP_DEF_TIMEOUT_S;
-    o->threads = TN_HTTP_DEF_THREADS;
+    o->threads = 0; /* a thread for each connection */
     o->stop_grace_ms = TN_HTTP_DEF_GRACE_MS;
 }
 
@@ -526,8 +526,6 @@ tn_err_t tn_http_server_new(const tn_http_server_opts_t *opts, const tn_http_rou
         srv->opts.max_connections = TN_HTTP_DEF_MAX_CONNS;
     if (!srv->opts.conn_timeout_s)
         srv->opts.conn_timeout_s = TN_HTTP_DEF_TIMEOUT_S;
-    if (!srv->opts.threads)
-        srv->opts.threads = TN_HTTP_DEF_THREADS;
     if (srv->opts.stop_grace_ms <= 0)
         srv->opts.stop_grace_ms = TN_HTTP_DEF_GRACE_MS;
     /* MHD splits the connection limit between its worker threads. */
@@ -581,6 +579,12 @@ tn_err_t tn_http_server_start(tn_http_server_t *srv, char *errbuf, size_t errlen
     TN_ASSERT(!srv->daemon);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG; /* ITC: needed by MHD_quiesce_daemon in stop */
+    /* A pool thread keeps the connections it accepted and serves them one request at a time,
+     * so a handler that waits (for a broker, a scan, an upstream) holds up every connection of
+     * its thread; which thread accepts is chance (16 connections can land on 3 of 64 threads).
+     * A thread for each connection: a waiting handler delays only its own client. */
+    if (!srv->opts.threads)
+        flags |= MHD_USE_THREAD_PER_CONNECTION;
     if (srv->addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     atomic_store(&srv->stopping, false);
@@ -610,8 +614,13 @@ tn_err_t tn_http_server_start(tn_http_server_t *srv, char *errbuf, size_t errlen
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : srv->opts.port;
-    TN_LOG(TN_LOG_INFO, "HTTP server %s listening on %s port %d (%u threads, %u connections max)",
-           srv->service, srv->bind_addr, srv->port, srv->opts.threads, srv->opts.max_connections);
+    char threads[48];
+    if (srv->opts.threads)
+        snprintf(threads, sizeof(threads), "%u threads", srv->opts.threads);
+    else
+        snprintf(threads, sizeof(threads), "a thread for each connection");
+    TN_LOG(TN_LOG_INFO, "HTTP server %s listening on %s port %d (%s, %u connections max)",
+           srv->service, srv->bind_addr, srv->port, threads, srv->opts.max_connections);
     return TN_OK;
 }
 

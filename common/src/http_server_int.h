@@ -29,7 +29,6 @@
 #define TN_HTTP_DEF_MAX_BODY    (1024u * 1024)
 #define TN_HTTP_DEF_MAX_CONNS   256u
 #define TN_HTTP_DEF_TIMEOUT_S   30u
-#define TN_HTTP_DEF_THREADS     4u
 #define TN_HTTP_DEF_GRACE_MS    10000
 #define TN_HTTP_DEF_BIND        "0.0.0.0"
 #define TN_HTTP_TENANT_DISABLED "default"

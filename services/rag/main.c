@@ -169,10 +169,6 @@ static const tn_app_def_t def = {
     .summary = "Answers questions from the caller's indexed chunks, with citations",
     .features = TN_APP_HTTP | TN_APP_KAFKA | TN_APP_AUTH | TN_APP_BREAKER,
     .http_port = "8082",
-    /* A request waiting for the shared scan holds its HTTP thread: as many threads as requests
-     * may be in flight (rag_max_inflight), so waiting requests do not hold up the connections
-     * that share their thread, and every concurrent search can be in the scan. */
-    .http_threads = "64",
     .keys = rag_keys,
     .cfg_size = sizeof(rag_cfg_t),
     .init = rag_init,

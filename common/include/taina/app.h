@@ -70,7 +70,6 @@ typedef struct tn_app_def {
     const char *summary;      /**< one line for --help */
     unsigned features;        /**< TN_APP_* */
     const char *http_port;    /**< default of TAINA_HTTP_PORT ("8081"); NULL = 8080 */
-    const char *http_threads; /**< default of TAINA_HTTP_THREADS ("64"); NULL = 8 */
     const tn_cfg_key_t *keys; /**< the program's own table (may be NULL) */
     size_t nkeys;
     size_t cfg_size; /**< size of the struct the keys' offsets refer to; allocated zeroed */

@@ -47,10 +47,13 @@
  * `taina_http_request_duration_seconds{route,method,status}` (route is the pattern, or
  * "unmatched"; unusual methods count as "OTHER"), `taina_http_connections` (open connections).
  *
- * @thread Handlers, the ready callback and stream callbacks run on the server's worker threads
- *         (a pool of opts.threads), several at once; they may block (e.g. waiting for a Kafka
- *         acknowledgement), which delays the other connections of that worker thread. The
- *         tn_http_server_* functions are called from one controlling thread.
+ * @thread Handlers, the ready callback and stream callbacks run on the server's threads, several
+ *         at once, and may block (e.g. waiting for a Kafka acknowledgement). By default each
+ *         connection has its own thread, so a handler that waits delays only its own connection.
+ *         With a pool (opts.threads > 0) a connection stays with the pool thread that accepted
+ *         it, which serves its connections one request at a time: a waiting handler then delays
+ *         the other connections of its thread. The tn_http_server_* functions are called from
+ *         one controlling thread.
  */
 #ifndef TAINA_HTTP_SERVER_H
 #define TAINA_HTTP_SERVER_H
@@ -115,7 +118,7 @@ typedef struct tn_http_server_opts {
     size_t max_body;          /**< largest request body in bytes; default 1 MiB */
     unsigned max_connections; /**< open connections at once; more wait unaccepted; default 256 */
     unsigned conn_timeout_s;  /**< idle connection timeout in seconds; default 30 */
-    unsigned threads;         /**< worker threads; default 4 */
+    unsigned threads;         /**< 0 (default): a thread for each connection; N: a pool of N */
     int64_t stop_grace_ms;    /**< how long stop waits for in-flight requests; default 10 s */
     tn_metrics_t *metrics;    /**< registry for HTTP metrics and /metrics. Borrowed; NULL = none */
     tn_auth_t *auth;          /**< API keys. Borrowed; NULL = auth disabled (tenant "default") */

@@ -395,8 +395,7 @@ static int setup(void **state)
     tn_http_server_opts_init(&o);
     o.max_body = MAX_BODY;
     o.metrics = f->metrics;
-    o.auth = f->auth;
-    o.threads = 2;
+    o.auth = f->auth; /* threads 0: a thread for each connection, the default */
     start_server(f, &o);
     *state = f;
     return 0;
@@ -953,6 +952,48 @@ static void test_stop_with_request_in_flight(void **state)
     tn_http_server_stop(f->srv);
 }
 
+/* A handler that waits delays only its own connection: connections opened before it (which a
+ * pool would have spread over its threads by chance, some behind the waiting one) are answered
+ * while it waits. */
+static void test_waiting_handler_delays_only_its_connection(void **state)
+{
+    fixture_t *f = *state;
+    enum { N = 12 };
+    int fd[N];
+    for (int i = 0; i < N; i++) {
+        fd[i] = connect_to(f->port, tn_test_timeout_ms(5000));
+        assert_true(fd[i] >= 0);
+    }
+    const char *slow = "GET /v1/slow HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    send_all(fd[0], slow, strlen(slow));
+    int64_t deadline = tn_clock_mono_ms() + tn_test_timeout_ms(3000);
+    while (atomic_load(&f->slow_entered) == 0 && tn_clock_mono_ms() < deadline)
+        tn_clock_sleep_ms(2);
+    assert_int_equal(atomic_load(&f->slow_entered), 1);
+
+    const char *health = "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    for (int i = 1; i < N; i++) {
+        send_all(fd[i], health, strlen(health));
+        char *raw;
+        size_t n = recv_all(fd[i], &raw);
+        close(fd[i]);
+        resp_t r = parse_resp(raw, n);
+        if (r.status != 200)
+            fail_msg("connection %d got no answer while /v1/slow waited on another", i);
+        resp_free(&r);
+    }
+    assert_false(atomic_load(&f->slow_release)); /* all answered while it still waited */
+
+    atomic_store(&f->slow_release, true);
+    char *raw;
+    size_t n = recv_all(fd[0], &raw);
+    close(fd[0]);
+    resp_t r = parse_resp(raw, n);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "finished");
+    resp_free(&r);
+}
+
 static void test_connection_limit(void **state)
 {
     fixture_t *f = *state;
@@ -1091,6 +1132,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_with_request_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_waiting_handler_delays_only_its_connection, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_connection_limit, setup, teardown),
         cmocka_unit_test(test_new_errors),
         cmocka_unit_test_setup_teardown(test_port_in_use_and_ipv6, setup, teardown),
