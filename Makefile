@@ -244,7 +244,10 @@ $(FUZZ_DIR)/obj/%.o: %.c | deps
 
 # clang refuses vecstore's 32-byte GNU vector helpers without AVX (gcc only notes the ABI): no
 # target fuzzes the vector store, which rag_body links but never calls, so build it for AVX2.
-$(FUZZ_DIR)/obj/common/src/vecstore.o: FUZZ_CFLAGS += -mavx2 -mfma -DTN_VECSTORE_NO_CLONES
+# Its three files take the same flags: TN_VECSTORE_NO_CLONES decides in vecstore_int.h which
+# kernels exist.
+$(FUZZ_DIR)/obj/common/src/vecstore.o $(FUZZ_DIR)/obj/common/src/vecstore_kernels.o \
+$(FUZZ_DIR)/obj/common/src/vecstore_scan.o: FUZZ_CFLAGS += -mavx2 -mfma -DTN_VECSTORE_NO_CLONES
 
 $(FUZZ_LIB): $(LIB_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
 	@mkdir -p $(@D)
