@@ -44,7 +44,9 @@ kcat -b "$bs" -P -t tickets.raw -K: -z lz4 -X acks=all <"$tmp/records"
 total=$(kcat -b "$bs" -C -t tickets.raw -o beginning -e -q -f '%o\n' | wc -l)
 [[ "$total" == 10000 ]]; check "10,000 records produced (read back: $total)" $?
 
-# 3. a kcat -G consumer group reads all of them
+# 3. a kcat -G consumer group reads all of them (the file exists before the loop reads it: the
+# background job opens it only once it runs)
+: >"$tmp/consumed"
 timeout $((60 * mult)) kcat -u -b "$bs" -G taina-kcat-test -X auto.offset.reset=earliest \
     -X enable.partition.eof=true -f '%k %s\n' -q tickets.raw >"$tmp/consumed" 2>"$tmp/kcat-g.log" &
 kpid=$!
