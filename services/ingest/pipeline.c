@@ -91,11 +91,12 @@ tn_err_t ingest_pipeline_init(ingest_t *in, tn_app_t *app)
     }
     free(txnid);
     const char *topics[] = {cfg->topic_raw, NULL};
-    /* 2 MB of read-ahead, not the kafka module's 8 MB, which were a third of the process:
-     * run() wakes the fetchers as it takes records (tn_kafka_consumer_wake_fetchers), so a
-     * small queue keeps up (1 MB lost a third of the rate; README, Figures). TAINA_KAFKA_*
-     * still overrides. */
-    tn_cfg_prop_t readahead[] = {{"queued.max.messages.kbytes", "2048"}};
+    /* 1 MB of read-ahead, not the kafka module's 8 MB, which were a third of the process:
+     * fill() wakes the fetchers as it takes records (tn_kafka_consumer_refill), so a small
+     * queue keeps up: 2 MB cost 1-6 MB more peak RSS at 8 KB tickets than 1 MB (the queue
+     * plus the fetch responses in flight, decompressed) and bought no rate at either size
+     * (README, Figures). TAINA_KAFKA_* still overrides. */
+    tn_cfg_prop_t readahead[] = {{"queued.max.messages.kbytes", "1024"}};
     tn_kafka_opts_t co = o;
     co.defaults = readahead;
     co.ndefaults = 1;
