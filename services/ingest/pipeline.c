@@ -160,10 +160,8 @@ static void enrich_done(pool_t *p, slot_t *sl)
 
 static void enrich_share(pool_t *p)
 {
-    for (size_t i; (i = atomic_fetch_add(&p->next, 1)) < p->n;) {
+    for (size_t i; (i = atomic_fetch_add(&p->next, 1)) < p->n;)
         enrich_slot(p->in, &p->slots[i]);
-        enrich_done(p, &p->slots[i]);
-    }
 }
 
 static void *worker(void *arg)
@@ -205,6 +203,8 @@ static void enrich_group(pool_t *p, slot_t *slots, size_t n, int threaded)
     while (p->busy)
         pthread_cond_wait(&p->cv, &p->mu);
     pthread_mutex_unlock(&p->mu);
+    for (size_t i = 0; i < n; i++) /* on the consumer's thread */
+        enrich_done(p, &slots[i]);
 }
 
 /* Produce one enriched record (or its dead letter) inside the open transaction. */
