@@ -206,6 +206,8 @@ struct tn_kafka_producer {
     kmetrics_t km;
     int transactional;
     atomic_uint_fast64_t produced, delivered, failed;
+    atomic_int_fast64_t pending_bytes; /* keys + values enqueued without a delivery report yet */
+    size_t max_record_bytes;           /* message.max.bytes */
     atomic_int stop;
     pthread_t poller;
 };
@@ -235,6 +237,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
         if (p->km.produced)
             tn_metric_add(p->km.produced, TN_LABELS(topic), 1);
     }
+    atomic_fetch_sub(&p->pending_bytes, (int_fast64_t)(rkm->len + rkm->key_len));
     sync_slot_t *slot = rkm->_private;
     if (!slot)
         return;
@@ -287,6 +290,11 @@ tn_kafka_producer_t *tn_kafka_producer_new(const tn_kafka_opts_t *o, const char 
         return NULL;
     }
     conf = NULL; /* owned by rk */
+    char v[32];
+    size_t vlen = sizeof(v);
+    p->max_record_bytes = 1000000; /* librdkafka's default */
+    if (rd_kafka_conf_get(rd_kafka_conf(p->rk), "message.max.bytes", v, &vlen) == RD_KAFKA_CONF_OK)
+        p->max_record_bytes = (size_t)strtoull(v, NULL, 10);
     if (pthread_create(&p->poller, NULL, poll_thread, p) != 0) {
         snprintf(errbuf, errlen, "kafka producer: cannot start its poll thread");
         rd_kafka_destroy(p->rk);
@@ -319,6 +327,9 @@ static tn_err_t produce(tn_kafka_producer_t *p, const tn_kafka_record_t *r, void
             rd_kafka_header_add(hdrs, r->headers[i].name, -1, r->headers[i].value,
                                 (ssize_t)r->headers[i].len);
     }
+    /* counted before the call: its delivery report may come before producev returns */
+    int_fast64_t bytes = (int_fast64_t)(r->value_len + r->key_len);
+    atomic_fetch_add(&p->pending_bytes, bytes);
     rd_kafka_resp_err_t err = rd_kafka_producev(
         p->rk, RD_KAFKA_V_TOPIC(r->topic),
         RD_KAFKA_V_PARTITION(r->partition < 0 ? RD_KAFKA_PARTITION_UA : r->partition),
@@ -328,6 +339,7 @@ static tn_err_t produce(tn_kafka_producer_t *p, const tn_kafka_record_t *r, void
     if (err) {
         if (hdrs)
             rd_kafka_headers_destroy(hdrs); /* only owned by the message on success */
+        atomic_fetch_sub(&p->pending_bytes, bytes);
         fill_error(e, err, NULL);
         return map_err(err);
     }
@@ -436,6 +448,16 @@ void tn_kafka_producer_get_stats(tn_kafka_producer_t *p, tn_kafka_producer_stats
     st->produced = atomic_load(&p->produced);
     st->delivered = atomic_load(&p->delivered);
     st->failed = atomic_load(&p->failed);
+}
+
+size_t tn_kafka_producer_max_record_bytes(const tn_kafka_producer_t *p)
+{
+    return p->max_record_bytes;
+}
+
+int64_t tn_kafka_producer_pending_bytes(tn_kafka_producer_t *p)
+{
+    return (int64_t)atomic_load(&p->pending_bytes);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1251,11 +1273,13 @@ static tn_err_t ckpt_write(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons,
         int kl = snprintf(key, sizeof(key), "%s|%s|%" PRId32, cons->group, r->topic, r->partition);
         int vl = snprintf(val, sizeof(val), "{\"first\":%" PRId64 ",\"next\":%" PRId64 "}",
                           r->first, r->next);
+        atomic_fetch_add(&p->pending_bytes, (int_fast64_t)(kl + vl)); /* dr_cb takes them off */
         rd_kafka_resp_err_t err =
             rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(cons->ckpt_topic),
                               RD_KAFKA_V_KEY(key, (size_t)kl), RD_KAFKA_V_VALUE(val, (size_t)vl),
                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
         if (err) {
+            atomic_fetch_sub(&p->pending_bytes, (int_fast64_t)(kl + vl));
             fill_error(e, err, "checkpoint");
             if (e)
                 e->abortable = 1;

@@ -678,5 +678,11 @@ char *ingest_enrich(const ingest_rules_t *r, const void *value, size_t len, size
     free(rbody);
     if (invalid_utf8)
         *invalid_utf8 = bad;
-    return tn_buf_detach(&out, out_len);
+    /* The buffer grew by doubling; the pipeline holds up to a batch of these (its byte budget
+     * counts lengths), so give the slack back (shrinking in place: no copy). */
+    size_t n;
+    char *res = tn_buf_detach(&out, &n);
+    if (out_len)
+        *out_len = n;
+    return tn_xrealloc(res, n + 1);
 }

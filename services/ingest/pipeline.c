@@ -91,11 +91,12 @@ tn_err_t ingest_pipeline_init(ingest_t *in, tn_app_t *app)
     }
     free(txnid);
     const char *topics[] = {cfg->topic_raw, NULL};
-    /* 2 MB of read-ahead, not the kafka module's 8 MB, which were a third of the process:
-     * run() wakes the fetchers as it takes records (tn_kafka_consumer_wake_fetchers), so a
-     * small queue keeps up (1 MB lost a third of the rate; README, Figures). TAINA_KAFKA_*
-     * still overrides. */
-    tn_cfg_prop_t readahead[] = {{"queued.max.messages.kbytes", "2048"}};
+    /* 1 MB of read-ahead, not the kafka module's 8 MB, which were a third of the process:
+     * fill() wakes the fetchers as it takes records (tn_kafka_consumer_refill), so a small
+     * queue keeps up: 2 MB cost 1-6 MB more peak RSS at 8 KB tickets than 1 MB (the queue
+     * plus the fetch responses in flight, decompressed) and bought no rate at either size
+     * (README, Figures). TAINA_KAFKA_* still overrides. */
+    tn_cfg_prop_t readahead[] = {{"queued.max.messages.kbytes", "1024"}};
     tn_kafka_opts_t co = o;
     co.defaults = readahead;
     co.ndefaults = 1;
@@ -111,8 +112,9 @@ tn_err_t ingest_pipeline_init(ingest_t *in, tn_app_t *app)
 
 /* One polled record, enriched (and dumped) on either thread, then produced in poll order. */
 typedef struct slot {
-    tn_kafka_msg_t msg;
-    char *value; /* the tickets.enriched value, or NULL: dead letter for why */
+    tn_kafka_msg_t msg; /* released once enriched, unless it may still go to the DLQ */
+    tn_trace_t trace;   /* its trace context, taken before that */
+    char *value;        /* the tickets.enriched value, or NULL: dead letter for why */
     size_t len;
     char *id;
     size_t counts[MAX_PII], bad;
@@ -122,6 +124,8 @@ typedef struct slot {
 /* The second enrichment thread. Each group is shared out by an atomic index. */
 typedef struct pool {
     ingest_t *in;
+    size_t max_out; /* the largest enriched record the producer takes (message.max.bytes) */
+    double grow;    /* enriched bytes per raw byte, as seen so far (fill()) */
     pthread_t th;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -141,6 +145,17 @@ static void enrich_slot(ingest_t *in, slot_t *sl)
         ingest_enrich(&in->rules, sl->msg.value, sl->msg.value_len, (size_t)cfg->max_record_bytes,
                       sl->counts, &sl->bad, &sl->why, &sl->len, &sl->id);
     tn_metric_observe(in->m.enrich_secs, TN_NOLABELS, tn_clock_mono_s() - t0);
+}
+
+/* A polled record pins librdkafka's buffer of its whole message set (up to a MB or more,
+ * decompressed) until it is released: once enriched, only its trace context is needed, unless
+ * it may still become a dead letter (not enriched, or so large that the producer could refuse
+ * the output: headers and record overhead are well under the 1 KiB of margin). */
+static void enrich_done(pool_t *p, slot_t *sl)
+{
+    tn_kafka_msg_trace(&sl->msg, &sl->trace);
+    if (sl->value && sl->len + strlen(sl->id) + 1024 <= p->max_out)
+        tn_kafka_msg_release(&sl->msg);
 }
 
 static void enrich_share(pool_t *p)
@@ -188,6 +203,8 @@ static void enrich_group(pool_t *p, slot_t *slots, size_t n, int threaded)
     while (p->busy)
         pthread_cond_wait(&p->cv, &p->mu);
     pthread_mutex_unlock(&p->mu);
+    for (size_t i = 0; i < n; i++) /* on the consumer's thread */
+        enrich_done(p, &slots[i]);
 }
 
 /* Produce one enriched record (or its dead letter) inside the open transaction. */
@@ -196,11 +213,10 @@ static void produce_slot(ingest_t *in, slot_t *sl, batch_t *b)
     const ingest_cfg_t *cfg = in->cfg;
     tn_kafka_error_t e;
     b->in++;
+    tn_log_ctx_set_trace(sl->trace.trace_id);
     if (sl->value) {
-        tn_trace_t trace;
         char tp[64];
-        tn_kafka_msg_trace(&sl->msg, &trace);
-        tn_kafka_header_t h[2] = {tn_kafka_trace_header(&trace, tp, sizeof(tp)),
+        tn_kafka_header_t h[2] = {tn_kafka_trace_header(&sl->trace, tp, sizeof(tp)),
                                   {TN_KAFKA_H_SCHEMA, "tickets.enriched/1", 18}};
         tn_kafka_record_t rec = {cfg->topic_enriched, -1,      sl->id, strlen(sl->id),
                                  sl->value,           sl->len, h,      2};
@@ -409,7 +425,13 @@ static void slots_release(slot_t *slots, size_t n)
  * (the next transaction can begin), with no commit in flight when its linger time is up, or at
  * a stop. Nothing of it reaches the broker here: a batch abandoned before its transaction (a
  * failed commit before it, a revocation, a stop) leaves no records behind even on a cluster
- * without transaction markers (devstack). */
+ * without transaction markers (devstack).
+ *
+ * Memory: TAINA_INGEST_BATCH_MAX_BYTES bounds the enriched bytes of both batches alive at once:
+ * this one, held here, and the one committing, which the producer holds until the broker
+ * acknowledged it (the first step of its commit). While the two together are at the budget,
+ * reading pauses until acknowledgments free room or the commit returns. A group is cut short
+ * where its raw bytes, grown by the enriched/raw ratio seen so far, would pass what is left. */
 static tn_err_t fill(ingest_t *in, pool_t *p, int threaded, committer_t *cm, slot_t *slots,
                      size_t *heldp)
 {
@@ -423,10 +445,18 @@ static tn_err_t fill(ingest_t *in, pool_t *p, int threaded, committer_t *cm, slo
             break;
         if (cm->busy ? commit_done(cm) : held && tn_clock_mono_ms() >= deadline)
             break;
+        int64_t left = cfg->batch_max_bytes - bytes;
+        if (cm->busy)
+            left -= tn_kafka_producer_pending_bytes(in->txn_producer);
+        if (left <= 0) { /* the committing batch is not acknowledged yet */
+            tn_clock_sleep_ms(1);
+            continue;
+        }
         size_t n = 0, room = (size_t)cfg->batch_max - held;
+        double raw = 0; /* raw bytes of this group */
         if (room > GROUP)
             room = GROUP;
-        while (n < room) {
+        while (n < room && raw * p->grow < (double)left) {
             /* Waiting for the first record of a group: while a commit is in flight, briefly,
              * to see it return; with records held, until the linger time is up; else idle. */
             int64_t wait = n          ? 0
@@ -451,6 +481,7 @@ static tn_err_t fill(ingest_t *in, pool_t *p, int threaded, committer_t *cm, slo
                 }
                 break;
             }
+            raw += (double)sl->msg.value_len;
             n++;
         }
         if (n == 0)
@@ -459,8 +490,12 @@ static tn_err_t fill(ingest_t *in, pool_t *p, int threaded, committer_t *cm, slo
             deadline = tn_clock_mono_ms() + cfg->batch_linger_ms;
         tn_kafka_consumer_refill(in->consumer, 0); /* records left the read-ahead */
         enrich_group(p, slots + held, n, threaded);
+        double out = 0;
         for (size_t i = held; i < held + n; i++)
-            bytes += (int64_t)(slots[i].value ? slots[i].len : slots[i].msg.value_len);
+            out += (double)(slots[i].value ? slots[i].len : slots[i].msg.value_len);
+        if (raw > 0) /* each group weighs a quarter */
+            p->grow = 0.75 * p->grow + 0.25 * (out / raw);
+        bytes += (int64_t)out;
         held += n;
         *heldp = held;
     }
@@ -524,7 +559,8 @@ static tn_err_t run(ingest_t *in, pool_t *p, int threaded, committer_t *cm, slot
 
 tn_err_t ingest_pipeline_run(ingest_t *in)
 {
-    pool_t p = {.in = in};
+    pool_t p = {
+        .in = in, .grow = 2, .max_out = tn_kafka_producer_max_record_bytes(in->txn_producer)};
     pthread_mutex_init(&p.mu, NULL);
     pthread_cond_init(&p.cv, NULL);
     int threaded = pthread_create(&p.th, NULL, worker, &p) == 0;

@@ -165,6 +165,18 @@ typedef struct tn_kafka_producer_stats {
 
 /** @brief Current delivery accounting. */
 void tn_kafka_producer_get_stats(tn_kafka_producer_t *p, tn_kafka_producer_stats_t *st);
+/**
+ * @brief Bytes (keys and values) of the records enqueued on @p p that have no delivery report
+ *        yet: what the producer still holds of them (acknowledged, refused and purged records
+ *        are off). E.g. to bound memory across a batch being produced and the next one.
+ * @thread any.
+ */
+int64_t tn_kafka_producer_pending_bytes(tn_kafka_producer_t *p);
+/**
+ * @brief The producer's message.max.bytes: a record whose key, value and headers together are
+ *        larger is refused by tn_kafka_produce() with TN_ERR_TOO_LARGE.
+ */
+size_t tn_kafka_producer_max_record_bytes(const tn_kafka_producer_t *p);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Transactions (consume-transform-produce, exactly once)                                       */

@@ -143,6 +143,9 @@ static void test_produce_consume_1000(void **state)
     assert_int_equal(st.produced, 1000);
     assert_int_equal(st.delivered, 1000);
     assert_int_equal(st.failed, 0);
+    /* all acknowledged (flushed): the producer holds none of their bytes any more */
+    assert_int_equal(tn_kafka_producer_pending_bytes(p), 0);
+    assert_int_equal(tn_kafka_producer_max_record_bytes(p), 1000000); /* librdkafka's default */
     assert_true(tn_metric_get(tn_metrics_counter(f->m, "taina_kafka_records_produced_total", "",
                                                  TN_LABELS("topic")),
                               TN_LABELS(t)) == 1000);
