@@ -1,8 +1,11 @@
 /* taina-devstack: a local Kafka (librdkafka's mock cluster) with the suite's topics. */
 #include <errno.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "control.h"
@@ -13,6 +16,24 @@
 #include "taina/mem.h"
 
 extern char **environ;
+
+/*
+ * The mock cluster accepts its clients' connections with accept() and leaves Nagle's algorithm
+ * on, which a Kafka broker turns off. A small answer (a ProduceResponse) written while an
+ * earlier one was not acknowledged yet then waited for the client's delayed ACK: about 40 ms,
+ * for one produce request in ten. librdkafka calls accept() through the dynamic linker, so this
+ * definition in the executable is the one it gets; it accepts as libc would (accept4 without
+ * flags) and sets TCP_NODELAY, as Kafka does.
+ */
+int accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+    int s = accept4(fd, addr, len, 0);
+    if (s >= 0) {
+        int one = 1;
+        (void)setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    return s;
+}
 
 typedef struct devstack_cfg {
     int64_t brokers;
