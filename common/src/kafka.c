@@ -210,6 +210,11 @@ struct tn_kafka_producer {
     size_t max_record_bytes;           /* message.max.bytes */
     atomic_int stop;
     pthread_t poller;
+    /* The poll thread stands aside while a commit flushes (flush_begin): see poll_thread. */
+    rd_kafka_queue_t *mainq;
+    pthread_mutex_t park_mu;
+    pthread_cond_t park_cv;
+    int flushers, parked; /* under park_mu */
 };
 
 static void sync_batch_release(sync_batch_t *b)
@@ -255,11 +260,27 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
         sync_batch_release(b);
 }
 
+/*
+ * Delivery reports are served by this thread, except while a transaction commits. Then
+ * rd_kafka_flush() (ours, and the one inside rd_kafka_commit_transaction()) serves them itself:
+ * it polls in steps of up to 10 ms and checks what is left after each, so when this thread
+ * took the last report, the flush slept out its step. That was 10 ms of every commit.
+ */
 static void *poll_thread(void *arg)
 {
     tn_kafka_producer_t *p = arg;
-    while (!atomic_load(&p->stop))
+    while (!atomic_load(&p->stop)) {
+        pthread_mutex_lock(&p->park_mu);
+        if (p->flushers) {
+            p->parked = 1;
+            pthread_cond_broadcast(&p->park_cv);
+            while (p->flushers && !atomic_load(&p->stop))
+                pthread_cond_wait(&p->park_cv, &p->park_mu);
+            p->parked = 0;
+        }
+        pthread_mutex_unlock(&p->park_mu);
         rd_kafka_poll(p->rk, 100);
+    }
     return NULL;
 }
 
@@ -295,8 +316,14 @@ tn_kafka_producer_t *tn_kafka_producer_new(const tn_kafka_opts_t *o, const char 
     p->max_record_bytes = 1000000; /* librdkafka's default */
     if (rd_kafka_conf_get(rd_kafka_conf(p->rk), "message.max.bytes", v, &vlen) == RD_KAFKA_CONF_OK)
         p->max_record_bytes = (size_t)strtoull(v, NULL, 10);
+    p->mainq = rd_kafka_queue_get_main(p->rk);
+    pthread_mutex_init(&p->park_mu, NULL);
+    pthread_cond_init(&p->park_cv, NULL);
     if (pthread_create(&p->poller, NULL, poll_thread, p) != 0) {
         snprintf(errbuf, errlen, "kafka producer: cannot start its poll thread");
+        pthread_cond_destroy(&p->park_cv);
+        pthread_mutex_destroy(&p->park_mu);
+        rd_kafka_queue_destroy(p->mainq);
         rd_kafka_destroy(p->rk);
         free(p);
         return NULL;
@@ -311,8 +338,14 @@ void tn_kafka_producer_destroy(tn_kafka_producer_t *p)
     if (rd_kafka_flush(p->rk, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
         TN_LOG(TN_LOG_WARN, "kafka: %d records still unacknowledged at producer close",
                rd_kafka_outq_len(p->rk));
+    pthread_mutex_lock(&p->park_mu);
     atomic_store(&p->stop, 1);
+    pthread_cond_broadcast(&p->park_cv);
+    pthread_mutex_unlock(&p->park_mu);
     pthread_join(p->poller, NULL);
+    pthread_cond_destroy(&p->park_cv);
+    pthread_mutex_destroy(&p->park_mu);
+    rd_kafka_queue_destroy(p->mainq);
     rd_kafka_destroy(p->rk);
     free(p);
 }
@@ -496,6 +529,13 @@ struct tn_kafka_consumer {
     void *on_revoke_arg;
     tn_kafka_opts_t ckpt_opts;
     char *ckpt_brokers;
+    /* tn_kafka_consumer_wake_fetchers(): a thread that sends the wake-up requests */
+    pthread_t waker;
+    int waker_started;
+    pthread_mutex_t waker_mu;
+    pthread_cond_t waker_cv;
+    rd_kafka_topic_partition_list_t *waker_parts; /* under waker_mu: a wake-up is due for these */
+    int waker_stop;                               /* under waker_mu */
 };
 
 static void parts_log(const char *what, const char *group, const rd_kafka_topic_partition_list_t *l)
@@ -543,6 +583,7 @@ static part_t *part_find(tn_kafka_consumer_t *cons, const char *topic, int32_t p
 }
 
 static void ckpt_load(tn_kafka_consumer_t *cons);
+static void waker_stop(tn_kafka_consumer_t *cons);
 static tn_err_t ckpt_write(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons,
                            const tn_kafka_offsets_t *offs, tn_kafka_error_t *e);
 
@@ -772,6 +813,14 @@ tn_kafka_consumer_t *tn_kafka_consumer_new(const tn_kafka_opts_t *o, const char 
                               /* librdkafka reads ahead up to 64 MB by default,
                                * most of a worker's memory; 8 MB keeps it fed */
                               "queued.max.messages.kbytes", "8192",
+                              /* A broker has one fetch in flight per client: while it waits
+                               * (up to this long) for a partition that is at its end, the
+                               * broker's other partitions are not fetched, even once the
+                               * read-ahead has room for them. 500 ms (the default) stalled a
+                               * backlog's drain for up to half a second each time one
+                               * partition ran out; idle, 50 ms is 20 empty fetches a second
+                               * per broker. */
+                              "fetch.wait.max.ms", "50",
                               /* the pause after a full read-ahead: a setting from 2.1 on (1 s
                                * before, see tn_kafka_consumer_wake_fetchers) */
                               NULL, NULL, NULL};
@@ -837,6 +886,7 @@ void tn_kafka_consumer_close(tn_kafka_consumer_t *cons)
     if (cons->closed)
         return;
     cons->closed = 1;
+    waker_stop(cons);
     if (cons->group) {
         rd_kafka_resp_err_t err = rd_kafka_commit(cons->rk, NULL, 0);
         if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
@@ -858,6 +908,7 @@ void tn_kafka_consumer_destroy(tn_kafka_consumer_t *cons)
 {
     if (!cons)
         return;
+    waker_stop(cons);
     if (cons->rk) {
         tn_kafka_consumer_close(cons);
         if (cons->group && !cons->ever_assigned &&
@@ -1070,21 +1121,78 @@ tn_err_t tn_kafka_consumer_mark_ends(tn_kafka_consumer_t *cons, int64_t timeout_
 
 /*
  * librdkafka before 2.1 stops fetching a partition once the consumer's queue holds
- * queued.max.messages.kbytes, and looks again only when the broker's thread wakes up: on I/O,
- * on an operation, or after up to a second. Draining a backlog with a small read-ahead then
- * runs at about one read-ahead per second. Any request to a broker wakes its thread, which then
- * fetches again if the queue went below the threshold. rd_kafka_metadata() sends one to a
- * broker it picks at random, and with no wait it returns at once: its state lives in an
- * operation that librdkafka frees when the late answer comes (unlike the offset queries,
- * whose state is on the caller's stack). The answer only refreshes the metadata cache.
+ * queued.max.messages.kbytes, and looks again only when the thread of the partition's leader
+ * broker wakes up: on I/O, on an operation, or after up to a second. Draining a backlog with a
+ * small read-ahead then runs at about one read-ahead per second. Any request to a broker wakes
+ * its thread, which then fetches again if the queue went below the threshold; each leader
+ * needs its own. A ListOffsets request (rd_kafka_offsets_for_times()) goes to the leader of
+ * every partition it names, all at once; it blocks until every leader answered (an answer
+ * can queue behind a fetch waiting at the broker), so it runs on a thread of its own, and
+ * wake-ups asked for meanwhile become one. (A Metadata request, sent without waiting, went to
+ * one broker only: librdkafka picks the one last used, so the others slept, for up to 1 s.)
  */
+static void *waker_main(void *arg)
+{
+    tn_kafka_consumer_t *cons = arg;
+    pthread_mutex_lock(&cons->waker_mu);
+    for (;;) {
+        while (!cons->waker_stop && !cons->waker_parts)
+            pthread_cond_wait(&cons->waker_cv, &cons->waker_mu);
+        if (cons->waker_stop)
+            break;
+        rd_kafka_topic_partition_list_t *l = cons->waker_parts;
+        cons->waker_parts = NULL;
+        pthread_mutex_unlock(&cons->waker_mu);
+        /* the offsets of the latest records (timestamp -1); the answer is not used */
+        rd_kafka_offsets_for_times(cons->rk, l, 1000);
+        rd_kafka_topic_partition_list_destroy(l);
+        pthread_mutex_lock(&cons->waker_mu);
+    }
+    pthread_mutex_unlock(&cons->waker_mu);
+    return NULL;
+}
+
+static void waker_stop(tn_kafka_consumer_t *cons)
+{
+    if (!cons->waker_started)
+        return;
+    pthread_mutex_lock(&cons->waker_mu);
+    cons->waker_stop = 1;
+    pthread_cond_broadcast(&cons->waker_cv);
+    pthread_mutex_unlock(&cons->waker_mu);
+    pthread_join(cons->waker, NULL);
+    if (cons->waker_parts)
+        rd_kafka_topic_partition_list_destroy(cons->waker_parts);
+    cons->waker_parts = NULL;
+    pthread_cond_destroy(&cons->waker_cv);
+    pthread_mutex_destroy(&cons->waker_mu);
+    cons->waker_started = 0;
+}
+
 void tn_kafka_consumer_wake_fetchers(tn_kafka_consumer_t *cons)
 {
-    const struct rd_kafka_metadata *md = NULL;
-    if (!cons->nparts || rd_kafka_version() >= TN_RDKAFKA_FETCH_QUEUE_BACKOFF)
+    if (!cons->nparts || cons->closed || rd_kafka_version() >= TN_RDKAFKA_FETCH_QUEUE_BACKOFF)
         return; /* fetch.queue.backoff.ms does it without requests */
-    if (rd_kafka_metadata(cons->rk, 0, NULL, &md, 0) == RD_KAFKA_RESP_ERR_NO_ERROR && md)
-        rd_kafka_metadata_destroy(md);
+    if (!cons->waker_started) {
+        pthread_mutex_init(&cons->waker_mu, NULL);
+        pthread_cond_init(&cons->waker_cv, NULL);
+        if (pthread_create(&cons->waker, NULL, waker_main, cons) != 0) {
+            pthread_cond_destroy(&cons->waker_cv);
+            pthread_mutex_destroy(&cons->waker_mu);
+            return;
+        }
+        cons->waker_started = 1;
+    }
+    pthread_mutex_lock(&cons->waker_mu);
+    if (!cons->waker_parts) { /* else the last one is not sent yet */
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)cons->nparts);
+        for (size_t i = 0; i < cons->nparts; i++)
+            rd_kafka_topic_partition_list_add(l, cons->parts[i].topic, cons->parts[i].partition)
+                ->offset = RD_KAFKA_OFFSET_END;
+        cons->waker_parts = l;
+        pthread_cond_signal(&cons->waker_cv);
+    }
+    pthread_mutex_unlock(&cons->waker_mu);
 }
 
 int64_t tn_kafka_consumer_refill(tn_kafka_consumer_t *cons, int64_t wait_ms)
@@ -1200,12 +1308,33 @@ void tn_kafka_offsets_destroy(tn_kafka_offsets_t *o)
     free(o);
 }
 
+/* Park the poll thread (see poll_thread): ask, kick it out of its poll, wait until it stands
+ * aside. It stands aside within one poll (100 ms) even if the kick were lost. */
+static void flush_begin(tn_kafka_producer_t *p)
+{
+    pthread_mutex_lock(&p->park_mu);
+    p->flushers++;
+    rd_kafka_queue_yield(p->mainq);
+    while (!p->parked && !atomic_load(&p->stop))
+        pthread_cond_wait(&p->park_cv, &p->park_mu);
+    pthread_mutex_unlock(&p->park_mu);
+}
+
+static void flush_end(tn_kafka_producer_t *p)
+{
+    pthread_mutex_lock(&p->park_mu);
+    p->flushers--;
+    pthread_cond_broadcast(&p->park_cv);
+    pthread_mutex_unlock(&p->park_mu);
+}
+
 tn_err_t tn_kafka_txn_commit_offsets(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons,
                                      const tn_kafka_offsets_t *offs, int64_t timeout_ms,
                                      tn_kafka_error_t *e)
 {
     rd_kafka_topic_partition_list_t *pos = NULL;
     tn_err_t rc = TN_ERR_KAFKA;
+    flush_begin(p);
     if (cons && cons->group && offs && offs->n && offs->cgmd) {
         pos = rd_kafka_topic_partition_list_new((int)offs->n);
         for (size_t i = 0; i < offs->n; i++)
@@ -1232,6 +1361,7 @@ tn_err_t tn_kafka_txn_commit_offsets(tn_kafka_producer_t *p, tn_kafka_consumer_t
         }
     }
     rc = take_error(rd_kafka_commit_transaction(p->rk, (int)timeout_ms), e, "commit transaction");
+
     /*
      * Commit the same offsets once more, outside the transaction. On Kafka this is redundant
      * (they are already committed, and equal); librdkafka's mock cluster (devstack) acknowledges
@@ -1245,6 +1375,7 @@ tn_err_t tn_kafka_txn_commit_offsets(tn_kafka_producer_t *p, tn_kafka_consumer_t
                    rd_kafka_err2str(err));
     }
 out:
+    flush_end(p);
     if (pos)
         rd_kafka_topic_partition_list_destroy(pos);
     return rc;

@@ -46,24 +46,6 @@ static long vmhwm_kb(void)
     return kb;
 }
 
-/* taina-ingest's fetcher wake-ups (services/ingest/pipeline.c, fetch_wake): as records are
- * taken, and before waiting while records came lately, at most every 10 ms. */
-typedef struct fetch_wake {
-    int64_t woke_ms, got_ms;
-} fetch_wake_t;
-
-static int64_t fetch_wake(tn_kafka_consumer_t *c, fetch_wake_t *w, int64_t wait)
-{
-    int64_t now = tn_clock_mono_ms();
-    if (wait > 0 && now - w->got_ms > 1000)
-        return wait;
-    if (now - w->woke_ms >= 10) {
-        tn_kafka_consumer_wake_fetchers(c);
-        w->woke_ms = now;
-    }
-    return wait > 10 ? 10 : wait;
-}
-
 static int produce(tn_kafka_producer_t *p, const char *topic, const tn_kafka_msg_t *m)
 {
     tn_kafka_record_t rec = {topic, -1, m->key, m->key_len, m->value, m->value_len, NULL, 0};
@@ -123,7 +105,6 @@ int main(int argc, char **argv)
     }
 
     long done = 0, done0 = 0;
-    fetch_wake_t fw = {0, 0};
     double t0 = 0, t1 = 0, cpu0 = 0, give_up = tn_clock_mono_s() + 120;
     int rc = 0;
     while (done < want && !rc) {
@@ -136,7 +117,7 @@ int main(int argc, char **argv)
                 break;
             tn_kafka_msg_t m;
             if (wait > 0)
-                wait = fetch_wake(c, &fw, wait);
+                wait = tn_kafka_consumer_refill(c, wait);
             tn_err_t prc = tn_kafka_consumer_poll(c, wait, &m, &e);
             if (prc == TN_AGAIN) {
                 if (!in_txn && tn_clock_mono_s() > give_up) {
@@ -154,8 +135,7 @@ int main(int argc, char **argv)
                 }
                 continue;
             }
-            fetch_wake(c, &fw, 0);
-            fw.got_ms = tn_clock_mono_ms();
+            tn_kafka_consumer_refill(c, 0); /* as taina-ingest: fetchers woken as records go */
             if (!in_txn) {
                 if (tn_kafka_txn_begin(p, &e) != TN_OK) {
                     tn_kafka_msg_release(&m);

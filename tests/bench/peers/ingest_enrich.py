@@ -324,7 +324,8 @@ def main():
                          "group.id": group, "enable.auto.commit": False,
                          "enable.auto.offset.store": False,
                          "partition.assignment.strategy": "cooperative-sticky",
-                         "isolation.level": "read_committed", "auto.offset.reset": "earliest"})
+                         "isolation.level": "read_committed", "auto.offset.reset": "earliest",
+                         "fetch.wait.max.ms": 50})
     producer.init_transactions(30)
     consumer.subscribe(["tickets.raw"])
 
