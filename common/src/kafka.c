@@ -813,14 +813,6 @@ tn_kafka_consumer_t *tn_kafka_consumer_new(const tn_kafka_opts_t *o, const char 
                               /* librdkafka reads ahead up to 64 MB by default,
                                * most of a worker's memory; 8 MB keeps it fed */
                               "queued.max.messages.kbytes", "8192",
-                              /* A broker has one fetch in flight per client: while it waits
-                               * (up to this long) for a partition that is at its end, the
-                               * broker's other partitions are not fetched, even once the
-                               * read-ahead has room for them. 500 ms (the default) stalled a
-                               * backlog's drain for up to half a second each time one
-                               * partition ran out; idle, 50 ms is 20 empty fetches a second
-                               * per broker. */
-                              "fetch.wait.max.ms", "50",
                               /* the pause after a full read-ahead: a setting from 2.1 on (1 s
                                * before, see tn_kafka_consumer_wake_fetchers) */
                               NULL, NULL, NULL};

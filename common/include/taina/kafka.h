@@ -310,8 +310,10 @@ tn_err_t tn_kafka_consumer_mark_ends(tn_kafka_consumer_t *cons, int64_t timeout_
 /**
  * @brief Make the consumer's fetchers look at their queue again: with librdkafka before 2.1 a
  *        fetcher that stopped at queued.max.messages.kbytes otherwise waits up to a second.
- *        Sends a Metadata request to one broker, at random, without waiting for the answer;
- *        call it often (every few ms) while records are taken from a small read-ahead.
+ *        Hands a ListOffsets request for the assigned partitions, which reaches every leader,
+ *        to a thread of the consumer (started on first use, stopped at close) and returns at
+ *        once; calls made while one is in flight become one. Call it often (every few ms)
+ *        while records are taken from a small read-ahead. Nothing with librdkafka >= 2.1.
  * @thread the thread that polls @p cons.
  */
 void tn_kafka_consumer_wake_fetchers(tn_kafka_consumer_t *cons);

@@ -91,11 +91,13 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *topics[] = {"tickets.raw", NULL};
-    /* taina-ingest's consumer: 2 MB of read-ahead, fetchers woken as records are taken */
-    tn_cfg_prop_t readahead[] = {{"queued.max.messages.kbytes", "2048"}};
+    /* taina-ingest's consumer: its fetch.wait.max.ms, fetchers woken as records are taken; 2 MB
+     * of read-ahead (taina-ingest: 1 MB) */
+    tn_cfg_prop_t readahead[] = {{"queued.max.messages.kbytes", "2048"},
+                                 {"fetch.wait.max.ms", "50"}};
     tn_kafka_opts_t co = o;
     co.defaults = readahead;
-    co.ndefaults = 1;
+    co.ndefaults = 2;
     tn_kafka_consumer_t *c = tn_kafka_consumer_new(&co, group, topics, err, sizeof(err));
     if (!c) {
         fprintf(stderr, "bench-ingest: consumer: %s\n", err);

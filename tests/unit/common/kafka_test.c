@@ -807,7 +807,7 @@ static void test_wake_fetchers(void **state)
  * of 1 KB (the request's limits, 1 kB in all and 1 byte a partition, still bring one set) while
  * each record takes 20 ms. With librdkafka 2.0 each record then waits for a fetch that a
  * leader starts only when its thread wakes; a leader nobody wakes looks again after up to a
- * second. About 1.3 s here; the bound is 20 s: it catches wake-ups that stopped (60 records,
+ * second. 1.2-2.5 s here; the bound is 20 s: it catches wake-ups that stopped (60 records,
  * each up to a second late), not a slow machine. (In the ingest benchmark, where one broker
  * was woken, the others idled; this test does not reproduce that pattern: it keeps every
  * broker busy enough to be picked.) */
