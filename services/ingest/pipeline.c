@@ -96,15 +96,7 @@ tn_err_t ingest_pipeline_init(ingest_t *in, tn_app_t *app)
      * queue keeps up: 2 MB cost 1-6 MB more peak RSS at 8 KB tickets than 1 MB (the queue
      * plus the fetch responses in flight, decompressed) and bought no rate at either size
      * (README, Figures). TAINA_KAFKA_* still overrides. */
-    /* A broker answers one fetch of a client at a time: while it waits (fetch.wait.max.ms) on
-     * a partition at its end, the client's other partitions there are not fetched, even once
-     * the read-ahead has room. 500 ms, librdkafka's default, stalled a backlog's drain for up
-     * to half a second whenever a partition ran out (8 KB tickets: 1,500-3,800 records/s
-     * against 5,100-7,700 at 50 ms); idle, 50 ms is 20 empty fetches a second per broker.
-     * Only here: the embedder's group joins on devstack came out uneven more often with it
-     * (the scaling bench), and its rate did not need it. */
-    tn_cfg_prop_t readahead[] = {{"queued.max.messages.kbytes", "1024"},
-                                 {"fetch.wait.max.ms", "50"}};
+    tn_cfg_prop_t readahead[] = {{"queued.max.messages.kbytes", "1024"}};
     tn_kafka_opts_t co = o;
     co.defaults = readahead;
     co.ndefaults = TN_ARRAY_LEN(readahead);

@@ -91,13 +91,12 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *topics[] = {"tickets.raw", NULL};
-    /* taina-ingest's consumer: its fetch.wait.max.ms, fetchers woken as records are taken; 2 MB
-     * of read-ahead (taina-ingest: 1 MB) */
-    tn_cfg_prop_t readahead[] = {{"queued.max.messages.kbytes", "2048"},
-                                 {"fetch.wait.max.ms", "50"}};
+    /* taina-ingest's consumer: fetchers woken as records are taken; 2 MB of read-ahead
+     * (taina-ingest: 1 MB) */
+    tn_cfg_prop_t readahead[] = {{"queued.max.messages.kbytes", "2048"}};
     tn_kafka_opts_t co = o;
     co.defaults = readahead;
-    co.ndefaults = 2;
+    co.ndefaults = 1;
     tn_kafka_consumer_t *c = tn_kafka_consumer_new(&co, group, topics, err, sizeof(err));
     if (!c) {
         fprintf(stderr, "bench-ingest: consumer: %s\n", err);
