@@ -11,6 +11,7 @@
 
 #include "schema_int.h"
 #include "taina/mem.h"
+#include "taina/text.h"
 
 #define MAX_DEPTH   200
 #define MATCH_LIMIT 100000
@@ -613,6 +614,10 @@ static int fail(vctx_t *v, const char *kw, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(e->message, sizeof(e->message), fmt, ap);
     va_end(ap);
+    /* a long key or value cut to fit may end in half a character: JSON and logs want whole ones */
+    e->instance_path[tn_text_utf8_complete(e->instance_path, strlen(e->instance_path))] = '\0';
+    e->schema_path[tn_text_utf8_complete(e->schema_path, strlen(e->schema_path))] = '\0';
+    e->message[tn_text_utf8_complete(e->message, strlen(e->message))] = '\0';
     return 0;
 }
 
@@ -1040,13 +1045,14 @@ char *tn_schema_error_format(const tn_schema_error_t *e, char *buf, size_t len)
 {
     snprintf(buf, len, "%s: %s: %s (%s)", *e->instance_path ? e->instance_path : "/", e->keyword,
              e->message, e->schema_path);
+    buf[tn_text_utf8_complete(buf, strlen(buf))] = '\0';
     return buf;
 }
 
 json_t *tn_schema_error_json(const tn_schema_error_t *e)
 {
     char line[900];
-    return json_pack("{s:s, s:s, s:s, s:s}", "code", "schema_violation", "message",
-                     tn_schema_error_format(e, line, sizeof(line)), "path",
+    tn_schema_error_format(e, line, sizeof(line));
+    return json_pack("{s:s, s:s, s:s, s:s}", "code", "schema_violation", "message", line, "path",
                      *e->instance_path ? e->instance_path : "/", "keyword", e->keyword);
 }

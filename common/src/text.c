@@ -601,6 +601,19 @@ tn_err_t tn_text_chunk(const char *text, size_t len, size_t max_words, size_t ov
     return TN_OK;
 }
 
+size_t tn_text_utf8_complete(const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t lead = len;
+    while (lead > 0 && len - lead < 4 && (u[lead - 1] & 0xC0) == 0x80)
+        lead--;
+    if (lead == 0)
+        return len;
+    unsigned char c = u[--lead];
+    size_t need = c < 0xC0 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    return lead + need > len ? lead : len;
+}
+
 char *tn_text_utf8_repair(const char *in, size_t len, size_t *out_len, size_t *invalid)
 {
     char *out = tn_xmalloc(3 * len + 1);

@@ -142,13 +142,7 @@ static json_t *timings(const rag_query_t *q, int llm)
 /* Bytes of a citation's snippet: the first 300 of @p text, cut at a UTF-8 boundary. */
 static size_t snippet_len(const char *text)
 {
-    size_t len = strnlen(text, 301);
-    if (len > 300) {
-        len = 300;
-        while (len > 0 && ((unsigned char)text[len] & 0xC0) == 0x80)
-            len--;
-    }
-    return len;
+    return tn_text_utf8_complete(text, strnlen(text, 300));
 }
 
 /* Citations (snippets cut at a UTF-8 boundary). */

@@ -60,6 +60,13 @@ int tn_text_nfc_inert(int32_t cp);
  */
 char *tn_text_utf8_repair(const char *in, size_t len, size_t *out_len, size_t *invalid);
 
+/**
+ * @brief Bytes of @p s (UTF-8, @p len bytes) without a sequence cut short at its end: @p len, or
+ *        the start of a last character whose bytes do not all fit. Use it after truncating text
+ *        to a byte budget (snprintf into a fixed buffer, a snippet of N bytes).
+ */
+size_t tn_text_utf8_complete(const char *s, size_t len);
+
 /** @brief SHA-256 of @p len bytes as 64 lower-case hex digits and a NUL in @p hex. */
 void tn_text_sha256_hex(const void *p, size_t len, char hex[65]);
 

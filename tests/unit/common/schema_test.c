@@ -72,6 +72,48 @@ static void test_error_paths_and_keywords(void **state)
     tn_schema_destroy(s);
 }
 
+/* A long non-ASCII key cut to fit the path and message buffers keeps whole characters, so the
+ * error renders as JSON (found by the rag_body fuzzer: 422 without a body). */
+static void test_error_cut_whole_characters(void **state)
+{
+    (void)state;
+    tn_schema_t *s = compile(ticket);
+    for (size_t prefix = 0; prefix < 2; prefix++) {
+        char doc[1024];
+        size_t o = (size_t)snprintf(doc, sizeof(doc),
+                                    "{\"title\":\"ok\",\"tenant_id\":\"t\",\"tags\":{\"");
+        if (prefix)
+            doc[o++] = 'a';
+        for (size_t i = 0; i < 200; i++)
+            o += (size_t)snprintf(doc + o, sizeof(doc) - o, "\xc3\xa9");
+        snprintf(doc + o, sizeof(doc) - o, "\":1}}");
+        tn_schema_error_t e[4];
+        size_t n = 0;
+        assert_int_equal(check(s, doc, e, &n), TN_ERR_SCHEMA);
+        json_t *j = tn_schema_error_json(&e[0]);
+        assert_non_null(j);
+        assert_string_equal(json_string_value(json_object_get(j, "keyword")), "type");
+        json_decref(j);
+    }
+    json_t *key = json_object();
+    char name[600];
+    size_t len = 0;
+    for (size_t i = 0; i < 250; i++)
+        len += (size_t)snprintf(name + len, sizeof(name) - len, "%s", i % 2 ? "\xc3\xa9" : "x");
+    json_object_set_new(key, "title", json_string("ok"));
+    json_object_set_new(key, "tenant_id", json_string("t"));
+    json_object_set_new(key, name, json_integer(1));
+    tn_schema_error_t e[4];
+    size_t n = 0;
+    assert_int_equal(tn_schema_validate(s, key, e, 4, &n), TN_ERR_SCHEMA);
+    json_t *j = tn_schema_error_json(&e[0]);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "keyword")), "additionalProperties");
+    json_decref(j);
+    json_decref(key);
+    tn_schema_destroy(s);
+}
+
 static void test_code_points(void **state)
 {
     (void)state;
@@ -207,6 +249,7 @@ int main(void)
         cmocka_unit_test(test_recursive_ref_depth),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_formats),
+        cmocka_unit_test(test_error_cut_whole_characters),
     };
     return cmocka_run_group_tests_name("schema", tests, NULL, NULL);
 }

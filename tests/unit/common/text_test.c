@@ -514,11 +514,30 @@ static void test_utf8_repair_only(void **state)
     free(out);
 }
 
+/* A cut to a byte budget that splits a character drops the half; whole text is kept as is. */
+static void test_utf8_complete(void **state)
+{
+    (void)state;
+    const char *s = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"; /* a é € 😀: 1+2+3+4 bytes */
+    const size_t whole[] = {0, 1, 3, 6, 10};
+    for (size_t len = 0; len <= 10; len++) {
+        size_t want = 0;
+        for (size_t i = 0; i < 5; i++)
+            if (whole[i] <= len)
+                want = whole[i];
+        assert_int_equal(tn_text_utf8_complete(s, len), want);
+    }
+    /* stray continuation bytes are not a cut character: left for the repair step */
+    assert_int_equal(tn_text_utf8_complete("\x80\x80", 2), 2);
+    assert_int_equal(tn_text_utf8_complete("a\x80\x80\x80\x80", 5), 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_utf8_repair),
         cmocka_unit_test(test_utf8_repair_only),
+        cmocka_unit_test(test_utf8_complete),
         cmocka_unit_test(test_controls_and_nul),
         cmocka_unit_test(test_nfc),
         cmocka_unit_test(test_nfc_inert),
