@@ -29,7 +29,7 @@ typedef struct ingest_cfg {
     char *schemas_dir;
     char *pii_rules_file, *category_rules_file;
     int64_t chunk_words, chunk_overlap;
-    int64_t batch_max, batch_max_bytes, batch_linger_ms;
+    int64_t batch_max, batch_max_bytes, batch_linger_ms, batch_min_ms;
     int64_t txn_timeout_ms;
     int64_t max_items;
     int64_t produce_timeout_ms;
