@@ -18,7 +18,7 @@ BUILD=${BUILD:-build}
 PY=/usr/bin/python3
 n1k=${BENCH_N_1K:-20000}
 n8k=${BENCH_N_8K:-5000}
-reps=${BENCH_REPS:-3} # runs of the ceiling and of taina (median rate); the Python peer runs once
+reps=${BENCH_REPS:-5} # runs of the ceiling and of taina, taken in turn (median rate); the Python peer runs once
 here=tests/bench/ingest
 
 tmp=$(mktemp -d /tmp/taina-bench-ingest.XXXXXX)
@@ -116,33 +116,39 @@ run_python() {
     r_rps=$(field records_per_s "$out") r_kb=$(field maxrss_kb "$out") r_cpu=$(field cpu_us_per_record "$out")
 }
 
-# repeat KIND LABEL N SIZE TIMES: sets rps and cpu (the medians: records/s and CPU us per
-# record) and kb (the largest peak) of TIMES runs; all_rps lists every run.
+# repeat LABEL N SIZE TIMES KIND...: runs each KIND in turn, TIMES rounds (interleaved, so that
+# a slow spell of a shared machine falls on all of them alike); sets <kind>_rps and <kind>_cpu
+# (the medians: records/s and CPU us per record), <kind>_kb (the largest peak) and <kind>_all
+# (every run's rate).
 repeat() {
-    local kind=$1 label=$2 n=$3 size=$4 times=$5 i
-    local -a rs=() cs=()
-    kb=0
+    local label=$1 n=$2 size=$3 times=$4 i kind
+    shift 4
+    local -A rs=() cs=() kbs=()
     for ((i = 1; i <= times; i++)); do
-        r_rps='' r_kb=0 r_cpu=''
-        run_"$kind" "$label-$kind-$i" "$n" "$size"
-        [[ -n "$r_rps" && -n "$r_cpu" ]] || fail "$kind ($label): no figure"
-        rs+=("$r_rps")
-        cs+=("$r_cpu")
-        ((r_kb > kb)) && kb=$r_kb
+        for kind in "$@"; do
+            r_rps='' r_kb=0 r_cpu=''
+            run_"$kind" "$label-$kind-$i" "$n" "$size"
+            [[ -n "$r_rps" && -n "$r_cpu" ]] || fail "$kind ($label): no figure"
+            rs[$kind]+="$r_rps "
+            cs[$kind]+="$r_cpu "
+            ((r_kb > ${kbs[$kind]:-0})) && kbs[$kind]=$r_kb
+        done
     done
-    all_rps=$(printf '%s\n' "${rs[@]}" | sort -n | paste -sd/)
-    rps=$(printf '%s\n' "${rs[@]}" | sort -n | sed -n "$(((times + 1) / 2))p")
-    cpu=$(printf '%s\n' "${cs[@]}" | sort -n | sed -n "$(((times + 1) / 2))p")
+    for kind in "$@"; do
+        local mid=$(((times + 1) / 2))
+        printf -v "${kind}_all" '%s' "$(tr ' ' '\n' <<<"${rs[$kind]}" | grep . | sort -n | paste -sd/)"
+        printf -v "${kind}_rps" '%s' "$(tr ' ' '\n' <<<"${rs[$kind]}" | grep . | sort -n | sed -n "${mid}p")"
+        printf -v "${kind}_cpu" '%s' "$(tr ' ' '\n' <<<"${cs[$kind]}" | grep . | sort -n | sed -n "${mid}p")"
+        printf -v "${kind}_kb" '%s' "${kbs[$kind]:-0}"
+    done
 }
 
-# measure LABEL N SIZE: sets ceil_*, taina_*, py_* (rps, kb, all).
+# measure LABEL N SIZE: sets ceil_*, taina_*, py_* (rps, kb, all, cpu).
 measure() {
-    repeat ceiling "$1" "$2" "$3" "$reps"
-    ceil_rps=$rps ceil_kb=$kb ceil_all=$all_rps ceil_cpu=$cpu
-    repeat taina "$1" "$2" "$3" "$reps"
-    taina_rps=$rps taina_kb=$kb taina_all=$all_rps taina_cpu=$cpu
-    repeat python "$1" "$2" "$3" 1
-    py_rps=$rps py_kb=$kb py_cpu=$cpu
+    repeat "$1" "$2" "$3" "$reps" ceiling taina
+    ceil_rps=$ceiling_rps ceil_kb=$ceiling_kb ceil_all=$ceiling_all ceil_cpu=$ceiling_cpu
+    repeat "$1" "$2" "$3" 1 python
+    py_rps=$python_rps py_kb=$python_kb py_cpu=$python_cpu
 }
 
 mb() { echo "scale=1; $1 / 1024" | bc; }
