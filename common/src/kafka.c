@@ -350,8 +350,10 @@ void tn_kafka_producer_destroy(tn_kafka_producer_t *p)
     free(p);
 }
 
+/* Enqueue one record (copied); its bytes count as pending until its delivery report. @p what
+ * names it in an error ("checkpoint"; NULL: nothing). */
 static tn_err_t produce(tn_kafka_producer_t *p, const tn_kafka_record_t *r, void *opaque,
-                        tn_kafka_error_t *e)
+                        const char *what, tn_kafka_error_t *e)
 {
     rd_kafka_headers_t *hdrs = NULL;
     if (r->nheaders) {
@@ -373,7 +375,7 @@ static tn_err_t produce(tn_kafka_producer_t *p, const tn_kafka_record_t *r, void
         if (hdrs)
             rd_kafka_headers_destroy(hdrs); /* only owned by the message on success */
         atomic_fetch_sub(&p->pending_bytes, bytes);
-        fill_error(e, err, NULL);
+        fill_error(e, err, what);
         return map_err(err);
     }
     atomic_fetch_add(&p->produced, 1);
@@ -382,7 +384,7 @@ static tn_err_t produce(tn_kafka_producer_t *p, const tn_kafka_record_t *r, void
 
 tn_err_t tn_kafka_produce(tn_kafka_producer_t *p, const tn_kafka_record_t *r, tn_kafka_error_t *e)
 {
-    return produce(p, r, NULL, e);
+    return produce(p, r, NULL, NULL, e);
 }
 
 tn_kafka_batch_t *tn_kafka_produce_start(tn_kafka_producer_t *p, const tn_kafka_record_t *recs,
@@ -406,7 +408,8 @@ tn_kafka_batch_t *tn_kafka_produce_start(tn_kafka_producer_t *p, const tn_kafka_
         pthread_mutex_unlock(&b->lock);
         tn_err_t rc;
         /* A full local queue drains as the broker acknowledges: wait and retry. */
-        while ((rc = produce(p, &recs[i], slot, NULL)) == TN_AGAIN && tn_clock_mono_ms() < deadline)
+        while ((rc = produce(p, &recs[i], slot, NULL, NULL)) == TN_AGAIN &&
+               tn_clock_mono_ms() < deadline)
             tn_clock_sleep_ms(5);
         if (rc != TN_OK) {
             pthread_mutex_lock(&b->lock);
@@ -1405,14 +1408,13 @@ static tn_err_t ckpt_write(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons,
         int kl = snprintf(key, sizeof(key), "%s|%s|%" PRId32, cons->group, r->topic, r->partition);
         int vl = snprintf(val, sizeof(val), "{\"first\":%" PRId64 ",\"next\":%" PRId64 "}",
                           r->first, r->next);
-        atomic_fetch_add(&p->pending_bytes, (int_fast64_t)(kl + vl)); /* dr_cb takes them off */
-        rd_kafka_resp_err_t err =
-            rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(cons->ckpt_topic),
-                              RD_KAFKA_V_KEY(key, (size_t)kl), RD_KAFKA_V_VALUE(val, (size_t)vl),
-                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-        if (err) {
-            atomic_fetch_sub(&p->pending_bytes, (int_fast64_t)(kl + vl));
-            fill_error(e, err, "checkpoint");
+        tn_kafka_record_t rec = {.topic = cons->ckpt_topic,
+                                 .partition = -1,
+                                 .key = key,
+                                 .key_len = (size_t)kl,
+                                 .value = val,
+                                 .value_len = (size_t)vl};
+        if (produce(p, &rec, NULL, "checkpoint", e) != TN_OK) {
             if (e)
                 e->abortable = 1;
             return TN_ERR_KAFKA;
