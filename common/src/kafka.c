@@ -908,6 +908,23 @@ static rd_kafka_t **spared_rk;
 static size_t nspared_rk;
 static pthread_mutex_t spared_mu = PTHREAD_MUTEX_INITIALIZER;
 
+void tn_kafka_group_destroy(rd_kafka_t *rk, const char *group, int ever_assigned)
+{
+    if (group && !ever_assigned && rd_kafka_version() < TN_RDKAFKA_STICKY_DESTROY_FIXED) {
+        /* It left the group (close); only its memory and threads stay, until exit. */
+        TN_LOG(TN_LOG_INFO,
+               "kafka: consumer of group %s closed before its first assignment; "
+               "handle kept until exit (librdkafka < 2.3 aborts destroying it)",
+               group);
+        pthread_mutex_lock(&spared_mu);
+        spared_rk = tn_xrealloc(spared_rk, (nspared_rk + 1) * sizeof(*spared_rk));
+        spared_rk[nspared_rk++] = rk;
+        pthread_mutex_unlock(&spared_mu);
+    } else {
+        rd_kafka_destroy(rk);
+    }
+}
+
 void tn_kafka_consumer_destroy(tn_kafka_consumer_t *cons)
 {
     if (!cons)
@@ -915,20 +932,7 @@ void tn_kafka_consumer_destroy(tn_kafka_consumer_t *cons)
     waker_stop(cons);
     if (cons->rk) {
         tn_kafka_consumer_close(cons);
-        if (cons->group && !cons->ever_assigned &&
-            rd_kafka_version() < TN_RDKAFKA_STICKY_DESTROY_FIXED) {
-            /* It left the group (close); only its memory and threads stay, until exit. */
-            TN_LOG(TN_LOG_INFO,
-                   "kafka: consumer of group %s closed before its first assignment; "
-                   "handle kept until exit (librdkafka < 2.3 aborts destroying it)",
-                   cons->group);
-            pthread_mutex_lock(&spared_mu);
-            spared_rk = tn_xrealloc(spared_rk, (nspared_rk + 1) * sizeof(*spared_rk));
-            spared_rk[nspared_rk++] = cons->rk;
-            pthread_mutex_unlock(&spared_mu);
-        } else {
-            rd_kafka_destroy(cons->rk);
-        }
+        tn_kafka_group_destroy(cons->rk, cons->group, cons->ever_assigned);
     }
     parts_clear(cons);
     free(cons->parts);

@@ -466,16 +466,18 @@ static rd_kafka_resp_err_t alter_outside(tn_kafka_admin_t *a, const char *topic,
 typedef struct join_state {
     int assigned; /* partitions of the topic currently assigned to us */
     int rebalances;
-    char error[256];
+    int ever_assigned; /* an assignment arrived, even an empty one */
 } join_state_t;
 
 static void join_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                               rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     join_state_t *js = opaque;
-    int coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    const char *proto = rd_kafka_rebalance_protocol(rk); /* NULL before the first join */
+    int coop = proto && !strcmp(proto, "COOPERATIVE");
     js->rebalances++;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        js->ever_assigned = 1;
         rd_kafka_error_t *e = coop ? rd_kafka_incremental_assign(rk, parts) : NULL;
         if (!coop)
             rd_kafka_assign(rk, parts);
@@ -570,7 +572,7 @@ static tn_err_t alter_by_joining(tn_kafka_admin_t *a, const char *topic, int32_t
     rc = TN_OK;
 out:
     rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
+    tn_kafka_group_destroy(rk, a->group, js.ever_assigned);
     return rc;
 }
 

@@ -20,4 +20,11 @@ void tn_kafka_msg_fill(tn_kafka_msg_t *out, rd_kafka_message_t *rkm);
 /** @brief Our error code for a librdkafka one. */
 tn_err_t tn_kafka_map_err(rd_kafka_resp_err_t err);
 
+/**
+ * @brief Destroy @p rk, a consumer of @p group already closed. A cooperative-sticky member
+ *        that never got an assignment (@p ever_assigned 0) is kept until exit instead on
+ *        librdkafka < 2.3, which aborts destroying it (librdkafka #4312).
+ */
+void tn_kafka_group_destroy(rd_kafka_t *rk, const char *group, int ever_assigned);
+
 #endif

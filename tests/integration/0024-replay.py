@@ -257,7 +257,7 @@ def test_dlq_redrive_strips_error_headers(stack):
 # ---------------------------------------------------------------------------------------------
 # lag and reset-offsets
 
-def test_lag_and_reset_offsets(stack):
+def test_lag_and_reset_offsets(stack, request):
     bs = stack["ds"].bootstrap
     from confluent_kafka import Consumer, TopicPartition
     group = "replay-test-group"
@@ -265,6 +265,13 @@ def test_lag_and_reset_offsets(stack):
             "session.timeout.ms": 6000, "max.poll.interval.ms": 7000,
             "partition.assignment.strategy": "cooperative-sticky"}
     c = Consumer(conf)
+    # A group member left open when an assertion fails keeps the interpreter from exiting.
+    closed = []
+    def close_member():
+        if not closed:
+            closed.append(True)
+            c.close()
+    request.addfinalizer(close_member)
     # commit: partition p at p*2 (each partition holds 10 records of k0..k9 by key)
     hw = {}
     for p in range(6):
@@ -304,7 +311,7 @@ def test_lag_and_reset_offsets(stack):
     assert rc == 1 and "refusing" in err and "active member" in err, out + err
     got = c.committed([TopicPartition("replay.six", p) for p in range(6)], timeout=10)
     assert {t.partition: t.offset for t in got} == committed
-    c.close()
+    close_member()
     # stopped: executed (--to-datetime of minute 30: offsets where records of minute >= 30 start)
     rc, out, err = replay(stack, "reset-offsets", "--group", group, "--topic", "replay.six",
                           "--to-datetime", "2026-01-01T00:30:00Z", "--execute", "--json",
