@@ -614,6 +614,27 @@ size_t tn_text_utf8_complete(const char *s, size_t len)
     return lead + need > len ? lead : len;
 }
 
+int tn_text_cp_span(const char *s, size_t len, size_t start, size_t end, size_t *byte_start,
+                    size_t *byte_end)
+{
+    if (start >= end)
+        return -1;
+    size_t cp = 0, i = 0;
+    for (; i < len && cp < end; i++) {
+        if (((unsigned char)s[i] & 0xC0) == 0x80)
+            continue;
+        if (cp == start)
+            *byte_start = i;
+        cp++;
+    }
+    if (cp < end)
+        return -1;
+    while (i < len && ((unsigned char)s[i] & 0xC0) == 0x80) /* the last character's tail */
+        i++;
+    *byte_end = i;
+    return 0;
+}
+
 char *tn_text_utf8_repair(const char *in, size_t len, size_t *out_len, size_t *invalid)
 {
     char *out = tn_xmalloc(3 * len + 1);

@@ -9,10 +9,39 @@
 #include "taina/clock.h"
 #include "taina/log.h"
 #include "taina/mem.h"
+#include "taina/text.h"
 #include "taina/trace.h"
 
 /* The namespace of chunk point ids: UUIDv5(URL namespace, "https://taina.dev/chunks"). */
 #define CHUNK_NS "7441305e-0cc3-59c8-96eb-9538dae643ca"
+
+/* A chunk written without its text (ingest_chunk_text off) gets it from its code-point offsets
+ * into the record's text; -1 with the reason in r->detail when they are not a span of it. */
+static int chunk_texts(embedder_rec_t *r)
+{
+    const json_t *t = json_object_get(r->doc, "text");
+    const char *text = json_string_value(t);
+    size_t len = json_string_length(t);
+    json_t *chunks = json_object_get(r->doc, "chunks"), *c;
+    size_t k;
+    json_array_foreach(chunks, k, c)
+    {
+        if (json_object_get(c, "text"))
+            continue;
+        json_int_t start = json_integer_value(json_object_get(c, "start"));
+        json_int_t end = json_integer_value(json_object_get(c, "end"));
+        size_t bs, be;
+        if (!text || tn_text_cp_span(text, len, (size_t)start, (size_t)end, &bs, &be) != 0) {
+            snprintf(r->detail, sizeof(r->detail),
+                     "/chunks/%zu: [%" JSON_INTEGER_FORMAT ", %" JSON_INTEGER_FORMAT
+                     ") is not a span of the text (%s)",
+                     k, start, end, text ? "code points" : "no text");
+            return -1;
+        }
+        json_object_set_new(c, "text", json_stringn(text + bs, be - bs));
+    }
+    return 0;
+}
 
 void embedder_batch_add(embedder_t *e, tn_kafka_msg_t *msg)
 {
@@ -38,6 +67,12 @@ void embedder_batch_add(embedder_t *e, tn_kafka_msg_t *msg)
         r->reason = "schema";
         if (nse)
             tn_schema_error_format(&se, r->detail, sizeof(r->detail));
+        json_decref(r->doc);
+        r->doc = NULL;
+        return;
+    }
+    if (chunk_texts(r) != 0) {
+        r->reason = "schema";
         json_decref(r->doc);
         r->doc = NULL;
         return;

@@ -36,6 +36,10 @@ const tn_cfg_key_t ingest_keys[] = {
     KEY("ingest_chunk_words", TN_CFG_INT, chunk_words, "200", "Words per chunk at most", 8, 10000),
     KEY("ingest_chunk_overlap", TN_CFG_INT, chunk_overlap, "40",
         "Words shared by consecutive chunks (less than ingest_chunk_words)", 0, 9999),
+    KEY("ingest_chunk_text", TN_CFG_BOOL, chunk_text, "false",
+        "Also write each chunk's text into tickets.enriched (false: a chunk is its start and end "
+        "code-point offsets into the record's text, which halves the topic's bytes)",
+        0, 0),
     KEY("ingest_batch_max", TN_CFG_INT, batch_max, "500", "Records per transaction at most", 1,
         100000),
     KEY("ingest_batch_max_bytes", TN_CFG_SIZE, batch_max_bytes, "3MiB",
@@ -107,6 +111,7 @@ tn_err_t ingest_rules_load(ingest_rules_t *r, const ingest_cfg_t *cfg)
     }
     r->chunk_words = (size_t)cfg->chunk_words;
     r->chunk_overlap = (size_t)cfg->chunk_overlap;
+    r->chunk_text = cfg->chunk_text;
     r->http_ticket = load_schema(cfg->schemas_dir, "http/ingest.ticket.schema.json");
     r->raw = load_schema(cfg->schemas_dir, "tickets.raw.schema.json");
     r->enriched = load_schema(cfg->schemas_dir, "tickets.enriched.schema.json");

@@ -227,12 +227,17 @@ static const char *out_violation(const char *title, size_t tlen, const char *tex
     return line;
 }
 
-static void put_chunks(tn_buf_t *b, const char *text, const tn_text_chunk_t *ch, size_t n)
+/* A chunk's text is text[start:end] in code points; with_text copies it into the chunk too. */
+static void put_chunks(tn_buf_t *b, const char *text, const tn_text_chunk_t *ch, size_t n,
+                       bool with_text)
 {
     tn_buf_add(b, "[", 1);
     for (size_t i = 0; i < n; i++) {
-        tn_buf_addf(b, "%s{\"index\":%zu,\"text\":", i ? "," : "", ch[i].index);
-        put_str(b, text + ch[i].byte_start, ch[i].byte_end - ch[i].byte_start);
+        tn_buf_addf(b, "%s{\"index\":%zu", i ? "," : "", ch[i].index);
+        if (with_text) {
+            tn_buf_add(b, ",\"text\":", 8);
+            put_str(b, text + ch[i].byte_start, ch[i].byte_end - ch[i].byte_start);
+        }
         tn_buf_addf(b, ",\"start\":%zu,\"end\":%zu,\"words\":%zu}", ch[i].start, ch[i].end,
                     ch[i].words);
     }
@@ -671,7 +676,7 @@ char *ingest_enrich(const ingest_rules_t *r, const void *value, size_t len, size
     put_str(&out, hash, 64);
     put_now(&out, "enriched_at");
     put_key(&out, "chunks");
-    put_chunks(&out, text, ch, nch);
+    put_chunks(&out, text, ch, nch, r->chunk_text);
     tn_buf_add(&out, "}", 1);
     free(ch);
     free(rtitle);

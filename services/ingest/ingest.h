@@ -29,6 +29,7 @@ typedef struct ingest_cfg {
     char *schemas_dir;
     char *pii_rules_file, *category_rules_file;
     int64_t chunk_words, chunk_overlap;
+    bool chunk_text;
     int64_t batch_max, batch_max_bytes, batch_linger_ms, batch_min_ms;
     int64_t txn_timeout_ms;
     int64_t max_items;
@@ -48,6 +49,7 @@ typedef struct ingest_rules {
     tn_pii_t *pii;
     tn_category_t *category;
     size_t chunk_words, chunk_overlap;
+    bool chunk_text; /* each chunk also carries its text */
 } ingest_rules_t;
 
 typedef struct ingest_metrics {

@@ -188,6 +188,34 @@ def test_text_that_needs_escaping_round_trips(stack):
         assert e["text"] == texts[e["chunk_index"]] and e["title"] == v["title"]
 
 
+def test_chunks_as_offsets_take_their_text_from_the_record(stack):
+    """Without ingest_chunk_text a chunk is [start, end) in code points of the record's text:
+    the embedder embeds and stores that span; offsets outside the text send the record to the
+    DLQ (reason schema, the chunk named in the detail)."""
+    t, t_bad = str(uuid.uuid4()), str(uuid.uuid4())
+    v = enriched(t, nchunks=3, words='ñandú \U0001F600 línea \u2028 "x" \\')
+    texts = {c["index"]: c.pop("text") for c in v["chunks"]}
+    assert all(v["text"][c["start"]:c["end"]] == texts[c["index"]] for c in v["chunks"])
+    bad = enriched(t_bad, nchunks=2)
+    for c in bad["chunks"]:
+        del c["text"]
+    bad["chunks"][1]["end"] = len(bad["text"]) + 1
+    send(stack["ds"].bootstrap, [v, bad])
+    wait_for(lambda: len(points_of(stack, t)) == 3, what="3 points")
+    for p in points_of(stack, t):
+        assert p["payload"]["text"] == texts[p["payload"]["chunk_index"]]
+    recs = consume(stack["ds"].bootstrap, "tickets.embedded", want=3,
+                   pred=lambda r: r["key"].decode() == t)
+    mine = embedded_values([r for r in recs if r["key"].decode() == t])
+    assert sorted(e["text"] for e in mine) == sorted(texts.values())
+    dlq = consume(stack["ds"].bootstrap, "tickets.dlq", want=1,
+                  pred=lambda r: r["key"].decode() == t_bad)
+    d = [r for r in dlq if r["key"].decode() == t_bad]
+    assert len(d) == 1 and d[0]["headers"]["taina-error"] == b"schema"
+    assert b"/chunks/1" in d[0]["headers"]["taina-error-detail"], d[0]["headers"]
+    assert points_of(stack, t_bad) == []
+
+
 def test_bad_records_go_to_the_dlq(stack):
     bad = [("emb-bad-json", b"{oops"),
            ("emb-bad-schema", json.dumps({"schema_version": 1, "ticket_id": "x"}).encode())]

@@ -244,8 +244,8 @@ def chunks(text):
     while i < len(spans):
         part = spans[i:i + CHUNK_WORDS]
         start, end = part[0][0], part[-1][1]
-        out.append({"index": len(out), "text": text[start:end], "start": start, "end": end,
-                    "words": len(part)})
+        # as taina writes them by default: offsets into the text, no copy of it
+        out.append({"index": len(out), "start": start, "end": end, "words": len(part)})
         if i + CHUNK_WORDS >= len(spans):
             break
         i += step

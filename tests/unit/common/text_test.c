@@ -515,6 +515,25 @@ static void test_utf8_repair_only(void **state)
 }
 
 /* A cut to a byte budget that splits a character drops the half; whole text is kept as is. */
+static void test_cp_span(void **state)
+{
+    (void)state;
+    const char *s = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"
+                    "b";                      /* a é € 😀 b */
+    const size_t at[] = {0, 1, 3, 6, 10, 11}; /* byte offset of each code point */
+    size_t bs = 99, be = 99;
+    for (size_t a = 0; a < 5; a++)
+        for (size_t b = a + 1; b <= 5; b++) {
+            assert_int_equal(tn_text_cp_span(s, 11, a, b, &bs, &be), 0);
+            assert_int_equal(bs, at[a]);
+            assert_int_equal(be, at[b]);
+        }
+    assert_int_equal(tn_text_cp_span(s, 11, 2, 2, &bs, &be), -1); /* empty */
+    assert_int_equal(tn_text_cp_span(s, 11, 3, 1, &bs, &be), -1); /* reversed */
+    assert_int_equal(tn_text_cp_span(s, 11, 4, 6, &bs, &be), -1); /* past the end */
+    assert_int_equal(tn_text_cp_span(s, 0, 0, 1, &bs, &be), -1);
+}
+
 static void test_utf8_complete(void **state)
 {
     (void)state;
@@ -538,6 +557,7 @@ int main(void)
         cmocka_unit_test(test_utf8_repair),
         cmocka_unit_test(test_utf8_repair_only),
         cmocka_unit_test(test_utf8_complete),
+        cmocka_unit_test(test_cp_span),
         cmocka_unit_test(test_controls_and_nul),
         cmocka_unit_test(test_nfc),
         cmocka_unit_test(test_nfc_inert),

@@ -16,15 +16,17 @@
 #include "taina/mem.h"
 #include "taina/text.h"
 
-static ingest_rules_t rules_200, rules_24;
+/* The pinned digests were taken with each chunk's text in the output (ingest_chunk_text). */
+static ingest_rules_t rules_200, rules_24, rules_24_offsets;
 
-static void load(ingest_rules_t *r, int words, int overlap)
+static void load(ingest_rules_t *r, int words, int overlap, bool chunk_text)
 {
     ingest_cfg_t cfg = {.schemas_dir = "schemas",
                         .pii_rules_file = "",
                         .category_rules_file = "",
                         .chunk_words = words,
-                        .chunk_overlap = overlap};
+                        .chunk_overlap = overlap,
+                        .chunk_text = chunk_text};
     assert_int_equal(ingest_rules_load(r, &cfg), TN_OK);
 }
 
@@ -409,6 +411,64 @@ static void test_generated(void **state)
     check(&d, "generated", "5cca8daf328344955e56f330df7168fa6d13f697f34c15f914bd8a5d3a44d33b");
 }
 
+/* Without ingest_chunk_text a chunk has no text member and is otherwise the same; its offsets
+ * give back the text the other output carries, and the output is valid tickets.enriched. */
+static void test_chunk_offsets_only(void **state)
+{
+    TN_UNUSED(state);
+    uint64_t s = 7;
+    size_t chunks = 0;
+    for (int i = 0; i < 60; i++) {
+        int html, h2;
+        char *body = gen(&s, &html, 1500);
+        char *title = gen(&s, &h2, 60);
+        char *v = raw(title, body, html ? "text/html" : "text/plain", NULL);
+        ingest_reject_t why = {0};
+        char *id1 = NULL, *id2 = NULL;
+        size_t c1[16] = {0}, c2[16] = {0}, bad, n1, n2; /* enrich adds to the counts */
+        char *with = ingest_enrich(&rules_24, v, strlen(v), 900 * 1024, c1, &bad, &why, &n1, &id1);
+        char *without =
+            ingest_enrich(&rules_24_offsets, v, strlen(v), 900 * 1024, c2, &bad, &why, &n2, &id2);
+        assert_non_null(with);
+        assert_non_null(without);
+        assert_true(n2 < n1);
+        json_t *a = json_loadb(with, n1, JSON_ALLOW_NUL, NULL);
+        json_t *b = json_loadb(without, n2, JSON_ALLOW_NUL, NULL);
+        assert_non_null(a);
+        assert_non_null(b);
+        assert_int_equal(tn_schema_validate(rules_24_offsets.enriched, b, NULL, 0, NULL), TN_OK);
+        const char *text = json_string_value(json_object_get(b, "text"));
+        size_t tlen = json_string_length(json_object_get(b, "text"));
+        json_t *ca = json_object_get(a, "chunks"), *cb = json_object_get(b, "chunks");
+        assert_int_equal(json_array_size(ca), json_array_size(cb));
+        for (size_t k = 0; k < json_array_size(ca); k++, chunks++) {
+            json_t *x = json_array_get(ca, k), *y = json_array_get(cb, k);
+            assert_null(json_object_get(y, "text"));
+            size_t bs, be;
+            size_t start = (size_t)json_integer_value(json_object_get(y, "start"));
+            size_t end = (size_t)json_integer_value(json_object_get(y, "end"));
+            assert_int_equal(tn_text_cp_span(text, tlen, start, end, &bs, &be), 0);
+            const char *want = json_string_value(json_object_get(x, "text"));
+            assert_int_equal(be - bs, strlen(want));
+            assert_memory_equal(text + bs, want, be - bs);
+            json_object_del(x, "text");
+        }
+        json_object_del(a, "enriched_at");
+        json_object_del(b, "enriched_at");
+        assert_true(json_equal(a, b));
+        json_decref(a);
+        json_decref(b);
+        free(with);
+        free(without);
+        free(id1);
+        free(id2);
+        free(v);
+        free(title);
+        free(body);
+    }
+    assert_true(chunks > 120); /* 24-word chunks: several per record */
+}
+
 /* The parser's corners, each either parsed as jansson does or left to it. */
 static void test_json_parse(void **state)
 {
@@ -474,8 +534,9 @@ static void test_json_parse(void **state)
 static int setup(void **state)
 {
     TN_UNUSED(state);
-    load(&rules_200, 200, 40);
-    load(&rules_24, 24, 5);
+    load(&rules_200, 200, 40, true);
+    load(&rules_24, 24, 5, true);
+    load(&rules_24_offsets, 24, 5, false);
     return 0;
 }
 
@@ -484,6 +545,7 @@ static int teardown(void **state)
     TN_UNUSED(state);
     ingest_rules_free(&rules_200);
     ingest_rules_free(&rules_24);
+    ingest_rules_free(&rules_24_offsets);
     return 0;
 }
 
@@ -492,7 +554,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hand),       cmocka_unit_test(test_corpus),
         cmocka_unit_test(test_demo),       cmocka_unit_test(test_generated),
-        cmocka_unit_test(test_json_parse),
+        cmocka_unit_test(test_json_parse), cmocka_unit_test(test_chunk_offsets_only),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
