@@ -42,7 +42,7 @@ const tn_cfg_key_t ingest_keys[] = {
         0, 0),
     KEY("ingest_batch_max", TN_CFG_INT, batch_max, "500", "Records per transaction at most", 1,
         100000),
-    KEY("ingest_batch_max_bytes", TN_CFG_SIZE, batch_max_bytes, "3MiB",
+    KEY("ingest_batch_max_bytes", TN_CFG_SIZE, batch_max_bytes, "2MiB",
         "Enriched bytes in memory at most: the batch being read plus what the producer still "
         "holds of the one committing (a transaction has at most this much; bounds memory)",
         65536, 1LL << 30),

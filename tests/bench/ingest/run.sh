@@ -4,7 +4,9 @@
 #   - the ceiling: a transactional consume-produce passthrough of the same bytes with the same
 #     librdkafka settings and batching (passthrough.c, build/bench/bench-ingest);
 #   - the peer: the same enrichment in Python with confluent-kafka (tests/bench/peers/ingest_enrich.py).
-# Goals: Taina >= 50% of the ceiling, >= 10x Python, peak RSS < 30 MB.
+# Goals: Taina >= 50% of the ceiling, >= 10x Python, peak RSS < 30 MB. Next to them, the bound this
+# machine sets: every core doing only the enrichment (its CPU per record on one thread without
+# Kafka, build/bench/bench-enrich, the same tickets) and the passthrough's work (its CPU per record).
 # Every measurement gets a fresh devstack preloaded with N tickets, and the system under test
 # then drains that backlog. The rate is the steady state: records committed after the first
 # transaction, over the time from that first commit until all N are committed (on devstack the
@@ -167,15 +169,26 @@ report() { # LABEL N
         "$(echo "$r_ceil * 100 / 1" | bc)" "$r_py" "$rss"
     printf '    CPU per record: taina %s us, Python %s us (%sx less), the passthrough alone %s us\n' \
         "$taina_cpu" "$py_cpu" "$r_cpu" "$ceil_cpu"
+    # What this machine allows at best: every core enriching (bench-enrich's CPU per record, one
+    # thread, no Kafka) and moving the bytes (the passthrough's CPU per record), no broker, no waits.
+    local e_cpu bound r_bound
+    e_cpu=$(awk "/enrich_${label}_cpu_us_per_record/ {print \$2}" <<<"$enrich_out")
+    bound=$(echo "$(nproc) * 1000000 / ($e_cpu + $ceil_cpu)" | bc)
+    r_bound=$(echo "scale=2; $bound / $ceil_rps" | bc | sed 's/^\./0./')
+    printf '    bound: enrichment alone %s us of CPU per record (bench-enrich: one thread, no Kafka) + the\n' "$e_cpu"
+    printf '      passthrough'"'"'s %s us: %s cores doing nothing else reach at most %s records/s, %s of the ceiling\n' \
+        "$ceil_cpu" "$(nproc)" "$bound" "$r_bound"
     results+=("RESULT ingest.$label.records_per_s_vs_ceiling value=$taina_rps anchor=$ceil_rps ratio=$r_ceil goal=0.5")
     results+=("RESULT ingest.$label.records_per_s_vs_python value=$taina_rps anchor=$py_rps ratio=$r_py goal=10")
     results+=("RESULT ingest.$label.cpu_us_per_record value=$taina_cpu anchor=$py_cpu ratio=$r_cpu goal=-")
+    results+=("RESULT ingest.$label.enrich_bound_records_per_s value=$bound anchor=$ceil_rps ratio=$r_bound goal=-")
     results+=("RESULT ingest.$label.peak_rss_mb value=$rss anchor=$(mb "$py_kb") ratio=$(echo "scale=2; $taina_kb / $py_kb" | bc | sed 's/^\./0./') goal=<30")
 }
 
 results=()
 echo "ingest enrichment pipeline on devstack: tickets.raw -> tickets.enriched, one transaction per 500 records / 100 ms"
 echo "  machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); librdkafka $(pkg-config --modversion rdkafka); python $($PY -c 'import platform; print(platform.python_version())'), confluent-kafka $($PY -c 'import confluent_kafka; print(confluent_kafka.version()[0])'), jsonschema $($PY -c 'import importlib.metadata as m; print(m.version("jsonschema"))')"
+enrich_out=$("$BUILD"/bench/bench-enrich 2)
 measure 1k "$n1k" 1024
 report 1k "$n1k"
 measure 8k "$n8k" 8192
