@@ -70,8 +70,19 @@ def point(tmp, corpus, n_inst):
         want = N * K
         others = [fake.proc.pid, ds.proc.pid]
         samples = []  # (time, chunks written, CPU seconds of instances + fake + devstack)
-        deadline = time.time() + 300
+        start = time.time()
+        deadline = start + 300
+        unready = list(embs)  # instances without partitions yet (their /ready is 503)
+        all_ready = None      # seconds from the start until every instance had partitions
         while time.time() < deadline:
+            for e in list(unready):
+                try:
+                    if http("GET", e.port, "/ready", timeout=2)[0] == 200:
+                        unready.remove(e)
+                except OSError:
+                    pass
+            if not unready and all_ready is None:
+                all_ready = time.time() - start
             for e in embs:
                 if e.proc.poll() is not None:
                     raise SystemExit("scaling: an embedder exited: " + e.tail(5))
@@ -95,7 +106,11 @@ def point(tmp, corpus, n_inst):
         drain = (samples[-1][1] - samples[0][1]) / max(1e-3, samples[-1][0] - samples[0][0])
         stats = http("GET", fake.port, "/admin/stats")[2].decode()
         shares = [int(chunks_of(e.port)) for e in embs]
-        return rate, drain, b[0] - a[0], (b[2] - a[2]) / (b[0] - a[0]), shares
+        # offset commits refused during a rebalance: that batch is embedded again by the next owner
+        refused = [sum("rebalance in progress" in line or "generation id is not valid" in line
+                       for line in open(e.logpath, errors="replace")) for e in embs]
+        return (rate, drain, b[0] - a[0], (b[2] - a[2]) / (b[0] - a[0]), shares,
+                (all_ready, a[0] - start, b[0] - start, refused))
     finally:
         for p in reversed(procs):
             p.stop()
@@ -114,7 +129,7 @@ def main():
                   N, K, BATCH, LATENCY, ceiling, os.cpu_count()))
         res = {}
         for n in POINTS:
-            rate, drain, secs, cores, shares = point(tmp, corpus, n)
+            rate, drain, secs, cores, shares, group = point(tmp, corpus, n)
             res[n] = rate
             base = res.get(POINTS[0], rate)
             print("  %d instance%s  %7.0f chunks/s  (%4.1f s from 5%% to 90%%; %4.0f chunks/s first to last)  x%.2f of %d instance%s, "
@@ -126,6 +141,11 @@ def main():
                 print("    chunks per instance: %s (uneven: a late join or a rebalance during the run)"
                       % "/".join(map(str, shares)) if max(shares) > 1.5 * min(shares) else
                       "    chunks per instance: %s" % "/".join(map(str, shares)))
+            if n > 1:
+                print("    group: every instance had partitions %s; window %.1f-%.1f s after the "
+                      "start; offset commits refused in a rebalance: %s" % (
+                          "after %.1f s" % group[0] if group[0] is not None else "never seen",
+                          group[1], group[2], "/".join(map(str, group[3]))))
         for n in POINTS:
             if n == POINTS[0]:
                 print("RESULT scaling.embedder_%d_chunks_per_s value=%.0f goal=-" % (n, res[n]))
