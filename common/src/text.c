@@ -614,17 +614,24 @@ size_t tn_text_utf8_complete(const char *s, size_t len)
     return lead + need > len ? lead : len;
 }
 
-int tn_text_cp_span(const char *s, size_t len, size_t start, size_t end, size_t *byte_start,
-                    size_t *byte_end)
+int tn_text_cp_span(const char *s, size_t len, size_t start, size_t end, tn_text_pos_t *at,
+                    size_t *byte_start, size_t *byte_end)
 {
     if (start >= end)
         return -1;
     size_t cp = 0, i = 0;
+    if (at && at->cp <= start && at->byte <= len) {
+        cp = at->cp;
+        i = at->byte;
+    }
     for (; i < len && cp < end; i++) {
         if (((unsigned char)s[i] & 0xC0) == 0x80)
             continue;
-        if (cp == start)
+        if (cp == start) {
             *byte_start = i;
+            if (at)
+                *at = (tn_text_pos_t){start, i};
+        }
         cp++;
     }
     if (cp < end)

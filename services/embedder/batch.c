@@ -23,6 +23,7 @@ static int chunk_texts(embedder_rec_t *r)
     const char *text = json_string_value(t);
     size_t len = json_string_length(t);
     json_t *chunks = json_object_get(r->doc, "chunks"), *c;
+    tn_text_pos_t at = {0, 0}; /* chunks come in text order: one pass over the text */
     size_t k;
     json_array_foreach(chunks, k, c)
     {
@@ -31,7 +32,7 @@ static int chunk_texts(embedder_rec_t *r)
         json_int_t start = json_integer_value(json_object_get(c, "start"));
         json_int_t end = json_integer_value(json_object_get(c, "end"));
         size_t bs, be;
-        if (!text || tn_text_cp_span(text, len, (size_t)start, (size_t)end, &bs, &be) != 0) {
+        if (!text || tn_text_cp_span(text, len, (size_t)start, (size_t)end, &at, &bs, &be) != 0) {
             snprintf(r->detail, sizeof(r->detail),
                      "/chunks/%zu: [%" JSON_INTEGER_FORMAT ", %" JSON_INTEGER_FORMAT
                      ") is not a span of the text (%s)",
@@ -63,15 +64,10 @@ void embedder_batch_add(embedder_t *e, tn_kafka_msg_t *msg)
     }
     tn_schema_error_t se;
     size_t nse = 0;
-    if (tn_schema_validate(e->schema_in, r->doc, &se, 1, &nse) != TN_OK) {
-        r->reason = "schema";
-        if (nse)
-            tn_schema_error_format(&se, r->detail, sizeof(r->detail));
-        json_decref(r->doc);
-        r->doc = NULL;
-        return;
-    }
-    if (chunk_texts(r) != 0) {
+    int invalid = tn_schema_validate(e->schema_in, r->doc, &se, 1, &nse) != TN_OK;
+    if (invalid && nse)
+        tn_schema_error_format(&se, r->detail, sizeof(r->detail));
+    if (invalid || chunk_texts(r) != 0) { /* chunk_texts() says why in r->detail */
         r->reason = "schema";
         json_decref(r->doc);
         r->doc = NULL;

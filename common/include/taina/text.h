@@ -67,13 +67,21 @@ char *tn_text_utf8_repair(const char *in, size_t len, size_t *out_len, size_t *i
  */
 size_t tn_text_utf8_complete(const char *s, size_t len);
 
+/** A known position in a UTF-8 text: code point @c cp starts at byte @c byte. */
+typedef struct tn_text_pos {
+    size_t cp, byte;
+} tn_text_pos_t;
+
 /**
  * @brief The bytes [*@p byte_start, *@p byte_end) of the code points [@p start, @p end) of @p s
  *        (valid UTF-8, @p len bytes): how a chunk's offsets become its text.
+ * @param at NULL, or a position of an earlier call (zeroed at first): the walk starts there when
+ *        @p start is not before it, and it is moved to @p start, so spans in increasing order
+ *        cost one pass over the text instead of one each.
  * @returns 0, or -1 when the span is empty, reversed or ends past the text.
  */
-int tn_text_cp_span(const char *s, size_t len, size_t start, size_t end, size_t *byte_start,
-                    size_t *byte_end);
+int tn_text_cp_span(const char *s, size_t len, size_t start, size_t end, tn_text_pos_t *at,
+                    size_t *byte_start, size_t *byte_end);
 
 /** @brief SHA-256 of @p len bytes as 64 lower-case hex digits and a NUL in @p hex. */
 void tn_text_sha256_hex(const void *p, size_t len, char hex[65]);

@@ -519,19 +519,30 @@ static void test_cp_span(void **state)
 {
     (void)state;
     const char *s = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"
-                    "b";                      /* a é € 😀 b */
-    const size_t at[] = {0, 1, 3, 6, 10, 11}; /* byte offset of each code point */
+                    "b";                           /* a é € 😀 b */
+    const size_t at_byte[] = {0, 1, 3, 6, 10, 11}; /* byte offset of each code point */
     size_t bs = 99, be = 99;
     for (size_t a = 0; a < 5; a++)
         for (size_t b = a + 1; b <= 5; b++) {
-            assert_int_equal(tn_text_cp_span(s, 11, a, b, &bs, &be), 0);
-            assert_int_equal(bs, at[a]);
-            assert_int_equal(be, at[b]);
+            assert_int_equal(tn_text_cp_span(s, 11, a, b, NULL, &bs, &be), 0);
+            assert_int_equal(bs, at_byte[a]);
+            assert_int_equal(be, at_byte[b]);
         }
-    assert_int_equal(tn_text_cp_span(s, 11, 2, 2, &bs, &be), -1); /* empty */
-    assert_int_equal(tn_text_cp_span(s, 11, 3, 1, &bs, &be), -1); /* reversed */
-    assert_int_equal(tn_text_cp_span(s, 11, 4, 6, &bs, &be), -1); /* past the end */
-    assert_int_equal(tn_text_cp_span(s, 0, 0, 1, &bs, &be), -1);
+    assert_int_equal(tn_text_cp_span(s, 11, 2, 2, NULL, &bs, &be), -1); /* empty */
+    assert_int_equal(tn_text_cp_span(s, 11, 3, 1, NULL, &bs, &be), -1); /* reversed */
+    assert_int_equal(tn_text_cp_span(s, 11, 4, 6, NULL, &bs, &be), -1); /* past the end */
+    assert_int_equal(tn_text_cp_span(s, 0, 0, 1, NULL, &bs, &be), -1);
+    /* a position carried from span to span: the same bytes, in order or not */
+    tn_text_pos_t at = {0, 0};
+    const size_t spans[][2] = {{0, 2}, {1, 3}, {3, 5}, {3, 4}, {1, 2}, {0, 5}, {4, 5}};
+    for (size_t k = 0; k < TN_ARRAY_LEN(spans); k++) {
+        assert_int_equal(tn_text_cp_span(s, 11, spans[k][0], spans[k][1], &at, &bs, &be), 0);
+        assert_int_equal(bs, at_byte[spans[k][0]]);
+        assert_int_equal(be, at_byte[spans[k][1]]);
+        assert_int_equal(at.cp, spans[k][0]);
+        assert_int_equal(at.byte, bs);
+    }
+    assert_int_equal(tn_text_cp_span(s, 11, 4, 6, &at, &bs, &be), -1);
 }
 
 static void test_utf8_complete(void **state)
