@@ -60,6 +60,17 @@ tn_err_t tn_buf_adds(tn_buf_t *b, const char *s)
     return tn_buf_add(b, s, strlen(s));
 }
 
+tn_err_t tn_buf_add_uint(tn_buf_t *b, unsigned long long v)
+{
+    char d[20]; /* 2^64 - 1 has 20 digits */
+    size_t i = sizeof(d);
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return tn_buf_add(b, d + i, sizeof(d) - i);
+}
+
 tn_err_t tn_buf_vaddf(tn_buf_t *b, const char *fmt, va_list ap)
 {
     va_list ap2;

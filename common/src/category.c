@@ -73,12 +73,20 @@ struct tn_category {
     size_t nslots;
 };
 
+/* A word's hash from its length and its first 8 bytes packed into an integer, which the scan
+ * collects as it looks for the word's end (no multiply per byte); words that share both compare
+ * in full. */
+static uint32_t hash_key(uint64_t key, size_t len)
+{
+    return (uint32_t)(((key ^ len) * 0x9E3779B97F4A7C15u) >> 32);
+}
+
 static uint32_t hash_word(const char *w, size_t len)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)w[i]) * 16777619u;
-    return h;
+    uint64_t key = 0;
+    for (size_t i = 0; i < len && i < 8; i++)
+        key |= (uint64_t)(unsigned char)w[i] << (8 * i);
+    return hash_key(key, len);
 }
 
 static const slot_t *find_slot(const tn_category_t *c, const char *w, size_t len, uint32_t h)
@@ -417,9 +425,11 @@ static void scan(const tn_category_t *c, const char *text, size_t len, int weigh
      * and compare the phrases that begin with it (as many hits as strstr would find). */
     for (size_t i = 1; i < flen;) {
         size_t e = i;
-        while (folded[e] != ' ')
-            e++;
-        const slot_t *sl = find_slot(c, folded + i, e - i, hash_word(folded + i, e - i));
+        uint64_t key = 0;
+        for (; folded[e] != ' '; e++)
+            if (e - i < 8)
+                key |= (uint64_t)(unsigned char)folded[e] << (8 * (e - i));
+        const slot_t *sl = find_slot(c, folded + i, e - i, hash_key(key, e - i));
         for (int id = sl->word ? sl->head : -1; id >= 0; id = c->phrases[id].next) {
             const phrase_t *p = &c->phrases[id];
             if (p->len <= flen - (i - 1) && memcmp(folded + i - 1, p->text, p->len) == 0) {

@@ -16,6 +16,7 @@
 #include "taina/http_client.h"
 #include "taina/log.h"
 #include "taina/mem.h"
+#include "taina/text.h"
 
 #define DEF_DIMS        384
 #define DEF_MAX_BATCH   64
@@ -395,15 +396,6 @@ static char *fold_words(const char *text, size_t len, size_t *outlen, char *buf,
     return out;
 }
 
-/* Characters (code points) in p[0..n): bytes that are not UTF-8 continuation bytes. */
-static size_t count_chars(const char *p, size_t n)
-{
-    size_t c = 0;
-    for (size_t i = 0; i < n; i++)
-        c += ((unsigned char)p[i] & 0xC0) != 0x80;
-    return c;
-}
-
 /* Count the character n-grams of "<word>" (pw: the padded word, pl bytes, nc characters, with 8
  * readable bytes after it) and list their indices in @p list. @returns how many. */
 static size_t add_char_ngrams(fmap_t *m, const char *pw, size_t pl, size_t nc, uint32_t *list)
@@ -528,7 +520,7 @@ void tn_embed_hash(const char *text, size_t len, size_t dims, float *out)
             pw[wl + 1] = '>';
             memset(pw + wl + 2, 0, 8);
             size_t n =
-                add_char_ngrams(&m, pw, wl + 2, count_chars(w, wl) + 2, replay + nreplay + 1);
+                add_char_ngrams(&m, pw, wl + 2, tn_text_cp_count(w, wl) + 2, replay + nreplay + 1);
             replay[nreplay] = (uint32_t)n;
             if (wi != FMAP_NONE)
                 m.ngrams[wi] = (uint32_t)nreplay;

@@ -101,14 +101,6 @@ static const char *answer_lang(const char *lang, const char *question,
     return "en";
 }
 
-static size_t count_chars(const char *p, size_t n)
-{
-    size_t c = 0;
-    for (size_t i = 0; i < n; i++)
-        c += ((unsigned char)p[i] & 0xC0) != 0x80;
-    return c;
-}
-
 /* ------------------------------------------------------------------------------------------ */
 /* Extractive provider
  *
@@ -678,7 +670,7 @@ typedef struct pword {
 typedef struct psent {
     size_t start, len; /* of the trimmed sentence in the passage text */
     size_t w0, nw;     /* its content words: w[w0 .. w0 + nw) */
-    size_t chars;      /* count_chars() of the sentence */
+    size_t chars;      /* tn_text_cp_count() of the sentence */
     bool question;
     uint64_t fold_hash;
 } psent_t;
@@ -761,7 +753,7 @@ static void analyze_add(void *opaque, const char *text, size_t len)
     ps->nw = p->nw - ps->w0;
     ps->fold_hash = text_hash(an->fold->buf, flen);
     ps->question = tn_llm_is_question(text, len) != 0;
-    ps->chars = count_chars(text, len);
+    ps->chars = tn_text_cp_count(text, len);
 }
 
 /* Analyse @p len bytes of @p text (@p keep: with a copy of the text, for the cache). Caller
@@ -987,7 +979,7 @@ static tn_err_t answer_extractive(tn_llm_t *l, const char *question, const char 
     }
     qsort(c.s, c.n, sizeof(*c.s), by_score);
     chosen = tn_xcalloc(c.n, sizeof(*chosen));
-    size_t used = count_chars(lead, strlen(lead));
+    size_t used = tn_text_cp_count(lead, strlen(lead));
     for (size_t i = 0; i < c.n; i++) {
         if ((c.s[i].question && c.nonq > 0) || used + c.s[i].chars > l->max_chars ||
             is_repeat(&c.s[i], chosen, nchosen))

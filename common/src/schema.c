@@ -691,14 +691,6 @@ static int json_eq(const json_t *a, const json_t *b)
     return json_equal(a, b);
 }
 
-static size_t utf8_len(const char *s, size_t bytes)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < bytes; i++)
-        n += ((unsigned char)s[i] & 0xC0) != 0x80;
-    return n;
-}
-
 /* The T_* bits an instance satisfies (an integral real is an integer too). */
 static unsigned inst_types(const json_t *inst)
 {
@@ -792,7 +784,7 @@ static int v_string(vctx_t *v, const snode_t *n, const json_t *inst)
     const char *str = json_string_value(inst);
     size_t bytes = json_string_length(inst);
     if (n->min_len >= 0 || n->max_len >= 0) {
-        size_t len = utf8_len(str, bytes);
+        size_t len = tn_text_cp_count(str, bytes);
         if (n->min_len >= 0 && (json_int_t)len < n->min_len)
             ok =
                 fail(v, "minLength", "%zu characters, fewer than %lld", len, (long long)n->min_len);

@@ -168,7 +168,7 @@ static void chunk_payload(const embedder_t *e, tn_buf_t *b, const json_t *doc, c
                           size_t idx)
 {
     (void)tn_buf_adds(b, "{\"chunk_index\":");
-    (void)tn_buf_addf(b, "%zu", idx);
+    (void)tn_buf_add_uint(b, idx);
     add_field(b, "tenant_id", json_object_get(doc, "tenant_id"));
     add_field(b, "ticket_id", json_object_get(doc, "ticket_id"));
     add_chunk_fields(e, b, doc, chunk);

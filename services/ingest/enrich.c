@@ -159,15 +159,6 @@ static void copy_field(tn_buf_t *b, const json_t *in, const char *name)
     free(d);
 }
 
-/* Code points in valid UTF-8. */
-static size_t cps(const char *s, size_t n)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        k += ((unsigned char)s[i] & 0xc0) != 0x80;
-    return k;
-}
-
 #define TITLE_MAX 500 /* code points: tickets.enriched's title maxLength */
 
 /* Cut @p t (room for @p n bytes, more than TITLE_MAX code points) to TITLE_MAX - 1 code points and
@@ -199,11 +190,11 @@ static const char *out_violation(const char *title, size_t tlen, const char *tex
                                  const char *category, const char *priority,
                                  const tn_text_chunk_t *ch, size_t n, char *line, size_t len)
 {
-    size_t t = cps(title, tlen), c = strlen(category);
+    size_t t = tn_text_cp_count(title, tlen), c = strlen(category);
     if (t < 1 || t > 500)
         snprintf(line, len, "/title: %s: length %zu (#/properties/title)",
                  t < 1 ? "minLength" : "maxLength", t);
-    else if (cps(text, text_len) > 200000)
+    else if (tn_text_cp_count(text, text_len) > 200000)
         snprintf(line, len, "/text: maxLength: too long (#/properties/text)");
     else if (strcmp(priority, "low") && strcmp(priority, "normal") && strcmp(priority, "high") &&
              strcmp(priority, "urgent"))
@@ -233,13 +224,19 @@ static void put_chunks(tn_buf_t *b, const char *text, const tn_text_chunk_t *ch,
 {
     tn_buf_add(b, "[", 1);
     for (size_t i = 0; i < n; i++) {
-        tn_buf_addf(b, "%s{\"index\":%zu", i ? "," : "", ch[i].index);
+        tn_buf_adds(b, i ? ",{\"index\":" : "{\"index\":");
+        tn_buf_add_uint(b, ch[i].index);
         if (with_text) {
             tn_buf_add(b, ",\"text\":", 8);
             put_str(b, text + ch[i].byte_start, ch[i].byte_end - ch[i].byte_start);
         }
-        tn_buf_addf(b, ",\"start\":%zu,\"end\":%zu,\"words\":%zu}", ch[i].start, ch[i].end,
-                    ch[i].words);
+        tn_buf_adds(b, ",\"start\":");
+        tn_buf_add_uint(b, ch[i].start);
+        tn_buf_adds(b, ",\"end\":");
+        tn_buf_add_uint(b, ch[i].end);
+        tn_buf_adds(b, ",\"words\":");
+        tn_buf_add_uint(b, ch[i].words);
+        tn_buf_add(b, "}", 1);
     }
     tn_buf_add(b, "]", 1);
 }
@@ -630,7 +627,8 @@ char *ingest_enrich(const ingest_rules_t *r, const void *value, size_t len, size
         rtitle = tn_xstrdup("(untitled)");
         tlen = strlen(rtitle);
     }
-    if (cps(rtitle, tlen) > TITLE_MAX) /* a placeholder may be longer than what it replaced */
+    if (tn_text_cp_count(rtitle, tlen) >
+        TITLE_MAX) /* a placeholder may be longer than what it replaced */
         tlen = cut_title(rtitle, tlen);
     /* an empty body: the title is the text to index */
     const char *text = blen ? rbody : rtitle;
@@ -671,7 +669,7 @@ char *ingest_enrich(const ingest_rules_t *r, const void *value, size_t len, size
                         pii_counts[i]);
     tn_buf_add(&out, "}", 1);
     put_key(&out, "invalid_utf8");
-    tn_buf_addf(&out, "%zu", bad);
+    tn_buf_add_uint(&out, bad);
     put_key(&out, "content_hash");
     put_str(&out, hash, 64);
     put_now(&out, "enriched_at");

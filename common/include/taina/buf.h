@@ -32,6 +32,8 @@ tn_err_t tn_buf_add(tn_buf_t *b, const void *p, size_t n);
 tn_err_t tn_buf_adds(tn_buf_t *b, const char *s);
 /** @brief Append formatted text. @returns TN_OK or TN_ERR_TOO_LARGE (unchanged). */
 tn_err_t tn_buf_addf(tn_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** @brief Append @p v in decimal, as "%llu" would (no printf: cheap enough for hot paths). */
+tn_err_t tn_buf_add_uint(tn_buf_t *b, unsigned long long v);
 /** @brief va_list form of tn_buf_addf(). */
 tn_err_t tn_buf_vaddf(tn_buf_t *b, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));

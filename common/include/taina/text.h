@@ -67,6 +67,10 @@ char *tn_text_utf8_repair(const char *in, size_t len, size_t *out_len, size_t *i
  */
 size_t tn_text_utf8_complete(const char *s, size_t len);
 
+/** @brief Code points in @p len bytes of UTF-8 @p s: the bytes that are not continuation bytes
+ *         (10xxxxxx), so a string's length as JSON Schema and most APIs count it. */
+size_t tn_text_cp_count(const char *s, size_t len);
+
 /** A known position in a UTF-8 text: code point @c cp starts at byte @c byte. */
 typedef struct tn_text_pos {
     size_t cp, byte;

@@ -26,6 +26,30 @@ static void test_grow_and_cap(void **state)
     tn_buf_cleanup(&b); /* twice is fine */
 }
 
+static void test_uint(void **state)
+{
+    (void)state;
+    static const unsigned long long v[] = {0, 7, 10, 99, 100, 1234567890, 18446744073709551615ull};
+    tn_buf_t b, want;
+    tn_buf_init(&b, 4096);
+    tn_buf_init(&want, 4096);
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        assert_int_equal(tn_buf_add_uint(&b, v[i]), TN_OK);
+        tn_buf_addf(&want, "%llu", v[i]);
+        tn_buf_add(&b, ",", 1);
+        tn_buf_add(&want, ",", 1);
+    }
+    assert_string_equal(b.data, want.data);
+    tn_buf_cleanup(&b);
+    tn_buf_cleanup(&want);
+    tn_buf_init(&b, 3); /* the cap holds: unchanged on failure */
+    assert_int_equal(tn_buf_add_uint(&b, 1000), TN_ERR_TOO_LARGE);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(tn_buf_add_uint(&b, 999), TN_OK);
+    assert_string_equal(b.data, "999");
+    tn_buf_cleanup(&b);
+}
+
 static void test_big_growth(void **state)
 {
     (void)state;
@@ -76,6 +100,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grow_and_cap),
+        cmocka_unit_test(test_uint),
         cmocka_unit_test(test_big_growth),
         cmocka_unit_test(test_json_string),
         cmocka_unit_test(test_json_string_invalid_utf8),

@@ -515,6 +515,30 @@ static void test_utf8_repair_only(void **state)
 }
 
 /* A cut to a byte budget that splits a character drops the half; whole text is kept as is. */
+/* The word-at-a-time count agrees with a byte-by-byte one for every length and alignment,
+ * whatever the bytes (continuation bytes, leads, ASCII, invalid sequences). */
+static void test_cp_count(void **state)
+{
+    (void)state;
+    static const unsigned char pool[] = {'a', ' ', 0x7F, 0x80, 0xBF, 0xC3, 0xA9, 0xE2, 0xF0, 0xFF};
+    char s[80];
+    unsigned seed = 7;
+    for (int round = 0; round < 2000; round++) {
+        for (size_t i = 0; i < sizeof(s); i++) {
+            seed = seed * 1103515245u + 12345u;
+            s[i] = (char)pool[(seed >> 16) % sizeof(pool)];
+        }
+        for (size_t off = 0; off < 8; off++)
+            for (size_t n = 0; off + n <= sizeof(s); n += 1 + n / 8) {
+                size_t want = 0;
+                for (size_t i = off; i < off + n; i++)
+                    want += ((unsigned char)s[i] & 0xC0) != 0x80;
+                assert_int_equal(tn_text_cp_count(s + off, n), want);
+            }
+    }
+    assert_int_equal(tn_text_cp_count("a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 10), 4);
+}
+
 static void test_cp_span(void **state)
 {
     (void)state;
@@ -568,6 +592,7 @@ int main(void)
         cmocka_unit_test(test_utf8_repair),
         cmocka_unit_test(test_utf8_repair_only),
         cmocka_unit_test(test_utf8_complete),
+        cmocka_unit_test(test_cp_count),
         cmocka_unit_test(test_cp_span),
         cmocka_unit_test(test_controls_and_nul),
         cmocka_unit_test(test_nfc),
