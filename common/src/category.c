@@ -219,17 +219,22 @@ size_t tn_category_fold_into(const char *text, size_t len, char **buf, size_t *b
         int fl;
         char tmp[64];
         unsigned char c = (unsigned char)text[i];
-        if (c < 0x80) { /* most text: one byte in, at most one out */
-            if (o + 4 > cap) {
-                cap = 2 * cap;
+        if (c < 0x80) {
+            /* A run of ASCII (most text), one byte in and at most one out: each byte is written
+             * (a separator as a space) and kept unless it is a second space in a row, with no
+             * branch per byte (one on every word's end was the cost of this loop). */
+            if (o + (len - i) + 3 > cap) {
+                cap = TN_MAX(2 * cap, o + (len - i) + 3);
                 out = tn_xrealloc(out, cap);
             }
-            char a = fold_ascii[c];
-            if (a)
-                out[o++] = a;
-            else if (out[o - 1] != ' ')
-                out[o++] = ' ';
-            i++;
+            int space = out[o - 1] == ' ';
+            for (; i < len && (unsigned char)text[i] < 0x80; i++) {
+                char a = fold_ascii[(unsigned char)text[i]];
+                int sep = a == 0;
+                out[o] = sep ? ' ' : a;
+                o += !(sep & space);
+                space = sep;
+            }
             continue;
         } else {
             utf8proc_int32_t cp;

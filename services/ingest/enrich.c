@@ -40,6 +40,18 @@ static char *redact(const ingest_rules_t *r, const char *text, size_t len, size_
     return s;
 }
 
+#define HIGH8 0x8080808080808080u
+
+/* Eight bytes of JSON string at once: bit 7 of each byte of the result is set for a byte below
+ * 0x20 or equal to '"' or '\\' among bytes below 0x80, and may be set for any byte from 0x80 up
+ * or after the first such byte: zero means none of the eight bytes needs a closer look. */
+static uint64_t json_special8(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101u;
+    uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+    return ((w - ones * 0x20) | (q - ones) | (bs - ones)) & HIGH8;
+}
+
 /* Append @p n bytes of @p s as a JSON string literal, escaped as json_dumps() escapes (runs of
  * plain bytes copied at once; NUL bytes become \u0000). */
 static void put_str(tn_buf_t *b, const char *s, size_t n)
@@ -48,16 +60,12 @@ static void put_str(tn_buf_t *b, const char *s, size_t n)
     tn_buf_add(b, "\"", 1);
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
-        /* eight bytes at a time while none is below 0x20, '"' or '\\' (bit 7 of each byte of
-         * the expression: set for a byte below 0x20, or equal to 0x22 or 0x5c, among bytes
-         * below 0x80; bytes from 0x80 up are plain text, so their bit is masked out) */
+        /* eight bytes at a time while none is below 0x20, '"' or '\\' (bytes from 0x80 up are
+         * plain text here, so their bits are masked out) */
         while (n - i >= 8) {
             uint64_t w;
             memcpy(&w, s + i, 8);
-            const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
-            uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
-            uint64_t hit = ((w - ones * 0x20) | (q - ones) | (bs - ones)) & ~w & high;
-            if (hit)
+            if (json_special8(w) & ~w)
                 break;
             i += 8;
         }
@@ -320,6 +328,16 @@ static int jp_string(jp_t *j, tn_buf_t *b)
     tn_buf_reset(b);
     const unsigned char *run = j->p;
     while (j->p < j->end) {
+        /* eight bytes at a time while all are plain ASCII (UTF-8 is checked byte by byte) */
+        while (j->end - j->p >= 8) {
+            uint64_t w;
+            memcpy(&w, j->p, 8);
+            if (json_special8(w) | (w & HIGH8))
+                break;
+            j->p += 8;
+        }
+        if (j->p == j->end)
+            break;
         unsigned c = *j->p;
         if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
             j->p++;

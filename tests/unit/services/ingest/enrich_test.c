@@ -521,6 +521,18 @@ static void test_json_parse(void **state)
     };
     for (size_t i = 0; i < TN_ARRAY_LEN(docs); i++)
         same_tree(docs[i], strlen(docs[i]) + (strstr(docs[i], "\x00") ? 1 : 0));
+    /* strings read eight bytes at a time: every kind of byte that stops the fast path, at
+     * every offset of a long string (before, inside and after an 8-byte word) */
+    static const char *const stops[] = {"\\n",  "\\u00e9",      "\"",   "\x01", "\xc3\xa9",
+                                        "\xc3", "\xe2\x82\xac", "\xff", "\x7f", "\\"};
+    for (size_t k = 0; k < TN_ARRAY_LEN(stops); k++)
+        for (size_t at = 0; at < 20; at++) {
+            char v[96];
+            int n = snprintf(v, sizeof(v), "{\"a\":\"%.*s%s%.*s\"}", (int)at,
+                             "abcdefghijklmnopqrstuvwxyz", stops[k], (int)(19 - at),
+                             "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+            same_tree(v, (size_t)n);
+        }
     /* the NUL escape and the pair decode to these bytes */
     json_t *doc = ingest_json_parse(docs[3], strlen(docs[3]));
     assert_non_null(doc);
