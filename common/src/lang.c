@@ -71,52 +71,62 @@ static void build_slots(void)
     add_list(en_words, TN_ARRAY_LEN(en_words), 2);
 }
 
-/* Word lengths: counted up to WORD_CAP; FOREIGN marks a word with a non-ASCII letter. */
-#define WORD_CAP 23
-#define FOREIGN  24
+/* Spanish-only letters and marks: ñ Ñ ¿ ¡ á é í ó ú (UTF-8 lead 0xC2/0xC3), as evidence in
+ * halves: 1 for a letter, 2 for an opening mark. */
+static unsigned mark_halves(const unsigned char *u, size_t len, size_t i)
+{
+    unsigned char c = u[i], d = i + 1 < len ? u[i + 1] : 0;
+    if (c == 0xC3)
+        return d == 0xB1 || d == 0x91 || d == 0xA1 || d == 0xA9 || d == 0xAD || d == 0xB3 ||
+               d == 0xBA;
+    if (c == 0xC2)
+        return 2 * (d == 0xBF || d == 0xA1);
+    return 0;
+}
 
 tn_lang_t tn_lang_detect(const char *text, size_t len, const char *hint)
 {
     pthread_once(&slots_once, build_slots);
-    double es = 0, en = 0;
-    size_t words = 0, wl = 0;
-    uint64_t key = 0;
+    /* evidence counted in halves, as integers: the same sums as adding 0.5s and 1s */
+    size_t es2 = 0, en2 = 0, words = 0;
     const unsigned char *u = (const unsigned char *)text;
-    for (size_t i = 0; i <= len; i++) {
-        unsigned char c = i < len ? u[i] : ' ';
-        if (c >= 0x80) {
-            /* Spanish-only letters and marks: ñ Ñ ¿ ¡ á é í ó ú (UTF-8 lead 0xC2/0xC3). */
-            unsigned char d = i + 1 < len ? u[i + 1] : 0;
-            if (c == 0xC3 && (d == 0xB1 || d == 0x91 || d == 0xA1 || d == 0xA9 || d == 0xAD ||
-                              d == 0xB3 || d == 0xBA))
-                es += 0.5;
-            else if (c == 0xC2 && (d == 0xBF || d == 0xA1))
-                es += 1;
-            if (wl > 0) /* a non-ASCII letter inside a word: not a function word */
-                wl = FOREIGN;
+    for (size_t i = 0; i < len;) {
+        unsigned char c = u[i];
+        if (c >= 0x80) { /* outside a word: a word starts at an ASCII letter */
+            es2 += mark_halves(u, len, i++);
             continue;
         }
-        if (letter[c]) {
-            if (wl < WORD_CAP) {
-                if (wl < MAX_WORD)
-                    key |= (uint64_t)letter[c] << (8 * wl);
-                wl++;
-            }
+        if (!letter[c]) {
+            i++;
             continue;
         }
-        if (wl > 0 && wl != FOREIGN) {
-            words++;
-            if (wl <= MAX_WORD) {
-                unsigned lists = slots[find(key)].lists;
-                if (lists & 1)
-                    es += 1;
-                if (lists & 2)
-                    en += 1;
+        /* A word: up to the next ASCII byte that is no letter. A non-ASCII letter in it makes
+         * it no function word (all are ASCII), and none is longer than MAX_WORD. */
+        size_t start = i;
+        uint64_t key = 0;
+        int foreign = 0;
+        for (; i < len; i++) {
+            c = u[i];
+            if (c >= 0x80) {
+                es2 += mark_halves(u, len, i);
+                foreign = 1;
+                continue;
             }
+            if (!letter[c])
+                break;
+            if (i - start < MAX_WORD)
+                key |= (uint64_t)letter[c] << (8 * (i - start));
         }
-        wl = 0;
-        key = 0;
+        if (foreign)
+            continue;
+        words++;
+        if (i - start <= MAX_WORD) {
+            unsigned lists = slots[find(key)].lists;
+            es2 += 2 * (lists & 1);
+            en2 += lists & 2;
+        }
     }
+    double es = (double)es2 / 2, en = (double)en2 / 2;
     tn_lang_t r = {"und", 0};
     double total = es + en;
     if (total < 2 || words == 0)
