@@ -89,7 +89,7 @@ static uint32_t hash_word(const char *w, size_t len)
     return hash_key(key, len);
 }
 
-static const slot_t *find_slot(const tn_category_t *c, const char *w, size_t len, uint32_t h)
+static inline const slot_t *find_slot(const tn_category_t *c, const char *w, size_t len, uint32_t h)
 {
     for (size_t i = h & (c->nslots - 1);; i = (i + 1) & (c->nslots - 1)) {
         const slot_t *sl = &c->slots[i];
