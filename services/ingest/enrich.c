@@ -196,7 +196,8 @@ static size_t cut_title(char *t, size_t n)
  * violation in the words of tn_schema_error_format(). */
 static const char *out_violation(const char *title, size_t tlen, const char *text, size_t text_len,
                                  const char *category, const char *priority,
-                                 const tn_text_chunk_t *ch, size_t n, char *line, size_t len)
+                                 const tn_text_chunk_t *ch, size_t n, bool chunk_text, char *line,
+                                 size_t len)
 {
     size_t t = tn_text_cp_count(title, tlen), c = strlen(category);
     if (t < 1 || t > 500)
@@ -215,9 +216,9 @@ static const char *out_violation(const char *title, size_t tlen, const char *tex
     else {
         for (size_t i = 0; i < n; i++) {
             size_t k = ch[i].end - ch[i].start;
-            if (k < 1 || k > 20000) {
-                snprintf(line, len, "/chunks/%zu/text: %s: length %zu (#/definitions/chunk)", i,
-                         k < 1 ? "minLength" : "maxLength", k);
+            if (k < 1 || k > 20000) { /* the chunk's text, written or not, is its span */
+                snprintf(line, len, "/chunks/%zu%s: %s: length %zu (#/definitions/chunk)", i,
+                         chunk_text ? "/text" : "", k < 1 ? "minLength" : "maxLength", k);
                 return line;
             }
         }
@@ -656,8 +657,8 @@ char *ingest_enrich(const ingest_rules_t *r, const void *value, size_t len, size
     if (tn_text_chunk(text, text_len, r->chunk_words, r->chunk_overlap, &ch, &nch) != TN_OK)
         nch = 0;
     char line[900];
-    if (out_violation(rtitle, tlen, text, text_len, cat.category, cat.priority, ch, nch, line,
-                      sizeof(line))) {
+    if (out_violation(rtitle, tlen, text, text_len, cat.category, cat.priority, ch, nch,
+                      r->chunk_text, line, sizeof(line))) {
         free(ch);
         free(rtitle);
         free(rbody);

@@ -470,6 +470,33 @@ static void test_chunk_offsets_only(void **state)
 }
 
 /* The parser's corners, each either parsed as jansson does or left to it. */
+/* A chunk longer than a chunk's text may be (one word of 20,001 letters) is rejected, named by
+ * its text when the text is written and by the chunk when only its offsets are. */
+static void test_chunk_too_long(void **state)
+{
+    (void)state;
+    char *word = tn_xmalloc(20002);
+    memset(word, 'a', 20001);
+    word[20001] = '\0';
+    char *v = raw("Largo", word, "text/plain", NULL);
+    const ingest_rules_t *sets[] = {&rules_24, &rules_24_offsets};
+    const char *want[] = {"/chunks/0/text: maxLength: length 20001",
+                          "/chunks/0: maxLength: length 20001"};
+    for (size_t i = 0; i < 2; i++) {
+        size_t counts[16] = {0}, bad = 0, out_len = 0;
+        ingest_reject_t why = {0};
+        char *id = NULL;
+        char *out =
+            ingest_enrich(sets[i], v, strlen(v), 900 * 1024, counts, &bad, &why, &out_len, &id);
+        assert_null(out);
+        assert_string_equal(why.reason, "enrich");
+        if (!strstr(why.detail, want[i]))
+            fail_msg("%s: want %s", why.detail, want[i]);
+    }
+    free(v);
+    free(word);
+}
+
 static void test_json_parse(void **state)
 {
     TN_UNUSED(state);
@@ -564,9 +591,13 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hand),       cmocka_unit_test(test_corpus),
-        cmocka_unit_test(test_demo),       cmocka_unit_test(test_generated),
-        cmocka_unit_test(test_json_parse), cmocka_unit_test(test_chunk_offsets_only),
+        cmocka_unit_test(test_hand),
+        cmocka_unit_test(test_corpus),
+        cmocka_unit_test(test_demo),
+        cmocka_unit_test(test_generated),
+        cmocka_unit_test(test_chunk_too_long),
+        cmocka_unit_test(test_json_parse),
+        cmocka_unit_test(test_chunk_offsets_only),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
