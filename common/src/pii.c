@@ -415,13 +415,16 @@ static int window(const rule_t *r, const char *in, size_t len, size_t pos, size_
     return 1;
 }
 
-/* Apply one rule to in[0..len), appending to out. @p wctx: a match context of our own for the
- * windows of an anchored rule, NULL when the text may not be valid UTF-8 (no windows). */
+/* Apply one rule to in[0..len), writing to out (empty) only once it replaces something: *replaced
+ * says whether it did (when it did not, out is untouched and the text stays in[0..len)). @p wctx:
+ * a match context of our own for the windows of an anchored rule, NULL when the text may not be
+ * valid UTF-8 (no windows). */
 static tn_err_t apply_rule(const tn_pii_t *p, const rule_t *r, pcre2_match_data *md,
                            pcre2_match_context *wctx, const char *in, size_t len, tn_buf_t *out,
-                           size_t *counts, char *errbuf, size_t errlen)
+                           size_t *counts, int *replaced, char *errbuf, size_t errlen)
 {
     size_t pos = 0, copied = 0;
+    *replaced = 0;
     tn_err_t rc = TN_OK;
     int windowed = wctx && r->anchor != ANCHOR_NONE;
     while (pos <= len) {
@@ -459,11 +462,14 @@ static tn_err_t apply_rule(const tn_pii_t *p, const rule_t *r, pcre2_match_data 
             if (rc != TN_OK)
                 return rc;
             copied = s + n;
+            *replaced = 1;
             if (counts)
                 counts[r->type]++;
         }
         pos = s + n;
     }
+    if (!*replaced) /* the text as it is: no copy, but the cap a copy would have hit */
+        return len > out->max ? TN_ERR_TOO_LARGE : TN_OK;
     return tn_buf_add(out, in + copied, len - copied);
 }
 
@@ -503,35 +509,39 @@ tn_err_t tn_pii_redact(const tn_pii_t *p, const char *text, size_t len, tn_buf_t
 {
     tn_err_t rc = TN_OK;
     tn_buf_t a, b;
-    size_t own[MAX_RULES] = {0};
-    size_t *cnt = counts ? counts : own;
     tn_buf_init(&a, out->max);
     tn_buf_init(&b, out->max);
     pcre2_match_data *md = pcre2_match_data_create(16, NULL);
     /* valid UTF-8 in, valid out (matches start and end on characters, placeholders are ASCII) */
     pcre2_match_context *wctx = utf8_valid(text, len) ? pcre2_match_context_copy(p->mctx) : NULL;
-    const char *cur = text;
+    /* the text so far: the caller's until a rule replaces something, then that rule's output */
+    const char *cur = len ? text : "";
     size_t curlen = len;
     tn_buf_t *dst = &a;
     /* A placeholder can give the text next to it the context a rule wanted: "4502+34911234567"
      * is one token, but once "…4502" is a phone, "[PHONE]+34911234567" is another. So while a
      * pass replaces something, the rules run again over their own output: the result holds
-     * nothing they would redact (text without PII takes one pass). */
-    for (size_t pass = 0; rc == TN_OK && pass < MAX_PASSES; pass++) {
-        size_t before = 0, after = 0;
-        for (size_t t = 0; t < p->ntypes; t++)
-            before += cnt[t];
-        for (size_t i = 0; rc == TN_OK && i < p->nrules; i++) {
+     * nothing they would redact (text without PII takes one pass). Once every rule in a row has
+     * replaced nothing, each has seen the final text: the rest of the pass would change nothing.
+     */
+    size_t quiet = 0; /* rules in a row that replaced nothing */
+    for (size_t pass = 0; rc == TN_OK && pass < MAX_PASSES && quiet < p->nrules; pass++) {
+        for (size_t i = 0; i < p->nrules && quiet < p->nrules; i++) {
+            int replaced;
             tn_buf_reset(dst);
-            rc = apply_rule(p, &p->rules[i], md, wctx, cur, curlen, dst, cnt, errbuf, errlen);
-            cur = dst->data ? dst->data : "";
+            rc = apply_rule(p, &p->rules[i], md, wctx, cur, curlen, dst, counts, &replaced, errbuf,
+                            errlen);
+            if (rc != TN_OK)
+                break;
+            if (!replaced) {
+                quiet++;
+                continue;
+            }
+            quiet = 0;
+            cur = dst->data;
             curlen = dst->len;
             dst = dst == &a ? &b : &a;
         }
-        for (size_t t = 0; t < p->ntypes; t++)
-            after += cnt[t];
-        if (after == before)
-            break;
     }
     if (rc == TN_OK)
         rc = tn_buf_add(out, cur, curlen);
