@@ -559,11 +559,20 @@ static int utf8_valid(const char *text, size_t len)
 {
     const unsigned char *s = (const unsigned char *)text;
     for (size_t i = 0; i < len;) {
-        unsigned c = s[i];
-        if (c < 0x80) {
+        if (len - i >= 8) { /* ASCII eight bytes at a time: most of the text */
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if ((w & 0x8080808080808080u) == 0) {
+                i += 8;
+                continue;
+            }
+            while (s[i] < 0x80) /* one of these eight is not ASCII */
+                i++;
+        } else if (s[i] < 0x80) {
             i++;
             continue;
         }
+        unsigned c = s[i];
         size_t need = c >= 0xc2 && c <= 0xdf   ? 1
                       : c >= 0xe0 && c <= 0xef ? 2
                       : c >= 0xf0 && c <= 0xf4 ? 3
