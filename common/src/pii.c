@@ -65,6 +65,10 @@ static const struct {
     /* IBAN: two letters, then \d{2} (ASCII digits: no PCRE2_UCP); a letter is 1 byte, or 2 or 3
      * for the caseless matches of s and k in UTF mode (U+017F, U+212A) */
     {"(?i)\\b[A-Z]{2}\\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\\b", ANCHOR_DIGITS, 0, 2, 6},
+    /* CARD: a digit first */
+    {"\\b\\d(?:[ -]?\\d){12,18}\\b", ANCHOR_DIGIT, 0, 0, 0},
+    /* CEDULA with dashes: \d{3} first */
+    {"\\b\\d{3}-\\d{7}-\\d\\b", ANCHOR_DIGITS, 0, 0, 0},
     /* CEDULA without dashes: \d{3} first (the look-arounds take no bytes) */
     {"(?<![\\w+])(?<!\\d[ .-])(?!1(?:809|829|849))\\d{3}(?:\\d{7}| \\d{7} )\\d\\b(?![ .-]?\\d)",
      ANCHOR_DIGITS, 0, 0, 0},
