@@ -380,9 +380,9 @@ static int shorter_ok(check_t check, const char *s, size_t *n)
 
 /*
  * The runs of ASCII digits in the text the rules work on, found once and shared by the rules
- * anchored on digits (each used to scan the whole text for them): the text changes only when a
- * rule replaces something, so tn_pii_redact finds them again only then, and only once a rule
- * needs them.
+ * anchored on digits (each used to scan the whole text for them): the text changes only where a
+ * rule replaces something, and apply_rule() carries the runs of the text it copies over to its
+ * output (placeholders hold no digits: "[" and "]" around upper case letters and "_").
  */
 typedef struct digit_run {
     size_t start, end; /* in[start..end) are digits, in[start - 1] and in[end] are not */
@@ -424,6 +424,33 @@ static uint64_t digit_bytes(uint64_t w)
     return (x + ones * (0x80 - '0')) & ~(x + ones * (0x80 - '9' - 1)) & ~w & high;
 }
 
+static void digits_push(digits_t *d, size_t start, size_t end)
+{
+    if (d->n == d->cap) {
+        digit_run_t *grown = tn_xmalloc(2 * d->cap * sizeof(*grown));
+        memcpy(grown, d->run, d->n * sizeof(*grown));
+        digits_cleanup(d);
+        d->run = grown;
+        d->cap *= 2;
+    }
+    d->run[d->n++] = (digit_run_t){start, end};
+}
+
+/* Append to @p to the runs of @p from within in[b..e) (from run *k on), which the output holds
+ * from @p at on: a run cut at b or e ends there, next to a placeholder. */
+static void digits_move(digits_t *to, const digits_t *from, size_t *k, size_t b, size_t e,
+                        size_t at)
+{
+    for (; *k < from->n && from->run[*k].start < e; (*k)++) {
+        const digit_run_t *run = &from->run[*k];
+        size_t start = run->start > b ? run->start : b, end = run->end < e ? run->end : e;
+        if (start < end)
+            digits_push(to, start - b + at, end - b + at);
+        if (run->end > e) /* the rest may be copied next */
+            break;
+    }
+}
+
 static void digits_find(digits_t *d, const char *in, size_t len)
 {
     d->n = 0;
@@ -444,14 +471,7 @@ static void digits_find(digits_t *d, const char *in, size_t len)
         size_t start = i;
         while (++i < len && is_digit(in[i]))
             ;
-        if (d->n == d->cap) {
-            digit_run_t *grown = tn_xmalloc(2 * d->cap * sizeof(*grown));
-            memcpy(grown, d->run, d->n * sizeof(*grown));
-            digits_cleanup(d);
-            d->run = grown;
-            d->cap *= 2;
-        }
-        d->run[d->n++] = (digit_run_t){start, i};
+        digits_push(d, start, i);
     }
 }
 
@@ -501,14 +521,15 @@ static int window(const rule_t *r, const digits_t *d, size_t *k, const char *in,
 /* Apply one rule to in[0..len), writing to out (empty) only once it replaces something: *replaced
  * says whether it did (when it did not, out is untouched and the text stays in[0..len)). @p wctx:
  * a match context of our own for the windows of an anchored rule, NULL when the text may not be
- * valid UTF-8 (no windows). @p d: the digit runs of in[0..len) when @p r is anchored on digits.
+ * valid UTF-8 (no windows). @p d: the digit runs of in[0..len) when @p r is anchored on digits
+ * or @p nd is not NULL; then @p nd (empty) gets those of out, when something is replaced.
  */
 static tn_err_t apply_rule(const tn_pii_t *p, const rule_t *r, pcre2_match_data *md,
-                           pcre2_match_context *wctx, const digits_t *d, const char *in, size_t len,
-                           tn_buf_t *out, size_t *counts, int *replaced, char *errbuf,
-                           size_t errlen)
+                           pcre2_match_context *wctx, const digits_t *d, digits_t *nd,
+                           const char *in, size_t len, tn_buf_t *out, size_t *counts, int *replaced,
+                           char *errbuf, size_t errlen)
 {
-    size_t pos = 0, copied = 0, k = 0;
+    size_t pos = 0, copied = 0, k = 0, dk = 0;
     *replaced = 0;
     tn_err_t rc = TN_OK;
     int windowed = wctx && r->anchor != ANCHOR_NONE;
@@ -541,11 +562,14 @@ static tn_err_t apply_rule(const tn_pii_t *p, const rule_t *r, pcre2_match_data 
         }
         size_t n = e - s;
         if (check_ok(r->check, in + s, n) || shorter_ok(r->check, in + s, &n)) {
+            size_t at = out->len;
             rc = tn_buf_add(out, in + copied, s - copied);
             if (rc == TN_OK)
                 rc = tn_buf_adds(out, p->placeholders[r->type]);
             if (rc != TN_OK)
                 return rc;
+            if (nd)
+                digits_move(nd, d, &dk, copied, s, at);
             copied = s + n;
             *replaced = 1;
             if (counts)
@@ -555,7 +579,11 @@ static tn_err_t apply_rule(const tn_pii_t *p, const rule_t *r, pcre2_match_data 
     }
     if (!*replaced) /* the text as it is: no copy, but the cap a copy would have hit */
         return len > out->max ? TN_ERR_TOO_LARGE : TN_OK;
-    return tn_buf_add(out, in + copied, len - copied);
+    size_t at = out->len;
+    rc = tn_buf_add(out, in + copied, len - copied);
+    if (rc == TN_OK && nd)
+        digits_move(nd, d, &dk, copied, len, at);
+    return rc;
 }
 
 /* Well-formed UTF-8 (no overlongs, surrogates or code points above U+10FFFF)? */
@@ -612,8 +640,10 @@ tn_err_t tn_pii_redact(const tn_pii_t *p, const char *text, size_t len, tn_buf_t
     const char *cur = len ? text : "";
     size_t curlen = len;
     tn_buf_t *dst = &a;
-    digits_t dg;
-    digits_init(&dg);
+    digits_t dg[2]; /* the runs of cur, and of the next text */
+    size_t di = 0;
+    digits_init(&dg[0]);
+    digits_init(&dg[1]);
     /* A placeholder can give the text next to it the context a rule wanted: "4502+34911234567"
      * is one token, but once "…4502" is a phone, "[PHONE]+34911234567" is another. So while a
      * pass replaces something, the rules run again over their own output: the result holds
@@ -624,12 +654,14 @@ tn_err_t tn_pii_redact(const tn_pii_t *p, const char *text, size_t len, tn_buf_t
     for (size_t pass = 0; rc == TN_OK && pass < MAX_PASSES && quiet < p->nrules; pass++) {
         for (size_t i = 0; i < p->nrules && quiet < p->nrules; i++) {
             const rule_t *r = &p->rules[i];
+            digits_t *d = &dg[di], *nd = &dg[!di];
             int replaced;
-            if (wctx && (r->anchor == ANCHOR_DIGIT || r->anchor == ANCHOR_DIGITS) && !dg.fresh)
-                digits_find(&dg, cur, curlen);
+            if (wctx && (r->anchor == ANCHOR_DIGIT || r->anchor == ANCHOR_DIGITS) && !d->fresh)
+                digits_find(d, cur, curlen);
             tn_buf_reset(dst);
-            rc = apply_rule(p, r, md, wctx, &dg, cur, curlen, dst, counts, &replaced, errbuf,
-                            errlen);
+            nd->n = 0;
+            rc = apply_rule(p, r, md, wctx, d, d->fresh ? nd : NULL, cur, curlen, dst, counts,
+                            &replaced, errbuf, errlen);
             if (rc != TN_OK)
                 break;
             if (!replaced) {
@@ -637,7 +669,8 @@ tn_err_t tn_pii_redact(const tn_pii_t *p, const char *text, size_t len, tn_buf_t
                 continue;
             }
             quiet = 0;
-            dg.fresh = 0;
+            nd->fresh = d->fresh; /* apply_rule() moved the runs over */
+            di = !di;
             cur = dst->data;
             curlen = dst->len;
             dst = dst == &a ? &b : &a;
@@ -649,6 +682,7 @@ tn_err_t tn_pii_redact(const tn_pii_t *p, const char *text, size_t len, tn_buf_t
     pcre2_match_context_free(wctx);
     tn_buf_cleanup(&a);
     tn_buf_cleanup(&b);
-    digits_cleanup(&dg);
+    digits_cleanup(&dg[0]);
+    digits_cleanup(&dg[1]);
     return rc;
 }
