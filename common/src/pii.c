@@ -4,7 +4,9 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <ctype.h>
 #include <pcre2.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "taina/mem.h"
@@ -48,7 +50,8 @@ typedef enum { CHECK_NONE, CHECK_LUHN, CHECK_IBAN, CHECK_PHONE, CHECK_CEDULA } c
  * tn_pii_default_rules) get an anchor; any other rule, or one of these edited, scans everything
  * (tests/unit/common/pii_test.c compares the two ways on random text).
  */
-typedef enum { ANCHOR_NONE, ANCHOR_BYTE, ANCHOR_DIGITS } anchor_t;
+/* an anchor is a byte, an ASCII digit, or the first of two ASCII digits in a row */
+typedef enum { ANCHOR_NONE, ANCHOR_BYTE, ANCHOR_DIGIT, ANCHOR_DIGITS } anchor_t;
 
 static const struct {
     const char *pattern;
@@ -62,6 +65,10 @@ static const struct {
     /* IBAN: two letters, then \d{2} (ASCII digits: no PCRE2_UCP); a letter is 1 byte, or 2 or 3
      * for the caseless matches of s and k in UTF mode (U+017F, U+212A) */
     {"(?i)\\b[A-Z]{2}\\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\\b", ANCHOR_DIGITS, 0, 2, 6},
+    /* CARD: a digit first */
+    {"\\b\\d(?:[ -]?\\d){12,18}\\b", ANCHOR_DIGIT, 0, 0, 0},
+    /* CEDULA with dashes: \d{3} first */
+    {"\\b\\d{3}-\\d{7}-\\d\\b", ANCHOR_DIGITS, 0, 0, 0},
     /* CEDULA without dashes: \d{3} first (the look-arounds take no bytes) */
     {"(?<![\\w+])(?<!\\d[ .-])(?!1(?:809|829|849))\\d{3}(?:\\d{7}| \\d{7} )\\d\\b(?![ .-]?\\d)",
      ANCHOR_DIGITS, 0, 0, 0},
@@ -371,43 +378,139 @@ static int shorter_ok(check_t check, const char *s, size_t *n)
     return 0;
 }
 
-#define NO_ANCHOR ((size_t)-1)
+/*
+ * The runs of ASCII digits in the text the rules work on, found once and shared by the rules
+ * anchored on digits (each used to scan the whole text for them): the text changes only where a
+ * rule replaces something, and apply_rule() carries the runs of the text it copies over to its
+ * output (placeholders hold no digits: "[" and "]" around upper case letters and "_").
+ */
+typedef struct digit_run {
+    size_t start, end; /* in[start..end) are digits, in[start - 1] and in[end] are not */
+} digit_run_t;
 
-/* The first anchor of @p r at or after @p from in in[0..len), or NO_ANCHOR. */
-static size_t next_anchor(const rule_t *r, const char *in, size_t len, size_t from)
+typedef struct digits {
+    digit_run_t *run; /* local, or allocated when a text has more runs */
+    size_t n, cap;
+    int fresh; /* the runs are those of the current text */
+    digit_run_t local[64];
+} digits_t;
+
+static void digits_init(digits_t *d)
 {
-    if (from >= len)
-        return NO_ANCHOR;
-    if (r->anchor == ANCHOR_BYTE) {
-        const char *a = memchr(in + from, r->byte, len - from);
-        return a ? (size_t)(a - in) : NO_ANCHOR;
+    d->run = d->local;
+    d->n = 0;
+    d->cap = TN_ARRAY_LEN(d->local);
+    d->fresh = 0;
+}
+
+static void digits_cleanup(digits_t *d)
+{
+    if (d->run != d->local)
+        free(d->run);
+}
+
+static int is_digit(char c)
+{
+    return (unsigned)(c - '0') <= 9;
+}
+
+/* Bit 7 of each byte of @p w set where that byte is an ASCII digit: with bit 7 of every byte
+ * cleared, adding 0x50 (sets bit 7 from '0' up) or 0x46 (from '9' + 1 up) carries into no other
+ * byte; bytes from 0x80 up are masked out. */
+static uint64_t digit_bytes(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101u, high = ones * 0x80;
+    uint64_t x = w & ~high;
+    return (x + ones * (0x80 - '0')) & ~(x + ones * (0x80 - '9' - 1)) & ~w & high;
+}
+
+static void digits_push(digits_t *d, size_t start, size_t end)
+{
+    if (d->n == d->cap) {
+        digit_run_t *grown = tn_xmalloc(2 * d->cap * sizeof(*grown));
+        memcpy(grown, d->run, d->n * sizeof(*grown));
+        digits_cleanup(d);
+        d->run = grown;
+        d->cap *= 2;
     }
-    for (size_t i = from; i + 1 < len; i++) {
-        if ((unsigned)(in[i + 1] - '0') > 9) /* skip two at once: no pair ends on a non-digit */
+    d->run[d->n++] = (digit_run_t){start, end};
+}
+
+/* Append to @p to the runs of @p from within in[b..e) (from run *k on), which the output holds
+ * from @p at on: a run cut at b or e ends there, next to a placeholder. */
+static void digits_move(digits_t *to, const digits_t *from, size_t *k, size_t b, size_t e,
+                        size_t at)
+{
+    for (; *k < from->n && from->run[*k].start < e; (*k)++) {
+        const digit_run_t *run = &from->run[*k];
+        size_t start = run->start > b ? run->start : b, end = run->end < e ? run->end : e;
+        if (start < end)
+            digits_push(to, start - b + at, end - b + at);
+        if (run->end > e) /* the rest may be copied next */
+            break;
+    }
+}
+
+static void digits_find(digits_t *d, const char *in, size_t len)
+{
+    d->n = 0;
+    d->fresh = 1;
+    for (size_t i = 0; i < len;) {
+        if (len - i >= 8) { /* eight bytes at once while none is a digit: most of the text */
+            uint64_t w;
+            memcpy(&w, in + i, 8);
+            if (!digit_bytes(w)) {
+                i += 8;
+                continue;
+            }
+        }
+        if (!is_digit(in[i])) {
             i++;
-        else if ((unsigned)(in[i] - '0') <= 9)
-            return i;
+            continue;
+        }
+        size_t start = i;
+        while (++i < len && is_digit(in[i]))
+            ;
+        digits_push(d, start, i);
     }
-    return NO_ANCHOR;
 }
 
 /*
  * The window of start positions, at or after @p pos, where a match of anchored rule @p r can
- * begin: [*lo, *hi], the windows of anchors that touch merged; 0 when there is none.
+ * begin: [*lo, *hi], the windows of anchors that touch merged; 0 when there is none. Digit
+ * anchors come from @p d, the runs of in[0..len), from run *k on (pos only grows from call to
+ * call in a scan, and so does *k).
  */
-static int window(const rule_t *r, const char *in, size_t len, size_t pos, size_t *lo, size_t *hi)
+static int window(const rule_t *r, const digits_t *d, size_t *k, const char *in, size_t len,
+                  size_t pos, size_t *lo, size_t *hi)
 {
-    size_t a = next_anchor(r, in, len, pos + r->min);
-    if (a == NO_ANCHOR)
-        return 0;
-    *lo = a > pos + r->max ? a - r->max : pos;
-    *hi = a - r->min;
-    for (;;) {
-        size_t b = next_anchor(r, in, len, a + 1);
-        if (b == NO_ANCHOR || b > *hi + 1 + r->max)
-            break;
-        a = b;
-        *hi = b - r->min;
+    size_t from = pos + r->min;
+    if (r->anchor == ANCHOR_BYTE) {
+        const char *at = from < len ? memchr(in + from, r->byte, len - from) : NULL;
+        if (!at)
+            return 0;
+        size_t a = (size_t)(at - in);
+        *lo = a > pos + r->max ? a - r->max : pos;
+        *hi = a - r->min;
+        while ((at = memchr(in + a + 1, r->byte, len - a - 1)) &&
+               (size_t)(at - in) <= *hi + 1 + r->max) {
+            a = (size_t)(at - in);
+            *hi = a - r->min;
+        }
+    } else {
+        /* a run [start, end) holds the anchors start..end - w: the digits, or the first digits
+         * of two in a row; they are adjacent, so their windows touch */
+        size_t w = r->anchor == ANCHOR_DIGITS ? 2 : 1;
+        while (*k < d->n && (d->run[*k].end - d->run[*k].start < w || d->run[*k].end - w < from))
+            (*k)++;
+        if (*k == d->n)
+            return 0;
+        size_t a = d->run[*k].start > from ? d->run[*k].start : from;
+        *lo = a > pos + r->max ? a - r->max : pos;
+        *hi = d->run[*k].end - w - r->min;
+        for (size_t j = *k + 1; j < d->n && d->run[j].start <= *hi + 1 + r->max; j++)
+            if (d->run[j].end - d->run[j].start >= w)
+                *hi = d->run[j].end - w - r->min;
     }
     /* never start inside a character (the text is valid UTF-8: see tn_pii_redact) */
     while (*lo > pos && ((unsigned char)in[*lo] & 0xc0) == 0x80)
@@ -415,19 +518,25 @@ static int window(const rule_t *r, const char *in, size_t len, size_t pos, size_
     return 1;
 }
 
-/* Apply one rule to in[0..len), appending to out. @p wctx: a match context of our own for the
- * windows of an anchored rule, NULL when the text may not be valid UTF-8 (no windows). */
+/* Apply one rule to in[0..len), writing to out (empty) only once it replaces something: *replaced
+ * says whether it did (when it did not, out is untouched and the text stays in[0..len)). @p wctx:
+ * a match context of our own for the windows of an anchored rule, NULL when the text may not be
+ * valid UTF-8 (no windows). @p d: the digit runs of in[0..len) when @p r is anchored on digits
+ * or @p nd is not NULL; then @p nd (empty) gets those of out, when something is replaced.
+ */
 static tn_err_t apply_rule(const tn_pii_t *p, const rule_t *r, pcre2_match_data *md,
-                           pcre2_match_context *wctx, const char *in, size_t len, tn_buf_t *out,
-                           size_t *counts, char *errbuf, size_t errlen)
+                           pcre2_match_context *wctx, const digits_t *d, digits_t *nd,
+                           const char *in, size_t len, tn_buf_t *out, size_t *counts, int *replaced,
+                           char *errbuf, size_t errlen)
 {
-    size_t pos = 0, copied = 0;
+    size_t pos = 0, copied = 0, k = 0, dk = 0;
+    *replaced = 0;
     tn_err_t rc = TN_OK;
     int windowed = wctx && r->anchor != ANCHOR_NONE;
     while (pos <= len) {
         size_t lo = pos, hi = 0;
         if (windowed) {
-            if (!window(r, in, len, pos, &lo, &hi))
+            if (!window(r, d, &k, in, len, pos, &lo, &hi))
                 break;
             pcre2_set_offset_limit(wctx, hi);
         }
@@ -453,18 +562,28 @@ static tn_err_t apply_rule(const tn_pii_t *p, const rule_t *r, pcre2_match_data 
         }
         size_t n = e - s;
         if (check_ok(r->check, in + s, n) || shorter_ok(r->check, in + s, &n)) {
+            size_t at = out->len;
             rc = tn_buf_add(out, in + copied, s - copied);
             if (rc == TN_OK)
                 rc = tn_buf_adds(out, p->placeholders[r->type]);
             if (rc != TN_OK)
                 return rc;
+            if (nd)
+                digits_move(nd, d, &dk, copied, s, at);
             copied = s + n;
+            *replaced = 1;
             if (counts)
                 counts[r->type]++;
         }
         pos = s + n;
     }
-    return tn_buf_add(out, in + copied, len - copied);
+    if (!*replaced) /* the text as it is: no copy, but the cap a copy would have hit */
+        return len > out->max ? TN_ERR_TOO_LARGE : TN_OK;
+    size_t at = out->len;
+    rc = tn_buf_add(out, in + copied, len - copied);
+    if (rc == TN_OK && nd)
+        digits_move(nd, d, &dk, copied, len, at);
+    return rc;
 }
 
 /* Well-formed UTF-8 (no overlongs, surrogates or code points above U+10FFFF)? */
@@ -472,11 +591,20 @@ static int utf8_valid(const char *text, size_t len)
 {
     const unsigned char *s = (const unsigned char *)text;
     for (size_t i = 0; i < len;) {
-        unsigned c = s[i];
-        if (c < 0x80) {
+        if (len - i >= 8) { /* ASCII eight bytes at a time: most of the text */
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if ((w & 0x8080808080808080u) == 0) {
+                i += 8;
+                continue;
+            }
+            while (s[i] < 0x80) /* one of these eight is not ASCII */
+                i++;
+        } else if (s[i] < 0x80) {
             i++;
             continue;
         }
+        unsigned c = s[i];
         size_t need = c >= 0xc2 && c <= 0xdf   ? 1
                       : c >= 0xe0 && c <= 0xef ? 2
                       : c >= 0xf0 && c <= 0xf4 ? 3
@@ -503,35 +631,50 @@ tn_err_t tn_pii_redact(const tn_pii_t *p, const char *text, size_t len, tn_buf_t
 {
     tn_err_t rc = TN_OK;
     tn_buf_t a, b;
-    size_t own[MAX_RULES] = {0};
-    size_t *cnt = counts ? counts : own;
     tn_buf_init(&a, out->max);
     tn_buf_init(&b, out->max);
     pcre2_match_data *md = pcre2_match_data_create(16, NULL);
     /* valid UTF-8 in, valid out (matches start and end on characters, placeholders are ASCII) */
     pcre2_match_context *wctx = utf8_valid(text, len) ? pcre2_match_context_copy(p->mctx) : NULL;
-    const char *cur = text;
+    /* the text so far: the caller's until a rule replaces something, then that rule's output */
+    const char *cur = len ? text : "";
     size_t curlen = len;
     tn_buf_t *dst = &a;
+    digits_t dg[2]; /* the runs of cur, and of the next text */
+    size_t di = 0;
+    digits_init(&dg[0]);
+    digits_init(&dg[1]);
     /* A placeholder can give the text next to it the context a rule wanted: "4502+34911234567"
      * is one token, but once "…4502" is a phone, "[PHONE]+34911234567" is another. So while a
      * pass replaces something, the rules run again over their own output: the result holds
-     * nothing they would redact (text without PII takes one pass). */
-    for (size_t pass = 0; rc == TN_OK && pass < MAX_PASSES; pass++) {
-        size_t before = 0, after = 0;
-        for (size_t t = 0; t < p->ntypes; t++)
-            before += cnt[t];
-        for (size_t i = 0; rc == TN_OK && i < p->nrules; i++) {
+     * nothing they would redact (text without PII takes one pass). Once every rule in a row has
+     * replaced nothing, each has seen the final text: the rest of the pass would change nothing.
+     */
+    size_t quiet = 0; /* rules in a row that replaced nothing */
+    for (size_t pass = 0; rc == TN_OK && pass < MAX_PASSES && quiet < p->nrules; pass++) {
+        for (size_t i = 0; i < p->nrules && quiet < p->nrules; i++) {
+            const rule_t *r = &p->rules[i];
+            digits_t *d = &dg[di], *nd = &dg[!di];
+            int replaced;
+            if (wctx && (r->anchor == ANCHOR_DIGIT || r->anchor == ANCHOR_DIGITS) && !d->fresh)
+                digits_find(d, cur, curlen);
             tn_buf_reset(dst);
-            rc = apply_rule(p, &p->rules[i], md, wctx, cur, curlen, dst, cnt, errbuf, errlen);
-            cur = dst->data ? dst->data : "";
+            nd->n = 0;
+            rc = apply_rule(p, r, md, wctx, d, d->fresh ? nd : NULL, cur, curlen, dst, counts,
+                            &replaced, errbuf, errlen);
+            if (rc != TN_OK)
+                break;
+            if (!replaced) {
+                quiet++;
+                continue;
+            }
+            quiet = 0;
+            nd->fresh = d->fresh; /* apply_rule() moved the runs over */
+            di = !di;
+            cur = dst->data;
             curlen = dst->len;
             dst = dst == &a ? &b : &a;
         }
-        for (size_t t = 0; t < p->ntypes; t++)
-            after += cnt[t];
-        if (after == before)
-            break;
     }
     if (rc == TN_OK)
         rc = tn_buf_add(out, cur, curlen);
@@ -539,5 +682,7 @@ tn_err_t tn_pii_redact(const tn_pii_t *p, const char *text, size_t len, tn_buf_t
     pcre2_match_context_free(wctx);
     tn_buf_cleanup(&a);
     tn_buf_cleanup(&b);
+    digits_cleanup(&dg[0]);
+    digits_cleanup(&dg[1]);
     return rc;
 }
