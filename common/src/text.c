@@ -618,53 +618,43 @@ typedef struct word {
     int sentence_end;
 } word_t;
 
-static int ends_with(const char *w, size_t len, const char *suffix)
+/* w[0..len) ends in the UTF-8 character E2 80 @p last (” ’ …). */
+static int ends_e280(const unsigned char *w, size_t len, unsigned char last)
 {
-    size_t sl = strlen(suffix);
-    return len >= sl && memcmp(w + len - sl, suffix, sl) == 0;
+    return len >= 3 && w[len - 1] == last && w[len - 2] == 0x80 && w[len - 3] == 0xE2;
 }
 
-/* A word ending in . ! ? or …, then any closing quotes or brackets. */
-static int is_sentence_end(const char *w, size_t len)
+/* A word ending in . ! ? or …, then any closing quotes or brackets: " ' ) ] » ” ’. Byte tests
+ * instead of strlen and memcmp per closer: this runs once per word. */
+static int is_sentence_end(const char *text, size_t len)
 {
-    /* most words end in none of them: a check of the last byte rules those out */
-    switch (len ? (unsigned char)w[len - 1] : 0) {
-    case '.':
-    case '!':
-    case '?':
-    case '"':
-    case '\'':
-    case ')':
-    case ']':
-    case 0xBB:
-    case 0x9D:
-    case 0x99:
-    case 0xA6: /* the last bytes of » ” ’ … */
-        break;
-    default:
-        return 0;
-    }
-    static const char *const closers[] = {
-        "\"", "'", ")", "]", "\xC2\xBB" /* » */, "\xE2\x80\x9D" /* ” */, "\xE2\x80\x99" /* ’ */,
-    };
-    for (int stripped = 1; stripped && len > 0;) {
-        stripped = 0;
-        for (size_t i = 0; i < TN_ARRAY_LEN(closers); i++)
-            if (ends_with(w, len, closers[i])) {
-                len -= strlen(closers[i]);
-                stripped = 1;
-                break;
-            }
+    const unsigned char *w = (const unsigned char *)text;
+    while (len > 0) {
+        unsigned char c = w[len - 1];
+        if (c == '"' || c == '\'' || c == ')' || c == ']')
+            len -= 1;
+        else if (c == 0xBB && len >= 2 && w[len - 2] == 0xC2) /* » */
+            len -= 2;
+        else if (ends_e280(w, len, 0x9D) || ends_e280(w, len, 0x99)) /* ” ’ */
+            len -= 3;
+        else
+            break;
     }
     if (len == 0)
         return 0;
-    char last = w[len - 1];
-    return last == '.' || last == '!' || last == '?' || ends_with(w, len, "\xE2\x80\xA6");
+    unsigned char last = w[len - 1];
+    return last == '.' || last == '!' || last == '?' || ends_e280(w, len, 0xA6) /* … */;
 }
 
 static int is_sep(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* The bytes is_sep() accepts: space and 0x09..0x0D. */
+static inline uint64_t sep_bytes(uint64_t w)
+{
+    return bytes_eq(w, ' ') | (bytes_lt(w, 0x0E) & ~bytes_lt(w, 0x09));
 }
 
 tn_err_t tn_text_chunk(const char *text, size_t len, size_t max_words, size_t overlap,
@@ -685,7 +675,16 @@ tn_err_t tn_text_chunk(const char *text, size_t len, size_t max_words, size_t ov
             continue;
         }
         word_t w = {i, i, cp, cp, 0};
-        for (; i < len && !is_sep(text[i]); i++)
+        /* to the next separator, counting code points (bytes but 10xxxxxx), 8 bytes at a time
+         * and then byte by byte in the last 7 */
+        uint64_t sep = 0;
+        while (!sep && i + 8 <= len) {
+            uint64_t b = load8(text + i);
+            sep = sep_bytes(b);
+            cp += count_bytes(lead_bytes(b) & before_first(sep));
+            i += sep ? first_byte(sep) : 8;
+        }
+        for (; !sep && i < len && !is_sep(text[i]); i++)
             if (((unsigned char)text[i] & 0xC0) != 0x80)
                 cp++;
         w.be = i;
@@ -758,15 +757,25 @@ int tn_text_cp_span(const char *s, size_t len, size_t start, size_t end, tn_text
         cp = at->cp;
         i = at->byte;
     }
-    for (; i < len && cp < end; i++) {
-        if (((unsigned char)s[i] & 0xC0) == 0x80)
-            continue;
-        if (cp == start) {
-            *byte_start = i;
-            if (at)
-                *at = (tn_text_pos_t){start, i};
+    while (i < len && cp < end) {
+        /* 8 bytes at once when none of their code points is start and they do not reach end */
+        if (i + 8 <= len) {
+            size_t n8 = count_bytes(lead_bytes(load8(s + i)));
+            if ((cp > start || cp + n8 <= start) && cp + n8 < end) {
+                cp += n8;
+                i += 8;
+                continue;
+            }
         }
-        cp++;
+        if (((unsigned char)s[i] & 0xC0) != 0x80) {
+            if (cp == start) {
+                *byte_start = i;
+                if (at)
+                    *at = (tn_text_pos_t){start, i};
+            }
+            cp++;
+        }
+        i++;
     }
     if (cp < end)
         return -1;
