@@ -88,6 +88,74 @@ static size_t decode_utf8(const unsigned char *s, size_t n, int32_t *cp)
     return i;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Eight bytes at a time. Ticket text is mostly runs of printable ASCII with a 2-byte letter now
+ * and then, so the scans below test 8 bytes with a few integer operations (SWAR) and fall back to
+ * the byte-at-a-time code only at the bytes that need it. A mask sets bit 7 of each byte that
+ * matches and nothing else; no carry or borrow crosses a byte, so every byte's bit is exact. */
+
+#define ONES  0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* 8 bytes at p (any alignment: memcpy, no cast), byte 0 in the low bits on any byte order. */
+static inline uint64_t load8(const void *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    return w;
+}
+
+/* Bytes below @p n, 1 <= n <= 0x80: adding 0x80 - n to the low 7 bits reaches bit 7 from n up. */
+static inline uint64_t bytes_lt(uint64_t w, unsigned n)
+{
+    return ~((w & ~HIGHS) + (0x80 - n) * ONES) & ~w & HIGHS;
+}
+
+/* Bytes above @p n, 0 <= n < 0x80 (so every byte from 0x80 up). */
+static inline uint64_t bytes_gt(uint64_t w, unsigned n)
+{
+    return (((w & ~HIGHS) + (0x7F - n) * ONES) | w) & HIGHS;
+}
+
+/* Bytes equal to @p c: those of w ^ c that are 0. */
+static inline uint64_t bytes_eq(uint64_t w, unsigned c)
+{
+    return bytes_lt(w ^ (c * ONES), 1);
+}
+
+/* Bytes that start a code point: all but 10xxxxxx (bit 6 shifted up to bit 7 of its byte). */
+static inline uint64_t lead_bytes(uint64_t w)
+{
+    return ~(w & ~(w << 1)) & HIGHS;
+}
+
+/* Index of the first marked byte of mask != 0. */
+static inline size_t first_byte(uint64_t mask)
+{
+    return (size_t)__builtin_ctzll(mask) / 8;
+}
+
+/* The bits below the first marked byte of @p mask (all 64 when none is). */
+static inline uint64_t before_first(uint64_t mask)
+{
+    return (mask & (0 - mask)) - 1;
+}
+
+/* How many bytes @p mask marks. */
+static inline size_t count_bytes(uint64_t mask)
+{
+    return (size_t)(((mask >> 7) * ONES) >> 56);
+}
+
+/* Bytes outside printable ASCII [0x20, 0x7F). */
+static inline uint64_t bytes_not_printable(uint64_t w)
+{
+    return bytes_lt(w, 0x20) | bytes_gt(w, 0x7E);
+}
+
 /* Unicode White_Space: Zs, Zl, Zp, TAB..CR and NEL. */
 static int is_space_cp(int32_t cp)
 {
@@ -111,7 +179,20 @@ static size_t repair(const unsigned char *in, size_t len, char *out, size_t *inv
 {
     size_t o = 0;
     for (size_t i = 0; i < len;) {
-        if (in[i] >= 0x20 && in[i] < 0x7F) { /* printable ASCII, most of the text */
+        /* printable ASCII, most of the text, 8 bytes at a time up to the first other byte; all 8
+         * are stored (o <= 3 * i leaves room), the rest is overwritten next */
+        while (i + 8 <= len) {
+            uint64_t bad = bytes_not_printable(load8(in + i));
+            memcpy(out + o, in + i, 8);
+            size_t k = bad ? first_byte(bad) : 8;
+            i += k;
+            o += k;
+            if (bad)
+                break;
+        }
+        if (i == len)
+            break;
+        if (in[i] >= 0x20 && in[i] < 0x7F) {
             out[o++] = (char)in[i++];
             continue;
         }
@@ -346,6 +427,21 @@ static size_t html_to_text(const char *in, size_t len, char *out)
 /* ---------------------------------------------------------------------------------------------
  * Normalize */
 
+/*
+ * Bytes collapse() copies as they stand, 8 at a time: printable ASCII but space, continuation
+ * bytes, and the leads C3..DF of 2-byte characters (U+00C0..U+07FF: á, ñ, none of them
+ * whitespace). Not C2: U+0085 and U+00A0 are whitespace. On w ^ HIGHS, bytes from 0x80 up turn
+ * into 0x00..0x7F and ASCII into 0x80 and up, which bytes_lt() never counts.
+ */
+static inline uint64_t kept_bytes(uint64_t w)
+{
+    uint64_t x = w ^ HIGHS;
+    uint64_t ascii = ~(bytes_lt(w, 0x21) | bytes_gt(w, 0x7E)) & HIGHS;
+    uint64_t cont = bytes_lt(x, 0x40);
+    uint64_t lead2 = bytes_lt(x, 0x60) & ~bytes_lt(x, 0x43);
+    return ascii | cont | lead2;
+}
+
 /* Collapse whitespace runs in valid UTF-8 in[0..len) to one space, trimmed; counts code points. */
 static size_t collapse(const char *in, size_t len, char *out, size_t *chars)
 {
@@ -354,6 +450,33 @@ static size_t collapse(const char *in, size_t len, char *out, size_t *chars)
     for (size_t i = 0; i < len;) {
         int32_t cp;
         size_t k;
+        if (i + 8 <= len) {
+            uint64_t w = load8(in + i);
+            uint64_t space = bytes_eq(w, ' ');
+            uint64_t bad = ~(kept_bytes(w) | space) & HIGHS;
+            bad |= space & (space << 8); /* the second of two spaces */
+            if (pending || o == 0)
+                bad |= space & 0x80; /* a space first would be dropped, not copied */
+            /* a 2-byte lead last (110xxxxx): the byte steps decode it with its second byte */
+            bad |= (w & ~(w << 2)) & (w << 1) & (0x80ULL << 56);
+            /* bytes before the first bad one are copied as they are, but a space last becomes
+             * the pending one; all 8 are stored (o + pending <= i leaves room) */
+            uint64_t run = before_first(bad);
+            k = bad ? first_byte(bad) : 8;
+            if (k > 0) {
+                if (pending) {
+                    out[o++] = ' ';
+                    nchars++;
+                }
+                memcpy(out + o, in + i, 8);
+                pending = (int)((space >> (8 * k - 1)) & 1);
+                o += k - (size_t)pending;
+                nchars += count_bytes(lead_bytes(w) & run) - (size_t)pending;
+                i += k;
+            }
+            if (!bad)
+                continue;
+        }
         unsigned char c = (unsigned char)in[i];
         if (c > ' ' && c < 0x7F) { /* printable ASCII but space: most of the text */
             if (pending) {
@@ -413,7 +536,18 @@ static int nfc_stable(const char *s, size_t len)
 {
     const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < len;) {
-        if (u[i] < 0xCC) { /* ASCII, a continuation byte or a lead below U+0300 */
+        /* Bytes below 0xCC (ASCII, a continuation byte or a lead below U+0300) are skipped, 8 at a
+         * time: a byte is 0xCC or more when bit 7 is set and its low 7 bits exceed 0x4B. A jump
+         * lands on a lead byte, as the byte steps did, since continuations are below 0xC0. */
+        if (i + 8 <= len) {
+            uint64_t w = load8(u + i);
+            uint64_t big = w & bytes_gt(w & ~HIGHS, 0x4B);
+            if (!big) {
+                i += 8;
+                continue;
+            }
+            i += first_byte(big);
+        } else if (u[i] < 0xCC) {
             i++;
             continue;
         }
@@ -484,53 +618,43 @@ typedef struct word {
     int sentence_end;
 } word_t;
 
-static int ends_with(const char *w, size_t len, const char *suffix)
+/* w[0..len) ends in the UTF-8 character E2 80 @p last (” ’ …). */
+static int ends_e280(const unsigned char *w, size_t len, unsigned char last)
 {
-    size_t sl = strlen(suffix);
-    return len >= sl && memcmp(w + len - sl, suffix, sl) == 0;
+    return len >= 3 && w[len - 1] == last && w[len - 2] == 0x80 && w[len - 3] == 0xE2;
 }
 
-/* A word ending in . ! ? or …, then any closing quotes or brackets. */
-static int is_sentence_end(const char *w, size_t len)
+/* A word ending in . ! ? or …, then any closing quotes or brackets: " ' ) ] » ” ’. Byte tests
+ * instead of strlen and memcmp per closer: this runs once per word. */
+static int is_sentence_end(const char *text, size_t len)
 {
-    /* most words end in none of them: a check of the last byte rules those out */
-    switch (len ? (unsigned char)w[len - 1] : 0) {
-    case '.':
-    case '!':
-    case '?':
-    case '"':
-    case '\'':
-    case ')':
-    case ']':
-    case 0xBB:
-    case 0x9D:
-    case 0x99:
-    case 0xA6: /* the last bytes of » ” ’ … */
-        break;
-    default:
-        return 0;
-    }
-    static const char *const closers[] = {
-        "\"", "'", ")", "]", "\xC2\xBB" /* » */, "\xE2\x80\x9D" /* ” */, "\xE2\x80\x99" /* ’ */,
-    };
-    for (int stripped = 1; stripped && len > 0;) {
-        stripped = 0;
-        for (size_t i = 0; i < TN_ARRAY_LEN(closers); i++)
-            if (ends_with(w, len, closers[i])) {
-                len -= strlen(closers[i]);
-                stripped = 1;
-                break;
-            }
+    const unsigned char *w = (const unsigned char *)text;
+    while (len > 0) {
+        unsigned char c = w[len - 1];
+        if (c == '"' || c == '\'' || c == ')' || c == ']')
+            len -= 1;
+        else if (c == 0xBB && len >= 2 && w[len - 2] == 0xC2) /* » */
+            len -= 2;
+        else if (ends_e280(w, len, 0x9D) || ends_e280(w, len, 0x99)) /* ” ’ */
+            len -= 3;
+        else
+            break;
     }
     if (len == 0)
         return 0;
-    char last = w[len - 1];
-    return last == '.' || last == '!' || last == '?' || ends_with(w, len, "\xE2\x80\xA6");
+    unsigned char last = w[len - 1];
+    return last == '.' || last == '!' || last == '?' || ends_e280(w, len, 0xA6) /* … */;
 }
 
 static int is_sep(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* The bytes is_sep() accepts: space and 0x09..0x0D. */
+static inline uint64_t sep_bytes(uint64_t w)
+{
+    return bytes_eq(w, ' ') | (bytes_lt(w, 0x0E) & ~bytes_lt(w, 0x09));
 }
 
 tn_err_t tn_text_chunk(const char *text, size_t len, size_t max_words, size_t overlap,
@@ -551,7 +675,16 @@ tn_err_t tn_text_chunk(const char *text, size_t len, size_t max_words, size_t ov
             continue;
         }
         word_t w = {i, i, cp, cp, 0};
-        for (; i < len && !is_sep(text[i]); i++)
+        /* to the next separator, counting code points (bytes but 10xxxxxx), 8 bytes at a time
+         * and then byte by byte in the last 7 */
+        uint64_t sep = 0;
+        while (!sep && i + 8 <= len) {
+            uint64_t b = load8(text + i);
+            sep = sep_bytes(b);
+            cp += count_bytes(lead_bytes(b) & before_first(sep));
+            i += sep ? first_byte(sep) : 8;
+        }
+        for (; !sep && i < len && !is_sep(text[i]); i++)
             if (((unsigned char)text[i] & 0xC0) != 0x80)
                 cp++;
         w.be = i;
@@ -641,15 +774,25 @@ int tn_text_cp_span(const char *s, size_t len, size_t start, size_t end, tn_text
         cp = at->cp;
         i = at->byte;
     }
-    for (; i < len && cp < end; i++) {
-        if (((unsigned char)s[i] & 0xC0) == 0x80)
-            continue;
-        if (cp == start) {
-            *byte_start = i;
-            if (at)
-                *at = (tn_text_pos_t){start, i};
+    while (i < len && cp < end) {
+        /* 8 bytes at once when none of their code points is start and they do not reach end */
+        if (i + 8 <= len) {
+            size_t n8 = count_bytes(lead_bytes(load8(s + i)));
+            if ((cp > start || cp + n8 <= start) && cp + n8 < end) {
+                cp += n8;
+                i += 8;
+                continue;
+            }
         }
-        cp++;
+        if (((unsigned char)s[i] & 0xC0) != 0x80) {
+            if (cp == start) {
+                *byte_start = i;
+                if (at)
+                    *at = (tn_text_pos_t){start, i};
+            }
+            cp++;
+        }
+        i++;
     }
     if (cp < end)
         return -1;

@@ -586,6 +586,400 @@ static void test_utf8_complete(void **state)
     assert_int_equal(tn_text_utf8_complete("a\x80\x80\x80\x80", 5), 5);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * The word-at-a-time scans of text.c against byte-at-a-time references (the code before them):
+ * the same bytes, counts and chunks for a special byte sequence at every offset of a block, in
+ * runs that cross 8- and 16-byte boundaries and in text that ends mid-block. */
+
+static size_t ref_decode(const unsigned char *s, size_t n, int32_t *cp)
+{
+    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
+    size_t need;
+    uint32_t v;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 1;
+        v = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        v = c & 0x0F;
+        lo = c == 0xE0 ? 0xA0 : 0x80;
+        hi = c == 0xED ? 0x9F : 0xBF;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        v = c & 0x07;
+        lo = c == 0xF0 ? 0x90 : 0x80;
+        hi = c == 0xF4 ? 0x8F : 0xBF;
+    } else {
+        *cp = -1;
+        return 1;
+    }
+    size_t i = 1;
+    for (; i <= need && i < n; i++) {
+        if (s[i] < lo || s[i] > hi)
+            break;
+        lo = 0x80;
+        hi = 0xBF;
+        v = (v << 6) | (s[i] & 0x3F);
+    }
+    *cp = i > need ? (int32_t)v : -1;
+    return i;
+}
+
+static int ref_is_space(int32_t cp)
+{
+    if (cp == ' ' || (cp >= 0x09 && cp <= 0x0D) || cp == 0x85)
+        return 1;
+    if (cp < 0xA0)
+        return 0;
+    utf8proc_category_t cat = utf8proc_category(cp);
+    return cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL ||
+           cat == UTF8PROC_CATEGORY_ZP;
+}
+
+/* tn_text_normalize(in, len, 0, st) one byte at a time, NFC always through utf8proc. */
+static char *ref_normalize(const unsigned char *in, size_t len, tn_text_norm_t *st)
+{
+    char *a = malloc(3 * len + 1);
+    assert_non_null(a);
+    size_t alen = 0;
+    *st = (tn_text_norm_t){0, 0, 0};
+    for (size_t i = 0; i < len;) {
+        int32_t cp;
+        size_t k = ref_decode(in + i, len - i, &cp);
+        if (cp < 0) {
+            st->invalid_utf8++;
+            memcpy(a + alen, FFFD, 3);
+            alen += 3;
+        } else if (!((cp < 0x20 || (cp >= 0x7F && cp <= 0x9F)) && !ref_is_space(cp))) {
+            memcpy(a + alen, in + i, k);
+            alen += k;
+        }
+        i += k;
+    }
+    utf8proc_uint8_t *nfc = NULL;
+    utf8proc_ssize_t nlen = 0;
+    if (alen > 0) {
+        nlen = utf8proc_map((const utf8proc_uint8_t *)a, (utf8proc_ssize_t)alen, &nfc,
+                            UTF8PROC_COMPOSE | UTF8PROC_STABLE);
+        assert_true(nlen >= 0);
+    }
+    const unsigned char *s = nfc ? nfc : (const unsigned char *)a;
+    char *out = malloc((size_t)nlen + 1);
+    assert_non_null(out);
+    size_t o = 0;
+    int pending = 0;
+    for (size_t i = 0; i < (size_t)nlen;) {
+        int32_t cp;
+        size_t k = ref_decode(s + i, (size_t)nlen - i, &cp);
+        if (ref_is_space(cp)) {
+            pending = o > 0;
+        } else {
+            if (pending) {
+                out[o++] = ' ';
+                st->chars++;
+                pending = 0;
+            }
+            memcpy(out + o, s + i, k);
+            o += k;
+            st->chars++;
+        }
+        i += k;
+    }
+    out[o] = '\0';
+    st->len = o;
+    free(nfc);
+    free(a);
+    return out;
+}
+
+static int ref_ends_with(const char *w, size_t len, const char *suffix)
+{
+    size_t sl = strlen(suffix);
+    return len >= sl && memcmp(w + len - sl, suffix, sl) == 0;
+}
+
+static int ref_sentence_end(const char *w, size_t len)
+{
+    static const char *const closers[] = {"\"",           "'",           ")", "]", "\xC2\xBB",
+                                          "\xE2\x80\x9D", "\xE2\x80\x99"};
+    for (int stripped = 1; stripped && len > 0;) {
+        stripped = 0;
+        for (size_t i = 0; i < TN_ARRAY_LEN(closers); i++)
+            if (ref_ends_with(w, len, closers[i])) {
+                len -= strlen(closers[i]);
+                stripped = 1;
+                break;
+            }
+    }
+    if (len == 0)
+        return 0;
+    char last = w[len - 1];
+    return last == '.' || last == '!' || last == '?' || ref_ends_with(w, len, "\xE2\x80\xA6");
+}
+
+static int ref_is_sep(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* tn_text_chunk() one byte at a time; returns the number of chunks. */
+static size_t ref_chunk(const char *text, size_t len, size_t max_words, size_t overlap,
+                        tn_text_chunk_t *out, size_t cap)
+{
+    size_t nw = 0, cp = 0, nch = 0;
+    size_t(*w)[5] = malloc((len + 1) * sizeof(*w)); /* bs, be, cs, ce, sentence end */
+    assert_non_null(w);
+    for (size_t i = 0; i < len;) {
+        if (ref_is_sep(text[i])) {
+            i++;
+            cp++;
+            continue;
+        }
+        w[nw][0] = i;
+        w[nw][2] = cp;
+        for (; i < len && !ref_is_sep(text[i]); i++)
+            if (((unsigned char)text[i] & 0xC0) != 0x80)
+                cp++;
+        w[nw][1] = i;
+        w[nw][3] = cp;
+        w[nw][4] = (size_t)ref_sentence_end(text + w[nw][0], i - w[nw][0]);
+        nw++;
+    }
+    for (size_t s = 0; s < nw;) {
+        size_t limit = TN_MIN(s + max_words, nw), end = limit;
+        if (limit < nw)
+            for (size_t e = limit; e-- > s + max_words / 2;)
+                if (w[e][4]) {
+                    end = e + 1;
+                    break;
+                }
+        assert_true(nch < cap);
+        out[nch] = (tn_text_chunk_t){nch, w[s][2], w[end - 1][3], w[s][0], w[end - 1][1], end - s};
+        nch++;
+        if (end == nw)
+            break;
+        size_t next = end > overlap ? end - overlap : 0;
+        s = TN_MAX(next, s + 1);
+    }
+    free(w);
+    return nch;
+}
+
+static int ref_cp_span(const char *s, size_t len, size_t start, size_t end, size_t *bs, size_t *be)
+{
+    if (start >= end)
+        return -1;
+    size_t cp = 0, i = 0;
+    for (; i < len && cp < end; i++) {
+        if (((unsigned char)s[i] & 0xC0) == 0x80)
+            continue;
+        if (cp == start)
+            *bs = i;
+        cp++;
+    }
+    if (cp < end)
+        return -1;
+    while (i < len && ((unsigned char)s[i] & 0xC0) == 0x80)
+        i++;
+    *be = i;
+    return 0;
+}
+
+/* Chunks of @p t (any bytes) with a few window sizes, and its code-point spans, as the references
+ * give them. */
+static void check_chunks_spans(const char *t, size_t len)
+{
+    static const size_t params[][2] = {{1, 0}, {2, 1}, {3, 1}, {5, 2}, {8, 3}};
+    size_t cap = len + 1;
+    tn_text_chunk_t *want = malloc(cap * sizeof(*want));
+    assert_non_null(want);
+    for (size_t p = 0; p < TN_ARRAY_LEN(params); p++) {
+        size_t nw = ref_chunk(t, len, params[p][0], params[p][1], want, cap), n = 0;
+        tn_text_chunk_t *ch = NULL;
+        assert_int_equal(tn_text_chunk(t, len, params[p][0], params[p][1], &ch, &n), TN_OK);
+        if (n != nw || (n && memcmp(ch, want, n * sizeof(*ch)) != 0))
+            fail_msg("chunk(\"%.*s\", %zu, %zu): %zu chunks, want %zu, or other offsets", (int)len,
+                     t, params[p][0], params[p][1], n, nw);
+        free(ch);
+    }
+    free(want);
+    size_t cps = 0;
+    for (size_t i = 0; i < len; i++)
+        cps += ((unsigned char)t[i] & 0xC0) != 0x80;
+    tn_text_pos_t at = {0, 0};
+    for (size_t a = 0; a <= cps; a++)
+        for (size_t b = a; b <= cps + 1 && b <= a + 24; b += 1 + (b > a + 3) * 4) {
+            size_t bs = 0, be = 0, wbs = 0, wbe = 0;
+            int rc = tn_text_cp_span(t, len, a, b, NULL, &bs, &be);
+            int wrc = ref_cp_span(t, len, a, b, &wbs, &wbe);
+            if (rc != wrc || (rc == 0 && (bs != wbs || be != wbe)))
+                fail_msg("cp_span(\"%.*s\", %zu, %zu) = %d [%zu, %zu), want %d [%zu, %zu)",
+                         (int)len, t, a, b, rc, bs, be, wrc, wbs, wbe);
+            /* and from a position carried along in increasing order */
+            rc = tn_text_cp_span(t, len, a, b, &at, &bs, &be);
+            if (rc != wrc || (rc == 0 && (bs != wbs || be != wbe)))
+                fail_msg("cp_span(\"%.*s\", %zu, %zu, at) = %d [%zu, %zu), want %d [%zu, %zu)",
+                         (int)len, t, a, b, rc, bs, be, wrc, wbs, wbe);
+        }
+}
+
+/* @p in (len bytes, any) through normalize, chunk and cp_span against the references. */
+static void check_fast(const char *in, size_t len)
+{
+    char *copy = malloc(len ? len : 1); /* exact size: ASan and valgrind catch any over-read */
+    assert_non_null(copy);
+    memcpy(copy, in, len);
+    tn_text_norm_t st, want_st;
+    char *out = tn_text_normalize(copy, len, 0, &st);
+    char *want = ref_normalize((const unsigned char *)copy, len, &want_st);
+    if (strcmp(out, want) != 0 || st.len != want_st.len || st.chars != want_st.chars ||
+        st.invalid_utf8 != want_st.invalid_utf8)
+        fail_msg("normalize(\"%.*s\") = \"%s\" (%zu bytes, %zu chars, %zu invalid), want \"%s\" "
+                 "(%zu, %zu, %zu)",
+                 (int)len, in, out, st.len, st.chars, st.invalid_utf8, want, want_st.len,
+                 want_st.chars, want_st.invalid_utf8);
+    check_chunks_spans(out, st.len);
+    check_chunks_spans(copy, len); /* separators of every kind, invalid UTF-8 */
+    free(want);
+    free(out);
+    free(copy);
+}
+
+typedef struct piece {
+    const char *s;
+    size_t n;
+} piece_t;
+
+#define P(lit)                                                                                     \
+    {                                                                                              \
+        lit, sizeof(lit) - 1                                                                       \
+    }
+static const piece_t pieces[] = {
+    P(" "),
+    P("  "),
+    P("\t"),
+    P("\n"),
+    P("\r"),
+    P("\v"),
+    P("\f"),
+    P(" \n "),
+    P("\x7f"),
+    P("\x01"),
+    P("\x00"),
+    P("\x1f"),
+    P("\xc2\xa0"),
+    P("\xc2\x85"),
+    P("\xc2\x9f"),
+    P("\xc2\xbf"),
+    P("\xc2\xa1"),
+    P("\xc3\xb1"),
+    P("\xc3\xa1"),
+    P("\xdf\xbf"),
+    P("\xe2\x80\xa6"),
+    P("\xe2\x80\x9d"),
+    P("\xe2\x80\x99"),
+    P("\xc2\xbb"),
+    P("\xe2\x80\xa8"),
+    P("\xe3\x80\x80"),
+    P("\xe2\x80\xaf"),
+    P("\xe1\x9a\x80"),
+    P("."),
+    P("!"),
+    P("?"),
+    P("\""),
+    P("'"),
+    P(")"),
+    P("]"),
+    P(".\""),
+    P("!)"),
+    P("?\xc2\xbb"),
+    P(".\xe2\x80\x9d"),
+    P("\xe2\x80\xa6\xe2\x80\x99"),
+    P(". "),
+    P("\xc2\xbb"),
+    P("e\xcc\x81"),
+    P("\xcc\x81"),
+    P("\xea\xb0\x80"),
+    P("\xe1\x84\x80"),
+    P("\xf0\x9f\x98\x80"),
+    P("\x80"),
+    P("\xbf"),
+    P("\xc3"),
+    P("\xe2\x82"),
+    P("\xc0\xaf"),
+    P("\xed\xa0\x80"),
+    P("\xff"),
+    P("\xf4\x90\x80\x80"),
+    P("\xc2"),
+    P("\xc3 "),
+    P("word"),
+};
+#undef P
+
+/* Every piece after 0..33 bytes of a run and before 0..17 more: each offset of a 16-byte block,
+ * text ending at each offset too. */
+static void test_fast_paths_offsets(void **state)
+{
+    (void)state;
+    static const char *const fill[] = {
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP",     /* no separator */
+        "ab cd ef gh ij kl mn op qr st uv wx yz AB CD E", /* single spaces */
+        "\xc3\xb1"
+        "and\xc3\xba a\xc3\xb1"
+        "ejo se\xc3\xb1"
+        "al \xc2\xbf"
+        "c\xc3\xb3mo est\xc3\xa1?",
+    };
+    char buf[128];
+    for (size_t f = 0; f < TN_ARRAY_LEN(fill); f++)
+        for (size_t p = 0; p < TN_ARRAY_LEN(pieces); p++)
+            for (size_t a = 0; a <= 33; a++)
+                for (size_t b = 0; b <= 17; b += 1 + (b >= 2) * 4) {
+                    size_t n = 0;
+                    memcpy(buf, fill[f], a);
+                    n += a;
+                    memcpy(buf + n, pieces[p].s, pieces[p].n);
+                    n += pieces[p].n;
+                    memcpy(buf + n, fill[f] + (f == 2 ? 0 : 3), b);
+                    n += b;
+                    check_fast(buf, n);
+                }
+}
+
+/* Random texts of pieces and runs of every length. */
+static void test_fast_paths_random(void **state)
+{
+    (void)state;
+    static const char run[] = "Necesito renovar mi pasaporte y no s\xc3\xa9 qu\xc3\xa9 documentos "
+                              "necesito para la cita de ma\xc3\xb1"
+                              "ana.";
+    uint32_t seed = 12345;
+    char buf[1024];
+    for (int iter = 0; iter < 3000; iter++) {
+        size_t n = 0;
+        seed = seed * 1103515245u + 12345u;
+        size_t parts = (seed >> 16) % 24;
+        for (size_t k = 0; k < parts; k++) {
+            seed = seed * 1103515245u + 12345u;
+            if ((seed >> 8) % 3 == 0) {
+                const piece_t *pc = &pieces[(seed >> 12) % TN_ARRAY_LEN(pieces)];
+                memcpy(buf + n, pc->s, pc->n);
+                n += pc->n;
+            } else {
+                size_t from = (seed >> 10) % (sizeof(run) - 1);
+                size_t take = TN_MIN((seed >> 20) % 40, sizeof(run) - 1 - from);
+                memcpy(buf + n, run + from, take);
+                n += take;
+            }
+        }
+        check_fast(buf, n);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -610,6 +1004,8 @@ int main(void)
         cmocka_unit_test(test_chunk_determinism),
         cmocka_unit_test(test_chunk_params_and_empty),
         cmocka_unit_test(test_pathological),
+        cmocka_unit_test(test_fast_paths_offsets),
+        cmocka_unit_test(test_fast_paths_random),
     };
     return cmocka_run_group_tests_name("text", tests, NULL, NULL);
 }
