@@ -749,19 +749,12 @@ size_t tn_text_utf8_complete(const char *s, size_t len)
 
 size_t tn_text_cp_count(const char *s, size_t len)
 {
-    /* Eight bytes at a time: bit 7 of a byte of c is set when the byte is 10xxxxxx (bit 7 set,
-     * bit 6, shifted into bit 7's place, clear); the multiply adds those eight bits up. */
-    const uint64_t high = 0x8080808080808080u, ones = 0x0101010101010101u;
-    size_t conts = 0, i = 0;
-    for (; len - i >= 8; i += 8) {
-        uint64_t w;
-        memcpy(&w, s + i, 8);
-        uint64_t c = w & ~(w << 1) & high;
-        conts += (size_t)(((c >> 7) * ones) >> 56);
-    }
+    size_t n = 0, i = 0;
+    for (; len - i >= 8; i += 8)
+        n += count_bytes(lead_bytes(load8(s + i)));
     for (; i < len; i++)
-        conts += ((unsigned char)s[i] & 0xC0) == 0x80;
-    return len - conts;
+        n += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return n;
 }
 
 int tn_text_cp_span(const char *s, size_t len, size_t start, size_t end, tn_text_pos_t *at,
