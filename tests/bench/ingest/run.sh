@@ -13,13 +13,19 @@
 # first commit of a transactional producer sometimes waits ~1 s for its coordinators, which
 # would otherwise decide the figure). Taina is timed from its /metrics
 # (taina_ingest_records_out_total, scraped every 25 ms), the others time themselves.
-#   tests/bench/ingest/run.sh        (from the repo top, after make; BENCH_N_1K, BENCH_N_8K)
+# The passthrough and taina drain N records (long enough that a run is more than its first
+# batches: at 20,000 1 KB / 5,000 8 KB records the passthrough's runs lasted 0.1-0.2 s and its
+# rate moved 2-3x between runs); the Python peer, some 30x slower, drains N_PY.
+#   tests/bench/ingest/run.sh        (from the repo top, after make; BENCH_N_1K, BENCH_N_8K,
+#                                     BENCH_N_PY_1K, BENCH_N_PY_8K)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 BUILD=${BUILD:-build}
 PY=/usr/bin/python3
-n1k=${BENCH_N_1K:-20000}
-n8k=${BENCH_N_8K:-5000}
+n1k=${BENCH_N_1K:-100000}
+n8k=${BENCH_N_8K:-20000}
+npy1k=${BENCH_N_PY_1K:-20000}
+npy8k=${BENCH_N_PY_8K:-5000}
 reps=${BENCH_REPS:-5} # runs of the ceiling and of taina, taken in turn (median rate); the Python peer runs once
 here=tests/bench/ingest
 
@@ -145,23 +151,23 @@ repeat() {
     done
 }
 
-# measure LABEL N SIZE: sets ceil_*, taina_*, py_* (rps, kb, all, cpu).
+# measure LABEL N SIZE N_PY: sets ceil_*, taina_*, py_* (rps, kb, all, cpu).
 measure() {
     repeat "$1" "$2" "$3" "$reps" ceiling taina
     ceil_rps=$ceiling_rps ceil_kb=$ceiling_kb ceil_all=$ceiling_all ceil_cpu=$ceiling_cpu
-    repeat "$1" "$2" "$3" 1 python
+    repeat "$1" "$4" "$3" 1 python
     py_rps=$python_rps py_kb=$python_kb py_cpu=$python_cpu
 }
 
 mb() { echo "scale=1; $1 / 1024" | bc; }
 
-report() { # LABEL N
-    local label=$1 n=$2 r_ceil r_py r_cpu rss
+report() { # LABEL N N_PY
+    local label=$1 n=$2 npy=$3 r_ceil r_py r_cpu rss
     r_ceil=$(echo "scale=2; $taina_rps / $ceil_rps" | bc | sed 's/^\./0./')
     r_py=$(echo "scale=1; $taina_rps / $py_rps" | bc | sed 's/^\./0./')
     r_cpu=$(echo "scale=1; $py_cpu / $taina_cpu" | bc | sed 's/^\./0./')
     rss=$(mb "$taina_kb")
-    printf '  %s tickets (N=%s, %s bytes each on average)\n' "$label" "$n" "$avg"
+    printf '  %s tickets (N=%s, Python N=%s, %s bytes each on average)\n' "$label" "$n" "$npy" "$avg"
     printf '    taina-ingest (enrichment)    %8s records/s   CPU %6s us/record   peak RSS %5s MB   (median of %s)\n' "$taina_rps" "$taina_cpu" "$rss" "$taina_all"
     printf '    ceiling: C txn passthrough   %8s records/s   CPU %6s us/record   peak RSS %5s MB   (median of %s)\n' "$ceil_rps" "$ceil_cpu" "$(mb "$ceil_kb")" "$ceil_all"
     printf '    anchor: Python peer          %8s records/s   CPU %6s us/record   peak RSS %5s MB\n' "$py_rps" "$py_cpu" "$(mb "$py_kb")"
@@ -189,8 +195,8 @@ results=()
 echo "ingest enrichment pipeline on devstack: tickets.raw -> tickets.enriched, one transaction per 500 records / 100 ms"
 echo "  machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); librdkafka $(pkg-config --modversion rdkafka); python $($PY -c 'import platform; print(platform.python_version())'), confluent-kafka $($PY -c 'import confluent_kafka; print(confluent_kafka.version()[0])'), jsonschema $($PY -c 'import importlib.metadata as m; print(m.version("jsonschema"))')"
 enrich_out=$("$BUILD"/bench/bench-enrich 2)
-measure 1k "$n1k" 1024
-report 1k "$n1k"
-measure 8k "$n8k" 8192
-report 8k "$n8k"
+measure 1k "$n1k" 1024 "$npy1k"
+report 1k "$n1k" "$npy1k"
+measure 8k "$n8k" 8192 "$npy8k"
+report 8k "$n8k" "$npy8k"
 printf '%s\n' "${results[@]}"
