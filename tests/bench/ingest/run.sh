@@ -26,6 +26,10 @@ n1k=${BENCH_N_1K:-100000}
 n8k=${BENCH_N_8K:-20000}
 npy1k=${BENCH_N_PY_1K:-20000}
 npy8k=${BENCH_N_PY_8K:-5000}
+# records per transaction, for taina (TAINA_INGEST_BATCH_MAX, its default when unset) and the
+# passthrough alike (the Python peer keeps its 500: it is CPU-bound)
+batch=${TAINA_INGEST_BATCH_MAX:-$(sed -n 's/.*"ingest_batch_max", TN_CFG_INT, batch_max, "\([0-9]*\)".*/\1/p' services/ingest/config.c)}
+[[ "$batch" =~ ^[0-9]+$ ]] || { echo "bench ingest: no ingest_batch_max default in services/ingest/config.c" >&2; exit 1; }
 reps=${BENCH_REPS:-5} # runs of the ceiling and of taina, taken in turn (median rate); the Python peer runs once
 here=tests/bench/ingest
 
@@ -93,7 +97,7 @@ field() { awk -v k="$1" '{for (i = 1; i < NF; i++) if ($i == k) print $(i + 1)}'
 run_ceiling() {
     local out
     preload "$1" "$2" "$3"
-    out=$("$BUILD"/bench/bench-ingest "$bs" "$2" tickets.enriched bench-passthrough \
+    out=$("$BUILD"/bench/bench-ingest "$bs" "$2" tickets.enriched bench-passthrough "$batch" \
         2>"$tmp/passthrough.$1.log") || fail "passthrough ($1)"
     devstack_stop
     r_rps=$(field records_per_s "$out") r_kb=$(field vmhwm_kb "$out") r_cpu=$(field cpu_us_per_record "$out")
@@ -192,7 +196,7 @@ report() { # LABEL N N_PY
 }
 
 results=()
-echo "ingest enrichment pipeline on devstack: tickets.raw -> tickets.enriched, one transaction per 500 records / 100 ms"
+echo "ingest enrichment pipeline on devstack: tickets.raw -> tickets.enriched, one transaction per $batch records / 100 ms at most"
 echo "  machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); librdkafka $(pkg-config --modversion rdkafka); python $($PY -c 'import platform; print(platform.python_version())'), confluent-kafka $($PY -c 'import confluent_kafka; print(confluent_kafka.version()[0])'), jsonschema $($PY -c 'import importlib.metadata as m; print(m.version("jsonschema"))')"
 enrich_out=$("$BUILD"/bench/bench-enrich 2)
 measure 1k "$n1k" 1024 "$npy1k"
