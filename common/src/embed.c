@@ -15,6 +15,7 @@
 #include "taina/clock.h"
 #include "taina/http_client.h"
 #include "taina/log.h"
+#include "bytes_int.h"
 #include "taina/mem.h"
 #include "taina/text.h"
 
@@ -86,23 +87,12 @@ static inline uint64_t fmix64(uint64_t k)
     return k;
 }
 
-/* 8 bytes at p as a little-endian integer, whatever the host's byte order. */
-static inline uint64_t load8_le(const char *p)
-{
-    uint64_t x;
-    memcpy(&x, p, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    x = __builtin_bswap64(x);
-#endif
-    return x;
-}
-
 static inline uint64_t feature_hash(unsigned kind, const char *p, size_t n)
 {
     uint64_t h = HASH_SEED ^ (uint64_t)kind << 56 ^ (uint64_t)n;
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
-        h = fmix64(h ^ load8_le(p + i));
+        h = fmix64(h ^ tn_load8_le(p + i));
     if (i < n || n == 0) {
         uint64_t b = 0;
         for (size_t k = 0; i + k < n; k++)
@@ -410,7 +400,7 @@ static size_t add_char_ngrams(fmap_t *m, const char *pw, size_t pl, size_t nc, u
         uint64_t hs[NGRAM_BATCH];
         size_t nh = 0;
         for (size_t i = 0; i + NGRAM_MIN <= pl; i++) {
-            uint64_t x = load8_le(pw + i);
+            uint64_t x = tn_load8_le(pw + i);
             for (size_t n = NGRAM_MIN; n <= NGRAM_MAX && i + n <= pl; n++) {
                 uint64_t h = HASH_SEED ^ (uint64_t)KIND_CHAR << 56 ^ (uint64_t)n;
                 /* = feature_hash(KIND_CHAR, pw + i, n) */

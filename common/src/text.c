@@ -7,6 +7,7 @@
 #include <strings.h>
 #include <utf8proc.h>
 
+#include "bytes_int.h"
 #include "taina/mem.h"
 
 #define REPLACEMENT 0xFFFD
@@ -97,17 +98,6 @@ static size_t decode_utf8(const unsigned char *s, size_t n, int32_t *cp)
 #define ONES  0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
 
-/* 8 bytes at p (any alignment: memcpy, no cast), byte 0 in the low bits on any byte order. */
-static inline uint64_t load8(const void *p)
-{
-    uint64_t w;
-    memcpy(&w, p, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    w = __builtin_bswap64(w);
-#endif
-    return w;
-}
-
 /* Bytes below @p n, 1 <= n <= 0x80: adding 0x80 - n to the low 7 bits reaches bit 7 from n up. */
 static inline uint64_t bytes_lt(uint64_t w, unsigned n)
 {
@@ -182,7 +172,7 @@ static size_t repair(const unsigned char *in, size_t len, char *out, size_t *inv
         /* printable ASCII, most of the text, 8 bytes at a time up to the first other byte; all 8
          * are stored (o <= 3 * i leaves room), the rest is overwritten next */
         while (i + 8 <= len) {
-            uint64_t bad = bytes_not_printable(load8(in + i));
+            uint64_t bad = bytes_not_printable(tn_load8_le(in + i));
             memcpy(out + o, in + i, 8);
             size_t k = bad ? first_byte(bad) : 8;
             i += k;
@@ -451,7 +441,7 @@ static size_t collapse(const char *in, size_t len, char *out, size_t *chars)
         int32_t cp;
         size_t k;
         if (i + 8 <= len) {
-            uint64_t w = load8(in + i);
+            uint64_t w = tn_load8_le(in + i);
             uint64_t space = bytes_eq(w, ' ');
             uint64_t bad = ~(kept_bytes(w) | space) & HIGHS;
             bad |= space & (space << 8); /* the second of two spaces */
@@ -540,7 +530,7 @@ static int nfc_stable(const char *s, size_t len)
          * time: a byte is 0xCC or more when bit 7 is set and its low 7 bits exceed 0x4B. A jump
          * lands on a lead byte, as the byte steps did, since continuations are below 0xC0. */
         if (i + 8 <= len) {
-            uint64_t w = load8(u + i);
+            uint64_t w = tn_load8_le(u + i);
             uint64_t big = w & bytes_gt(w & ~HIGHS, 0x4B);
             if (!big) {
                 i += 8;
@@ -679,7 +669,7 @@ tn_err_t tn_text_chunk(const char *text, size_t len, size_t max_words, size_t ov
          * and then byte by byte in the last 7 */
         uint64_t sep = 0;
         while (!sep && i + 8 <= len) {
-            uint64_t b = load8(text + i);
+            uint64_t b = tn_load8_le(text + i);
             sep = sep_bytes(b);
             cp += count_bytes(lead_bytes(b) & before_first(sep));
             i += sep ? first_byte(sep) : 8;
@@ -751,7 +741,7 @@ size_t tn_text_cp_count(const char *s, size_t len)
 {
     size_t n = 0, i = 0;
     for (; len - i >= 8; i += 8)
-        n += count_bytes(lead_bytes(load8(s + i)));
+        n += count_bytes(lead_bytes(tn_load8_le(s + i)));
     for (; i < len; i++)
         n += ((unsigned char)s[i] & 0xC0) != 0x80;
     return n;
@@ -770,7 +760,7 @@ int tn_text_cp_span(const char *s, size_t len, size_t start, size_t end, tn_text
     while (i < len && cp < end) {
         /* 8 bytes at once when none of their code points is start and they do not reach end */
         if (i + 8 <= len) {
-            size_t n8 = count_bytes(lead_bytes(load8(s + i)));
+            size_t n8 = count_bytes(lead_bytes(tn_load8_le(s + i)));
             if ((cp > start || cp + n8 <= start) && cp + n8 < end) {
                 cp += n8;
                 i += 8;
