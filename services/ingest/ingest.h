@@ -73,6 +73,7 @@ typedef struct ingest {
     tn_kafka_producer_t *txn_producer;  /* transactional: the pipeline */
     tn_kafka_consumer_t *consumer;
     atomic_bool pipeline_ready; /* transactions initialized and partitions assigned */
+    struct ingest_pool *pool;   /* the second enrichment thread (pipeline.c) */
 } ingest_t;
 
 /* config.c / main.c */
@@ -137,6 +138,8 @@ char *ingest_enrich(const ingest_rules_t *r, const void *value, size_t len, size
 json_t *ingest_json_parse(const void *value, size_t len);
 
 /* pipeline.c */
+/** Start the second enrichment thread: first of all the threads (see ingest_init). */
+void ingest_pool_start(ingest_t *in);
 /** Create the transactional producer (retried until it works or a stop is requested) and the
  * consumer. TN_ERR_STOPPED when stopped first; TN_ERR_CONFIG on a bad setting (logged). */
 tn_err_t ingest_pipeline_init(ingest_t *in, tn_app_t *app);

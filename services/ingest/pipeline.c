@@ -122,20 +122,22 @@ typedef struct slot {
 } slot_t;
 
 /* The second enrichment thread. Each group is shared out by an atomic index. */
-typedef struct pool {
+struct ingest_pool {
     ingest_t *in;
     size_t max_out; /* the largest enriched record the producer takes (message.max.bytes) */
     double grow;    /* enriched bytes per raw byte, as seen so far (fill()) */
+    int threaded;   /* the worker runs */
     pthread_t th;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     unsigned gen; /* bumped for each group */
-    int busy;     /* the worker is on the current group */
+    int busy;     /* the worker is on the current group (at start: not settled yet) */
     int quit;
     slot_t *slots;
     size_t n;
     atomic_size_t next;
-} pool_t;
+};
+typedef struct ingest_pool pool_t;
 
 static void enrich_slot(ingest_t *in, slot_t *sl)
 {
@@ -168,7 +170,10 @@ static void *worker(void *arg)
 {
     pool_t *p = arg;
     unsigned seen = 0;
+    free(tn_xmalloc(64)); /* settle this thread's malloc arena now (ingest_pool_start) */
     pthread_mutex_lock(&p->mu);
+    p->busy = 0;
+    pthread_cond_broadcast(&p->cv);
     for (;;) {
         while (!p->quit && p->gen == seen)
             pthread_cond_wait(&p->cv, &p->mu);
@@ -186,12 +191,12 @@ static void *worker(void *arg)
 }
 
 /* Enrich slots[0..n) on this thread and the worker (if it runs). */
-static void enrich_group(pool_t *p, slot_t *slots, size_t n, int threaded)
+static void enrich_group(pool_t *p, slot_t *slots, size_t n)
 {
     p->slots = slots;
     p->n = n;
     atomic_store(&p->next, 0);
-    if (threaded && n > 1) {
+    if (p->threaded && n > 1) {
         pthread_mutex_lock(&p->mu);
         p->busy = 1;
         p->gen++;
@@ -436,8 +441,7 @@ static void slots_release(slot_t *slots, size_t n)
  * acknowledged it (the first step of its commit). While the two together are at the budget,
  * reading pauses until acknowledgments free room or the commit returns. A group is cut short
  * where its raw bytes, grown by the enriched/raw ratio seen so far, would pass what is left. */
-static tn_err_t fill(ingest_t *in, pool_t *p, int threaded, committer_t *cm, slot_t *slots,
-                     size_t *heldp)
+static tn_err_t fill(ingest_t *in, pool_t *p, committer_t *cm, slot_t *slots, size_t *heldp)
 {
     const ingest_cfg_t *cfg = in->cfg;
     size_t held = 0;   /* slots of this batch, enriched, not produced yet */
@@ -497,7 +501,7 @@ static tn_err_t fill(ingest_t *in, pool_t *p, int threaded, committer_t *cm, slo
             min_end = now + cfg->batch_min_ms;
         }
         tn_kafka_consumer_refill(in->consumer, 0); /* records left the read-ahead */
-        enrich_group(p, slots + held, n, threaded);
+        enrich_group(p, slots + held, n);
         double out = 0;
         for (size_t i = held; i < held + n; i++)
             out += (double)(slots[i].value ? slots[i].len : slots[i].msg.value_len);
@@ -516,13 +520,13 @@ static tn_err_t fill(ingest_t *in, pool_t *p, int threaded, committer_t *cm, slo
  * (tn_kafka_consumer_take_offsets(), taken as the batch ends), not the consumer's position at
  * commit time, which is already past the next batch. When a commit fails, the batch read
  * meanwhile is dropped with it and both are read again from the committed offsets. */
-static tn_err_t run(ingest_t *in, pool_t *p, int threaded, committer_t *cm, slot_t *slots)
+static tn_err_t run(ingest_t *in, pool_t *p, committer_t *cm, slot_t *slots)
 {
     while (!tn_lifecycle_is_stopping() || cm->busy) {
         uint64_t revs = tn_kafka_consumer_revocations(in->consumer);
         size_t held = 0;
         int aborted = 0;
-        if (fill(in, p, threaded, cm, slots, &held) != TN_OK)
+        if (fill(in, p, cm, slots, &held) != TN_OK)
             return TN_ERR_FATAL;
         if (commit_finish(cm, &aborted) != TN_OK) {
             slots_release(slots, held);
@@ -565,38 +569,61 @@ static tn_err_t run(ingest_t *in, pool_t *p, int threaded, committer_t *cm, slot
     return TN_OK;
 }
 
+void ingest_pool_start(ingest_t *in)
+{
+    pool_t *p = tn_xcalloc(1, sizeof(*p));
+    p->in = in;
+    p->grow = 2;
+    p->busy = 1;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    p->threaded = pthread_create(&p->th, NULL, worker, p) == 0;
+    if (!p->threaded)
+        TN_LOG(TN_LOG_WARN, "ingest: no second enrichment thread; enriching on one");
+    pthread_mutex_lock(&p->mu);
+    while (p->threaded && p->busy)
+        pthread_cond_wait(&p->cv, &p->mu);
+    p->busy = 0;
+    pthread_mutex_unlock(&p->mu);
+    in->pool = p;
+}
+
+static void pool_stop(pool_t *p)
+{
+    if (!p)
+        return;
+    if (p->threaded) {
+        pthread_mutex_lock(&p->mu);
+        p->quit = 1;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        pthread_join(p->th, NULL);
+    }
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
 tn_err_t ingest_pipeline_run(ingest_t *in)
 {
-    pool_t p = {
-        .in = in, .grow = 2, .max_out = tn_kafka_producer_max_record_bytes(in->txn_producer)};
-    pthread_mutex_init(&p.mu, NULL);
-    pthread_cond_init(&p.cv, NULL);
-    int threaded = pthread_create(&p.th, NULL, worker, &p) == 0;
-    if (!threaded)
-        TN_LOG(TN_LOG_WARN, "ingest: no second enrichment thread; enriching on one");
+    pool_t *p = in->pool;
+    p->max_out = tn_kafka_producer_max_record_bytes(in->txn_producer);
     slot_t *slots = tn_xcalloc((size_t)in->cfg->batch_max, sizeof(*slots));
     committer_t cm;
     committer_init(&cm, in);
-    tn_err_t rc = run(in, &p, threaded, &cm, slots);
+    tn_err_t rc = run(in, p, &cm, slots);
     int aborted = 0;
     if (commit_finish(&cm, &aborted) != TN_OK) /* left in flight by a fatal error */
         rc = TN_ERR_FATAL;
     committer_cleanup(&cm);
     free(slots);
-    if (threaded) {
-        pthread_mutex_lock(&p.mu);
-        p.quit = 1;
-        pthread_cond_broadcast(&p.cv);
-        pthread_mutex_unlock(&p.mu);
-        pthread_join(p.th, NULL);
-    }
-    pthread_cond_destroy(&p.cv);
-    pthread_mutex_destroy(&p.mu);
     return rc;
 }
 
 void ingest_pipeline_close(ingest_t *in)
 {
+    pool_stop(in->pool);
+    in->pool = NULL;
     if (in->consumer)
         tn_kafka_consumer_close(in->consumer);
     tn_kafka_consumer_destroy(in->consumer);
