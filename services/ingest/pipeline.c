@@ -91,12 +91,14 @@ tn_err_t ingest_pipeline_init(ingest_t *in, tn_app_t *app)
     }
     free(txnid);
     const char *topics[] = {cfg->topic_raw, NULL};
-    /* 1 MB of read-ahead, not the kafka module's 8 MB, which were a third of the process:
-     * fill() wakes the fetchers as it takes records (tn_kafka_consumer_refill), so a small
-     * queue keeps up: 2 MB cost 1-6 MB more peak RSS at 8 KB tickets than 1 MB (the queue
-     * plus the fetch responses in flight, decompressed) and bought no rate at either size
-     * (README, Figures). TAINA_KAFKA_* still overrides. */
-    tn_cfg_prop_t readahead[] = {{"queued.max.messages.kbytes", "1024"}};
+    /* 2 MB of read-ahead, not the kafka module's 8 MB, which were a third of the process.
+     * fill() wakes the fetchers as it takes records (tn_kafka_consumer_refill), but a refill
+     * takes a round trip or two (more when a fetch waits at a broker on a drained partition),
+     * and at 8 KB tickets 1 MB lasted the pipeline under 10 ms: it waited for records 20-90 ms
+     * at a time, and 2 MB drained 8 KB tickets a third faster (7,200 -> 10,500 records/s;
+     * waking the fetchers every 3 ms instead of 10 gained nothing). Peak RSS stays under
+     * 30 MB (README, Figures). TAINA_KAFKA_* still overrides. */
+    tn_cfg_prop_t readahead[] = {{"queued.max.messages.kbytes", "2048"}};
     tn_kafka_opts_t co = o;
     co.defaults = readahead;
     co.ndefaults = TN_ARRAY_LEN(readahead);

@@ -91,8 +91,7 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *topics[] = {"tickets.raw", NULL};
-    /* taina-ingest's consumer: fetchers woken as records are taken; 2 MB of read-ahead
-     * (taina-ingest: 1 MB) */
+    /* taina-ingest's consumer: fetchers woken as records are taken; 2 MB of read-ahead */
     tn_cfg_prop_t readahead[] = {{"queued.max.messages.kbytes", "2048"}};
     tn_kafka_opts_t co = o;
     co.defaults = readahead;
