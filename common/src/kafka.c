@@ -856,9 +856,12 @@ tn_kafka_consumer_t *tn_kafka_consumer_new(const tn_kafka_opts_t *o, const char 
                                * room. 500 ms (the default) stalled a backlog's drain for up to
                                * half a second whenever a partition ran out, and on devstack
                                * each hop of a pipeline waited out the long poll (tests 0013 and
-                               * 0037 ran 1.5-1.7x longer with 500 ms). Idle, 50 ms is 20 empty
-                               * fetches a second per broker. */
-                              "fetch.wait.max.ms", "50",
+                               * 0037 ran 1.5-1.7x longer with 500 ms). At 50 ms the ingest
+                               * bench's passthrough still waited 30-45 ms for records up to 15
+                               * times in 200 transactions, half of some runs (74,000-180,000
+                               * records/s); at 10 ms it runs at 150,000-175,000. Idle, 10 ms is
+                               * 100 empty fetches a second per broker: 0.1% of a core here. */
+                              "fetch.wait.max.ms", "10",
                               /* the pause after a full read-ahead: a setting from 2.1 on (1 s
                                * before, see tn_kafka_consumer_wake_fetchers) */
                               NULL, NULL, NULL};

@@ -325,7 +325,7 @@ def main():
                          "enable.auto.offset.store": False,
                          "partition.assignment.strategy": "cooperative-sticky",
                          "isolation.level": "read_committed", "auto.offset.reset": "earliest",
-                         "fetch.wait.max.ms": 50})
+                         "fetch.wait.max.ms": 10})
     producer.init_transactions(30)
     consumer.subscribe(["tickets.raw"])
 
