@@ -860,7 +860,8 @@ tn_kafka_consumer_t *tn_kafka_consumer_new(const tn_kafka_opts_t *o, const char 
                                * bench's passthrough still waited 30-45 ms for records up to 15
                                * times in 200 transactions, half of some runs (74,000-180,000
                                * records/s); at 10 ms it runs at 150,000-175,000. Idle, 10 ms is
-                               * 100 empty fetches a second per broker: 0.1% of a core here. */
+                               * 100 empty fetches a second per broker: devstack's broker used 0.5%
+                               * of a core more. */
                               "fetch.wait.max.ms", "10",
                               /* the pause after a full read-ahead: a setting from 2.1 on (1 s
                                * before, see tn_kafka_consumer_wake_fetchers) */
