@@ -15,9 +15,9 @@
 #include "taina/clock.h"
 #include "taina/http_client.h"
 #include "taina/log.h"
-#include "bytes_int.h"
 #include "taina/mem.h"
 #include "taina/text.h"
+#include "bytes_int.h"
 
 #define DEF_DIMS        384
 #define DEF_MAX_BATCH   64

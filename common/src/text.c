@@ -7,8 +7,8 @@
 #include <strings.h>
 #include <utf8proc.h>
 
-#include "bytes_int.h"
 #include "taina/mem.h"
+#include "bytes_int.h"
 
 #define REPLACEMENT 0xFFFD
 
