@@ -43,6 +43,19 @@ static tn_err_t reserve(tn_buf_t *b, size_t extra)
     return TN_OK;
 }
 
+tn_err_t tn_buf_reserve(tn_buf_t *b, size_t n)
+{
+    if (n > b->max - b->len || b->len > b->max)
+        return TN_ERR_TOO_LARGE;
+    size_t need = b->len + n + 1;
+    if (need > b->cap) {
+        b->data = tn_xrealloc(b->data, need);
+        b->cap = need;
+        b->data[b->len] = '\0';
+    }
+    return TN_OK;
+}
+
 tn_err_t tn_buf_add(tn_buf_t *b, const void *p, size_t n)
 {
     tn_err_t rc = reserve(b, n);

@@ -26,6 +26,9 @@ void tn_buf_init(tn_buf_t *b, size_t max);
 void tn_buf_cleanup(tn_buf_t *b);
 /** @brief Forget the contents, keep the allocation. */
 void tn_buf_reset(tn_buf_t *b);
+/** @brief Make room for @p n more bytes at once (an expected size: no doubling steps later).
+ *  @returns TN_OK or TN_ERR_TOO_LARGE when len + @p n would pass the maximum (unchanged). */
+tn_err_t tn_buf_reserve(tn_buf_t *b, size_t n);
 /** @brief Append @p n bytes. @returns TN_OK or TN_ERR_TOO_LARGE (the buffer is unchanged). */
 tn_err_t tn_buf_add(tn_buf_t *b, const void *p, size_t n);
 /** @brief Append a NUL-terminated string. */

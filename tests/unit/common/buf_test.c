@@ -66,6 +66,30 @@ static void test_big_growth(void **state)
     free(s);
 }
 
+/* A reservation makes room once: appends within it keep the allocation; past the maximum it
+ * fails and leaves the buffer as it was. */
+static void test_reserve(void **state)
+{
+    (void)state;
+    tn_buf_t b;
+    tn_buf_init(&b, 100);
+    assert_int_equal(tn_buf_reserve(&b, 101), TN_ERR_TOO_LARGE);
+    assert_null(b.data);
+    assert_int_equal(tn_buf_reserve(&b, 90), TN_OK);
+    assert_non_null(b.data);
+    assert_string_equal(b.data, "");
+    char *at = b.data;
+    for (int i = 0; i < 9; i++)
+        assert_int_equal(tn_buf_add(&b, "0123456789", 10), TN_OK);
+    assert_ptr_equal(b.data, at);
+    assert_int_equal(b.len, 90);
+    assert_int_equal(tn_buf_reserve(&b, 11), TN_ERR_TOO_LARGE);
+    assert_int_equal(tn_buf_reserve(&b, 10), TN_OK);
+    assert_int_equal(b.len, 90);
+    assert_memory_equal(b.data + 80, "0123456789", 11);
+    tn_buf_cleanup(&b);
+}
+
 static void test_json_string(void **state)
 {
     (void)state;
@@ -99,11 +123,9 @@ static void test_json_string_invalid_utf8(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_grow_and_cap),
-        cmocka_unit_test(test_uint),
-        cmocka_unit_test(test_big_growth),
-        cmocka_unit_test(test_json_string),
-        cmocka_unit_test(test_json_string_invalid_utf8),
+        cmocka_unit_test(test_grow_and_cap), cmocka_unit_test(test_uint),
+        cmocka_unit_test(test_big_growth),   cmocka_unit_test(test_reserve),
+        cmocka_unit_test(test_json_string),  cmocka_unit_test(test_json_string_invalid_utf8),
     };
     return cmocka_run_group_tests_name("buf", tests, NULL, NULL);
 }

@@ -1,7 +1,10 @@
 /* Unit tests for common/src/trace.c: W3C traceparent parse/format/continue, UUIDv4. */
 #include "tn_test.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "taina/trace.h"
 
@@ -77,6 +80,69 @@ static void test_uuid4(void **state)
     assert_string_not_equal(a, b);
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Ids come from a per-thread pool of random bytes: many of them, across refills, are all
+ * different, well formed, and a formatted traceparent is cut as snprintf() would cut it. */
+static void test_ids_many(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    char **ids = calloc(2 * N, sizeof(*ids));
+    for (size_t i = 0; i < N; i++) {
+        tn_trace_t t;
+        tn_trace_new(&t);
+        char out[64];
+        tn_trace_format(&t, out, sizeof(out));
+        assert_int_equal(strlen(out), TN_TRACE_LEN);
+        tn_trace_t back;
+        assert_int_equal(tn_trace_parse(out, strlen(out), &back), TN_OK);
+        ids[2 * i] = strdup(t.trace_id);
+        ids[2 * i + 1] = malloc(37);
+        tn_uuid4(ids[2 * i + 1], 37);
+    }
+    qsort(ids, 2 * N, sizeof(*ids), cmp_str);
+    for (size_t i = 1; i < 2 * N; i++)
+        assert_string_not_equal(ids[i - 1], ids[i]);
+    for (size_t i = 0; i < 2 * N; i++)
+        free(ids[i]);
+    free(ids);
+    tn_trace_t t;
+    assert_int_equal(tn_trace_parse(good, strlen(good), &t), TN_OK);
+    char small[10];
+    assert_string_equal(tn_trace_format(&t, small, sizeof(small)), "00-4bf92f");
+}
+
+/* A forked child does not repeat the ids its parent hands out next (a few forks in a row, as
+ * one of them may fall where the parent's pool runs out and both would draw anew anyway). */
+static void test_ids_fork(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 8; round++) {
+        char mine[37], child[37] = {0};
+        int fd[2];
+        assert_int_equal(pipe(fd), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            char c[37];
+            tn_uuid4(c, sizeof(c));
+            _exit(write(fd[1], c, 37) == 37 ? 0 : 1);
+        }
+        close(fd[1]);
+        tn_uuid4(mine, sizeof(mine));
+        assert_int_equal(read(fd[0], child, 37), 37);
+        close(fd[0]);
+        int st;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        assert_string_not_equal(child, mine);
+    }
+}
+
 /* RFC 9562 example (as Python's uuid.uuid5(NAMESPACE_DNS, "www.example.com")). */
 static void test_uuid5(void **state)
 {
@@ -95,6 +161,8 @@ int main(void)
         cmocka_unit_test(test_parse_invalid),
         cmocka_unit_test(test_continue_and_new),
         cmocka_unit_test(test_uuid4),
+        cmocka_unit_test(test_ids_many),
+        cmocka_unit_test(test_ids_fork),
         cmocka_unit_test(test_uuid5),
     };
     return cmocka_run_group_tests_name("trace", tests, NULL, NULL);
