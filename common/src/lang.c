@@ -90,7 +90,9 @@ tn_lang_t tn_lang_detect(const char *text, size_t len, const char *hint)
     /* evidence counted in halves, as integers: the same sums as adding 0.5s and 1s */
     size_t es2 = 0, en2 = 0, words = 0;
     const unsigned char *u = (const unsigned char *)text;
-    for (size_t i = 0; i < len;) {
+    /* the first TN_LANG_SAMPLE bytes (the word there read to its end) */
+    size_t stop = len < TN_LANG_SAMPLE ? len : TN_LANG_SAMPLE;
+    for (size_t i = 0; i < stop;) {
         unsigned char c = u[i];
         if (c >= 0x80) { /* outside a word: a word starts at an ASCII letter */
             es2 += mark_halves(u, len, i++);

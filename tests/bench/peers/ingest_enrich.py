@@ -100,6 +100,7 @@ _ES_MARKS = re.compile(r"[ñÑ¿¡áéíóú]")
 
 
 def detect_lang(text, hint=None):
+    text = text[:4096]  # the first 4 KB, as taina's detector (TN_LANG_SAMPLE)
     es = en = 0.0
     for w in _WORD.findall(text.lower()):
         if w in ES_WORDS:

@@ -1,6 +1,7 @@
 /* Unit tests for common/src/lang.c: Spanish, English, undetermined. */
 #include "tn_test.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "taina/lang.h"
@@ -54,6 +55,43 @@ static void test_undetermined(void **state)
     assert_string_equal(l.code, "und");
 }
 
+/* A long text is judged on its first TN_LANG_SAMPLE bytes: Spanish there and English after
+ * it is Spanish, whatever the length of the rest; a word across the limit is read whole. */
+static void test_sample(void **state)
+{
+    (void)state;
+    const char *es = "Quiero renovar el pasaporte y necesito una cita para la semana que viene. ";
+    const char *en = "I would like to know when the office is open and what I need to bring. ";
+    size_t cap = 4 * TN_LANG_SAMPLE, n = 0;
+    char *t = malloc(cap);
+    while (n < TN_LANG_SAMPLE) {
+        memcpy(t + n, es, strlen(es));
+        n += strlen(es);
+    }
+    size_t es_end = n;
+    while (n + strlen(en) < cap) {
+        memcpy(t + n, en, strlen(en));
+        n += strlen(en);
+    }
+    tn_lang_t all = tn_lang_detect(t, n, NULL), head = tn_lang_detect(t, es_end, NULL);
+    assert_string_equal(all.code, "es");
+    assert_true(all.confidence == head.confidence); /* nothing after the sample counted */
+    /* English from the start: English, though most of the sample's successors are Spanish */
+    tn_lang_t en_first = tn_lang_detect(t + es_end, n - es_end, NULL);
+    assert_string_equal(en_first.code, "en");
+    /* "the" ends exactly at the limit or runs past it: the word counts the same */
+    memset(t, ' ', TN_LANG_SAMPLE + 8);
+    memcpy(t + TN_LANG_SAMPLE - 3, "the", 3);
+    memcpy(t + TN_LANG_SAMPLE - 40, "and the of", 10);
+    tn_lang_t a = tn_lang_detect(t, TN_LANG_SAMPLE + 8, NULL);
+    memcpy(t + TN_LANG_SAMPLE - 3, " the", 4);
+    tn_lang_t b = tn_lang_detect(t, TN_LANG_SAMPLE + 8, NULL);
+    assert_string_equal(a.code, "en");
+    assert_string_equal(b.code, "en");
+    assert_true(a.confidence == b.confidence);
+    free(t);
+}
+
 static void test_hint_breaks_ties(void **state)
 {
     (void)state;
@@ -66,9 +104,8 @@ static void test_hint_breaks_ties(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_spanish),
-        cmocka_unit_test(test_english),
-        cmocka_unit_test(test_undetermined),
+        cmocka_unit_test(test_spanish),          cmocka_unit_test(test_english),
+        cmocka_unit_test(test_undetermined),     cmocka_unit_test(test_sample),
         cmocka_unit_test(test_hint_breaks_ties),
     };
     return cmocka_run_group_tests_name("lang", tests, NULL, NULL);
