@@ -204,7 +204,7 @@ static const char *out_violation(const char *title, size_t tlen, const char *tex
     if (t < 1 || t > 500)
         snprintf(line, len, "/title: %s: length %zu (#/properties/title)",
                  t < 1 ? "minLength" : "maxLength", t);
-    else if (tn_text_cp_count(text, text_len) > 200000)
+    else if (text_len > 200000 && tn_text_cp_count(text, text_len) > 200000) /* cps <= bytes */
         snprintf(line, len, "/text: maxLength: too long (#/properties/text)");
     else if (strcmp(priority, "low") && strcmp(priority, "normal") && strcmp(priority, "high") &&
              strcmp(priority, "urgent"))
@@ -654,8 +654,8 @@ char *ingest_enrich(const ingest_rules_t *r, const void *value, size_t len, size
         rtitle = tn_xstrdup("(untitled)");
         tlen = strlen(rtitle);
     }
-    if (tn_text_cp_count(rtitle, tlen) >
-        TITLE_MAX) /* a placeholder may be longer than what it replaced */
+    if (tlen > TITLE_MAX && tn_text_cp_count(rtitle, tlen) >
+                                TITLE_MAX) /* a placeholder may be longer than what it replaced */
         tlen = cut_title(rtitle, tlen);
     /* an empty body: the title is the text to index */
     const char *text = blen ? rbody : rtitle;
