@@ -690,10 +690,14 @@ char *ingest_enrich(const ingest_rules_t *r, const void *value, size_t len, size
     put_str(&out, cat.priority, strlen(cat.priority));
     put_key(&out, "pii");
     tn_buf_add(&out, "{", 1);
-    for (size_t i = 0, k = 0; pii_counts && i < tn_pii_ntypes(r->pii); i++)
-        if (pii_counts[i])
-            tn_buf_addf(&out, "%s\"%s\":%zu", k++ ? "," : "", tn_pii_type_name(r->pii, i),
-                        pii_counts[i]);
+    for (size_t i = 0, k = 0; pii_counts && i < tn_pii_ntypes(r->pii); i++) {
+        if (!pii_counts[i])
+            continue;
+        tn_buf_adds(&out, k++ ? ",\"" : "\""); /* "name":count, no printf */
+        tn_buf_adds(&out, tn_pii_type_name(r->pii, i));
+        tn_buf_add(&out, "\":", 2);
+        tn_buf_add_uint(&out, pii_counts[i]);
+    }
     tn_buf_add(&out, "}", 1);
     put_key(&out, "invalid_utf8");
     tn_buf_add_uint(&out, bad);
