@@ -189,13 +189,15 @@ tn_metric_t *tn_metrics_histogram(tn_metrics_t *m, const char *name, const char 
 /* ---------------------------------------------------------------------------------------------
  * Series */
 
-static char *join_values(const tn_metric_t *f, const char *const *values)
+/* The series key of @p values: each value and a 0x1F. Into @p buf when it fits @p cap bytes,
+ * else into a new allocation (free it when it is not @p buf). */
+static char *join_values(const tn_metric_t *f, const char *const *values, char *buf, size_t cap)
 {
     size_t len = 1;
     TN_ASSERT(count_list(values) == f->nlabels);
     for (size_t i = 0; i < f->nlabels; i++)
         len += strlen(values[i]) + 1;
-    char *key = tn_xmalloc(len), *p = key;
+    char *key = len <= cap ? buf : tn_xmalloc(len), *p = key;
     for (size_t i = 0; i < f->nlabels; i++) {
         size_t n = strlen(values[i]);
         memcpy(p, values[i], n);
@@ -226,15 +228,19 @@ static long find_series(const tn_metric_t *f, const char *key)
 /* Find or create a series. Called with f->lock held. */
 static series_t *series_get(tn_metric_t *f, const char *const *values, int create)
 {
-    char *key = join_values(f, values);
+    /* the key on the stack: an update of an existing series (nearly all of them, some per
+     * record in a pipeline) allocates nothing */
+    char kbuf[256];
+    char *key = join_values(f, values, kbuf, sizeof(kbuf));
     long idx = find_series(f, key);
     if (idx >= 0 || !create) {
-        free(key);
+        if (key != kbuf)
+            free(key);
         return idx >= 0 ? f->series[idx] : NULL;
     }
     size_t pos = (size_t)(-idx - 1);
     series_t *s = tn_xcalloc(1, sizeof(*s));
-    s->key = key;
+    s->key = key == kbuf ? tn_xstrdup(kbuf) : key;
     s->values = tn_xcalloc(f->nlabels ? f->nlabels : 1, sizeof(char *));
     for (size_t i = 0; i < f->nlabels; i++)
         s->values[i] = tn_xstrdup(values[i]);
@@ -304,7 +310,8 @@ unsigned long long tn_metric_count(tn_metric_t *f, const char *const *values)
 
 void tn_metric_remove(tn_metric_t *f, const char *const *values)
 {
-    char *key = join_values(f, values);
+    char kbuf[256];
+    char *key = join_values(f, values, kbuf, sizeof(kbuf));
     pthread_mutex_lock(&f->lock);
     long idx = find_series(f, key);
     if (idx >= 0) {
@@ -314,7 +321,8 @@ void tn_metric_remove(tn_metric_t *f, const char *const *values)
         f->nseries--;
     }
     pthread_mutex_unlock(&f->lock);
-    free(key);
+    if (key != kbuf)
+        free(key);
 }
 
 void tn_metrics_add_collector(tn_metrics_t *m, tn_metrics_collect_cb *cb, void *opaque)

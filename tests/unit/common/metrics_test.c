@@ -59,6 +59,16 @@ static void test_counter_gauge_values(void **state)
     /* families are sorted by name */
     assert_true(strstr(out, "# HELP taina_lag") < strstr(out, "# HELP taina_records_total"));
     free(out);
+    /* a label value longer than the key's stack buffer: the same series, updated and removed */
+    char longv[400];
+    memset(longv, 'v', sizeof(longv) - 1);
+    longv[sizeof(longv) - 1] = '\0';
+    tn_metric_add(c, TN_LABELS(longv), 1);
+    tn_metric_add(c, TN_LABELS(longv), 2);
+    assert_true(tn_metric_get(c, TN_LABELS(longv)) == 3);
+    tn_metric_remove(c, TN_LABELS(longv));
+    assert_true(tn_metric_get(c, TN_LABELS(longv)) == 0);
+    assert_true(tn_metric_get(c, TN_LABELS("a")) == 3.5);
     tn_metrics_destroy(m);
 }
 
