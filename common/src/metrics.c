@@ -425,6 +425,23 @@ static tn_err_t render_family(tn_buf_t *b, tn_metric_t *f)
     return rc;
 }
 
+/* The boot time, read once: /proc/stat is long (a line of interrupt counts) and costly to
+ * generate, and reading it on every scrape was most of a scrape's CPU. */
+static double btime;
+static pthread_once_t btime_once = PTHREAD_ONCE_INIT;
+
+static void read_btime(void)
+{
+    FILE *st = fopen("/proc/stat", "r");
+    if (!st)
+        return;
+    char line[256];
+    while (fgets(line, sizeof(line), st))
+        if (sscanf(line, "btime %lf", &btime) == 1)
+            break;
+    fclose(st);
+}
+
 /* Process metrics from /proc, with the standard client-library names. */
 static void collect_process(tn_metrics_t *m)
 {
@@ -458,15 +475,7 @@ static void collect_process(tn_metrics_t *m)
             pthread_mutex_lock(&cpu->lock);
             series_get(cpu, none, 1)->value = (double)(utime + stime) / (double)ticks;
             pthread_mutex_unlock(&cpu->lock);
-            double btime = 0;
-            FILE *st = fopen("/proc/stat", "r");
-            if (st) {
-                char line[256];
-                while (fgets(line, sizeof(line), st))
-                    if (sscanf(line, "btime %lf", &btime) == 1)
-                        break;
-                fclose(st);
-            }
+            pthread_once(&btime_once, read_btime);
             tn_metric_set(tn_metrics_gauge(m, "process_start_time_seconds",
                                            "Start time of the process since unix epoch in "
                                            "seconds.",
