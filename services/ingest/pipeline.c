@@ -192,40 +192,26 @@ static void *worker(void *arg)
     return NULL;
 }
 
-/* Hand slots[0..n) to the worker (if it runs) and return: it enriches them while this thread
- * polls the next group; group_finish() helps with what is left and waits for it. */
-static void group_start(pool_t *p, slot_t *slots, size_t n)
+/* Enrich slots[0..n) on this thread and the worker (if it runs). */
+static void enrich_group(pool_t *p, slot_t *slots, size_t n)
 {
     p->slots = slots;
     p->n = n;
     atomic_store(&p->next, 0);
-    if (p->threaded) {
+    if (p->threaded && n > 1) {
         pthread_mutex_lock(&p->mu);
         p->busy = 1;
         p->gen++;
         pthread_cond_broadcast(&p->cv);
         pthread_mutex_unlock(&p->mu);
     }
-}
-
-/* Enrich what is left of the started group on this thread too, wait until the worker is done
- * with it, and finish each slot (on the consumer's thread). Returns its enriched bytes (raw
- * bytes for a dead letter). */
-static double group_finish(pool_t *p)
-{
     enrich_share(p);
     pthread_mutex_lock(&p->mu);
     while (p->busy)
         pthread_cond_wait(&p->cv, &p->mu);
     pthread_mutex_unlock(&p->mu);
-    double out = 0;
-    for (size_t i = 0; i < p->n; i++) {
-        slot_t *sl = &p->slots[i];
-        enrich_done(p, sl);
-        out += (double)(sl->value ? sl->len : sl->msg.value_len);
-    }
-    p->n = 0;
-    return out;
+    for (size_t i = 0; i < n; i++) /* on the consumer's thread */
+        enrich_done(p, &slots[i]);
 }
 
 /* Produce one enriched record (or its dead letter) inside the open transaction. */
@@ -441,9 +427,7 @@ static void slots_release(slot_t *slots, size_t n)
 }
 
 /* Read the next batch into @p slots: consume groups of up to GROUP records (what is already
- * fetched, no waiting past the first); each group goes to the worker as soon as it is polled,
- * and this thread joins it there after polling the next one (the polls, about a tenth of a 1 KB
- * record's time, no longer leave the worker waiting). The
+ * fetched, no waiting past the first) and enrich each group on two threads as it comes. The
  * batch ends when it is full (records or enriched bytes), when the commit in flight returned
  * (the next transaction can begin) and the batch is at least TAINA_INGEST_BATCH_MIN_TIME old,
  * with no commit in flight when its linger time is up, or at a stop. The minimum age keeps
@@ -462,101 +446,71 @@ static void slots_release(slot_t *slots, size_t n)
 static tn_err_t fill(ingest_t *in, pool_t *p, committer_t *cm, slot_t *slots, size_t *heldp)
 {
     const ingest_cfg_t *cfg = in->cfg;
-    size_t held = 0; /* slots of this batch, enriched, not produced yet */
-    size_t pend = 0; /* the group after them, being enriched (group_start) */
-    double pend_raw = 0;
-    int64_t bytes = 0; /* enriched values of the held slots: in memory until produced */
+    size_t held = 0;   /* slots of this batch, enriched, not produced yet */
+    int64_t bytes = 0; /* their enriched values: held in memory until the batch is produced */
     int64_t deadline = 0, min_end = 0; /* linger deadline; earliest end after a commit returned */
-    tn_err_t rc = TN_OK;
     *heldp = 0;
-    for (;;) {
-        if ((int64_t)(held + pend) >= cfg->batch_max || bytes >= cfg->batch_max_bytes)
-            break;
+    while ((int64_t)held < cfg->batch_max && bytes < cfg->batch_max_bytes) {
         if (tn_lifecycle_is_stopping())
             break;
-        size_t have = held + pend, n = 0;
-        double raw = 0; /* raw bytes of the group polled now */
-        if (cm->busy ? commit_done(cm) && (!have || tn_clock_mono_ms() >= min_end)
-                     : have && tn_clock_mono_ms() >= deadline)
+        if (cm->busy ? commit_done(cm) && (!held || tn_clock_mono_ms() >= min_end)
+                     : held && tn_clock_mono_ms() >= deadline)
             break;
-        /* the group being enriched counts at its expected size */
-        int64_t left = cfg->batch_max_bytes - bytes - (int64_t)(pend_raw * p->grow);
+        int64_t left = cfg->batch_max_bytes - bytes;
         if (cm->busy)
             left -= tn_kafka_producer_pending_bytes(in->txn_producer);
         if (left <= 0) { /* the committing batch is not acknowledged yet */
-            if (pend)
-                goto finish;
             tn_clock_sleep_ms(1);
             continue;
         }
-        size_t room = (size_t)cfg->batch_max - have, first = have;
+        size_t n = 0, room = (size_t)cfg->batch_max - held;
+        double raw = 0; /* raw bytes of this group */
         if (room > GROUP)
             room = GROUP;
         while (n < room && raw * p->grow < (double)left) {
             /* Waiting for the first record of a group: while a commit is in flight, briefly,
-             * to see it return; with records held, until the linger time is up; else idle.
-             * A group being enriched is finished first: nothing to wait for meanwhile. */
-            int64_t wait = n || pend  ? 0
+             * to see it return; with records held, until the linger time is up; else idle. */
+            int64_t wait = n          ? 0
                            : cm->busy ? COMMIT_LOOK_MS
-                           : have     ? deadline - tn_clock_mono_ms()
+                           : held     ? deadline - tn_clock_mono_ms()
                                       : 200;
-            if (!n && wait <= 0 && !pend)
+            if (!n && wait <= 0)
                 break;
             tn_kafka_error_t e;
-            slot_t *sl = &slots[first + n];
+            slot_t *sl = &slots[held + n];
             memset(sl, 0, sizeof(*sl));
             if (wait > 0) /* librdkafka 2.0 leaves a drained read-ahead empty up to 1 s */
                 wait = tn_kafka_consumer_refill(in->consumer, wait);
-            tn_err_t prc = tn_kafka_consumer_poll(in->consumer, wait, &sl->msg, &e);
+            tn_err_t rc = tn_kafka_consumer_poll(in->consumer, wait, &sl->msg, &e);
             atomic_store(&in->pipeline_ready, tn_kafka_consumer_assigned(in->consumer) > 0);
-            if (prc == TN_AGAIN)
+            if (rc == TN_AGAIN)
                 break;
-            if (prc != TN_OK) {
-                if (e.fatal)
-                    rc = TN_ERR_FATAL;
+            if (rc != TN_OK) {
+                if (e.fatal) {
+                    slots_release(slots, held + n);
+                    return TN_ERR_FATAL;
+                }
                 break;
             }
             raw += (double)sl->msg.value_len;
             n++;
         }
-        if (rc != TN_OK) {
-            if (pend)
-                group_finish(p); /* the worker lets go of its slots */
-            slots_release(slots, first + n);
-            return rc;
+        if (n == 0)
+            continue;
+        if (!held) {
+            int64_t now = tn_clock_mono_ms();
+            deadline = now + cfg->batch_linger_ms;
+            min_end = now + cfg->batch_min_ms;
         }
-        if (n > 0) {
-            if (!have) {
-                int64_t now = tn_clock_mono_ms();
-                deadline = now + cfg->batch_linger_ms;
-                min_end = now + cfg->batch_min_ms;
-            }
-            tn_kafka_consumer_refill(in->consumer, 0); /* records left the read-ahead */
-        }
-    finish:
-        /* The group polled before this one was enriched meanwhile (by the worker, and now by
-         * both threads); this one goes to the worker while the next is polled. */
-        if (pend) {
-            double out = group_finish(p);
-            if (pend_raw > 0) /* each group weighs a quarter */
-                p->grow = 0.75 * p->grow + 0.25 * (out / pend_raw);
-            bytes += (int64_t)out;
-            held += pend;
-            *heldp = held;
-            pend = 0;
-            pend_raw = 0;
-        }
-        if (n > 0) {
-            group_start(p, slots + held, n);
-            pend = n;
-            pend_raw = raw;
-        }
-    }
-    if (pend) { /* the batch ends: its last group too */
-        double out = group_finish(p);
-        if (pend_raw > 0)
-            p->grow = 0.75 * p->grow + 0.25 * (out / pend_raw);
-        held += pend;
+        tn_kafka_consumer_refill(in->consumer, 0); /* records left the read-ahead */
+        enrich_group(p, slots + held, n);
+        double out = 0;
+        for (size_t i = held; i < held + n; i++)
+            out += (double)(slots[i].value ? slots[i].len : slots[i].msg.value_len);
+        if (raw > 0) /* each group weighs a quarter */
+            p->grow = 0.75 * p->grow + 0.25 * (out / raw);
+        bytes += (int64_t)out;
+        held += n;
         *heldp = held;
     }
     return TN_OK;
