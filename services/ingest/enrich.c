@@ -586,10 +586,11 @@ char *ingest_enrich(const ingest_rules_t *r, const void *value, size_t len, size
     /* The value is written directly, members in the order of the schema's examples; the copied
      * members passed the same rules in tickets.raw, the rest is checked by out_violation(). */
     tn_buf_t out;
+    /* Grown by doubling, not reserved at the record's size: the pipeline holds a batch of
+     * these, and with each one cut back from a reservation a bit larger (below) the held values
+     * and the small holes between them took 2 MB more peak RSS at 8 KB (28.2-28.6 against
+     * 25.8-26.5 MB). */
     tn_buf_init(&out, (size_t)-1);
-    /* about the record's size and a few hundred bytes of results and chunks (twice the text
-     * with chunk texts): one allocation, not the doubling steps from 64 bytes */
-    tn_buf_reserve(&out, len + 1024 + (r->chunk_text ? len + len / 4 : 0));
     tn_buf_adds(&out, "{\"schema_version\":1");
     copy_field(&out, raw, "ticket_id");
     copy_field(&out, raw, "tenant_id");
