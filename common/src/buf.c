@@ -28,32 +28,32 @@ void tn_buf_reset(tn_buf_t *b)
         b->data[0] = '\0';
 }
 
-static tn_err_t reserve(tn_buf_t *b, size_t extra)
+/* Room for @p extra more bytes and the NUL: by doubling from 64 (appends), or exactly (an
+ * expected size, tn_buf_reserve()). */
+static tn_err_t grow(tn_buf_t *b, size_t extra, int exact)
 {
     if (extra > b->max - b->len || b->len > b->max)
         return TN_ERR_TOO_LARGE;
     size_t need = b->len + extra + 1;
     if (need <= b->cap)
         return TN_OK;
-    size_t cap = b->cap ? b->cap : 64;
+    size_t cap = exact ? need : b->cap ? b->cap : 64;
     while (cap < need)
         cap = cap > ((size_t)-1) / 2 ? need : cap * 2;
     b->data = tn_xrealloc(b->data, cap);
     b->cap = cap;
+    b->data[b->len] = '\0';
     return TN_OK;
+}
+
+static tn_err_t reserve(tn_buf_t *b, size_t extra)
+{
+    return grow(b, extra, 0);
 }
 
 tn_err_t tn_buf_reserve(tn_buf_t *b, size_t n)
 {
-    if (n > b->max - b->len || b->len > b->max)
-        return TN_ERR_TOO_LARGE;
-    size_t need = b->len + n + 1;
-    if (need > b->cap) {
-        b->data = tn_xrealloc(b->data, need);
-        b->cap = need;
-        b->data[b->len] = '\0';
-    }
-    return TN_OK;
+    return grow(b, n, 1);
 }
 
 tn_err_t tn_buf_add(tn_buf_t *b, const void *p, size_t n)

@@ -31,14 +31,13 @@ void tn_random_bytes(void *buf, size_t n)
 #define ID_POOL 512
 static __thread struct {
     unsigned char b[ID_POOL];
-    size_t used; /* ID_POOL: empty */
-    int init;
+    size_t left; /* bytes not handed out yet, at the end of b; 0: empty (a new thread's pool) */
 } id_pool;
 static pthread_once_t id_once = PTHREAD_ONCE_INIT;
 
 static void id_pool_forget(void)
 {
-    id_pool.used = ID_POOL;
+    id_pool.left = 0;
 }
 
 static void id_pool_atfork(void)
@@ -49,18 +48,13 @@ static void id_pool_atfork(void)
 static void id_bytes(unsigned char *out, size_t n)
 {
     TN_ASSERT(n <= ID_POOL);
-    if (!id_pool.init) {
+    if (id_pool.left < n) {
         pthread_once(&id_once, id_pool_atfork);
-        id_pool.init = 1;
-        id_pool.used = ID_POOL;
-    }
-    if (ID_POOL - id_pool.used < n) {
         tn_random_bytes(id_pool.b, ID_POOL);
-        id_pool.used = 0;
+        id_pool.left = ID_POOL;
     }
-    memcpy(out, id_pool.b + id_pool.used, n);
-    memset(id_pool.b + id_pool.used, 0, n); /* handed out once */
-    id_pool.used += n;
+    memcpy(out, id_pool.b + ID_POOL - id_pool.left, n);
+    id_pool.left -= n;
 }
 
 static void random_hex(char *out, size_t nbytes)

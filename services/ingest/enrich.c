@@ -655,8 +655,9 @@ char *ingest_enrich(const ingest_rules_t *r, const void *value, size_t len, size
         rtitle = tn_xstrdup("(untitled)");
         tlen = strlen(rtitle);
     }
-    if (tlen > TITLE_MAX && tn_text_cp_count(rtitle, tlen) >
-                                TITLE_MAX) /* a placeholder may be longer than what it replaced */
+    /* a placeholder may be longer than what it replaced (code points <= bytes: count only
+     * when the bytes could pass) */
+    if (tlen > TITLE_MAX && tn_text_cp_count(rtitle, tlen) > TITLE_MAX)
         tlen = cut_title(rtitle, tlen);
     /* an empty body: the title is the text to index */
     const char *text = blen ? rbody : rtitle;
