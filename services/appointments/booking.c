@@ -20,9 +20,10 @@
 #include "taina/log.h"
 #include "taina/mem.h"
 
-#define FHIR_JSON      "application/fhir+json"
-#define REQUEST_SYSTEM "urn:taina:appointments:request-id"
-#define ID_SYSTEM      "urn:taina:appointments:id-number"
+#define FHIR_JSON            "application/fhir+json"
+#define REQUEST_SYSTEM       "urn:taina:appointments:request-id"
+#define ID_SYSTEM            "urn:taina:appointments:id-number"
+#define BOOKING_MAX_RESPONSE ((size_t)1 << 20) /* token, Bundle of <= 100 slots, Appointment */
 
 struct booking {
     const appt_cfg_t *cfg;
@@ -86,6 +87,9 @@ booking_t *booking_new(const appt_cfg_t *cfg, appt_metrics_t *m, tn_metrics_t *r
     o.deadline_ms = cfg->booking_timeout_ms;
     o.timeout_ms = cfg->booking_timeout_ms;
     o.max_attempts = 3;
+    /* A Bundle of at most 100 slots or one Appointment is a few KB; a larger answer is refused
+     * as it arrives instead of being held (and its pages kept by malloc) per worker. */
+    o.max_response_bytes = BOOKING_MAX_RESPONSE;
     o.metrics = reg;
     o.pool_size = (int)cfg->workers + 2;
     bk->api = tn_http_client_new(&o, errbuf, errlen);
