@@ -615,12 +615,6 @@ void tn_text_sha256_hex(const void *p, size_t len, char hex[65])
 /* ---------------------------------------------------------------------------------------------
  * Chunking */
 
-typedef struct word {
-    size_t bs, be; /* bytes [bs, be) */
-    size_t cs, ce; /* code points [cs, ce) */
-    int sentence_end;
-} word_t;
-
 /* w[0..len) ends in the UTF-8 character E2 80 @p last (” ’ …). */
 static int ends_e280(const unsigned char *w, size_t len, unsigned char last)
 {
@@ -660,6 +654,69 @@ static inline uint64_t sep_bytes(uint64_t w)
     return bytes_eq(w, ' ') | (bytes_lt(w, 0x0E) & ~bytes_lt(w, 0x09));
 }
 
+/* The words' first bytes: a byte that is no separator after one that is (or first), found 8
+ * bytes at a time. Returns how many; *out is malloc'd (NULL when none). */
+static size_t word_starts(const char *text, size_t len, size_t **out)
+{
+    size_t n = 0, cap = 0, i = 0;
+    size_t *st = NULL;
+    uint64_t carry = 0x80; /* bit 7: the byte before is a separator */
+    for (; i + 8 <= len; i += 8) {
+        uint64_t sep = sep_bytes(tn_load8_le(text + i));
+        uint64_t first = ~sep & ((sep << 8) | carry) & HIGHS;
+        carry = sep >> 56;
+        if (n + 8 > cap) {
+            cap = cap ? 2 * cap : len / 8 + 16;
+            st = tn_xrealloc(st, cap * sizeof(*st));
+        }
+        for (; first; first &= first - 1)
+            st[n++] = i + first_byte(first);
+    }
+    for (; i < len; i++) {
+        int s = is_sep(text[i]);
+        if (!s && carry) {
+            if (n == cap) {
+                cap = cap ? 2 * cap : 16;
+                st = tn_xrealloc(st, cap * sizeof(*st));
+            }
+            st[n++] = i;
+        }
+        carry = s ? 0x80 : 0;
+    }
+    *out = st;
+    return n;
+}
+
+/* The end of the word that starts at @p i: the next separator, or len. */
+static size_t word_end(const char *text, size_t len, size_t i)
+{
+    for (; i + 8 <= len; i += 8) {
+        uint64_t sep = sep_bytes(tn_load8_le(text + i));
+        if (sep)
+            return i + first_byte(sep);
+    }
+    while (i < len && !is_sep(text[i]))
+        i++;
+    return i;
+}
+
+/* Code points before byte @p to, moved there from where the cursor stood (either way). */
+static size_t cp_at(tn_text_pos_t *at, const char *text, size_t to)
+{
+    if (to >= at->byte)
+        at->cp += tn_text_cp_count(text + at->byte, to - at->byte);
+    else
+        at->cp -= tn_text_cp_count(text + to, at->byte - to);
+    at->byte = to;
+    return at->cp;
+}
+
+/*
+ * Only the words' first bytes are collected; a word's end, whether it ends a sentence and the
+ * code-point offsets are worked out for the few words that bound a chunk or are looked at as a
+ * place to cut (a record of every word's ends, code points and sentence flag was most of the
+ * time chunking took).
+ */
 tn_err_t tn_text_chunk(const char *text, size_t len, size_t max_words, size_t overlap,
                        tn_text_chunk_t **out, size_t *n)
 {
@@ -669,37 +726,9 @@ tn_err_t tn_text_chunk(const char *text, size_t len, size_t max_words, size_t ov
     if (max_words == 0 || overlap >= max_words)
         return TN_ERR_INVALID;
 
-    word_t *words = NULL;
-    size_t nwords = 0, cap = 0, cp = 0;
-    for (size_t i = 0; i < len;) {
-        if (is_sep(text[i])) {
-            i++;
-            cp++;
-            continue;
-        }
-        word_t w = {i, i, cp, cp, 0};
-        /* to the next separator, counting code points (bytes but 10xxxxxx), 8 bytes at a time
-         * and then byte by byte in the last 7 */
-        uint64_t sep = 0;
-        while (!sep && i + 8 <= len) {
-            uint64_t b = tn_load8_le(text + i);
-            sep = sep_bytes(b);
-            cp += count_bytes(lead_bytes(b) & before_first(sep));
-            i += sep ? first_byte(sep) : 8;
-        }
-        for (; !sep && i < len && !is_sep(text[i]); i++)
-            if (((unsigned char)text[i] & 0xC0) != 0x80)
-                cp++;
-        w.be = i;
-        w.ce = cp;
-        w.sentence_end = is_sentence_end(text + w.bs, w.be - w.bs);
-        if (nwords == cap) {
-            cap = cap ? 2 * cap : 64;
-            words = tn_xrealloc(words, cap * sizeof(*words));
-        }
-        words[nwords++] = w;
-    }
-
+    size_t *starts = NULL;
+    size_t nwords = word_starts(text, len, &starts);
+    tn_text_pos_t first = {0, 0}, last = {0, 0}; /* code-point cursors: chunk starts, ends */
     tn_text_chunk_t *chunks = NULL;
     size_t nchunks = 0, ccap = 0;
     for (size_t s = 0; s < nwords;) {
@@ -707,22 +736,25 @@ tn_err_t tn_text_chunk(const char *text, size_t len, size_t max_words, size_t ov
         size_t end = limit;
         if (limit < nwords) {
             /* the last sentence end in the second half of the window, if any */
-            for (size_t e = limit; e-- > s + max_words / 2;)
-                if (words[e].sentence_end) {
+            for (size_t e = limit; e-- > s + max_words / 2;) {
+                size_t we = word_end(text, len, starts[e]);
+                if (is_sentence_end(text + starts[e], we - starts[e])) {
                     end = e + 1;
                     break;
                 }
+            }
         }
         if (nchunks == ccap) {
             ccap = ccap ? 2 * ccap : 16;
             chunks = tn_xrealloc(chunks, ccap * sizeof(*chunks));
         }
+        size_t bs = starts[s], be = word_end(text, len, starts[end - 1]);
         chunks[nchunks] = (tn_text_chunk_t){
             .index = nchunks,
-            .start = words[s].cs,
-            .end = words[end - 1].ce,
-            .byte_start = words[s].bs,
-            .byte_end = words[end - 1].be,
+            .start = cp_at(&first, text, bs),
+            .end = cp_at(&last, text, be),
+            .byte_start = bs,
+            .byte_end = be,
             .words = end - s,
         };
         nchunks++;
@@ -731,7 +763,7 @@ tn_err_t tn_text_chunk(const char *text, size_t len, size_t max_words, size_t ov
         size_t next = end > overlap ? end - overlap : 0;
         s = TN_MAX(next, s + 1); /* always advance */
     }
-    free(words);
+    free(starts);
     *out = chunks;
     *n = nchunks;
     return TN_OK;
