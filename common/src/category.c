@@ -11,6 +11,7 @@
 
 #include "taina/buf.h"
 #include "taina/mem.h"
+#include "bytes_int.h"
 
 #define MAX_RULES 256
 
@@ -420,20 +421,31 @@ fail:
 }
 
 /* Add @p weight to hits[rule] for every keyword occurrence in @p len bytes of @p text, and mark
- * the keywords seen. */
+ * the keywords seen. @p fold (*cap bytes) is the folding buffer, kept from call to call. */
 static void scan(const tn_category_t *c, const char *text, size_t len, int weight, int *hits,
-                 bool *seen)
+                 bool *seen, char **fold, size_t *cap)
 {
-    char *folded = tn_category_fold(text, len);
-    size_t flen = strlen(folded);
+    size_t flen = tn_category_fold_into(text, len, fold, cap);
+    if (*cap < flen + 9) {
+        *cap = flen + 9;
+        *fold = tn_xrealloc(*fold, *cap);
+    }
+    char *folded = *fold;
+    memset(folded + flen + 1, 0, 8); /* defined bytes for the last 8-byte read */
     /* Every occurrence of " phrase " in the folded text starts at a word: look each word up
-     * and compare the phrases that begin with it (as many hits as strstr would find). */
+     * and compare the phrases that begin with it (as many hits as strstr would find). A word's
+     * end and its key (its first 8 bytes) come from one 8-byte read, unless it is longer. */
     for (size_t i = 1; i < flen;) {
-        size_t e = i;
-        uint64_t key = 0;
-        for (; folded[e] != ' '; e++)
-            if (e - i < 8)
-                key |= (uint64_t)(unsigned char)folded[e] << (8 * (e - i));
+        uint64_t key = tn_load8_le(folded + i);
+        uint64_t space = bytes_eq(key, ' ');
+        size_t e;
+        if (space) {
+            e = i + first_byte(space);
+            key &= (1ULL << (8 * (e - i))) - 1; /* e > i: a word follows each space */
+        } else {
+            for (e = i + 8; folded[e] != ' ';)
+                e++;
+        }
         const slot_t *sl = find_slot(c, folded + i, e - i, hash_key(key, e - i));
         for (int id = sl->word ? sl->head : -1; id >= 0; id = c->phrases[id].next) {
             const phrase_t *p = &c->phrases[id];
@@ -444,7 +456,6 @@ static void scan(const tn_category_t *c, const char *text, size_t len, int weigh
         }
         i = e + 1;
     }
-    free(folded);
 }
 
 tn_category_result_t tn_category_classify_doc(const tn_category_t *c, const char *title,
@@ -454,10 +465,13 @@ tn_category_result_t tn_category_classify_doc(const tn_category_t *c, const char
     tn_category_result_t best = {"general", "normal", 0, 0};
     int hits[MAX_RULES] = {0};
     bool *seen = tn_xcalloc(c->nphrases ? c->nphrases : 1, sizeof(bool));
+    char *fold = NULL;
+    size_t cap = 0;
     if (title && tlen > 0)
-        scan(c, title, tlen, TN_CATEGORY_TITLE_WEIGHT, hits, seen);
+        scan(c, title, tlen, TN_CATEGORY_TITLE_WEIGHT, hits, seen, &fold, &cap);
     if (body && blen > 0)
-        scan(c, body, blen, 1, hits, seen);
+        scan(c, body, blen, 1, hits, seen, &fold, &cap);
+    free(fold);
     /* Scores and distinct keywords summed per category name across its rules (es + * lines of
      * one category). */
     int scores[MAX_RULES] = {0}, distinct[MAX_RULES] = {0};

@@ -92,54 +92,8 @@ static size_t decode_utf8(const unsigned char *s, size_t n, int32_t *cp)
 
 /* ---------------------------------------------------------------------------------------------
  * Eight bytes at a time. Ticket text is mostly runs of printable ASCII with a 2-byte letter now
- * and then, so the scans below test 8 bytes with a few integer operations (SWAR) and fall back to
- * the byte-at-a-time code only at the bytes that need it. A mask sets bit 7 of each byte that
- * matches and nothing else; no carry or borrow crosses a byte, so every byte's bit is exact. */
-
-#define ONES  0x0101010101010101ULL
-#define HIGHS 0x8080808080808080ULL
-
-/* Bytes below @p n, 1 <= n <= 0x80: adding 0x80 - n to the low 7 bits reaches bit 7 from n up. */
-static inline uint64_t bytes_lt(uint64_t w, unsigned n)
-{
-    return ~((w & ~HIGHS) + (0x80 - n) * ONES) & ~w & HIGHS;
-}
-
-/* Bytes above @p n, 0 <= n < 0x80 (so every byte from 0x80 up). */
-static inline uint64_t bytes_gt(uint64_t w, unsigned n)
-{
-    return (((w & ~HIGHS) + (0x7F - n) * ONES) | w) & HIGHS;
-}
-
-/* Bytes equal to @p c: those of w ^ c that are 0. */
-static inline uint64_t bytes_eq(uint64_t w, unsigned c)
-{
-    return bytes_lt(w ^ (c * ONES), 1);
-}
-
-/* Bytes that start a code point: all but 10xxxxxx (bit 6 shifted up to bit 7 of its byte). */
-static inline uint64_t lead_bytes(uint64_t w)
-{
-    return ~(w & ~(w << 1)) & HIGHS;
-}
-
-/* Index of the first marked byte of mask != 0. */
-static inline size_t first_byte(uint64_t mask)
-{
-    return (size_t)__builtin_ctzll(mask) / 8;
-}
-
-/* The bits below the first marked byte of @p mask (all 64 when none is). */
-static inline uint64_t before_first(uint64_t mask)
-{
-    return (mask & (0 - mask)) - 1;
-}
-
-/* How many bytes @p mask marks. */
-static inline size_t count_bytes(uint64_t mask)
-{
-    return (size_t)(((mask >> 7) * ONES) >> 56);
-}
+ * and then, so the scans below test 8 bytes with a few integer operations (SWAR, bytes_int.h)
+ * and fall back to the byte-at-a-time code only at the bytes that need it. */
 
 /* Bytes outside printable ASCII [0x20, 0x7F). */
 static inline uint64_t bytes_not_printable(uint64_t w)
