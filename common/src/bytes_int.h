@@ -17,6 +17,15 @@ static inline uint64_t tn_load8_le(const void *p)
     return w;
 }
 
+/* The inverse of tn_load8_le(): w's low byte to p[0]. */
+static inline void tn_store8_le(void *p, uint64_t w)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    memcpy(p, &w, 8);
+}
+
 /* Masks of the bytes of a word that match a test: bit 7 of each such byte set and nothing else.
  * No carry or borrow crosses a byte, so every byte's bit is exact. */
 #define ONES  0x0101010101010101ULL

@@ -229,12 +229,34 @@ size_t tn_category_fold_into(const char *text, size_t len, char **buf, size_t *b
                 out = tn_xrealloc(out, cap);
             }
             int space = out[o - 1] == ' ';
-            for (; i < len && (unsigned char)text[i] < 0x80; i++) {
-                char a = fold_ascii[(unsigned char)text[i]];
-                int sep = a == 0;
-                out[o] = sep ? ' ' : a;
-                o += !(sep & space);
-                space = sep;
+            while (i < len && (unsigned char)text[i] < 0x80) {
+                /* 8 ASCII bytes with no two separators in a row fold as a word: letters
+                 * lowercased, each separator a space */
+                uint64_t w = i + 8 <= len ? tn_load8_le(text + i) : HIGHS;
+                if (!(w & HIGHS)) {
+                    uint64_t upper = bytes_gt(w, 'A' - 1) & bytes_lt(w, 'Z' + 1);
+                    uint64_t word = upper | (bytes_gt(w, 'a' - 1) & bytes_lt(w, 'z' + 1)) |
+                                    (bytes_gt(w, '0' - 1) & bytes_lt(w, '9' + 1)) |
+                                    bytes_eq(w, '\'');
+                    uint64_t sep = ~word & HIGHS;
+                    if (!(sep & ((sep << 8) | (space ? 0x80 : 0)))) {
+                        uint64_t spaces = (sep >> 7) * 0xFF;
+                        w = ((w + (upper >> 2)) & ~spaces) | (spaces & (' ' * ONES));
+                        tn_store8_le(out + o, w);
+                        o += 8;
+                        i += 8;
+                        space = (int)(sep >> 63);
+                        continue;
+                    }
+                }
+                size_t stop = TN_MIN(len, i + 8);
+                for (; i < stop && (unsigned char)text[i] < 0x80; i++) {
+                    char a = fold_ascii[(unsigned char)text[i]];
+                    int sep = a == 0;
+                    out[o] = sep ? ' ' : a;
+                    o += !(sep & space);
+                    space = sep;
+                }
             }
             continue;
         } else {

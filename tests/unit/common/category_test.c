@@ -261,6 +261,34 @@ static void test_fold_every_code_point(void **state)
     reused_cap = 0;
 }
 
+/* Mostly-ASCII texts (the 8-bytes-at-a-time path) of every length up to 40: letters of both
+ * cases, digits, apostrophes, separators alone and in runs, controls, now and then a 2-byte
+ * letter or an invalid byte, against the reference. */
+static void test_fold_ascii_random(void **state)
+{
+    (void)state;
+    static const char alphabet[] = "aZmq09'  ..,-_\t\n@[`{~\x7f\x01AzMQ";
+    uint64_t x = 0x9E3779B97F4A7C15u;
+    char s[48];
+    for (int iter = 0; iter < 50000; iter++) {
+        size_t n = (size_t)(iter % 41);
+        for (size_t i = 0; i < n; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            unsigned r = (unsigned)(x >> 32);
+            if (r % 97 == 0 && i + 1 < n) { /* é, or a lone continuation byte */
+                s[i++] = r % 2 ? '\xC3' : '\x80';
+                s[i] = r % 2 ? '\xA9' : 'a';
+            } else {
+                s[i] = alphabet[r % (sizeof(alphabet) - 1)];
+            }
+        }
+        check_fold(s, n);
+    }
+    free(reused);
+    reused = NULL;
+    reused_cap = 0;
+}
+
 /* Scores equal those of one strstr per phrase over the folded title (TN_CATEGORY_TITLE_WEIGHT
  * each) and body (1 each), ties to the category with more distinct phrases found, on texts of
  * keyword words. */
@@ -366,6 +394,7 @@ int main(void)
         cmocka_unit_test(test_custom_rules_and_errors),
         cmocka_unit_test(test_scoring),
         cmocka_unit_test(test_fold_every_code_point),
+        cmocka_unit_test(test_fold_ascii_random),
         cmocka_unit_test(test_classify_like_strstr),
     };
     return cmocka_run_group_tests_name("category", tests, NULL, NULL);
