@@ -7,6 +7,7 @@
 #   make down    stop what make up started
 #   make test    unit + integration tests; ends with "N passed, N failed"
 #   make asan    the whole test suite under ASan + UBSan (in build/asan)
+#   make portable  the text scans' unit tests built without SSE2 (the 8-byte steps alone, as on arm64)
 #   make valgrind  the unit tests under valgrind: no leaks, no errors
 #   make bench   every benchmark under tests/bench/, each figure next to its anchor; writes
 #                build/bench/results.json and results.md (BENCH=name runs a subset, BENCH_SKIP=name leaves one out)
@@ -88,7 +89,7 @@ svc_objs = $(patsubst %.c,$(2)/obj/%.o,$(filter-out services/$(1)/main.c,$(wildc
 BENCHES    := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard tests/bench/*/*.c)))))
 BENCH_BINS := $(BENCHES:%=$(BUILD)/bench/bench-%)
 
-.PHONY: all deps test asan valgrind lint clean install demo up down bench docs fuzz
+.PHONY: all deps test asan portable valgrind lint clean install demo up down bench docs fuzz
 .SECONDARY:
 .DEFAULT_GOAL := all
 
@@ -198,6 +199,16 @@ down:
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=1 test
+
+# The scans of text.c and category.c take 16 bytes at a time with SSE2 and 8 without: the
+# tests of both, and the enrichment digests, on the 8-byte path too.
+PORTABLE_TESTS = text_test category_test lang_test ingest_enrich_test
+portable:
+	@$(MAKE) --no-print-directory BUILD=build/portable CFLAGS="$(CFLAGS) -DTN_NO_SSE2" \
+	    $(PORTABLE_TESTS:%=build/portable/tests/unit/%)
+	@set -e; for t in $(PORTABLE_TESTS); do build/portable/tests/unit/$$t >/dev/null 2>&1 || \
+	    { echo "portable: $$t failed without SSE2"; build/portable/tests/unit/$$t; exit 1; }; done; \
+	    echo "portable: $(PORTABLE_TESTS) pass without SSE2"
 
 valgrind: all
 	@fail=0; for t in $(UNIT_BINS) $(SVC_UNIT_BINS); do \

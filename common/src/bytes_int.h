@@ -73,4 +73,36 @@ static inline size_t count_bytes(uint64_t mask)
     return (size_t)(((mask >> 7) * ONES) >> 56);
 }
 
+/* Sixteen bytes at a time where the compiler may use SSE2 (every x86-64): the scans try a
+ * block of 16 first and take the 8-byte steps above for a block that holds anything but the
+ * common case, and everywhere without SSE2 (-DTN_NO_SSE2 builds that way here too). A vector
+ * mask has 0xFF in each matching byte; tn_v16_bits() makes it one bit per byte, byte 0 in bit 0. */
+#if defined(__SSE2__) && !defined(TN_NO_SSE2)
+#include <emmintrin.h>
+#define TN_V16 1
+
+static inline __m128i tn_v16_load(const void *p)
+{
+    return _mm_loadu_si128((const __m128i *)p);
+}
+
+/* Bytes equal to @p c. */
+static inline __m128i tn_v16_eq(__m128i v, unsigned char c)
+{
+    return _mm_cmpeq_epi8(v, _mm_set1_epi8((char)c));
+}
+
+/* Bytes in [lo, hi]: v - lo, wrapping, is at most hi - lo (unsigned). */
+static inline __m128i tn_v16_in(__m128i v, unsigned char lo, unsigned char hi)
+{
+    __m128i x = _mm_sub_epi8(v, _mm_set1_epi8((char)lo));
+    return _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8((char)(hi - lo))), x);
+}
+
+static inline unsigned tn_v16_bits(__m128i m)
+{
+    return (unsigned)_mm_movemask_epi8(m);
+}
+#endif
+
 #endif

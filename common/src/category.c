@@ -230,6 +230,26 @@ size_t tn_category_fold_into(const char *text, size_t len, char **buf, size_t *b
             }
             int space = out[o - 1] == ' ';
             while (i < len && (unsigned char)text[i] < 0x80) {
+#ifdef TN_V16
+                if (i + 16 <= len) { /* the same on 16 bytes */
+                    __m128i v = tn_v16_load(text + i);
+                    __m128i upper = tn_v16_in(v, 'A', 'Z');
+                    __m128i word =
+                        _mm_or_si128(_mm_or_si128(upper, tn_v16_in(v, 'a', 'z')),
+                                     _mm_or_si128(tn_v16_in(v, '0', '9'), tn_v16_eq(v, '\'')));
+                    unsigned sep = ~tn_v16_bits(word) & 0xFFFF;
+                    if (!tn_v16_bits(v) && !(sep & ((sep << 1) | (unsigned)space))) {
+                        __m128i low = _mm_add_epi8(v, _mm_and_si128(upper, _mm_set1_epi8(0x20)));
+                        __m128i folded = _mm_or_si128(_mm_and_si128(word, low),
+                                                      _mm_andnot_si128(word, _mm_set1_epi8(' ')));
+                        _mm_storeu_si128((__m128i *)(out + o), folded);
+                        o += 16;
+                        i += 16;
+                        space = (int)(sep >> 15);
+                        continue;
+                    }
+                }
+#endif
                 /* 8 ASCII bytes with no two separators in a row fold as a word: letters
                  * lowercased, each separator a space */
                 uint64_t w = i + 8 <= len ? tn_load8_le(text + i) : HIGHS;

@@ -395,6 +395,31 @@ static size_t collapse(const char *in, size_t len, char *out, size_t *chars)
     for (size_t i = 0; i < len;) {
         int32_t cp;
         size_t k;
+#ifdef TN_V16
+        /* 16 bytes kept as they are, with no second space in a row: copied at once */
+        if (i + 16 <= len) {
+            __m128i v = tn_v16_load(in + i);
+            unsigned space = tn_v16_bits(tn_v16_eq(v, ' '));
+            unsigned cont = tn_v16_bits(tn_v16_in(v, 0x80, 0xBF));
+            unsigned lead2 = tn_v16_bits(tn_v16_in(v, 0xC3, 0xDF));
+            unsigned kept = tn_v16_bits(tn_v16_in(v, 0x21, 0x7E)) | cont | lead2;
+            unsigned bad = (~(kept | space) & 0xFFFF) | (space & (space << 1)) | (lead2 & 0x8000);
+            if (pending || o == 0)
+                bad |= space & 1;
+            if (!bad) {
+                if (pending) {
+                    out[o++] = ' ';
+                    nchars++;
+                }
+                _mm_storeu_si128((__m128i *)(out + o), v);
+                pending = (int)(space >> 15);
+                o += 16 - (size_t)pending;
+                nchars += 16 - (size_t)__builtin_popcount(cont) - (size_t)pending;
+                i += 16;
+                continue;
+            }
+        }
+#endif
         if (i + 8 <= len) {
             uint64_t w = tn_load8_le(in + i);
             uint64_t space = bytes_eq(w, ' ');
@@ -513,6 +538,12 @@ static int nfc_stable(const char *s, size_t len)
 static int clean_nfc(const unsigned char *u, size_t len)
 {
     for (size_t i = 0; i < len;) {
+#ifdef TN_V16
+        if (i + 16 <= len && tn_v16_bits(tn_v16_in(tn_v16_load(u + i), 0x20, 0x7E)) == 0xFFFF) {
+            i += 16;
+            continue;
+        }
+#endif
         if (i + 8 <= len) {
             uint64_t odd = bytes_not_printable(tn_load8_le(u + i));
             if (!odd) {
@@ -648,6 +679,20 @@ static size_t word_starts(const char *text, size_t len, size_t **out)
     size_t n = 0, cap = 0, i = 0;
     size_t *st = NULL;
     uint64_t carry = 0x80; /* bit 7: the byte before is a separator */
+#ifdef TN_V16
+    for (; i + 16 <= len; i += 16) {
+        __m128i v = tn_v16_load(text + i);
+        unsigned sep = tn_v16_bits(_mm_or_si128(tn_v16_eq(v, ' '), tn_v16_in(v, 0x09, 0x0D)));
+        unsigned first = ~sep & ((sep << 1) | (unsigned)(carry >> 7)) & 0xFFFF;
+        carry = (uint64_t)(sep >> 15) << 7;
+        if (n + 16 > cap) {
+            cap = cap ? 2 * cap : len / 8 + 16;
+            st = tn_xrealloc(st, cap * sizeof(*st));
+        }
+        for (; first; first &= first - 1)
+            st[n++] = i + (size_t)__builtin_ctz(first);
+    }
+#endif
     for (; i + 8 <= len; i += 8) {
         uint64_t sep = sep_bytes(tn_load8_le(text + i));
         uint64_t first = ~sep & ((sep << 8) | carry) & HIGHS;
@@ -772,6 +817,11 @@ size_t tn_text_utf8_complete(const char *s, size_t len)
 size_t tn_text_cp_count(const char *s, size_t len)
 {
     size_t n = 0, i = 0;
+#ifdef TN_V16
+    for (; len - i >= 16; i += 16)
+        n +=
+            16 - (size_t)__builtin_popcount(tn_v16_bits(tn_v16_in(tn_v16_load(s + i), 0x80, 0xBF)));
+#endif
     for (; len - i >= 8; i += 8)
         n += count_bytes(lead_bytes(tn_load8_le(s + i)));
     for (; i < len; i++)
