@@ -103,6 +103,13 @@ static inline unsigned tn_v16_bits(__m128i m)
 {
     return (unsigned)_mm_movemask_epi8(m);
 }
+
+/* How many bytes a vector mask marks (no popcnt in baseline x86-64: a call to libgcc). */
+static inline unsigned tn_v16_count(__m128i m)
+{
+    __m128i s = _mm_sad_epu8(_mm_and_si128(m, _mm_set1_epi8(1)), _mm_setzero_si128());
+    return (unsigned)(_mm_cvtsi128_si32(s) + _mm_extract_epi16(s, 4));
+}
 #endif
 
 #endif

@@ -400,9 +400,9 @@ static size_t collapse(const char *in, size_t len, char *out, size_t *chars)
         if (i + 16 <= len) {
             __m128i v = tn_v16_load(in + i);
             unsigned space = tn_v16_bits(tn_v16_eq(v, ' '));
-            unsigned cont = tn_v16_bits(tn_v16_in(v, 0x80, 0xBF));
+            __m128i cont = tn_v16_in(v, 0x80, 0xBF);
             unsigned lead2 = tn_v16_bits(tn_v16_in(v, 0xC3, 0xDF));
-            unsigned kept = tn_v16_bits(tn_v16_in(v, 0x21, 0x7E)) | cont | lead2;
+            unsigned kept = tn_v16_bits(tn_v16_in(v, 0x21, 0x7E)) | tn_v16_bits(cont) | lead2;
             unsigned bad = (~(kept | space) & 0xFFFF) | (space & (space << 1)) | (lead2 & 0x8000);
             if (pending || o == 0)
                 bad |= space & 1;
@@ -414,7 +414,7 @@ static size_t collapse(const char *in, size_t len, char *out, size_t *chars)
                 _mm_storeu_si128((__m128i *)(out + o), v);
                 pending = (int)(space >> 15);
                 o += 16 - (size_t)pending;
-                nchars += 16 - (size_t)__builtin_popcount(cont) - (size_t)pending;
+                nchars += 16 - tn_v16_count(cont) - (size_t)pending;
                 i += 16;
                 continue;
             }
@@ -819,8 +819,7 @@ size_t tn_text_cp_count(const char *s, size_t len)
     size_t n = 0, i = 0;
 #ifdef TN_V16
     for (; len - i >= 16; i += 16)
-        n +=
-            16 - (size_t)__builtin_popcount(tn_v16_bits(tn_v16_in(tn_v16_load(s + i), 0x80, 0xBF)));
+        n += 16 - tn_v16_count(tn_v16_in(tn_v16_load(s + i), 0x80, 0xBF));
 #endif
     for (; len - i >= 8; i += 8)
         n += count_bytes(lead_bytes(tn_load8_le(s + i)));
