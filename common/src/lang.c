@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "taina/mem.h"
+#include "bytes_int.h"
 
 /* Frequent words that are (almost) only Spanish or only English. */
 static const char *const es_words[] = {
@@ -24,29 +25,36 @@ static const char *const en_words[] = {
     "which",  "will",  "with", "would", "you",  "your",
 };
 
-/* Both lists in one open-addressing hash table, built once: bit 1 Spanish, bit 2 English. A word
- * is looked up by its bytes packed into an integer (none of the listed words is longer than 8
- * bytes, so a longer word is no function word): a multiply and an integer compare per word. */
-#define NSLOTS   256
-#define MAX_WORD 8
-static struct {
-    uint64_t key; /* 0: empty */
-    unsigned char lists;
-} slots[NSLOTS];
+/* Both lists in one table, built once: bit 1 Spanish, bit 2 English. A word is looked up by its
+ * bytes packed into an integer (none of the listed words is longer than 8 bytes, so a longer word
+ * is no function word) in the one slot a multiply gives it: the multiplier is chosen when the
+ * table is built so that no two listed words share a slot, so a lookup is a load and a compare,
+ * no probing and no branch. An empty slot holds key 0, which no word has. */
+#define SLOT_BITS 10
+#define NSLOTS    (1u << SLOT_BITS)
+#define MAX_WORD  8
+static uint64_t slot_key[NSLOTS];
+static unsigned char slot_lists[NSLOTS];
+static uint64_t slot_mult;
 /* A word's byte: ASCII letters lowercased (as tolower() in the C locale) and the apostrophe;
  * 0 for any other ASCII byte, which ends a word. */
 static unsigned char letter[0x80];
 static pthread_once_t slots_once = PTHREAD_ONCE_INIT;
 
-static size_t find(uint64_t key)
+static inline size_t slot_of(uint64_t key)
 {
-    size_t i = (size_t)((key * 0x9E3779B97F4A7C15u) >> 56); /* NSLOTS = 2^8 */
-    while (slots[i].key && slots[i].key != key)
-        i = (i + 1) & (NSLOTS - 1);
-    return i;
+    return (size_t)((key * slot_mult) >> (64 - SLOT_BITS));
 }
 
-static void add_list(const char *const *list, size_t n, unsigned char bit)
+/* The lists of @p key: 0 unless it is a listed word. */
+static inline unsigned lists_of(uint64_t key)
+{
+    size_t i = slot_of(key);
+    return slot_lists[i] & (0u - (unsigned)(slot_key[i] == key));
+}
+
+/* Put the words of @p list in the table; 0 if one takes another word's slot. */
+static int add_list(const char *const *list, size_t n, unsigned char bit)
 {
     for (size_t k = 0; k < n; k++) {
         size_t len = strlen(list[k]);
@@ -54,10 +62,13 @@ static void add_list(const char *const *list, size_t n, unsigned char bit)
         uint64_t key = 0;
         for (size_t j = 0; j < len; j++)
             key |= (uint64_t)(unsigned char)list[k][j] << (8 * j);
-        size_t i = find(key);
-        slots[i].key = key;
-        slots[i].lists |= bit;
+        size_t i = slot_of(key);
+        if (slot_key[i] && slot_key[i] != key)
+            return 0;
+        slot_key[i] = key;
+        slot_lists[i] |= bit;
     }
+    return 1;
 }
 
 static void build_slots(void)
@@ -67,8 +78,19 @@ static void build_slots(void)
         letter[c - 'a' + 'A'] = (unsigned char)c;
     }
     letter['\''] = '\'';
-    add_list(es_words, TN_ARRAY_LEN(es_words), 1);
-    add_list(en_words, TN_ARRAY_LEN(en_words), 2);
+    /* odd multipliers from a fixed sequence until one spreads the ~100 words without a shared
+     * slot (a few hundred tries at most for 1,024 slots; the same one on every run) */
+    uint64_t x = 0x9E3779B97F4A7C15u;
+    for (int tries = 0;; tries++) {
+        TN_ASSERT(tries < 100000);
+        slot_mult = x | 1;
+        memset(slot_key, 0, sizeof(slot_key));
+        memset(slot_lists, 0, sizeof(slot_lists));
+        if (add_list(es_words, TN_ARRAY_LEN(es_words), 1) &&
+            add_list(en_words, TN_ARRAY_LEN(en_words), 2))
+            break;
+        x = x * 6364136223846793005u + 1442695040888963407u;
+    }
 }
 
 /* Spanish-only letters and marks: ñ Ñ ¿ ¡ á é í ó ú (UTF-8 lead 0xC2/0xC3), as evidence in
@@ -84,50 +106,133 @@ static unsigned mark_halves(const unsigned char *u, size_t len, size_t i)
     return 0;
 }
 
+/* The marks' halves of u[0..end) (a byte's mark may read u[end], as long as it is < len). */
+static size_t marks(const unsigned char *u, size_t end, size_t len)
+{
+    size_t n = 0, i = 0;
+#ifdef TN_V16
+    for (; i + 16 <= end && i + 17 <= len; i += 16) {
+        __m128i v = tn_v16_load(u + i);
+        if (!tn_v16_bits(v))
+            continue; /* ASCII */
+        __m128i d = tn_v16_load(u + i + 1);
+        __m128i accented = _mm_or_si128(
+            _mm_or_si128(_mm_or_si128(tn_v16_eq(d, 0xB1), tn_v16_eq(d, 0x91)),
+                         _mm_or_si128(tn_v16_eq(d, 0xA1), tn_v16_eq(d, 0xA9))),
+            _mm_or_si128(_mm_or_si128(tn_v16_eq(d, 0xAD), tn_v16_eq(d, 0xB3)), tn_v16_eq(d, 0xBA)));
+        __m128i opening = _mm_or_si128(tn_v16_eq(d, 0xBF), tn_v16_eq(d, 0xA1));
+        n += tn_v16_count(_mm_and_si128(tn_v16_eq(v, 0xC3), accented)) +
+             2 * tn_v16_count(_mm_and_si128(tn_v16_eq(v, 0xC2), opening));
+    }
+#endif
+    for (; i < end; i++)
+        n += mark_halves(u, len, i);
+    return n;
+}
+
+/* The first ASCII letter in u[i..stop), or stop. */
+static size_t next_letter(const unsigned char *u, size_t i, size_t stop)
+{
+    while (i < stop && (u[i] >= 0x80 || !letter[u[i]]))
+        i++;
+    return i;
+}
+
+/* The end of the word that starts at the letter u[i]: the next ASCII byte that is no letter,
+ * or len. *foreign: a byte from 0x80 up is in it. */
+static size_t word_end(const unsigned char *u, size_t i, size_t len, int *foreign)
+{
+    *foreign = 0;
+    for (; i < len; i++) {
+        if (u[i] >= 0x80)
+            *foreign = 1;
+        else if (!letter[u[i]])
+            break;
+    }
+    return i;
+}
+
+typedef struct evidence {
+    size_t es2, en2, words; /* halves, as integers: the same sums as adding 0.5s and 1s */
+} evidence_t;
+
+/* Word u[0..n), all ASCII letters unless @p foreign; @p len bytes from u on are readable.
+ * Without a branch on what the word is: a foreign or long word looks up key 0, found nowhere. */
+static inline void add_word(evidence_t *ev, const unsigned char *u, size_t n, size_t len,
+                            int foreign)
+{
+    uint64_t key = 0;
+    if (len >= 8) { /* the word and what follows, lowercased at once, then cut */
+        uint64_t w = tn_load8_le(u);
+        w += (bytes_gt(w, 'A' - 1) & bytes_lt(w, 'Z' + 1)) >> 2;
+        uint64_t keep = n >= 8 ? ~0ULL : (1ULL << (8 * n)) - 1;
+        key = w & keep & (0 - (uint64_t)(n <= MAX_WORD && !foreign));
+    } else if (!foreign) {
+        for (size_t j = 0; j < n; j++)
+            key |= (uint64_t)letter[u[j]] << (8 * j);
+    }
+    unsigned lists = lists_of(key);
+    ev->words += !foreign;
+    ev->es2 += 2 * (lists & 1);
+    ev->en2 += lists & 2;
+}
+
 tn_lang_t tn_lang_detect(const char *text, size_t len, const char *hint)
 {
     pthread_once(&slots_once, build_slots);
-    /* evidence counted in halves, as integers: the same sums as adding 0.5s and 1s */
-    size_t es2 = 0, en2 = 0, words = 0;
+    evidence_t ev = {0, 0, 0};
     const unsigned char *u = (const unsigned char *)text;
-    /* the first TN_LANG_SAMPLE bytes (the word there read to its end) */
-    size_t stop = len < TN_LANG_SAMPLE ? len : TN_LANG_SAMPLE;
-    for (size_t i = 0; i < stop;) {
-        unsigned char c = u[i];
-        if (c >= 0x80) { /* outside a word: a word starts at an ASCII letter */
-            es2 += mark_halves(u, len, i++);
-            continue;
-        }
-        if (!letter[c]) {
-            i++;
-            continue;
-        }
-        /* A word: up to the next ASCII byte that is no letter. A non-ASCII letter in it makes
-         * it no function word (all are ASCII), and none is longer than MAX_WORD. */
-        size_t start = i;
-        uint64_t key = 0;
-        int foreign = 0;
-        for (; i < len; i++) {
-            c = u[i];
-            if (c >= 0x80) {
-                es2 += mark_halves(u, len, i);
-                foreign = 1;
-                continue;
-            }
-            if (!letter[c])
+    /*
+     * The words that start in the first TN_LANG_SAMPLE bytes, the last one read to its end: a
+     * word starts at an ASCII letter and runs to the next ASCII byte that is no letter; one
+     * with a byte from 0x80 up is no function word (all are ASCII) and is not counted. The
+     * marks are counted over the same bytes.
+     */
+    size_t stop = len < TN_LANG_SAMPLE ? len : TN_LANG_SAMPLE, end = stop, i = 0;
+#ifdef TN_V16
+    /* 16 bytes at a time: masks of letters, of bytes from 0x80 up and of the other bytes; the
+     * words that start in the block are taken from them, one that runs on from the bytes */
+    while (i + 16 <= len && i < stop) {
+        __m128i v = tn_v16_load(u + i);
+        unsigned high = tn_v16_bits(v);
+        unsigned letters = tn_v16_bits(_mm_or_si128(
+            _mm_or_si128(tn_v16_in(v, 'a', 'z'), tn_v16_in(v, 'A', 'Z')), tn_v16_eq(v, '\'')));
+        unsigned other = ~(letters | high) & 0xFFFF;
+        if (stop - i < 16)
+            letters &= (1u << (stop - i)) - 1; /* words start before stop */
+        unsigned from = 0;
+        for (;;) {
+            unsigned start = letters & (0xFFFFu << from);
+            if (!start) {
+                i += 16;
                 break;
-            if (i - start < MAX_WORD)
-                key |= (uint64_t)letter[c] << (8 * (i - start));
-        }
-        if (foreign)
-            continue;
-        words++;
-        if (i - start <= MAX_WORD) {
-            unsigned lists = slots[find(key)].lists;
-            es2 += 2 * (lists & 1);
-            en2 += lists & 2;
+            }
+            unsigned s = (unsigned)__builtin_ctz(start);
+            unsigned ends = other & (0xFFFFu << s);
+            if (!ends) { /* it runs past the block */
+                int foreign;
+                size_t e = word_end(u, i + s, len, &foreign);
+                add_word(&ev, u + i + s, e - i - s, len - i - s, foreign);
+                end = e > end ? e : end;
+                i = e;
+                break;
+            }
+            unsigned e = (unsigned)__builtin_ctz(ends);
+            int foreign = (high & (0xFFFFu << s) & ((1u << e) - 1)) != 0;
+            add_word(&ev, u + i + s, e - s, len - i - s, foreign);
+            end = i + e > end ? i + e : end;
+            from = e;
         }
     }
+#endif
+    for (i = next_letter(u, i, stop); i < stop; i = next_letter(u, i, stop)) {
+        int foreign;
+        size_t e = word_end(u, i, len, &foreign);
+        add_word(&ev, u + i, e - i, len - i, foreign);
+        end = e > end ? e : end;
+        i = e;
+    }
+    size_t es2 = ev.es2 + marks(u, end, len), en2 = ev.en2, words = ev.words;
     double es = (double)es2 / 2, en = (double)en2 / 2;
     tn_lang_t r = {"und", 0};
     double total = es + en;
