@@ -58,9 +58,12 @@ tn_err_t tn_buf_reserve(tn_buf_t *b, size_t n)
 
 tn_err_t tn_buf_add(tn_buf_t *b, const void *p, size_t n)
 {
-    tn_err_t rc = reserve(b, n);
-    if (rc != TN_OK)
-        return rc;
+    /* room already (the common case: appends of a few bytes) without grow()'s call */
+    if (!(n < b->cap - b->len && n <= b->max - b->len && b->len <= b->max)) {
+        tn_err_t rc = reserve(b, n);
+        if (rc != TN_OK)
+            return rc;
+    }
     if (n)
         memcpy(b->data + b->len, p, n);
     b->len += n;

@@ -514,28 +514,55 @@ static void scan(const tn_category_t *c, const char *text, size_t len, int weigh
     }
 }
 
+/* What a thread keeps from call to call: the folding buffer and the keywords seen (let go after
+ * a call that grew them past TN_TLS_KEEP bytes). */
+typedef struct scratch {
+    char *fold;
+    size_t fold_cap;
+    bool *seen;
+    size_t seen_cap;
+} scratch_t;
+
+static void scratch_free(void *block)
+{
+    scratch_t *sc = block;
+    free(sc->fold);
+    free(sc->seen);
+}
+
+static tn_tls_t scratch = TN_TLS_INIT(sizeof(scratch_t), scratch_free);
+
 tn_category_result_t tn_category_classify_doc(const tn_category_t *c, const char *title,
                                               size_t tlen, const char *body, size_t blen,
                                               const char *lang)
 {
     tn_category_result_t best = {"general", "normal", 0, 0};
     int hits[MAX_RULES] = {0};
-    bool *seen = tn_xcalloc(c->nphrases ? c->nphrases : 1, sizeof(bool));
-    char *fold = NULL;
-    size_t cap = 0;
+    scratch_t *sc = tn_tls_get(&scratch);
+    if (sc->seen_cap < c->nphrases) {
+        free(sc->seen);
+        sc->seen_cap = c->nphrases;
+        sc->seen = tn_xmalloc(sc->seen_cap * sizeof(bool));
+    }
+    bool *seen = sc->seen;
+    if (c->nphrases)
+        memset(seen, 0, c->nphrases * sizeof(bool));
     if (title && tlen > 0)
-        scan(c, title, tlen, TN_CATEGORY_TITLE_WEIGHT, hits, seen, &fold, &cap);
+        scan(c, title, tlen, TN_CATEGORY_TITLE_WEIGHT, hits, seen, &sc->fold, &sc->fold_cap);
     if (body && blen > 0)
-        scan(c, body, blen, 1, hits, seen, &fold, &cap);
-    free(fold);
+        scan(c, body, blen, 1, hits, seen, &sc->fold, &sc->fold_cap);
+    if (sc->fold_cap > TN_TLS_KEEP) {
+        TN_FREE(sc->fold);
+        sc->fold_cap = 0;
+    }
     /* Scores and distinct keywords summed per category name across its rules (es + * lines of
      * one category). */
     int scores[MAX_RULES] = {0}, distinct[MAX_RULES] = {0};
     bool live[MAX_RULES] = {false};
+    bool any_lang = !lang || strcmp(lang, "und") == 0;
     for (size_t i = 0; i < c->nrules; i++) {
         const rule_t *r = &c->rules[i];
-        live[i] =
-            r->lang[0] == '*' || !lang || strcmp(lang, "und") == 0 || strcmp(r->lang, lang) == 0;
+        live[i] = any_lang || r->lang[0] == '*' || strcmp(r->lang, lang) == 0;
         if (live[i])
             scores[c->first[i]] += hits[i];
     }
@@ -544,7 +571,6 @@ tn_category_result_t tn_category_classify_doc(const tn_category_t *c, const char
         if (seen[id] && live[rule])
             distinct[c->first[rule]]++;
     }
-    free(seen);
     for (size_t i = 0; i < c->nrules; i++) {
         if (scores[i] > best.score ||
             (scores[i] == best.score && scores[i] > 0 && distinct[i] > best.keywords)) {

@@ -143,13 +143,11 @@ typedef struct {
 } fmap_t;
 
 /*
- * Per-thread buffers kept between calls (a pthread key frees them when the thread ends): one
+ * Per-thread buffers kept between calls (tn_tls_get(): freed when the thread ends): one
  * text's map, replay list and folded words are some 90 KB, and allocating and freeing them on
  * every call made glibc grow and trim the heap each time (a fifth of the time in the kernel).
- * Buffers above SCRATCH_KEEP bytes are freed after the call instead of kept.
+ * Buffers above TN_TLS_KEEP bytes are freed after the call instead of kept.
  */
-#define SCRATCH_KEEP ((size_t)1 << 20)
-
 typedef struct {
     fmap_t map; /* slots NULL: none kept */
     char *fold;
@@ -157,9 +155,6 @@ typedef struct {
     uint32_t *replay;
     size_t replay_cap;
 } hash_scratch_t;
-
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 
 static void scratch_free(void *p)
 {
@@ -170,27 +165,9 @@ static void scratch_free(void *p)
     free(sc->map.ngrams);
     free(sc->fold);
     free(sc->replay);
-    free(sc);
 }
 
-static void scratch_key_init(void)
-{
-    TN_ASSERT(pthread_key_create(&scratch_key, scratch_free) == 0);
-}
-
-static hash_scratch_t *scratch_get(void)
-{
-    pthread_once(&scratch_once, scratch_key_init);
-    hash_scratch_t *sc = pthread_getspecific(scratch_key);
-    if (!sc) {
-        sc = tn_xcalloc(1, sizeof(*sc));
-        if (pthread_setspecific(scratch_key, sc) != 0) {
-            free(sc);
-            return NULL;
-        }
-    }
-    return sc;
-}
+static tn_tls_t scratch = TN_TLS_INIT(sizeof(hash_scratch_t), scratch_free);
 
 #define FMAP_NONE UINT32_MAX /* a feature beyond the limit, not counted */
 
@@ -225,17 +202,17 @@ static void fmap_cleanup(fmap_t *m)
     memset(m, 0, sizeof(*m));
 }
 
-/* After a call: free what is too big to keep (everything with @p all). */
-static void scratch_trim(hash_scratch_t *sc, bool all)
+/* After a call: free what is too big to keep. */
+static void scratch_trim(hash_scratch_t *sc)
 {
-    if (all || sc->map.alloc * 2 * sizeof(uint64_t) > SCRATCH_KEEP)
+    if (sc->map.alloc * 2 * sizeof(uint64_t) > TN_TLS_KEEP)
         fmap_cleanup(&sc->map);
-    if (all || sc->fold_cap > SCRATCH_KEEP) {
+    if (sc->fold_cap > TN_TLS_KEEP) {
         free(sc->fold);
         sc->fold = NULL;
         sc->fold_cap = 0;
     }
-    if (all || sc->replay_cap * sizeof(uint32_t) > SCRATCH_KEEP) {
+    if (sc->replay_cap * sizeof(uint32_t) > TN_TLS_KEEP) {
         free(sc->replay);
         sc->replay = NULL;
         sc->replay_cap = 0;
@@ -439,10 +416,7 @@ void tn_embed_hash(const char *text, size_t len, size_t dims, float *out)
     memset(out, 0, dims * sizeof(float));
     if (len == 0)
         return;
-    hash_scratch_t local = {0};
-    hash_scratch_t *sc = scratch_get();
-    if (!sc)
-        sc = &local;
+    hash_scratch_t *sc = tn_tls_get(&scratch);
     size_t fl = 0;
     char *folded = fold_words(text, len, &fl, sc->fold, &sc->fold_cap);
     sc->fold = folded;
@@ -460,7 +434,7 @@ void tn_embed_hash(const char *text, size_t len, size_t dims, float *out)
         maxw = TN_MAX(maxw, i - s);
     }
     if (words == 0) {
-        scratch_trim(sc, sc == &local);
+        scratch_trim(sc);
         return;
     }
     /* About 10 distinct features per word in running text; the map grows if there are more. */
@@ -547,7 +521,7 @@ void tn_embed_hash(const char *text, size_t len, size_t dims, float *out)
     if (pw != small)
         free(pw);
     sc->map = m;
-    scratch_trim(sc, sc == &local);
+    scratch_trim(sc);
 }
 
 /* ------------------------------------------------------------------------------------------ */

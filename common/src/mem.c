@@ -1,6 +1,7 @@
 /* Allocation wrappers that abort on out-of-memory, and the assertion handler. */
 #include "taina/mem.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -65,6 +66,41 @@ char *tn_xasprintf(const char *fmt, ...)
     vsnprintf(p, (size_t)n + 1, fmt, ap);
     va_end(ap);
     return p;
+}
+
+/* A thread's block: its cleanup first, the caller's bytes after it. */
+typedef struct tls_block {
+    void (*cleanup)(void *block);
+    max_align_t data[];
+} tls_block_t;
+
+static pthread_mutex_t tls_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void tls_free(void *p)
+{
+    tls_block_t *b = p;
+    if (b->cleanup)
+        b->cleanup(b->data);
+    free(b);
+}
+
+void *tn_tls_get(tn_tls_t *t)
+{
+    if (!__atomic_load_n(&t->ready, __ATOMIC_ACQUIRE)) {
+        pthread_mutex_lock(&tls_mu);
+        if (!t->ready) {
+            TN_ASSERT(pthread_key_create(&t->key, tls_free) == 0);
+            __atomic_store_n(&t->ready, 1, __ATOMIC_RELEASE);
+        }
+        pthread_mutex_unlock(&tls_mu);
+    }
+    tls_block_t *b = pthread_getspecific(t->key);
+    if (!b) {
+        b = tn_xcalloc(1, sizeof(*b) + t->size);
+        b->cleanup = t->cleanup;
+        TN_ASSERT(pthread_setspecific(t->key, b) == 0);
+    }
+    return b->data;
 }
 
 void tn_assert_fail(const char *expr, const char *file, int line)

@@ -143,15 +143,23 @@ static const char *field(const char *s, size_t *len)
     return s;
 }
 
+/* A match context with this module's limits. */
+static pcre2_match_context *limits_context(void)
+{
+    pcre2_match_context *m = pcre2_match_context_create(NULL);
+    TN_ASSERT(m);
+    pcre2_set_match_limit(m, MATCH_LIMIT);
+    pcre2_set_depth_limit(m, DEPTH_LIMIT);
+    return m;
+}
+
 tn_pii_t *tn_pii_new(const char *text, const char *name, char *errbuf, size_t errlen)
 {
     tn_pii_t *p = tn_xcalloc(1, sizeof(*p));
     const char *src = text ? text : tn_pii_default_rules;
     const char *what = name ? name : (text ? "PII rules" : "built-in PII rules");
     int lineno = 0;
-    p->mctx = pcre2_match_context_create(NULL);
-    pcre2_set_match_limit(p->mctx, MATCH_LIMIT);
-    pcre2_set_depth_limit(p->mctx, DEPTH_LIMIT);
+    p->mctx = limits_context();
 
     for (const char *line = src; *line;) {
         const char *eol = strchr(line, '\n');
@@ -626,20 +634,64 @@ static int utf8_valid(const char *text, size_t len)
 /* Passes of the rules over their own output at most (see tn_pii_redact). */
 #define MAX_PASSES 4
 
-tn_err_t tn_pii_redact(const tn_pii_t *p, const char *text, size_t len, tn_buf_t *out,
+/*
+ * What a thread keeps from call to call: the match data, a match context for the windows (its
+ * offset limit is set before each windowed match) and the two texts the rules write in turn,
+ * some 8 allocations a call otherwise. A text buffer above TN_TLS_KEEP bytes is let go after
+ * the call that grew it.
+ */
+typedef struct scratch {
+    pcre2_match_data *md;
+    pcre2_match_context *wctx;
+    tn_buf_t a, b;
+} scratch_t;
+
+static void scratch_free(void *block)
+{
+    scratch_t *sc = block;
+    pcre2_match_data_free(sc->md);
+    pcre2_match_context_free(sc->wctx);
+    tn_buf_cleanup(&sc->a);
+    tn_buf_cleanup(&sc->b);
+}
+
+static tn_tls_t scratch = TN_TLS_INIT(sizeof(scratch_t), scratch_free);
+
+static scratch_t *scratch_get(size_t max)
+{
+    scratch_t *sc = tn_tls_get(&scratch);
+    if (!sc->md) {
+        sc->md = pcre2_match_data_create(16, NULL);
+        sc->wctx = limits_context();
+        TN_ASSERT(sc->md);
+    }
+    sc->a.max = sc->b.max = max;
+    tn_buf_reset(&sc->a);
+    tn_buf_reset(&sc->b);
+    return sc;
+}
+
+static void scratch_trim(scratch_t *sc)
+{
+    if (sc->a.cap > TN_TLS_KEEP)
+        tn_buf_cleanup(&sc->a);
+    if (sc->b.cap > TN_TLS_KEEP)
+        tn_buf_cleanup(&sc->b);
+}
+
+/* @p valid: the text is known to be valid UTF-8. */
+static tn_err_t redact(const tn_pii_t *p, const char *text, size_t len, int valid, tn_buf_t *out,
                        size_t *counts, char *errbuf, size_t errlen)
 {
     tn_err_t rc = TN_OK;
-    tn_buf_t a, b;
-    tn_buf_init(&a, out->max);
-    tn_buf_init(&b, out->max);
-    pcre2_match_data *md = pcre2_match_data_create(16, NULL);
+    scratch_t *sc = scratch_get(out->max);
+    pcre2_match_data *md = sc->md;
     /* valid UTF-8 in, valid out (matches start and end on characters, placeholders are ASCII) */
-    pcre2_match_context *wctx = utf8_valid(text, len) ? pcre2_match_context_copy(p->mctx) : NULL;
+    pcre2_match_context *wctx = valid || utf8_valid(text, len) ? sc->wctx : NULL;
     /* the text so far: the caller's until a rule replaces something, then that rule's output */
     const char *cur = len ? text : "";
     size_t curlen = len;
-    tn_buf_t *dst = &a;
+    tn_buf_t *dst = &sc->a;
     digits_t dg[2]; /* the runs of cur, and of the next text */
     size_t di = 0;
     digits_init(&dg[0]);
@@ -673,16 +725,25 @@ tn_err_t tn_pii_redact(const tn_pii_t *p, const char *text, size_t len, tn_buf_t
             di = !di;
             cur = dst->data;
             curlen = dst->len;
-            dst = dst == &a ? &b : &a;
+            dst = dst == &sc->a ? &sc->b : &sc->a;
         }
     }
     if (rc == TN_OK)
         rc = tn_buf_add(out, cur, curlen);
-    pcre2_match_data_free(md);
-    pcre2_match_context_free(wctx);
-    tn_buf_cleanup(&a);
-    tn_buf_cleanup(&b);
+    scratch_trim(sc);
     digits_cleanup(&dg[0]);
     digits_cleanup(&dg[1]);
     return rc;
+}
+
+tn_err_t tn_pii_redact(const tn_pii_t *p, const char *text, size_t len, tn_buf_t *out,
+                       size_t *counts, char *errbuf, size_t errlen)
+{
+    return redact(p, text, len, 0, out, counts, errbuf, errlen);
+}
+
+tn_err_t tn_pii_redact_utf8(const tn_pii_t *p, const char *text, size_t len, tn_buf_t *out,
+                            size_t *counts, char *errbuf, size_t errlen)
+{
+    return redact(p, text, len, 1, out, counts, errbuf, errlen);
 }

@@ -8,6 +8,7 @@
 #ifndef TAINA_MEM_H
 #define TAINA_MEM_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 
@@ -60,6 +61,30 @@ void tn_assert_fail(const char *expr, const char *file, int line) __attribute__(
 #ifndef TN_ON_VALGRIND
 #define TN_ON_VALGRIND() 0
 #endif
+
+/**
+ * Per-thread state of one module: a zeroed block of @p size bytes for each thread that asks,
+ * made on its first tn_tls_get() and, when the thread exits, given to @p cleanup (NULL: none)
+ * and freed. For scratch memory reused from call to call (a block that holds a buffer grown
+ * for one very large input should let it go after that call). Define one per module:
+ *
+ *     static tn_tls_t scratch = TN_TLS_INIT(sizeof(my_scratch_t), my_scratch_cleanup);
+ *     my_scratch_t *sc = tn_tls_get(&scratch);
+ */
+typedef struct tn_tls {
+    int ready; /* the key exists (read and written atomically) */
+    pthread_key_t key;
+    size_t size;
+    void (*cleanup)(void *block);
+} tn_tls_t;
+#define TN_TLS_INIT(size, cleanup)                                                                 \
+    {                                                                                              \
+        0, 0, (size), (cleanup)                                                                    \
+    }
+/** Scratch buffers in a per-thread block larger than this are let go after the call. */
+#define TN_TLS_KEEP ((size_t)1 << 20)
+/** @brief This thread's block of @p t (see tn_tls_t); never NULL. */
+void *tn_tls_get(tn_tls_t *t);
 
 /** A static helper that unit tests may call: declare it in the module's _int.h. */
 #define TN_TESTABLE

@@ -63,6 +63,12 @@ const char *tn_pii_type_name(const tn_pii_t *p, size_t i);
  */
 tn_err_t tn_pii_redact(const tn_pii_t *p, const char *text, size_t len, tn_buf_t *out,
                        size_t *counts, char *errbuf, size_t errlen);
+/**
+ * @brief tn_pii_redact() for @p text known to be valid UTF-8 (tn_text_normalize()'s output):
+ *        the same result without checking it again.
+ */
+tn_err_t tn_pii_redact_utf8(const tn_pii_t *p, const char *text, size_t len, tn_buf_t *out,
+                            size_t *counts, char *errbuf, size_t errlen);
 
 /** @brief The Luhn check over the digits of @p s (other characters ignored; >= 13 digits). */
 int tn_pii_luhn_ok(const char *s, size_t len);

@@ -42,6 +42,13 @@ typedef struct tn_text_norm {
  * @returns a NUL-terminated string; caller frees.
  */
 char *tn_text_normalize(const char *in, size_t len, unsigned flags, tn_text_norm_t *st);
+/**
+ * @brief tn_text_normalize() into a buffer the caller keeps from call to call: @p *buf of
+ *        @p *cap bytes (NULL and 0 at first), grown as needed (both updated).
+ * @returns *buf, the NUL-terminated result.
+ */
+char *tn_text_normalize_into(const char *in, size_t len, unsigned flags, tn_text_norm_t *st,
+                             char **buf, size_t *cap);
 
 /**
  * @brief Whether NFC leaves code point @p cp unchanged wherever it stands (no decomposition, no
