@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "taina/mem.h"
+#include "bytes_int.h"
 
 /* Limits per match attempt: generous for real text, tiny next to catastrophic backtracking. */
 #define MATCH_LIMIT 200000
@@ -464,6 +465,16 @@ static void digits_find(digits_t *d, const char *in, size_t len)
     d->n = 0;
     d->fresh = 1;
     for (size_t i = 0; i < len;) {
+#ifdef TN_V16
+        if (len - i >= 16) { /* sixteen bytes at once: on to the first digit, if any */
+            unsigned m = tn_v16_bits(tn_v16_in(tn_v16_load(in + i), '0', '9'));
+            if (!m) {
+                i += 16;
+                continue;
+            }
+            i += (size_t)__builtin_ctz(m);
+        }
+#endif
         if (len - i >= 8) { /* eight bytes at once while none is a digit: most of the text */
             uint64_t w;
             memcpy(&w, in + i, 8);
