@@ -493,9 +493,15 @@ static void scan(const tn_category_t *c, const char *text, size_t len, int weigh
         if (space) {
             e = i + first_byte(space);
             key &= (1ULL << (8 * (e - i))) - 1; /* e > i: a word follows each space */
-        } else {
-            for (e = i + 8; folded[e] != ' ';)
-                e++;
+        } else { /* longer than 8 bytes: most end in the next 8 (the text ends with a space,
+                  * and 8 defined bytes follow it) */
+            uint64_t more = bytes_eq(tn_load8_le(folded + i + 8), ' ');
+            if (more) {
+                e = i + 8 + first_byte(more);
+            } else {
+                for (e = i + 16; folded[e] != ' ';)
+                    e++;
+            }
         }
         uint32_t h = hash_key(key, e - i);
         if (!maybe_first_word(c, h)) {
