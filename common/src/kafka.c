@@ -622,7 +622,7 @@ static part_t *part_find(tn_kafka_consumer_t *cons, const char *topic, int32_t p
 static void ckpt_load(tn_kafka_consumer_t *cons);
 static void waker_stop(tn_kafka_consumer_t *cons);
 static tn_err_t ckpt_write(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons,
-                           const tn_kafka_offsets_t *offs, tn_kafka_error_t *e);
+                           const tn_kafka_offsets_t *offs, int empty, tn_kafka_error_t *e);
 
 static void parts_remove(tn_kafka_consumer_t *cons, const rd_kafka_topic_partition_list_t *l)
 {
@@ -1396,7 +1396,7 @@ tn_err_t tn_kafka_txn_commit_offsets(tn_kafka_producer_t *p, tn_kafka_consumer_t
                 e->abortable = 1;
             goto out;
         }
-        if (cons->ckpt_topic && (rc = ckpt_write(p, cons, offs, e)) != TN_OK)
+        if (cons->ckpt_topic && (rc = ckpt_write(p, cons, offs, 0, e)) != TN_OK)
             goto out;
         rc = TN_ERR_KAFKA;
         rd_kafka_error_t *error =
@@ -1427,6 +1427,14 @@ out:
     return rc;
 }
 
+tn_err_t tn_kafka_txn_checkpoint_partitions(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons,
+                                            const tn_kafka_offsets_t *offs, tn_kafka_error_t *e)
+{
+    if (!cons || !cons->ckpt_topic || !cons->group || !offs || !offs->n || !offs->cgmd)
+        return TN_OK;
+    return ckpt_write(p, cons, offs, 1, e);
+}
+
 tn_err_t tn_kafka_txn_commit(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons, int64_t timeout_ms,
                              tn_kafka_error_t *e)
 {
@@ -1439,17 +1447,17 @@ tn_err_t tn_kafka_txn_commit(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons, 
 /* ---------------------------------------------------------------------------------------------
  * Checkpoints: transactional progress kept in a topic too (see kafka.h). */
 
-/* One record per range of the batch: key GROUP|TOPIC|PARTITION, value {"first":F,"next":N}.
- * Inside the open transaction of @p p. */
+/* One record per range of the batch: key GROUP|TOPIC|PARTITION, value {"first":F,"next":N}
+ * (with @p empty: N = F, which readers skip). Inside the open transaction of @p p. */
 static tn_err_t ckpt_write(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons,
-                           const tn_kafka_offsets_t *offs, tn_kafka_error_t *e)
+                           const tn_kafka_offsets_t *offs, int empty, tn_kafka_error_t *e)
 {
     for (size_t i = 0; i < offs->n; i++) {
         const offs_range_t *r = &offs->r[i];
         char key[512], val[96];
         int kl = snprintf(key, sizeof(key), "%s|%s|%" PRId32, cons->group, r->topic, r->partition);
         int vl = snprintf(val, sizeof(val), "{\"first\":%" PRId64 ",\"next\":%" PRId64 "}",
-                          r->first, r->next);
+                          r->first, empty ? r->first : r->next);
         tn_kafka_record_t rec = {.topic = cons->ckpt_topic,
                                  .partition = -1,
                                  .key = key,

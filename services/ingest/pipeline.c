@@ -556,17 +556,23 @@ static tn_err_t run(ingest_t *in, pool_t *p, committer_t *cm, slot_t *slots)
         }
         batch_t b;
         memset(&b, 0, sizeof(b));
+        /* the batch's ranges (nothing is polled from here to its commit); their checkpoint
+         * partitions join the transaction with the outputs' */
+        tn_kafka_offsets_t *offs = tn_kafka_consumer_take_offsets(in->consumer);
+        b.failed =
+            tn_kafka_txn_checkpoint_partitions(in->txn_producer, in->consumer, offs, &e) != TN_OK;
         for (size_t i = 0; i < held; i++) {
             if (!b.failed) /* the rest is consumed again after the abort */
                 produce_slot(in, &slots[i], &b);
             slot_release(&slots[i]);
         }
         if (b.failed) {
+            tn_kafka_offsets_destroy(offs);
             if (abort_batch(in, b.in, "a produce failed") != TN_OK)
                 return TN_ERR_FATAL;
             continue;
         }
-        commit_start(cm, tn_kafka_consumer_take_offsets(in->consumer), &b);
+        commit_start(cm, offs, &b);
     }
     return TN_OK;
 }

@@ -234,6 +234,19 @@ tn_err_t tn_kafka_txn_commit_offsets(tn_kafka_producer_t *p, tn_kafka_consumer_t
                                      tn_kafka_error_t *e);
 
 /**
+ * @brief With checkpoints, right after tn_kafka_txn_begin() and before the batch's outputs: one
+ *        empty record per range of @p offs ({"first":F,"next":F}, which readers skip) under the
+ *        key its checkpoint will have, so that the checkpoint partitions join the transaction
+ *        with the outputs' partitions. librdkafka registers the partitions a transaction adds
+ *        in waves, each after a 1 ms timer through whose last millisecond its main thread spins
+ *        before 2.4 (see kafka.c): the checkpoints written at the commit (after the outputs were
+ *        acknowledged) then add no second wave. Nothing to do without checkpoints.
+ * @returns TN_OK; on failure @p e says whether to abort.
+ */
+tn_err_t tn_kafka_txn_checkpoint_partitions(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons,
+                                            const tn_kafka_offsets_t *offs, tn_kafka_error_t *e);
+
+/**
  * @brief Abort the transaction and rewind @p cons (may be NULL) to its committed offsets, so
  *        the aborted batch is consumed again.
  */

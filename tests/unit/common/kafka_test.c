@@ -571,15 +571,19 @@ static void test_checkpoints(void **state)
     tn_kafka_consumer_destroy(c);
     /* 3. two transactions committed while their offset commits failed (a member that lost
      *    its group during a long commit): the chain {0,8} {8,20} from the group's offset (none:
-     *    the log start) resumes after both, not only after the last one (0032). */
+     *    the log start) resumes after both, not only after the last one (0032); the empty
+     *    records a transaction writes first (tn_kafka_txn_checkpoint_partitions) change nothing. */
     char *key3 = tn_xasprintf("g-ck-c|%s|0", in);
     tn_kafka_record_t chain[] = {
+        {ck, 0, key3, strlen(key3), "{\"first\":0,\"next\":0}", 20, NULL, 0}, /* empty: skipped */
         {ck, 0, key3, strlen(key3), "{\"first\":0,\"next\":8}", 21, NULL, 0},
+        {ck, 0, key3, strlen(key3), "{\"first\":8,\"next\":8}", 20, NULL, 0},
         {ck, 0, key3, strlen(key3), "{\"first\":8,\"next\":20}", 22, NULL, 0},
+        {ck, 0, key3, strlen(key3), "{\"first\":20,\"next\":20}", 22, NULL, 0},
         {ck, 0, key3, strlen(key3), "{\"first\":30,\"next\":40}", 23, NULL, 0}, /* no link */
     };
-    tn_err_t res3[3];
-    assert_int_equal(tn_kafka_produce_sync(src, chain, 3, res3, tn_test_timeout_ms(10000)), TN_OK);
+    tn_err_t res3[6];
+    assert_int_equal(tn_kafka_produce_sync(src, chain, 6, res3, tn_test_timeout_ms(10000)), TN_OK);
     memset(seen, 0, sizeof(seen));
     c = consumer(f, "g-ck-c", in);
     assert_int_equal(tn_kafka_consumer_set_checkpoints(c, &f->o, ck), TN_OK);
@@ -663,7 +667,8 @@ static char *checkpoints_of(fx_t *f, const char *ck, const char *key, int want)
  * 1. batch A (0-9) is taken; batch B (10-29) is read while A commits on another thread with
  *    exactly A's range, although the consumer is already past B;
  * 2. B's transaction aborts: the consumer rewinds to 10 (A's end) and B comes again, once;
- * 3. the checkpoints are exactly the two batches' ranges, chained: {0,10} {10,30};
+ * 3. the checkpoints are exactly the two batches' ranges, chained: {0,10} {10,30}, and before
+ *    B's the empty {10,10} that took its partition into the transaction with the outputs';
  * 4. a new member resumes at 30, its range starts at the committed offset, and a rewind without
  *    a transaction reads the same record again. */
 static void test_explicit_offsets(void **state)
@@ -706,6 +711,9 @@ static void test_explicit_offsets(void **state)
     tn_kafka_offsets_t *b = tn_kafka_consumer_take_offsets(c);
     assert_range(b, in, 10, 30);
     assert_int_equal(tn_kafka_txn_begin(p, &e), TN_OK);
+    /* its checkpoint partition joins the transaction first, with an empty range */
+    assert_int_equal(tn_kafka_txn_checkpoint_partitions(p, c, b, &e), TN_OK);
+    assert_int_equal(tn_kafka_produce(p, &r, NULL), TN_OK);
     assert_int_equal(tn_kafka_txn_commit_offsets(p, c, b, tn_test_timeout_ms(20000), &e), TN_OK);
     tn_kafka_offsets_destroy(b);
     tn_kafka_offsets_t *none = tn_kafka_consumer_take_offsets(c);
@@ -715,8 +723,9 @@ static void test_explicit_offsets(void **state)
 
     /* 3. */
     char *key = tn_xasprintf("g-off|%s|0", in);
-    char *cks = checkpoints_of(f, ck, key, 3);
-    assert_string_equal(cks, "{\"first\":0,\"next\":10} {\"first\":10,\"next\":30}");
+    char *cks = checkpoints_of(f, ck, key, 4);
+    assert_string_equal(cks, "{\"first\":0,\"next\":10} {\"first\":10,\"next\":10} "
+                             "{\"first\":10,\"next\":30}");
     free(cks);
 
     /* 4. */
