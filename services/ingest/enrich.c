@@ -470,8 +470,6 @@ static json_t *jp_object(jp_t *j, tn_buf_t *b)
         if (jp_string(j, b) || memchr(b->data ? b->data : "", 0, b->len))
             break;
         tn_buf_add(b, "", 1);
-        if (json_object_get(o, b->data)) /* a duplicate: jansson's error */
-            break;
         /* the key, kept while the value is decoded into the same buffer: on the stack unless
          * it is long (a malloc and free per member was a tenth of this parser's time) */
         char kbuf[64];
@@ -482,7 +480,11 @@ static json_t *jp_object(jp_t *j, tn_buf_t *b)
             j->p++;
             v = jp_value(j, b);
         }
-        int failed = !v || json_object_set_new_nocheck(o, key, v);
+        /* a duplicate replaces the first value and leaves the size: jansson's error (found
+         * here rather than by a lookup before each member) */
+        size_t members = json_object_size(o);
+        int failed = !v || json_object_set_new_nocheck(o, key, v) ||
+                     json_object_size(o) == members;
         if (key != kbuf)
             free(key);
         if (failed)
