@@ -483,8 +483,7 @@ static json_t *jp_object(jp_t *j, tn_buf_t *b)
         /* a duplicate replaces the first value and leaves the size: jansson's error (found
          * here rather than by a lookup before each member) */
         size_t members = json_object_size(o);
-        int failed = !v || json_object_set_new_nocheck(o, key, v) ||
-                     json_object_size(o) == members;
+        int failed = !v || json_object_set_new_nocheck(o, key, v) || json_object_size(o) == members;
         if (key != kbuf)
             free(key);
         if (failed)
