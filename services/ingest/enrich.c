@@ -164,8 +164,8 @@ static void put_str(tn_buf_t *b, const char *s, size_t n)
     tn_buf_add(b, "\"", 1);
 }
 
-/* ,"name": (the first member of an object has its "{" written by the caller) */
-/* ,"name": for a literal @p name, in one append */
+/* ,"name": for a literal @p name, in one append (the first member of an object has its "{"
+ * written by the caller) */
 #define KEY(name)               ",\"" name "\":"
 #define put_key(b, name)        tn_buf_add((b), KEY(name), sizeof(KEY(name)) - 1)
 #define copy_field(b, in, name) copy_member((b), (in), (name), KEY(name), sizeof(KEY(name)) - 1)
