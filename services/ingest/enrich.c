@@ -32,9 +32,9 @@ static void *reject(ingest_reject_t *why, const char *reason, const char *fmt, .
  * record that grew them.
  */
 typedef struct scratch {
-    char *title, *body, *all;
-    size_t title_cap, body_cap, all_cap;
-    tn_buf_t rtitle, rbody, out;
+    char *title, *body;
+    size_t title_cap, body_cap;
+    tn_buf_t all, rtitle, rbody, out;
 } scratch_t;
 
 static void scratch_free(void *block)
@@ -42,7 +42,7 @@ static void scratch_free(void *block)
     scratch_t *sc = block;
     free(sc->title);
     free(sc->body);
-    free(sc->all);
+    tn_buf_cleanup(&sc->all);
     tn_buf_cleanup(&sc->rtitle);
     tn_buf_cleanup(&sc->rbody);
     tn_buf_cleanup(&sc->out);
@@ -68,7 +68,7 @@ static void scratch_trim(scratch_t *sc)
 {
     trim_str(&sc->title, &sc->title_cap);
     trim_str(&sc->body, &sc->body_cap);
-    trim_str(&sc->all, &sc->all_cap);
+    trim_buf(&sc->all);
     trim_buf(&sc->rtitle);
     trim_buf(&sc->rbody);
     trim_buf(&sc->out);
@@ -680,18 +680,14 @@ char *ingest_enrich(const ingest_rules_t *r, const void *value, size_t len, size
     /* language on the whole text, category on title and body (the title weighs more), both
      * before redaction */
     /* "title. body" (normalized text holds no NUL) */
-    size_t all_len = nt.len + 2 + nb.len;
-    if (sc->all_cap < all_len + 1) {
-        free(sc->all);
-        sc->all_cap = all_len + 1;
-        sc->all = tn_xmalloc(sc->all_cap);
-    }
-    char *all = sc->all;
-    memcpy(all, title, nt.len);
-    memcpy(all + nt.len, ". ", 2);
-    memcpy(all + nt.len + 2, body, nb.len + 1);
+    tn_buf_t *all = &sc->all;
+    all->max = (size_t)-1;
+    tn_buf_reset(all);
+    tn_buf_add(all, title, nt.len);
+    tn_buf_add(all, ". ", 2);
+    tn_buf_add(all, body, nb.len);
     const char *hint = json_string_value(json_object_get(raw, "lang"));
-    tn_lang_t lang = tn_lang_detect(all, all_len, hint);
+    tn_lang_t lang = tn_lang_detect(all->data, all->len, hint);
     tn_category_result_t cat =
         tn_category_classify_doc(r->category, title, nt.len, body, nb.len, lang.code);
     json_decref(raw);
