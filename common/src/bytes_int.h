@@ -73,6 +73,11 @@ static inline size_t count_bytes(uint64_t mask)
     return (size_t)(((mask >> 7) * ONES) >> 56);
 }
 
+/* One bit per byte of p[0..64) equal to @p c, byte 0 in bit 0: where a scan over words can take
+ * the next word's end from a register (ctz, then clear the bit) instead of from a load of the
+ * bytes after the last one, which chained every word to the one before. */
+static inline uint64_t tn_bits64_eq(const void *p, unsigned char c);
+
 /* Sixteen bytes at a time where the compiler may use SSE2 (every x86-64): the scans try a
  * block of 16 first and take the 8-byte steps above for a block that holds anything but the
  * common case, and everywhere without SSE2 (-DTN_NO_SSE2 builds that way here too). A vector
@@ -111,5 +116,22 @@ static inline unsigned tn_v16_count(__m128i m)
     return (unsigned)(_mm_cvtsi128_si32(s) + _mm_extract_epi16(s, 4));
 }
 #endif
+
+static inline uint64_t tn_bits64_eq(const void *p, unsigned char c)
+{
+    const unsigned char *u = p;
+    uint64_t bits = 0;
+#ifdef TN_V16
+    for (int k = 0; k < 4; k++)
+        bits |= (uint64_t)tn_v16_bits(tn_v16_eq(tn_v16_load(u + 16 * k), c)) << (16 * k);
+#else
+    /* bit 7 of each matching byte, gathered into the top byte by one multiply (the shifted
+     * copies land on distinct bits 56..63, no carries), byte 0 in bit 56 */
+    for (int k = 0; k < 8; k++)
+        bits |= ((bytes_eq(tn_load8_le(u + 8 * k), c) >> 7) * 0x0102040810204080ULL >> 56)
+                << (8 * k);
+#endif
+    return bits;
+}
 
 #endif

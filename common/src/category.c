@@ -477,46 +477,41 @@ static void scan(const tn_category_t *c, const char *text, size_t len, int weigh
                  bool *seen, char **fold, size_t *cap)
 {
     size_t flen = tn_category_fold_into(text, len, fold, cap);
-    if (*cap < flen + 9) {
-        *cap = flen + 9;
+    if (*cap < flen + 64) {
+        *cap = flen + 64;
         *fold = tn_xrealloc(*fold, *cap);
     }
     char *folded = *fold;
-    memset(folded + flen + 1, 0, 8); /* defined bytes for the last 8-byte read */
-    /* Every occurrence of " phrase " in the folded text starts at a word: look each word up
-     * and compare the phrases that begin with it (as many hits as strstr would find). A word's
-     * end and its key (its first 8 bytes) come from one 8-byte read, unless it is longer. */
-    for (size_t i = 1; i < flen;) {
-        uint64_t key = tn_load8_le(folded + i);
-        uint64_t space = bytes_eq(key, ' ');
-        size_t e;
-        if (space) {
-            e = i + first_byte(space);
-            key &= (1ULL << (8 * (e - i))) - 1; /* e > i: a word follows each space */
-        } else { /* longer than 8 bytes: most end in the next 8 (the text ends with a space,
-                  * and 8 defined bytes follow it) */
-            uint64_t more = bytes_eq(tn_load8_le(folded + i + 8), ' ');
-            if (more) {
-                e = i + 8 + first_byte(more);
-            } else {
-                for (e = i + 16; folded[e] != ' ';)
-                    e++;
+    memset(folded + flen, 0, 64); /* defined bytes for the reads past the text */
+    /*
+     * Every occurrence of " phrase " in the folded text (" word word ... word ", one space
+     * between words) starts at a word: look each word up and compare the phrases that begin
+     * with it (as many hits as strstr would find). The spaces of 64 bytes at a time are the bits
+     * of a mask, so a word's end comes from the mask, not from reading the bytes after the word
+     * before it, and one word's lookup does not wait for the last; its key is its first 8 bytes.
+     */
+    size_t prev = 0; /* the space before the next word */
+    for (size_t base = 0; base < flen; base += 64) {
+        uint64_t spaces = tn_bits64_eq(folded + base, ' ');
+        if (base == 0)
+            spaces &= ~1ULL; /* the leading space ends no word */
+        for (; spaces; spaces &= spaces - 1) {
+            size_t e = base + (size_t)__builtin_ctzll(spaces), i = prev + 1, n = e - i;
+            prev = e;
+            uint64_t key = tn_load8_le(folded + i);
+            key &= n >= 8 ? ~0ULL : (1ULL << (8 * n)) - 1;
+            uint32_t h = hash_key(key, n);
+            if (!maybe_first_word(c, h))
+                continue;
+            const slot_t *sl = find_slot(c, folded + i, n, h);
+            for (int id = sl->word ? sl->head : -1; id >= 0; id = c->phrases[id].next) {
+                const phrase_t *p = &c->phrases[id];
+                if (p->len <= flen - (i - 1) && memcmp(folded + i - 1, p->text, p->len) == 0) {
+                    hits[p->rule] += weight;
+                    seen[id] = true;
+                }
             }
         }
-        uint32_t h = hash_key(key, e - i);
-        if (!maybe_first_word(c, h)) {
-            i = e + 1;
-            continue;
-        }
-        const slot_t *sl = find_slot(c, folded + i, e - i, h);
-        for (int id = sl->word ? sl->head : -1; id >= 0; id = c->phrases[id].next) {
-            const phrase_t *p = &c->phrases[id];
-            if (p->len <= flen - (i - 1) && memcmp(folded + i - 1, p->text, p->len) == 0) {
-                hits[p->rule] += weight;
-                seen[id] = true;
-            }
-        }
-        i = e + 1;
     }
 }
 

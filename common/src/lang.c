@@ -190,39 +190,49 @@ tn_lang_t tn_lang_detect(const char *text, size_t len, const char *hint)
      */
     size_t stop = len < TN_LANG_SAMPLE ? len : TN_LANG_SAMPLE, end = stop, i = 0;
 #ifdef TN_V16
-    /* 16 bytes at a time: masks of letters, of bytes from 0x80 up and of the other bytes; the
-     * words that start in the block are taken from them, one that runs on from the bytes */
-    while (i + 16 <= len && i < stop) {
-        __m128i v = tn_v16_load(u + i);
-        unsigned high = tn_v16_bits(v);
-        unsigned letters = tn_v16_bits(_mm_or_si128(
-            _mm_or_si128(tn_v16_in(v, 'a', 'z'), tn_v16_in(v, 'A', 'Z')), tn_v16_eq(v, '\'')));
-        unsigned other = ~(letters | high) & 0xFFFF;
-        if (stop - i < 16)
-            letters &= (1u << (stop - i)) - 1; /* words start before stop */
-        unsigned from = 0;
-        for (;;) {
-            unsigned start = letters & (0xFFFFu << from);
-            if (!start) {
-                i += 16;
-                break;
-            }
-            unsigned s = (unsigned)__builtin_ctz(start);
-            unsigned ends = other & (0xFFFFu << s);
+    /*
+     * 64 bytes at a time, from masks: letters L, bytes from 0x80 up H, and the others O, which
+     * end words. A word starts at the first letter of each run of L|H bytes: the run's first
+     * byte if it is a letter, else the byte after the run's leading H bytes, where adding the
+     * run's start to them carries. Each word's end is the next O bit. Words come from the
+     * masks, not from reading the bytes after the word before, so one word's lookup does not
+     * wait for the last one's end. A word that runs past the block is read to its end and the
+     * next block starts there; a run of H bytes across the boundary has no letter before it, so
+     * the next block may take its first letter for a start.
+     */
+    while (i + 64 <= len && i < stop) {
+        uint64_t letters = 0, high = 0;
+        for (int k = 0; k < 4; k++) {
+            __m128i v = tn_v16_load(u + i + 16 * (size_t)k);
+            __m128i lower = _mm_or_si128(v, _mm_set1_epi8(0x20)); /* A-Z to a-z, 0x80+ stays */
+            high |= (uint64_t)tn_v16_bits(v) << (16 * k);
+            letters |=
+                (uint64_t)tn_v16_bits(_mm_or_si128(tn_v16_in(lower, 'a', 'z'), tn_v16_eq(v, '\'')))
+                << (16 * k);
+        }
+        uint64_t run = letters | high, other = ~run;
+        uint64_t run_start = run & ~(run << 1);
+        uint64_t starts = (run_start | (high + (run_start & high))) & letters;
+        if (stop - i < 64)
+            starts &= (1ULL << (stop - i)) - 1; /* words start before stop */
+        size_t next = i + 64;
+        for (; starts; starts &= starts - 1) {
+            unsigned s = (unsigned)__builtin_ctzll(starts);
+            uint64_t ends = other & (~0ULL << s);
             if (!ends) { /* it runs past the block */
                 int foreign;
                 size_t e = word_end(u, i + s, len, &foreign);
                 add_word(&ev, u + i + s, e - i - s, len - i - s, foreign);
                 end = e > end ? e : end;
-                i = e;
+                next = e;
                 break;
             }
-            unsigned e = (unsigned)__builtin_ctz(ends);
-            int foreign = (high & (0xFFFFu << s) & ((1u << e) - 1)) != 0;
+            unsigned e = (unsigned)__builtin_ctzll(ends);
+            int foreign = (high & (ends - 1) & (~0ULL << s)) != 0;
             add_word(&ev, u + i + s, e - s, len - i - s, foreign);
             end = i + e > end ? i + e : end;
-            from = e;
         }
+        i = next;
     }
 #endif
     for (i = next_letter(u, i, stop); i < stop; i = next_letter(u, i, stop)) {
