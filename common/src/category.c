@@ -60,7 +60,7 @@ typedef struct phrase {
 typedef struct slot {
     const char *word; /* NULL: empty; else the first word of phrases[head] (no spaces) */
     size_t len;
-    uint32_t hash;
+    uint64_t key; /* word_key() of the word: longer words compare their bytes after 8 too */
     int head;
 } slot_t;
 
@@ -82,27 +82,29 @@ static inline int maybe_first_word(const tn_category_t *c, uint32_t h)
     return (int)((c->filter[h >> 26] >> ((h >> 20) & 63)) & 1);
 }
 
-/* A word's hash from its length and its first 8 bytes packed into an integer, which the scan
- * collects as it looks for the word's end (no multiply per byte); words that share both compare
- * in full. */
+/* A word's key: its first 8 bytes packed into an integer (what the scan reads in one load), and
+ * its hash from the key and the length (no multiply per byte); words that share both compare
+ * their bytes after the eighth. */
+static uint64_t word_key(const char *w, size_t len)
+{
+    uint64_t key = 0;
+    for (size_t i = 0; i < len && i < 8; i++)
+        key |= (uint64_t)(unsigned char)w[i] << (8 * i);
+    return key;
+}
+
 static uint32_t hash_key(uint64_t key, size_t len)
 {
     return (uint32_t)(((key ^ len) * 0x9E3779B97F4A7C15u) >> 32);
 }
 
-static uint32_t hash_word(const char *w, size_t len)
-{
-    uint64_t key = 0;
-    for (size_t i = 0; i < len && i < 8; i++)
-        key |= (uint64_t)(unsigned char)w[i] << (8 * i);
-    return hash_key(key, len);
-}
-
-static inline const slot_t *find_slot(const tn_category_t *c, const char *w, size_t len, uint32_t h)
+static inline const slot_t *find_slot(const tn_category_t *c, const char *w, size_t len,
+                                      uint64_t key, uint32_t h)
 {
     for (size_t i = h & (c->nslots - 1);; i = (i + 1) & (c->nslots - 1)) {
         const slot_t *sl = &c->slots[i];
-        if (!sl->word || (sl->hash == h && sl->len == len && memcmp(sl->word, w, len) == 0))
+        if (!sl->word || (sl->key == key && sl->len == len &&
+                          (len <= 8 || memcmp(sl->word + 8, w + 8, len - 8) == 0)))
             return sl;
     }
 }
@@ -394,12 +396,13 @@ static void index_phrases(tn_category_t *c)
         for (size_t j = 0; j < r->nphrases; j++) {
             const char *w = r->phrases[j] + 1;
             size_t wl = strcspn(w, " ");
-            uint32_t h = hash_word(w, wl);
-            slot_t *sl = (slot_t *)find_slot(c, w, wl, h);
+            uint64_t key = word_key(w, wl);
+            uint32_t h = hash_key(key, wl);
+            slot_t *sl = (slot_t *)find_slot(c, w, wl, key, h);
             int id = (int)c->nphrases++;
             c->phrases[id] = (phrase_t){r->phrases[j], strlen(r->phrases[j]), (int)i, -1};
             if (!sl->word) {
-                *sl = (slot_t){w, wl, h, id};
+                *sl = (slot_t){w, wl, key, id};
                 c->filter[h >> 26] |= 1ULL << ((h >> 20) & 63);
             } else {
                 c->phrases[tail[sl - c->slots]].next = id;
@@ -503,10 +506,13 @@ static void scan(const tn_category_t *c, const char *text, size_t len, int weigh
             uint32_t h = hash_key(key, n);
             if (!maybe_first_word(c, h))
                 continue;
-            const slot_t *sl = find_slot(c, folded + i, n, h);
+            const slot_t *sl = find_slot(c, folded + i, n, key, h);
+            /* the phrases that begin with this word: " word " is found; a longer one compares
+             * what follows the word */
             for (int id = sl->word ? sl->head : -1; id >= 0; id = c->phrases[id].next) {
                 const phrase_t *p = &c->phrases[id];
-                if (p->len <= flen - (i - 1) && memcmp(folded + i - 1, p->text, p->len) == 0) {
+                if (p->len == n + 2 || (p->len <= flen - (i - 1) &&
+                                        memcmp(folded + e, p->text + n + 1, p->len - n - 1) == 0)) {
                     hits[p->rule] += weight;
                     seen[id] = true;
                 }

@@ -142,6 +142,16 @@ static void test_scoring(void **state)
     r = classify(c, "Zeta. alpha alpha beta", "en");
     assert_string_equal(r.category, "a");
     assert_int_equal(r.score, 3);
+    /* words longer than 8 bytes are equal only to the end, not by their first 8 bytes (the
+     * key the lookup starts from) and their length */
+    tn_category_t *l =
+        tn_category_new("p normal * pasaportes, registration number\n", "t", err, sizeof(err));
+    assert_non_null(l);
+    assert_int_equal(classify(l, "pasaportex registratiox number", "es").score, 0);
+    r = classify(l, "Pasaportes, registration number", "es");
+    assert_string_equal(r.category, "p");
+    assert_int_equal(r.score, 2);
+    tn_category_destroy(l);
     /* deterministic: same answer every time */
     for (int i = 0; i < 10; i++)
         assert_string_equal(classify_doc(c, "zeta", "beta zeta", "en").category, "b");
