@@ -162,9 +162,9 @@ static inline void add_word(evidence_t *ev, const unsigned char *u, size_t n, si
                             int foreign)
 {
     uint64_t key = 0;
-    if (len >= 8) { /* the word and what follows, lowercased at once, then cut */
-        uint64_t w = tn_load8_le(u);
-        w += (bytes_gt(w, 'A' - 1) & bytes_lt(w, 'Z' + 1)) >> 2;
+    if (len >= 8) { /* the word and what follows, lowercased at once, then cut: setting bit 5
+                     * lowercases A-Z and leaves a-z and the apostrophe as they are */
+        uint64_t w = tn_load8_le(u) | 0x20 * ONES;
         uint64_t keep = n >= 8 ? ~0ULL : (1ULL << (8 * n)) - 1;
         key = w & keep & (0 - (uint64_t)(n <= MAX_WORD && !foreign));
     } else if (!foreign) {
