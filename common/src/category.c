@@ -215,7 +215,11 @@ static void fold_init(void)
     }
 }
 
-size_t tn_category_fold_into(const char *text, size_t len, char **buf, size_t *bufcap)
+/* The fold of tn_category_fold_into(); @p loose leaves each separator a space of its own (runs
+ * of spaces, not one): the scan skips runs itself, and text with a comma or a period after a
+ * word then stays on the 16-byte path, which stops at two separators in a row. */
+static inline size_t fold_into(const char *text, size_t len, char **buf, size_t *bufcap,
+                               const int loose)
 {
     pthread_once(&fold_once, fold_init);
     size_t cap = *bufcap, o = 0;
@@ -248,7 +252,7 @@ size_t tn_category_fold_into(const char *text, size_t len, char **buf, size_t *b
                         _mm_or_si128(_mm_or_si128(upper, tn_v16_in(v, 'a', 'z')),
                                      _mm_or_si128(tn_v16_in(v, '0', '9'), tn_v16_eq(v, '\'')));
                     unsigned sep = ~tn_v16_bits(word) & 0xFFFF;
-                    if (!tn_v16_bits(v) && !(sep & ((sep << 1) | (unsigned)space))) {
+                    if (!tn_v16_bits(v) && (loose || !(sep & ((sep << 1) | (unsigned)space)))) {
                         __m128i low = _mm_add_epi8(v, _mm_and_si128(upper, _mm_set1_epi8(0x20)));
                         __m128i folded = _mm_or_si128(_mm_and_si128(word, low),
                                                       _mm_andnot_si128(word, _mm_set1_epi8(' ')));
@@ -269,7 +273,7 @@ size_t tn_category_fold_into(const char *text, size_t len, char **buf, size_t *b
                                     (bytes_gt(w, '0' - 1) & bytes_lt(w, '9' + 1)) |
                                     bytes_eq(w, '\'');
                     uint64_t sep = ~word & HIGHS;
-                    if (!(sep & ((sep << 8) | (space ? 0x80 : 0)))) {
+                    if (loose || !(sep & ((sep << 8) | (space ? 0x80 : 0)))) {
                         uint64_t spaces = (sep >> 7) * 0xFF;
                         w = ((w + (upper >> 2)) & ~spaces) | (spaces & (' ' * ONES));
                         tn_store8_le(out + o, w);
@@ -284,7 +288,7 @@ size_t tn_category_fold_into(const char *text, size_t len, char **buf, size_t *b
                     char a = fold_ascii[(unsigned char)text[i]];
                     int sep = a == 0;
                     out[o] = sep ? ' ' : a;
-                    o += !(sep & space);
+                    o += (size_t)(loose | !(sep & space));
                     space = sep;
                 }
             }
@@ -312,7 +316,7 @@ size_t tn_category_fold_into(const char *text, size_t len, char **buf, size_t *b
         for (int j = 0; j < fl; j++) {
             if (f[j] != ' ')
                 out[o++] = f[j];
-            else if (out[o - 1] != ' ')
+            else if (loose || out[o - 1] != ' ')
                 out[o++] = ' ';
         }
     }
@@ -334,6 +338,11 @@ whole:;
     *buf = out;
     *bufcap = cap;
     return o;
+}
+
+size_t tn_category_fold_into(const char *text, size_t len, char **buf, size_t *bufcap)
+{
+    return fold_into(text, len, buf, bufcap, 0);
 }
 
 char *tn_category_fold(const char *text, size_t len)
@@ -474,12 +483,31 @@ fail:
     return NULL;
 }
 
+/* Whether the phrase's rest @p p (" w2 ... wn ", what follows its first word; NUL-terminated) is
+ * at @p t, the space after a word of the loosely folded text (NUL-terminated), where a run of
+ * spaces matches one. */
+static int rest_at(const char *t, const char *p)
+{
+    for (; *p; p++) {
+        if (*p != ' ') {
+            if (*t++ != *p)
+                return 0;
+        } else if (*t != ' ') {
+            return 0;
+        } else {
+            while (*t == ' ')
+                t++;
+        }
+    }
+    return 1;
+}
+
 /* Add @p weight to hits[rule] for every keyword occurrence in @p len bytes of @p text, and mark
  * the keywords seen. @p fold (*cap bytes) is the folding buffer, kept from call to call. */
 static void scan(const tn_category_t *c, const char *text, size_t len, int weight, int *hits,
                  bool *seen, char **fold, size_t *cap)
 {
-    size_t flen = tn_category_fold_into(text, len, fold, cap);
+    size_t flen = fold_into(text, len, fold, cap, 1);
     if (*cap < flen + 64) {
         *cap = flen + 64;
         *fold = tn_xrealloc(*fold, *cap);
@@ -487,9 +515,10 @@ static void scan(const tn_category_t *c, const char *text, size_t len, int weigh
     char *folded = *fold;
     memset(folded + flen, 0, 64); /* defined bytes for the reads past the text */
     /*
-     * Every occurrence of " phrase " in the folded text (" word word ... word ", one space
-     * between words) starts at a word: look each word up and compare the phrases that begin
-     * with it (as many hits as strstr would find). The spaces of 64 bytes at a time are the bits
+     * Every occurrence of " phrase " in the folded text (" word word ... word ", one space or
+     * more between words) starts at a word: look each word up and compare the phrases that
+     * begin with it (as many hits as strstr would find in the text with one space between
+     * words). The spaces of 64 bytes at a time are the bits
      * of a mask, so a word's end comes from the mask, not from reading the bytes after the word
      * before it, and one word's lookup does not wait for the last; its key is its first 8 bytes.
      */
@@ -504,15 +533,14 @@ static void scan(const tn_category_t *c, const char *text, size_t len, int weigh
             uint64_t key = tn_load8_le(folded + i);
             key &= n >= 8 ? ~0ULL : (1ULL << (8 * n)) - 1;
             uint32_t h = hash_key(key, n);
-            if (!maybe_first_word(c, h))
+            if (!maybe_first_word(c, h) || n == 0) /* n: between two spaces */
                 continue;
             const slot_t *sl = find_slot(c, folded + i, n, key, h);
             /* the phrases that begin with this word: " word " is found; a longer one compares
              * what follows the word */
             for (int id = sl->word ? sl->head : -1; id >= 0; id = c->phrases[id].next) {
                 const phrase_t *p = &c->phrases[id];
-                if (p->len == n + 2 || (p->len <= flen - (i - 1) &&
-                                        memcmp(folded + e, p->text + n + 1, p->len - n - 1) == 0)) {
+                if (p->len == n + 2 || rest_at(folded + e, p->text + n + 1)) {
                     hits[p->rule] += weight;
                     seen[id] = true;
                 }
