@@ -848,6 +848,40 @@ size_t tn_text_utf8_complete(const char *s, size_t len)
     return lead + need > len ? lead : len;
 }
 
+size_t tn_text_json_plain(const char *s, size_t len, int utf8)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+#ifdef TN_V16
+    for (; i + 16 <= len; i += 16) {
+        __m128i v = tn_v16_load(u + i);
+        __m128i special = _mm_or_si128(tn_v16_in(v, 0, 0x1F),
+                                       _mm_or_si128(tn_v16_eq(v, '"'), tn_v16_eq(v, '\\')));
+        if (tn_v16_bits(special))
+            break;
+        unsigned high = tn_v16_bits(v);
+        if (utf8 && high) { /* only whole 2-byte sequences (C2..DF, then 80..BF) */
+            unsigned lead = tn_v16_bits(tn_v16_in(v, 0xC2, 0xDF));
+            unsigned cont = tn_v16_bits(tn_v16_in(v, 0x80, 0xBF));
+            if (high != (lead | cont) || cont != ((lead << 1) & 0xFFFF) || (lead & 0x8000))
+                break;
+        }
+    }
+#endif
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w = tn_load8_le(u + i);
+        uint64_t special = bytes_lt(w, 0x20) | bytes_eq(w, '"') | bytes_eq(w, '\\');
+        if (special | (utf8 ? w & HIGHS : 0))
+            break;
+    }
+    for (; i < len; i++) {
+        unsigned char c = u[i];
+        if (c < 0x20 || c == '"' || c == '\\' || (utf8 && c >= 0x80))
+            break;
+    }
+    return i;
+}
+
 size_t tn_text_cp_count(const char *s, size_t len)
 {
     size_t n = 0, i = 0;

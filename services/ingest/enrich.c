@@ -96,18 +96,6 @@ static char *value_out(scratch_t *sc, size_t *out_len)
     return res;
 }
 
-#define HIGH8 0x8080808080808080u
-
-/* Eight bytes of JSON string at once: bit 7 of each byte of the result is set for a byte below
- * 0x20 or equal to '"' or '\\' among bytes below 0x80, and may be set for any byte from 0x80 up
- * or after the first such byte: zero means none of the eight bytes needs a closer look. */
-static uint64_t json_special8(uint64_t w)
-{
-    const uint64_t ones = 0x0101010101010101u;
-    uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
-    return ((w - ones * 0x20) | (q - ones) | (bs - ones)) & HIGH8;
-}
-
 /* Append @p n bytes of @p s as a JSON string literal, escaped as json_dumps() escapes (runs of
  * plain bytes copied at once; NUL bytes become \u0000). */
 static void put_str(tn_buf_t *b, const char *s, size_t n)
@@ -116,15 +104,7 @@ static void put_str(tn_buf_t *b, const char *s, size_t n)
     tn_buf_add(b, "\"", 1);
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
-        /* eight bytes at a time while none is below 0x20, '"' or '\\' (bytes from 0x80 up are
-         * plain text here, so their bits are masked out) */
-        while (n - i >= 8) {
-            uint64_t w;
-            memcpy(&w, s + i, 8);
-            if (json_special8(w) & ~w)
-                break;
-            i += 8;
-        }
+        i += tn_text_json_plain(s + i, n - i, 0); /* up to the next byte to escape */
         if (i == n)
             break;
         unsigned char c = (unsigned char)s[i];
@@ -386,14 +366,8 @@ static int jp_string(jp_t *j, tn_buf_t *b)
     tn_buf_reset(b);
     const unsigned char *run = j->p;
     while (j->p < j->end) {
-        /* eight bytes at a time while all are plain ASCII (UTF-8 is checked byte by byte) */
-        while (j->end - j->p >= 8) {
-            uint64_t w;
-            memcpy(&w, j->p, 8);
-            if (json_special8(w) | (w & HIGH8))
-                break;
-            j->p += 8;
-        }
+        /* plain ASCII and 2-byte UTF-8 in blocks; other UTF-8 is checked below */
+        j->p += tn_text_json_plain((const char *)j->p, (size_t)(j->end - j->p), 1);
         if (j->p == j->end)
             break;
         unsigned c = *j->p;

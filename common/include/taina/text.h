@@ -74,6 +74,14 @@ char *tn_text_utf8_repair(const char *in, size_t len, size_t *out_len, size_t *i
  */
 size_t tn_text_utf8_complete(const char *s, size_t len);
 
+/**
+ * @brief The bytes at the start of @p s (up to @p len) that a JSON string holds as they are: none
+ *        below 0x20, no '"' or '\\'. With @p utf8, also only ASCII and whole 2-byte UTF-8
+ *        sequences (C2..DF then 80..BF): the prefix stops at any other byte from 0x80 up for the
+ *        caller to check. 16 bytes at a time where SSE2 is available.
+ */
+size_t tn_text_json_plain(const char *s, size_t len, int utf8);
+
 /** @brief Code points in @p len bytes of UTF-8 @p s: the bytes that are not continuation bytes
  *         (10xxxxxx), so a string's length as JSON Schema and most APIs count it. */
 size_t tn_text_cp_count(const char *s, size_t len);

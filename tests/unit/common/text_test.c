@@ -980,6 +980,77 @@ static void test_fast_paths_random(void **state)
     }
 }
 
+/* tn_text_json_plain() on random texts of the pieces that matter (plain ASCII, the bytes JSON
+ * escapes, 2-, 3- and 4-byte UTF-8, stray continuation and lead bytes), each length to 80 at
+ * every offset, copied to an exact-size buffer: without @p utf8 the prefix ends at the first
+ * byte to escape; with it, at such a byte or a byte from 0x80 up, and every byte before is
+ * ASCII or part of a whole 2-byte sequence. */
+static void test_json_plain(void **state)
+{
+    (void)state;
+    static const char *const json_pieces[] = {
+        "abcdefgh",
+        "x",
+        " ",
+        "\xC3\xA9",
+        "\xC3\xB1o",
+        "\xC2\xBF",
+        "\xE2\x80\x99",
+        "\xF0\x9F\x98\x80",
+        "\"",
+        "\\",
+        "\n",
+        "\x1F",
+        "\x7F",
+        "\x80",
+        "\xC3",
+        "\xDF\xBF",
+        "\xC1\xBF",
+        "\xE0",
+        "0123456789",
+    };
+    uint64_t x = 0x2545F4914F6CDD1DULL;
+    for (int it = 0; it < 20000; it++) {
+        char text[128];
+        size_t n = 0;
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        size_t want = x % 80;
+        while (n < want) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            const char *p = json_pieces[x % TN_ARRAY_LEN(json_pieces)];
+            size_t k = strlen(p);
+            memcpy(text + n, p, k);
+            n += k;
+        }
+        char *copy = malloc(n ? n : 1);
+        assert_non_null(copy);
+        memcpy(copy, text, n);
+        const unsigned char *u = (const unsigned char *)copy;
+        for (size_t off = 0; off <= n; off++) {
+            size_t len = n - off, ref = 0;
+            while (ref < len && u[off + ref] >= 0x20 && u[off + ref] != '"' && u[off + ref] != '\\')
+                ref++;
+            size_t got = tn_text_json_plain(copy + off, len, 0);
+            if (got != ref)
+                fail_msg("json_plain(%zu bytes at %zu) = %zu, want %zu", len, off, got, ref);
+            got = tn_text_json_plain(copy + off, len, 1);
+            assert_true(got <= ref);
+            if (got < len)
+                assert_true(got == ref || u[off + got] >= 0x80);
+            for (size_t i = 0; i < got; i++) {
+                unsigned char c = u[off + i];
+                if (c < 0x80)
+                    continue;
+                if (c < 0xC2 || c > 0xDF || i + 1 >= got || (u[off + i + 1] & 0xC0) != 0x80)
+                    fail_msg("json_plain(%zu bytes at %zu, utf8) = %zu passes byte %02x at %zu",
+                             len, off, got, c, i);
+                i++;
+            }
+        }
+        free(copy);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1006,6 +1077,7 @@ int main(void)
         cmocka_unit_test(test_pathological),
         cmocka_unit_test(test_fast_paths_offsets),
         cmocka_unit_test(test_fast_paths_random),
+        cmocka_unit_test(test_json_plain),
     };
     return cmocka_run_group_tests_name("text", tests, NULL, NULL);
 }
