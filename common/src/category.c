@@ -12,6 +12,7 @@
 #include "taina/buf.h"
 #include "taina/mem.h"
 #include "bytes_int.h"
+#include "lang_int.h"
 
 #define MAX_RULES 256
 
@@ -502,10 +503,11 @@ static int rest_at(const char *t, const char *p)
     return 1;
 }
 
-/* Add @p weight to hits[rule] for every keyword occurrence in @p len bytes of @p text, and mark
- * the keywords seen. @p fold (*cap bytes) is the folding buffer, kept from call to call. */
+/* Add @p weight to hits[rule] for every keyword occurrence in @p len bytes of @p text, mark the
+ * keywords seen, and count every word's language evidence into @p ev. @p fold (*cap bytes) is
+ * the folding buffer, kept from call to call. */
 static void scan(const tn_category_t *c, const char *text, size_t len, int weight, int *hits,
-                 bool *seen, char **fold, size_t *cap)
+                 bool *seen, char **fold, size_t *cap, lang_evidence_t *ev)
 {
     size_t flen = fold_into(text, len, fold, cap, 1);
     if (*cap < flen + 64) {
@@ -522,7 +524,8 @@ static void scan(const tn_category_t *c, const char *text, size_t len, int weigh
      * of a mask, so a word's end comes from the mask, not from reading the bytes after the word
      * before it, and one word's lookup does not wait for the last; its key is its first 8 bytes.
      */
-    size_t prev = 0; /* the space before the next word */
+    size_t prev = 0;            /* the space before the next word */
+    lang_evidence_t lang = *ev; /* in registers: stores through @p ev may alias hits[] */
     for (size_t base = 0; base < flen; base += 64) {
         uint64_t spaces = tn_bits64_eq(folded + base, ' ');
         if (base == 0)
@@ -532,6 +535,7 @@ static void scan(const tn_category_t *c, const char *text, size_t len, int weigh
             prev = e;
             uint64_t key = tn_load8_le(folded + i);
             key &= n >= 8 ? ~0ULL : (1ULL << (8 * n)) - 1;
+            lang_add_word(&lang, key, n);
             uint32_t h = hash_key(key, n);
             if (!maybe_first_word(c, h) || n == 0) /* n: between two spaces */
                 continue;
@@ -547,6 +551,7 @@ static void scan(const tn_category_t *c, const char *text, size_t len, int weigh
             }
         }
     }
+    *ev = lang;
 }
 
 /* What a thread keeps from call to call: the folding buffer and the keywords seen (let go after
@@ -567,9 +572,11 @@ static void scratch_free(void *block)
 
 static tn_tls_t scratch = TN_TLS_INIT(sizeof(scratch_t), scratch_free);
 
-tn_category_result_t tn_category_classify_doc(const tn_category_t *c, const char *title,
-                                              size_t tlen, const char *body, size_t blen,
-                                              const char *lang)
+/* Keywords and language evidence from the words of title and body; the rules of @p lang apply,
+ * or with @p detected, of the language the words speak for (@p hint breaking near-ties). */
+static tn_category_result_t classify(const tn_category_t *c, const char *title, size_t tlen,
+                                     const char *body, size_t blen, const char *lang,
+                                     const char *hint, tn_lang_t *detected)
 {
     tn_category_result_t best = {"general", "normal", 0, 0};
     int hits[MAX_RULES] = {0};
@@ -582,13 +589,21 @@ tn_category_result_t tn_category_classify_doc(const tn_category_t *c, const char
     bool *seen = sc->seen;
     if (c->nphrases)
         memset(seen, 0, c->nphrases * sizeof(bool));
+    lang_evidence_t ev = {0, 0};
+    tn_lang_init();
     if (title && tlen > 0)
-        scan(c, title, tlen, TN_CATEGORY_TITLE_WEIGHT, hits, seen, &sc->fold, &sc->fold_cap);
+        scan(c, title, tlen, TN_CATEGORY_TITLE_WEIGHT, hits, seen, &sc->fold, &sc->fold_cap, &ev);
     if (body && blen > 0)
-        scan(c, body, blen, 1, hits, seen, &sc->fold, &sc->fold_cap);
+        scan(c, body, blen, 1, hits, seen, &sc->fold, &sc->fold_cap, &ev);
     if (sc->fold_cap > TN_TLS_KEEP) {
         TN_FREE(sc->fold);
         sc->fold_cap = 0;
+    }
+    if (detected) {
+        ev.halves +=
+            (title ? tn_lang_marks(title, tlen) : 0) + (body ? tn_lang_marks(body, blen) : 0);
+        *detected = tn_lang_decide(&ev, hint);
+        lang = detected->code;
     }
     /* Scores and distinct keywords summed per category name across its rules (es + * lines of
      * one category). */
@@ -616,6 +631,33 @@ tn_category_result_t tn_category_classify_doc(const tn_category_t *c, const char
         }
     }
     return best;
+}
+
+tn_category_result_t tn_category_classify_doc(const tn_category_t *c, const char *title,
+                                              size_t tlen, const char *body, size_t blen,
+                                              const char *lang)
+{
+    return classify(c, title, tlen, body, blen, lang, NULL, NULL);
+}
+
+tn_category_result_t tn_category_classify_lang(const tn_category_t *c, const char *title,
+                                               size_t tlen, const char *body, size_t blen,
+                                               const char *hint, tn_lang_t *lang)
+{
+    return classify(c, title, tlen, body, blen, NULL, hint, lang);
+}
+
+/* lang_int.h: the words alone, against no rules (a filter that lets no word through). */
+void tn_category_lang_words(const char *text, size_t len, lang_evidence_t *ev)
+{
+    static const tn_category_t no_rules;
+    scratch_t *sc = tn_tls_get(&scratch);
+    tn_lang_init();
+    scan(&no_rules, text, len, 0, NULL, NULL, &sc->fold, &sc->fold_cap, ev);
+    if (sc->fold_cap > TN_TLS_KEEP) {
+        TN_FREE(sc->fold);
+        sc->fold_cap = 0;
+    }
 }
 
 tn_category_result_t tn_category_classify(const tn_category_t *c, const char *text, size_t len,

@@ -25,16 +25,15 @@ static void *reject(ingest_reject_t *why, const char *reason, const char *fmt, .
 }
 
 /*
- * What a thread keeps from record to record: the normalized title and body, the text for the
- * language, the redacted title and body, and the value being written (copied out at its exact
- * size at the end). Allocating these for every record (and growing the value by doubling) was
- * about a tenth of an enrichment at 1 KB. Buffers above TN_TLS_KEEP bytes are let go after the
- * record that grew them.
+ * What a thread keeps from record to record: the normalized title and body, the redacted title
+ * and body, and the value being written (copied out at its exact size at the end). Allocating these
+ * for every record (and growing the value by doubling) was about a tenth of an enrichment at 1 KB.
+ * Buffers above TN_TLS_KEEP bytes are let go after the record that grew them.
  */
 typedef struct scratch {
     char *title, *body;
     size_t title_cap, body_cap;
-    tn_buf_t all, rtitle, rbody, out;
+    tn_buf_t rtitle, rbody, out;
 } scratch_t;
 
 static void scratch_free(void *block)
@@ -42,7 +41,6 @@ static void scratch_free(void *block)
     scratch_t *sc = block;
     free(sc->title);
     free(sc->body);
-    tn_buf_cleanup(&sc->all);
     tn_buf_cleanup(&sc->rtitle);
     tn_buf_cleanup(&sc->rbody);
     tn_buf_cleanup(&sc->out);
@@ -68,7 +66,6 @@ static void scratch_trim(scratch_t *sc)
 {
     trim_str(&sc->title, &sc->title_cap);
     trim_str(&sc->body, &sc->body_cap);
-    trim_buf(&sc->all);
     trim_buf(&sc->rtitle);
     trim_buf(&sc->rbody);
     trim_buf(&sc->out);
@@ -651,19 +648,12 @@ char *ingest_enrich(const ingest_rules_t *r, const void *value, size_t len, size
     char hash[65];
     tn_text_sha256_hex(body, nb.len, hash);
 
-    /* language on the whole text, category on title and body (the title weighs more), both
-     * before redaction */
-    /* "title. body" (normalized text holds no NUL) */
-    tn_buf_t *all = &sc->all;
-    all->max = (size_t)-1;
-    tn_buf_reset(all);
-    tn_buf_add(all, title, nt.len);
-    tn_buf_add(all, ". ", 2);
-    tn_buf_add(all, body, nb.len);
+    /* language and category from one pass over the words of title and body (the title's
+     * keywords weigh more), before redaction */
     const char *hint = json_string_value(json_object_get(raw, "lang"));
-    tn_lang_t lang = tn_lang_detect(all->data, all->len, hint);
+    tn_lang_t lang;
     tn_category_result_t cat =
-        tn_category_classify_doc(r->category, title, nt.len, body, nb.len, lang.code);
+        tn_category_classify_lang(r->category, title, nt.len, body, nb.len, hint, &lang);
     json_decref(raw);
 
     /* redact */

@@ -25,6 +25,7 @@
 #include <stddef.h>
 
 #include "taina/err.h"
+#include "taina/lang.h"
 
 typedef struct tn_category tn_category_t;
 
@@ -57,6 +58,14 @@ void tn_category_destroy(tn_category_t *c);
 tn_category_result_t tn_category_classify_doc(const tn_category_t *c, const char *title,
                                               size_t tlen, const char *body, size_t blen,
                                               const char *lang);
+/**
+ * @brief tn_category_classify_doc() in the language the document is in: one pass over its words
+ *        finds the keywords and detects the language (into @p lang, as tn_lang_detect() of
+ *        title, ". ", body with @p hint), whose rules then apply.
+ */
+tn_category_result_t tn_category_classify_lang(const tn_category_t *c, const char *title,
+                                               size_t tlen, const char *body, size_t blen,
+                                               const char *hint, tn_lang_t *lang);
 /** @brief Classify @p len bytes of UTF-8 text (a body without a title). */
 tn_category_result_t tn_category_classify(const tn_category_t *c, const char *text, size_t len,
                                           const char *lang);

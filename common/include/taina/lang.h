@@ -16,15 +16,12 @@ typedef struct tn_lang {
     double confidence;
 } tn_lang_t;
 
-/** Bytes of a text that detection reads: some 600 words, far more evidence than a confident
- *  answer needs, so that a long document costs no more than its start (as language identifiers
- *  such as CLD3 sample the first bytes). */
-#define TN_LANG_SAMPLE 4096
-
 /**
- * @brief Detect the language of @p len bytes of UTF-8 @p text (its first TN_LANG_SAMPLE bytes,
- *        the word there read to its end). Short or mixed text gives "und" (or a low
- *        confidence); a @p hint ("es"/"en", may be NULL) breaks near-ties.
+ * @brief Detect the language of @p len bytes of UTF-8 @p text from all its words, folded as the
+ *        category keywords are (lower case, accents removed: "Está" is the function word
+ *        "esta"), and the Spanish-only letters and marks as they stand. Short or mixed text gives
+ *        "und" (or a low confidence); a @p hint ("es"/"en", may be NULL) breaks near-ties.
+ *        tn_category_classify_lang() detects the same in the pass that finds the keywords.
  */
 tn_lang_t tn_lang_detect(const char *text, size_t len, const char *hint);
 

@@ -100,9 +100,8 @@ _ES_MARKS = re.compile(r"[ñÑ¿¡áéíóú]")
 
 
 def detect_lang(text, hint=None):
-    text = text[:4096]  # the first 4 KB, as taina's detector (TN_LANG_SAMPLE)
     es = en = 0.0
-    for w in _WORD.findall(text.lower()):
+    for w in _WORD.findall(fold(text)):  # every word, folded as the keywords (as taina's detector)
         if w in ES_WORDS:
             es += 1
         if w in EN_WORDS:

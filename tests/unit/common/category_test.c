@@ -6,6 +6,7 @@
 
 #include "taina/buf.h"
 #include "taina/category.h"
+#include "taina/mem.h"
 
 #include <ctype.h>
 #include <utf8proc.h>
@@ -395,6 +396,78 @@ static void test_classify_like_strstr(void **state)
     tn_category_destroy(c);
 }
 
+/* tn_category_classify_lang() detects in its one pass what tn_lang_detect() of "title. body"
+ * detects (the same words and marks), and then classifies as tn_category_classify_doc() in that
+ * language; on texts of keywords, function words of both languages, accents and separators. */
+static void test_classify_lang(void **state)
+{
+    (void)state;
+    static const char *const words[] = {
+        "de",
+        "la",
+        "the",
+        "and",
+        "pasaporte",
+        "passport",
+        "cita",
+        "book",
+        "est\xc3\xa1",
+        "qu\xc3\xa9",
+        "\xc2\xbf"
+        "D\xc3\xb3nde",
+        "Urgente",
+        "tax",
+        "id",
+        "card",
+        "licencia",
+        "conducir",
+        "necesito",
+        "necesitos",
+        "I",
+        "it's",
+        "mal",
+        "servicio",
+        "poor",
+        "service",
+        "x",
+        "2026",
+        "ni\xc3\xb1o",
+    };
+    static const char *const seps[] = {" ", ", ", ". ", "\n", "  ", "-"};
+    tn_category_t *c = tn_category_new(NULL, "t", NULL, 0);
+    assert_non_null(c);
+    unsigned seed = 11;
+    for (int t = 0; t < 3000; t++) {
+        char text[900];
+        size_t n = 0, tlen = 0;
+        int nw = 1 + t % 60, tw = t % 7 == 0 ? 0 : (t / 7) % 5;
+        for (int w = 0; w < nw; w++) {
+            seed = seed * 1103515245u + 12345u;
+            if (w == tw)
+                tlen = n;
+            n += (size_t)snprintf(text + n, sizeof(text) - n, "%s%s",
+                                  words[(seed >> 8) % TN_ARRAY_LEN(words)],
+                                  seps[(seed >> 20) % TN_ARRAY_LEN(seps)]);
+        }
+        if (tw >= nw)
+            tlen = n;
+        const char *hint = t % 3 == 0 ? "es" : t % 3 == 1 ? "en" : NULL;
+        char *all = tn_xasprintf("%.*s. %s", (int)tlen, text, text + tlen);
+        tn_lang_t want = tn_lang_detect(all, strlen(all), hint), got;
+        free(all);
+        tn_category_result_t r =
+            tn_category_classify_lang(c, text, tlen, text + tlen, n - tlen, hint, &got);
+        tn_category_result_t w =
+            tn_category_classify_doc(c, text, tlen, text + tlen, n - tlen, want.code);
+        if (strcmp(got.code, want.code) != 0 || got.confidence != want.confidence ||
+            strcmp(r.category, w.category) != 0 || r.score != w.score || r.keywords != w.keywords)
+            fail_msg("\"%.*s\" | \"%s\": %s %.4f %s %d/%d, want %s %.4f %s %d/%d", (int)tlen, text,
+                     text + tlen, got.code, got.confidence, r.category, r.score, r.keywords,
+                     want.code, want.confidence, w.category, w.score, w.keywords);
+    }
+    tn_category_destroy(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -406,6 +479,7 @@ int main(void)
         cmocka_unit_test(test_fold_every_code_point),
         cmocka_unit_test(test_fold_ascii_random),
         cmocka_unit_test(test_classify_like_strstr),
+        cmocka_unit_test(test_classify_lang),
     };
     return cmocka_run_group_tests_name("category", tests, NULL, NULL);
 }
