@@ -815,6 +815,11 @@ tn_err_t tn_text_chunk(const char *text, size_t len, size_t max_words, size_t ov
             chunks = tn_xrealloc(chunks, ccap * sizeof(*chunks));
         }
         size_t bs = starts[s], be = word_end(text, len, starts[end - 1]);
+        /* a chunk starts an overlap before the last one ended: counted back from that end, not
+         * on from the last start (the text is counted about once, not twice) */
+        if ((bs > last.byte ? bs - last.byte : last.byte - bs) <
+            (bs > first.byte ? bs - first.byte : first.byte - bs))
+            first = last;
         chunks[nchunks] = (tn_text_chunk_t){
             .index = nchunks,
             .start = cp_at(&first, text, bs),
