@@ -121,9 +121,17 @@ typedef struct slot {
     char *id;
     size_t counts[MAX_PII], bad;
     ingest_reject_t why;
+    double guess;     /* its enriched bytes as guessed when it was polled (raw * grow) */
+    atomic_int ready; /* enriched: the fields above are set (release) */
 } slot_t;
 
-/* The second enrichment thread. Each group is shared out by an atomic index. */
+/*
+ * The second enrichment thread. The pipeline's thread polls records into the batch's slots and
+ * publishes them a group at a time; both threads take the next published slot (an atomic index)
+ * until none is left, and the pipeline goes back to polling while the worker finishes the record
+ * it holds: only the end of a batch waits for the worker's last record, not every group (waiting
+ * for it at each group of 64 was a tenth of the pipeline's time at 1 KB).
+ */
 struct ingest_pool {
     ingest_t *in;
     size_t max_out; /* the largest enriched record the producer takes (message.max.bytes) */
@@ -131,13 +139,15 @@ struct ingest_pool {
     int threaded;   /* the worker runs */
     pthread_t th;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
-    unsigned gen; /* bumped for each group */
-    int busy;     /* the worker is on the current group (at start: not settled yet) */
+    pthread_cond_t cv; /* the worker waits for slots, the pipeline for the worker's last one */
+    int started;       /* under mu: the worker is running */
+    int idle;          /* under mu: the worker waits for slots */
+    int draining;      /* under mu: the pipeline waits for the worker's last slot */
     int quit;
-    slot_t *slots;
-    size_t n;
-    atomic_size_t next;
+    slot_t *slots;           /* the batch's (fixed) */
+    atomic_size_t published; /* slots[0..published) may be enriched */
+    atomic_size_t next;      /* the next slot to take */
+    atomic_size_t done;      /* slots enriched */
 };
 typedef struct ingest_pool pool_t;
 
@@ -162,56 +172,78 @@ static void enrich_done(pool_t *p, slot_t *sl)
         tn_kafka_msg_release(&sl->msg);
 }
 
-static void enrich_share(pool_t *p)
+/* Enrich published slots until none is left to take. */
+static void enrich_take(pool_t *p)
 {
-    for (size_t i; (i = atomic_fetch_add(&p->next, 1)) < p->n;)
+    for (size_t i = atomic_load(&p->next); i < atomic_load(&p->published);) {
+        if (!atomic_compare_exchange_weak(&p->next, &i, i + 1))
+            continue; /* i is the index now: taken by the other thread, or a spurious failure */
         enrich_slot(p->in, &p->slots[i]);
+        atomic_store_explicit(&p->slots[i].ready, 1, memory_order_release);
+        atomic_fetch_add(&p->done, 1);
+        i = atomic_load(&p->next);
+    }
 }
 
 static void *worker(void *arg)
 {
     pool_t *p = arg;
-    unsigned seen = 0;
     free(tn_xmalloc(64)); /* settle this thread's malloc arena now (ingest_pool_start) */
     pthread_mutex_lock(&p->mu);
-    p->busy = 0;
+    p->started = 1;
     pthread_cond_broadcast(&p->cv);
     for (;;) {
-        while (!p->quit && p->gen == seen)
+        while (!p->quit && atomic_load(&p->next) >= atomic_load(&p->published)) {
+            p->idle = 1;
             pthread_cond_wait(&p->cv, &p->mu);
+        }
+        p->idle = 0;
         if (p->quit)
             break;
-        seen = p->gen;
         pthread_mutex_unlock(&p->mu);
-        enrich_share(p);
+        enrich_take(p);
         pthread_mutex_lock(&p->mu);
-        p->busy = 0;
-        pthread_cond_broadcast(&p->cv);
+        if (p->draining)
+            pthread_cond_broadcast(&p->cv);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
 }
 
-/* Enrich slots[0..n) on this thread and the worker (if it runs). */
-static void enrich_group(pool_t *p, slot_t *slots, size_t n)
+/* Slots up to @p n are polled: let both threads enrich them; this thread takes its share. */
+static void pool_publish(pool_t *p, size_t n)
 {
-    p->slots = slots;
-    p->n = n;
-    atomic_store(&p->next, 0);
-    if (p->threaded && n > 1) {
+    atomic_store(&p->published, n);
+    if (p->threaded) {
         pthread_mutex_lock(&p->mu);
-        p->busy = 1;
-        p->gen++;
-        pthread_cond_broadcast(&p->cv);
+        if (p->idle)
+            pthread_cond_broadcast(&p->cv);
         pthread_mutex_unlock(&p->mu);
     }
-    enrich_share(p);
-    pthread_mutex_lock(&p->mu);
-    while (p->busy)
-        pthread_cond_wait(&p->cv, &p->mu);
-    pthread_mutex_unlock(&p->mu);
-    for (size_t i = 0; i < n; i++) /* on the consumer's thread */
-        enrich_done(p, &slots[i]);
+    enrich_take(p);
+}
+
+/* Wait until every published slot is enriched (the worker's last one), then start over at slot 0
+ * for the next batch. */
+static void pool_drain(pool_t *p)
+{
+    enrich_take(p);
+    if (p->threaded) {
+        pthread_mutex_lock(&p->mu);
+        p->draining = 1;
+        while (atomic_load(&p->done) < atomic_load(&p->published))
+            pthread_cond_wait(&p->cv, &p->mu);
+        p->draining = 0;
+        /* published first: a worker that sees next at 0 sees published at 0 too */
+        atomic_store(&p->published, 0);
+        atomic_store(&p->next, 0);
+        atomic_store(&p->done, 0);
+        pthread_mutex_unlock(&p->mu);
+    } else {
+        atomic_store(&p->published, 0);
+        atomic_store(&p->next, 0);
+        atomic_store(&p->done, 0);
+    }
 }
 
 /* Produce one enriched record (or its dead letter) inside the open transaction. */
@@ -426,40 +458,48 @@ static void slots_release(slot_t *slots, size_t n)
         slot_release(&slots[i]);
 }
 
-/* Read the next batch into @p slots: consume groups of up to GROUP records (what is already
- * fetched, no waiting past the first) and enrich each group on two threads as it comes. The
- * batch ends when it is full (records or enriched bytes), when the commit in flight returned
- * (the next transaction can begin) and the batch is at least TAINA_INGEST_BATCH_MIN_TIME old,
- * with no commit in flight when its linger time is up, or at a stop. The minimum age keeps
- * transactions few under load: librdkafka 2.0.2's main thread spins about 1 ms around each
- * AddPartitionsToTxn (a 1 ms timer it serves with a zero timeout, fixed in librdkafka 2.4), some
- * 3 ms of CPU per transaction, a quarter of all CPU at 1 KB when commits ran back to back. Nothing
- * of it reaches the broker here: a batch abandoned before its transaction (a failed commit before
- * it, a revocation, a stop) leaves no records behind even on a cluster without transaction markers
- * (devstack).
- *
- * Memory: TAINA_INGEST_BATCH_MAX_BYTES bounds the enriched bytes of both batches alive at once:
- * this one, held here, and the one committing, which the producer holds until the broker
- * acknowledged it (the first step of its commit). While the two together are at the budget,
- * reading pauses until acknowledgments free room or the commit returns. A group is cut short
- * where its raw bytes, grown by the enriched/raw ratio seen so far, would pass what is left. */
-static tn_err_t fill(ingest_t *in, pool_t *p, committer_t *cm, slot_t *slots, size_t *heldp)
+/* The slots enriched since the last call, in order up to the first one still being enriched:
+ * release what they no longer need (here, on the consumer's thread) and put the bytes they came to
+ * in place of the guess; the ratio of enriched to raw bytes follows (each call weighs a quarter).
+ */
+static void account(pool_t *p, size_t *accounted, size_t published, double *bytes)
+{
+    double out = 0, raw = 0;
+    size_t i = *accounted;
+    for (; i < published && atomic_load_explicit(&p->slots[i].ready, memory_order_acquire); i++) {
+        slot_t *sl = &p->slots[i];
+        double r = (double)sl->msg.value_len, o = sl->value ? (double)sl->len : r;
+        enrich_done(p, sl);
+        *bytes += o - sl->guess;
+        out += o;
+        raw += r;
+    }
+    if (raw > 0)
+        p->grow = 0.75 * p->grow + 0.25 * (out / raw);
+    *accounted = i;
+}
+
+/* fill() up to its end; the worker may still hold the last slot. */
+static tn_err_t fill_slots(ingest_t *in, pool_t *p, committer_t *cm, slot_t *slots, size_t *heldp,
+                           size_t *accounted, double *bytesp)
 {
     const ingest_cfg_t *cfg = in->cfg;
-    size_t held = 0;   /* slots of this batch, enriched, not produced yet */
-    int64_t bytes = 0; /* their enriched values: held in memory until the batch is produced */
+    size_t held = 0;  /* slots of this batch, published to be enriched, not produced yet */
+    double bytes = 0; /* their enriched values (guessed until enriched): held in memory until
+                       * the batch is produced */
     int64_t deadline = 0, min_end = 0; /* linger deadline; earliest end after a commit returned */
-    *heldp = 0;
-    while ((int64_t)held < cfg->batch_max && bytes < cfg->batch_max_bytes) {
+    tn_err_t rc = TN_OK;
+    while ((int64_t)held < cfg->batch_max && bytes < (double)cfg->batch_max_bytes) {
         if (tn_lifecycle_is_stopping())
             break;
         if (cm->busy ? commit_done(cm) && (!held || tn_clock_mono_ms() >= min_end)
                      : held && tn_clock_mono_ms() >= deadline)
             break;
-        int64_t left = cfg->batch_max_bytes - bytes;
+        double left = (double)cfg->batch_max_bytes - bytes;
         if (cm->busy)
-            left -= tn_kafka_producer_pending_bytes(in->txn_producer);
+            left -= (double)tn_kafka_producer_pending_bytes(in->txn_producer);
         if (left <= 0) { /* the committing batch is not acknowledged yet */
+            account(p, accounted, held, &bytes);
             tn_clock_sleep_ms(1);
             continue;
         }
@@ -467,7 +507,7 @@ static tn_err_t fill(ingest_t *in, pool_t *p, committer_t *cm, slot_t *slots, si
         double raw = 0; /* raw bytes of this group */
         if (room > GROUP)
             room = GROUP;
-        while (n < room && raw * p->grow < (double)left) {
+        while (n < room && raw * p->grow < left) {
             /* Waiting for the first record of a group: while a commit is in flight, briefly,
              * to see it return; with records held, until the linger time is up; else idle. */
             int64_t wait = n          ? 0
@@ -481,14 +521,15 @@ static tn_err_t fill(ingest_t *in, pool_t *p, committer_t *cm, slot_t *slots, si
             memset(sl, 0, sizeof(*sl));
             if (wait > 0) /* librdkafka 2.0 leaves a drained read-ahead empty up to 1 s */
                 wait = tn_kafka_consumer_refill(in->consumer, wait);
-            tn_err_t rc = tn_kafka_consumer_poll(in->consumer, wait, &sl->msg, &e);
+            tn_err_t prc = tn_kafka_consumer_poll(in->consumer, wait, &sl->msg, &e);
             atomic_store(&in->pipeline_ready, tn_kafka_consumer_assigned(in->consumer) > 0);
-            if (rc == TN_AGAIN)
+            if (prc == TN_AGAIN)
                 break;
-            if (rc != TN_OK) {
-                if (e.fatal) {
-                    slots_release(slots, held + n);
-                    return TN_ERR_FATAL;
+            if (prc != TN_OK) {
+                if (e.fatal) { /* the group polled so far was not published: let it go */
+                    slots_release(slots + held, n);
+                    rc = TN_ERR_FATAL;
+                    goto out;
                 }
                 break;
             }
@@ -503,17 +544,52 @@ static tn_err_t fill(ingest_t *in, pool_t *p, committer_t *cm, slot_t *slots, si
             min_end = now + cfg->batch_min_ms;
         }
         tn_kafka_consumer_refill(in->consumer, 0); /* records left the read-ahead */
-        enrich_group(p, slots + held, n);
-        double out = 0;
-        for (size_t i = held; i < held + n; i++)
-            out += (double)(slots[i].value ? slots[i].len : slots[i].msg.value_len);
-        if (raw > 0) /* each group weighs a quarter */
-            p->grow = 0.75 * p->grow + 0.25 * (out / raw);
-        bytes += (int64_t)out;
+        for (size_t i = held; i < held + n; i++) {
+            slots[i].guess = (double)slots[i].msg.value_len * p->grow;
+            bytes += slots[i].guess;
+        }
         held += n;
-        *heldp = held;
+        pool_publish(p, held); /* back here once no slot is left to take */
+        account(p, accounted, held, &bytes);
     }
-    return TN_OK;
+out:
+    *heldp = held;
+    *bytesp = bytes;
+    return rc;
+}
+
+/* Read the next batch into @p slots: consume groups of up to GROUP records (what is already
+ * fetched, no waiting past the first) and enrich each group on two threads as it comes (the
+ * worker may finish a group's last record while the next group is polled). The batch ends when it
+ * is full (records or enriched bytes), when the commit in flight returned (the next transaction
+ * can begin) and the batch is at least TAINA_INGEST_BATCH_MIN_TIME old, with no commit in flight
+ * when its linger time is up, or at a stop; then the last records are waited for. The minimum
+ * age keeps transactions few under load: librdkafka 2.0.2's main thread spins about 1 ms around
+ * each AddPartitionsToTxn (a 1 ms timer it serves with a zero timeout, fixed in librdkafka 2.4),
+ * some 3 ms of CPU per transaction, a quarter of all CPU at 1 KB when commits ran back to back.
+ * Nothing of it reaches the broker here: a batch abandoned before its transaction (a failed
+ * commit before it, a revocation, a stop) leaves no records behind even on a cluster without
+ * transaction markers (devstack).
+ *
+ * Memory: TAINA_INGEST_BATCH_MAX_BYTES bounds the enriched bytes of both batches alive at once:
+ * this one, held here, and the one committing, which the producer holds until the broker
+ * acknowledged it (the first step of its commit). While the two together are at the budget,
+ * reading pauses until acknowledgments free room or the commit returns. A group is cut short
+ * where its raw bytes, grown by the enriched/raw ratio seen so far, would pass what is left. */
+static tn_err_t fill(ingest_t *in, pool_t *p, committer_t *cm, slot_t *slots, size_t *heldp)
+{
+    size_t held = 0, accounted = 0;
+    double bytes = 0;
+    tn_err_t rc = fill_slots(in, p, cm, slots, &held, &accounted, &bytes);
+    pool_drain(p);
+    account(p, &accounted, held, &bytes);
+    TN_ASSERT(accounted == held);
+    if (rc != TN_OK) {
+        slots_release(slots, held);
+        held = 0;
+    }
+    *heldp = held;
+    return rc;
 }
 
 /* Batch k+1 is read and enriched while the transaction of batch k commits on the committer's
@@ -582,16 +658,17 @@ void ingest_pool_start(ingest_t *in)
     pool_t *p = tn_xcalloc(1, sizeof(*p));
     p->in = in;
     p->grow = 2;
-    p->busy = 1;
+    atomic_init(&p->published, 0);
+    atomic_init(&p->next, 0);
+    atomic_init(&p->done, 0);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     p->threaded = pthread_create(&p->th, NULL, worker, p) == 0;
     if (!p->threaded)
         TN_LOG(TN_LOG_WARN, "ingest: no second enrichment thread; enriching on one");
     pthread_mutex_lock(&p->mu);
-    while (p->threaded && p->busy)
+    while (p->threaded && !p->started)
         pthread_cond_wait(&p->cv, &p->mu);
-    p->busy = 0;
     pthread_mutex_unlock(&p->mu);
     in->pool = p;
 }
@@ -617,6 +694,7 @@ tn_err_t ingest_pipeline_run(ingest_t *in)
     pool_t *p = in->pool;
     p->max_out = tn_kafka_producer_max_record_bytes(in->txn_producer);
     slot_t *slots = tn_xcalloc((size_t)in->cfg->batch_max, sizeof(*slots));
+    p->slots = slots;
     committer_t cm;
     committer_init(&cm, in);
     tn_err_t rc = run(in, p, &cm, slots);
