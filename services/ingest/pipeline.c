@@ -144,10 +144,13 @@ struct ingest_pool {
     int idle;          /* under mu: the worker waits for slots */
     int draining;      /* under mu: the pipeline waits for the worker's last slot */
     int quit;
-    slot_t *slots;           /* the batch's (fixed) */
-    atomic_size_t published; /* slots[0..published) may be enriched */
-    atomic_size_t next;      /* the next slot to take */
-    atomic_size_t done;      /* slots enriched */
+    slot_t *slots; /* the batch's (fixed) */
+    /* published << 32 | next: slots[0..published) may be enriched, slots[next] is the next to
+     * take. One word, so that a take compares both: a thread held up between reading them and
+     * taking could otherwise take slot i of a later batch in which next is i again but slot i is
+     * still being polled. */
+    _Atomic uint64_t claim;
+    atomic_size_t done; /* slots enriched */
 };
 typedef struct ingest_pool pool_t;
 
@@ -172,16 +175,33 @@ static void enrich_done(pool_t *p, slot_t *sl)
         tn_kafka_msg_release(&sl->msg);
 }
 
+static size_t claim_published(uint64_t claim)
+{
+    return (size_t)(claim >> 32);
+}
+
+static size_t claim_next(uint64_t claim)
+{
+    return (size_t)(claim & 0xFFFFFFFFu);
+}
+
+static int slot_to_take(pool_t *p)
+{
+    uint64_t c = atomic_load(&p->claim);
+    return claim_next(c) < claim_published(c);
+}
+
 /* Enrich published slots until none is left to take. */
 static void enrich_take(pool_t *p)
 {
-    for (size_t i = atomic_load(&p->next); i < atomic_load(&p->published);) {
-        if (!atomic_compare_exchange_weak(&p->next, &i, i + 1))
-            continue; /* i is the index now: taken by the other thread, or a spurious failure */
+    for (uint64_t c = atomic_load(&p->claim); claim_next(c) < claim_published(c);) {
+        if (!atomic_compare_exchange_weak(&p->claim, &c, c + 1))
+            continue; /* c is the word now: the other thread took one, or a spurious failure */
+        size_t i = claim_next(c);
         enrich_slot(p->in, &p->slots[i]);
         atomic_store_explicit(&p->slots[i].ready, 1, memory_order_release);
         atomic_fetch_add(&p->done, 1);
-        i = atomic_load(&p->next);
+        c = atomic_load(&p->claim);
     }
 }
 
@@ -193,7 +213,7 @@ static void *worker(void *arg)
     p->started = 1;
     pthread_cond_broadcast(&p->cv);
     for (;;) {
-        while (!p->quit && atomic_load(&p->next) >= atomic_load(&p->published)) {
+        while (!p->quit && !slot_to_take(p)) {
             p->idle = 1;
             pthread_cond_wait(&p->cv, &p->mu);
         }
@@ -213,7 +233,10 @@ static void *worker(void *arg)
 /* Slots up to @p n are polled: let both threads enrich them; this thread takes its share. */
 static void pool_publish(pool_t *p, size_t n)
 {
-    atomic_store(&p->published, n);
+    TN_ASSERT(n <= 0xFFFFFFFFu);
+    uint64_t c = atomic_load(&p->claim);
+    while (!atomic_compare_exchange_weak(&p->claim, &c, (uint64_t)n << 32 | claim_next(c)))
+        ;
     if (p->threaded) {
         pthread_mutex_lock(&p->mu);
         if (p->idle)
@@ -231,19 +254,13 @@ static void pool_drain(pool_t *p)
     if (p->threaded) {
         pthread_mutex_lock(&p->mu);
         p->draining = 1;
-        while (atomic_load(&p->done) < atomic_load(&p->published))
+        while (atomic_load(&p->done) < claim_published(atomic_load(&p->claim)))
             pthread_cond_wait(&p->cv, &p->mu);
         p->draining = 0;
-        /* published first: a worker that sees next at 0 sees published at 0 too */
-        atomic_store(&p->published, 0);
-        atomic_store(&p->next, 0);
-        atomic_store(&p->done, 0);
         pthread_mutex_unlock(&p->mu);
-    } else {
-        atomic_store(&p->published, 0);
-        atomic_store(&p->next, 0);
-        atomic_store(&p->done, 0);
     }
+    atomic_store(&p->claim, 0);
+    atomic_store(&p->done, 0);
 }
 
 /* Produce one enriched record (or its dead letter) inside the open transaction. */
@@ -658,8 +675,7 @@ void ingest_pool_start(ingest_t *in)
     pool_t *p = tn_xcalloc(1, sizeof(*p));
     p->in = in;
     p->grow = 2;
-    atomic_init(&p->published, 0);
-    atomic_init(&p->next, 0);
+    atomic_init(&p->claim, 0);
     atomic_init(&p->done, 0);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
