@@ -520,9 +520,9 @@ static void scan(const tn_category_t *c, const char *text, size_t len, int weigh
      * Every occurrence of " phrase " in the folded text (" word word ... word ", one space or
      * more between words) starts at a word: look each word up and compare the phrases that
      * begin with it (as many hits as strstr would find in the text with one space between
-     * words). The spaces of 64 bytes at a time are the bits
-     * of a mask, so a word's end comes from the mask, not from reading the bytes after the word
-     * before it, and one word's lookup does not wait for the last; its key is its first 8 bytes.
+     * words). The spaces of 64 bytes at a time are the bits of a mask, so a word's end comes
+     * from the mask, not from reading the bytes after the word before it, and one word's lookup
+     * does not wait for the last; its key is its first 8 bytes.
      */
     size_t prev = 0;            /* the space before the next word */
     lang_evidence_t lang = *ev; /* in registers: stores through @p ev may alias hits[] */
