@@ -26,6 +26,17 @@ static inline void tn_store8_le(void *p, uint64_t w)
     memcpy(p, &w, 8);
 }
 
+/* The first 8 bytes of a word of @p len bytes (fewer when shorter) as an integer, byte 0 in the
+ * low bits, zero past the word: the key a word is looked up by (category.c's keywords, lang.c's
+ * function words), the same a scan gets by masking one 8-byte load. */
+static inline uint64_t tn_word_key(const char *w, size_t len)
+{
+    uint64_t key = 0;
+    for (size_t i = 0; i < len && i < 8; i++)
+        key |= (uint64_t)(unsigned char)w[i] << (8 * i);
+    return key;
+}
+
 /* Masks of the bytes of a word that match a test: bit 7 of each such byte set and nothing else.
  * No carry or borrow crosses a byte, so every byte's bit is exact. */
 #define ONES  0x0101010101010101ULL

@@ -61,7 +61,7 @@ typedef struct phrase {
 typedef struct slot {
     const char *word; /* NULL: empty; else the first word of phrases[head] (no spaces) */
     size_t len;
-    uint64_t key; /* word_key() of the word: longer words compare their bytes after 8 too */
+    uint64_t key; /* tn_word_key() of the word: longer words compare their bytes after 8 too */
     int head;
 } slot_t;
 
@@ -83,17 +83,9 @@ static inline int maybe_first_word(const tn_category_t *c, uint32_t h)
     return (int)((c->filter[h >> 26] >> ((h >> 20) & 63)) & 1);
 }
 
-/* A word's key: its first 8 bytes packed into an integer (what the scan reads in one load), and
- * its hash from the key and the length (no multiply per byte); words that share both compare
- * their bytes after the eighth. */
-static uint64_t word_key(const char *w, size_t len)
-{
-    uint64_t key = 0;
-    for (size_t i = 0; i < len && i < 8; i++)
-        key |= (uint64_t)(unsigned char)w[i] << (8 * i);
-    return key;
-}
-
+/* A word's hash from its key (tn_word_key(): its first 8 bytes, what the scan reads in one load)
+ * and its length (no multiply per byte); words that share both compare their bytes after the
+ * eighth. */
 static uint32_t hash_key(uint64_t key, size_t len)
 {
     return (uint32_t)(((key ^ len) * 0x9E3779B97F4A7C15u) >> 32);
@@ -406,7 +398,7 @@ static void index_phrases(tn_category_t *c)
         for (size_t j = 0; j < r->nphrases; j++) {
             const char *w = r->phrases[j] + 1;
             size_t wl = strcspn(w, " ");
-            uint64_t key = word_key(w, wl);
+            uint64_t key = tn_word_key(w, wl);
             uint32_t h = hash_key(key, wl);
             slot_t *sl = (slot_t *)find_slot(c, w, wl, key, h);
             int id = (int)c->nphrases++;
@@ -509,6 +501,7 @@ static int rest_at(const char *t, const char *p)
 static void scan(const tn_category_t *c, const char *text, size_t len, int weight, int *hits,
                  bool *seen, char **fold, size_t *cap, lang_evidence_t *ev)
 {
+    tn_lang_init(); /* the function words' table */
     size_t flen = fold_into(text, len, fold, cap, 1);
     if (*cap < flen + 64) {
         *cap = flen + 64;
@@ -572,6 +565,15 @@ static void scratch_free(void *block)
 
 static tn_tls_t scratch = TN_TLS_INIT(sizeof(scratch_t), scratch_free);
 
+/* After a call: let the folding buffer go if it grew past TN_TLS_KEEP. */
+static void fold_trim(scratch_t *sc)
+{
+    if (sc->fold_cap > TN_TLS_KEEP) {
+        TN_FREE(sc->fold);
+        sc->fold_cap = 0;
+    }
+}
+
 /* Keywords and language evidence from the words of title and body; the rules of @p lang apply,
  * or with @p detected, of the language the words speak for (@p hint breaking near-ties). */
 static tn_category_result_t classify(const tn_category_t *c, const char *title, size_t tlen,
@@ -590,15 +592,11 @@ static tn_category_result_t classify(const tn_category_t *c, const char *title, 
     if (c->nphrases)
         memset(seen, 0, c->nphrases * sizeof(bool));
     lang_evidence_t ev = {0, 0};
-    tn_lang_init();
     if (title && tlen > 0)
         scan(c, title, tlen, TN_CATEGORY_TITLE_WEIGHT, hits, seen, &sc->fold, &sc->fold_cap, &ev);
     if (body && blen > 0)
         scan(c, body, blen, 1, hits, seen, &sc->fold, &sc->fold_cap, &ev);
-    if (sc->fold_cap > TN_TLS_KEEP) {
-        TN_FREE(sc->fold);
-        sc->fold_cap = 0;
-    }
+    fold_trim(sc);
     if (detected) {
         ev.halves +=
             (title ? tn_lang_marks(title, tlen) : 0) + (body ? tn_lang_marks(body, blen) : 0);
@@ -652,12 +650,8 @@ void tn_category_lang_words(const char *text, size_t len, lang_evidence_t *ev)
 {
     static const tn_category_t no_rules;
     scratch_t *sc = tn_tls_get(&scratch);
-    tn_lang_init();
     scan(&no_rules, text, len, 0, NULL, NULL, &sc->fold, &sc->fold_cap, ev);
-    if (sc->fold_cap > TN_TLS_KEEP) {
-        TN_FREE(sc->fold);
-        sc->fold_cap = 0;
-    }
+    fold_trim(sc);
 }
 
 tn_category_result_t tn_category_classify(const tn_category_t *c, const char *text, size_t len,

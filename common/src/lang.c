@@ -34,11 +34,6 @@ lang_slot_t tn_lang_slots[NSLOTS];
 uint64_t tn_lang_slot_mult;
 static pthread_once_t slots_once = PTHREAD_ONCE_INIT;
 
-static inline size_t slot_of(uint64_t key)
-{
-    return (size_t)((key * tn_lang_slot_mult) >> (64 - LANG_SLOT_BITS));
-}
-
 /* Put the words of @p list in the table, each adding @p halves; 0 if one takes another word's
  * slot. */
 static int add_list(const char *const *list, size_t n, uint64_t halves)
@@ -46,10 +41,8 @@ static int add_list(const char *const *list, size_t n, uint64_t halves)
     for (size_t k = 0; k < n; k++) {
         size_t len = strlen(list[k]);
         TN_ASSERT(len > 0 && len <= MAX_WORD);
-        uint64_t key = 0;
-        for (size_t j = 0; j < len; j++)
-            key |= (uint64_t)(unsigned char)list[k][j] << (8 * j);
-        size_t i = slot_of(key);
+        uint64_t key = tn_word_key(list[k], len);
+        size_t i = lang_slot_of(key);
         if (tn_lang_slots[i].key && tn_lang_slots[i].key != key)
             return 0;
         tn_lang_slots[i].key = key;

@@ -31,6 +31,12 @@ typedef struct lang_slot {
 extern lang_slot_t tn_lang_slots[1u << LANG_SLOT_BITS];
 extern uint64_t tn_lang_slot_mult;
 
+/* The slot of @p key. */
+static inline size_t lang_slot_of(uint64_t key)
+{
+    return (size_t)((key * tn_lang_slot_mult) >> (64 - LANG_SLOT_BITS));
+}
+
 /* Build the table (once; any thread). */
 void tn_lang_init(void);
 
@@ -39,7 +45,7 @@ void tn_lang_init(void);
 static inline void lang_add_word(lang_evidence_t *ev, uint64_t key, size_t n)
 {
     key &= 0 - (uint64_t)(n <= 8); /* longer: no function word */
-    const lang_slot_t *sl = &tn_lang_slots[(key * tn_lang_slot_mult) >> (64 - LANG_SLOT_BITS)];
+    const lang_slot_t *sl = &tn_lang_slots[lang_slot_of(key)];
     ev->halves += sl->halves & (0 - (uint64_t)(sl->key == key));
     ev->words += n != 0;
 }
