@@ -706,51 +706,83 @@ static inline uint64_t sep_bytes(uint64_t w)
     return bytes_eq(w, ' ') | (bytes_lt(w, 0x0E) & ~bytes_lt(w, 0x09));
 }
 
-/* The words' first bytes: a byte that is no separator after one that is (or first), found 8
- * bytes at a time. Returns how many; *out is malloc'd (NULL when none). */
-static size_t word_starts(const char *text, size_t len, size_t **out)
+/* The separators of p[0..64), one bit per byte, byte 0 in bit 0. */
+static inline uint64_t sep_bits64(const char *p)
 {
-    size_t n = 0, cap = 0, i = 0;
-    size_t *st = NULL;
-    uint64_t carry = 0x80; /* bit 7: the byte before is a separator */
+    uint64_t bits = 0;
 #ifdef TN_V16
-    for (; i + 16 <= len; i += 16) {
-        __m128i v = tn_v16_load(text + i);
-        unsigned sep = tn_v16_bits(_mm_or_si128(tn_v16_eq(v, ' '), tn_v16_in(v, 0x09, 0x0D)));
-        unsigned first = ~sep & ((sep << 1) | (unsigned)(carry >> 7)) & 0xFFFF;
-        carry = (uint64_t)(sep >> 15) << 7;
-        if (n + 16 > cap) {
-            cap = cap ? 2 * cap : len / 8 + 16;
-            st = tn_xrealloc(st, cap * sizeof(*st));
-        }
-        for (; first; first &= first - 1)
-            st[n++] = i + (size_t)__builtin_ctz(first);
+    for (int k = 0; k < 4; k++) {
+        __m128i v = tn_v16_load(p + 16 * k);
+        bits |= (uint64_t)tn_v16_bits(_mm_or_si128(tn_v16_eq(v, ' '), tn_v16_in(v, 0x09, 0x0D)))
+                << (16 * k);
     }
+#else
+    for (int k = 0; k < 8; k++) /* bit 7 of each byte gathered by a multiply (bytes_int.h) */
+        bits |= ((sep_bytes(tn_load8_le(p + 8 * k)) >> 7) * 0x0102040810204080ULL >> 56) << (8 * k);
 #endif
-    for (; i + 8 <= len; i += 8) {
-        uint64_t sep = sep_bytes(tn_load8_le(text + i));
-        uint64_t first = ~sep & ((sep << 8) | carry) & HIGHS;
-        carry = sep >> 56;
-        if (n + 8 > cap) {
-            cap = cap ? 2 * cap : len / 8 + 16;
-            st = tn_xrealloc(st, cap * sizeof(*st));
+    return bits;
+}
+
+/*
+ * The words of a text as bits: bit j of first[b] is set when byte 64 * b + j starts a word (a
+ * byte that is no separator, first or after one that is), before[b] counts the words that start
+ * in the blocks before b. Built without a branch per word (storing every word's start, the way
+ * this began, was a mispredicted branch a word); a word's start is looked up only for the few
+ * words that bound a chunk or are looked at as a place to cut.
+ */
+typedef struct words {
+    uint64_t *first;
+    size_t *before; /* nblocks + 1 entries: before[nblocks] is the number of words */
+    size_t nblocks;
+    size_t b; /* word_at()'s block, where the last lookup was */
+} words_t;
+
+static void words_init(words_t *w, const char *text, size_t len)
+{
+    w->nblocks = len / 64 + 1;
+    w->first =
+        tn_xmalloc(w->nblocks * (sizeof(*w->first) + sizeof(*w->before)) + sizeof(*w->before));
+    w->before = (size_t *)(w->first + w->nblocks);
+    w->b = 0;
+    uint64_t carry = 1; /* the byte before is a separator (or there is none) */
+    size_t n = 0;
+    for (size_t b = 0; b < w->nblocks; b++) {
+        uint64_t sep;
+        if (64 * b + 64 <= len) {
+            sep = sep_bits64(text + 64 * b);
+        } else { /* the tail, padded with separators */
+            char tail[64];
+            memset(tail, ' ', sizeof(tail));
+            if (len > 64 * b)
+                memcpy(tail, text + 64 * b, len - 64 * b);
+            sep = sep_bits64(tail);
         }
-        for (; first; first &= first - 1)
-            st[n++] = i + first_byte(first);
+        uint64_t first = ~sep & ((sep << 1) | carry);
+        carry = sep >> 63;
+        w->first[b] = first;
+        w->before[b] = n;
+        n += (size_t)__builtin_popcountll(first);
     }
-    for (; i < len; i++) {
-        int s = is_sep(text[i]);
-        if (!s && carry) {
-            if (n == cap) {
-                cap = cap ? 2 * cap : 16;
-                st = tn_xrealloc(st, cap * sizeof(*st));
-            }
-            st[n++] = i;
-        }
-        carry = s ? 0x80 : 0;
-    }
-    *out = st;
-    return n;
+    w->before[w->nblocks] = n;
+}
+
+static size_t words_count(const words_t *w)
+{
+    return w->before[w->nblocks];
+}
+
+/* The first byte of word @p k (< words_count()): its block found from the last lookup's (chunks
+ * move forward, and back a little for a place to cut), then its bit. */
+static size_t word_at(words_t *w, size_t k)
+{
+    while (k < w->before[w->b])
+        w->b--;
+    while (k >= w->before[w->b + 1])
+        w->b++;
+    uint64_t m = w->first[w->b];
+    for (size_t r = k - w->before[w->b]; r > 0; r--)
+        m &= m - 1;
+    return 64 * w->b + (size_t)__builtin_ctzll(m);
 }
 
 /* The end of the word that starts at @p i: the next separator, or len. */
@@ -778,10 +810,10 @@ static size_t cp_at(tn_text_pos_t *at, const char *text, size_t to)
 }
 
 /*
- * Only the words' first bytes are collected; a word's end, whether it ends a sentence and the
- * code-point offsets are worked out for the few words that bound a chunk or are looked at as a
- * place to cut (a record of every word's ends, code points and sentence flag was most of the
- * time chunking took).
+ * Only the words' first bytes are marked (words_t); a word's start and end, whether it ends a
+ * sentence and the code-point offsets are worked out for the few words that bound a chunk or are
+ * looked at as a place to cut (a record of every word's ends, code points and sentence flag was
+ * most of the time chunking took).
  */
 tn_err_t tn_text_chunk(const char *text, size_t len, size_t max_words, size_t overlap,
                        tn_text_chunk_t **out, size_t *n)
@@ -792,8 +824,9 @@ tn_err_t tn_text_chunk(const char *text, size_t len, size_t max_words, size_t ov
     if (max_words == 0 || overlap >= max_words)
         return TN_ERR_INVALID;
 
-    size_t *starts = NULL;
-    size_t nwords = word_starts(text, len, &starts);
+    words_t w;
+    words_init(&w, text, len);
+    size_t nwords = words_count(&w);
     tn_text_pos_t first = {0, 0}, last = {0, 0}; /* code-point cursors: chunk starts, ends */
     tn_text_chunk_t *chunks = NULL;
     size_t nchunks = 0, ccap = 0;
@@ -803,8 +836,8 @@ tn_err_t tn_text_chunk(const char *text, size_t len, size_t max_words, size_t ov
         if (limit < nwords) {
             /* the last sentence end in the second half of the window, if any */
             for (size_t e = limit; e-- > s + max_words / 2;) {
-                size_t we = word_end(text, len, starts[e]);
-                if (is_sentence_end(text + starts[e], we - starts[e])) {
+                size_t ws = word_at(&w, e), we = word_end(text, len, ws);
+                if (is_sentence_end(text + ws, we - ws)) {
                     end = e + 1;
                     break;
                 }
@@ -814,7 +847,7 @@ tn_err_t tn_text_chunk(const char *text, size_t len, size_t max_words, size_t ov
             ccap = ccap ? 2 * ccap : 16;
             chunks = tn_xrealloc(chunks, ccap * sizeof(*chunks));
         }
-        size_t bs = starts[s], be = word_end(text, len, starts[end - 1]);
+        size_t bs = word_at(&w, s), be = word_end(text, len, word_at(&w, end - 1));
         /* a chunk starts an overlap before the last one ended: counted back from that end, not
          * on from the last start (the text is counted about once, not twice) */
         if ((bs > last.byte ? bs - last.byte : last.byte - bs) <
@@ -834,7 +867,7 @@ tn_err_t tn_text_chunk(const char *text, size_t len, size_t max_words, size_t ov
         size_t next = end > overlap ? end - overlap : 0;
         s = TN_MAX(next, s + 1); /* always advance */
     }
-    free(starts);
+    free(w.first);
     *out = chunks;
     *n = nchunks;
     return TN_OK;

@@ -980,6 +980,82 @@ static void test_fast_paths_random(void **state)
     }
 }
 
+/* tn_text_chunk() against ref_chunk() on random texts of words, sentence ends, closers, multi-byte
+ * characters and every separator, up to 4 KB (many of the 64-byte blocks its word starts are
+ * marked in, and places to cut looked for back across them), for windows of 1 to 60 words. */
+static void test_chunk_random(void **state)
+{
+    (void)state;
+    static const char *const parts[] = {
+        "a",
+        "bb",
+        "palabra",
+        "fin.",
+        "ya!",
+        "qu\xc3\xa9?",
+        "dijo.\"",
+        "(nota.)",
+        "eso\xe2\x80\xa6",
+        "\xc2\xbfs\xc3\xad?\xc2\xbb",
+        "ok.\xe2\x80\x9d",
+        "x.\xe2\x80\x99",
+        "[1].",
+        "ma\xc3\xb1"
+        "ana",
+        "\xe2\x82\xac",
+        "\xf0\x9f\x98\x80",
+        ".",
+        "'",
+        " ",
+        "\t",
+        "\n",
+        "\r\n",
+        "\v\f",
+        "   ",
+    };
+    uint32_t seed = 777;
+    enum { CAP = 4096 };
+    char *buf = malloc(CAP + 64);
+    tn_text_chunk_t *want = calloc(CAP + 1, sizeof(*want));
+    for (int iter = 0; iter < 1500; iter++) {
+        size_t n = 0;
+        seed = seed * 1103515245u + 12345u;
+        size_t target = (seed >> 8) % CAP;
+        while (n < target) {
+            seed = seed * 1103515245u + 12345u;
+            const char *pc = parts[(seed >> 12) % TN_ARRAY_LEN(parts)];
+            size_t k = strlen(pc);
+            if (n + k + 1 > CAP)
+                break;
+            memcpy(buf + n, pc, k);
+            n += k;
+            if ((seed >> 20) % 3) /* most parts are words with a separator after them */
+                buf[n++] = ' ';
+        }
+        seed = seed * 1103515245u + 12345u;
+        size_t max_words = 1 + (seed >> 10) % 60, overlap = (seed >> 20) % max_words;
+        tn_text_chunk_t *got = NULL;
+        size_t ngot = 0;
+        assert_int_equal(tn_text_chunk(buf, n, max_words, overlap, &got, &ngot), TN_OK);
+        size_t nwant = ref_chunk(buf, n, max_words, overlap, want, CAP + 1);
+        if (ngot != nwant)
+            fail_msg("iteration %d: %zu chunks, want %zu (max %zu overlap %zu, %zu bytes)", iter,
+                     ngot, nwant, max_words, overlap, n);
+        for (size_t i = 0; i < ngot; i++)
+            if (got[i].index != want[i].index || got[i].start != want[i].start ||
+                got[i].end != want[i].end || got[i].byte_start != want[i].byte_start ||
+                got[i].byte_end != want[i].byte_end || got[i].words != want[i].words)
+                fail_msg("iteration %d chunk %zu: bytes %zu-%zu cps %zu-%zu words %zu, want "
+                         "%zu-%zu %zu-%zu %zu",
+                         iter, i, got[i].byte_start, got[i].byte_end, got[i].start, got[i].end,
+                         got[i].words, want[i].byte_start, want[i].byte_end, want[i].start,
+                         want[i].end, want[i].words);
+        free(got);
+    }
+    free(want);
+    free(buf);
+}
+
 /* tn_text_json_plain() on random texts of the pieces that matter (plain ASCII, the bytes JSON
  * escapes, 2-, 3- and 4-byte UTF-8, stray continuation and lead bytes), each length to 80 at
  * every offset, copied to an exact-size buffer: without @p utf8 the prefix ends at the first
@@ -1074,6 +1150,7 @@ int main(void)
         cmocka_unit_test(test_chunk_overlap),
         cmocka_unit_test(test_chunk_determinism),
         cmocka_unit_test(test_chunk_params_and_empty),
+        cmocka_unit_test(test_chunk_random),
         cmocka_unit_test(test_pathological),
         cmocka_unit_test(test_fast_paths_offsets),
         cmocka_unit_test(test_fast_paths_random),
