@@ -212,10 +212,13 @@ static void fold_init(void)
 
 /* The fold of tn_category_fold_into(); @p loose leaves each separator a space of its own (runs
  * of spaces, not one): the scan skips runs itself, and text with a comma or a period after a
- * word then stays on the 16-byte path, which stops at two separators in a row. */
+ * word then stays on the 16-byte path, which stops at two separators in a row. @p marks (may be
+ * NULL) gets the text's Spanish marks (tn_lang_marks()), counted on the characters the fold
+ * decodes anyway instead of in a pass of their own. */
 static inline size_t fold_into(const char *text, size_t len, char **buf, size_t *bufcap,
-                               const int loose)
+                               const int loose, size_t *marks)
 {
+    size_t nmarks = 0;
     pthread_once(&fold_once, fold_init);
     size_t cap = *bufcap, o = 0;
     char *out = *buf;
@@ -295,6 +298,7 @@ static inline size_t fold_into(const char *text, size_t len, char **buf, size_t 
             if (k <= 0)
                 goto whole;
             i += (size_t)k;
+            nmarks += lang_cp_marks(cp);
             if (cp < FOLD_CPS && fold_table[cp].len != 0xFF) {
                 f = fold_table[cp].s;
                 fl = fold_table[cp].len;
@@ -320,6 +324,8 @@ static inline size_t fold_into(const char *text, size_t len, char **buf, size_t 
     out[o] = '\0';
     *buf = out;
     *bufcap = cap;
+    if (marks)
+        *marks = nmarks;
     return o;
 whole:;
     char *m = fold_map(text, len);
@@ -332,12 +338,14 @@ whole:;
     free(m);
     *buf = out;
     *bufcap = cap;
+    if (marks) /* the bytes, as they stand (not necessarily UTF-8) */
+        *marks = tn_lang_marks(text, len);
     return o;
 }
 
 size_t tn_category_fold_into(const char *text, size_t len, char **buf, size_t *bufcap)
 {
-    return fold_into(text, len, buf, bufcap, 0);
+    return fold_into(text, len, buf, bufcap, 0, NULL);
 }
 
 char *tn_category_fold(const char *text, size_t len)
@@ -510,13 +518,14 @@ static const uint64_t low_bytes[9] = {
 };
 
 /* Add @p weight to hits[rule] for every keyword occurrence in @p len bytes of @p text, mark the
- * keywords seen, and count every word's language evidence into @p ev. @p fold (*cap bytes) is
- * the folding buffer, kept from call to call. */
+ * keywords seen, and count every word's language evidence and the text's marks into @p ev.
+ * @p fold (*cap bytes) is the folding buffer, kept from call to call. */
 static void scan(const tn_category_t *c, const char *text, size_t len, int weight, int *hits,
                  bool *seen, char **fold, size_t *cap, lang_evidence_t *ev)
 {
     tn_lang_init(); /* the function words' table */
-    size_t flen = fold_into(text, len, fold, cap, 1);
+    size_t marks;
+    size_t flen = fold_into(text, len, fold, cap, 1, &marks);
     if (*cap < flen + 64) {
         *cap = flen + 64;
         *fold = tn_xrealloc(*fold, *cap);
@@ -533,6 +542,7 @@ static void scan(const tn_category_t *c, const char *text, size_t len, int weigh
      */
     size_t prev = 0;            /* the space before the next word */
     lang_evidence_t lang = *ev; /* in registers: stores through @p ev may alias hits[] */
+    lang.halves += marks;       /* Spanish: the low half */
     for (size_t base = 0; base < flen; base += 64) {
         uint64_t spaces = tn_bits64_eq(folded + base, ' ');
         if (base == 0)
@@ -613,8 +623,6 @@ static tn_category_result_t classify(const tn_category_t *c, const char *title, 
         scan(c, body, blen, 1, hits, seen, &sc->fold, &sc->fold_cap, &ev);
     fold_trim(sc);
     if (detected) {
-        ev.halves +=
-            (title ? tn_lang_marks(title, tlen) : 0) + (body ? tn_lang_marks(body, blen) : 0);
         *detected = tn_lang_decide(&ev, hint);
         lang = detected->code;
     }

@@ -142,8 +142,7 @@ tn_lang_t tn_lang_decide(const lang_evidence_t *ev, const char *hint)
 tn_lang_t tn_lang_detect(const char *text, size_t len, const char *hint)
 {
     lang_evidence_t ev = {0, 0};
-    if (len > 0)
+    if (len > 0) /* its marks too */
         tn_category_lang_words(text, len, &ev);
-    ev.halves += tn_lang_marks(text, len);
     return tn_lang_decide(&ev, hint);
 }

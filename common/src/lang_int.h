@@ -54,10 +54,32 @@ static inline void lang_add_word(lang_evidence_t *ev, uint64_t key, size_t n)
  * a letter, 2 for an opening mark. */
 size_t tn_lang_marks(const char *text, size_t len);
 
+/* The same for one decoded code point: what tn_lang_marks() counts for its UTF-8 (the category
+ * scan's fold decodes every character that is not ASCII, and counts them as it goes). */
+static inline unsigned lang_cp_marks(int32_t cp)
+{
+    switch (cp) {
+    case 0xF1: /* ñ */
+    case 0xD1: /* Ñ */
+    case 0xE1: /* á */
+    case 0xE9: /* é */
+    case 0xED: /* í */
+    case 0xF3: /* ó */
+    case 0xFA: /* ú */
+        return 1;
+    case 0xBF: /* ¿ */
+    case 0xA1: /* ¡ */
+        return 2;
+    default:
+        return 0;
+    }
+}
+
 /* The language the evidence speaks for, @p hint ("es"/"en", may be NULL) breaking near-ties. */
 tn_lang_t tn_lang_decide(const lang_evidence_t *ev, const char *hint);
 
-/* category.c: the words of @p len bytes of UTF-8 @p text, folded as keywords are, into @p ev. */
+/* category.c: the words of @p len bytes of UTF-8 @p text, folded as keywords are, and its marks
+ * (tn_lang_marks()), into @p ev. */
 void tn_category_lang_words(const char *text, size_t len, lang_evidence_t *ev);
 
 #endif
