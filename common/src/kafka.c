@@ -384,10 +384,11 @@ void tn_kafka_producer_destroy(tn_kafka_producer_t *p)
     free(p);
 }
 
-/* Enqueue one record (copied); its bytes count as pending until its delivery report. @p what
- * names it in an error ("checkpoint"; NULL: nothing). */
-static tn_err_t produce(tn_kafka_producer_t *p, const tn_kafka_record_t *r, void *opaque,
-                        const char *what, tn_kafka_error_t *e)
+/* Enqueue one record (copied, or with @p msgflags RD_KAFKA_MSG_F_FREE its value taken on
+ * success); its bytes count as pending until its delivery report. @p what names it in an error
+ * ("checkpoint"; NULL: nothing). */
+static tn_err_t produce_flags(tn_kafka_producer_t *p, const tn_kafka_record_t *r, void *opaque,
+                              const char *what, int msgflags, tn_kafka_error_t *e)
 {
     rd_kafka_headers_t *hdrs = NULL;
     if (r->nheaders) {
@@ -402,7 +403,7 @@ static tn_err_t produce(tn_kafka_producer_t *p, const tn_kafka_record_t *r, void
     rd_kafka_resp_err_t err = rd_kafka_producev(
         p->rk, RD_KAFKA_V_TOPIC(r->topic),
         RD_KAFKA_V_PARTITION(r->partition < 0 ? RD_KAFKA_PARTITION_UA : r->partition),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(r->key, r->key_len),
+        RD_KAFKA_V_MSGFLAGS(msgflags), RD_KAFKA_V_KEY(r->key, r->key_len),
         RD_KAFKA_V_VALUE((void *)r->value, r->value_len), RD_KAFKA_V_HEADERS(hdrs),
         RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
     if (err) {
@@ -416,9 +417,21 @@ static tn_err_t produce(tn_kafka_producer_t *p, const tn_kafka_record_t *r, void
     return TN_OK;
 }
 
+static tn_err_t produce(tn_kafka_producer_t *p, const tn_kafka_record_t *r, void *opaque,
+                        const char *what, tn_kafka_error_t *e)
+{
+    return produce_flags(p, r, opaque, what, RD_KAFKA_MSG_F_COPY, e);
+}
+
 tn_err_t tn_kafka_produce(tn_kafka_producer_t *p, const tn_kafka_record_t *r, tn_kafka_error_t *e)
 {
     return produce(p, r, NULL, NULL, e);
+}
+
+tn_err_t tn_kafka_produce_give(tn_kafka_producer_t *p, const tn_kafka_record_t *r,
+                               tn_kafka_error_t *e)
+{
+    return produce_flags(p, r, NULL, NULL, RD_KAFKA_MSG_F_FREE, e);
 }
 
 tn_kafka_batch_t *tn_kafka_produce_start(tn_kafka_producer_t *p, const tn_kafka_record_t *recs,

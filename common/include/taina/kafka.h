@@ -127,6 +127,14 @@ void tn_kafka_producer_destroy(tn_kafka_producer_t *p);
 tn_err_t tn_kafka_produce(tn_kafka_producer_t *p, const tn_kafka_record_t *r, tn_kafka_error_t *e);
 
 /**
+ * @brief tn_kafka_produce() without the copy of the value: on TN_OK the producer owns r->value
+ *        (from malloc) and frees it once the record is delivered, refused or purged; on any other
+ *        outcome it stays the caller's.
+ */
+tn_err_t tn_kafka_produce_give(tn_kafka_producer_t *p, const tn_kafka_record_t *r,
+                               tn_kafka_error_t *e);
+
+/**
  * @brief Produce @p n records and wait until the broker acknowledged or refused each, or
  *        @p timeout_ms passed. results[i] is TN_OK when record i is durably written.
  * @returns TN_OK when all succeeded; TN_ERR_TIMEOUT when some were still unacknowledged at the
