@@ -1319,7 +1319,8 @@ struct tn_kafka_offsets {
     rd_kafka_consumer_group_metadata_t *cgmd; /* NULL without a group */
 };
 
-tn_kafka_offsets_t *tn_kafka_consumer_take_offsets(tn_kafka_consumer_t *cons)
+/* The ranges read since the last take; with @p take, the next ones start where they end. */
+static tn_kafka_offsets_t *offsets_of(tn_kafka_consumer_t *cons, int take)
 {
     tn_kafka_offsets_t *o = tn_xcalloc(1, sizeof(*o));
     o->r = tn_xcalloc(cons->nparts ? cons->nparts : 1, sizeof(*o->r));
@@ -1328,14 +1329,26 @@ tn_kafka_offsets_t *tn_kafka_consumer_take_offsets(tn_kafka_consumer_t *cons)
         if (pt->first < 0)
             continue;
         o->r[o->n++] = (offs_range_t){tn_xstrdup(pt->topic), pt->partition, pt->first, pt->next};
-        pt->start = pt->next;
-        pt->first = -1;
+        if (take) {
+            pt->start = pt->next;
+            pt->first = -1;
+        }
     }
     /* The group's generation as the batch was read: a transaction committed after the group
      * moved on is fenced (KIP-447) instead of committing offsets for another member. */
     if (cons->group)
         o->cgmd = rd_kafka_consumer_group_metadata(cons->rk);
     return o;
+}
+
+tn_kafka_offsets_t *tn_kafka_consumer_take_offsets(tn_kafka_consumer_t *cons)
+{
+    return offsets_of(cons, 1);
+}
+
+tn_kafka_offsets_t *tn_kafka_consumer_peek_offsets(tn_kafka_consumer_t *cons)
+{
+    return offsets_of(cons, 0);
 }
 
 size_t tn_kafka_offsets_count(const tn_kafka_offsets_t *o)

@@ -43,8 +43,9 @@ const tn_cfg_key_t ingest_keys[] = {
     KEY("ingest_batch_max", TN_CFG_INT, batch_max, "500", "Records per transaction at most", 1,
         100000),
     KEY("ingest_batch_max_bytes", TN_CFG_SIZE, batch_max_bytes, "2MiB",
-        "Enriched bytes in memory at most: the batch being read plus what the producer still "
-        "holds of the one committing (a transaction has at most this much; bounds memory)",
+        "Enriched bytes in memory at most: the records held while a transaction commits plus "
+        "what the producer holds until acknowledged (a batch that reaches it streams the rest "
+        "of its records into its open transaction)",
         65536, 1LL << 30),
     KEY("ingest_batch_linger", TN_CFG_DURATION, batch_linger_ms, "100ms",
         "How long a transaction gathers records before it commits", 1, 60000),

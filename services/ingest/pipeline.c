@@ -246,8 +246,7 @@ static void pool_publish(pool_t *p, size_t n)
     enrich_take(p);
 }
 
-/* Wait until every published slot is enriched (the worker's last one), then start over at slot 0
- * for the next batch. */
+/* Wait until every published slot is enriched (the worker's last one). */
 static void pool_drain(pool_t *p)
 {
     enrich_take(p);
@@ -259,6 +258,11 @@ static void pool_drain(pool_t *p)
         p->draining = 0;
         pthread_mutex_unlock(&p->mu);
     }
+}
+
+/* Start over at slot 0 for the next batch (drained). */
+static void pool_reset(pool_t *p)
+{
     atomic_store(&p->claim, 0);
     atomic_store(&p->done, 0);
 }
@@ -478,66 +482,107 @@ static void slots_release(slot_t *slots, size_t n)
         slot_release(&slots[i]);
 }
 
+/* A batch as it is read: its slots polled, enriched and accounted in order and, once its
+ * transaction is open, produced in order as they come. */
+typedef struct fill {
+    slot_t *slots;
+    size_t held;      /* slots polled into the batch (published to be enriched) */
+    size_t accounted; /* slots enriched, in order, whose bytes are known */
+    size_t produced;  /* slots produced and released, in order (streaming only) */
+    double bytes;     /* enriched values of slots [produced, held), guessed until enriched: held in
+                       * memory until produced */
+    int64_t deadline; /* linger: the batch ends by then (from its first record) */
+    int64_t min_end;  /* the earliest end once the commit before it returned */
+    uint64_t revs;    /* the consumer's revocations when the batch began */
+    int full;         /* the memory budget stopped reading while the batch was held */
+    batch_t *b;       /* the batch's open transaction: produce as accounted; NULL: hold */
+} fill_t;
+
+/* What slot @p sl (enriched) comes to in the batch's memory: its value, or its raw record for a
+ * dead letter. */
+static double slot_bytes(const slot_t *sl)
+{
+    return sl->value ? (double)sl->len : (double)sl->msg.value_len;
+}
+
 /* The slots enriched since the last call, in order up to the first one still being enriched:
  * release what they no longer need (here, on the consumer's thread) and put the bytes they came to
  * in place of the guess; the ratio of enriched to raw bytes follows (each call weighs a quarter).
- */
-static void account(pool_t *p, size_t *accounted, size_t published, double *bytes)
+ * With the transaction open, produce them too. */
+static void account(ingest_t *in, pool_t *p, fill_t *f)
 {
     double out = 0, raw = 0;
-    size_t i = *accounted;
-    for (; i < published && atomic_load_explicit(&p->slots[i].ready, memory_order_acquire); i++) {
+    size_t i = f->accounted;
+    for (; i < f->held && atomic_load_explicit(&p->slots[i].ready, memory_order_acquire); i++) {
         slot_t *sl = &p->slots[i];
-        double r = (double)sl->msg.value_len, o = sl->value ? (double)sl->len : r;
+        double o = slot_bytes(sl);
         enrich_done(p, sl);
-        *bytes += o - sl->guess;
+        f->bytes += o - sl->guess;
         out += o;
-        raw += r;
+        raw += (double)sl->msg.value_len;
     }
     if (raw > 0)
         p->grow = 0.75 * p->grow + 0.25 * (out / raw);
-    *accounted = i;
+    f->accounted = i;
+    for (; f->b && f->produced < f->accounted; f->produced++) {
+        slot_t *sl = &f->slots[f->produced];
+        f->bytes -= slot_bytes(sl); /* from here on counted in the producer's pending bytes */
+        if (!f->b->failed)          /* the rest is consumed again after the abort */
+            produce_slot(in, sl, f->b);
+        slot_release(sl);
+    }
+}
+
+/* Whether the batch ends here. Held: when the commit in flight returned (the next transaction
+ * can begin) and the batch is at least TAINA_INGEST_BATCH_MIN_TIME old, or with no commit in
+ * flight when its linger time is up; once the memory budget stopped it, as soon as that commit
+ * returned, to stream the rest. Streaming: when its linger time is up, or at once when a produce
+ * failed or partitions were revoked (its transaction is aborted). Full batches and a stop end it
+ * in fill_slots(). */
+static int batch_ends(ingest_t *in, const fill_t *f, committer_t *cm)
+{
+    int64_t now = tn_clock_mono_ms();
+    if (f->b)
+        return f->b->failed || now >= f->deadline ||
+               tn_kafka_consumer_revocations(in->consumer) != f->revs;
+    if (cm->busy)
+        return commit_done(cm) && (!f->held || f->full || now >= f->min_end);
+    return f->held && (f->full || now >= f->deadline);
 }
 
 /* fill() up to its end; the worker may still hold the last slot. */
-static tn_err_t fill_slots(ingest_t *in, pool_t *p, committer_t *cm, slot_t *slots, size_t *heldp,
-                           size_t *accounted, double *bytesp)
+static tn_err_t fill_slots(ingest_t *in, pool_t *p, committer_t *cm, fill_t *f)
 {
     const ingest_cfg_t *cfg = in->cfg;
-    size_t held = 0;  /* slots of this batch, published to be enriched, not produced yet */
-    double bytes = 0; /* their enriched values (guessed until enriched): held in memory until
-                       * the batch is produced */
-    int64_t deadline = 0, min_end = 0; /* linger deadline; earliest end after a commit returned */
-    tn_err_t rc = TN_OK;
-    while ((int64_t)held < cfg->batch_max && bytes < (double)cfg->batch_max_bytes) {
-        if (tn_lifecycle_is_stopping())
-            break;
-        if (cm->busy ? commit_done(cm) && (!held || tn_clock_mono_ms() >= min_end)
-                     : held && tn_clock_mono_ms() >= deadline)
-            break;
-        double left = (double)cfg->batch_max_bytes - bytes;
-        if (cm->busy)
+    while ((int64_t)f->held < cfg->batch_max && !tn_lifecycle_is_stopping() &&
+           !batch_ends(in, f, cm)) {
+        /* the budget: what is held here, and what the producer holds until acknowledged (the
+         * batch committing, or this one's records streamed) */
+        double left = (double)cfg->batch_max_bytes - f->bytes;
+        if (cm->busy || f->b)
             left -= (double)tn_kafka_producer_pending_bytes(in->txn_producer);
-        if (left <= 0) { /* the committing batch is not acknowledged yet */
-            account(p, accounted, held, &bytes);
+        if (left <= 0) {
+            f->full |= !f->b;
+            account(in, p, f);
             tn_clock_sleep_ms(1);
             continue;
         }
-        size_t n = 0, room = (size_t)cfg->batch_max - held;
+        size_t n = 0, room = (size_t)cfg->batch_max - f->held;
         double raw = 0; /* raw bytes of this group */
         if (room > GROUP)
             room = GROUP;
         while (n < room && raw * p->grow < left) {
             /* Waiting for the first record of a group: while a commit is in flight, briefly,
-             * to see it return; with records held, until the linger time is up; else idle. */
+             * to see it return; with records in the batch, until the linger time is up; else
+             * idle. */
             int64_t wait = n          ? 0
                            : cm->busy ? COMMIT_LOOK_MS
-                           : held     ? deadline - tn_clock_mono_ms()
+                           : f->held  ? f->deadline - tn_clock_mono_ms()
                                       : 200;
             if (!n && wait <= 0)
                 break;
             tn_kafka_error_t e;
-            slot_t *sl = &slots[held + n];
+            slot_t *sl = &f->slots[f->held + n];
             memset(sl, 0, sizeof(*sl));
             if (wait > 0) /* librdkafka 2.0 leaves a drained read-ahead empty up to 1 s */
                 wait = tn_kafka_consumer_refill(in->consumer, wait);
@@ -547,9 +592,8 @@ static tn_err_t fill_slots(ingest_t *in, pool_t *p, committer_t *cm, slot_t *slo
                 break;
             if (prc != TN_OK) {
                 if (e.fatal) { /* the group polled so far was not published: let it go */
-                    slots_release(slots + held, n);
-                    rc = TN_ERR_FATAL;
-                    goto out;
+                    slots_release(f->slots + f->held, n);
+                    return TN_ERR_FATAL;
                 }
                 break;
             }
@@ -558,117 +602,138 @@ static tn_err_t fill_slots(ingest_t *in, pool_t *p, committer_t *cm, slot_t *slo
         }
         if (n == 0)
             continue;
-        if (!held) {
+        if (!f->held) {
             int64_t now = tn_clock_mono_ms();
-            deadline = now + cfg->batch_linger_ms;
-            min_end = now + cfg->batch_min_ms;
+            f->deadline = now + cfg->batch_linger_ms;
+            f->min_end = now + cfg->batch_min_ms;
         }
         tn_kafka_consumer_refill(in->consumer, 0); /* records left the read-ahead */
-        for (size_t i = held; i < held + n; i++) {
-            slots[i].guess = (double)slots[i].msg.value_len * p->grow;
-            bytes += slots[i].guess;
+        for (size_t i = f->held; i < f->held + n; i++) {
+            f->slots[i].guess = (double)f->slots[i].msg.value_len * p->grow;
+            f->bytes += f->slots[i].guess;
         }
-        held += n;
-        pool_publish(p, held); /* back here once no slot is left to take */
-        account(p, accounted, held, &bytes);
+        f->held += n;
+        pool_publish(p, f->held); /* back here once no slot is left to take */
+        account(in, p, f);
     }
-out:
-    *heldp = held;
-    *bytesp = bytes;
+    return TN_OK;
+}
+
+/* Read into the batch @p f: consume groups of up to GROUP records (what is already fetched, no
+ * waiting past the first) and enrich each group on two threads as it comes (the worker may
+ * finish a group's last record while the next group is polled), until batch_ends(), the batch is
+ * full or the stop; then the last records are waited for (and, streaming, produced).
+ *
+ * A batch is held here while the transaction before it commits (on the committer's thread): a
+ * producer has one transaction open at a time. It ends when that commit returned and the batch
+ * is at least TAINA_INGEST_BATCH_MIN_TIME old, with no commit in flight when its linger time is
+ * up, when it is full or at a stop; then run() begins its transaction and produces it. The
+ * minimum age keeps transactions few under load: librdkafka 2.0.2's main thread spins about 1 ms
+ * around each AddPartitionsToTxn (a 1 ms timer it serves with a zero timeout, fixed in
+ * librdkafka 2.4), some 2-3 ms of CPU per transaction. Nothing of a held batch reaches the
+ * broker before its transaction: one abandoned then (a failed commit before it, a revocation, a
+ * stop) leaves no records behind even on a cluster without transaction markers (devstack).
+ *
+ * When the memory budget stops the reading of a held batch (large records at a high rate: 8 KB
+ * tickets filled 2 MiB with half of TAINA_INGEST_BATCH_MAX), the batch streams instead: once the
+ * commit before it returned, run() begins its transaction, produces what was held and reads on
+ * with @p f->b set, each record produced as soon as it is enriched, until the batch has
+ * TAINA_INGEST_BATCH_MAX records or its linger time is up. So transactions keep their size
+ * whatever the records' size, while only what is read during a commit is held. A streaming
+ * batch that must be abandoned (a revocation, a failed produce) is aborted: on Kafka nothing of it
+ * is read; on devstack, which has no transaction markers, its outputs stay visible (README).
+ *
+ * Memory: TAINA_INGEST_BATCH_MAX_BYTES bounds the enriched bytes held here plus those the
+ * producer holds until the broker acknowledged them (the batch committing, or this one's streamed
+ * records). While they are at the budget, reading pauses until acknowledgments free room or the
+ * commit returns. A group is cut short where its raw bytes, grown by the enriched/raw ratio seen
+ * so far, would pass what is left. */
+static tn_err_t fill(ingest_t *in, pool_t *p, committer_t *cm, fill_t *f)
+{
+    tn_err_t rc = fill_slots(in, p, cm, f);
+    pool_drain(p);
+    account(in, p, f);
+    TN_ASSERT(f->accounted == f->held && (!f->b || f->produced == f->held));
+    if (rc != TN_OK) {
+        slots_release(f->slots + f->produced, f->held - f->produced);
+        f->produced = f->held;
+    }
     return rc;
 }
 
-/* Read the next batch into @p slots: consume groups of up to GROUP records (what is already
- * fetched, no waiting past the first) and enrich each group on two threads as it comes (the
- * worker may finish a group's last record while the next group is polled). The batch ends when it
- * is full (records or enriched bytes), when the commit in flight returned (the next transaction
- * can begin) and the batch is at least TAINA_INGEST_BATCH_MIN_TIME old, with no commit in flight
- * when its linger time is up, or at a stop; then the last records are waited for. The minimum
- * age keeps transactions few under load: librdkafka 2.0.2's main thread spins about 1 ms around
- * each AddPartitionsToTxn (a 1 ms timer it serves with a zero timeout, fixed in librdkafka 2.4),
- * some 3 ms of CPU per transaction, a quarter of all CPU at 1 KB when commits ran back to back.
- * Nothing of it reaches the broker here: a batch abandoned before its transaction (a failed
- * commit before it, a revocation, a stop) leaves no records behind even on a cluster without
- * transaction markers (devstack).
- *
- * Memory: TAINA_INGEST_BATCH_MAX_BYTES bounds the enriched bytes of both batches alive at once:
- * this one, held here, and the one committing, which the producer holds until the broker
- * acknowledged it (the first step of its commit). While the two together are at the budget,
- * reading pauses until acknowledgments free room or the commit returns. A group is cut short
- * where its raw bytes, grown by the enriched/raw ratio seen so far, would pass what is left. */
-static tn_err_t fill(ingest_t *in, pool_t *p, committer_t *cm, slot_t *slots, size_t *heldp)
+/* The batch's open transaction failed or must not commit: abort it (the consumer is rewound to
+ * the committed offsets, so its records come again). */
+static tn_err_t abort_streamed(ingest_t *in, fill_t *f, const char *why)
 {
-    size_t held = 0, accounted = 0;
-    double bytes = 0;
-    tn_err_t rc = fill_slots(in, p, cm, slots, &held, &accounted, &bytes);
-    pool_drain(p);
-    account(p, &accounted, held, &bytes);
-    TN_ASSERT(accounted == held);
-    if (rc != TN_OK) {
-        slots_release(slots, held);
-        held = 0;
-    }
-    *heldp = held;
+    tn_err_t rc = abort_batch(in, f->b->in, why);
+    f->b = NULL;
     return rc;
 }
 
 /* Batch k+1 is read and enriched while the transaction of batch k commits on the committer's
- * thread; it begins its own transaction only once that commit returned. Each transaction's
- * input offsets and checkpoints are the ranges of its own batch
- * (tn_kafka_consumer_take_offsets(), taken as the batch ends), not the consumer's position at
- * commit time, which is already past the next batch. When a commit fails, the batch read
- * meanwhile is dropped with it and both are read again from the committed offsets. */
+ * thread; it begins its own transaction only once that commit returned (and streams the rest of
+ * its records into it when the memory budget stopped it: fill()). Each transaction's input offsets
+ * and checkpoints are the ranges of its own batch (tn_kafka_consumer_take_offsets(), taken as the
+ * batch ends), not the consumer's position at commit time, which is already past the next batch.
+ * When a commit fails, the batch read meanwhile is dropped with it and both are read again from the
+ * committed offsets. */
 static tn_err_t run(ingest_t *in, pool_t *p, committer_t *cm, slot_t *slots)
 {
     while (!tn_lifecycle_is_stopping() || cm->busy) {
         uint64_t revs = tn_kafka_consumer_revocations(in->consumer);
-        size_t held = 0;
+        fill_t f = {.slots = slots, .revs = revs};
         int aborted = 0;
-        if (fill(in, p, cm, slots, &held) != TN_OK)
+        pool_reset(p);
+        if (fill(in, p, cm, &f) != TN_OK)
             return TN_ERR_FATAL;
         if (commit_finish(cm, &aborted) != TN_OK) {
-            slots_release(slots, held);
+            slots_release(slots, f.held);
             return TN_ERR_FATAL;
         }
         if (aborted) { /* the consumer was rewound: this batch comes again */
-            slots_release(slots, held);
+            slots_release(slots, f.held);
             continue;
         }
-        if (held && revs != tn_kafka_consumer_revocations(in->consumer)) {
+        if (f.held && revs != tn_kafka_consumer_revocations(in->consumer)) {
             /* Partitions left while this batch was read: some of its records may belong to
              * another member now. Read again from the committed offsets what is still ours. */
-            slots_release(slots, held);
+            slots_release(slots, f.held);
             if (tn_kafka_consumer_rewind(in->consumer, in->cfg->txn_timeout_ms) != TN_OK)
                 return TN_ERR_FATAL;
             continue;
         }
-        if (!held)
+        if (!f.held)
             continue;
         tn_kafka_error_t e;
         if (tn_kafka_txn_begin(in->txn_producer, &e) != TN_OK) {
-            slots_release(slots, held);
+            slots_release(slots, f.held);
             TN_LOG(TN_LOG_ERROR, "ingest: cannot begin a transaction: %s", e.msg);
             return TN_ERR_FATAL;
         }
         batch_t b;
         memset(&b, 0, sizeof(b));
-        /* the batch's ranges (nothing is polled from here to its commit); their checkpoint
-         * partitions join the transaction with the outputs' */
-        tn_kafka_offsets_t *offs = tn_kafka_consumer_take_offsets(in->consumer);
+        /* the checkpoint partitions of the ranges read so far join the transaction with the
+         * outputs' (the same partitions, almost always, as those of the whole batch) */
+        tn_kafka_offsets_t *early = tn_kafka_consumer_peek_offsets(in->consumer);
         b.failed =
-            tn_kafka_txn_checkpoint_partitions(in->txn_producer, in->consumer, offs, &e) != TN_OK;
-        for (size_t i = 0; i < held; i++) {
-            if (!b.failed) /* the rest is consumed again after the abort */
-                produce_slot(in, &slots[i], &b);
-            slot_release(&slots[i]);
-        }
+            tn_kafka_txn_checkpoint_partitions(in->txn_producer, in->consumer, early, &e) != TN_OK;
+        tn_kafka_offsets_destroy(early);
+        f.b = &b;
+        account(in, p, &f); /* the held records, in order */
+        if (f.full && !b.failed && !tn_lifecycle_is_stopping() && fill(in, p, cm, &f) != TN_OK)
+            return TN_ERR_FATAL;
         if (b.failed) {
-            tn_kafka_offsets_destroy(offs);
-            if (abort_batch(in, b.in, "a produce failed") != TN_OK)
+            if (abort_streamed(in, &f, "a produce failed") != TN_OK)
                 return TN_ERR_FATAL;
             continue;
         }
-        commit_start(cm, offs, &b);
+        if (revs != tn_kafka_consumer_revocations(in->consumer)) { /* see above */
+            if (abort_streamed(in, &f, "partitions were revoked during the transaction") != TN_OK)
+                return TN_ERR_FATAL;
+            continue;
+        }
+        /* the batch's ranges (nothing is polled from here to its commit) */
+        commit_start(cm, tn_kafka_consumer_take_offsets(in->consumer), &b);
     }
     return TN_OK;
 }

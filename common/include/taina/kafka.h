@@ -220,6 +220,13 @@ typedef struct tn_kafka_offsets tn_kafka_offsets_t;
  * @thread the thread that polls @p cons.
  */
 tn_kafka_offsets_t *tn_kafka_consumer_take_offsets(tn_kafka_consumer_t *cons);
+/**
+ * @brief The same ranges as tn_kafka_consumer_take_offsets() would give now, without ending
+ *        them: the next take still starts where the last one ended (a transaction that keeps
+ *        reading after it began can join its checkpoint partitions early).
+ * @thread the thread that polls @p cons.
+ */
+tn_kafka_offsets_t *tn_kafka_consumer_peek_offsets(tn_kafka_consumer_t *cons);
 /** @brief Number of partitions in @p o. */
 size_t tn_kafka_offsets_count(const tn_kafka_offsets_t *o);
 /** @brief The i-th range of @p o; @p topic is borrowed, valid until @p o is destroyed. */

@@ -754,6 +754,10 @@ static void test_explicit_offsets(void **state)
     assert_int_equal(consume(c, 1, seen, 0, 500), 0);
     for (int i = 0; i < 30; i++)
         assert_int_equal(seen[i], i < 10 ? 1 : 2);
+    /* a peek gives the same ranges and ends none of them */
+    tn_kafka_offsets_t *peek = tn_kafka_consumer_peek_offsets(c);
+    assert_range(peek, in, 10, 30);
+    tn_kafka_offsets_destroy(peek);
     tn_kafka_offsets_t *b = tn_kafka_consumer_take_offsets(c);
     assert_range(b, in, 10, 30);
     assert_int_equal(tn_kafka_txn_begin(p, &e), TN_OK);
