@@ -783,7 +783,12 @@ static int v_string(vctx_t *v, const snode_t *n, const json_t *inst)
     int ok = 1;
     const char *str = json_string_value(inst);
     size_t bytes = json_string_length(inst);
-    if (n->min_len >= 0 || n->max_len >= 0) {
+    /* Code points are counted at their first bytes, so there are no more than bytes: a string
+     * no longer in bytes than maxLength, and for a minLength of 1 one that starts with a first
+     * byte, passes without the count (an 8 KB body against its 200,000 was a pass of its own). */
+    int count = (n->max_len >= 0 && (json_int_t)bytes > n->max_len) || n->min_len > 1 ||
+                (n->min_len == 1 && (bytes == 0 || ((unsigned char)str[0] & 0xC0) == 0x80));
+    if (count) {
         size_t len = tn_text_cp_count(str, bytes);
         if (n->min_len >= 0 && (json_int_t)len < n->min_len)
             ok =

@@ -122,6 +122,21 @@ static void test_code_points(void **state)
     assert_int_equal(check(s, "\"\\ud83d\\ude00abc\"", NULL, NULL), TN_OK); /* emoji = 1 */
     assert_int_equal(check(s, "\"abcde\"", NULL, NULL), TN_ERR_SCHEMA);
     tn_schema_destroy(s);
+    /* the bytes bound the code points: counted only when they cannot decide */
+    s = compile("{\"type\":\"string\",\"maxLength\":3}");
+    assert_int_equal(check(s, "\"abc\"", NULL, NULL), TN_OK);
+    assert_int_equal(check(s, "\"\u00f1\u00f1\u00f1\"", NULL, NULL), TN_OK); /* 6 bytes, 3 */
+    assert_int_equal(check(s, "\"\u00f1\u00f1\u00f1a\"", NULL, NULL), TN_ERR_SCHEMA);
+    assert_int_equal(check(s, "\"abcd\"", NULL, NULL), TN_ERR_SCHEMA);
+    tn_schema_destroy(s);
+    s = compile("{\"type\":\"string\",\"minLength\":1}");
+    assert_int_equal(check(s, "\"\"", NULL, NULL), TN_ERR_SCHEMA);
+    assert_int_equal(check(s, "\"\u00f1\"", NULL, NULL), TN_OK);
+    tn_schema_destroy(s);
+    s = compile("{\"type\":\"string\",\"minLength\":2}");
+    assert_int_equal(check(s, "\"\u00f1\"", NULL, NULL), TN_ERR_SCHEMA); /* 2 bytes, 1 */
+    assert_int_equal(check(s, "\"ab\"", NULL, NULL), TN_OK);
+    tn_schema_destroy(s);
 }
 
 static void test_compile_errors(void **state)
