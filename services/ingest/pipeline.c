@@ -516,10 +516,10 @@ static void account(ingest_t *in, pool_t *p, fill_t *f)
     for (; i < f->held && atomic_load_explicit(&p->slots[i].ready, memory_order_acquire); i++) {
         slot_t *sl = &p->slots[i];
         double o = slot_bytes(sl);
+        raw += (double)sl->msg.value_len; /* before enrich_done() lets the record go */
         enrich_done(p, sl);
         f->bytes += o - sl->guess;
         out += o;
-        raw += (double)sl->msg.value_len;
     }
     if (raw > 0)
         p->grow = 0.75 * p->grow + 0.25 * (out / raw);
