@@ -194,6 +194,11 @@ void ingest_metrics_init(ingest_metrics_t *m, tn_metrics_t *reg)
     m->txn_records = tn_metrics_histogram(reg, "taina_ingest_txn_records",
                                           "Input records per committed pipeline transaction.",
                                           TN_NOLABELS, sizes, TN_ARRAY_LEN(sizes));
+    m->grow =
+        tn_metrics_gauge(reg, "taina_ingest_enriched_bytes_ratio",
+                         "Enriched bytes per raw byte as seen so far: how the memory budget "
+                         "(TAINA_INGEST_BATCH_MAX_BYTES) counts records still being enriched.",
+                         TN_NOLABELS);
     m->txn = tn_metrics_counter(reg, "taina_ingest_transactions_total",
                                 "Pipeline transactions, by outcome.", TN_LABELS("outcome"));
 }

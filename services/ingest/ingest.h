@@ -63,6 +63,7 @@ typedef struct ingest_metrics {
     tn_metric_t *txn;             /* {outcome}: committed, aborted */
     tn_metric_t *txn_commit_secs; /* histogram */
     tn_metric_t *txn_records;     /* histogram: input records per committed transaction */
+    tn_metric_t *grow;            /* gauge: enriched bytes per raw byte, as the budget guesses */
 } ingest_metrics_t;
 
 typedef struct ingest {

@@ -521,8 +521,10 @@ static void account(ingest_t *in, pool_t *p, fill_t *f)
         f->bytes += o - sl->guess;
         out += o;
     }
-    if (raw > 0)
+    if (raw > 0) {
         p->grow = 0.75 * p->grow + 0.25 * (out / raw);
+        tn_metric_set(in->m.grow, TN_NOLABELS, p->grow);
+    }
     f->accounted = i;
     for (; f->b && f->produced < f->accounted; f->produced++) {
         slot_t *sl = &f->slots[f->produced];

@@ -59,6 +59,10 @@ def test_large_tickets_stream_into_their_transaction():
         assert st == 200
         text = text.decode()
         txns = metric(text, "taina_ingest_txn_records_count")
+        # what the budget counts for a record still being enriched: learned from the records
+        # enriched (about their raw size: the body is the text), not its first guess of 2
+        grow = metric(text, "taina_ingest_enriched_bytes_ratio")
+        assert 0.8 < grow < 1.6, "enriched/raw ratio %.3f" % grow
         recs = metric(text, "taina_ingest_txn_records_sum")
         print("ids %d, missing %d, twice %d, in dlq %d, transactions %d for %d records" %
               (N, len(missing), len(twice), in_dlq, txns, recs), flush=True)
