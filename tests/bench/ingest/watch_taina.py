@@ -6,8 +6,10 @@
 
 Scrapes /metrics every 25 ms near the start and the end, less often in between (pause()): the
 clock starts at the first scrape that shows committed outputs (taina_ingest_records_out_total > 0:
-the first transaction is done) and stops at the first that shows N; the rate counts the records committed in between (the steady state, as the ceiling and
-the Python peer measure it). VmHWM comes from /proc/PID/status while the process still runs. Exit 1 when the process dies or N is not reached in time.
+the first transaction is done) and stops at the first that shows N; the rate counts the records
+committed in between (the steady state, as the ceiling and the Python peer measure it). VmHWM comes
+from /proc/PID/status while the process still runs. Exit 1 when the process dies or N is not
+reached in time.
 """
 import http.client
 import os
