@@ -23,6 +23,11 @@ struct tn_app {
     tn_cfg_key_t http_keys[8]; /* the common HTTP keys with the program's default port */
 };
 
+/* Weak: a program links the HTTP client (and with it libcurl and the two dozen libraries libcurl
+ * loads, 1.4 MB of taina-ingest's resident memory) only when it makes HTTP requests itself;
+ * then this is the client's function, else NULL and there is no HTTPS trust to set. */
+#pragma weak tn_http_client_tls_trust
+
 static const char *const log_levels[] = {"debug", "info", "warn", "error", "fatal", "off", NULL};
 
 #define KEY(name, type, field, def, flags, help, min, max)                                         \
@@ -260,7 +265,8 @@ int tn_app_main(const tn_app_def_t *def, int argc, char **argv, char *const *env
     }
     tn_log_init(def->name, (tn_log_level_t)app->common.log_level);
     tn_log_set_dbg(dbg);
-    tn_http_client_tls_trust(app->common.tls_ca_file, app->common.tls_ca_path);
+    if (tn_http_client_tls_trust)
+        tn_http_client_tls_trust(app->common.tls_ca_file, app->common.tls_ca_path);
     if (tn_lifecycle_install() != TN_OK)
         goto out;
     app->metrics = tn_metrics_new();
@@ -296,7 +302,8 @@ int tn_app_main(const tn_app_def_t *def, int argc, char **argv, char *const *env
     TN_LOG(TN_LOG_INFO, "stopped");
     code = rc == TN_OK ? 0 : 1;
 out:
-    tn_http_client_tls_trust(NULL, NULL);
+    if (tn_http_client_tls_trust)
+        tn_http_client_tls_trust(NULL, NULL);
     tn_http_server_destroy(app->http);
     tn_auth_destroy(app->auth);
     tn_metrics_destroy(app->metrics);
