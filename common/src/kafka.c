@@ -384,6 +384,24 @@ void tn_kafka_producer_destroy(tn_kafka_producer_t *p)
     free(p);
 }
 
+tn_err_t tn_kafka_producer_warm(tn_kafka_producer_t *p, const char *const *topics,
+                                int64_t timeout_ms)
+{
+    tn_err_t rc = TN_OK;
+    for (size_t i = 0; topics[i]; i++) {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, topics[i], NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        if (!rkt || rd_kafka_metadata(p->rk, 0, rkt, &md, (int)timeout_ms) || md->topic_cnt != 1 ||
+            md->topics[0].err)
+            rc = TN_ERR_KAFKA;
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        if (rkt)
+            rd_kafka_topic_destroy(rkt); /* its partitions keep the topic and what was learned */
+    }
+    return rc;
+}
+
 /* Enqueue one record (copied, or with @p msgflags RD_KAFKA_MSG_F_FREE its value taken on
  * success); its bytes count as pending until its delivery report. @p what names it in an error
  * ("checkpoint"; NULL: nothing). */

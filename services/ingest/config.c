@@ -22,7 +22,9 @@ const tn_cfg_key_t ingest_keys[] = {
     KEY("ingest_group", TN_CFG_STRING, group, "taina-ingest", "Consumer group of the pipeline", 0,
         0),
     KEY("ingest_transactional_id", TN_CFG_STRING, transactional_id, "",
-        "Transactional id (stable per replica; empty = taina-ingest-<hostname>)", 0, 0),
+        "Transactional id (stable per replica; empty = taina-ingest-<hostname>); the pipeline's "
+        "second producer uses it with -1 appended",
+        0, 0),
     KEY("ingest_checkpoint_topic", TN_CFG_STRING, checkpoint_topic, "taina.checkpoints",
         "Topic that also records each transaction's input offsets (exactly once on clusters "
         "that do not store transactional offsets, like devstack); empty = off",

@@ -71,7 +71,8 @@ typedef struct ingest {
     ingest_rules_t rules;
     ingest_metrics_t m;
     tn_kafka_producer_t *http_producer; /* idempotent, acks=all: HTTP ingest */
-    tn_kafka_producer_t *txn_producer;  /* transactional: the pipeline */
+    tn_kafka_producer_t *txn_producer;  /* transactional: the pipeline's open transaction's */
+    tn_kafka_producer_t *txn[2]; /* the pipeline's two: <id> and <id>-1 (pipeline.c, run()) */
     tn_kafka_consumer_t *consumer;
     atomic_bool pipeline_ready; /* transactions initialized and partitions assigned */
     struct ingest_pool *pool;   /* the second enrichment thread (pipeline.c) */

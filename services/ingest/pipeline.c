@@ -43,6 +43,46 @@ static void batch_dlq(batch_t *b, const char *reason)
     }
 }
 
+/* The keys a batch produced, as 64-bit hashes (open addressing; 0 is a free slot): a record of
+ * the next batch whose key is among them waits for this batch's commit (produce_slot()). */
+typedef struct keyset {
+    uint64_t *h;
+    size_t cap; /* a power of two, at least twice the records of a batch */
+} keyset_t;
+
+static void keyset_init(keyset_t *ks, size_t records)
+{
+    for (ks->cap = 64; ks->cap < 2 * records; ks->cap *= 2)
+        ;
+    ks->h = tn_xcalloc(ks->cap, sizeof(*ks->h));
+}
+
+static uint64_t key_hash(const void *key, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ ((const unsigned char *)key)[i]) * 1099511628211ULL;
+    return h ? h : 1;
+}
+
+/* Add @p h (a batch adds at most cap / 2). */
+static void keyset_add(keyset_t *ks, uint64_t h)
+{
+    size_t i = (size_t)(h ^ h >> 29) & (ks->cap - 1);
+    for (; ks->h[i]; i = (i + 1) & (ks->cap - 1))
+        if (ks->h[i] == h)
+            return;
+    ks->h[i] = h;
+}
+
+static int keyset_has(const keyset_t *ks, uint64_t h)
+{
+    for (size_t i = (size_t)(h ^ h >> 29) & (ks->cap - 1); ks->h[i]; i = (i + 1) & (ks->cap - 1))
+        if (ks->h[i] == h)
+            return 1;
+    return 0;
+}
+
 static void batch_commit_metrics(ingest_t *in, const batch_t *b)
 {
     tn_metric_add(in->m.records_in, TN_LABELS(in->cfg->topic_raw), (double)b->in);
@@ -57,6 +97,39 @@ static void batch_commit_metrics(ingest_t *in, const batch_t *b)
     tn_metric_add(in->m.txn, TN_LABELS("committed"), 1);
 }
 
+/* A transactional producer with @p txnid, its transactions initialized: transactions need the
+ * broker, so retried with backoff until it answers or a stop is requested. */
+static tn_err_t txn_producer_new(const ingest_cfg_t *cfg, const tn_kafka_opts_t *o,
+                                 const char *txnid, tn_kafka_producer_t **out)
+{
+    char err[512];
+    int64_t backoff = 500;
+    for (;;) {
+        tn_kafka_error_t e;
+        *out = tn_kafka_producer_new(o, txnid, err, sizeof(err));
+        if (!*out) {
+            TN_LOG(TN_LOG_ERROR, "ingest: %s", err);
+            return TN_ERR_CONFIG;
+        }
+        if (tn_kafka_txn_init(*out, cfg->txn_timeout_ms, &e) == TN_OK) {
+            /* the outputs' partitions known before the first transaction, not found by the
+             * transaction's first commit (a second of it on devstack) */
+            const char *topics[] = {cfg->topic_enriched, cfg->topic_dlq,
+                                    *cfg->checkpoint_topic ? cfg->checkpoint_topic : NULL, NULL};
+            if (tn_kafka_producer_warm(*out, topics, 5000) != TN_OK)
+                TN_LOG(TN_LOG_WARN, "ingest: the output topics' partitions are not known yet");
+            return TN_OK;
+        }
+        TN_LOG(TN_LOG_WARN, "ingest: cannot initialize transactions (retrying in %lld ms): %s",
+               (long long)backoff, e.msg);
+        tn_kafka_producer_destroy(*out);
+        *out = NULL;
+        if (tn_lifecycle_wait(backoff))
+            return TN_ERR_STOPPED;
+        backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
+    }
+}
+
 tn_err_t ingest_pipeline_init(ingest_t *in, tn_app_t *app)
 {
     const ingest_cfg_t *cfg = in->cfg;
@@ -67,29 +140,17 @@ tn_err_t ingest_pipeline_init(ingest_t *in, tn_app_t *app)
     host[sizeof(host) - 1] = '\0';
     char *txnid = *cfg->transactional_id ? tn_xstrdup(cfg->transactional_id)
                                          : tn_xasprintf("taina-ingest-%s", host);
-    /* Transactions need the broker: retry with backoff until it answers or we are stopped. */
-    int64_t backoff = 500;
-    while (!in->txn_producer) {
-        tn_kafka_error_t e;
-        in->txn_producer = tn_kafka_producer_new(&o, txnid, err, sizeof(err));
-        if (!in->txn_producer) {
-            TN_LOG(TN_LOG_ERROR, "ingest: %s", err);
-            free(txnid);
-            return TN_ERR_CONFIG;
-        }
-        if (tn_kafka_txn_init(in->txn_producer, cfg->txn_timeout_ms, &e) == TN_OK)
-            break;
-        TN_LOG(TN_LOG_WARN, "ingest: cannot initialize transactions (retrying in %lld ms): %s",
-               (long long)backoff, e.msg);
-        tn_kafka_producer_destroy(in->txn_producer);
-        in->txn_producer = NULL;
-        if (tn_lifecycle_wait(backoff)) {
-            free(txnid);
-            return TN_ERR_STOPPED;
-        }
-        backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
-    }
+    /* Two producers, so that a batch can produce while the one before it commits (run()): the
+     * first keeps the instance's transactional id, the second has "-1" appended. */
+    char *txnid1 = tn_xasprintf("%s-1", txnid);
+    tn_err_t rc = txn_producer_new(cfg, &o, txnid, &in->txn[0]);
+    if (rc == TN_OK)
+        rc = txn_producer_new(cfg, &o, txnid1, &in->txn[1]);
     free(txnid);
+    free(txnid1);
+    in->txn_producer = in->txn[0];
+    if (rc != TN_OK)
+        return rc;
     const char *topics[] = {cfg->topic_raw, NULL};
     /* 2 MB of read-ahead, not the kafka module's 8 MB, which were a third of the process.
      * fill() wakes the fetchers as it takes records (tn_kafka_consumer_refill), but a refill
@@ -335,6 +396,8 @@ typedef struct committer {
     int queued;      /* under mu: the thread has a commit to run */
     atomic_int done; /* the commit returned: rc, e and secs are set */
     tn_kafka_offsets_t *offs;
+    tn_kafka_producer_t *prod; /* the transaction's */
+    keyset_t keys;             /* its batch's keys */
     batch_t b;
     tn_err_t rc;
     tn_kafka_error_t e;
@@ -345,7 +408,7 @@ static void commit_run(committer_t *c)
 {
     double t0 = tn_clock_mono_s();
     memset(&c->e, 0, sizeof(c->e));
-    c->rc = tn_kafka_txn_commit_offsets(c->in->txn_producer, c->in->consumer, c->offs,
+    c->rc = tn_kafka_txn_commit_offsets(c->prod, c->in->consumer, c->offs,
                                         c->in->cfg->txn_timeout_ms, &c->e);
     c->secs = tn_clock_mono_s() - t0;
     atomic_store(&c->done, 1);
@@ -370,12 +433,18 @@ static void *committer_main(void *arg)
     return NULL;
 }
 
-/* Hand the open transaction over with exactly the ranges of its batch. Takes @p offs. */
-static void commit_start(committer_t *c, tn_kafka_offsets_t *offs, const batch_t *b)
+/* Hand the open transaction over with exactly the ranges of its batch. Takes @p offs, and the
+ * batch's keys: @p keys comes back empty, for the next batch. */
+static void commit_start(committer_t *c, tn_kafka_offsets_t *offs, const batch_t *b, keyset_t *keys)
 {
     TN_ASSERT(!c->busy);
     c->offs = offs;
+    c->prod = c->in->txn_producer;
     c->b = *b;
+    keyset_t k = c->keys;
+    c->keys = *keys;
+    *keys = k;
+    memset(keys->h, 0, keys->cap * sizeof(*keys->h));
     c->busy = 1;
     atomic_store(&c->done, 0);
     if (!c->threaded) {
@@ -410,12 +479,12 @@ static void committer_wait(void *arg)
 /* Abort the open transaction; the consumer rewinds to the committed offsets, so the batch, and
  * whatever was read after it, is read again. Returns TN_ERR_FATAL when the producer cannot go
  * on. */
-static tn_err_t abort_batch(ingest_t *in, size_t n, const char *why)
+static tn_err_t abort_batch(ingest_t *in, tn_kafka_producer_t *prod, size_t n, const char *why)
 {
     tn_kafka_error_t e;
     TN_LOG(TN_LOG_WARN, "ingest: aborting a batch of %zu records: %s", n, why);
     tn_metric_add(in->m.txn, TN_LABELS("aborted"), 1);
-    if (tn_kafka_txn_abort(in->txn_producer, in->consumer, in->cfg->txn_timeout_ms, &e) != TN_OK) {
+    if (tn_kafka_txn_abort(prod, in->consumer, in->cfg->txn_timeout_ms, &e) != TN_OK) {
         TN_LOG(TN_LOG_ERROR, "ingest: transaction abort failed: %s", e.msg);
         return TN_ERR_FATAL;
     }
@@ -445,13 +514,14 @@ static tn_err_t commit_finish(committer_t *c, int *aborted)
         return TN_ERR_FATAL;
     }
     *aborted = 1;
-    return abort_batch(in, c->b.in, c->e.msg);
+    return abort_batch(in, c->prod, c->b.in, c->e.msg);
 }
 
 static void committer_init(committer_t *c, ingest_t *in)
 {
     memset(c, 0, sizeof(*c));
     c->in = in;
+    keyset_init(&c->keys, (size_t)in->cfg->batch_max);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     c->threaded = pthread_create(&c->th, NULL, committer_main, c) == 0;
@@ -472,6 +542,7 @@ static void committer_cleanup(committer_t *c)
         pthread_join(c->th, NULL);
     }
     tn_kafka_offsets_destroy(c->offs);
+    free(c->keys.h);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
 }
@@ -495,8 +566,30 @@ typedef struct fill {
     int64_t min_end;  /* the earliest end once the commit before it returned */
     uint64_t revs;    /* the consumer's revocations when the batch began */
     int full;         /* the memory budget stopped reading while the batch was held */
+    int eager;        /* the batch before reached the budget: so will this one, stream at once */
     batch_t *b;       /* the batch's open transaction: produce as accounted; NULL: hold */
+    committer_t *cm;  /* the commit before it, maybe still in flight on the other producer */
+    keyset_t *keys;   /* the keys it produced */
 } fill_t;
+
+/* Before slot @p sl is produced: its keys (the ticket id; the raw record's key, which a dead
+ * letter keeps) join the batch's, and when the batch before it is still committing on the other
+ * producer and produced one of them too, it waits for that commit: the records of a key (a ticket
+ * and its deletion, say) reach their partition in the order they were read. */
+static void key_order(fill_t *f, const slot_t *sl)
+{
+    uint64_t h[2];
+    size_t n = 0;
+    if (sl->id)
+        h[n++] = key_hash(sl->id, strlen(sl->id));
+    if (sl->msg.key)
+        h[n++] = key_hash(sl->msg.key, sl->msg.key_len);
+    for (size_t i = 0; i < n; i++) {
+        if (f->cm->busy && !commit_done(f->cm) && keyset_has(&f->cm->keys, h[i]))
+            committer_wait(f->cm);
+        keyset_add(f->keys, h[i]);
+    }
+}
 
 /* What slot @p sl (enriched) comes to in the batch's memory: its value, or its raw record for a
  * dead letter. */
@@ -529,8 +622,10 @@ static void account(ingest_t *in, pool_t *p, fill_t *f)
     for (; f->b && f->produced < f->accounted; f->produced++) {
         slot_t *sl = &f->slots[f->produced];
         f->bytes -= slot_bytes(sl); /* from here on counted in the producer's pending bytes */
-        if (!f->b->failed)          /* the rest is consumed again after the abort */
+        if (!f->b->failed) {        /* the rest is consumed again after the abort */
+            key_order(f, sl);
             produce_slot(in, sl, f->b);
+        }
         slot_release(sl);
     }
 }
@@ -547,8 +642,8 @@ static int batch_ends(ingest_t *in, const fill_t *f, committer_t *cm)
     if (f->b)
         return f->b->failed || now >= f->deadline ||
                tn_kafka_consumer_revocations(in->consumer) != f->revs;
-    if (cm->busy)
-        return commit_done(cm) && (!f->held || f->full || now >= f->min_end);
+    if (cm->busy) /* stopped by the budget: streams now, on the other producer (run()) */
+        return f->full || (commit_done(cm) && (!f->held || now >= f->min_end));
     return f->held && (f->full || now >= f->deadline);
 }
 
@@ -562,7 +657,8 @@ static tn_err_t fill_slots(ingest_t *in, pool_t *p, committer_t *cm, fill_t *f)
          * batch committing, or this one's records streamed) */
         double left = (double)cfg->batch_max_bytes - f->bytes;
         if (cm->busy || f->b)
-            left -= (double)tn_kafka_producer_pending_bytes(in->txn_producer);
+            left -= (double)(tn_kafka_producer_pending_bytes(in->txn[0]) +
+                             tn_kafka_producer_pending_bytes(in->txn[1]));
         if (left <= 0) {
             f->full |= !f->b;
             account(in, p, f);
@@ -617,6 +713,7 @@ static tn_err_t fill_slots(ingest_t *in, pool_t *p, committer_t *cm, fill_t *f)
         f->held += n;
         pool_publish(p, f->held); /* back here once no slot is left to take */
         account(in, p, f);
+        f->full |= f->eager && !f->b;
     }
     return TN_OK;
 }
@@ -667,45 +764,59 @@ static tn_err_t fill(ingest_t *in, pool_t *p, committer_t *cm, fill_t *f)
  * the committed offsets, so its records come again). */
 static tn_err_t abort_streamed(ingest_t *in, fill_t *f, const char *why)
 {
-    tn_err_t rc = abort_batch(in, f->b->in, why);
+    tn_err_t rc = abort_batch(in, in->txn_producer, f->b->in, why);
     f->b = NULL;
     return rc;
 }
 
 /* Batch k+1 is read and enriched while the transaction of batch k commits on the committer's
- * thread; it begins its own transaction only once that commit returned (and streams the rest of
- * its records into it when the memory budget stopped it: fill()). Each transaction's input offsets
- * and checkpoints are the ranges of its own batch (tn_kafka_consumer_take_offsets(), taken as the
- * batch ends), not the consumer's position at commit time, which is already past the next batch.
- * When a commit fails, the batch read meanwhile is dropped with it and both are read again from the
- * committed offsets. */
-static tn_err_t run(ingest_t *in, pool_t *p, committer_t *cm, slot_t *slots)
+ * thread. Held, it begins its own transaction once that commit returned, on the first producer.
+ * When the memory budget stopped it first (large records at a high rate), it does not wait: it
+ * begins on the other producer at once and streams its records while k commits (fill()): the
+ * records k left in flight and k+1's are acknowledged together, instead of k+1 standing still
+ * while the budget is full of k's. It commits only once k's commit returned, and is aborted when
+ * k's failed; a record of a key that k produced too waits for k's commit (key_order()). Each
+ * transaction's input offsets and checkpoints are the ranges of its own batch
+ * (tn_kafka_consumer_take_offsets(), taken as the batch ends), not the consumer's position at
+ * commit time, which is already past the next batch. When a commit fails, the batch read meanwhile
+ * is dropped with it and both are read again from the committed offsets. */
+static tn_err_t run(ingest_t *in, pool_t *p, committer_t *cm, slot_t *slots, keyset_t *keys)
 {
+    int eager = 0;
     while (!tn_lifecycle_is_stopping() || cm->busy) {
         uint64_t revs = tn_kafka_consumer_revocations(in->consumer);
-        fill_t f = {.slots = slots, .revs = revs};
+        fill_t f = {.slots = slots, .revs = revs, .eager = eager, .cm = cm, .keys = keys};
         int aborted = 0;
         pool_reset(p);
         if (fill(in, p, cm, &f) != TN_OK)
             return TN_ERR_FATAL;
-        if (commit_finish(cm, &aborted) != TN_OK) {
-            slots_release(slots, f.held);
-            return TN_ERR_FATAL;
-        }
-        if (aborted) { /* the consumer was rewound: this batch comes again */
-            slots_release(slots, f.held);
-            continue;
-        }
-        if (f.held && revs != tn_kafka_consumer_revocations(in->consumer)) {
-            /* Partitions left while this batch was read: some of its records may belong to
-             * another member now. Read again from the committed offsets what is still ours. */
-            slots_release(slots, f.held);
-            if (tn_kafka_consumer_rewind(in->consumer, in->cfg->txn_timeout_ms) != TN_OK)
+        int overlap = f.held && f.full && cm->busy && !commit_done(cm) &&
+                      !tn_lifecycle_is_stopping() &&
+                      revs == tn_kafka_consumer_revocations(in->consumer);
+        if (overlap) {
+            in->txn_producer = cm->prod == in->txn[0] ? in->txn[1] : in->txn[0];
+        } else {
+            if (commit_finish(cm, &aborted) != TN_OK) {
+                slots_release(slots, f.held);
                 return TN_ERR_FATAL;
-            continue;
+            }
+            if (aborted) { /* the consumer was rewound: this batch comes again */
+                slots_release(slots, f.held);
+                continue;
+            }
+            if (f.held && revs != tn_kafka_consumer_revocations(in->consumer)) {
+                /* Partitions left while this batch was read: some of its records may belong
+                 * to another member now. Read again from the committed offsets what is still
+                 * ours. */
+                slots_release(slots, f.held);
+                if (tn_kafka_consumer_rewind(in->consumer, in->cfg->txn_timeout_ms) != TN_OK)
+                    return TN_ERR_FATAL;
+                continue;
+            }
+            if (!f.held)
+                continue;
+            in->txn_producer = in->txn[0];
         }
-        if (!f.held)
-            continue;
         tn_kafka_error_t e;
         if (tn_kafka_txn_begin(in->txn_producer, &e) != TN_OK) {
             slots_release(slots, f.held);
@@ -724,6 +835,15 @@ static tn_err_t run(ingest_t *in, pool_t *p, committer_t *cm, slot_t *slots)
         account(in, p, &f); /* the held records, in order */
         if (f.full && !b.failed && !tn_lifecycle_is_stopping() && fill(in, p, cm, &f) != TN_OK)
             return TN_ERR_FATAL;
+        if (overlap) { /* k's outcome: k+1 commits only after k */
+            if (commit_finish(cm, &aborted) != TN_OK)
+                return TN_ERR_FATAL;
+            if (aborted) {
+                if (abort_streamed(in, &f, "the transaction before it failed") != TN_OK)
+                    return TN_ERR_FATAL;
+                continue;
+            }
+        }
         if (b.failed) {
             if (abort_streamed(in, &f, "a produce failed") != TN_OK)
                 return TN_ERR_FATAL;
@@ -735,7 +855,8 @@ static tn_err_t run(ingest_t *in, pool_t *p, committer_t *cm, slot_t *slots)
             continue;
         }
         /* the batch's ranges (nothing is polled from here to its commit) */
-        commit_start(cm, tn_kafka_consumer_take_offsets(in->consumer), &b);
+        commit_start(cm, tn_kafka_consumer_take_offsets(in->consumer), &b, keys);
+        eager = f.full;
     }
     return TN_OK;
 }
@@ -778,16 +899,19 @@ static void pool_stop(pool_t *p)
 tn_err_t ingest_pipeline_run(ingest_t *in)
 {
     pool_t *p = in->pool;
-    p->max_out = tn_kafka_producer_max_record_bytes(in->txn_producer);
+    p->max_out = tn_kafka_producer_max_record_bytes(in->txn[0]);
     slot_t *slots = tn_xcalloc((size_t)in->cfg->batch_max, sizeof(*slots));
     p->slots = slots;
     committer_t cm;
     committer_init(&cm, in);
-    tn_err_t rc = run(in, p, &cm, slots);
+    keyset_t keys;
+    keyset_init(&keys, (size_t)in->cfg->batch_max);
+    tn_err_t rc = run(in, p, &cm, slots, &keys);
     int aborted = 0;
     if (commit_finish(&cm, &aborted) != TN_OK) /* left in flight by a fatal error */
         rc = TN_ERR_FATAL;
     committer_cleanup(&cm);
+    free(keys.h);
     free(slots);
     return rc;
 }
@@ -799,7 +923,8 @@ void ingest_pipeline_close(ingest_t *in)
     if (in->consumer)
         tn_kafka_consumer_close(in->consumer);
     tn_kafka_consumer_destroy(in->consumer);
-    tn_kafka_producer_destroy(in->txn_producer);
+    tn_kafka_producer_destroy(in->txn[0]);
+    tn_kafka_producer_destroy(in->txn[1]);
     in->consumer = NULL;
-    in->txn_producer = NULL;
+    in->txn_producer = in->txn[0] = in->txn[1] = NULL;
 }

@@ -245,10 +245,12 @@ def raw_ticket(i, tid, tenant, body, invalid):
             "created_at": "2026-11-24T10:00:00Z", "body": body}
 
 
-def count_keys(bootstrap, topics, want, timeout, group="taina-check", linger=5.0):
+def count_keys(bootstrap, topics, want, timeout, group="taina-check", linger=5.0,
+               on_record=None):
     """Per key, how many records on @topics (from the beginning, read_committed) and the topic
     of its last one: ({key: n}, {key: topic}). Reads until every key of @want was seen, then
-    @linger seconds more to catch late duplicates, or until @timeout."""
+    @linger seconds more to catch late duplicates, or until @timeout. @on_record, when given, is
+    called with each record (confluent_kafka.Message), in each partition's order."""
     from confluent_kafka import Consumer, TopicPartition
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
                   "enable.auto.commit": False, "isolation.level": "read_committed"})
@@ -267,6 +269,8 @@ def count_keys(bootstrap, topics, want, timeout, group="taina-check", linger=5.0
             k = m.key().decode()
             counts[k] = counts.get(k, 0) + 1
             topic_of[k] = m.topic()
+            if on_record:
+                on_record(m)
         if complete_at is None and want.issubset(counts):
             complete_at = time.time()
         if complete_at is not None and time.time() - complete_at > linger:

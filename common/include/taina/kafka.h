@@ -183,6 +183,15 @@ void tn_kafka_producer_get_stats(tn_kafka_producer_t *p, tn_kafka_producer_stats
  */
 int64_t tn_kafka_producer_pending_bytes(tn_kafka_producer_t *p);
 /**
+ * @brief Learn the partitions and leaders of @p topics (NULL-terminated) now, for the first
+ *        records to them: librdkafka 2.0 looks a topic it has not seen up only at its next
+ *        metadata scan, up to a second after the first produce (a transaction's first commit
+ *        waited for it). TN_ERR_KAFKA when a topic is unknown or the cluster did not answer in
+ *        @p timeout_ms (records to it are still looked up the usual way).
+ */
+tn_err_t tn_kafka_producer_warm(tn_kafka_producer_t *p, const char *const *topics,
+                                int64_t timeout_ms);
+/**
  * @brief The producer's message.max.bytes: a record whose key, value and headers together are
  *        larger is refused by tn_kafka_produce() with TN_ERR_TOO_LARGE.
  */
