@@ -567,6 +567,7 @@ typedef struct fill {
     uint64_t revs;    /* the consumer's revocations when the batch began */
     int full;         /* the memory budget stopped reading while the batch was held */
     int eager;        /* the batch before reached the budget: so will this one, stream at once */
+    int budget;       /* the memory budget stopped reading (held or streaming) */
     batch_t *b;       /* the batch's open transaction: produce as accounted; NULL: hold */
     committer_t *cm;  /* the commit before it, maybe still in flight on the other producer */
     keyset_t *keys;   /* the keys it produced */
@@ -661,6 +662,7 @@ static tn_err_t fill_slots(ingest_t *in, pool_t *p, committer_t *cm, fill_t *f)
                              tn_kafka_producer_pending_bytes(in->txn[1]));
         if (left <= 0) {
             f->full |= !f->b;
+            f->budget = 1;
             account(in, p, f);
             tn_clock_sleep_ms(1);
             continue;
@@ -856,7 +858,7 @@ static tn_err_t run(ingest_t *in, pool_t *p, committer_t *cm, slot_t *slots, key
         }
         /* the batch's ranges (nothing is polled from here to its commit) */
         commit_start(cm, tn_kafka_consumer_take_offsets(in->consumer), &b, keys);
-        eager = f.full;
+        eager = f.budget; /* not f.full: once records are small again, batches are held again */
     }
     return TN_OK;
 }
