@@ -44,7 +44,7 @@ static void batch_dlq(batch_t *b, const char *reason)
 }
 
 /* The keys a batch produced, as 64-bit hashes (open addressing; 0 is a free slot): a record of
- * the next batch whose key is among them waits for this batch's commit (produce_slot()). */
+ * the next batch whose key is among them waits for this batch's commit (key_order()). */
 typedef struct keyset {
     uint64_t *h;
     size_t cap; /* a power of two, at least twice the records of a batch */
@@ -457,7 +457,7 @@ static void commit_start(committer_t *c, tn_kafka_offsets_t *offs, const batch_t
     pthread_mutex_unlock(&c->mu);
 }
 
-static int commit_done(committer_t *c)
+static int commit_done(const committer_t *c)
 {
     return atomic_load(&c->done);
 }
@@ -637,8 +637,9 @@ static void account(ingest_t *in, pool_t *p, fill_t *f)
  * returned, to stream the rest. Streaming: when its linger time is up, or at once when a produce
  * failed or partitions were revoked (its transaction is aborted). Full batches and a stop end it
  * in fill_slots(). */
-static int batch_ends(ingest_t *in, const fill_t *f, committer_t *cm)
+static int batch_ends(ingest_t *in, const fill_t *f)
 {
+    const committer_t *cm = f->cm;
     int64_t now = tn_clock_mono_ms();
     if (f->b)
         return f->b->failed || now >= f->deadline ||
@@ -649,11 +650,11 @@ static int batch_ends(ingest_t *in, const fill_t *f, committer_t *cm)
 }
 
 /* fill() up to its end; the worker may still hold the last slot. */
-static tn_err_t fill_slots(ingest_t *in, pool_t *p, committer_t *cm, fill_t *f)
+static tn_err_t fill_slots(ingest_t *in, pool_t *p, fill_t *f)
 {
+    const committer_t *cm = f->cm;
     const ingest_cfg_t *cfg = in->cfg;
-    while ((int64_t)f->held < cfg->batch_max && !tn_lifecycle_is_stopping() &&
-           !batch_ends(in, f, cm)) {
+    while ((int64_t)f->held < cfg->batch_max && !tn_lifecycle_is_stopping() && !batch_ends(in, f)) {
         /* the budget: what is held here, and what the producer holds until acknowledged (the
          * batch committing, or this one's records streamed) */
         double left = (double)cfg->batch_max_bytes - f->bytes;
@@ -749,9 +750,9 @@ static tn_err_t fill_slots(ingest_t *in, pool_t *p, committer_t *cm, fill_t *f)
  * records). While they are at the budget, reading pauses until acknowledgments free room or the
  * commit returns. A group is cut short where its raw bytes, grown by the enriched/raw ratio seen
  * so far, would pass what is left. */
-static tn_err_t fill(ingest_t *in, pool_t *p, committer_t *cm, fill_t *f)
+static tn_err_t fill(ingest_t *in, pool_t *p, fill_t *f)
 {
-    tn_err_t rc = fill_slots(in, p, cm, f);
+    tn_err_t rc = fill_slots(in, p, f);
     pool_drain(p);
     account(in, p, f);
     TN_ASSERT(f->accounted == f->held && (!f->b || f->produced == f->held));
@@ -790,7 +791,7 @@ static tn_err_t run(ingest_t *in, pool_t *p, committer_t *cm, slot_t *slots, key
         fill_t f = {.slots = slots, .revs = revs, .eager = eager, .cm = cm, .keys = keys};
         int aborted = 0;
         pool_reset(p);
-        if (fill(in, p, cm, &f) != TN_OK)
+        if (fill(in, p, &f) != TN_OK)
             return TN_ERR_FATAL;
         int overlap = f.held && f.full && cm->busy && !commit_done(cm) &&
                       !tn_lifecycle_is_stopping() &&
@@ -835,7 +836,7 @@ static tn_err_t run(ingest_t *in, pool_t *p, committer_t *cm, slot_t *slots, key
         tn_kafka_offsets_destroy(early);
         f.b = &b;
         account(in, p, &f); /* the held records, in order */
-        if (f.full && !b.failed && !tn_lifecycle_is_stopping() && fill(in, p, cm, &f) != TN_OK)
+        if (f.full && !b.failed && !tn_lifecycle_is_stopping() && fill(in, p, &f) != TN_OK)
             return TN_ERR_FATAL;
         if (overlap) { /* k's outcome: k+1 commits only after k */
             if (commit_finish(cm, &aborted) != TN_OK)

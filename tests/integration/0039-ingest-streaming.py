@@ -12,9 +12,9 @@ with "deleted": true): such pairs often fall in two consecutive transactions tha
 together, and tickets.enriched must still have the ticket before its deletion, or downstream would
 index a deleted ticket again.
 """
-import random
 import json
 import os
+import random
 import re
 import sys
 import uuid
