@@ -238,10 +238,15 @@ static void *scan_main(void *arg)
             mine += wk->lane[l] != NULL;
         if (!mine)
             continue;
-        /* searches in flight: no writer until they are answered, so nrows holds still */
+        /* searches in flight: no writer until they are answered, so nrows holds still. Blocks
+         * start at lo + a multiple of the block, so a search that joined at one comes round to
+         * it again at a block's end: it sees each row once. A position left by another nrows
+         * (a write moved lo) may be off that grid: start over at lo (seen twice, a row would be
+         * two of a search's hits). */
         uint32_t nrows = vs->nrows, lo, hi;
         worker_range(sc, id, nrows, &lo, &hi);
-        uint32_t from = wk->pos >= lo && wk->pos < hi ? wk->pos : lo;
+        uint32_t from =
+            wk->pos >= lo && wk->pos < hi && (wk->pos - lo) % sc->block == 0 ? wk->pos : lo;
         uint32_t to = hi - from > sc->block ? from + sc->block : hi;
         pthread_mutex_unlock(&sc->mu);
 

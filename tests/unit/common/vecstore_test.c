@@ -1,7 +1,8 @@
 /* Unit tests for common/src/vecstore.c: exact top-k, filters, replace, trim, compaction,
  * search_many (also with tombstones and filters), the fixed point's precision, stats,
  * concurrent readers with a writer, every first-pass kernel agreeing with the portable one, and
- * the shared scan agreeing with tn_vecstore_search under concurrent searches and writes. */
+ * the shared scan agreeing with tn_vecstore_search under concurrent searches and writes and
+ * after a compaction. */
 #include "tn_test.h"
 
 #include <math.h>
@@ -1090,6 +1091,62 @@ static void test_shared_interleaved(void **state)
     }
 }
 
+/*
+ * The shared scan after a compaction moved the second scan thread's first row: each search must
+ * see each row once. The thread's position, left where its last round began (row 1,500 of
+ * 3,000), is off the block grid of its new range (from 1,124 of 2,248): the round that began
+ * there used to end with a block that read rows 1,500-1,507 a second time, and the query for
+ * row 1,500 got that row as its first two hits. Then every row's query, as one search each and
+ * through the scan: the same hits.
+ */
+static void test_shared_after_compaction(void **state)
+{
+    TN_UNUSED(state);
+    enum { D = 64, N = 3000 };
+    tn_vecstore_t *vs = tn_vecstore_new(D);
+    float *m = tn_xmalloc((size_t)N * D * sizeof(float));
+    for (uint32_t i = 0; i < N; i++) {
+        rand_vec(m + (size_t)i * D, D);
+        char tk[24];
+        snprintf(tk, sizeof(tk), "t%u", i / 4);
+        assert_int_equal(put(vs, "A", tk, i % 4, NULL, NULL, m + (size_t)i * D), TN_OK);
+    }
+    assert_int_equal(tn_vecstore_scan_start(vs, 8, 64, 2), TN_OK);
+    tn_vec_filter_t f = {"A", NULL, NULL, NULL, NULL, 0};
+    tn_vec_hit_t a[2], b[2];
+    size_t na = tn_vecstore_search_shared(vs, m, &f, 2, -2, a);
+    tn_vec_hits_free(a, na);
+    for (uint32_t t = 0; t < 188; t++) { /* 752 rows dead of 3,000: a compaction */
+        char tk[24];
+        snprintf(tk, sizeof(tk), "t%u", t);
+        tn_vecstore_delete_ticket(vs, "A", tk);
+    }
+    tn_vecstore_stats_t st;
+    tn_vecstore_stats(vs, &st);
+    assert_int_equal(st.rows, N - 752);
+    for (uint32_t n = 0; n < N - 752; n++) {
+        uint32_t i = 752 + (n + 1500) % (N - 752); /* first: row 1,500 now (2,252 before) */
+        const float *q = m + (size_t)i * D;
+        na = tn_vecstore_search_shared(vs, q, &f, 2, -2, a);
+        size_t nb = tn_vecstore_search(vs, q, &f, 2, -2, b);
+        assert_int_equal(na, 2);
+        assert_int_equal(nb, 2);
+        char tk[24];
+        snprintf(tk, sizeof(tk), "t%u", i / 4);
+        assert_string_equal(a[0].ticket_id, tk);
+        assert_int_equal(a[0].chunk_index, i % 4);
+        for (size_t j = 0; j < 2; j++) {
+            assert_true(a[j].score == b[j].score);
+            assert_string_equal(a[j].ticket_id, b[j].ticket_id);
+            assert_int_equal(a[j].chunk_index, b[j].chunk_index);
+        }
+        tn_vec_hits_free(a, na);
+        tn_vec_hits_free(b, nb);
+    }
+    free(m);
+    tn_vecstore_destroy(vs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1106,6 +1163,7 @@ int main(void)
         cmocka_unit_test(test_search_many_tombstones),
         cmocka_unit_test(test_kernels_agree),
         cmocka_unit_test(test_shared_interleaved),
+        cmocka_unit_test(test_shared_after_compaction),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
