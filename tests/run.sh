@@ -60,6 +60,9 @@ for f in "${progs[@]}"; do
         printf 'PASS  %-40s %4d case(s) %6ss\n' "$name" "$p" "$secs"
     else
         printf 'FAIL  %-40s rc=%d %d failed %6ss  (log: %s)\n' "$name" "$rc" "$fl" "$secs" "$log"
+        # the lines that say what failed first (a CI excerpt may keep only the head), then the tail
+        grep -aE '^\[ +(ERROR|FAILED|LINE) +\]|ERROR: (Address|Leak|Undefined)Sanitizer|runtime error|^E +|Traceback' \
+            "$log" | awk '!seen[$0]++' | head -n 10 | sed 's/^/    ! /'
         tail -n 40 "$log" | sed 's/^/    | /'
         failed_names+=("$name")
     fi
