@@ -1135,11 +1135,7 @@ static void test_shared_after_compaction(void **state)
         snprintf(tk, sizeof(tk), "t%u", i / 4);
         assert_string_equal(a[0].ticket_id, tk);
         assert_int_equal(a[0].chunk_index, i % 4);
-        for (size_t j = 0; j < 2; j++) {
-            assert_true(a[j].score == b[j].score);
-            assert_string_equal(a[j].ticket_id, b[j].ticket_id);
-            assert_int_equal(a[j].chunk_index, b[j].chunk_index);
-        }
+        assert_same_hits(a, b, 2);
         tn_vec_hits_free(a, na);
         tn_vec_hits_free(b, nb);
     }
