@@ -557,9 +557,15 @@ static tn_err_t apply_rule(const tn_pii_t *p, const rule_t *r, pcre2_match_data 
         if (windowed) {
             if (!window(r, d, &k, in, len, pos, &lo, &hi))
                 break;
-            pcre2_set_offset_limit(wctx, hi);
+            pcre2_set_offset_limit(wctx, hi - copied);
         }
-        int m = pcre2_match(r->re, (PCRE2_SPTR)in, len, lo, 0, md, windowed ? wctx : p->mctx);
+        /* The subject starts after the last replacement: the output holds a placeholder there,
+         * not the bytes it replaced, so a lookbehind or \b next to it must not see them (in
+         * "+34911234567+34911234568" the second number follows a digit only until the first is
+         * "[PHONE]"). Nothing before the subject is what a placeholder is to the built-in rules:
+         * not a word character, digit or "+"; and NOTBOL keeps ^ from matching there. */
+        int m = pcre2_match(r->re, (PCRE2_SPTR)in + copied, len - copied, lo - copied,
+                            copied ? PCRE2_NOTBOL : 0, md, windowed ? wctx : p->mctx);
         if (m == PCRE2_ERROR_NOMATCH && windowed) {
             pos = hi + 1;
             continue;
@@ -574,7 +580,7 @@ static tn_err_t apply_rule(const tn_pii_t *p, const rule_t *r, pcre2_match_data 
             return TN_ERR_INVALID;
         }
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
-        size_t s = ov[0], e = ov[1];
+        size_t s = copied + ov[0], e = copied + ov[1];
         if (e == s) { /* empty match: step over one byte */
             pos = e + 1;
             continue;
@@ -642,8 +648,11 @@ static int utf8_valid(const char *text, size_t len)
     return 1;
 }
 
-/* Passes of the rules over their own output at most (see tn_pii_redact). */
-#define MAX_PASSES 4
+/* Passes of the rules over their own output at most (see tn_pii_redact): a text that has not
+ * settled by then is refused, not passed on half redacted. A chain of numbers glued together
+ * settles in one pass (apply_rule() matches after a placeholder as after one); the last pass
+ * with replacements is followed by one that checks. */
+#define MAX_PASSES 8
 
 /*
  * What a thread keeps from call to call: the match data, a match context for the windows (its
@@ -738,6 +747,11 @@ static tn_err_t redact(const tn_pii_t *p, const char *text, size_t len, int vali
             curlen = dst->len;
             dst = dst == &sc->a ? &sc->b : &sc->a;
         }
+    }
+    if (rc == TN_OK && quiet < p->nrules) {
+        snprintf(errbuf, errlen, "PII rules did not settle after %d passes over their output",
+                 MAX_PASSES);
+        rc = TN_ERR_INVALID;
     }
     if (rc == TN_OK)
         rc = tn_buf_add(out, cur, curlen);

@@ -55,11 +55,13 @@ const char *tn_pii_type_name(const tn_pii_t *p, size_t i);
 /**
  * @brief Append @p text with every match replaced by its placeholder to @p out. While a pass
  *        of the rules replaces something they run again over their own output (a placeholder
- *        can give the text next to it the context a rule wanted), at most 4 passes: the result
- *        holds nothing they would redact.
+ *        can give the text next to it the context a rule wanted): the result holds nothing
+ *        they would redact.
  * @param counts tn_pii_ntypes() counters, incremented per replacement (may be NULL).
  * @returns TN_OK; TN_ERR_TOO_LARGE when @p out's cap is reached; TN_ERR_INVALID when a pattern
- *          hit its match limit (the rule is named in @p errbuf; @p out holds nothing usable).
+ *          hit its match limit (the rule is named in @p errbuf), or when the rules still
+ *          replaced something after 8 passes (a rule that matches placeholders): @p out holds
+ *          nothing usable.
  */
 tn_err_t tn_pii_redact(const tn_pii_t *p, const char *text, size_t len, tn_buf_t *out,
                        size_t *counts, char *errbuf, size_t errlen);

@@ -191,15 +191,16 @@ def _shorter(check, s):
 
 def predict_pii(text, rules=None):
     """The placeholder counts and the redacted text, as pii.c's apply_rule() makes them: each
-    rule in order over the output of the ones above."""
+    rule in order over the output of the ones above, a match after a replacement seeing the
+    text from the replacement's end on (what a placeholder is to the rules' lookbehinds)."""
     counts = {}
     for typ, rx, check in rules or PII_RULES:
         out, pos, copied = [], 0, 0
         while pos <= len(text):
-            m = rx.search(text, pos)
+            m = rx.search(text[copied:], pos - copied) if copied else rx.search(text, pos)
             if not m:
                 break
-            s, e = m.span()
+            s, e = (copied + i for i in m.span())
             if e == s:
                 pos = e + 1
                 continue
