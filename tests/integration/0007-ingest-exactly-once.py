@@ -21,12 +21,13 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from taina_harness import (KAFKA_FAST_GROUP, Devstack, Service, TempDir,  # noqa: E402
-                           count_keys, producer, raw_ticket)
+                           count_keys, metric, producer, raw_ticket)
 
 N = 20000
 INVALID_EVERY = 100  # every 100th record is schema-invalid: it must land in the DLQ, once
 KILLS = 5
 BATCH_MAX = 300  # TAINA_INGEST_BATCH_MAX below
+BACKLOG, BACKLOG_KILLS, BACKLOG_BATCH = 30000, 4, 50  # the backlog test
 
 
 def record(i, tid):
@@ -46,6 +47,22 @@ def feed(bootstrap, ids, done):
         time.sleep(0.1)
     assert p.flush(30) == 0
     done.set()
+
+
+def check_exactly_once(bootstrap, ids, kills, batch):
+    """Every id in tickets.enriched or tickets.dlq, at most one batch of them twice per kill."""
+    counts, topic_of = count_keys(bootstrap, ("tickets.enriched", "tickets.dlq"), set(ids),
+                                  180, group="eos-check")
+    missing = [i for i in ids if i not in counts]
+    twice = {i: n for i, n in counts.items() if n > 1}
+    in_dlq = sum(1 for i in ids if topic_of.get(i) == "tickets.dlq")
+    print("ids %d, seen %d, missing %d, more than once %d, in dlq %d" %
+          (len(ids), len(counts), len(missing), len(twice), in_dlq))
+    assert not missing, "missing %d ids, e.g. %s" % (len(missing), missing[:3])
+    assert all(n == 2 for n in twice.values()), "an id more than twice: %s" % twice
+    assert len(twice) <= kills * batch, "%d ids twice: more than one batch per kill" % len(twice)
+    assert in_dlq == len(ids) // INVALID_EVERY
+    assert set(counts) == set(ids)
 
 
 def test_exactly_once_with_sigkill():
@@ -72,19 +89,52 @@ def test_exactly_once_with_sigkill():
             svc.start()
         feeder.join()
         assert done.is_set(), "the feeder did not finish"
-        counts, topic_of = count_keys(ds.bootstrap, ("tickets.enriched", "tickets.dlq"), set(ids),
-                                      180, group="eos-check")
-        missing = [i for i in ids if i not in counts]
-        twice = {i: n for i, n in counts.items() if n > 1}
-        in_dlq = sum(1 for i in ids if topic_of.get(i) == "tickets.dlq")
-        print("ids %d, seen %d, missing %d, more than once %d, in dlq %d" %
-              (N, len(counts), len(missing), len(twice), in_dlq))
-        assert not missing, "missing %d ids, e.g. %s" % (len(missing), missing[:3])
-        assert all(n == 2 for n in twice.values()), "an id more than twice: %s" % twice
-        assert len(twice) <= KILLS * BATCH_MAX, \
-            "%d ids twice: more than one batch per kill" % len(twice)
-        assert in_dlq == N // INVALID_EVERY
-        assert set(counts) == set(ids)
+        check_exactly_once(ds.bootstrap, ids, KILLS, BATCH_MAX)
+        assert svc.stop() == 0, "ingest did not drain and exit 0 on SIGTERM"
+    finally:
+        svc.stop(sig=9)
+        ds.stop()
+        tmp.cleanup()
+
+
+def test_exactly_once_with_sigkill_under_backlog():
+    """The same with the records there before the service starts: the pipeline runs at full
+    speed, every batch reaches TAINA_INGEST_BATCH_MAX while the commit before it is in flight,
+    and the kills land while it drains the backlog. Still every id, at most one batch of them twice
+    per kill."""
+    tmp = TempDir("taina-0007b-")
+    ds = Devstack(tmp)
+    ids = [str(uuid.uuid4()) for _ in range(BACKLOG)]
+    p = producer(ds.bootstrap)
+    for i, tid in enumerate(ids):
+        p.produce("tickets.raw", key=tid, value=json.dumps(record(i, tid)))
+        if i % 1000 == 0:
+            p.poll(0)
+    assert p.flush(30) == 0
+    env = {"TAINA_KAFKA_BROKERS": ds.bootstrap, "TAINA_AUTH_DISABLED": "1",
+           "TAINA_INGEST_BATCH_MAX": str(BACKLOG_BATCH), "TAINA_INGEST_TXN_TIMEOUT": "10s",
+           "TAINA_LOG_LEVEL": "warn"}
+    env.update(KAFKA_FAST_GROUP)
+    svc = Service("ingest", tmp, env)
+    try:
+        seed = int(os.environ.get("TN_TEST_SEED", str(int(time.time()))))
+        print("seed %d" % seed, flush=True)
+        rng = random.Random(seed)
+        mid_drain = 0
+        for k in range(BACKLOG_KILLS):
+            svc.wait_ready(60)
+            time.sleep(rng.uniform(0.05, 0.5))
+            read = metric(svc, "taina_ingest_records_in_total")
+            full = metric(svc, "taina_ingest_txn_records_bucket", 'le="50"')
+            svc.stop(sig=9)
+            print("kill %d at %.1f s, after %d records in %d transactions" %
+                  (k + 1, time.time(), read, full), flush=True)
+            mid_drain += read > 0
+            svc.start()
+        svc.wait_ready(60)
+        check_exactly_once(ds.bootstrap, ids, BACKLOG_KILLS, BACKLOG_BATCH)
+        # the kills are the point: most of them must have hit a pipeline at work
+        assert mid_drain >= BACKLOG_KILLS // 2, "only %d kills landed while records flowed" % mid_drain
         assert svc.stop() == 0, "ingest did not drain and exit 0 on SIGTERM"
     finally:
         svc.stop(sig=9)

@@ -41,7 +41,7 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from taina_harness import (KAFKA_FAST_GROUP, MULT, Devstack, Service, TempDir,  # noqa: E402
-                           http, producer)
+                           http, metric, producer)
 
 HTTP_BATCHES, HTTP_BATCH = 30, 50  # 1,500 tickets through POST /v1/tickets
 DIRECT = 3000                      # and 3,000 straight onto tickets.raw
@@ -156,16 +156,6 @@ def read_to_end(bootstrap, topic):
                 pos[m.partition()] = m.offset() + 1
     c.close()
     return out, ends
-
-
-def metric(svc, name, labels=""):
-    st, _, body = http("GET", svc.port, "/metrics")
-    assert st == 200
-    total = 0.0
-    for line in body.decode().splitlines():
-        if line.startswith(name + "{" if labels else name) and labels in line:
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def embedded_chunks(bootstrap, want, timeout):

@@ -186,6 +186,17 @@ def http(method, port, path, body=None, headers=None, timeout=30):
     return r.status, hdrs, data
 
 
+def metric(svc, name, labels=""):
+    """The sum of the series of metric @name on svc's /metrics whose labels contain @labels."""
+    st, _, body = http("GET", svc.port, "/metrics")
+    assert st == 200
+    total = 0.0
+    for line in body.decode().splitlines():
+        if line.startswith(name + "{" if labels else name) and labels in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
 def api_keys(tmp, tenants):
     """Write an API keys file for {tenant: key}; returns its path."""
     lines = ["%s %s\n" % (t, hashlib.sha256(k.encode()).hexdigest()) for t, k in tenants.items()]
