@@ -13,7 +13,6 @@ seen exactly twice, and fails on anything else: a missing id, an id seen three t
 doubled ids than one batch per kill. On a real Kafka the same code gives exactly once."""
 import json
 import os
-import random
 import sys
 import threading
 import time
@@ -21,7 +20,7 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from taina_harness import (KAFKA_FAST_GROUP, Devstack, Service, TempDir,  # noqa: E402
-                           count_keys, metric, producer, raw_ticket)
+                           count_keys, metric, producer, raw_ticket, seeded_rng)
 
 N = 20000
 INVALID_EVERY = 100  # every 100th record is schema-invalid: it must land in the DLQ, once
@@ -49,6 +48,16 @@ def feed(bootstrap, ids, done):
     done.set()
 
 
+def ingest(tmp, ds, batch, extra=None):
+    """The service under test on @ds, @batch records a transaction at most."""
+    env = {"TAINA_KAFKA_BROKERS": ds.bootstrap, "TAINA_AUTH_DISABLED": "1",
+           "TAINA_INGEST_BATCH_MAX": str(batch), "TAINA_INGEST_TXN_TIMEOUT": "10s",
+           "TAINA_LOG_LEVEL": "warn"}
+    env.update(extra or {})
+    env.update(KAFKA_FAST_GROUP)
+    return Service("ingest", tmp, env)
+
+
 def check_exactly_once(bootstrap, ids, kills, batch):
     """Every id in tickets.enriched or tickets.dlq, at most one batch of them twice per kill."""
     counts, topic_of = count_keys(bootstrap, ("tickets.enriched", "tickets.dlq"), set(ids),
@@ -68,20 +77,14 @@ def check_exactly_once(bootstrap, ids, kills, batch):
 def test_exactly_once_with_sigkill():
     tmp = TempDir("taina-0007-")
     ds = Devstack(tmp)
-    env = {"TAINA_KAFKA_BROKERS": ds.bootstrap, "TAINA_AUTH_DISABLED": "1",
-           "TAINA_INGEST_BATCH_LINGER": "50ms", "TAINA_INGEST_BATCH_MAX": str(BATCH_MAX),
-           "TAINA_INGEST_TXN_TIMEOUT": "10s", "TAINA_LOG_LEVEL": "warn"}
-    env.update(KAFKA_FAST_GROUP)
-    svc = Service("ingest", tmp, env)
+    svc = ingest(tmp, ds, BATCH_MAX, {"TAINA_INGEST_BATCH_LINGER": "50ms"})
     try:
         svc.wait_ready(60)
         ids = [str(uuid.uuid4()) for _ in range(N)]
         done = threading.Event()
         feeder = threading.Thread(target=feed, args=(ds.bootstrap, ids, done))
         feeder.start()
-        seed = int(os.environ.get("TN_TEST_SEED", str(int(time.time()))))
-        print("seed %d" % seed, flush=True)
-        rng = random.Random(seed)
+        rng = seeded_rng()
         for k in range(KILLS):
             time.sleep(rng.uniform(1.0, 4.0))
             svc.stop(sig=9)
@@ -111,15 +114,9 @@ def test_exactly_once_with_sigkill_under_backlog():
         if i % 1000 == 0:
             p.poll(0)
     assert p.flush(30) == 0
-    env = {"TAINA_KAFKA_BROKERS": ds.bootstrap, "TAINA_AUTH_DISABLED": "1",
-           "TAINA_INGEST_BATCH_MAX": str(BACKLOG_BATCH), "TAINA_INGEST_TXN_TIMEOUT": "10s",
-           "TAINA_LOG_LEVEL": "warn"}
-    env.update(KAFKA_FAST_GROUP)
-    svc = Service("ingest", tmp, env)
+    svc = ingest(tmp, ds, BACKLOG_BATCH)
     try:
-        seed = int(os.environ.get("TN_TEST_SEED", str(int(time.time()))))
-        print("seed %d" % seed, flush=True)
-        rng = random.Random(seed)
+        rng = seeded_rng()
         for k in range(BACKLOG_KILLS):
             svc.wait_ready(60)
             # a kill is meant for a pipeline at work: after its first commit (on devstack up to

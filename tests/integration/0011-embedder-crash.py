@@ -4,7 +4,6 @@ fake holds exactly one point per distinct chunk and every chunk is on tickets.em
 once."""
 import json
 import os
-import random
 import sys
 import threading
 import time
@@ -12,7 +11,7 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from taina_harness import (KAFKA_FAST_GROUP, MULT, Devstack, Service, TempDir,  # noqa: E402
-                           http, producer)
+                           http, producer, seeded_rng)
 
 TICKETS, CHUNKS = 2500, 4  # 10,000 chunks
 NS = uuid.uuid5(uuid.NAMESPACE_URL, "https://taina.dev/chunks")
@@ -75,9 +74,7 @@ def test_sigkill_five_times():
         done = threading.Event()
         th = threading.Thread(target=feed, args=(ds.bootstrap, tickets, done))
         th.start()
-        seed = int(os.environ.get("TN_TEST_SEED", str(int(time.time()))))
-        print("seed %d" % seed, flush=True)
-        rng = random.Random(seed)
+        rng = seeded_rng()
         for k in range(5):
             time.sleep(rng.uniform(1.0, 3.0))
             svc.stop(sig=9)

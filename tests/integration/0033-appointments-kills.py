@@ -7,7 +7,6 @@ kill), every request has its `booked` result on appointments.results (results ar
 duplicates allowed, as the README says), and the outbox is drained. ~45 s."""
 import json
 import os
-import random
 import sys
 import threading
 import time
@@ -16,7 +15,7 @@ import uuid
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from pg import Postgres  # noqa: E402
 from taina_harness import (KAFKA_FAST_GROUP, MULT, Devstack, Service, TempDir,  # noqa: E402
-                           consume, http, producer)
+                           consume, http, producer, seeded_rng)
 
 KEY = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 TOPIC_N, HTTP_N = 60, 20
@@ -63,9 +62,7 @@ def feed_http(svc, reqs, accepted):
 
 
 def test_sigkill_five_times():
-    seed = int(os.environ.get("TN_TEST_SEED", str(int(time.time()))))
-    print("seed %d" % seed, flush=True)
-    rng = random.Random(seed)
+    rng = seeded_rng()
     tmp = TempDir("taina-0033-")
     pg = Postgres()
     started = []

@@ -10,6 +10,7 @@ import hashlib
 import http.client as httpclient
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -184,6 +185,14 @@ def http(method, port, path, body=None, headers=None, timeout=30):
     hdrs = {k.lower(): v for k, v in r.getheaders()}
     c.close()
     return r.status, hdrs, data
+
+
+def seeded_rng():
+    """A random.Random seeded from TN_TEST_SEED (default: the time), the seed printed so that a
+    failing run can be repeated."""
+    seed = int(os.environ.get("TN_TEST_SEED", str(int(time.time()))))
+    print("seed %d" % seed, flush=True)
+    return random.Random(seed)
 
 
 def metric(svc, name, labels=""):
