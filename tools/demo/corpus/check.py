@@ -197,7 +197,7 @@ def predict_pii(text, rules=None):
     for typ, rx, check in rules or PII_RULES:
         out, pos, copied = [], 0, 0
         while pos <= len(text):
-            m = rx.search(text[copied:], pos - copied) if copied else rx.search(text, pos)
+            m = rx.search(text[copied:], pos - copied)
             if not m:
                 break
             s, e = (copied + i for i in m.span())
