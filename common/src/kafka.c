@@ -556,6 +556,16 @@ size_t tn_kafka_producer_max_record_bytes(const tn_kafka_producer_t *p)
     return p->max_record_bytes;
 }
 
+int tn_kafka_stores_txn_offsets(tn_kafka_producer_t *p, int timeout_ms)
+{
+    char *id = rd_kafka_clusterid(p->rk, timeout_ms);
+    if (!id)
+        return -1;
+    int stores = strncmp(id, "mockCluster", 11) != 0;
+    rd_kafka_mem_free(p->rk, id);
+    return stores;
+}
+
 int64_t tn_kafka_producer_pending_bytes(tn_kafka_producer_t *p)
 {
     return (int64_t)atomic_load(&p->pending_bytes);

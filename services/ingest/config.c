@@ -13,6 +13,8 @@
         name, type, offsetof(ingest_cfg_t, field), def, 0, help, min, max, NULL                    \
     }
 
+const char *const ingest_checkpoint_modes[] = {"auto", "on", "off", NULL};
+
 const tn_cfg_key_t ingest_keys[] = {
     KEY("ingest_topic_raw", TN_CFG_STRING, topic_raw, "tickets.raw",
         "Topic of raw tickets (HTTP ingest writes it, the pipeline reads it)", 0, 0),
@@ -29,6 +31,10 @@ const tn_cfg_key_t ingest_keys[] = {
         "Topic that also records each transaction's input offsets (exactly once on clusters "
         "that do not store transactional offsets, like devstack); empty = off",
         0, 0),
+    {"ingest_checkpoints", TN_CFG_ENUM, offsetof(ingest_cfg_t, checkpoints), "auto", 0,
+     "Write the checkpoints: auto (only where the cluster does not store transactional offsets: "
+     "librdkafka's mock cluster, devstack), on or off",
+     0, 0, ingest_checkpoint_modes},
     KEY("ingest_schemas_dir", TN_CFG_STRING, schemas_dir, "schemas",
         "Folder of the JSON Schemas (the repo's schemas/)", 0, 0),
     KEY("ingest_pii_rules_file", TN_CFG_STRING, pii_rules_file, "",

@@ -26,6 +26,7 @@ typedef struct ingest_cfg {
     char *group;
     char *transactional_id;
     char *checkpoint_topic;
+    int checkpoints; /* index in ingest_checkpoint_modes: auto, on, off */
     char *schemas_dir;
     char *pii_rules_file, *category_rules_file;
     int64_t chunk_words, chunk_overlap;
@@ -38,6 +39,7 @@ typedef struct ingest_cfg {
     bool enrich;
 } ingest_cfg_t;
 
+extern const char *const ingest_checkpoint_modes[];
 extern const tn_cfg_key_t ingest_keys[];
 extern const size_t ingest_nkeys;
 

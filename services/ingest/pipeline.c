@@ -130,6 +130,25 @@ static tn_err_t txn_producer_new(const ingest_cfg_t *cfg, const tn_kafka_opts_t 
     }
 }
 
+/* Whether transactions write checkpoints (TAINA_INGEST_CHECKPOINTS): they close a window only
+ * on a cluster that does not store the offsets a transaction commits (devstack); on Kafka they
+ * would cost a round trip a transaction (the outputs must be acknowledged before the checkpoints
+ * go out, and the offsets after them) for nothing. Unknown counts as needed. */
+static bool checkpoints_wanted(const ingest_cfg_t *cfg, tn_kafka_producer_t *p)
+{
+    if (!*cfg->checkpoint_topic || !strcmp(ingest_checkpoint_modes[cfg->checkpoints], "off"))
+        return false;
+    if (!strcmp(ingest_checkpoint_modes[cfg->checkpoints], "on"))
+        return true;
+    int stores = tn_kafka_stores_txn_offsets(p, 5000);
+    TN_LOG(TN_LOG_INFO, "ingest: checkpoints to %s %s (%s)", cfg->checkpoint_topic,
+           stores == 1 ? "off" : "on",
+           stores == 1   ? "the cluster stores transactional offsets"
+           : stores == 0 ? "devstack does not store transactional offsets"
+                         : "the cluster id did not come in time");
+    return stores != 1;
+}
+
 tn_err_t ingest_pipeline_init(ingest_t *in, tn_app_t *app)
 {
     const ingest_cfg_t *cfg = in->cfg;
@@ -168,7 +187,7 @@ tn_err_t ingest_pipeline_init(ingest_t *in, tn_app_t *app)
         TN_LOG(TN_LOG_ERROR, "ingest: %s", err);
         return TN_ERR_CONFIG;
     }
-    if (*cfg->checkpoint_topic)
+    if (checkpoints_wanted(cfg, in->txn[0]))
         tn_kafka_consumer_set_checkpoints(in->consumer, &o, cfg->checkpoint_topic);
     return TN_OK;
 }

@@ -16,7 +16,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from taina_harness import (KAFKA_FAST_GROUP, Devstack, Service, TempDir, api_keys,  # noqa: E402
-                           consume, http, producer)
+                           consume, http, metric, producer)
 
 KEY_A, KEY_B = "key-tenant-a-0123456789", "key-tenant-b-9876543210"
 JSON = {"Content-Type": "application/json", "Authorization": "Bearer " + KEY_A}
@@ -362,3 +362,35 @@ def test_not_ready_until_assigned(stack):
             assert st == 503, body
     finally:
         svc.stop(signal.SIGTERM)
+
+
+def checkpoint_groups(bootstrap):
+    """The consumer groups with checkpoints in taina.checkpoints (keys GROUP|TOPIC|PARTITION)."""
+    return {r["key"].decode().split("|")[0]
+            for r in consume(bootstrap, "taina.checkpoints", idle=2, timeout=15)}
+
+
+def test_checkpoints_only_where_the_cluster_needs_them(stack):
+    """TAINA_INGEST_CHECKPOINTS=auto (the default) writes checkpoints on devstack, which does not
+    store the offsets a transaction commits; =off writes none, while its transactions commit
+    (on Kafka auto means off)."""
+    ds = stack["ds"]
+    st, _, body = http("POST", stack["port"], "/v1/tickets", ticket(), JSON)
+    assert st == 202, body
+    enriched(stack, [json.loads(body)["ticket_id"]])
+    assert "taina-ingest" in checkpoint_groups(ds.bootstrap)
+    env = dict(stack["env"], TAINA_INGEST_GROUP="ingest-nock",
+               TAINA_INGEST_TRANSACTIONAL_ID="ingest-nock", TAINA_INGEST_CHECKPOINTS="off")
+    svc = Service("ingest", stack["tmp"], env, tag="ingest-nock")
+    try:
+        svc.wait_ready()
+        st, _, body = http("POST", svc.port, "/v1/tickets", ticket(), JSON)
+        assert st == 202, body
+        deadline = time.time() + 30
+        while time.time() < deadline and \
+                metric(svc, "taina_ingest_transactions_total", 'outcome="committed"') < 1:
+            time.sleep(0.2)
+        assert metric(svc, "taina_ingest_transactions_total", 'outcome="committed"') >= 1
+    finally:
+        assert svc.stop() == 0
+    assert "ingest-nock" not in checkpoint_groups(ds.bootstrap)

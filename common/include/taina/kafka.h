@@ -196,6 +196,13 @@ tn_err_t tn_kafka_producer_warm(tn_kafka_producer_t *p, const char *const *topic
  *        larger is refused by tn_kafka_produce() with TN_ERR_TOO_LARGE.
  */
 size_t tn_kafka_producer_max_record_bytes(const tn_kafka_producer_t *p);
+/**
+ * @brief Whether the cluster stores the offsets a transaction commits (TxnOffsetCommit): 0 for
+ *        librdkafka's mock cluster (devstack), which acknowledges them without storing them and
+ *        is told by its cluster id ("mockCluster..."), 1 for any other cluster, -1 when the
+ *        cluster id did not come within @p timeout_ms.
+ */
+int tn_kafka_stores_txn_offsets(tn_kafka_producer_t *p, int timeout_ms);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Transactions (consume-transform-produce, exactly once)                                       */
@@ -333,7 +340,9 @@ tn_err_t tn_kafka_consumer_seek(tn_kafka_consumer_t *cons, const char *topic, in
  *        skips the records below where the chain ends. This closes the window in
  *        which a crash between the transaction commit and the offset commit would process a
  *        batch twice on a cluster that does not store transactional offsets (librdkafka's mock,
- *        i.e. devstack). On Kafka it costs one small record per partition and transaction.
+ *        i.e. devstack). On Kafka it costs one small record per partition and transaction, and a
+ *        round trip (the outputs are acknowledged before the checkpoints go out): use it where
+ *        tn_kafka_stores_txn_offsets() says 0.
  * @param o the options the consumer was created with: brokers are copied, the passthrough
  *        properties are borrowed (they must outlive the consumer).
  * @returns TN_OK; TN_ERR_INVALID without a group or topic.

@@ -561,6 +561,23 @@ static void test_bad_property(void **state)
     f->o.nprops = 0;
 }
 
+/* Devstack (librdkafka's mock cluster) is the cluster that does not store transactional offsets:
+ * ingest writes checkpoints there and not on Kafka (TAINA_INGEST_CHECKPOINTS=auto). A cluster that
+ * does not answer is unknown. */
+static void test_stores_txn_offsets(void **state)
+{
+    fx_t *f = *state;
+    tn_kafka_producer_t *p = producer(f, NULL);
+    assert_int_equal(tn_kafka_stores_txn_offsets(p, tn_test_timeout_ms(10000)), 0);
+    tn_kafka_producer_destroy(p);
+    const char *brokers = f->o.brokers;
+    f->o.brokers = "127.0.0.1:1"; /* nothing listens there */
+    p = producer(f, NULL);
+    assert_int_equal(tn_kafka_stores_txn_offsets(p, 300), -1);
+    tn_kafka_producer_destroy(p);
+    f->o.brokers = brokers;
+}
+
 /* Checkpoints close the crash window between a transaction's commit and its offsets' commit.
  * 1. A transaction over 20 records writes the checkpoint {"first":0,"next":20} for its group.
  * 2. A group whose committed offset is still at a checkpoint's "first" (what a crash in that
@@ -935,6 +952,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_consumers_split, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stores_txn_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_explicit_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mark_and_reach_ends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wake_fetchers, setup, teardown),
