@@ -26,7 +26,7 @@ typedef struct ingest_cfg {
     char *group;
     char *transactional_id;
     char *checkpoint_topic;
-    int checkpoints; /* index in ingest_checkpoint_modes: auto, on, off */
+    int checkpoints; /* INGEST_CKPT_* (ingest_checkpoint_modes) */
     char *schemas_dir;
     char *pii_rules_file, *category_rules_file;
     int64_t chunk_words, chunk_overlap;
@@ -39,6 +39,8 @@ typedef struct ingest_cfg {
     bool enrich;
 } ingest_cfg_t;
 
+/* TAINA_INGEST_CHECKPOINTS, in the order of ingest_checkpoint_modes */
+enum { INGEST_CKPT_AUTO, INGEST_CKPT_ON, INGEST_CKPT_OFF };
 extern const char *const ingest_checkpoint_modes[];
 extern const tn_cfg_key_t ingest_keys[];
 extern const size_t ingest_nkeys;
