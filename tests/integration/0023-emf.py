@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from taina_harness import (BIN, KAFKA_FAST_GROUP, MULT, TOP, Devstack, Service,  # noqa: E402
-                           TempDir, free_port, http, producer)
+                           TempDir, free_port, http, producer, serves)
 
 GROUP = "taina-emf-test"
 TOPIC = "tickets.enriched"
@@ -84,7 +84,8 @@ class Embedder:
         while time.time() < deadline:
             assert self.proc.poll() is None, "embedder exited: " + self.log_tail()
             try:
-                if http("GET", self.port, "/ready", timeout=2)[0] == 200:
+                if (http("GET", self.port, "/ready", timeout=2)[0] == 200
+                        and serves(self.proc.pid, self.port)):
                     return
             except OSError:
                 pass

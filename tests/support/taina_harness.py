@@ -13,7 +13,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,17 +23,13 @@ BIN = os.path.join(BUILD, "bin")
 MULT = int(os.environ.get("TN_TEST_TIMEOUT_MULT", "1"))
 LEAVE = os.environ.get("TEST_LEAVE") == "1"
 
+from ports import free_port, port_free, serves  # noqa: E402,F401  (free_port: for the tests)
+
 # Consumer timeouts the mock cluster needs to let a restarted member in quickly (README: devstack).
 KAFKA_FAST_GROUP = {
     "TAINA_KAFKA_SESSION_TIMEOUT_MS": "6000",
     "TAINA_KAFKA_MAX_POLL_INTERVAL_MS": "7000",
 }
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class TempDir:
@@ -118,6 +113,7 @@ class Service:
 
     def __init__(self, name, tmp, env, port=None, tag=None):
         self.name, self.tmp = name, tmp
+        self.own_port = port is None  # chosen here: another one when someone took it first
         self.port = port or free_port()
         self.env = dict(os.environ)
         self.env.update({"TAINA_HTTP_PORT": str(self.port), "TAINA_HTTP_BIND": "127.0.0.1",
@@ -139,14 +135,24 @@ class Service:
         return "http://127.0.0.1:%d%s" % (self.port, path)
 
     def wait_ready(self, timeout=30):
+        """Until /ready is 200 from this process (not from a program that took the port between
+        free_port() and our bind: then, on a port chosen here, start again on another)."""
         deadline = time.time() + timeout * MULT
+        moves = 0
         while time.time() < deadline:
             if self.proc.poll() is not None:
+                if self.own_port and not port_free(self.port) and moves < 3:
+                    moves += 1
+                    self.log.close()
+                    self.port = free_port()
+                    self.env["TAINA_HTTP_PORT"] = str(self.port)
+                    self.start()
+                    continue
                 raise RuntimeError("%s exited with %d: %s" % (self.name, self.proc.returncode,
                                                                self.tail()))
             try:
                 st, _, _ = http("GET", self.port, "/ready", timeout=2)
-                if st == 200:
+                if st == 200 and serves(self.proc.pid, self.port):
                     return
             except OSError:
                 pass

@@ -33,7 +33,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import struct
 import subprocess
@@ -50,7 +49,9 @@ TOP = os.path.abspath(os.path.join(HERE, "..", ".."))
 CORPUS = os.path.join(HERE, "corpus")
 BIN = os.path.join(os.environ.get("TN_BUILD_DIR", os.path.join(TOP, "build")), "bin")
 sys.path.insert(0, CORPUS)
+sys.path.insert(0, os.path.join(TOP, "tests", "support"))
 import verify_live as corpus  # noqa: E402  (the corpus's own loaders and Kafka record builder)
+from ports import free_port, port_free, serves  # noqa: E402  (ports: what holds them)
 
 CI = os.environ.get("TAINA_DEMO_CI") == "1"
 STT = os.environ.get("TAINA_DEMO_STT", "fake")
@@ -147,21 +148,6 @@ def metric(m, name, **labels):
     return sum(v for (n, ls), v in m.items() if n == name and want <= ls)
 
 
-def port_free(port):
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # ---------------------------------------------------------------------------------------------
 # The stack: processes in their own process groups, recorded in stack.json
 
@@ -171,6 +157,8 @@ class Stack:
         self.logs = os.path.join(out, "logs")
         self.state = os.path.join(out, "stack.json")
         self.procs = []  # [{name, pid, exe}] in start order
+        self.popen = {}  # name -> Popen of our children (poll() sees an exit; kill(0) not)
+        self.extra = {}  # name -> the environment service() was given (to start it again)
         self.pg_dir = None
         self.ports, self.urls = {}, {}
         self.key = None
@@ -189,7 +177,9 @@ class Stack:
         p = subprocess.Popen(argv, env=env, cwd=TOP, stdin=subprocess.DEVNULL, stdout=logf,
                              stderr=subprocess.STDOUT, start_new_session=True)
         logf.close()
+        self.procs = [q for q in self.procs if q["name"] != name]  # an earlier one exited
         self.procs.append({"name": name, "pid": p.pid, "exe": argv[0]})
+        self.popen[name] = p
         self.save()
         return p
 
@@ -202,6 +192,7 @@ class Stack:
         return e
 
     def service(self, name, port, extra):
+        self.extra[name] = extra
         env = self.env(dict(extra, TAINA_HTTP_PORT=str(port)))
         self.spawn(name, [os.path.join(BIN, "taina-" + name)], env)
         self.ports[name] = port
@@ -209,13 +200,23 @@ class Stack:
         self.save()
 
     def wait_ready(self, name, timeout=60):
+        """Until /ready is 200 from the process we started: a port found free may be taken by
+        another program before the service binds it; then the service exits, and it starts
+        again on another port."""
         deadline = time.time() + timeout
-        pid = next(p["pid"] for p in self.procs if p["name"] == name)
+        moves = 0
         while time.time() < deadline:
-            if not alive(pid):
+            p, port = self.popen[name], self.ports[name]
+            if p.poll() is not None:
+                if not port_free(port) and moves < 3:
+                    moves += 1
+                    self.service(name, free_port(), self.extra[name])
+                    say("%-13s port %d was taken before it could bind it: started again on %d"
+                        % (name, port, self.ports[name]))
+                    continue
                 raise RuntimeError("%s exited; see %s" % (name, rel(self.log(name))))
             st, _ = http_quiet(self.urls[name] + "/ready")
-            if st == 200:
+            if st == 200 and serves(p.pid, port):
                 return
             time.sleep(0.1)
         raise RuntimeError("%s not ready after %d s; see %s" % (name, timeout, rel(self.log(name))))
@@ -232,14 +233,6 @@ def http_quiet(url):
         return http("GET", url, timeout=2)
     except OSError:
         return None, None
-
-
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
 
 
 def ours(p):

@@ -16,7 +16,6 @@ import http.client
 import json
 import os
 import random
-import socket
 import statistics
 import struct
 import subprocess
@@ -25,12 +24,8 @@ import time
 import uuid
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(TOP, "tests", "support"))
+from ports import free_port  # noqa: E402
 
 
 def main():
