@@ -97,6 +97,14 @@ static void batch_commit_metrics(ingest_t *in, const batch_t *b)
     tn_metric_add(in->m.txn, TN_LABELS("committed"), 1);
 }
 
+/* The partitions of @p topics known before the first transaction, not found by its first
+ * commit (a second of it on devstack). */
+static void warm(tn_kafka_producer_t *p, const char *const *topics)
+{
+    if (tn_kafka_producer_warm(p, topics, 5000) != TN_OK)
+        TN_LOG(TN_LOG_WARN, "ingest: the output topics' partitions are not known yet");
+}
+
 /* A transactional producer with @p txnid, its transactions initialized: transactions need the
  * broker, so retried with backoff until it answers or a stop is requested. */
 static tn_err_t txn_producer_new(const ingest_cfg_t *cfg, const tn_kafka_opts_t *o,
@@ -112,12 +120,8 @@ static tn_err_t txn_producer_new(const ingest_cfg_t *cfg, const tn_kafka_opts_t 
             return TN_ERR_CONFIG;
         }
         if (tn_kafka_txn_init(*out, cfg->txn_timeout_ms, &e) == TN_OK) {
-            /* the outputs' partitions known before the first transaction, not found by the
-             * transaction's first commit (a second of it on devstack) */
-            const char *topics[] = {cfg->topic_enriched, cfg->topic_dlq,
-                                    *cfg->checkpoint_topic ? cfg->checkpoint_topic : NULL, NULL};
-            if (tn_kafka_producer_warm(*out, topics, 5000) != TN_OK)
-                TN_LOG(TN_LOG_WARN, "ingest: the output topics' partitions are not known yet");
+            const char *topics[] = {cfg->topic_enriched, cfg->topic_dlq, NULL};
+            warm(*out, topics);
             return TN_OK;
         }
         TN_LOG(TN_LOG_WARN, "ingest: cannot initialize transactions (retrying in %lld ms): %s",
@@ -188,8 +192,12 @@ tn_err_t ingest_pipeline_init(ingest_t *in, tn_app_t *app)
         TN_LOG(TN_LOG_ERROR, "ingest: %s", err);
         return TN_ERR_CONFIG;
     }
-    if (checkpoints_wanted(cfg, in->txn[0]))
+    if (checkpoints_wanted(cfg, in->txn[0])) {
+        const char *ckpt[] = {cfg->checkpoint_topic, NULL};
+        warm(in->txn[0], ckpt);
+        warm(in->txn[1], ckpt);
         tn_kafka_consumer_set_checkpoints(in->consumer, &o, cfg->checkpoint_topic);
+    }
     return TN_OK;
 }
 
