@@ -296,7 +296,7 @@ def enrich(validator, value):
     title = redact(title, counts) or "(untitled)"
     body = redact(body, counts)
     text = body or title
-    out.update({"title": title, "text": text, "lang": lang, "lang_confidence": conf,
+    out.update({"title": title, "text": text, "lang": lang, "lang_confidence": round(conf, 4),
                 "category": category, "priority": priority, "pii": counts, "invalid_utf8": 0,
                 "content_hash": content_hash, "enriched_at": now(), "chunks": chunks(text)})
     return out
