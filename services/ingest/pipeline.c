@@ -297,6 +297,7 @@ static void enrich_take(pool_t *p)
 static void *worker(void *arg)
 {
     pool_t *p = arg;
+    pthread_setname_np(pthread_self(), "ingest-enrich");
     free(tn_xmalloc(64)); /* settle this thread's malloc arena now (ingest_pool_start) */
     pthread_mutex_lock(&p->mu);
     p->started = 1;
@@ -445,6 +446,7 @@ static void commit_run(committer_t *c)
 static void *committer_main(void *arg)
 {
     committer_t *c = arg;
+    pthread_setname_np(pthread_self(), "ingest-commit"); /* top -H, perf: 15 bytes at most */
     pthread_mutex_lock(&c->mu);
     for (;;) {
         while (!c->quit && !c->queued)
