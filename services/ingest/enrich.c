@@ -302,12 +302,15 @@ static void put_confidence(tn_buf_t *b, double v)
         tn_buf_add(b, "1.0", 3);
         return;
     }
-    char d[6] = {'0', '.'};
-    size_t n = 2;
-    for (unsigned div = 1000; div && (n == 2 || q); div /= 10) {
-        d[n++] = (char)('0' + q / div);
-        q %= div;
-    }
+    char d[6] = {'0',
+                 '.',
+                 (char)('0' + q / 1000),
+                 (char)('0' + q / 100 % 10),
+                 (char)('0' + q / 10 % 10),
+                 (char)('0' + q % 10)};
+    size_t n = sizeof(d);
+    while (n > 3 && d[n - 1] == '0')
+        n--;
     tn_buf_add(b, d, n);
 }
 
