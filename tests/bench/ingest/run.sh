@@ -30,6 +30,10 @@ npy8k=${BENCH_N_PY_8K:-5000}
 # passthrough alike (the Python peer keeps its 500: it is CPU-bound)
 batch=${TAINA_INGEST_BATCH_MAX:-$(sed -n 's/.*"ingest_batch_max", TN_CFG_INT, batch_max, "\([0-9]*\)".*/\1/p' services/ingest/config.c)}
 [[ "$batch" =~ ^[0-9]+$ ]] || { echo "bench ingest: no ingest_batch_max default in services/ingest/config.c" >&2; exit 1; }
+# The programs measured (taina, the passthrough, the Python peer) run with the glibc tunables the
+# image sets (docker/Dockerfile: ENV GLIBC_TUNABLES), as a deployment runs them; devstack without.
+image_tunables=$(sed -n 's/^ *GLIBC_TUNABLES=\([^ \\]*\).*/\1/p' docker/Dockerfile)
+[[ -n "$image_tunables" ]] || { echo "bench ingest: no GLIBC_TUNABLES in docker/Dockerfile" >&2; exit 1; }
 reps=${BENCH_REPS:-5} # runs of the ceiling and of taina, taken in turn (median rate); the Python peer runs once
 here=tests/bench/ingest
 
@@ -97,7 +101,7 @@ field() { awk -v k="$1" '{for (i = 1; i < NF; i++) if ($i == k) print $(i + 1)}'
 run_ceiling() {
     local out
     preload "$1" "$2" "$3"
-    out=$("$BUILD"/bench/bench-ingest "$bs" "$2" tickets.enriched bench-passthrough "$batch" \
+    out=$(GLIBC_TUNABLES=$image_tunables "$BUILD"/bench/bench-ingest "$bs" "$2" tickets.enriched bench-passthrough "$batch" \
         2>"$tmp/passthrough.$1.log") || fail "passthrough ($1)"
     devstack_stop
     r_rps=$(field records_per_s "$out") r_kb=$(field vmhwm_kb "$out") r_cpu=$(field cpu_us_per_record "$out")
@@ -106,7 +110,7 @@ run_taina() {
     local out port pid
     preload "$1" "$2" "$3"
     port=$(free_port)
-    TAINA_KAFKA_BROKERS=$bs TAINA_AUTH_DISABLED=1 TAINA_HTTP_PORT=$port \
+    GLIBC_TUNABLES=$image_tunables TAINA_KAFKA_BROKERS=$bs TAINA_AUTH_DISABLED=1 TAINA_HTTP_PORT=$port \
         TAINA_HTTP_BIND=127.0.0.1 TAINA_LOG_LEVEL=warn \
         "$BUILD"/bin/taina-ingest >"$tmp/taina.$1.log" 2>&1 &
     pid=$!
@@ -122,7 +126,7 @@ run_taina() {
 run_python() {
     local out
     preload "$1" "$2" "$3"
-    out=$($PY tests/bench/peers/ingest_enrich.py "$bs" "$2" tickets.enriched \
+    out=$(GLIBC_TUNABLES=$image_tunables $PY tests/bench/peers/ingest_enrich.py "$bs" "$2" tickets.enriched \
         bench-python-enrich schemas 2>"$tmp/python.$1.log") || fail "python peer ($1)"
     devstack_stop
     r_rps=$(field records_per_s "$out") r_kb=$(field maxrss_kb "$out") r_cpu=$(field cpu_us_per_record "$out")
@@ -198,6 +202,7 @@ report() { # LABEL N N_PY
 results=()
 echo "ingest enrichment pipeline on devstack: tickets.raw -> tickets.enriched, one transaction per $batch records / 100 ms at most"
 echo "  machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); librdkafka $(pkg-config --modversion rdkafka); python $($PY -c 'import platform; print(platform.python_version())'), confluent-kafka $($PY -c 'import confluent_kafka; print(confluent_kafka.version()[0])'), jsonschema $($PY -c 'import importlib.metadata as m; print(m.version("jsonschema"))')"
+echo "  the measured programs run with GLIBC_TUNABLES=$image_tunables (the image's, docker/Dockerfile); transparent huge pages: $(sed -n 's/.*\[\(.*\)\].*/\1/p' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null || echo unknown)"
 enrich_out=$("$BUILD"/bench/bench-enrich 2)
 measure 1k "$n1k" 1024 "$npy1k"
 report 1k "$n1k" "$npy1k"
