@@ -292,7 +292,6 @@ static void put_enriched_at(tn_buf_t *b)
     put_str(b, ts, strlen(ts));
 }
 
-/* A real as json_dumps() writes it: %.17g, with ".0" when that looks like an integer. */
 /* A confidence in [0, 1] with four decimals at most ("0.8571", "0.5", "1.0"): what a reader of
  * it needs, not printf's 17 digits of a double (%.17g was 4% of a 1 KB record's enrichment). */
 static void put_confidence(tn_buf_t *b, double v)

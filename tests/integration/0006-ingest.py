@@ -16,7 +16,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from taina_harness import (KAFKA_FAST_GROUP, Devstack, Service, TempDir, api_keys,  # noqa: E402
-                           consume, http, metric, producer)
+                           consume, http, metric, producer, wait_for)
 
 KEY_A, KEY_B = "key-tenant-a-0123456789", "key-tenant-b-9876543210"
 JSON = {"Content-Type": "application/json", "Authorization": "Bearer " + KEY_A}
@@ -386,11 +386,8 @@ def test_checkpoints_only_where_the_cluster_needs_them(stack):
         svc.wait_ready()
         st, _, body = http("POST", svc.port, "/v1/tickets", ticket(), JSON)
         assert st == 202, body
-        deadline = time.time() + 30
-        while time.time() < deadline and \
-                metric(svc, "taina_ingest_transactions_total", 'outcome="committed"') < 1:
-            time.sleep(0.2)
-        assert metric(svc, "taina_ingest_transactions_total", 'outcome="committed"') >= 1
+        wait_for(lambda: metric(svc, "taina_ingest_transactions_total",
+                                'outcome="committed"') >= 1, 30, "a committed transaction")
     finally:
         assert svc.stop() == 0
     assert "ingest-nock" not in checkpoint_groups(ds.bootstrap)

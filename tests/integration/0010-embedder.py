@@ -19,7 +19,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from taina_harness import (KAFKA_FAST_GROUP, MULT, Devstack, Service, TempDir,  # noqa: E402
-                           consume, http, producer)
+                           consume, http, producer, wait_for)
 
 NS = uuid.uuid5(uuid.NAMESPACE_URL, "https://taina.dev/chunks")
 COLL = "taina-chunks"
@@ -87,15 +87,6 @@ def points_of(stack, ticket):
 def count(stack):
     st, r = qd(stack, "POST", "/collections/%s/points/count" % COLL, {"exact": True})
     return r["result"]["count"] if st == 200 else -1
-
-
-def wait_for(pred, timeout=30, what="condition"):
-    deadline = time.time() + timeout * MULT
-    while time.time() < deadline:
-        if pred():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from pg import Postgres  # noqa: E402
-from taina_harness import (KAFKA_FAST_GROUP, MULT, Devstack, Service, TempDir,  # noqa: E402
-                           consume, http, producer)
+from taina_harness import (KAFKA_FAST_GROUP, Devstack, Service, TempDir,  # noqa: E402
+                           consume, http, producer, wait_for)
 
 KEY = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
 
@@ -71,15 +71,6 @@ def status(stack, rid):
     r = stack["pg"].sql("SELECT status, attempts FROM appointments WHERE request_id = %s",
                         (rid,))
     return r[0] if r else (None, 0)
-
-
-def wait_for(pred, timeout, what):
-    deadline = time.time() + timeout * MULT
-    while time.time() < deadline:
-        if pred():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def appointments_at_fake(stack, rid):

@@ -18,7 +18,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from taina_harness import (BIN, KAFKA_FAST_GROUP, MULT, TOP, Service, TempDir,  # noqa: E402
-                           consume, http, producer)
+                           consume, http, producer, wait_for)
 
 REPLAY = os.path.join(BIN, "taina-replay")
 
@@ -76,15 +76,6 @@ def count(stack, coll):
     st, r = qd(stack, "POST", "/collections/%s/points/count" % coll, {"exact": True})
     assert st == 200, r
     return r["result"]["count"]
-
-
-def wait_for(pred, timeout=30, what="condition"):
-    deadline = time.time() + timeout * MULT
-    while time.time() < deadline:
-        if pred():
-            return
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def enriched(ticket, nchunks=2, deleted=False, words="pasaporte renovar cita"):

@@ -20,7 +20,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from taina_harness import (BUILD, KAFKA_FAST_GROUP, MULT, Devstack, Service,  # noqa: E402
-                           TempDir, http, producer)
+                           TempDir, http, producer, wait_for)
 
 HUGE = 128 << 20         # bytes of a huge answer: over every client cap (at most 64 MiB)
 RSS_GROWTH_MB = 64       # half a huge answer: none was held whole, and nothing piles up
@@ -63,15 +63,6 @@ def metric(svc, name, labels=""):
 def alive(*svcs):
     for s in svcs:
         assert s.proc.poll() is None, "%s died (%s): %s" % (s.name, s.proc.returncode, s.tail())
-
-
-def wait_for(pred, timeout, what):
-    deadline = time.time() + timeout * MULT
-    while time.time() < deadline:
-        if pred():
-            return
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def enriched(ticket, i, nchunks=2):

@@ -19,7 +19,7 @@ import uuid
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from pg import Postgres  # noqa: E402
 from taina_harness import (BUILD, KAFKA_FAST_GROUP, MULT, Devstack, Service,  # noqa: E402
-                           TempDir, http, producer)
+                           TempDir, http, producer, wait_for)
 from voice_support import (KA, SPEECH_KEY, RawWS, espeak_wav, read_packets,  # noqa: E402
                            voice_client, voice_stack)
 
@@ -60,13 +60,6 @@ def metric(svc, name, labels=""):
         if line.startswith(name) and line[len(name)] in "{ " and labels in line:
             total = (total or 0.0) + float(line.rsplit(" ", 1)[1])
     return total
-
-
-def wait_for(pred, timeout, what):
-    deadline = time.time() + timeout * MULT
-    while not pred():
-        assert time.time() < deadline, "timed out waiting for " + what
-        time.sleep(0.2)
 
 
 def alive(*svcs):

@@ -178,6 +178,16 @@ class Service:
         return self.proc.returncode
 
 
+def wait_for(pred, timeout=30, what="condition"):
+    """Until pred() is true, checked every 0.1 s; AssertionError after @timeout s (times MULT)."""
+    deadline = time.time() + timeout * MULT
+    while time.time() < deadline:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for " + what)
+
+
 def http(method, port, path, body=None, headers=None, timeout=30):
     """One request on 127.0.0.1:port; returns (status, headers dict lower-cased, body bytes)."""
     c = httpclient.HTTPConnection("127.0.0.1", port, timeout=timeout * MULT)
