@@ -1,8 +1,11 @@
 /* Tests for common/src/kafka.c against devstack (librdkafka's mock cluster on loopback). */
 #include "tn_test.h"
 
+#include <dirent.h>
 #include <inttypes.h>
+#include <librdkafka/rdkafka.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -941,6 +944,78 @@ static void test_wake_fetchers_every_leader(void **state)
     free(t);
 }
 
+/* The threads of this process named @p comm whose priority is nice 19, as /proc shows them;
+ * @p slice gets the slice (ns) of the last one, or 0 when the kernel does not show slices. */
+static int niced_threads(const char *comm, long *slice)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    for (struct dirent *de; (de = readdir(d));) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[300], line[256], name[64] = "";
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", de->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue; /* the thread ended */
+        if (fgets(name, sizeof(name), f))
+            name[strcspn(name, "\n")] = '\0';
+        fclose(f);
+        snprintf(path, sizeof(path), "/proc/self/task/%s/sched", de->d_name);
+        if (strcmp(name, comm) || !(f = fopen(path, "r")))
+            continue;
+        long prio = 0, sl = 0;
+        while (fgets(line, sizeof(line), f)) {
+            sscanf(line, "prio : %ld", &prio);
+            sscanf(line, "se.slice : %ld", &sl);
+        }
+        fclose(f);
+        if (prio == 120 + 19) {
+            n++;
+            *slice = sl;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+/* librdkafka before 2.4 spins its main thread through the last millisecond before each timer,
+ * and a transactional producer arms a 1 ms timer per registration of partitions: that thread
+ * runs at nice 19 with the shortest slice (100 us) so that the threads doing the work take the
+ * core back from it; nothing else does (the broker threads carry the transactions' records). */
+static void test_txn_main_thread_yields(void **state)
+{
+    fx_t *f = *state;
+    if (rd_kafka_version() >= 0x020400ff)
+        skip();
+    long slice = 0, own = 0;
+    assert_int_equal(niced_threads("rdk:main", &slice), 0); /* devstack's own */
+    tn_kafka_producer_t *plain = producer(f, NULL);
+    assert_int_equal(niced_threads("rdk:main", &slice), 0);
+    tn_kafka_producer_t *p = producer(f, "taina-test-nice");
+    tn_kafka_error_t e;
+    assert_int_equal(tn_kafka_txn_init(p, tn_test_timeout_ms(20000), &e), TN_OK);
+    assert_int_equal(niced_threads("rdk:main", &slice), 1);
+    /* a kernel that shows slices (6.6 and later) grants the custom one from 6.12 on */
+    FILE *sf = fopen("/proc/self/sched", "r");
+    char line[256];
+    while (sf && fgets(line, sizeof(line), sf))
+        sscanf(line, "se.slice : %ld", &own);
+    if (sf)
+        fclose(sf);
+    if (own && own != 100000)
+        assert_int_equal(slice, 100000);
+    for (int b = 1; b <= 3; b++) { /* the threads of the cluster's brokers */
+        char name[16];
+        snprintf(name, sizeof(name), "rdk:broker%d", b);
+        assert_int_equal(niced_threads(name, &slice), 0);
+    }
+    tn_kafka_producer_destroy(p);
+    tn_kafka_producer_destroy(plain);
+    assert_int_equal(niced_threads("rdk:main", &slice), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -951,6 +1026,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_commit_and_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_consumers_split, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_txn_main_thread_yields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stores_txn_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_explicit_offsets, setup, teardown),
