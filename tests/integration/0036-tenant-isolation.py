@@ -16,15 +16,14 @@ because nothing was indexed."""
 import json
 import os
 import sys
-import time
 import uuid
 
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from pg import Postgres  # noqa: E402
-from taina_harness import (MULT, Stack, api_keys, consume, http, ingest_tickets,  # noqa: E402
-                           post_json)
+from taina_harness import (Stack, api_keys, consume, http, ingest_tickets,  # noqa: E402
+                           post_json, wait_for)
 from voice_support import voice_client  # noqa: E402
 
 KA, KB = "iso-key-a-0123456789abcdef", "iso-key-b-0123456789abcdef"
@@ -57,15 +56,6 @@ def words_in(obj, words):
 
 def hits_of(path, r):
     return r["results"] if path == "/v1/search" else r["citations"]
-
-
-def wait_for(pred, what, timeout=60):
-    deadline = time.time() + timeout * MULT
-    while time.time() < deadline:
-        if pred():
-            return
-        time.sleep(0.3)
-    raise AssertionError("%s: not in time" % what)
 
 
 def search_ids(port, key, question, filters=None):
@@ -112,7 +102,7 @@ def stack():
             for key, ids, q in ((KA, ids_a, Q_A), (KB, ids_b, Q_B)):
                 wait_for(lambda: set(ids) <= {x["ticket_id"] for x in
                                               search_ids(port, key, q)["results"]},
-                         "documents searchable on rag %d" % port)
+                         60, "documents searchable on rag %d" % port)
         yield {"st": st, "pg": pg, "pipe": pipe, "ingest": pipe["ingest"], "rag": pipe["rag"],
                "vg": vg, "appt": appt, "fake_booking": fake_b, "ids_a": ids_a, "ids_b": ids_b,
                # every ticket of each tenant, as the tests add some
@@ -206,7 +196,7 @@ def test_reusing_the_other_tenants_ticket_id(stack):
         "ticket_id": tid, "title": "Aviso pentarquio",
         "body": "El aviso pentarquio de A reemplaza lo que diga la ventanilla quelbaria."}])
     assert items[0]["status"] == "accepted"
-    wait_for(a_has_it(True), "A's ticket under B's id indexed")
+    wait_for(a_has_it(True), 60, "A's ticket under B's id indexed")
     for r in rags:
         res = search_ids(r.port, KB, Q_B, {"ticket_id": tid})["results"]
         assert res and all(x["ticket_id"] == tid for x in res)
@@ -216,7 +206,7 @@ def test_reusing_the_other_tenants_ticket_id(stack):
     items = ingest_tickets(stack["ingest"].port, KA, [{
         "ticket_id": tid, "title": "Aviso pentarquio", "body": "", "deleted": True}])
     assert items[0]["status"] == "accepted"
-    wait_for(a_has_it(False), "A's ticket deleted")
+    wait_for(a_has_it(False), 60, "A's ticket deleted")
     for r in rags:
         res = search_ids(r.port, KB, Q_B, {"ticket_id": tid})["results"]
         assert res and words_in(res, ("zorvanita",)), "A's delete removed B's ticket: %s" % res
@@ -270,7 +260,7 @@ def test_appointments_of_the_other_tenant_do_not_exist(stack):
         st, data = get(KB, rid)
         return json.loads(data)["status"] if st == 200 else None
 
-    wait_for(lambda: b_status() == "booked", "B's request booked", 30)
+    wait_for(lambda: b_status() == "booked", 30, "B's request booked")
     unknown = str(uuid.uuid4())
     for method in ("GET", "DELETE"):
         st, _, data = http(method, port, "/v1/appointments/" + rid, None,
