@@ -109,8 +109,9 @@ typedef struct tn_kafka_msg {
 
 /**
  * @brief A producer; with @p transactional_id a transactional one (call tn_kafka_txn_init()),
- *        whose librdkafka main thread runs at nice 10 with librdkafka before 2.4 (it spins through
- *        the last millisecond before each of its timers there; see kafka.c).
+ *        whose librdkafka main thread runs at nice 19 with a 100 us time slice with librdkafka
+ *        before 2.4 (it spins through the last millisecond before each of its timers there; see
+ *        kafka.c).
  * @returns NULL with one sentence in @p errbuf (e.g. an unknown passthrough property).
  *          Caller owns the result; free with tn_kafka_producer_destroy().
  */
