@@ -156,6 +156,7 @@ repeat() {
         printf -v "${kind}_rps" '%s' "$(tr ' ' '\n' <<<"${rs[$kind]}" | grep . | sort -n | sed -n "${mid}p")"
         printf -v "${kind}_cpu" '%s' "$(tr ' ' '\n' <<<"${cs[$kind]}" | grep . | sort -n | sed -n "${mid}p")"
         printf -v "${kind}_kb" '%s' "${kbs[$kind]:-0}"
+        printf -v "${kind}_seq" '%s' "${rs[$kind]}" # in the order run
     done
 }
 
@@ -163,6 +164,9 @@ repeat() {
 measure() {
     repeat "$1" "$2" "$3" "$reps" ceiling taina
     ceil_rps=$ceiling_rps ceil_kb=$ceiling_kb ceil_all=$ceiling_all ceil_cpu=$ceiling_cpu
+    # each taina run against the ceiling's run just before it (the same spell of a shared host)
+    pairs=$(paste -d' ' <(tr ' ' '\n' <<<"$ceiling_seq" | grep .) <(tr ' ' '\n' <<<"$taina_seq" | grep .) |
+        awk '{printf "%.2f\n", $2 / $1}' | sort -n | paste -sd/)
     repeat "$1" "$4" "$3" 1 python
     py_rps=$python_rps py_kb=$python_kb py_cpu=$python_cpu
 }
@@ -181,6 +185,7 @@ report() { # LABEL N N_PY
     printf '    anchor: Python peer          %8s records/s   CPU %6s us/record   peak RSS %5s MB\n' "$py_rps" "$py_cpu" "$(mb "$py_kb")"
     printf '    taina/ceiling %s%% (goal >= 50%%), taina/python %sx (goal >= 10x), taina peak RSS %s MB (goal < 30 MB)\n' \
         "$(echo "$r_ceil * 100 / 1" | bc)" "$r_py" "$rss"
+    printf '    taina/ceiling of each round (taina against the ceiling run just before it): %s\n' "$pairs"
     printf '    CPU per record: taina %s us, Python %s us (%sx less), the passthrough alone %s us\n' \
         "$taina_cpu" "$py_cpu" "$r_cpu" "$ceil_cpu"
     # What this machine allows at best: every core enriching (bench-enrich's CPU per record, one
