@@ -944,6 +944,23 @@ static void test_wake_fetchers_every_leader(void **state)
     free(t);
 }
 
+/* The priority (120 + nice) and slice (ns; 0 when the kernel does not show slices) in the
+ * /proc sched file at @p path; 0, or -1 when it is gone. */
+static int sched_read(const char *path, long *prio, long *slice)
+{
+    char line[256];
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    *prio = *slice = 0;
+    while (fgets(line, sizeof(line), f)) {
+        sscanf(line, "prio : %ld", prio);
+        sscanf(line, "se.slice : %ld", slice);
+    }
+    fclose(f);
+    return 0;
+}
+
 /* The threads of this process named @p comm whose priority is nice 19, as /proc shows them;
  * @p slice gets the slice (ns) of the last one, or 0 when the kernel does not show slices. */
 static int niced_threads(const char *comm, long *slice)
@@ -954,7 +971,7 @@ static int niced_threads(const char *comm, long *slice)
     for (struct dirent *de; (de = readdir(d));) {
         if (de->d_name[0] == '.')
             continue;
-        char path[300], line[256], name[64] = "";
+        char path[300], name[64] = "";
         snprintf(path, sizeof(path), "/proc/self/task/%s/comm", de->d_name);
         FILE *f = fopen(path, "r");
         if (!f)
@@ -963,14 +980,9 @@ static int niced_threads(const char *comm, long *slice)
             name[strcspn(name, "\n")] = '\0';
         fclose(f);
         snprintf(path, sizeof(path), "/proc/self/task/%s/sched", de->d_name);
-        if (strcmp(name, comm) || !(f = fopen(path, "r")))
+        long prio, sl;
+        if (strcmp(name, comm) || sched_read(path, &prio, &sl))
             continue;
-        long prio = 0, sl = 0;
-        while (fgets(line, sizeof(line), f)) {
-            sscanf(line, "prio : %ld", &prio);
-            sscanf(line, "se.slice : %ld", &sl);
-        }
-        fclose(f);
         if (prio == 120 + 19) {
             n++;
             *slice = sl;
@@ -989,7 +1001,7 @@ static void test_txn_main_thread_yields(void **state)
     fx_t *f = *state;
     if (rd_kafka_version() >= 0x020400ff)
         skip();
-    long slice = 0, own = 0;
+    long slice = 0, own_prio, own = 0;
     assert_int_equal(niced_threads("rdk:main", &slice), 0); /* devstack's own */
     tn_kafka_producer_t *plain = producer(f, NULL);
     assert_int_equal(niced_threads("rdk:main", &slice), 0);
@@ -998,12 +1010,7 @@ static void test_txn_main_thread_yields(void **state)
     assert_int_equal(tn_kafka_txn_init(p, tn_test_timeout_ms(20000), &e), TN_OK);
     assert_int_equal(niced_threads("rdk:main", &slice), 1);
     /* a kernel that shows slices (6.6 and later) grants the custom one from 6.12 on */
-    FILE *sf = fopen("/proc/self/sched", "r");
-    char line[256];
-    while (sf && fgets(line, sizeof(line), sf))
-        sscanf(line, "se.slice : %ld", &own);
-    if (sf)
-        fclose(sf);
+    assert_int_equal(sched_read("/proc/self/sched", &own_prio, &own), 0);
     if (own && own != 100000)
         assert_int_equal(slice, 100000);
     for (int b = 1; b <= 3; b++) { /* the threads of the cluster's brokers */
