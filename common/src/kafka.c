@@ -1,6 +1,7 @@
 /* Kafka through librdkafka: producer, consumer, transactions, DLQ, lag gauges. */
 #include "taina/kafka.h"
 
+#include <dlfcn.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -291,27 +293,92 @@ static void *poll_thread(void *arg)
 
 /*
  * librdkafka before 2.4 serves its main thread's queue with the time to the next timer rounded
- * down to whole milliseconds, so it spins through the last millisecond before each timer
- * (librdkafka#4671). A transactional producer arms a 1 ms timer for each registration of
- * partitions with the transaction, twice per transaction with checkpoints: at 1 KB tickets that
- * thread took 18% of taina-ingest's CPU. Its main thread runs at the lowest priority (nice 19):
- * the spin then mostly yields to the threads doing the work while the transaction protocol it
- * drives still runs whenever a core is free. Nice 10 took a third of that thread's CPU away;
- * 19 gained another 6% records/s in taina-ingest at 1 KB on 2 cores (14 interleaved runs,
- * median 80.7k -> 85.9k) and 12% in the bench's transactional passthrough (SCHED_IDLE, lower
- * still, made commits slower).
+ * down to whole milliseconds, so it busy-waits through the last millisecond before each timer
+ * (librdkafka#4671), and a transactional producer arms a 1 ms timer at each registration of
+ * partitions with the transaction and another after each answer to one: at 1 KB tickets that
+ * thread took 17% of taina-ingest's CPU, 1 ms of spinning per transaction.
  *
- * And with the shortest time slice Linux grants (100 us, a custom slice since Linux 6.12; older
- * kernels ignore it): EEVDF lets the task on a core run out its slice before a task that wakes
- * takes the core (RUN_TO_PARITY), 1.4 ms by default on 2 cores, longer than the spin, so once
- * the spinning thread had a core, a woken enrichment or broker thread waited for the rest of
- * it. With 100 us taina-ingest at 1 KB was faster in 12 of 14 interleaved runs (medians 83.7k
- * -> 91.8k and 88.3k -> 90.0k records/s; the bench's passthrough, the same code, 6 runs: no
- * gain). Threads it starts inherit both: the internal broker thread, which idles.
+ * That thread naps instead: the process's clock_gettime() (below, which librdkafka's clock
+ * calls) counts the calls of the thread, and one that reads the clock NAP_CALLS times within
+ * NAP_WINDOW_NS is busy-waiting; it sleeps NAP_NS (its timer then fires up to that much late),
+ * then reads the clock again. The thread uses some 70 ms of CPU in a 100,000-record run instead
+ * of 250, and runs at nice 0 with the shortest slice Linux grants (100 us, a custom slice since
+ * Linux 6.12; older kernels ignore it), so that it registers partitions and answers the
+ * transaction's calls as soon as it wakes. Before, it spun at nice 19 (sessions 22-23): the spin
+ * then mostly yielded, but the thread also waited for a core 2-3 ms at a time while the
+ * enrichment kept both busy, and the transaction's records waited with it for their
+ * registration (the commit's flush took 3.2-3.7 ms; with naps 2.5-2.7).
+ *
+ * tn_kafka_opts_t.spin_nice keeps the spin at nice 19 instead (bench-ingest's passthrough, a
+ * loop that waits for each commit on an otherwise idle core, is faster so: the ceiling at its
+ * best). Only librdkafka's main threads of transactional producers are affected; every other
+ * thread's clock_gettime() is the C library's plus one thread-local test.
  */
 #define SPIN_FIXED_VERSION 0x020400ff
 #define SPIN_NICE          19
 #define SPIN_SLICE_NS      100000
+#define NAP_WINDOW_NS      50000
+#define NAP_CALLS          50
+#define NAP_NS             200000
+
+static atomic_ulong main_naps;         /* tn_kafka_main_thread_naps() */
+static __thread int nap_guard;         /* this thread is a transactional main thread */
+static __thread int64_t nap_window_ns; /* when its current window of calls began */
+static __thread int nap_calls;         /* its calls in that window */
+typedef int (*clock_gettime_fn)(clockid_t, struct timespec *);
+static _Atomic(clock_gettime_fn) libc_clock_gettime;
+
+static int clock_gettime_syscall(clockid_t clk, struct timespec *ts)
+{
+    return (int)syscall(SYS_clock_gettime, clk, ts);
+}
+
+/* The next definition of clock_gettime() after this program's own (the C library's, or a
+ * sanitizer's in front of it). */
+static clock_gettime_fn clock_gettime_next(void)
+{
+    clock_gettime_fn f = atomic_load_explicit(&libc_clock_gettime, memory_order_acquire);
+    if (f)
+        return f;
+    void *sym = dlsym(RTLD_NEXT, "clock_gettime");
+    if (sym)
+        memcpy(&f, &sym, sizeof(f)); /* ISO C has no object-to-function pointer conversion */
+    else
+        f = clock_gettime_syscall;
+    atomic_store_explicit(&libc_clock_gettime, f, memory_order_release);
+    return f;
+}
+
+__attribute__((constructor)) static void clock_gettime_resolve(void)
+{
+    clock_gettime_next();
+}
+
+/* librdkafka reads the clock through the process's clock_gettime(): this one. */
+int clock_gettime(clockid_t clk, struct timespec *ts)
+{
+    int rc = clock_gettime_next()(clk, ts);
+    if (!nap_guard || rc != 0 || clk != CLOCK_MONOTONIC)
+        return rc;
+    int64_t now = (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+    if (now - nap_window_ns > NAP_WINDOW_NS) {
+        nap_window_ns = now;
+        nap_calls = 0;
+    } else if (++nap_calls >= NAP_CALLS) { /* busy-waiting for a timer */
+        struct timespec nap = {0, NAP_NS};
+        nanosleep(&nap, NULL);
+        atomic_fetch_add_explicit(&main_naps, 1, memory_order_relaxed);
+        rc = clock_gettime_next()(clk, ts);
+        nap_window_ns = (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+        nap_calls = 0;
+    }
+    return rc;
+}
+
+unsigned long tn_kafka_main_thread_naps(void)
+{
+    return atomic_load(&main_naps);
+}
 
 /* The kernel's sched_attr (its first version, 48 bytes): glibc 2.36 declares neither it nor
  * sched_setattr(), and <linux/sched/types.h> clashes with <sched.h>. */
@@ -323,27 +390,31 @@ typedef struct sched_attr_v0 {
     uint64_t sched_runtime, sched_deadline, sched_period;
 } sched_attr_v0_t;
 
-static rd_kafka_resp_err_t main_thread_nice(rd_kafka_t *rk, rd_kafka_thread_type_t type,
-                                            const char *name, void *opaque)
+/* The on_thread_start interceptor of a transactional producer: its main thread naps, or with
+ * @p opaque (spin_nice) spins at nice 19; both with the shortest slice. */
+static rd_kafka_resp_err_t main_thread_start(rd_kafka_t *rk, rd_kafka_thread_type_t type,
+                                             const char *name, void *opaque)
 {
-    (void)rk, (void)name, (void)opaque;
+    (void)rk, (void)name;
     if (type != RD_KAFKA_THREAD_MAIN)
         return RD_KAFKA_RESP_ERR_NO_ERROR;
+    int nice = opaque ? SPIN_NICE : 0;
+    nap_guard = !opaque;
     pid_t tid = (pid_t)syscall(SYS_gettid);
     sched_attr_v0_t a = {.size = sizeof(a),
                          .sched_policy = SCHED_OTHER,
-                         .sched_nice = SPIN_NICE,
+                         .sched_nice = nice,
                          .sched_runtime = SPIN_SLICE_NS};
-    if (syscall(SYS_sched_setattr, tid, &a, 0) != 0) /* filtered (seccomp): the nice alone */
-        setpriority(PRIO_PROCESS, (id_t)tid, SPIN_NICE);
+    if (syscall(SYS_sched_setattr, tid, &a, 0) != 0 && nice) /* filtered (seccomp) */
+        setpriority(PRIO_PROCESS, (id_t)tid, nice);
     return RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
-static rd_kafka_resp_err_t add_main_thread_nice(rd_kafka_t *rk, const rd_kafka_conf_t *conf,
-                                                void *opaque, char *errstr, size_t errlen)
+static rd_kafka_resp_err_t add_main_thread_start(rd_kafka_t *rk, const rd_kafka_conf_t *conf,
+                                                 void *opaque, char *errstr, size_t errlen)
 {
     (void)conf, (void)errstr, (void)errlen;
-    return rd_kafka_interceptor_add_on_thread_start(rk, "taina-nice", main_thread_nice, opaque);
+    return rd_kafka_interceptor_add_on_thread_start(rk, "taina-main", main_thread_start, opaque);
 }
 
 tn_kafka_producer_t *tn_kafka_producer_new(const tn_kafka_opts_t *o, const char *transactional_id,
@@ -361,7 +432,8 @@ tn_kafka_producer_t *tn_kafka_producer_new(const tn_kafka_opts_t *o, const char 
         return NULL;
     }
     if (transactional_id && rd_kafka_version() < SPIN_FIXED_VERSION)
-        rd_kafka_conf_interceptor_add_on_new(conf, "taina-nice", add_main_thread_nice, NULL);
+        rd_kafka_conf_interceptor_add_on_new(conf, "taina-main", add_main_thread_start,
+                                             o->spin_nice ? (void *)1 : NULL);
     tn_kafka_producer_t *p = tn_xcalloc(1, sizeof(*p));
     p->transactional = transactional_id != NULL;
     kmetrics_init(&p->km, o->metrics);

@@ -67,6 +67,10 @@ typedef struct tn_kafka_opts {
      *  line with its group's ConsumerLagSum to stdout (tn_metrics_emf_lag()). */
     const char *emf_namespace;
     const char *emf_service; /**< the EMF `Service` dimension (the program's name) */
+    /** Transactional producers with librdkafka before 2.4, whose main thread busy-waits the
+     *  last millisecond before each timer: 0 (the default) = it naps instead; 1 = it spins at
+     *  nice 19 (kafka.c). */
+    int spin_nice;
 } tn_kafka_opts_t;
 
 /** One header of a record to produce. */
@@ -109,9 +113,8 @@ typedef struct tn_kafka_msg {
 
 /**
  * @brief A producer; with @p transactional_id a transactional one (call tn_kafka_txn_init()),
- *        whose librdkafka main thread runs at nice 19 with a 100 us time slice with librdkafka
- *        before 2.4 (it spins through the last millisecond before each of its timers there; see
- *        kafka.c).
+ *        whose librdkafka main thread, with librdkafka before 2.4, naps where it would
+ *        busy-wait for its timers, and runs with a 100 us time slice (kafka.c; o->spin_nice).
  * @returns NULL with one sentence in @p errbuf (e.g. an unknown passthrough property).
  *          Caller owns the result; free with tn_kafka_producer_destroy().
  */
@@ -119,6 +122,9 @@ tn_kafka_producer_t *tn_kafka_producer_new(const tn_kafka_opts_t *o, const char 
                                            char *errbuf, size_t errlen);
 /** @brief Flush (up to 10 s), stop the poll thread and free. NULL ok. */
 void tn_kafka_producer_destroy(tn_kafka_producer_t *p);
+/** @brief How many naps transactional producers' main threads took in place of busy-waiting
+ *         (all producers of the process; see tn_kafka_producer_new()). */
+unsigned long tn_kafka_main_thread_naps(void);
 
 /**
  * @brief Enqueue one record; the outcome arrives as a delivery report (counted).

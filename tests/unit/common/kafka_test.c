@@ -961,9 +961,9 @@ static int sched_read(const char *path, long *prio, long *slice)
     return 0;
 }
 
-/* The threads of this process named @p comm whose priority is nice 19, as /proc shows them;
- * @p slice gets the slice (ns) of the last one, or 0 when the kernel does not show slices. */
-static int niced_threads(const char *comm, long *slice)
+/* The threads of this process named @p comm whose priority is @p prio (120 + nice), as /proc
+ * shows them, and with @p slice (ns) unless it is 0. */
+static int threads_at(const char *comm, long prio, long slice)
 {
     int n = 0;
     DIR *d = opendir("/proc/self/task");
@@ -980,47 +980,77 @@ static int niced_threads(const char *comm, long *slice)
             name[strcspn(name, "\n")] = '\0';
         fclose(f);
         snprintf(path, sizeof(path), "/proc/self/task/%s/sched", de->d_name);
-        long prio, sl;
-        if (strcmp(name, comm) || sched_read(path, &prio, &sl))
+        long pr, sl;
+        if (strcmp(name, comm) || sched_read(path, &pr, &sl))
             continue;
-        if (prio == 120 + 19) {
-            n++;
-            *slice = sl;
-        }
+        n += pr == prio && (!slice || sl == slice);
     }
     closedir(d);
     return n;
 }
 
-/* librdkafka before 2.4 spins its main thread through the last millisecond before each timer,
- * and a transactional producer arms a 1 ms timer per registration of partitions: that thread
- * runs at nice 19 with the shortest slice (100 us) so that the threads doing the work take the
- * core back from it; nothing else does (the broker threads carry the transactions' records). */
-static void test_txn_main_thread_yields(void **state)
+/* @p n transactions of one record each to @p t. */
+static void transactions(fx_t *f, tn_kafka_producer_t *p, const char *t, int n)
+{
+    (void)f;
+    tn_kafka_error_t e;
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(tn_kafka_txn_begin(p, &e), TN_OK);
+        char key[16];
+        snprintf(key, sizeof(key), "k%d", i);
+        tn_kafka_record_t r = {t, -1, key, strlen(key), "v", 1, NULL, 0};
+        assert_int_equal(tn_kafka_produce(p, &r, NULL), TN_OK);
+        assert_int_equal(tn_kafka_txn_commit(p, NULL, tn_test_timeout_ms(20000), &e), TN_OK);
+    }
+}
+
+/* librdkafka before 2.4 busy-waits its main thread through the last millisecond before each
+ * timer, and a transactional producer arms 1 ms timers around each registration of partitions:
+ * that thread naps instead (kafka.c), at nice 0 with the shortest slice (100 us); with
+ * spin_nice it spins at nice 19 instead, and naps no more. No other thread is touched. */
+static void test_txn_main_thread_naps(void **state)
 {
     fx_t *f = *state;
     if (rd_kafka_version() >= 0x020400ff)
         skip();
-    long slice = 0, own_prio, own = 0;
-    assert_int_equal(niced_threads("rdk:main", &slice), 0); /* devstack's own */
+    char *t = topic(f, "naps", 2);
+    long own_prio, own = 0;
+    assert_int_equal(sched_read("/proc/self/sched", &own_prio, &own), 0);
+    /* a kernel that shows slices (6.6 and later) grants custom ones from 6.12 on */
+    long slice = own && own != 100000 ? 100000 : 0;
+    assert_int_equal(threads_at("rdk:main", 139, 0), 0); /* devstack's own */
     tn_kafka_producer_t *plain = producer(f, NULL);
-    assert_int_equal(niced_threads("rdk:main", &slice), 0);
-    tn_kafka_producer_t *p = producer(f, "taina-test-nice");
+    tn_kafka_producer_t *p = producer(f, "taina-test-naps");
     tn_kafka_error_t e;
     assert_int_equal(tn_kafka_txn_init(p, tn_test_timeout_ms(20000), &e), TN_OK);
-    assert_int_equal(niced_threads("rdk:main", &slice), 1);
-    /* a kernel that shows slices (6.6 and later) grants the custom one from 6.12 on */
-    assert_int_equal(sched_read("/proc/self/sched", &own_prio, &own), 0);
-    if (own && own != 100000)
-        assert_int_equal(slice, 100000);
-    for (int b = 1; b <= 3; b++) { /* the threads of the cluster's brokers */
+    assert_int_equal(threads_at("rdk:main", 139, 0), 0);
+    if (slice)
+        assert_int_equal(threads_at("rdk:main", 120, slice), 1);
+    unsigned long before = tn_kafka_main_thread_naps();
+    transactions(f, p, t, 20);
+    unsigned long napped = tn_kafka_main_thread_naps() - before;
+    assert_true(napped > 0);
+
+    tn_kafka_producer_destroy(p);
+
+    /* spin_nice: nice 19 and the same slice, no naps */
+    f->o.spin_nice = 1;
+    tn_kafka_producer_t *spinner = producer(f, "taina-test-spin");
+    f->o.spin_nice = 0;
+    assert_int_equal(tn_kafka_txn_init(spinner, tn_test_timeout_ms(20000), &e), TN_OK);
+    assert_int_equal(threads_at("rdk:main", 139, slice), 1);
+    before = tn_kafka_main_thread_naps();
+    transactions(f, spinner, t, 5);
+    assert_int_equal(tn_kafka_main_thread_naps(), before);
+    for (int b = 1; b <= 3; b++) { /* the threads of the cluster's brokers: untouched */
         char name[16];
         snprintf(name, sizeof(name), "rdk:broker%d", b);
-        assert_int_equal(niced_threads(name, &slice), 0);
+        assert_int_equal(threads_at(name, 139, 0), 0);
     }
-    tn_kafka_producer_destroy(p);
+    tn_kafka_producer_destroy(spinner);
     tn_kafka_producer_destroy(plain);
-    assert_int_equal(niced_threads("rdk:main", &slice), 0);
+    assert_int_equal(threads_at("rdk:main", 139, 0), 0);
+    free(t);
 }
 
 int main(void)
@@ -1033,7 +1063,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_commit_and_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_consumers_split, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_txn_main_thread_yields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_txn_main_thread_naps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stores_txn_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_explicit_offsets, setup, teardown),
