@@ -221,6 +221,7 @@ struct tn_kafka_producer {
     pthread_mutex_t park_mu;
     pthread_cond_t park_cv;
     int flushers, parked; /* under park_mu */
+    int soon;             /* under park_mu: tn_kafka_txn_commit_soon() holds one of the flushers */
 };
 
 static void sync_batch_release(sync_batch_t *b)
@@ -1523,11 +1524,25 @@ static void flush_begin(tn_kafka_producer_t *p)
     pthread_mutex_unlock(&p->park_mu);
 }
 
-static void flush_end(tn_kafka_producer_t *p)
+/* The commit or abort is over: the poll thread serves delivery reports again (@p n: the
+ * flushers this call leaves, besides a tn_kafka_txn_commit_soon()'s). */
+static void flush_end(tn_kafka_producer_t *p, int n)
 {
     pthread_mutex_lock(&p->park_mu);
-    p->flushers--;
+    p->flushers -= n + p->soon;
+    p->soon = 0;
     pthread_cond_broadcast(&p->park_cv);
+    pthread_mutex_unlock(&p->park_mu);
+}
+
+void tn_kafka_txn_commit_soon(tn_kafka_producer_t *p)
+{
+    pthread_mutex_lock(&p->park_mu);
+    if (!p->soon) {
+        p->soon = 1;
+        p->flushers++;
+        rd_kafka_queue_yield(p->mainq);
+    }
     pthread_mutex_unlock(&p->park_mu);
 }
 
@@ -1578,7 +1593,7 @@ tn_err_t tn_kafka_txn_commit_offsets(tn_kafka_producer_t *p, tn_kafka_consumer_t
                    rd_kafka_err2str(err));
     }
 out:
-    flush_end(p);
+    flush_end(p, 1);
     if (pos)
         rd_kafka_topic_partition_list_destroy(pos);
     return rc;
@@ -1843,6 +1858,7 @@ tn_err_t tn_kafka_txn_abort(tn_kafka_producer_t *p, tn_kafka_consumer_t *cons, i
 {
     tn_err_t rc =
         take_error(rd_kafka_abort_transaction(p->rk, (int)timeout_ms), e, "abort transaction");
+    flush_end(p, 0); /* a tn_kafka_txn_commit_soon() without its commit */
     if (cons && rc == TN_OK)
         rc = tn_kafka_consumer_rewind(cons, timeout_ms);
     else if (cons)

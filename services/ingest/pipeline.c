@@ -891,6 +891,8 @@ static tn_err_t run(ingest_t *in, pool_t *p, committer_t *cm, slot_t *slots, key
                 return TN_ERR_FATAL;
             continue;
         }
+        /* the reports' thread stands aside while the commit is handed over, not after */
+        tn_kafka_txn_commit_soon(in->txn_producer);
         /* the batch's ranges (nothing is polled from here to its commit) */
         commit_start(cm, tn_kafka_consumer_take_offsets(in->consumer), &b, keys);
         eager = f.budget; /* not f.full: once records are small again, batches are held again */

@@ -272,6 +272,14 @@ tn_err_t tn_kafka_txn_commit_offsets(tn_kafka_producer_t *p, tn_kafka_consumer_t
                                      tn_kafka_error_t *e);
 
 /**
+ * @brief The open transaction's records are all produced and its commit comes next (maybe on
+ *        another thread): the thread that serves delivery reports starts standing aside now,
+ *        which the commit would otherwise ask for and wait for (a commit serves the reports
+ *        itself). Until that commit, or an abort, no report is served: produce nothing more.
+ */
+void tn_kafka_txn_commit_soon(tn_kafka_producer_t *p);
+
+/**
  * @brief With checkpoints, right after tn_kafka_txn_begin() and before the batch's outputs: one
  *        empty record per range of @p offs ({"first":F,"next":F}, which readers skip) under the
  *        key its checkpoint will have, so that the checkpoint partitions join the transaction

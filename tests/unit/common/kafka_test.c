@@ -567,6 +567,55 @@ static void test_bad_property(void **state)
 /* Devstack (librdkafka's mock cluster) is the cluster that does not store transactional offsets:
  * ingest writes checkpoints there and not on Kafka (TAINA_INGEST_CHECKPOINTS=auto). A cluster that
  * does not answer is unknown. */
+/* Whether @p p's delivery reports are all served within @p ms (its pending bytes drop to 0). */
+static int reports_served(tn_kafka_producer_t *p, int64_t ms)
+{
+    int64_t deadline = tn_clock_mono_ms() + tn_test_timeout_ms(ms);
+    while (tn_kafka_producer_pending_bytes(p) > 0 && tn_clock_mono_ms() < deadline)
+        tn_clock_sleep_ms(5);
+    return tn_kafka_producer_pending_bytes(p) == 0;
+}
+
+/* tn_kafka_txn_commit_soon(): the reports' thread stands aside until the commit, or an abort,
+ * and serves reports again after either. */
+static void test_commit_soon(void **state)
+{
+    fx_t *f = *state;
+    char *t = topic(f, "soon", 2);
+    tn_kafka_producer_t *p = producer(f, "taina-test-soon");
+    tn_kafka_error_t e;
+    assert_int_equal(tn_kafka_txn_init(p, tn_test_timeout_ms(20000), &e), TN_OK);
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(tn_kafka_txn_begin(p, &e), TN_OK);
+        for (int i = 0; i < 5; i++) {
+            tn_kafka_record_t r = {t, -1, "k", 1, "v", 1, NULL, 0};
+            assert_int_equal(tn_kafka_produce(p, &r, NULL), TN_OK);
+        }
+        /* the reports' thread serves them while the transaction is open */
+        assert_true(reports_served(p, 10000));
+        for (int i = 0; i < 5; i++) {
+            tn_kafka_record_t r = {t, -1, "k", 1, "v", 1, NULL, 0};
+            assert_int_equal(tn_kafka_produce(p, &r, NULL), TN_OK);
+        }
+        tn_kafka_txn_commit_soon(p);
+        tn_kafka_txn_commit_soon(p); /* once is enough */
+        if (round == 2) {
+            assert_int_equal(tn_kafka_txn_abort(p, NULL, tn_test_timeout_ms(20000), &e), TN_OK);
+        } else {
+            assert_int_equal(tn_kafka_txn_commit(p, NULL, tn_test_timeout_ms(20000), &e), TN_OK);
+            assert_int_equal(tn_kafka_producer_pending_bytes(p), 0);
+        }
+    }
+    /* after the commits and the abort, the thread serves reports again */
+    assert_int_equal(tn_kafka_txn_begin(p, &e), TN_OK);
+    tn_kafka_record_t r = {t, -1, "k", 1, "v", 1, NULL, 0};
+    assert_int_equal(tn_kafka_produce(p, &r, NULL), TN_OK);
+    assert_true(reports_served(p, 10000));
+    assert_int_equal(tn_kafka_txn_commit(p, NULL, tn_test_timeout_ms(20000), &e), TN_OK);
+    tn_kafka_producer_destroy(p);
+    free(t);
+}
+
 static void test_stores_txn_offsets(void **state)
 {
     fx_t *f = *state;
@@ -1065,6 +1114,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_main_thread_naps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_soon, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stores_txn_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_explicit_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mark_and_reach_ends, setup, teardown),
