@@ -310,6 +310,11 @@ static void *poll_thread(void *arg)
  * enrichment kept both busy, and the transaction's records waited with it for their
  * registration (the commit's flush took 3.2-3.7 ms; with naps 2.5-2.7).
  *
+ * A nap can fall on a clock read that librdkafka makes holding its timers' lock (one read in three
+ * of the spin's loop): a thread that arms a timer meanwhile (a transaction's first record, once
+ * per transaction) waits up to NAP_NS. In taina-ingest the spin has ended before the next
+ * transaction begins (it follows the registration's answer, in the middle of the commit).
+ *
  * tn_kafka_opts_t.spin_nice keeps the spin at nice 19 instead (bench-ingest's passthrough, a
  * loop that waits for each commit on an otherwise idle core, is faster so: the ceiling at its
  * best). Only librdkafka's main threads of transactional producers are affected; every other
