@@ -11,8 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "taina/buf.h"
@@ -360,13 +360,18 @@ __attribute__((constructor)) static void clock_gettime_resolve(void)
     clock_gettime_next();
 }
 
+static int64_t ts_ns(const struct timespec *ts)
+{
+    return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
 /* librdkafka reads the clock through the process's clock_gettime(): this one. */
 int clock_gettime(clockid_t clk, struct timespec *ts)
 {
     int rc = clock_gettime_next()(clk, ts);
     if (!nap_guard || rc != 0 || clk != CLOCK_MONOTONIC)
         return rc;
-    int64_t now = (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+    int64_t now = ts_ns(ts);
     if (now - nap_window_ns > NAP_WINDOW_NS) {
         nap_window_ns = now;
         nap_calls = 0;
@@ -375,7 +380,7 @@ int clock_gettime(clockid_t clk, struct timespec *ts)
         nanosleep(&nap, NULL);
         atomic_fetch_add_explicit(&main_naps, 1, memory_order_relaxed);
         rc = clock_gettime_next()(clk, ts);
-        nap_window_ns = (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+        nap_window_ns = ts_ns(ts);
         nap_calls = 0;
     }
     return rc;

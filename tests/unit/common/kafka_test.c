@@ -564,9 +564,6 @@ static void test_bad_property(void **state)
     f->o.nprops = 0;
 }
 
-/* Devstack (librdkafka's mock cluster) is the cluster that does not store transactional offsets:
- * ingest writes checkpoints there and not on Kafka (TAINA_INGEST_CHECKPOINTS=auto). A cluster that
- * does not answer is unknown. */
 /* Whether @p p's delivery reports are all served within @p ms (its pending bytes drop to 0). */
 static int reports_served(tn_kafka_producer_t *p, int64_t ms)
 {
@@ -583,20 +580,17 @@ static void test_commit_soon(void **state)
     fx_t *f = *state;
     char *t = topic(f, "soon", 2);
     tn_kafka_producer_t *p = producer(f, "taina-test-soon");
+    tn_kafka_record_t r = {t, -1, "k", 1, "v", 1, NULL, 0};
     tn_kafka_error_t e;
     assert_int_equal(tn_kafka_txn_init(p, tn_test_timeout_ms(20000), &e), TN_OK);
     for (int round = 0; round < 3; round++) {
         assert_int_equal(tn_kafka_txn_begin(p, &e), TN_OK);
-        for (int i = 0; i < 5; i++) {
-            tn_kafka_record_t r = {t, -1, "k", 1, "v", 1, NULL, 0};
+        for (int i = 0; i < 5; i++)
             assert_int_equal(tn_kafka_produce(p, &r, NULL), TN_OK);
-        }
         /* the reports' thread serves them while the transaction is open */
         assert_true(reports_served(p, 10000));
-        for (int i = 0; i < 5; i++) {
-            tn_kafka_record_t r = {t, -1, "k", 1, "v", 1, NULL, 0};
+        for (int i = 0; i < 5; i++)
             assert_int_equal(tn_kafka_produce(p, &r, NULL), TN_OK);
-        }
         tn_kafka_txn_commit_soon(p);
         tn_kafka_txn_commit_soon(p); /* once is enough */
         if (round == 2) {
@@ -608,7 +602,6 @@ static void test_commit_soon(void **state)
     }
     /* after the commits and the abort, the thread serves reports again */
     assert_int_equal(tn_kafka_txn_begin(p, &e), TN_OK);
-    tn_kafka_record_t r = {t, -1, "k", 1, "v", 1, NULL, 0};
     assert_int_equal(tn_kafka_produce(p, &r, NULL), TN_OK);
     assert_true(reports_served(p, 10000));
     assert_int_equal(tn_kafka_txn_commit(p, NULL, tn_test_timeout_ms(20000), &e), TN_OK);
@@ -616,6 +609,9 @@ static void test_commit_soon(void **state)
     free(t);
 }
 
+/* Devstack (librdkafka's mock cluster) is the cluster that does not store transactional offsets:
+ * ingest writes checkpoints there and not on Kafka (TAINA_INGEST_CHECKPOINTS=auto). A cluster that
+ * does not answer is unknown. */
 static void test_stores_txn_offsets(void **state)
 {
     fx_t *f = *state;
@@ -1039,9 +1035,8 @@ static int threads_at(const char *comm, long prio, long slice)
 }
 
 /* @p n transactions of one record each to @p t. */
-static void transactions(fx_t *f, tn_kafka_producer_t *p, const char *t, int n)
+static void transactions(tn_kafka_producer_t *p, const char *t, int n)
 {
-    (void)f;
     tn_kafka_error_t e;
     for (int i = 0; i < n; i++) {
         assert_int_equal(tn_kafka_txn_begin(p, &e), TN_OK);
@@ -1076,7 +1071,7 @@ static void test_txn_main_thread_naps(void **state)
     if (slice)
         assert_int_equal(threads_at("rdk:main", 120, slice), 1);
     unsigned long before = tn_kafka_main_thread_naps();
-    transactions(f, p, t, 20);
+    transactions(p, t, 20);
     unsigned long napped = tn_kafka_main_thread_naps() - before;
     assert_true(napped > 0);
 
@@ -1089,7 +1084,7 @@ static void test_txn_main_thread_naps(void **state)
     assert_int_equal(tn_kafka_txn_init(spinner, tn_test_timeout_ms(20000), &e), TN_OK);
     assert_int_equal(threads_at("rdk:main", 139, slice), 1);
     before = tn_kafka_main_thread_naps();
-    transactions(f, spinner, t, 5);
+    transactions(spinner, t, 5);
     assert_int_equal(tn_kafka_main_thread_naps(), before);
     for (int b = 1; b <= 3; b++) { /* the threads of the cluster's brokers: untouched */
         char name[16];
